@@ -1,0 +1,96 @@
+/**
+ * Names and shapes of the AWS resources, defined once for the CDK app, the
+ * local runtime, the functions and the agent, so local mode is the deployed
+ * shape and not a copy of it.
+ */
+
+/** Default names; a deployed stack may prefix them, and passes the real ones to functions by environment. */
+export const RESOURCE_NAMES = {
+  stream: 'udpwatch-connection-logs',
+  table: 'udpwatch-clients',
+  onFailureQueue: 'udpwatch-aggregate-failures',
+  alarmTopic: 'udpwatch-alarms',
+  metricsNamespace: 'udpwatch',
+  powertoolsService: 'udpwatch',
+} as const;
+
+/** Environment variables through which functions learn where their resources are. */
+export const ENV = {
+  table: 'UDPWATCH_TABLE',
+  stream: 'UDPWATCH_STREAM',
+  /** Seconds of inactivity after which a client is no longer active (default 300). */
+  activeWindow: 'UDPWATCH_ACTIVE_WINDOW',
+  /** Hours items are kept after their last packet before TTL removes them (default 24). */
+  retentionHours: 'UDPWATCH_RETENTION_HOURS',
+  /** Key that signs pagination cursors. */
+  cursorKey: 'UDPWATCH_CURSOR_KEY',
+  /** Endpoint override (local mode) for DynamoDB. */
+  dynamodbEndpoint: 'UDPWATCH_DYNAMODB_ENDPOINT',
+} as const;
+
+/** Metric names published by the metrics function, watched by alarms. */
+export const METRICS = {
+  activeClients: 'ActiveClients',
+  activeClientIps: 'ActiveClientIPs',
+  agentsReporting: 'AgentsReporting',
+  serviceDimension: 'Service',
+  badLines: 'BadLines',
+  badRecords: 'BadRecords',
+} as const;
+
+/** Defaults that the agent, the functions and the API agree on. */
+export const DEFAULTS = {
+  activeWindowSeconds: 300,
+  retentionHours: 24,
+  refreshIntervalSeconds: 60,
+} as const;
+
+/** An attribute of a key or index, as DynamoDB types it. */
+export interface KeyAttribute {
+  name: string;
+  type: 'S' | 'N';
+}
+
+/** A global secondary index of the table (all attributes projected). */
+export interface IndexDefinition {
+  name: string;
+  partitionKey: KeyAttribute;
+  sortKey: KeyAttribute;
+}
+
+/**
+ * The single table: generic string keys, two indexes sorted by last-seen so
+ * "active since T" reads only the active part of a partition, never a Scan.
+ * What each key holds is laid out in `table-keys.ts`.
+ */
+export const TABLE = {
+  partitionKey: { name: 'pk', type: 'S' },
+  sortKey: { name: 'sk', type: 'S' },
+  ttlAttribute: 'ttl',
+  indexes: [
+    {
+      name: 'byActivity',
+      partitionKey: { name: 'gsi1pk', type: 'S' },
+      sortKey: { name: 'lastSeen', type: 'N' },
+    },
+    {
+      name: 'byClientIp',
+      partitionKey: { name: 'gsi2pk', type: 'S' },
+      sortKey: { name: 'lastSeen', type: 'N' },
+    },
+  ],
+} as const satisfies {
+  partitionKey: KeyAttribute;
+  sortKey: KeyAttribute;
+  ttlAttribute: string;
+  indexes: readonly IndexDefinition[];
+};
+
+/** Kinesis event source settings shared by the CDK event source mapping and the local poller. */
+export const AGGREGATE_EVENT_SOURCE = {
+  batchSize: 1000,
+  maxBatchingWindowSeconds: 5,
+  retryAttempts: 10,
+  maxRecordAgeSeconds: 24 * 3600,
+  parallelizationFactor: 2,
+} as const;

@@ -1,0 +1,2 @@
+/** Placeholder entry point of the metrics function; replaced by the real handler. */
+export const handler = async (): Promise<void> => {};
