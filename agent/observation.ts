@@ -1,0 +1,48 @@
+/**
+ * What a source tells the flow table about one UDP flow. Every source (dgram
+ * hook, conntrack, /proc) speaks this shape, so the flow table merges them
+ * without knowing where they came from.
+ */
+import type { FlowSource } from '../contract/wire.js';
+
+/** One flow's activity seen by one source since that source's previous report. */
+export interface PeerObservation {
+  source: FlowSource;
+  /** The daemon's side of the flow (canonical IP, see contract/ip-address.ts). */
+  localIp: string;
+  localPort: number;
+  /** The client's side as the daemon sees it (after any NAT). */
+  remoteIp: string;
+  remotePort: number;
+  /** Deltas since this source's previous observation of this flow. */
+  pktsIn: number;
+  bytesIn: number;
+  pktsOut: number;
+  bytesOut: number;
+  /** Epoch ms of the first packet, when the source knows it. */
+  firstSeen?: number;
+  /** Epoch ms of the latest packet the source knows of. */
+  lastSeen: number;
+  /** Owning process of the local socket, when known. */
+  pid?: number;
+  process?: string;
+  /** The client's address before NAT, when conntrack shows a translation. */
+  natFromIp?: string;
+  natFromPort?: number;
+  /** Application-level client id set by a hooked daemon. */
+  clientId?: string;
+}
+
+/** A local UDP socket that receives from many peers: the daemon side of flows. */
+export interface ListeningSocket {
+  localIp: string;
+  localPort: number;
+  family: 4 | 6;
+  inode: number;
+  pid?: number;
+  process?: string;
+  cmdline?: string;
+  /** Datagrams the kernel dropped on this socket (receive buffer full, ...). */
+  drops: number;
+  rxQueueBytes: number;
+}
