@@ -2,11 +2,13 @@
  * Starts kinesalite and dynalite in-process and creates the stream and table
  * exactly as `contract/resources.ts` defines them.
  */
-import type { AddressInfo } from 'node:net';
+
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import {
   CreateTableCommand,
   type DynamoDBClient,
+  ResourceInUseException as TableInUseException,
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
 import {
@@ -15,7 +17,6 @@ import {
   type KinesisClient,
   ResourceInUseException,
 } from '@aws-sdk/client-kinesis';
-import { ResourceInUseException as TableInUseException } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import kinesalite from 'kinesalite';
 import { RESOURCE_NAMES, TABLE } from '../contract/resources.js';
@@ -130,7 +131,10 @@ export async function createTable(dynamodb: DynamoDBClient, tableName: string): 
   } catch (err) {
     if (!(err instanceof TableInUseException)) throw err;
   }
-  await waitUntilTableExists({ client: dynamodb, maxWaitTime: 30, minDelay: 1 }, { TableName: tableName });
+  await waitUntilTableExists(
+    { client: dynamodb, maxWaitTime: 30, minDelay: 1 },
+    { TableName: tableName },
+  );
 }
 
 /** Starts both emulators, creates the stream and the table, and returns clients for them. */
