@@ -144,6 +144,7 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
   const tableName = options.tableName ?? RESOURCE_NAMES.table;
   const kinesisServer: Server = kinesalite({
     createStreamMs: 0,
+    shardLimit: 50,
     deleteStreamMs: 0,
     updateStreamMs: 0,
     ...(options.dataDir ? { path: `${options.dataDir}/kinesis` } : {}),

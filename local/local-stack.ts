@@ -1,0 +1,188 @@
+/**
+ * The whole local AWS runtime in one call: emulators with the stream and
+ * table, the event-source poller feeding the aggregate handler, the HTTP API
+ * in front of the query handler, the metrics schedule and the TTL sweeper,
+ * with the environment the functions expect. Tests and `npm start` use it.
+ */
+import { ENV } from '../contract/resources.js';
+import { type ApiHandler, type ApiServer, startApiServer } from './api-gateway-adapter.js';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from './aws-clients.js';
+import { type Emulators, startEmulators } from './emulators.js';
+import {
+  type EventSourcePoller,
+  type PollerFailure,
+  type PollerOptions,
+  startEventSourcePoller,
+} from './event-source-poller.js';
+import { type Schedule, type ScheduledHandler, startSchedule } from './scheduled-invoker.js';
+import { startTtlSweeper, type TtlSweeper } from './ttl-sweeper.js';
+
+/** The aggregate function, as the event source mapping invokes it. */
+export type AggregateHandler = PollerOptions['handler'];
+
+/** Handlers the stack runs; any may be left out. */
+export interface LocalHandlers {
+  aggregate?: AggregateHandler;
+  query?: ApiHandler;
+  metrics?: ScheduledHandler;
+}
+
+export interface LocalStackOptions {
+  host?: string;
+  /** 0 or omitted picks a free port (tests); npm start passes 4567, 4568 and 7787. */
+  ports?: { kinesis?: number; dynamodb?: number; api?: number };
+  /** Keep emulator data on disk here instead of in memory. */
+  dataDir?: string;
+  shardCount?: number;
+  aggregateHandler?: AggregateHandler;
+  queryHandler?: ApiHandler;
+  metricsHandler?: ScheduledHandler;
+  /**
+   * Loads handlers once the functions' environment is set: the real handlers
+   * read their configuration when their module is imported.
+   */
+  loadHandlers?: () => Promise<LocalHandlers>;
+  /** Extra function environment (e.g. ENV.activeWindow); wins over the defaults. */
+  functionEnv?: Record<string, string>;
+  /** Event source settings (batch size, window, retries, starting position...). */
+  poller?: Omit<PollerOptions, 'kinesis' | 'streamName' | 'handler'>;
+  /** How often the metrics function runs (default 60 s, like its schedule rule). */
+  metricsIntervalMs?: number;
+  onMetrics?: (result: unknown) => void;
+  /** How often expired items are swept (default 60 s). */
+  sweepIntervalMs?: number;
+  /** Told each step as it starts, for progress output. */
+  onProgress?: (step: string) => void;
+}
+
+/** A running local stack; parts whose handler was not given are absent. */
+export interface LocalStack {
+  emulators: Emulators;
+  /** The environment given to the functions. */
+  env: Record<string, string>;
+  poller?: EventSourcePoller;
+  api?: ApiServer;
+  metrics?: Schedule;
+  sweeper: TtlSweeper;
+  /** The on-failure destination: batches the poller gave up on, oldest first. */
+  failures: PollerFailure[];
+  stop(): Promise<void>;
+}
+
+/** The environment the functions read, pointing at these emulators. */
+export function functionEnvironment(
+  emulators: Emulators,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    [ENV.table]: emulators.tableName,
+    [ENV.stream]: emulators.streamName,
+    [ENV.dynamodbEndpoint]: emulators.dynamodbEndpoint,
+    // The functions' SDK clients use the default credential chain; the emulators accept any keys.
+    AWS_REGION: LOCAL_REGION,
+    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    ...extra,
+  };
+}
+
+/** Sets variables in process.env and returns a function that puts the old values back. */
+function applyEnvironment(env: Record<string, string>): () => void {
+  const previous = new Map<string, string | undefined>();
+  for (const [name, value] of Object.entries(env)) {
+    previous.set(name, process.env[name]);
+    process.env[name] = value;
+  }
+  return () => {
+    for (const [name, value] of previous) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+}
+
+/** Starts the emulators and every part whose handler is given; on any failure stops what started. */
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const host = options.host ?? '127.0.0.1';
+  const ports = options.ports ?? {};
+  const progress = options.onProgress ?? (() => {});
+  progress('starting the Kinesis and DynamoDB emulators, creating the stream and table');
+  const emulators = await startEmulators({
+    host,
+    kinesisPort: ports.kinesis ?? 0,
+    dynamodbPort: ports.dynamodb ?? 0,
+    dataDir: options.dataDir,
+    shardCount: options.shardCount,
+  });
+  const env = functionEnvironment(emulators, options.functionEnv);
+  const restoreEnv = applyEnvironment(env);
+  const stoppers: (() => Promise<void>)[] = [
+    async () => {
+      await emulators.stop();
+      restoreEnv();
+    },
+  ];
+  const stopAll = async () => {
+    // Reverse order: consumers before the emulators they talk to.
+    for (const stop of stoppers.splice(0).reverse()) await stop();
+  };
+
+  try {
+    if (options.loadHandlers) progress('loading the function handlers');
+    const loaded = (await options.loadHandlers?.()) ?? {};
+    const aggregate = options.aggregateHandler ?? loaded.aggregate;
+    const query = options.queryHandler ?? loaded.query;
+    const metricsHandler = options.metricsHandler ?? loaded.metrics;
+    const failures: PollerFailure[] = [];
+
+    const sweeper = startTtlSweeper({
+      dynamodb: emulators.dynamodb,
+      tableName: emulators.tableName,
+      intervalMs: options.sweepIntervalMs ?? 60_000,
+    });
+    stoppers.push(() => sweeper.stop());
+
+    let poller: EventSourcePoller | undefined;
+    if (aggregate) {
+      const userSink = options.poller?.onFailure;
+      progress('starting the Kinesis event source poller');
+      const started = startEventSourcePoller({
+        ...options.poller,
+        kinesis: emulators.kinesis,
+        streamName: emulators.streamName,
+        handler: aggregate,
+        onFailure: async (failure) => {
+          failures.push(failure);
+          await userSink?.(failure);
+        },
+      });
+      poller = started;
+      stoppers.push(() => started.stop());
+    }
+
+    let api: ApiServer | undefined;
+    if (query) {
+      progress('starting the HTTP API');
+      const started = await startApiServer({ handler: query, host, port: ports.api ?? 0 });
+      api = started;
+      stoppers.push(() => started.stop());
+    }
+
+    let metrics: Schedule | undefined;
+    if (metricsHandler) {
+      const started = startSchedule({
+        handler: metricsHandler,
+        intervalMs: options.metricsIntervalMs ?? 60_000,
+        functionName: 'udpwatch-metrics',
+        onResult: options.onMetrics,
+      });
+      metrics = started;
+      stoppers.push(() => started.stop());
+    }
+
+    return { emulators, env, poller, api, metrics, sweeper, failures, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
