@@ -1,0 +1,101 @@
+/**
+ * What the agent keeps across restarts in its state directory: its id
+ * (generated once) and a reservation of record sequence numbers.
+ *
+ * Sequence numbers must grow strictly across restarts, even after a crash, so
+ * the agent reserves them in blocks: before handing out a number beyond the
+ * reservation it durably records a new upper bound. A crash loses at most the
+ * unused rest of a block (a gap, which is allowed).
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+
+const ID_FILE = 'agent-id';
+const SEQ_FILE = 'seq-reserved';
+/** Sequence numbers reserved per durable write. */
+export const SEQ_BLOCK = 10_000;
+
+/** Writes a file atomically and durably (temp file, fsync, rename, fsync dir). */
+export function writeFileDurably(dir: string, name: string, data: string | Buffer): void {
+  const tmp = join(dir, `.${name}.tmp`);
+  const fd = openSync(tmp, 'w', 0o640);
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, join(dir, name));
+  fsyncDir(dir);
+}
+
+/** Makes a directory's entries (renames, unlinks) durable. */
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Returns the agent id stored in `stateDir`, creating it the first time. */
+export function loadAgentId(stateDir: string): string {
+  mkdirSync(stateDir, { recursive: true, mode: 0o750 });
+  try {
+    const id = readFileSync(join(stateDir, ID_FILE), 'utf8').trim();
+    if (/^[A-Za-z0-9._-]{1,128}$/.test(id)) return id;
+  } catch {
+    // First start.
+  }
+  const id = randomUUID();
+  writeFileDurably(stateDir, ID_FILE, `${id}\n`);
+  return id;
+}
+
+/** Hands out strictly increasing sequence numbers that survive restarts. */
+export class SeqAllocator {
+  private next: number;
+  private reservedUpTo: number;
+
+  constructor(
+    private readonly stateDir: string,
+    private readonly block: number = SEQ_BLOCK,
+  ) {
+    mkdirSync(stateDir, { recursive: true, mode: 0o750 });
+    let reserved = 0;
+    try {
+      const text = readFileSync(join(stateDir, SEQ_FILE), 'utf8').trim();
+      const n = Number(text);
+      if (!Number.isSafeInteger(n) || n < 0) {
+        throw new Error(
+          `${join(stateDir, SEQ_FILE)}: "${text.slice(0, 30)}" is not a sequence number`,
+        );
+      }
+      reserved = n;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    // Everything below the stored bound may have been used before the restart.
+    this.next = reserved;
+    this.reservedUpTo = reserved;
+  }
+
+  /** The next sequence number; reserves a new block durably when needed. */
+  take(): number {
+    if (this.next >= this.reservedUpTo) {
+      this.reservedUpTo = this.next + this.block;
+      writeFileDurably(this.stateDir, SEQ_FILE, `${this.reservedUpTo}\n`);
+    }
+    return this.next++;
+  }
+}

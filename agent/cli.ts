@@ -1,0 +1,373 @@
+/**
+ * `udpwatch-agent`: `run` ships connection logs to Kinesis; `snapshot` prints
+ * the host's UDP sockets and their known peers without AWS.
+ *
+ * Exit codes: 0 done, 1 runtime failure, 2 bad flag, argument or config.
+ */
+import { connect } from 'node:net';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { KinesisClient } from '@aws-sdk/client-kinesis';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { FlowSource } from '../contract/wire.js';
+import { Agent } from './agent.js';
+import {
+  type AgentConfig,
+  type AgentConfigInput,
+  ConfigError,
+  loadAgentConfig,
+} from './agent-config.js';
+import { loadAgentId, SeqAllocator } from './agent-state.js';
+import { createConntrackSource } from './conntrack-source.js';
+import { DiskSpool } from './disk-spool.js';
+import { type HookReceiver, startHookReceiver } from './hook-receiver.js';
+import { scanHostSockets } from './host-sockets.js';
+import { KinesisShipper } from './kinesis-shipper.js';
+import type { ListeningSocket, PeerObservation } from './observation.js';
+import { createProcSource } from './proc-source.js';
+import { buildSnapshot, formatSnapshot } from './snapshot.js';
+
+/** A usage error: printed with a hint, exit code 2. */
+class UsageError extends Error {}
+
+const MAIN_HELP = `udpwatch-agent: see every UDP client of every daemon on this host
+
+Usage:
+  udpwatch-agent run [flags]        ship connection logs to Kinesis
+  udpwatch-agent snapshot [flags]   print UDP sockets and their peers (no AWS)
+  udpwatch-agent help [command]
+
+Run 'udpwatch-agent <command> --help' for a command's flags.
+`;
+
+const RUN_HELP = `udpwatch-agent run: ship this host's UDP flows to Kinesis
+
+Usage: udpwatch-agent run [flags]
+
+Flags (each overrides the config file and the environment):
+  --stream NAME|ARN    Kinesis stream (env UDPWATCH_STREAM)
+  --region REGION      AWS region (env AWS_REGION; taken from an ARN when given)
+  --endpoint URL       Kinesis endpoint override, e.g. local mode http://127.0.0.1:4567
+                       (env UDPWATCH_KINESIS_ENDPOINT)
+  --config FILE        JSON config file (env UDPWATCH_AGENT_CONFIG,
+                       default /etc/udpwatch/agent.json when it exists)
+  --state-dir DIR      agent id, sequence numbers and spool (default /var/lib/udpwatch)
+  --hook-socket PATH   where hooked Node daemons report (default /run/udpwatch/hook.sock)
+  --interval SECONDS   reporting interval (default 1)
+  -h, --help           this help
+
+Credentials come from the default AWS chain (env, profile, instance role).
+Stops cleanly on SIGTERM/SIGINT, spooling what it could not send.
+`;
+
+const SNAPSHOT_HELP = `udpwatch-agent snapshot: UDP sockets with their processes and known peers
+
+Usage: udpwatch-agent snapshot [--json] [--for DURATION]
+
+Flags:
+  --json               machine-readable output (stable field names)
+  --for DURATION       watch this long (e.g. 2s, 500ms) to see peers' traffic:
+                       conntrack counters over the window, and reports of hooked
+                       daemons (when no agent holds the hook socket)
+  --config FILE        config file (for the hook socket path)
+  --hook-socket PATH   hook socket to listen on while watching
+  -h, --help           this help
+`;
+
+type Out = (text: string) => void;
+
+/** Parses `2s`, `500ms`, `1m` or a bare number of seconds into ms. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!m) throw new UsageError(`--for: "${text}" is not a duration like 2s or 500ms`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  const ms = unit === 'ms' ? n : unit === 'm' ? n * 60_000 : n * 1000;
+  if (ms > 3_600_000) throw new UsageError('--for: at most 1h');
+  return ms;
+}
+
+/** Parsed flags by name: strings, or true for boolean flags. */
+type Flags = Record<string, string | boolean | undefined>;
+
+function parse(args: string[], options: ParseArgsConfig['options']): { values: Flags } {
+  try {
+    const { values } = parseArgs({ args, options, strict: true, allowPositionals: false });
+    return { values: values as Flags };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function regionOf(stream: string | undefined): string | undefined {
+  // arn:aws:kinesis:<region>:<account>:stream/<name>
+  return stream?.startsWith('arn:') ? stream.split(':')[3] : undefined;
+}
+
+function kinesisFor(config: AgentConfig): KinesisClient {
+  const region =
+    config.region ?? regionOf(config.stream) ?? (config.endpoint ? 'us-east-1' : undefined);
+  if (!region)
+    throw new ConfigError('no AWS region: set --region, AWS_REGION, or "region" in the config');
+  const localCreds =
+    config.endpoint && !process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE
+      ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
+      : {};
+  return new KinesisClient({
+    region,
+    endpoint: config.endpoint,
+    // The shipper does its own retries, per record and in order.
+    maxAttempts: 1,
+    ...localCreds,
+    requestHandler: new NodeHttpHandler({ connectionTimeout: 3_000, requestTimeout: 15_000 }),
+  });
+}
+
+function log(message: string): void {
+  process.stderr.write(`${new Date().toISOString()} udpwatch-agent: ${message}\n`);
+}
+
+async function runCommand(args: string[], out: Out): Promise<number> {
+  const { values } = parse(args, {
+    stream: { type: 'string' },
+    region: { type: 'string' },
+    endpoint: { type: 'string' },
+    config: { type: 'string' },
+    'state-dir': { type: 'string' },
+    'hook-socket': { type: 'string' },
+    interval: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    out(RUN_HELP);
+    return 0;
+  }
+  const overrides: AgentConfigInput = {};
+  if (values.stream !== undefined) overrides.stream = String(values.stream);
+  if (values.region !== undefined) overrides.region = String(values.region);
+  if (values.endpoint !== undefined) overrides.endpoint = String(values.endpoint);
+  if (values['state-dir'] !== undefined) overrides.stateDir = String(values['state-dir']);
+  if (values['hook-socket'] !== undefined) overrides.hookSocket = String(values['hook-socket']);
+  if (values.interval !== undefined) {
+    const n = Number(values.interval);
+    if (!Number.isFinite(n))
+      throw new UsageError(`--interval: "${values.interval}" is not a number of seconds`);
+    overrides.intervalSeconds = n;
+  }
+  const config = loadAgentConfig({
+    configFile: values.config === undefined ? undefined : String(values.config),
+    overrides,
+  });
+  if (!config.stream) {
+    throw new ConfigError('no stream: set --stream, UDPWATCH_STREAM, or "stream" in the config');
+  }
+  const kinesis = kinesisFor(config);
+  const agentId = loadAgentId(config.stateDir);
+  const seq = new SeqAllocator(config.stateDir);
+  const spool = new DiskSpool(`${config.stateDir}/spool`, config.spoolMaxBytes, log);
+  const shipper = new KinesisShipper({
+    kinesis,
+    stream: config.stream,
+    spool,
+    backoffMaxMs: config.retryMaxSeconds * 1000,
+    log,
+  });
+  const proc = config.sources.proc ? createProcSource() : undefined;
+  let listeners: ListeningSocket[] = [];
+  const conntrack = config.sources.conntrack
+    ? createConntrackSource({
+        listeners: () => listeners,
+        onStatus: (s) =>
+          log(
+            s.available
+              ? `conntrack: reading via ${s.via}${s.accounting === false ? ' (no counters: set net.netfilter.nf_conntrack_acct=1)' : ''}`
+              : `conntrack unavailable (${s.reason}); running on the other sources`,
+          ),
+      })
+    : undefined;
+  let hook: HookReceiver | undefined;
+  if (config.sources.hook) {
+    try {
+      hook = await startHookReceiver(config.hookSocket, {
+        onError: log,
+        onDaemon: (pid, name) => log(`hook: daemon pid ${pid} (${name ?? '?'}) reports`),
+      });
+    } catch (err) {
+      log(
+        `hook socket ${config.hookSocket} unavailable (${(err as Error).message}); running without the hook`,
+      );
+    }
+  }
+  // Conntrack attributes flows to listeners, which the proc source finds.
+  const procForAgent = proc
+    ? {
+        poll: async () => {
+          const obs = await proc.poll();
+          listeners = proc.listeners();
+          return obs;
+        },
+        listeners: () => proc.listeners(),
+        lastScan: () => proc.lastScan(),
+      }
+    : undefined;
+  const agent = new Agent({
+    config,
+    agentId,
+    seq,
+    shipper,
+    hook,
+    proc: procForAgent,
+    conntrack,
+    log,
+  });
+  await agent.tick();
+  agent.start();
+  const active = agent.sources();
+  const described = active.map((s) => (s === 'hook' ? `hook (${config.hookSocket})` : s));
+  log(
+    `started: agent ${agentId} on ${config.host}, stream ${config.stream}${config.endpoint ? ` at ${config.endpoint}` : ''}, sources: ${described.join(', ') || 'none'}; ${spool.stats().records} spooled records to deliver`,
+  );
+  await new Promise<void>((resolve) => {
+    const onSignal = (sig: string) => {
+      log(`${sig}: stopping`);
+      resolve();
+    };
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
+  });
+  await agent.stop();
+  kinesis.destroy();
+  const st = shipper.stats();
+  log(`stopped: ${st.sentLines} lines sent, ${st.spooledRecords} records left in the spool`);
+  return 0;
+}
+
+/** Whether some process already listens on a Unix socket path (a running agent). */
+function socketInUse(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect({ path });
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}
+
+async function snapshotCommand(args: string[], out: Out): Promise<number> {
+  const { values } = parse(args, {
+    json: { type: 'boolean' },
+    for: { type: 'string' },
+    config: { type: 'string' },
+    'hook-socket': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    out(SNAPSHOT_HELP);
+    return 0;
+  }
+  const watchMs = values.for === undefined ? 0 : parseDuration(String(values.for));
+  const overrides: AgentConfigInput = {};
+  if (values['hook-socket'] !== undefined) overrides.hookSocket = String(values['hook-socket']);
+  const config = loadAgentConfig({
+    configFile: values.config === undefined ? undefined : String(values.config),
+    overrides,
+  });
+  const scan = await scanHostSockets();
+  const sources: Record<FlowSource, string> = {
+    proc: `${scan.sockets.length} sockets`,
+    conntrack: 'not read',
+    hook: watchMs > 0 ? 'not listening' : 'only with --for',
+  };
+  const conntrack = createConntrackSource({ listeners: () => scan.listeners });
+  const observations: PeerObservation[] = [];
+  let hook: HookReceiver | undefined;
+  if (watchMs > 0) {
+    if (await socketInUse(config.hookSocket)) {
+      sources.hook = `${config.hookSocket} is held by a running agent`;
+    } else {
+      try {
+        hook = await startHookReceiver(config.hookSocket);
+        sources.hook = `listening on ${config.hookSocket}`;
+      } catch (err) {
+        sources.hook = `cannot listen on ${config.hookSocket}: ${(err as Error).message}`;
+      }
+    }
+  }
+  observations.push(...(await conntrack.poll()));
+  if (watchMs > 0) {
+    await new Promise((r) => setTimeout(r, watchMs));
+    observations.push(...(await conntrack.poll()));
+  }
+  if (hook) {
+    observations.push(...hook.drain());
+    sources.hook = `${hook.stats().pids.length} hooked daemons reported`;
+    await hook.close();
+  }
+  const ct = conntrack.status();
+  sources.conntrack = ct.available ? `via ${ct.via}` : `unavailable (${ct.reason})`;
+  for (const s of scan.sockets) {
+    if (s.connected) {
+      const o: PeerObservation = {
+        source: 'proc',
+        localIp: s.localIp,
+        localPort: s.localPort,
+        remoteIp: s.remoteIp,
+        remotePort: s.remotePort,
+        pktsIn: 0,
+        bytesIn: 0,
+        pktsOut: 0,
+        bytesOut: 0,
+        lastSeen: Date.now(),
+      };
+      observations.push(o);
+    }
+  }
+  const snap = buildSnapshot(scan, observations, sources, Date.now());
+  // Connected sockets list their one peer on their own line already.
+  for (const s of snap.sockets)
+    if (s.state === 'ESTAB') s.peers = s.peers.filter((p) => p.source !== 'proc');
+  out(values.json ? `${JSON.stringify(snap, null, 2)}\n` : formatSnapshot(snap));
+  return 0;
+}
+
+/** Runs the CLI with `argv` (without node and script); returns the exit code. */
+export async function main(
+  argv: string[],
+  out: Out = (t) => process.stdout.write(t),
+): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'run':
+        return await runCommand(rest, out);
+      case 'snapshot':
+        return await snapshotCommand(rest, out);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h': {
+        const topic = rest[0];
+        out(topic === 'run' ? RUN_HELP : topic === 'snapshot' ? SNAPSHOT_HELP : MAIN_HELP);
+        return command === undefined ? 2 : 0;
+      }
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(
+        `udpwatch-agent: ${err.message}\nRun 'udpwatch-agent --help' for usage.\n`,
+      );
+      return 2;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`udpwatch-agent: bad configuration: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`udpwatch-agent: ${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+// Run when started as the program (the bin shim imports this module for that).
+process.exitCode = await main(process.argv.slice(2));

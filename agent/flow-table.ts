@@ -1,0 +1,357 @@
+/**
+ * The agent's flow table: merges what the sources observe into one entry per
+ * (service, local endpoint, remote endpoint), accumulates counter deltas, and
+ * turns them into flow lines about once a second.
+ *
+ * Merging: the hook's counters are authoritative for a hooked socket, so
+ * conntrack counters for such a socket are ignored (its NAT info is kept);
+ * conntrack counts the flows of every other socket; /proc fills in the owning
+ * process and makes a connected socket's peer a flow.
+ *
+ * Bounded: past `maxFlows` the least recently seen flow is evicted (its
+ * pending deltas still go out, so totals stay exact) and counted.
+ */
+
+import type { UnsequencedLine } from '../contract/codec.js';
+import { fnv1a } from '../contract/partitioning.js';
+import type { FlowSource } from '../contract/wire.js';
+import { WIRE_VERSION } from '../contract/wire.js';
+import type { ListeningSocket, PeerObservation } from './observation.js';
+import type { ServiceNamer } from './service-names.js';
+
+/** A flow line as the flow table emits it: the packer stamps `seq`. */
+export type UnsequencedFlowLine = Extract<UnsequencedLine, { type: 'flow' }>;
+
+export interface FlowTableOptions {
+  agentId: string;
+  host: string;
+  serviceFor: ServiceNamer;
+  maxFlows: number;
+  /** A quiet but active flow gets a line at least this often. */
+  refreshIntervalMs: number;
+  /** Seeds the 1-in-N flow sampling, so a run is reproducible. */
+  sampleSeed?: string;
+}
+
+/** Counters the agent reports in heartbeats and logs. */
+export interface FlowTableStats {
+  flows: number;
+  /** Flows evicted to stay under maxFlows. */
+  evicted: number;
+  /** Flows that idled out. */
+  expired: number;
+  /** Observations left out by sampling (their flows are represented by sampled ones). */
+  sampledOut: number;
+  /** Conntrack observations of hooked sockets, whose counters the hook owns. */
+  shadowed: number;
+}
+
+/** A flow as `list()` shows it, with counters since it entered the table. */
+export interface FlowView {
+  service: string;
+  source: FlowSource;
+  localIp: string;
+  localPort: number;
+  remoteIp: string;
+  remotePort: number;
+  firstSeen: number;
+  lastSeen: number;
+  sampleRate: number;
+  pid?: number;
+  process?: string;
+  natFromIp?: string;
+  natFromPort?: number;
+  clientId?: string;
+  pktsIn: number;
+  bytesIn: number;
+  pktsOut: number;
+  bytesOut: number;
+}
+
+interface Flow {
+  key: string;
+  service: string;
+  timeoutMs: number;
+  sampleRate: number;
+  source: FlowSource;
+  localIp: string;
+  localPort: number;
+  remoteIp: string;
+  remotePort: number;
+  firstSeen: number;
+  lastSeen: number;
+  pid?: number;
+  process?: string;
+  natFromIp?: string;
+  natFromPort?: number;
+  clientId?: string;
+  pktsIn: number;
+  bytesIn: number;
+  pktsOut: number;
+  bytesOut: number;
+  /** Counters since the flow entered the table (scaled like the deltas). */
+  total: { pktsIn: number; bytesIn: number; pktsOut: number; bytesOut: number };
+  /** When the flow's previous line was emitted (0: never). */
+  reportedAt: number;
+}
+
+const SOURCE_RANK: Record<FlowSource, number> = { hook: 3, conntrack: 2, proc: 1 };
+const WILDCARDS = new Set(['0.0.0.0', '::']);
+
+/** The table, with its merge, flush and expiry logic. */
+export class FlowTable {
+  private readonly flows = new Map<string, Flow>();
+  /** Hooked local sockets: `port` and `ip|port` -> last time the hook reported them. */
+  private readonly hooked = new Map<string, number>();
+  /** Hook flows by `localPort|remoteIp|remotePort`, for attaching conntrack's NAT info. */
+  private readonly hookFlows = new Map<string, Flow>();
+  /** Lines of evicted flows that had unreported deltas. */
+  private evictedLines: UnsequencedFlowLine[] = [];
+  private listeners: ListeningSocket[] = [];
+  private readonly counters = { evicted: 0, expired: 0, sampledOut: 0, shadowed: 0 };
+
+  constructor(private readonly options: FlowTableOptions) {}
+
+  /** Tells the table which process owns which listening socket (from /proc). */
+  setListeners(listeners: ListeningSocket[]): void {
+    this.listeners = listeners;
+  }
+
+  /** Counters for heartbeats. */
+  stats(): FlowTableStats {
+    return { flows: this.flows.size, ...this.counters };
+  }
+
+  /** Number of flows held. */
+  get size(): number {
+    return this.flows.size;
+  }
+
+  /** Folds a batch of observations into the table. */
+  ingest(observations: readonly PeerObservation[]): void {
+    // Hook observations first, so conntrack's view of a hooked socket finds its flow.
+    for (const o of observations) {
+      if (o.source !== 'hook') continue;
+      this.markHooked(o);
+      this.ingestOne(o);
+    }
+    for (const o of observations) if (o.source !== 'hook') this.ingestOne(o);
+  }
+
+  private markHooked(o: PeerObservation): void {
+    const at = o.lastSeen;
+    const exact = `${o.localIp}|${o.localPort}`;
+    if ((this.hooked.get(exact) ?? 0) < at) this.hooked.set(exact, at);
+    if (WILDCARDS.has(o.localIp)) {
+      const any = `*|${o.localPort}`;
+      if ((this.hooked.get(any) ?? 0) < at) this.hooked.set(any, at);
+    }
+  }
+
+  private isHooked(ip: string, port: number): boolean {
+    return this.hooked.has(`${ip}|${port}`) || this.hooked.has(`*|${port}`);
+  }
+
+  /** The owner of a local endpoint per /proc: exact address first, then a wildcard bind. */
+  private ownerOf(ip: string, port: number): ListeningSocket | undefined {
+    let wildcard: ListeningSocket | undefined;
+    for (const l of this.listeners) {
+      if (l.localPort !== port) continue;
+      if (l.localIp === ip) return l;
+      if (WILDCARDS.has(l.localIp)) wildcard ??= l;
+    }
+    return wildcard;
+  }
+
+  private ingestOne(o: PeerObservation): void {
+    if (o.source === 'conntrack' && this.isHooked(o.localIp, o.localPort)) {
+      this.counters.shadowed++;
+      if (o.natFromIp !== undefined) this.copyNatToHookFlow(o);
+      return;
+    }
+    let pid = o.pid;
+    let processName = o.process;
+    if (pid === undefined || processName === undefined) {
+      const owner = this.ownerOf(o.localIp, o.localPort);
+      pid ??= owner?.pid;
+      processName ??= owner?.process;
+    }
+    const info = this.options.serviceFor(o.localPort, processName);
+    const key = `${info.service}|${o.localIp}|${o.localPort}|${o.remoteIp}|${o.remotePort}`;
+    let flow = this.flows.get(key);
+    if (flow === undefined) {
+      if (info.sampleRate > 1 && !this.sampledIn(key, info.sampleRate)) {
+        this.counters.sampledOut++;
+        return;
+      }
+      if (this.flows.size >= this.options.maxFlows) this.evictOldest();
+      flow = {
+        key,
+        service: info.service,
+        timeoutMs: info.timeoutSeconds * 1000,
+        sampleRate: info.sampleRate,
+        source: o.source,
+        localIp: o.localIp,
+        localPort: o.localPort,
+        remoteIp: o.remoteIp,
+        remotePort: o.remotePort,
+        firstSeen: o.firstSeen ?? o.lastSeen,
+        lastSeen: o.lastSeen,
+        pktsIn: 0,
+        bytesIn: 0,
+        pktsOut: 0,
+        bytesOut: 0,
+        total: { pktsIn: 0, bytesIn: 0, pktsOut: 0, bytesOut: 0 },
+        reportedAt: 0,
+      };
+    } else {
+      // Re-insert so the Map's order stays least-recently-seen first.
+      this.flows.delete(key);
+    }
+    this.flows.set(key, flow);
+    if (o.source === 'hook')
+      this.hookFlows.set(`${o.localPort}|${o.remoteIp}|${o.remotePort}`, flow);
+    if (SOURCE_RANK[o.source] > SOURCE_RANK[flow.source]) flow.source = o.source;
+    const scale = flow.sampleRate;
+    flow.pktsIn += o.pktsIn * scale;
+    flow.bytesIn += o.bytesIn * scale;
+    flow.pktsOut += o.pktsOut * scale;
+    flow.bytesOut += o.bytesOut * scale;
+    flow.total.pktsIn += o.pktsIn * scale;
+    flow.total.bytesIn += o.bytesIn * scale;
+    flow.total.pktsOut += o.pktsOut * scale;
+    flow.total.bytesOut += o.bytesOut * scale;
+    if (o.firstSeen !== undefined && o.firstSeen < flow.firstSeen) flow.firstSeen = o.firstSeen;
+    if (o.lastSeen > flow.lastSeen) flow.lastSeen = o.lastSeen;
+    if (pid !== undefined) flow.pid ??= pid;
+    if (processName !== undefined) flow.process ??= processName;
+    if (o.natFromIp !== undefined) {
+      flow.natFromIp = o.natFromIp;
+      flow.natFromPort = o.natFromPort;
+    }
+    if (o.clientId !== undefined) flow.clientId = o.clientId;
+  }
+
+  private copyNatToHookFlow(o: PeerObservation): void {
+    const flow = this.hookFlows.get(`${o.localPort}|${o.remoteIp}|${o.remotePort}`);
+    if (flow) {
+      flow.natFromIp = o.natFromIp;
+      flow.natFromPort = o.natFromPort;
+    }
+  }
+
+  private forget(flow: Flow): void {
+    this.flows.delete(flow.key);
+    const hookKey = `${flow.localPort}|${flow.remoteIp}|${flow.remotePort}`;
+    if (this.hookFlows.get(hookKey) === flow) this.hookFlows.delete(hookKey);
+  }
+
+  /** Deterministic 1-in-N choice per flow key, so a flow is always in or always out. */
+  private sampledIn(key: string, rate: number): boolean {
+    const h = fnv1a(`${this.options.sampleSeed ?? ''}|${key}`);
+    // Mix the bits: FNV-1a's low bits are weak for similar keys.
+    const mixed = Math.imul(h ^ (h >>> 16), 0x45d9f3b) >>> 0;
+    return ((mixed ^ (mixed >>> 16)) >>> 0) % rate === 0;
+  }
+
+  private evictOldest(): void {
+    const first = this.flows.values().next();
+    if (first.done) return;
+    const flow = first.value;
+    this.forget(flow);
+    this.counters.evicted++;
+    if (hasDeltas(flow)) this.evictedLines.push(this.lineOf(flow));
+  }
+
+  private lineOf(flow: Flow): UnsequencedFlowLine {
+    const line: UnsequencedFlowLine = {
+      v: WIRE_VERSION,
+      type: 'flow',
+      agentId: this.options.agentId,
+      host: this.options.host,
+      service: flow.service,
+      source: flow.source,
+      localIp: flow.localIp,
+      localPort: flow.localPort,
+      remoteIp: flow.remoteIp,
+      remotePort: flow.remotePort,
+      firstSeen: flow.firstSeen,
+      lastSeen: flow.lastSeen,
+      pktsIn: flow.pktsIn,
+      bytesIn: flow.bytesIn,
+      pktsOut: flow.pktsOut,
+      bytesOut: flow.bytesOut,
+      sampleRate: flow.sampleRate,
+    };
+    if (flow.pid !== undefined) line.pid = flow.pid;
+    if (flow.process !== undefined) line.process = flow.process;
+    if (flow.natFromIp !== undefined) {
+      line.natFromIp = flow.natFromIp;
+      if (flow.natFromPort !== undefined) line.natFromPort = flow.natFromPort;
+    }
+    if (flow.clientId !== undefined) line.clientId = flow.clientId;
+    return line;
+  }
+
+  /**
+   * Lines for flows with new counts, refresh lines for quiet flows still
+   * active whose previous line is older than the refresh interval; then
+   * forgets flows idle past their service's timeout.
+   */
+  flush(now: number): UnsequencedFlowLine[] {
+    const out = this.evictedLines;
+    this.evictedLines = [];
+    for (const flow of this.flows.values()) {
+      const idle = now - flow.lastSeen > flow.timeoutMs;
+      const due =
+        hasDeltas(flow) || (!idle && now - flow.reportedAt >= this.options.refreshIntervalMs);
+      if (due) {
+        out.push(this.lineOf(flow));
+        flow.pktsIn = 0;
+        flow.bytesIn = 0;
+        flow.pktsOut = 0;
+        flow.bytesOut = 0;
+        flow.reportedAt = now;
+      }
+    }
+    this.expire(now);
+    return out;
+  }
+
+  private expire(now: number): void {
+    for (const flow of this.flows.values()) {
+      if (now - flow.lastSeen > flow.timeoutMs) {
+        this.forget(flow);
+        this.counters.expired++;
+      }
+    }
+    for (const [k, at] of this.hooked) {
+      if (now - at > 3_600_000) this.hooked.delete(k);
+    }
+  }
+
+  /** A copy of the current flows (for snapshot and tests). */
+  list(): FlowView[] {
+    return [...this.flows.values()].map((f) => ({
+      service: f.service,
+      source: f.source,
+      localIp: f.localIp,
+      localPort: f.localPort,
+      remoteIp: f.remoteIp,
+      remotePort: f.remotePort,
+      firstSeen: f.firstSeen,
+      lastSeen: f.lastSeen,
+      sampleRate: f.sampleRate,
+      pid: f.pid,
+      process: f.process,
+      natFromIp: f.natFromIp,
+      natFromPort: f.natFromPort,
+      clientId: f.clientId,
+      ...f.total,
+    }));
+  }
+}
+
+function hasDeltas(flow: Flow): boolean {
+  return flow.pktsIn + flow.pktsOut + flow.bytesIn + flow.bytesOut > 0;
+}

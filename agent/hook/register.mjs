@@ -1,0 +1,293 @@
+/**
+ * udpwatch dgram hook: `node --import <this file> server.js`.
+ *
+ * Counts every dgram socket's received and sent datagrams per
+ * (local address:port, remote address:port) and hands the deltas to the
+ * udpwatch agent once a second over a Unix stream socket as NDJSON.
+ *
+ * Plain JavaScript on purpose: the watched daemon must not need a TypeScript
+ * loader. Every path that runs inside the daemon is wrapped in try/catch, does
+ * O(1) work per packet and never blocks; if the agent is absent or slow, the
+ * deltas are dropped and counted, and the count is reported on reconnect.
+ */
+import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+
+const STATE = Symbol.for('udpwatch.hook');
+const LOCAL = Symbol.for('udpwatch.localEndpoint');
+
+/** Hook protocol version written in every message. */
+const PROTOCOL = 1;
+
+function envInt(name, fallback, min, max) {
+  const n = Number.parseInt(process.env[name] ?? '', 10);
+  return Number.isFinite(n) && n >= min && n <= max ? n : fallback;
+}
+
+function readComm() {
+  try {
+    return readFileSync('/proc/self/comm', 'utf8').trim() || 'node';
+  } catch {
+    return 'node';
+  }
+}
+
+/** Creates the hook's state once per process, even if imported twice under different URLs. */
+function createState() {
+  return {
+    socketPath: process.env.UDPWATCH_HOOK_SOCKET || '/run/udpwatch/hook.sock',
+    intervalMs: envInt('UDPWATCH_HOOK_INTERVAL_MS', 1000, 10, 60_000),
+    maxFlows: envInt('UDPWATCH_HOOK_MAX_FLOWS', 10_000, 1, 1_000_000),
+    /** Unsent bytes the channel may hold before a window's deltas are dropped instead. */
+    maxBuffered: envInt('UDPWATCH_HOOK_MAX_BUFFER', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    /** Deltas of the current window: key -> entry. Cleared at every send. */
+    flows: new Map(),
+    /** Application client ids by flow key, bounded like the flows. */
+    tags: new Map(),
+    /** Packets not counted in a flow because the window's table was full. */
+    overflowPackets: 0,
+    /** Cumulative counts of deltas that never reached the agent. */
+    droppedFlows: 0,
+    droppedPackets: 0,
+    conn: null,
+    connected: false,
+    connecting: false,
+    comm: null,
+    timer: null,
+  };
+}
+
+const state = globalThis[STATE] ?? createState();
+
+/** The local endpoint of a socket, cached: a socket's bound address never changes. */
+function localOf(socket) {
+  const cached = socket[LOCAL];
+  if (cached !== undefined) return cached;
+  const a = socket.address();
+  const value = { ip: a.address, port: a.port, text: `${a.address}|${a.port}` };
+  socket[LOCAL] = value;
+  return value;
+}
+
+/** Adds one datagram to the current window's counters. */
+function count(socket, remoteIp, remotePort, bytes, inbound) {
+  const local = localOf(socket);
+  const key = `${local.text}|${remoteIp}|${remotePort}`;
+  let e = state.flows.get(key);
+  const now = Date.now();
+  if (e === undefined) {
+    if (state.flows.size >= state.maxFlows) {
+      state.overflowPackets++;
+      return;
+    }
+    e = {
+      li: local.ip,
+      lp: local.port,
+      ri: remoteIp,
+      rp: remotePort,
+      pi: 0,
+      bi: 0,
+      po: 0,
+      bo: 0,
+      f: now,
+      l: now,
+    };
+    state.flows.set(key, e);
+  }
+  if (inbound) {
+    e.pi++;
+    e.bi += bytes;
+  } else {
+    e.po++;
+    e.bo += bytes;
+  }
+  e.l = now;
+}
+
+function byteLengthOf(msg) {
+  if (typeof msg === 'string') return Buffer.byteLength(msg);
+  if (Array.isArray(msg)) {
+    let n = 0;
+    for (const part of msg) n += byteLengthOf(part);
+    return n;
+  }
+  return msg?.byteLength ?? 0;
+}
+
+/**
+ * Reads (bytes, port, address) out of send()'s overloaded arguments:
+ * send(msg[, offset, length][, port][, address][, callback]).
+ */
+function parseSend(socket, args) {
+  const msg = args[0];
+  let i = 1;
+  let bytes;
+  if (typeof args[1] === 'number' && typeof args[2] === 'number' && !Array.isArray(msg)) {
+    bytes = args[2];
+    i = 3;
+  } else {
+    bytes = byteLengthOf(msg);
+  }
+  let port;
+  let address;
+  if (typeof args[i] === 'number' || (typeof args[i] === 'string' && /^\d+$/.test(args[i]))) {
+    port = Number(args[i]);
+    if (typeof args[i + 1] === 'string') address = args[i + 1];
+  } else {
+    // A connected socket sends to its peer.
+    const peer = socket.remoteAddress();
+    port = peer.port;
+    address = peer.address;
+  }
+  if (address === undefined || address === '') {
+    address = socket.type === 'udp6' ? '::1' : '127.0.0.1';
+  }
+  return { bytes, port, address };
+}
+
+const proto = dgram.Socket.prototype;
+const originalEmit = proto.emit;
+const originalSend = proto.send;
+
+function patch() {
+  proto.emit = function udpwatchEmit(event, msg, rinfo) {
+    if (event === 'message') {
+      try {
+        count(this, rinfo.address, rinfo.port, rinfo.size ?? msg.length, true);
+      } catch {
+        // Never let counting disturb the daemon.
+      }
+    }
+    // biome-ignore lint/complexity/noArguments: forwards every argument without an array per packet
+    return originalEmit.apply(this, arguments);
+  };
+  proto.send = function udpwatchSend(...args) {
+    try {
+      const { bytes, port, address } = parseSend(this, args);
+      // Hostnames are resolved later by dgram; only literal addresses are counted,
+      // since the flow key must be the address the peer is seen from.
+      if (net.isIP(address) !== 0) count(this, address, port, bytes, false);
+    } catch {
+      // Unbound or closed socket, odd arguments: dgram itself will report it.
+    }
+    return originalSend.apply(this, args);
+  };
+}
+
+function connect() {
+  if (state.connecting || state.connected) return;
+  state.connecting = true;
+  try {
+    const conn = net.createConnection({ path: state.socketPath });
+    conn.unref();
+    conn.setNoDelay?.(true);
+    state.conn = conn;
+    conn.on('connect', () => {
+      state.connecting = false;
+      state.connected = true;
+    });
+    conn.on('error', () => {});
+    conn.on('close', () => {
+      state.connecting = false;
+      state.connected = false;
+      if (state.conn === conn) state.conn = null;
+    });
+    // The agent never writes to us; drain anything so the socket never stalls.
+    conn.on('data', () => {});
+  } catch {
+    state.connecting = false;
+  }
+}
+
+/** Ends the current window: sends its deltas, or drops and counts them. */
+function tick() {
+  try {
+    const flows = state.flows;
+    const overflow = state.overflowPackets;
+    state.flows = new Map();
+    state.overflowPackets = 0;
+    const conn = state.conn;
+    const writable = state.connected && conn !== null && conn.writableLength < state.maxBuffered;
+    if (!writable) {
+      let packets = overflow;
+      for (const e of flows.values()) packets += e.pi + e.po;
+      state.droppedFlows += flows.size;
+      state.droppedPackets += packets;
+      connect();
+      return;
+    }
+    const rows = [];
+    for (const [key, e] of flows) {
+      const row = [e.li, e.lp, e.ri, e.rp, e.pi, e.bi, e.po, e.bo, e.f, e.l];
+      const tag = state.tags.get(key);
+      if (tag !== undefined) row.push(tag);
+      rows.push(row);
+    }
+    state.comm ??= readComm();
+    const message = {
+      v: PROTOCOL,
+      pid: process.pid,
+      process: state.comm,
+      at: Date.now(),
+      flows: rows,
+      overflowPackets: overflow,
+      droppedFlows: state.droppedFlows,
+      droppedPackets: state.droppedPackets,
+    };
+    conn.write(`${JSON.stringify(message)}\n`);
+  } catch {
+    // A failed window is lost, never the daemon.
+  }
+}
+
+/**
+ * Tags the flow between `socket` and a remote endpoint with an application
+ * client id (for example a session or customer id); it travels with the flow's
+ * lines. Returns false when the tag table is full or the arguments are bad.
+ */
+export function tagClient(socket, remoteAddress, remotePort, clientId) {
+  try {
+    if (typeof clientId !== 'string' || clientId.length === 0 || clientId.length > 256) {
+      return false;
+    }
+    const key = `${localOf(socket).text}|${remoteAddress}|${remotePort}`;
+    if (!state.tags.has(key) && state.tags.size >= state.maxFlows) return false;
+    state.tags.set(key, clientId);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Forgets a flow's client id (call when the application session ends). */
+export function untagClient(socket, remoteAddress, remotePort) {
+  try {
+    state.tags.delete(`${localOf(socket).text}|${remoteAddress}|${remotePort}`);
+  } catch {
+    // ignore
+  }
+}
+
+/** Counters of the hook itself, for diagnostics. */
+export function hookStats() {
+  return {
+    connected: state.connected,
+    socketPath: state.socketPath,
+    pendingFlows: state.flows.size,
+    droppedFlows: state.droppedFlows,
+    droppedPackets: state.droppedPackets,
+  };
+}
+
+if (globalThis[STATE] === undefined) {
+  globalThis[STATE] = state;
+  try {
+    patch();
+    state.timer = setInterval(tick, state.intervalMs);
+    state.timer.unref();
+    connect();
+  } catch {
+    // If the hook cannot install itself, the daemon runs unwatched.
+  }
+}

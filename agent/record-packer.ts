@@ -1,0 +1,53 @@
+/**
+ * Packs one reporting window's lines into Kinesis records: one group per
+ * partition bucket (flowBucket of service and client IP; heartbeats in bucket
+ * 0), each packed with the contract encoder, so every record holds lines of
+ * one bucket of one agent under that bucket's partition key.
+ */
+import { encodeRecords, type UnsequencedLine } from '../contract/codec.js';
+import { flowBucket, partitionKey } from '../contract/partitioning.js';
+
+/** A record ready to ship: its partition key, seq and payload. */
+export interface ShipRecord {
+  partitionKey: string;
+  seq: number;
+  data: Buffer;
+  /** Lines in the record (for counters). */
+  lines: number;
+}
+
+/** The bucket a line belongs to. */
+export function bucketOf(line: UnsequencedLine): number {
+  return line.type === 'flow' ? flowBucket(line.service, line.remoteIp) : 0;
+}
+
+/**
+ * Groups lines by bucket (keeping their order within a bucket) and encodes
+ * each group; seqs are taken in output order, so they increase per key.
+ */
+export function packRecords(
+  lines: readonly UnsequencedLine[],
+  options: { agentId: string; nextSeq: () => number; gzip?: boolean },
+): ShipRecord[] {
+  const groups = new Map<number, UnsequencedLine[]>();
+  for (const line of lines) {
+    const b = bucketOf(line);
+    let group = groups.get(b);
+    if (!group) {
+      group = [];
+      groups.set(b, group);
+    }
+    group.push(line);
+  }
+  const out: ShipRecord[] = [];
+  for (const b of [...groups.keys()].sort((x, y) => x - y)) {
+    const key = partitionKey(options.agentId, b);
+    for (const r of encodeRecords(groups.get(b)!, {
+      nextSeq: options.nextSeq,
+      gzip: options.gzip ?? true,
+    })) {
+      out.push({ partitionKey: key, seq: r.seq, data: r.data, lines: r.lines });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,65 @@
+/**
+ * Names the service a flow belongs to from its local port and owning process,
+ * by configured rules, falling back to `<process>:<port>`.
+ */
+import { DEFAULTS } from '../contract/resources.js';
+
+/** One configured rule: a flow matches when every field it sets matches. */
+export interface ServiceRule {
+  name: string;
+  port?: number;
+  process?: string;
+  /** Idle seconds after which a client of this service is no longer active. */
+  timeoutSeconds?: number;
+  /** Count 1 in N flows of this service (counters scaled by N). */
+  sampleRate?: number;
+}
+
+/** What the flow table needs to know about a flow's service. */
+export interface ServiceInfo {
+  service: string;
+  timeoutSeconds: number;
+  sampleRate: number;
+}
+
+/** Maps (local port, process name) to service info. */
+export type ServiceNamer = (localPort: number, process: string | undefined) => ServiceInfo;
+
+/** Replaces characters a wire service name may not hold (spaces, controls). */
+export function sanitizeName(text: string): string {
+  const clean = text.replace(/[\s\u0000-\u001f]+/g, '_').slice(0, 100);
+  return clean === '' ? 'unknown' : clean;
+}
+
+/** Builds a namer from rules (first match wins) and the default idle timeout. */
+export function createServiceNamer(
+  rules: readonly ServiceRule[],
+  defaultTimeoutSeconds: number = DEFAULTS.activeWindowSeconds,
+): ServiceNamer {
+  const cache = new Map<string, ServiceInfo>();
+  return (localPort, process) => {
+    const cacheKey = `${localPort}|${process ?? ''}`;
+    const hit = cache.get(cacheKey);
+    if (hit) return hit;
+    const rule = rules.find(
+      (r) =>
+        (r.port === undefined || r.port === localPort) &&
+        (r.process === undefined || r.process === process),
+    );
+    const info: ServiceInfo = rule
+      ? {
+          service: rule.name,
+          timeoutSeconds: rule.timeoutSeconds ?? defaultTimeoutSeconds,
+          sampleRate: rule.sampleRate ?? 1,
+        }
+      : {
+          service: `${sanitizeName(process ?? 'unknown')}:${localPort}`,
+          timeoutSeconds: defaultTimeoutSeconds,
+          sampleRate: 1,
+        };
+    // Bounded: ports x processes on one host is small, but never trust it.
+    if (cache.size > 10_000) cache.clear();
+    cache.set(cacheKey, info);
+    return info;
+  };
+}

@@ -1,0 +1,244 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeSegment } from '../../../agent/disk-spool.js';
+import { decodeRecord } from '../../../contract/codec.js';
+import type { FlowLine } from '../../../contract/wire.js';
+import { type Emulators, startEmulators } from '../../../local/emulators.js';
+import { type FaultProxy, startFaultProxy } from '../../../local/fault-proxy.js';
+import {
+  type Client,
+  type Daemon,
+  openClient,
+  REPO,
+  startHookedDaemon,
+  waitFor,
+} from './daemon-fixture.js';
+import { assertOrderedPerKey, readStream } from './stream-reader.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'uwa-agent-'));
+const stateDir = join(dir, 'state');
+const hookSocket = join(dir, 'hook.sock');
+let emulators: Emulators;
+let proxy: FaultProxy;
+let daemon: Daemon;
+const clients: Client[] = [];
+const agents: ChildProcess[] = [];
+
+interface AgentProcess {
+  child: ChildProcess;
+  stderr: () => string;
+}
+
+function startAgent(configPath: string): AgentProcess {
+  const child = spawn(
+    process.execPath,
+    [
+      'bin/udpwatch-agent.js',
+      'run',
+      '--stream',
+      emulators.streamName,
+      '--endpoint',
+      proxy.url,
+      '--state-dir',
+      stateDir,
+      '--hook-socket',
+      hookSocket,
+      '--interval',
+      '0.2',
+      '--config',
+      configPath,
+    ],
+    {
+      cwd: REPO,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, AWS_ACCESS_KEY_ID: '', AWS_PROFILE: '' },
+    },
+  );
+  agents.push(child);
+  let err = '';
+  child.stderr!.on('data', (d) => {
+    err += d;
+  });
+  return { child, stderr: () => err };
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+/** Flow lines of the spool files on disk right now. */
+function spoolContents(): { seqs: Set<number>; lines: FlowLine[] } {
+  const spoolDir = join(stateDir, 'spool');
+  const seqs = new Set<number>();
+  const lines: FlowLine[] = [];
+  let files: string[] = [];
+  try {
+    files = readdirSync(spoolDir).filter((f) => f.endsWith('.spool'));
+  } catch {
+    return { seqs, lines };
+  }
+  for (const f of files) {
+    let records: ReturnType<typeof decodeSegment>;
+    try {
+      records = decodeSegment(readFileSync(join(spoolDir, f)));
+    } catch {
+      continue; // acked and deleted meanwhile
+    }
+    for (const r of records) {
+      seqs.add(r.seq);
+      for (const l of decodeRecord(r.data).lines) if (l.type === 'flow') lines.push(l);
+    }
+  }
+  return { seqs, lines };
+}
+
+const pktsFrom = (lines: FlowLine[], port: number) =>
+  lines.filter((l) => l.remotePort === port).reduce((n, l) => n + l.pktsIn, 0);
+
+async function streamFlows() {
+  const unique = assertOrderedPerKey(await readStream(emulators.kinesis, emulators.streamName));
+  return {
+    unique,
+    flows: unique.flatMap((r) => r.lines).filter((l): l is FlowLine => l.type === 'flow'),
+  };
+}
+
+beforeAll(async () => {
+  emulators = await startEmulators({ kinesisPort: 0, dynamodbPort: 0 });
+  proxy = await startFaultProxy({ target: emulators.kinesisEndpoint });
+  daemon = await startHookedDaemon(hookSocket, 100);
+});
+
+afterAll(async () => {
+  for (const a of agents) if (a.exitCode === null && a.signalCode === null) a.kill('SIGKILL');
+  for (const c of clients) c.close();
+  await daemon?.stop();
+  await proxy?.stop();
+  await emulators?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('udpwatch-agent run (real process, hooked daemon, kinesalite)', () => {
+  it('delivers exact counts, survives SIGKILL mid-outage, and delivers its spool after restart', async () => {
+    const configPath = join(dir, 'agent.json');
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        retryMaxSeconds: 0.3,
+        heartbeatSeconds: 1,
+        sources: { conntrack: false },
+        services: [{ name: 'echo', port: daemon.v4 }],
+      }),
+    );
+    let agent = startAgent(configPath);
+    expect(await waitFor(() => /started: agent /.test(agent.stderr()), 15_000)).toBe(true);
+    expect(agent.stderr()).toMatch(/sources: hook \(.*hook\.sock\), proc/);
+    // Traffic before the hook has connected would be dropped (and counted) by design.
+    const hooked = new RegExp(`hook: daemon pid ${daemon.child.pid} \\(node\\) reports`);
+    expect(await waitFor(() => hooked.test(agent.stderr()), 10_000)).toBe(true);
+    const [a, b, c, d] = await Promise.all([
+      openClient(4),
+      openClient(4),
+      openClient(4),
+      openClient(4),
+    ]);
+    clients.push(a!, b!, c!, d!);
+
+    // Phase A: healthy.
+    expect(await a!.echo(daemon.v4, [10, 20, 30, 40, 50])).toBe(5);
+    const aArrived = async () => pktsFrom((await streamFlows()).flows, a!.port) >= 5;
+    expect(await waitFor(aArrived, 10_000), agent.stderr()).toBe(true);
+
+    // Phase B: Kinesis unreachable; the agent spools, then dies hard.
+    await proxy.refuse(true);
+    expect(await b!.echo(daemon.v4, [11, 12, 13, 14, 15])).toBe(5);
+    expect(await waitFor(() => pktsFrom(spoolContents().lines, b!.port) >= 5, 10_000)).toBe(true);
+    agent.child.kill('SIGKILL');
+    await exited(agent.child);
+    const spooled = spoolContents();
+    expect(spooled.seqs.size).toBeGreaterThan(0);
+    const maxSeqBefore = Math.max(...spooled.seqs);
+
+    // The daemon keeps serving with no agent; the hook drops and counts those packets.
+    expect(await d!.echo(daemon.v4, [7, 7, 7])).toBe(3);
+    await new Promise((r) => setTimeout(r, 300));
+
+    // Kinesis back, agent restarted with the same state directory.
+    await proxy.refuse(false);
+    agent = startAgent(configPath);
+    expect(await waitFor(() => hooked.test(agent.stderr()), 15_000)).toBe(true);
+    const allSpoolArrived = async () => {
+      const got = new Set((await streamFlows()).unique.map((r) => r.lines[0]!.seq));
+      return [...spooled.seqs].every((s) => got.has(s));
+    };
+    expect(await waitFor(allSpoolArrived, 15_000)).toBe(true);
+    expect(await waitFor(() => /could not report 6 packets/.test(agent.stderr()), 5_000)).toBe(
+      true,
+    );
+
+    // Phase C: after the restart.
+    expect(await c!.echo(daemon.v4, [1, 2, 3, 4])).toBe(4);
+    const cArrived = async () => pktsFrom((await streamFlows()).flows, c!.port) >= 4;
+    expect(await waitFor(cArrived, 10_000)).toBe(true);
+    agent.child.kill('SIGTERM');
+    expect(await exited(agent.child)).toBe(0);
+
+    const { unique, flows } = await streamFlows();
+    // Exact per client: no loss of what was spooled, no double count.
+    expect(pktsFrom(flows, a!.port)).toBe(5);
+    expect(pktsFrom(flows, b!.port)).toBe(5);
+    expect(pktsFrom(flows, c!.port)).toBe(4);
+    expect(pktsFrom(flows, d!.port)).toBe(0);
+    const bBytes = flows
+      .filter((l) => l.remotePort === b!.port)
+      .reduce((n, l) => n + l.bytesOut, 0);
+    expect(bBytes).toBe(11 + 12 + 13 + 14 + 15);
+    // Other connected sockets on this host show up too (proc source); ours are the daemon's.
+    const ours = flows.filter((l) => l.localPort === daemon.v4);
+    expect(ours.length).toBeGreaterThan(0);
+    for (const l of ours) {
+      expect(l.service).toBe('echo');
+      expect(l.source).toBe('hook');
+      expect(l.pid).toBe(daemon.child.pid);
+    }
+    // One agent id throughout; seqs after the restart are above every seq before it.
+    const ids = new Set(unique.flatMap((r) => r.lines.map((l) => l.agentId)));
+    expect(ids.size).toBe(1);
+    const cSeqs = unique.filter((r) =>
+      r.lines.some((l) => l.type === 'flow' && l.remotePort === c!.port),
+    );
+    for (const r of cSeqs) expect(r.lines[0]!.seq).toBeGreaterThan(maxSeqBefore);
+    const heartbeats = unique.flatMap((r) => r.lines).filter((l) => l.type === 'heartbeat');
+    expect(heartbeats.length).toBeGreaterThanOrEqual(2);
+    expect(heartbeats.some((h) => h.type === 'heartbeat' && h.spooled > 0)).toBe(true);
+  });
+
+  it('exits 2 with a clear message for a bad flag or config', async () => {
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; err: string }>((resolve) => {
+        const child = spawn(process.execPath, ['bin/udpwatch-agent.js', ...args], { cwd: REPO });
+        let err = '';
+        child.stderr.on('data', (x) => {
+          err += x;
+        });
+        child.once('exit', (code) => resolve({ code, err }));
+      });
+    const bad = join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ stream: 's', maxFlows: -1 }));
+    const [flag, config, snapshotFor] = await Promise.all([
+      run(['run', '--interval']),
+      run(['run', '--config', bad]),
+      run(['snapshot', '--for', 'soon']),
+    ]);
+    expect(flag.code).toBe(2);
+    expect(flag.err).toMatch(/--interval/);
+    expect(config.code).toBe(2);
+    expect(config.err).toMatch(/maxFlows/);
+    expect(snapshotFor.code).toBe(2);
+    expect(snapshotFor.err).toMatch(/--for: "soon" is not a duration/);
+  });
+});

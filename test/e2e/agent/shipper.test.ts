@@ -1,0 +1,210 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SeqAllocator } from '../../../agent/agent-state.js';
+import { DiskSpool } from '../../../agent/disk-spool.js';
+import { KinesisShipper } from '../../../agent/kinesis-shipper.js';
+import { packRecords } from '../../../agent/record-packer.js';
+import type { UnsequencedLine } from '../../../contract/codec.js';
+import { kinesisClient } from '../../../local/aws-clients.js';
+import { createStream, type Emulators, startEmulators } from '../../../local/emulators.js';
+import { type FaultProxy, startFaultProxy } from '../../../local/fault-proxy.js';
+import { assertOrderedPerKey, readStream } from './stream-reader.js';
+
+const T0 = 1_700_000_000_000;
+let emulators: Emulators;
+let proxy: FaultProxy;
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  // kinesalite allows 10 shards per account: the default stream and three more of 2 each.
+  emulators = await startEmulators({ kinesisPort: 0, dynamodbPort: 0, shardCount: 2 });
+  proxy = await startFaultProxy({ target: emulators.kinesisEndpoint });
+});
+
+afterAll(async () => {
+  await proxy?.stop();
+  await emulators?.stop();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** One window of lines from `agentId`: a line per (client, service), with a unique marker in bytesIn. */
+function windowLines(agentId: string, w: number, clients: number): UnsequencedLine[] {
+  const out: UnsequencedLine[] = [];
+  for (let c = 0; c < clients; c++) {
+    out.push({
+      v: 1,
+      type: 'flow',
+      agentId,
+      host: 'h1',
+      service: `svc${c % 3}`,
+      source: 'hook',
+      localIp: '192.0.2.1',
+      localPort: 5000,
+      remoteIp: `198.51.100.${c}`,
+      remotePort: 40_000 + c,
+      firstSeen: T0,
+      lastSeen: T0 + w,
+      pktsIn: 1,
+      bytesIn: w * 1000 + c,
+      pktsOut: 0,
+      bytesOut: 0,
+      sampleRate: 1,
+    });
+  }
+  return out;
+}
+
+/** A shipper writing to its own stream through the proxy, with fast retries. */
+async function setup(streamSuffix: string, maxSpoolBytes = 64 << 20) {
+  const stateDir = mkdtempSync(join(tmpdir(), 'uwa-ship-'));
+  dirs.push(stateDir);
+  const stream =
+    streamSuffix === 'plain' ? emulators.streamName : `uwa-${streamSuffix}-${process.pid}`;
+  if (streamSuffix !== 'plain') await createStream(emulators.kinesis, stream, 2);
+  const agentId = `agent-${streamSuffix}`;
+  const seq = new SeqAllocator(stateDir);
+  const spool = new DiskSpool(join(stateDir, 'spool'), maxSpoolBytes);
+  const logs: string[] = [];
+  const shipper = new KinesisShipper({
+    kinesis: kinesisClient({ endpoint: proxy.url, maxAttempts: 1, requestTimeoutMs: 3_000 }),
+    stream,
+    spool,
+    backoffBaseMs: 5,
+    backoffMaxMs: 100,
+    log: (m) => logs.push(m),
+  });
+  const sent: UnsequencedLine[] = [];
+  const ship = (w: number, clients = 24) => {
+    const lines = windowLines(agentId, w, clients);
+    sent.push(...lines);
+    shipper.enqueue(packRecords(lines, { agentId, nextSeq: () => seq.take() }));
+  };
+  return { stream, agentId, shipper, spool, logs, sent, ship };
+}
+
+/** Asserts every sent line arrived exactly once (after removing identical resends). */
+async function expectExactDelivery(stream: string, sent: UnsequencedLine[]): Promise<void> {
+  const records = await readStream(emulators.kinesis, stream);
+  const unique = assertOrderedPerKey(records);
+  const got = unique
+    .flatMap((r) => r.lines)
+    .map((l) => (l.type === 'flow' ? `${l.remoteIp}/${l.bytesIn}` : ''));
+  const want = sent.map((l) => (l.type === 'flow' ? `${l.remoteIp}/${l.bytesIn}` : ''));
+  expect(got.length).toBe(want.length);
+  expect(new Set(got)).toEqual(new Set(want));
+  // Within a client, windows arrive in the order they were written.
+  const windowsOf = new Map<string, number[]>();
+  for (const r of unique) {
+    for (const l of r.lines) {
+      if (l.type !== 'flow') continue;
+      const list = windowsOf.get(l.remoteIp) ?? [];
+      list.push(l.lastSeen);
+      windowsOf.set(l.remoteIp, list);
+    }
+  }
+  for (const [ip, list] of windowsOf) {
+    expect(
+      [...list].sort((a, b) => a - b),
+      `order of ${ip}`,
+    ).toEqual(list);
+  }
+}
+
+describe('KinesisShipper', () => {
+  it('delivers every line exactly once, in order per key, straight to kinesalite', async () => {
+    const s = await setup('plain');
+    s.shipper.start();
+    for (let w = 0; w < 20; w++) s.ship(w);
+    expect(await s.shipper.drained(20_000)).toBe(true);
+    await s.shipper.stop();
+    const st = s.shipper.stats();
+    expect(st.sentLines).toBe(s.sent.length);
+    // 16 buckets, 20 windows: at most one record per key per call means many calls.
+    expect(st.calls).toBeGreaterThanOrEqual(20);
+    await expectExactDelivery(s.stream, s.sent);
+  });
+
+  it('retries only failed records through 5xx, throttling, partial failures and resets', async () => {
+    const s = await setup('faults');
+    proxy.setFaults([
+      {
+        operation: 'PutRecords',
+        kind: 'partialPutRecords',
+        probability: 0.3,
+        seed: 3,
+        failFraction: 0.5,
+      },
+      { operation: 'PutRecords', kind: 'throttle', probability: 0.15, seed: 4 },
+      { operation: 'PutRecords', kind: 'http500', probability: 0.1, seed: 5, phase: 'after' },
+      { operation: 'PutRecords', kind: 'http500', probability: 0.1, seed: 6 },
+      { operation: 'PutRecords', kind: 'reset', probability: 0.1, seed: 7, phase: 'after' },
+    ]);
+    s.shipper.start();
+    for (let w = 0; w < 15; w++) {
+      s.ship(w);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await s.shipper.drained(30_000)).toBe(true);
+    await s.shipper.stop();
+    const injected = proxy.stats.injected;
+    proxy.clear();
+    expect(injected).toBeGreaterThan(5);
+    expect(s.shipper.stats().retriedRecords).toBeGreaterThan(0);
+    expect(s.shipper.stats().failedCalls).toBeGreaterThan(0);
+    await expectExactDelivery(s.stream, s.sent);
+  });
+
+  it('spools to disk while Kinesis is unreachable and drains the spool in order afterwards', async () => {
+    const s = await setup('outage');
+    s.shipper.start();
+    s.ship(0);
+    expect(await s.shipper.drained(10_000)).toBe(true);
+    await proxy.refuse(true);
+    try {
+      for (let w = 1; w <= 8; w++) {
+        s.ship(w);
+        await new Promise((r) => setTimeout(r, 30));
+      }
+      const during = s.shipper.stats();
+      expect(during.outage).toBe(true);
+      expect(during.memoryRecords).toBe(0);
+      expect(during.spooledRecords).toBeGreaterThan(0);
+      expect(s.spool.stats().segments).toBeGreaterThan(0);
+    } finally {
+      await proxy.refuse(false);
+    }
+    for (let w = 9; w <= 10; w++) s.ship(w);
+    expect(await s.shipper.drained(30_000)).toBe(true);
+    await s.shipper.stop();
+    expect(s.logs.some((l) => /spooling to disk/.test(l))).toBe(true);
+    expect(s.logs.some((l) => /reachable again/.test(l))).toBe(true);
+    await expectExactDelivery(s.stream, s.sent);
+  });
+
+  it('drops the oldest spooled records when the spool is full, and counts them', async () => {
+    const s = await setup('full', 6 * 1024);
+    await proxy.refuse(true);
+    try {
+      s.shipper.start();
+      s.ship(0);
+      await new Promise((r) => setTimeout(r, 200));
+      for (let w = 1; w <= 30; w++) s.ship(w);
+      expect(s.shipper.stats().droppedLines).toBeGreaterThan(0);
+    } finally {
+      await proxy.refuse(false);
+    }
+    expect(await s.shipper.drained(30_000)).toBe(true);
+    await s.shipper.stop();
+    const dropped = s.shipper.stats().droppedLines;
+    const records = assertOrderedPerKey(await readStream(emulators.kinesis, s.stream));
+    const delivered = records.reduce((n, r) => n + r.lines.length, 0);
+    // Nothing vanishes silently: what did not arrive is exactly what was counted.
+    expect(delivered + dropped).toBe(s.sent.length);
+    // The newest window survived.
+    expect(
+      records.some((r) => r.lines.some((l) => l.type === 'flow' && l.lastSeen === T0 + 30)),
+    ).toBe(true);
+  });
+});

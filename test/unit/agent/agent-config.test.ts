@@ -1,0 +1,135 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadAgentConfig, parseServicesEnv } from '../../../agent/agent-config.js';
+import { parseHookMessage } from '../../../agent/hook-receiver.js';
+import { createServiceNamer } from '../../../agent/service-names.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'uwa-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+describe('agent config', () => {
+  it('merges file < env < flags and fills defaults', () => {
+    const path = file(
+      'ok.json',
+      JSON.stringify({ stream: 'from-file', maxFlows: 10, services: [{ name: 'dns', port: 53 }] }),
+    );
+    const c = loadAgentConfig({
+      configFile: path,
+      env: { UDPWATCH_STREAM: 'from-env', UDPWATCH_INTERVAL: '0.5' },
+      overrides: { intervalSeconds: 2 },
+    });
+    expect(c.stream).toBe('from-env');
+    expect(c.maxFlows).toBe(10);
+    expect(c.intervalSeconds).toBe(2);
+    expect(c.defaultTimeoutSeconds).toBe(300);
+    expect(c.refreshIntervalSeconds).toBe(60);
+    expect(c.services).toEqual([{ name: 'dns', port: 53 }]);
+  });
+
+  it('names the bad field and where it came from', () => {
+    const bad = file('bad.json', JSON.stringify({ services: [{ name: 'x', port: 70000 }] }));
+    expect(() => loadAgentConfig({ configFile: bad, env: {} })).toThrow(
+      new RegExp(`config ${bad}: services\\.0\\.port`),
+    );
+    const unknown = file('unknown.json', JSON.stringify({ maxFlow: 1 }));
+    expect(() => loadAgentConfig({ configFile: unknown, env: {} })).toThrow(/maxFlow/);
+    expect(() => loadAgentConfig({ configFile: file('syntax.json', '{'), env: {} })).toThrow(
+      /not valid JSON/,
+    );
+    expect(() => loadAgentConfig({ env: { UDPWATCH_MAX_FLOWS: 'lots' } })).toThrow(
+      /UDPWATCH_MAX_FLOWS: "lots" is not a number/,
+    );
+    expect(() => loadAgentConfig({ env: { UDPWATCH_INTERVAL: '0' } })).toThrow(
+      /environment: intervalSeconds/,
+    );
+    expect(() => loadAgentConfig({ configFile: join(dir, 'missing.json'), env: {} })).toThrow(
+      ConfigError,
+    );
+  });
+
+  it('reads service rules from UDPWATCH_SERVICES', () => {
+    expect(parseServicesEnv('53=dns, process:named=dns2,5000/echod=echo')).toEqual([
+      { name: 'dns', port: 53 },
+      { name: 'dns2', process: 'named' },
+      { name: 'echo', port: 5000, process: 'echod' },
+    ]);
+    expect(() => parseServicesEnv('dns')).toThrow(/UDPWATCH_SERVICES: "dns" is not/);
+  });
+
+  it('names services by the first matching rule, else <process>:<port>', () => {
+    const name = createServiceNamer(
+      [
+        { name: 'echo-special', port: 7, process: 'echod', timeoutSeconds: 5 },
+        { name: 'echo', port: 7 },
+        { name: 'named', process: 'named', sampleRate: 4 },
+      ],
+      300,
+    );
+    expect(name(7, 'echod')).toEqual({ service: 'echo-special', timeoutSeconds: 5, sampleRate: 1 });
+    expect(name(7, 'other').service).toBe('echo');
+    expect(name(53, 'named')).toEqual({ service: 'named', timeoutSeconds: 300, sampleRate: 4 });
+    expect(name(9999, 'tokio-runtime w').service).toBe('tokio-runtime_w:9999');
+    expect(name(9999, undefined).service).toBe('unknown:9999');
+  });
+});
+
+describe('hook messages', () => {
+  it('turns rows into observations and skips bad rows with a located reason', () => {
+    const msg = {
+      v: 1,
+      pid: 10,
+      process: 'node',
+      at: 1,
+      flows: [
+        [
+          '::ffff:127.0.0.1',
+          5000,
+          '::ffff:127.0.0.1',
+          4000,
+          2,
+          20,
+          1,
+          10,
+          1_700_000_000_000,
+          1_700_000_000_500,
+          'cust-1',
+        ],
+        ['zz', 5000, '127.0.0.1', 1, 0, 0, 0, 0, 1, 1],
+        ['::1', 5000, '::1', 1, -1, 0, 0, 0, 1, 1],
+      ],
+      droppedPackets: 7,
+      overflowPackets: 1,
+    };
+    const r = parseHookMessage(JSON.stringify(msg));
+    expect(r.observations).toEqual([
+      {
+        source: 'hook',
+        localIp: '127.0.0.1',
+        localPort: 5000,
+        remoteIp: '127.0.0.1',
+        remotePort: 4000,
+        pktsIn: 2,
+        bytesIn: 20,
+        pktsOut: 1,
+        bytesOut: 10,
+        firstSeen: 1_700_000_000_000,
+        lastSeen: 1_700_000_000_500,
+        pid: 10,
+        process: 'node',
+        clientId: 'cust-1',
+      },
+    ]);
+    expect(r.errors).toEqual(['flow 1: bad local address "zz"', 'flow 2: bad counter']);
+    expect(r.droppedPackets).toBe(7);
+    expect(() => parseHookMessage('{"v":2}')).toThrow(/version 2/);
+    expect(() => parseHookMessage('nope')).toThrow();
+  });
+});

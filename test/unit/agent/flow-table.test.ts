@@ -1,0 +1,212 @@
+import { describe, expect, it } from 'vitest';
+import { FlowTable, type UnsequencedFlowLine } from '../../../agent/flow-table.js';
+import type { ListeningSocket, PeerObservation } from '../../../agent/observation.js';
+import { createServiceNamer, type ServiceRule } from '../../../agent/service-names.js';
+import { FlowLineSchema } from '../../../contract/wire.js';
+
+const T0 = 1_700_000_000_000;
+
+function table(rules: ServiceRule[] = [], maxFlows = 1000, refreshMs = 60_000, seed = 's') {
+  return new FlowTable({
+    agentId: 'agent-1',
+    host: 'host-1',
+    serviceFor: createServiceNamer(rules, 300),
+    maxFlows,
+    refreshIntervalMs: refreshMs,
+    sampleSeed: seed,
+  });
+}
+
+function obs(partial: Partial<PeerObservation>): PeerObservation {
+  return {
+    source: 'hook',
+    localIp: '127.0.0.1',
+    localPort: 5000,
+    remoteIp: '127.0.0.1',
+    remotePort: 40000,
+    pktsIn: 1,
+    bytesIn: 100,
+    pktsOut: 1,
+    bytesOut: 100,
+    lastSeen: T0,
+    pid: 42,
+    process: 'echod',
+    ...partial,
+  };
+}
+
+const sum = (lines: UnsequencedFlowLine[], f: 'pktsIn' | 'bytesIn' | 'pktsOut' | 'bytesOut') =>
+  lines.reduce((n, l) => n + l[f], 0);
+
+describe('FlowTable', () => {
+  it('accumulates deltas per flow and emits valid lines only for flows with deltas', () => {
+    const t = table([{ name: 'echo', port: 5000 }]);
+    t.ingest([
+      obs({ remotePort: 1 }),
+      obs({ remotePort: 1, pktsIn: 2, bytesIn: 7 }),
+      obs({ remotePort: 2 }),
+    ]);
+    const lines = t.flush(T0 + 10);
+    expect(lines).toHaveLength(2);
+    const one = lines.find((l) => l.remotePort === 1)!;
+    expect([one.pktsIn, one.bytesIn, one.pktsOut, one.bytesOut]).toEqual([3, 107, 2, 200]);
+    expect(one.service).toBe('echo');
+    for (const l of lines) expect(FlowLineSchema.safeParse({ ...l, seq: 1 }).success).toBe(true);
+    // Nothing new and the refresh interval has not elapsed: no lines.
+    expect(t.flush(T0 + 1000)).toEqual([]);
+  });
+
+  it('names services <process>:<port> by default and fills the process from /proc listeners', () => {
+    const t = table();
+    const listener: ListeningSocket = {
+      localIp: '0.0.0.0',
+      localPort: 5300,
+      family: 4,
+      inode: 1,
+      pid: 77,
+      process: 'named',
+      drops: 0,
+      rxQueueBytes: 0,
+    };
+    t.setListeners([listener]);
+    t.ingest([
+      obs({
+        source: 'conntrack',
+        localIp: '198.51.100.1',
+        localPort: 5300,
+        pid: undefined,
+        process: undefined,
+      }),
+    ]);
+    const [line] = t.flush(T0);
+    expect(line!.service).toBe('named:5300');
+    expect(line!.pid).toBe(77);
+    expect(line!.process).toBe('named');
+    expect(line!.source).toBe('conntrack');
+  });
+
+  it('lets hook counters win over conntrack for a hooked socket, keeping conntrack NAT info', () => {
+    const t = table();
+    t.ingest([
+      obs({
+        source: 'conntrack',
+        localIp: '127.0.0.1',
+        pktsIn: 6,
+        bytesIn: 600,
+        natFromIp: '203.0.113.9',
+        natFromPort: 999,
+      }),
+      obs({ localIp: '0.0.0.0', pktsIn: 5, bytesIn: 500 }),
+      // A socket the hook does not see: conntrack counts it.
+      obs({
+        source: 'conntrack',
+        localPort: 6000,
+        pktsIn: 3,
+        bytesIn: 30,
+        pid: undefined,
+        process: undefined,
+      }),
+    ]);
+    const lines = t.flush(T0);
+    expect(lines).toHaveLength(2);
+    const hooked = lines.find((l) => l.localPort === 5000)!;
+    expect(hooked.source).toBe('hook');
+    expect(hooked.pktsIn).toBe(5);
+    expect(hooked.natFromIp).toBe('203.0.113.9');
+    expect(lines.find((l) => l.localPort === 6000)!.pktsIn).toBe(3);
+    expect(t.stats().shadowed).toBe(1);
+  });
+
+  it('expires a flow idle past its service timeout, after reporting its last deltas', () => {
+    const t = table([{ name: 'short', port: 5000, timeoutSeconds: 2 }]);
+    t.ingest([obs({ lastSeen: T0 })]);
+    expect(t.flush(T0 + 1000)).toHaveLength(1);
+    expect(t.size).toBe(1);
+    t.ingest([obs({ lastSeen: T0 + 1500, pktsIn: 4, bytesIn: 4, pktsOut: 0, bytesOut: 0 })]);
+    // Last deltas go out even though the flow idles out in the same flush.
+    const late = t.flush(T0 + 1500 + 2001);
+    expect(late.map((l) => l.pktsIn)).toEqual([4]);
+    expect(t.size).toBe(0);
+    expect(t.stats().expired).toBe(1);
+  });
+
+  it('sends a refresh line for a quiet active flow once per refresh interval, not every second', () => {
+    const t = table([], 1000, 10_000);
+    t.ingest([
+      obs({ source: 'proc', pktsIn: 0, bytesIn: 0, pktsOut: 0, bytesOut: 0, lastSeen: T0 }),
+    ]);
+    expect(t.flush(T0)).toHaveLength(1);
+    let refreshes = 0;
+    for (let s = 1; s <= 30; s++) {
+      const now = T0 + s * 1000;
+      t.ingest([
+        obs({ source: 'proc', pktsIn: 0, bytesIn: 0, pktsOut: 0, bytesOut: 0, lastSeen: now }),
+      ]);
+      const lines = t.flush(now);
+      if (lines.length > 0) {
+        refreshes++;
+        expect(lines[0]!.pktsIn).toBe(0);
+        expect(lines[0]!.lastSeen).toBe(now);
+      }
+    }
+    expect(refreshes).toBe(3);
+  });
+
+  it('evicts the least recently seen flow past maxFlows, counts it, and still ships its deltas', () => {
+    const t = table([], 3);
+    for (let p = 1; p <= 3; p++) t.ingest([obs({ remotePort: p, lastSeen: T0 + p })]);
+    // Port 1 is touched again, so port 2 is now the oldest.
+    t.ingest([obs({ remotePort: 1, lastSeen: T0 + 10 })]);
+    t.ingest([obs({ remotePort: 4, lastSeen: T0 + 11 })]);
+    expect(t.size).toBe(3);
+    expect(t.stats().evicted).toBe(1);
+    expect(
+      t
+        .list()
+        .map((f) => f.remotePort)
+        .sort(),
+    ).toEqual([1, 3, 4]);
+    const lines = t.flush(T0 + 12);
+    // Every packet observed is still reported: evicted deltas are not lost.
+    expect(sum(lines, 'pktsIn')).toBe(5);
+    expect(lines.filter((l) => l.remotePort === 2)).toHaveLength(1);
+  });
+
+  it('samples 1 in N flows with scaled counters so totals stay unbiased', () => {
+    const rate = 8;
+    const t = table(
+      [{ name: 'busy', port: 5000, sampleRate: rate }],
+      100_000,
+      60_000,
+      'fixed-seed',
+    );
+    let truePkts = 0;
+    const observations: PeerObservation[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const pkts = 1 + (i % 7);
+      truePkts += pkts;
+      observations.push(
+        obs({
+          remoteIp: `10.${(i >> 8) & 255}.${i & 255}.1`,
+          remotePort: 1000 + (i % 50),
+          pktsIn: pkts,
+          bytesIn: pkts * 10,
+        }),
+      );
+    }
+    t.ingest(observations);
+    const lines = t.flush(T0);
+    for (const l of lines) expect(l.sampleRate).toBe(rate);
+    const estimate = sum(lines, 'pktsIn');
+    // ~2,500 flows sampled: the relative error's std dev is about 2%; allow 4 sigma.
+    expect(Math.abs(estimate - truePkts) / truePkts).toBeLessThan(0.08);
+    expect(lines.length).toBeGreaterThan(20_000 / rate / 1.2);
+    expect(lines.length).toBeLessThan((20_000 / rate) * 1.2);
+    expect(t.stats().sampledOut).toBe(20_000 - lines.length);
+    // The choice is per flow: a sampled-out flow stays out, a sampled one stays in.
+    const inKeys = new Set(lines.map((l) => `${l.remoteIp}|${l.remotePort}`));
+    t.ingest(observations);
+    const again = t.flush(T0 + 1);
+    expect(new Set(again.map((l) => `${l.remoteIp}|${l.remotePort}`))).toEqual(inKeys);
+  });
+});
