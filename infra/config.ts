@@ -1,0 +1,135 @@
+/**
+ * The deployment's settings, read from CDK context (`cdk.json` "context" or
+ * `cdk synth -c key=value`) and validated once, so every construct below gets
+ * typed values and a typo fails the synth with a message naming the key.
+ */
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { z } from 'zod';
+import { DEFAULTS } from '../contract/resources.js';
+import {
+  type ServiceAlarmBounds,
+  ServiceAlarmsSchema,
+  TREAT_MISSING_DATA,
+} from '../contract/service-alarms.js';
+
+/** Retention periods CloudWatch Logs accepts, taken from the CDK enum so they cannot drift. */
+const LOG_RETENTION_DAYS = Object.values(RetentionDays).filter(
+  (days): days is number => typeof days === 'number',
+);
+
+/** `-c key=value` always passes strings; cdk.json passes JSON types. Accept both. */
+const fromString = <T extends z.ZodType>(parse: (raw: string) => unknown, schema: T) =>
+  z.preprocess((raw) => (typeof raw === 'string' ? parse(raw.trim()) : raw), schema);
+
+/** A number written as a string becomes a number; anything else stays as it was, for zod to name. */
+const toNumber = (raw: string) => {
+  const value = Number(raw);
+  return raw === '' || Number.isNaN(value) ? raw : value;
+};
+
+const integer = (min: number, max: number) =>
+  fromString(toNumber, z.number().int().min(min).max(max));
+
+const flag = fromString(
+  (raw) => (raw === 'true' ? true : raw === 'false' ? false : raw),
+  z.boolean({ error: 'expected true or false' }),
+);
+
+/** Per-service alarms (schema shared with local mode), also given as a JSON string with -c. */
+const ServiceAlarmsContext = fromString(
+  (raw) => parseJsonContext('serviceAlarms', raw),
+  ServiceAlarmsSchema,
+);
+
+/** Every context key the app reads, with its default. */
+export const ConfigSchema = z.strictObject({
+  /** CloudFormation stack name. */
+  stackName: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/, 'letters, digits and hyphens, starting with a letter')
+    .default('Udpwatch'),
+  /** Prefix for the physical resource names, so several stacks can share an account. */
+  namePrefix: z
+    .string()
+    .regex(/^([a-z0-9][a-z0-9-]{0,30}-)?$/, 'lowercase letters, digits, hyphens, ending in "-"')
+    .default(''),
+  /** Production keeps the table and its data when the stack or the resource goes away. */
+  production: flag.default(true),
+  /** Provisioned shards; absent means on-demand capacity. */
+  shardCount: integer(1, 500).optional(),
+  /** How long Kinesis keeps records that the aggregator has not read yet. */
+  streamRetentionHours: integer(24, 8760).default(24),
+  /** Retention of the functions' and the API's logs. */
+  logRetentionDays: fromString(
+    toNumber,
+    z.number().refine((days) => LOG_RETENTION_DAYS.includes(days), {
+      error: `must be one of ${LOG_RETENTION_DAYS.join(', ')}`,
+    }),
+  ).default(30),
+  logLevel: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+  activeWindowSeconds: integer(1, 86_400).default(DEFAULTS.activeWindowSeconds),
+  retentionHours: integer(1, 24 * 365).default(DEFAULTS.retentionHours),
+  /** Steady-state requests per second the API stage accepts. */
+  apiRateLimit: integer(1, 10_000).default(50),
+  /** Burst of requests the API stage accepts. */
+  apiBurstLimit: integer(1, 5_000).default(100),
+  serviceAlarms: ServiceAlarmsContext.default({}),
+  /** Periods of one minute an alarm looks at (unless a service says otherwise). */
+  alarmEvaluationPeriods: integer(1, 1440).default(5),
+  /** Breaching periods out of those that fire the alarm; default all of them. */
+  alarmDatapointsToAlarm: integer(1, 1440).optional(),
+  /** Default: a minimum alarm treats no data as breaching, a maximum alarm as not breaching. */
+  alarmTreatMissingData: z.enum(TREAT_MISSING_DATA).optional(),
+  /** Address subscribed to the alarm topic (needs confirming by mail). */
+  alarmEmail: z.email().optional(),
+  /** Alarm when fewer agents than this have sent a heartbeat in the active window. */
+  minAgentsReporting: integer(0, 1_000_000).default(1),
+  /** Alarm when the aggregator lags the stream by more than this. */
+  iteratorAgeAlarmSeconds: integer(60, 7 * 86_400).default(300),
+  /** Alarm when the API answers more 5xx than this in five minutes. */
+  api5xxAlarmThreshold: integer(0, 1_000_000).default(5),
+  /** Also create an EC2 role and instance profile with the agent policy attached. */
+  agentInstanceProfile: flag.default(false),
+});
+
+/** The validated settings of one deployment. */
+export type Config = z.infer<typeof ConfigSchema>;
+/** One service's alarm bounds. */
+export type { ServiceAlarmBounds };
+/** What an alarm does with a period that has no data. */
+export type TreatMissingDataName = (typeof TREAT_MISSING_DATA)[number];
+
+/** A context value that is not what the app expects; the message names the key. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function parseJsonContext(key: string, raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch (error) {
+    throw new ConfigError(
+      `context "${key}": not valid JSON (${(error as Error).message}); ` +
+        `expected e.g. '{"dns":{"min":10,"max":50000}}'`,
+    );
+  }
+}
+
+/**
+ * Validates the context values the app reads (other keys, such as CDK feature
+ * flags, are ignored) and fills in defaults; throws ConfigError listing every
+ * bad key.
+ */
+export function parseConfig(context: Record<string, unknown>): Config {
+  const ours = Object.fromEntries(
+    Object.keys(ConfigSchema.shape)
+      .filter((key) => context[key] !== undefined)
+      .map((key) => [key, context[key]]),
+  );
+  const result = ConfigSchema.safeParse(ours);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map(
+    (issue) => `  context "${issue.path.map(String).join('.')}": ${issue.message}`,
+  );
+  throw new ConfigError(`invalid CDK context:\n${lines.join('\n')}`);
+}

@@ -1,0 +1,130 @@
+/**
+ * Alarms on the pipeline itself: the aggregator falling behind the stream,
+ * failing or throttled, batches given up on, the API failing, the metrics
+ * function failing (client alarms would go blind), and too few agents
+ * reporting.
+ */
+import { Duration } from 'aws-cdk-lib';
+import type { HttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
+import {
+  Alarm,
+  ComparisonOperator,
+  type IMetric,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { agentsReportingMetric } from './client-metrics.js';
+
+/** Window of the count-based alarms (errors, throttles, 5xx). */
+const COUNT_PERIOD = Duration.minutes(5);
+
+/** Settings of the operations alarms. */
+export interface OperationsAlarmsProps {
+  alarmNamePrefix: string;
+  aggregate: IFunction;
+  query: IFunction;
+  metrics: IFunction;
+  onFailureQueue: IQueue;
+  api: HttpApi;
+  topic: ITopic;
+  evaluationPeriods: number;
+  iteratorAgeSeconds: number;
+  api5xxThreshold: number;
+  /** Zero turns the agents alarm off. */
+  minAgentsReporting: number;
+}
+
+/** The operations alarms, keyed by what they watch. */
+export class OperationsAlarms extends Construct {
+  readonly alarms: Record<string, Alarm> = {};
+  private readonly action: SnsAction;
+  private readonly alarmNamePrefix: string;
+
+  constructor(scope: Construct, id: string, props: OperationsAlarmsProps) {
+    super(scope, id);
+    this.action = new SnsAction(props.topic);
+    this.alarmNamePrefix = props.alarmNamePrefix;
+    const atLeastOne = {
+      threshold: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    };
+
+    this.add('AggregateIteratorAge', 'The aggregator lags behind the stream', {
+      metric: props.aggregate.metric('IteratorAge', {
+        statistic: 'Maximum',
+        period: Duration.minutes(1),
+      }),
+      threshold: props.iteratorAgeSeconds * 1000,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: props.evaluationPeriods,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    this.add('AggregateErrors', 'The aggregate function failed whole invocations', {
+      ...atLeastOne,
+      metric: props.aggregate.metricErrors({ period: COUNT_PERIOD, statistic: 'Sum' }),
+    });
+    this.add('AggregateThrottles', 'The aggregate function was throttled', {
+      ...atLeastOne,
+      metric: props.aggregate.metricThrottles({ period: COUNT_PERIOD, statistic: 'Sum' }),
+    });
+    this.add('OnFailureQueueDepth', 'Batches the aggregator gave up on are waiting', {
+      ...atLeastOne,
+      metric: props.onFailureQueue.metricApproximateNumberOfMessagesVisible({
+        period: COUNT_PERIOD,
+        statistic: 'Maximum',
+      }),
+    });
+    this.add('Api5xx', 'The query API answers with server errors', {
+      metric: props.api.metricServerError({ period: COUNT_PERIOD, statistic: 'Sum' }),
+      threshold: props.api5xxThreshold,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    this.add('QueryErrors', 'The query function failed', {
+      ...atLeastOne,
+      metric: props.query.metricErrors({ period: COUNT_PERIOD, statistic: 'Sum' }),
+    });
+    this.add('MetricsErrors', 'The metrics function failed; client alarms go blind', {
+      ...atLeastOne,
+      metric: props.metrics.metricErrors({ period: COUNT_PERIOD, statistic: 'Sum' }),
+    });
+    if (props.minAgentsReporting > 0) {
+      this.add('TooFewAgents', `Fewer than ${props.minAgentsReporting} agents report`, {
+        metric: agentsReportingMetric(),
+        threshold: props.minAgentsReporting,
+        comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
+        evaluationPeriods: props.evaluationPeriods,
+        // No data point means the metrics function saw no agent at all.
+        treatMissingData: TreatMissingData.BREACHING,
+      });
+    }
+  }
+
+  private add(
+    name: string,
+    description: string,
+    settings: {
+      metric: IMetric;
+      threshold: number;
+      comparisonOperator: ComparisonOperator;
+      evaluationPeriods: number;
+      treatMissingData: TreatMissingData;
+    },
+  ): void {
+    const alarm = new Alarm(this, name, {
+      alarmName: `${this.alarmNamePrefix}-${name}`,
+      alarmDescription: `udpwatch: ${description}`,
+      ...settings,
+    });
+    alarm.addAlarmAction(this.action);
+    alarm.addOkAction(this.action);
+    this.alarms[name] = alarm;
+  }
+}

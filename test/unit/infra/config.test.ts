@@ -1,0 +1,97 @@
+/**
+ * Context validation: values from cdk.json (JSON types) and from `-c`
+ * (strings) both parse, defaults fill in, and a bad value fails with a
+ * message that names the key.
+ */
+import { describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../../../contract/resources.js';
+import { ConfigError, parseConfig } from '../../../infra/config.js';
+
+/** The message parseConfig throws for `context`. */
+function errorOf(context: Record<string, unknown>): string {
+  try {
+    parseConfig(context);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('parseConfig', () => {
+  it('fills in production defaults from an empty context', () => {
+    const config = parseConfig({});
+    expect(config).toMatchObject({
+      stackName: 'Udpwatch',
+      namePrefix: '',
+      production: true,
+      streamRetentionHours: 24,
+      logRetentionDays: 30,
+      activeWindowSeconds: DEFAULTS.activeWindowSeconds,
+      retentionHours: DEFAULTS.retentionHours,
+      serviceAlarms: {},
+      minAgentsReporting: 1,
+      agentInstanceProfile: false,
+    });
+    expect(config.shardCount).toBeUndefined();
+  });
+
+  it('accepts the string forms that `cdk -c key=value` passes', () => {
+    const config = parseConfig({
+      serviceAlarms: '{"dns":{"min":10,"max":50000},"ntp":{"maxIps":"900"}}',
+      shardCount: '4',
+      production: 'false',
+      agentInstanceProfile: 'true',
+      logRetentionDays: '90',
+    });
+    expect(config.serviceAlarms).toEqual({ dns: { min: 10, max: 50000 }, ntp: { maxIps: 900 } });
+    expect(config.shardCount).toBe(4);
+    expect(config.production).toBe(false);
+    expect(config.agentInstanceProfile).toBe(true);
+    expect(config.logRetentionDays).toBe(90);
+  });
+
+  it('accepts serviceAlarms as an object, as cdk.json holds it', () => {
+    const config = parseConfig({ serviceAlarms: { dns: { min: 1, treatMissingData: 'ignore' } } });
+    expect(config.serviceAlarms.dns).toEqual({ min: 1, treatMissingData: 'ignore' });
+  });
+
+  it('ignores context keys it does not own (CDK feature flags)', () => {
+    expect(parseConfig({ '@aws-cdk/core:newStyleStackSynthesis': true }).stackName).toBe(
+      'Udpwatch',
+    );
+  });
+
+  it('names the key and the problem of every bad value', () => {
+    const message = errorOf({
+      serviceAlarms: { dns: { min: 'ten' }, ntp: {}, 'bad/name': { min: 1 } },
+      shardCount: '0',
+      logRetentionDays: 31,
+      production: 'yes',
+    });
+    expect(message).toContain('context "serviceAlarms.dns.min"');
+    expect(message).toMatch(/context "serviceAlarms\.ntp": give at least one of min, max/);
+    expect(message).toContain('context "serviceAlarms.bad/name"');
+    expect(message).toContain('context "shardCount"');
+    expect(message).toMatch(/context "logRetentionDays": must be one of 1, 3, 5, 7, 14, 30/);
+    expect(message).toMatch(/context "production": expected true or false/);
+  });
+
+  it('rejects bounds that contradict each other and unknown bound names', () => {
+    expect(errorOf({ serviceAlarms: { dns: { min: 10, max: 5 } } })).toContain(
+      'min must not exceed max',
+    );
+    expect(errorOf({ serviceAlarms: { dns: { minimum: 10 } } })).toMatch(
+      /serviceAlarms\.dns.*minimum/s,
+    );
+  });
+
+  it('explains serviceAlarms that are not JSON, with an example', () => {
+    const message = errorOf({ serviceAlarms: '{dns:{min:10}}' });
+    expect(message).toMatch(/context "serviceAlarms": not valid JSON .*\{"dns":\{"min":10/);
+  });
+
+  it('rejects a malformed alarm e-mail', () => {
+    expect(errorOf({ alarmEmail: 'not-an-address' })).toContain('context "alarmEmail"');
+  });
+});

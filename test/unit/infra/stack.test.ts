@@ -1,0 +1,587 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: synthesized CloudFormation is untyped JSON
+/**
+ * The synthesized udpwatch stack, built once with real esbuild bundling of the
+ * three functions, checked point by point against what the stack promises.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  AGGREGATE_EVENT_SOURCE,
+  ENV,
+  type KeyAttribute,
+  METRICS,
+  RESOURCE_NAMES,
+  TABLE,
+} from '../../../contract/resources.js';
+import { AGENT_KINESIS_ACTIONS } from '../../../infra/agent-access.js';
+import { type BuiltApp, buildApp } from '../../../infra/app.js';
+import { BUNDLING } from '../../../infra/bundled-function.js';
+import { API_ROUTE_PATH } from '../../../infra/query-api.js';
+
+type Resource = { Type: string; Properties: Record<string, any>; [key: string]: any };
+
+let outdir: string;
+let built: BuiltApp;
+let template: Template;
+let resources: Record<string, Resource>;
+
+const CONTEXT = {
+  serviceAlarms: {
+    dns: { min: 10, max: 50000 },
+    ntp: { minIps: 3, maxIps: 900, evaluationPeriods: 3, treatMissingData: 'ignore' },
+  },
+  alarmEmail: 'oncall@example.com',
+  agentInstanceProfile: true,
+  minAgentsReporting: 4,
+  apiRateLimit: 20,
+  apiBurstLimit: 40,
+};
+
+beforeAll(() => {
+  outdir = mkdtempSync(join(tmpdir(), 'udpwatch-infra-'));
+  built = buildApp(CONTEXT, outdir);
+  template = Template.fromStack(built.stack);
+  resources = template.toJSON().Resources;
+}, 120_000);
+
+afterAll(() => {
+  if (outdir) rmSync(outdir, { recursive: true, force: true });
+});
+
+/** Resources of one CloudFormation type, keyed by logical id. */
+function ofType(type: string): Record<string, Resource> {
+  return Object.fromEntries(Object.entries(resources).filter(([, r]) => r.Type === type));
+}
+
+/** The one resource of a type (fails when there are more or none). */
+function single(type: string): [string, Resource] {
+  const found = Object.entries(ofType(type));
+  expect(found, type).toHaveLength(1);
+  return found[0]!;
+}
+
+/** The logical id of the function whose description starts with `prefix`. */
+function functionId(prefix: string): string {
+  const found = Object.entries(ofType('AWS::Lambda::Function')).filter(([, f]) =>
+    String(f.Properties.Description).startsWith(prefix),
+  );
+  expect(found).toHaveLength(1);
+  return found[0]![0];
+}
+
+/** Every statement of the identity policies attached to a function's role. */
+function roleStatements(fnId: string): any[] {
+  const roleId = resources[fnId]!.Properties.Role['Fn::GetAtt'][0];
+  return Object.values(ofType('AWS::IAM::Policy'))
+    .filter((p) => p.Properties.Roles.some((r: any) => r.Ref === roleId))
+    .flatMap((p) => p.Properties.PolicyDocument.Statement);
+}
+
+const asList = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
+
+describe('encryption at rest', () => {
+  it('encrypts the stream with KMS', () => {
+    const [, stream] = single('AWS::Kinesis::Stream');
+    expect(stream.Properties.StreamEncryption).toEqual({
+      EncryptionType: 'KMS',
+      KeyId: 'alias/aws/kinesis',
+    });
+  });
+
+  it('encrypts the table, the on-failure queue and the alarm topic', () => {
+    const [, table] = single('AWS::DynamoDB::Table');
+    expect(table.Properties.SSESpecification).toEqual({ SSEEnabled: true });
+    const [, queue] = single('AWS::SQS::Queue');
+    expect(
+      queue.Properties.SqsManagedSseEnabled === true || queue.Properties.KmsMasterKeyId,
+    ).toBeTruthy();
+    const [, topic] = single('AWS::SNS::Topic');
+    const keyId = topic.Properties.KmsMasterKeyId['Fn::GetAtt'][0];
+    expect(resources[keyId]!.Type).toBe('AWS::KMS::Key');
+    expect(resources[keyId]!.Properties.EnableKeyRotation).toBe(true);
+  });
+
+  it('lets CloudWatch publish to the encrypted topic through its key policy', () => {
+    const [, key] = single('AWS::KMS::Key');
+    const statement = key.Properties.KeyPolicy.Statement.find(
+      (s: any) => s.Principal?.Service === 'cloudwatch.amazonaws.com',
+    );
+    expect(statement.Action).toEqual(expect.arrayContaining(['kms:Decrypt']));
+  });
+
+  it('puts the cursor key into the query function by dynamic reference, not by value', () => {
+    const [secretId, secret] = single('AWS::SecretsManager::Secret');
+    expect(secret.Properties.GenerateSecretString).toBeDefined();
+    expect(secret.Properties.SecretString).toBeUndefined();
+    const env = resources[functionId('Answers')]!.Properties.Environment.Variables;
+    expect(env[ENV.cursorKey]).toEqual({
+      'Fn::Join': ['', ['{{resolve:secretsmanager:', { Ref: secretId }, ':SecretString:::}}']],
+    });
+  });
+});
+
+describe('clients table', () => {
+  it('is on-demand with TTL on the contract attribute and point-in-time recovery', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      BillingMode: 'PAY_PER_REQUEST',
+      TimeToLiveSpecification: { AttributeName: TABLE.ttlAttribute, Enabled: true },
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      TableName: RESOURCE_NAMES.table,
+    });
+  });
+
+  it('has exactly the keys and indexes of the contract', () => {
+    const [, table] = single('AWS::DynamoDB::Table');
+    const keySchema = (pk: { name: string }, sk: { name: string }) => [
+      { AttributeName: pk.name, KeyType: 'HASH' },
+      { AttributeName: sk.name, KeyType: 'RANGE' },
+    ];
+    expect(table.Properties.KeySchema).toEqual(keySchema(TABLE.partitionKey, TABLE.sortKey));
+    expect(table.Properties.GlobalSecondaryIndexes).toEqual(
+      TABLE.indexes.map((index) => ({
+        IndexName: index.name,
+        KeySchema: keySchema(index.partitionKey, index.sortKey),
+        Projection: { ProjectionType: 'ALL' },
+      })),
+    );
+    const attributes: KeyAttribute[] = [
+      TABLE.partitionKey,
+      TABLE.sortKey,
+      ...TABLE.indexes.flatMap((i) => [i.partitionKey, i.sortKey]),
+    ];
+    const expected = new Map(attributes.map((a) => [a.name, a.type]));
+    expect(
+      new Map(
+        table.Properties.AttributeDefinitions.map((a: any) => [a.AttributeName, a.AttributeType]),
+      ),
+    ).toEqual(expected);
+  });
+
+  it('is protected and retained in production (the default)', () => {
+    const [, table] = single('AWS::DynamoDB::Table');
+    expect(table.Properties.DeletionProtectionEnabled).toBe(true);
+    expect(table.DeletionPolicy).toBe('Retain');
+    expect(table.UpdateReplacePolicy).toBe('Retain');
+  });
+});
+
+describe('stream and aggregate event source', () => {
+  it('is an on-demand stream named from the contract by default', () => {
+    template.hasResourceProperties('AWS::Kinesis::Stream', {
+      Name: RESOURCE_NAMES.stream,
+      StreamModeDetails: { StreamMode: 'ON_DEMAND' },
+      RetentionPeriodHours: 24,
+    });
+  });
+
+  it('maps the stream to the aggregate function with the contract settings', () => {
+    const [, mapping] = single('AWS::Lambda::EventSourceMapping');
+    const [queueId] = single('AWS::SQS::Queue');
+    const [streamId] = single('AWS::Kinesis::Stream');
+    expect(mapping.Properties).toMatchObject({
+      EventSourceArn: { 'Fn::GetAtt': [streamId, 'Arn'] },
+      FunctionName: { Ref: functionId('Folds') },
+      BatchSize: AGGREGATE_EVENT_SOURCE.batchSize,
+      MaximumBatchingWindowInSeconds: AGGREGATE_EVENT_SOURCE.maxBatchingWindowSeconds,
+      ParallelizationFactor: AGGREGATE_EVENT_SOURCE.parallelizationFactor,
+      MaximumRetryAttempts: AGGREGATE_EVENT_SOURCE.retryAttempts,
+      MaximumRecordAgeInSeconds: AGGREGATE_EVENT_SOURCE.maxRecordAgeSeconds,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      BisectBatchOnFunctionError: true,
+      StartingPosition: 'TRIM_HORIZON',
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } },
+    });
+  });
+
+  it('names the on-failure queue from the contract and enforces TLS on it', () => {
+    const [queueId, queue] = single('AWS::SQS::Queue');
+    expect(queue.Properties.QueueName).toBe(RESOURCE_NAMES.onFailureQueue);
+    const [, policy] = single('AWS::SQS::QueuePolicy');
+    expect(policy.Properties.Queues).toEqual([{ Ref: queueId }]);
+    expect(policy.Properties.PolicyDocument.Statement).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Deny',
+        Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+      }),
+    );
+  });
+});
+
+describe('functions', () => {
+  it('runs all three on nodejs22.x, arm64, with Powertools settings and table env', () => {
+    const functions = Object.values(ofType('AWS::Lambda::Function'));
+    expect(functions).toHaveLength(3);
+    const [tableId] = single('AWS::DynamoDB::Table');
+    for (const fn of functions) {
+      expect(fn.Properties.Runtime).toBe('nodejs22.x');
+      expect(fn.Properties.Architectures).toEqual(['arm64']);
+      expect(fn.Properties.Handler).toBe('index.handler');
+      expect(fn.Properties.Environment.Variables).toMatchObject({
+        POWERTOOLS_SERVICE_NAME: RESOURCE_NAMES.powertoolsService,
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        POWERTOOLS_METRICS_NAMESPACE: RESOURCE_NAMES.metricsNamespace,
+        NODE_OPTIONS: '--enable-source-maps',
+        [ENV.table]: { Ref: tableId },
+        [ENV.activeWindow]: '300',
+        [ENV.retentionHours]: '24',
+      });
+    }
+  });
+
+  it('gives every function its own log group with a retention', () => {
+    for (const fn of Object.values(ofType('AWS::Lambda::Function'))) {
+      const logGroupId = fn.Properties.LoggingConfig.LogGroup.Ref;
+      expect(resources[logGroupId]!.Type).toBe('AWS::Logs::LogGroup');
+      expect(resources[logGroupId]!.Properties.RetentionInDays).toBe(30);
+    }
+  });
+
+  it('bundles with the local esbuild into ESM with a require banner and a source map', () => {
+    expect(BUNDLING.forceDockerBundling).toBe(false);
+    const assetDirs = readdirSync(outdir).filter((name) => name.startsWith('asset.'));
+    const bundles = assetDirs.filter((dir) => existsSync(join(outdir, dir, 'index.mjs')));
+    expect(bundles).toHaveLength(3);
+    for (const dir of bundles) {
+      const code = readFileSync(join(outdir, dir, 'index.mjs'), 'utf8');
+      expect(code.startsWith(BUNDLING.banner)).toBe(true);
+      expect(code).toMatch(/\/\/# sourceMappingURL=index\.mjs\.map\s*$/);
+      expect(existsSync(join(outdir, dir, 'index.mjs.map'))).toBe(true);
+    }
+  });
+
+  it('runs the metrics function every minute from EventBridge', () => {
+    const [, rule] = single('AWS::Events::Rule');
+    expect(rule.Properties.ScheduleExpression).toBe('rate(1 minute)');
+    expect(rule.Properties.Targets).toEqual([
+      expect.objectContaining({ Arn: { 'Fn::GetAtt': [functionId('Publishes'), 'Arn'] } }),
+    ]);
+  });
+});
+
+describe('query API', () => {
+  it('requires IAM authorization on every route', () => {
+    const routes = Object.values(ofType('AWS::ApiGatewayV2::Route'));
+    expect(routes.map((r) => r.Properties.RouteKey)).toEqual([`GET ${API_ROUTE_PATH}`]);
+    for (const route of routes) {
+      expect(route.Properties.AuthorizationType, route.Properties.RouteKey).toBe('AWS_IAM');
+    }
+  });
+
+  it('throttles and logs the stage', () => {
+    const [, stage] = single('AWS::ApiGatewayV2::Stage');
+    expect(stage.Properties.DefaultRouteSettings).toEqual({
+      ThrottlingRateLimit: CONTEXT.apiRateLimit,
+      ThrottlingBurstLimit: CONTEXT.apiBurstLimit,
+    });
+    expect(stage.Properties.AccessLogSettings.DestinationArn['Fn::GetAtt'][1]).toBe('Arn');
+  });
+
+  it('lets only this API invoke the query function', () => {
+    const queryId = functionId('Answers');
+    const permissions = Object.values(ofType('AWS::Lambda::Permission')).filter(
+      (p) => p.Properties.FunctionName['Fn::GetAtt'][0] === queryId,
+    );
+    expect(permissions).toHaveLength(1);
+    expect(permissions[0]!.Properties.Principal).toBe('apigateway.amazonaws.com');
+    expect(JSON.stringify(permissions[0]!.Properties.SourceArn)).toContain(
+      single('AWS::ApiGatewayV2::Api')[0],
+    );
+  });
+});
+
+describe('least privilege', () => {
+  const identityStatements = () =>
+    [
+      ...Object.values(ofType('AWS::IAM::Policy')),
+      ...Object.values(ofType('AWS::IAM::ManagedPolicy')),
+    ].flatMap((p) => p.Properties.PolicyDocument.Statement);
+
+  it('has no wildcard action and no wildcard resource in any identity policy', () => {
+    const statements = identityStatements();
+    expect(statements.length).toBeGreaterThan(5);
+    for (const statement of statements) {
+      for (const action of asList(statement.Action)) expect(action).not.toContain('*');
+      for (const resource of asList(statement.Resource)) {
+        expect(typeof resource === 'string' ? resource : '').not.toContain('*');
+      }
+      expect(statement.NotAction).toBeUndefined();
+      expect(statement.NotResource).toBeUndefined();
+    }
+  });
+
+  it('attaches no AWS managed policy and has no inline role policies', () => {
+    for (const role of Object.values(ofType('AWS::IAM::Role'))) {
+      for (const arn of role.Properties.ManagedPolicyArns ?? []) {
+        expect(JSON.stringify(arn)).not.toContain(':iam::aws:policy');
+      }
+      expect(role.Properties.Policies).toBeUndefined();
+    }
+  });
+
+  it('never allows Scan, deletes, or PutMetricData (metrics go out as EMF logs)', () => {
+    const actions = identityStatements().flatMap((s) => asList(s.Action));
+    for (const forbidden of ['dynamodb:Scan', 'dynamodb:DeleteItem', 'cloudwatch:PutMetricData']) {
+      expect(actions).not.toContain(forbidden);
+    }
+  });
+
+  it('lets the query function only read the table and its indexes', () => {
+    const [tableId] = single('AWS::DynamoDB::Table');
+    const statements = roleStatements(functionId('Answers'));
+    const dynamo = statements.filter((s) =>
+      asList(s.Action).some((a) => a.startsWith('dynamodb:')),
+    );
+    expect(dynamo).toHaveLength(1);
+    expect([...asList(dynamo[0].Action)].sort()).toEqual([
+      'dynamodb:BatchGetItem',
+      'dynamodb:GetItem',
+      'dynamodb:Query',
+    ]);
+    expect(dynamo[0].Resource).toEqual([
+      { 'Fn::GetAtt': [tableId, 'Arn'] },
+      ...TABLE.indexes.map((index) => ({
+        'Fn::Join': ['', [{ 'Fn::GetAtt': [tableId, 'Arn'] }, `/index/${index.name}`]],
+      })),
+    ]);
+    const services = new Set(
+      statements.flatMap((s) => asList(s.Action).map((a) => a.split(':')[0])),
+    );
+    expect(services).toEqual(new Set(['logs', 'dynamodb']));
+  });
+
+  it('lets aggregate and metrics write the table, and only aggregate read the stream', () => {
+    const [tableId] = single('AWS::DynamoDB::Table');
+    for (const prefix of ['Folds', 'Publishes']) {
+      const writes = roleStatements(functionId(prefix)).find((s) =>
+        asList(s.Action).includes('dynamodb:UpdateItem'),
+      );
+      expect(writes.Resource).toEqual({ 'Fn::GetAtt': [tableId, 'Arn'] });
+    }
+    const kinesisUsers = ['Folds', 'Publishes', 'Answers'].filter((prefix) =>
+      roleStatements(functionId(prefix)).some((s) =>
+        asList(s.Action).some((a) => a.startsWith('kinesis:')),
+      ),
+    );
+    expect(kinesisUsers).toEqual(['Folds']);
+  });
+
+  it('scopes every function log statement to its own log group', () => {
+    for (const [fnId, fn] of Object.entries(ofType('AWS::Lambda::Function'))) {
+      const logs = roleStatements(fnId).filter((s) =>
+        asList(s.Action).some((a) => a.startsWith('logs:')),
+      );
+      expect(logs).toHaveLength(1);
+      expect(logs[0].Resource).toEqual({
+        'Fn::GetAtt': [fn.Properties.LoggingConfig.LogGroup.Ref, 'Arn'],
+      });
+    }
+  });
+});
+
+describe('agent access', () => {
+  it('allows only the agent Kinesis actions on this stream', () => {
+    const [, policy] = single('AWS::IAM::ManagedPolicy');
+    const [streamId] = single('AWS::Kinesis::Stream');
+    expect(policy.Properties.PolicyDocument.Statement).toEqual([
+      {
+        Sid: 'PutConnectionLogs',
+        Effect: 'Allow',
+        Action: AGENT_KINESIS_ACTIONS,
+        Resource: { 'Fn::GetAtt': [streamId, 'Arn'] },
+      },
+    ]);
+    expect([...AGENT_KINESIS_ACTIONS].sort()).toEqual([
+      'kinesis:DescribeStreamSummary',
+      'kinesis:ListShards',
+      'kinesis:PutRecord',
+      'kinesis:PutRecords',
+    ]);
+  });
+
+  it('creates the optional EC2 role and instance profile carrying the policy', () => {
+    const [policyId] = single('AWS::IAM::ManagedPolicy');
+    const ec2Roles = Object.entries(ofType('AWS::IAM::Role')).filter(([, role]) =>
+      JSON.stringify(role.Properties.AssumeRolePolicyDocument).includes('ec2.amazonaws.com'),
+    );
+    expect(ec2Roles).toHaveLength(1);
+    expect(ec2Roles[0]![1].Properties.ManagedPolicyArns).toEqual([{ Ref: policyId }]);
+    const [, profile] = single('AWS::IAM::InstanceProfile');
+    expect(profile.Properties.Roles).toEqual([{ Ref: ec2Roles[0]![0] }]);
+  });
+});
+
+describe('alarms', () => {
+  const alarms = () => Object.values(ofType('AWS::CloudWatch::Alarm')).map((a) => a.Properties);
+  const clientAlarms = () =>
+    alarms().filter((a) => a.Dimensions?.some((d: any) => d.Name === METRICS.serviceDimension));
+
+  it('creates one alarm per configured service and bound', () => {
+    const serviceOf = (a: any) =>
+      a.Dimensions.find((d: any) => d.Name === METRICS.serviceDimension).Value;
+    const found = clientAlarms().map((a) => ({
+      service: serviceOf(a),
+      metric: a.MetricName,
+      operator: a.ComparisonOperator,
+      threshold: a.Threshold,
+      periods: a.EvaluationPeriods,
+      missing: a.TreatMissingData,
+    }));
+    expect(found).toHaveLength(4);
+    expect(found).toEqual(
+      expect.arrayContaining([
+        {
+          service: 'dns',
+          metric: METRICS.activeClients,
+          operator: 'LessThanThreshold',
+          threshold: 10,
+          periods: 5,
+          missing: 'breaching',
+        },
+        {
+          service: 'dns',
+          metric: METRICS.activeClients,
+          operator: 'GreaterThanThreshold',
+          threshold: 50000,
+          periods: 5,
+          missing: 'notBreaching',
+        },
+        {
+          service: 'ntp',
+          metric: METRICS.activeClientIps,
+          operator: 'LessThanThreshold',
+          threshold: 3,
+          periods: 3,
+          missing: 'ignore',
+        },
+        {
+          service: 'ntp',
+          metric: METRICS.activeClientIps,
+          operator: 'GreaterThanThreshold',
+          threshold: 900,
+          periods: 3,
+          missing: 'ignore',
+        },
+      ]),
+    );
+    for (const alarm of clientAlarms()) {
+      expect(alarm.Namespace).toBe(RESOURCE_NAMES.metricsNamespace);
+      expect(alarm.Dimensions).toContainEqual({
+        Name: 'service',
+        Value: RESOURCE_NAMES.powertoolsService,
+      });
+      expect(alarm.Dimensions).toHaveLength(2);
+      expect(alarm.Period).toBe(60);
+    }
+  });
+
+  it('has the operations alarms', () => {
+    const [queueId] = single('AWS::SQS::Queue');
+    const aggregate = functionId('Folds');
+    const onAggregate = (metric: string) =>
+      alarms().some(
+        (a) =>
+          a.MetricName === metric &&
+          a.Namespace === 'AWS/Lambda' &&
+          a.Dimensions[0].Value.Ref === aggregate,
+      );
+    expect(onAggregate('IteratorAge')).toBe(true);
+    expect(onAggregate('Errors')).toBe(true);
+    expect(onAggregate('Throttles')).toBe(true);
+    const iterator = alarms().find((a) => a.MetricName === 'IteratorAge');
+    expect(iterator?.Threshold).toBe(300_000);
+    expect(
+      alarms().some(
+        (a) =>
+          a.MetricName === 'ApproximateNumberOfMessagesVisible' &&
+          JSON.stringify(a.Dimensions).includes(queueId),
+      ),
+    ).toBe(true);
+    expect(alarms().some((a) => a.MetricName === '5xx' && a.Namespace === 'AWS/ApiGateway')).toBe(
+      true,
+    );
+    const agents = alarms().find((a) => a.MetricName === METRICS.agentsReporting);
+    expect(agents).toMatchObject({
+      Namespace: RESOURCE_NAMES.metricsNamespace,
+      Threshold: CONTEXT.minAgentsReporting,
+      ComparisonOperator: 'LessThanThreshold',
+      TreatMissingData: 'breaching',
+    });
+  });
+
+  it('notifies an encrypted topic, with the configured e-mail subscribed', () => {
+    const [topicId, topic] = single('AWS::SNS::Topic');
+    expect(topic.Properties.TopicName).toBe(RESOURCE_NAMES.alarmTopic);
+    for (const alarm of alarms()) {
+      expect(alarm.AlarmActions).toEqual([{ Ref: topicId }]);
+      expect(alarm.OKActions).toEqual([{ Ref: topicId }]);
+    }
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: CONTEXT.alarmEmail,
+      TopicArn: { Ref: topicId },
+    });
+  });
+});
+
+describe('dashboard and outputs', () => {
+  it('shows client counts, agents, ingestion lag and errors', () => {
+    const [, dashboard] = single('AWS::CloudWatch::Dashboard');
+    const body = JSON.stringify(dashboard.Properties.DashboardBody);
+    for (const needle of [
+      METRICS.activeClients,
+      METRICS.activeClientIps,
+      METRICS.agentsReporting,
+      'IteratorAge',
+      'Errors',
+      METRICS.badLines,
+      'ApproximateNumberOfMessagesVisible',
+    ]) {
+      expect(body).toContain(needle);
+    }
+  });
+
+  it('outputs the stream, API URL, table, agent policy and dashboard URL', () => {
+    const outputs = template.toJSON().Outputs;
+    const [streamId] = single('AWS::Kinesis::Stream');
+    const [tableId] = single('AWS::DynamoDB::Table');
+    const [policyId] = single('AWS::IAM::ManagedPolicy');
+    expect(outputs.StreamName.Value).toEqual({ Ref: streamId });
+    expect(outputs.StreamArn.Value).toEqual({ 'Fn::GetAtt': [streamId, 'Arn'] });
+    expect(outputs.TableName.Value).toEqual({ Ref: tableId });
+    expect(outputs.AgentPolicyArn.Value).toEqual({ Ref: policyId });
+    expect(outputs.AgentPolicyArn.Export.Name).toBe('Udpwatch-AgentPolicyArn');
+    expect(JSON.stringify(outputs.ApiUrl.Value)).toContain('.execute-api.');
+    expect(JSON.stringify(outputs.DashboardUrl.Value)).toContain('#dashboards:name=udpwatch');
+  });
+});
+
+describe('cdk-nag', () => {
+  it('reports no unacknowledged AwsSolutions finding', () => {
+    const report = new AwsSolutionsChecks().validateScope(built.app);
+    expect(
+      report.violations.map((v) => `${v.ruleName} at ${v.violatingResources[0]?.constructPath}`),
+    ).toEqual([]);
+    expect(report.success).toBe(true);
+  });
+
+  it('leaves no error or warning annotation on the stack', () => {
+    const annotations = Annotations.fromStack(built.stack);
+    expect(annotations.findError('*', Match.anyValue())).toEqual([]);
+    expect(annotations.findWarning('*', Match.anyValue())).toEqual([]);
+  });
+
+  it('gives every acknowledged rule a written reason', () => {
+    const acknowledged = Object.values(resources).flatMap(
+      (r) => r.Metadata?.cdk_nag?.rules_to_suppress ?? [],
+    );
+    expect(acknowledged.length).toBeGreaterThan(0);
+    for (const rule of acknowledged) {
+      expect(rule.id).toMatch(/^AwsSolutions-/);
+      expect(rule.reason.length, rule.id).toBeGreaterThan(40);
+    }
+  });
+});
