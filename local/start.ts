@@ -6,17 +6,29 @@
  * Ctrl-C.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ENV } from '../contract/resources.js';
+import { type ServiceAlarms, ServiceAlarmsSchema } from '../contract/service-alarms.js';
 import type { FlowLine } from '../contract/wire.js';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from './aws-clients.js';
+import { startDemoClients } from './demo/demo-clients.js';
 import { PortInUseError } from './emulators.js';
 import type { PollerFailure } from './event-source-poller.js';
+import { HOOK_PATH, type LocalChild, startDemoDaemon, startLocalAgent } from './local-agent.js';
+import { describeTransition, LocalAlarms, type ServiceCounts } from './local-alarms.js';
 import { type LocalHandlers, type LocalStack, startLocalStack } from './local-stack.js';
 
 /** Where local mode listens unless told otherwise. */
 export const DEFAULT_LOCAL_PORTS = { kinesis: 4567, dynamodb: 4568, api: 7787 } as const;
+/** Where local mode keeps the agent's state and hook socket unless told otherwise. */
+const LOCAL_DIR = join(tmpdir(), 'udpwatch-local');
+/** The demo daemon's service name and default port. */
+export const DEMO_SERVICE = 'demo-echo';
+const DEMO_PORT = 5300;
 
 export const USAGE = `Usage: npm start -- [options]
 
@@ -29,6 +41,16 @@ Options:
   --api-port N        HTTP API port (default ${DEFAULT_LOCAL_PORTS.api})
   --host ADDR         address to listen on (default 127.0.0.1)
   --data-dir DIR      keep the stream and table on disk in DIR (default: in memory)
+  --demo              also run a demo UDP daemon (service ${DEMO_SERVICE}) under the
+                      dgram hook and simulated clients on 127.0.0.2-5
+  --demo-port N       the demo daemon's UDP port (default ${DEMO_PORT})
+  --no-agent          do not run a host agent (only the AWS side)
+  --agent-state-dir D the agent's id, sequence and spool (default ${join(LOCAL_DIR, 'agent')})
+  --hook-socket PATH  where the agent listens for hooked daemons
+                      (default ${join(LOCAL_DIR, 'hook.sock')})
+  --alarms JSON|@FILE per-service client-count alarms, the same form as the CDK
+                      context serviceAlarms, e.g. '{"${DEMO_SERVICE}":{"min":8}}'
+  --alarm-period SEC  seconds per alarm evaluation period (default 60)
   --verbose           show the functions' own logs and metrics output
   -h, --help          show this help`;
 
@@ -39,6 +61,13 @@ export interface StartFlags {
   apiPort: number;
   host: string;
   dataDir?: string;
+  demo: boolean;
+  demoPort: number;
+  agent: boolean;
+  agentStateDir: string;
+  hookSocket: string;
+  alarms: ServiceAlarms;
+  alarmPeriodSeconds: number;
   verbose: boolean;
   help: boolean;
 }
@@ -55,6 +84,40 @@ function port(flag: string, raw: string | undefined, fallback: number): number {
   return value;
 }
 
+function alarmPeriod(raw: string | undefined): number {
+  if (raw === undefined) return 60;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 1 || value > 3600) {
+    throw new UsageError(`--alarm-period must be 1-3600 seconds, got "${raw}"`);
+  }
+  return value;
+}
+
+/** Reads `--alarms` (JSON, or @file holding JSON) with the deployment's schema. */
+export function parseAlarms(raw: string | undefined): ServiceAlarms {
+  if (raw === undefined) return {};
+  let text = raw;
+  if (raw.startsWith('@')) {
+    try {
+      text = readFileSync(raw.slice(1), 'utf8');
+    } catch (err) {
+      throw new UsageError(`--alarms: cannot read ${raw.slice(1)}: ${(err as Error).message}`);
+    }
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`--alarms is not JSON: ${(err as Error).message}`);
+  }
+  const parsed = ServiceAlarmsSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new UsageError(`--alarms ${issue.path.join('.')}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
 /** Parses npm start's flags, throwing UsageError on anything it does not understand. */
 export function parseStartFlags(argv: string[]): StartFlags {
   let parsed: ReturnType<typeof parse>;
@@ -69,6 +132,13 @@ export function parseStartFlags(argv: string[]): StartFlags {
         'api-port': { type: 'string' },
         host: { type: 'string' },
         'data-dir': { type: 'string' },
+        demo: { type: 'boolean' },
+        'demo-port': { type: 'string' },
+        'no-agent': { type: 'boolean' },
+        'agent-state-dir': { type: 'string' },
+        'hook-socket': { type: 'string' },
+        alarms: { type: 'string' },
+        'alarm-period': { type: 'string' },
         verbose: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -86,6 +156,13 @@ export function parseStartFlags(argv: string[]): StartFlags {
     apiPort: port('api-port', v['api-port'], DEFAULT_LOCAL_PORTS.api),
     host: v.host ?? '127.0.0.1',
     dataDir: v['data-dir'],
+    demo: v.demo ?? false,
+    demoPort: port('demo-port', v['demo-port'], DEMO_PORT),
+    agent: !(v['no-agent'] ?? false),
+    agentStateDir: v['agent-state-dir'] ?? join(LOCAL_DIR, 'agent'),
+    hookSocket: v['hook-socket'] ?? join(LOCAL_DIR, 'hook.sock'),
+    alarms: parseAlarms(v.alarms),
+    alarmPeriodSeconds: alarmPeriod(v['alarm-period']),
     verbose: v.verbose ?? false,
     help: v.help ?? false,
   };
@@ -163,7 +240,7 @@ export function stackEndpoints(stack: LocalStack, dataDir?: string): Endpoints {
 }
 
 /** What npm start prints once everything listens. */
-export function readyMessage(at: Endpoints, now = Date.now()): string {
+export function readyMessage(at: Endpoints, now = Date.now(), extra: string[] = []): string {
   const api = at.apiUrl ?? '(not started)';
   const line = JSON.stringify(exampleFlowLine(now));
   return [
@@ -173,6 +250,7 @@ export function readyMessage(at: Endpoints, now = Date.now()): string {
     `  Kinesis    ${at.kinesisEndpoint}   stream ${at.streamName}`,
     `  DynamoDB   ${at.dynamodbEndpoint}   table  ${at.tableName}`,
     `  data       ${at.dataDir ? `on disk in ${at.dataDir}` : 'in memory (gone on exit; --data-dir keeps it)'}`,
+    ...extra,
     '',
     'Put a connection-log record with the AWS CLI (any credentials work locally):',
     `  AWS_ACCESS_KEY_ID=${LOCAL_CREDENTIALS.accessKeyId} AWS_SECRET_ACCESS_KEY=${LOCAL_CREDENTIALS.secretAccessKey} AWS_REGION=${LOCAL_REGION} \\`,
@@ -180,6 +258,7 @@ export function readyMessage(at: Endpoints, now = Date.now()): string {
     `    --partition-key cli-example --cli-binary-format raw-in-base64-out --data '${line}'`,
     '',
     `Then: udpwatch clients dns --api ${api}`,
+    '      udpwatch top',
     'Ctrl-C stops everything.',
     '',
   ].join('\n');
@@ -190,6 +269,34 @@ function describeFailure(f: PollerFailure): string {
     `aggregate gave up on ${f.records.length} record(s) of ${f.shardId} ` +
     `(${f.startSequenceNumber}..${f.endSequenceNumber}) after ${f.attempts} attempts: ${f.lastError}`
   );
+}
+
+/** Reads active counts of the alarmed services through the local API, once per period. */
+function startLocalAlarmLoop(
+  flags: StartFlags,
+  apiUrl: string | undefined,
+): NodeJS.Timeout | undefined {
+  if (Object.keys(flags.alarms).length === 0 || !apiUrl) return undefined;
+  const alarms = new LocalAlarms(flags.alarms);
+  const tick = async () => {
+    const counts = new Map<string, ServiceCounts>();
+    for (const service of alarms.services()) {
+      try {
+        const res = await fetch(`${apiUrl}/v1/services/${encodeURIComponent(service)}/count`);
+        if (!res.ok) continue;
+        const body = (await res.json()) as { endpoints: number; ips: number };
+        counts.set(service, { endpoints: body.endpoints, ips: body.ips });
+      } catch {
+        // An unanswered period is missing data, as in CloudWatch.
+      }
+    }
+    for (const t of alarms.evaluate(counts, Date.now())) {
+      console.log(`alarm: ${new Date(t.at).toISOString()} ${describeTransition(t)}`);
+    }
+  };
+  const timer = setInterval(() => void tick(), flags.alarmPeriodSeconds * 1000);
+  timer.unref();
+  return timer;
 }
 
 /** Runs npm start; resolves to the process exit code once stopped. */
@@ -234,7 +341,60 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  console.log(readyMessage(stackEndpoints(stack, flags.dataDir)));
+  const children: LocalChild[] = [];
+  let demoClients: ReturnType<typeof startDemoClients> | undefined;
+  const extra: string[] = [];
+  try {
+    if (flags.agent) {
+      console.log('… host agent');
+      const agent = await startLocalAgent({
+        kinesisEndpoint: stack.emulators.kinesisEndpoint,
+        streamName: stack.emulators.streamName,
+        stateDir: flags.agentStateDir,
+        hookSocket: flags.hookSocket,
+        services: flags.demo ? [{ name: DEMO_SERVICE, port: flags.demoPort }] : [],
+        onLine: (line) => console.log(`agent: ${line.replace(/^\S+ udpwatch-agent: /, '')}`),
+      });
+      children.push(agent);
+      extra.push(
+        `  agent      pid ${agent.pid}, state in ${flags.agentStateDir}`,
+        `  hook       node --import ${HOOK_PATH} your-daemon.js`,
+        `             with UDPWATCH_HOOK_SOCKET=${flags.hookSocket}`,
+      );
+    }
+    if (flags.demo) {
+      if (!flags.agent) throw new UsageError('--demo needs the agent; leave out --no-agent');
+      console.log('… demo daemon and clients');
+      const daemon = await startDemoDaemon({
+        host: '127.0.0.1',
+        port: flags.demoPort,
+        hookSocket: flags.hookSocket,
+        onLine: (line) => flags.verbose && console.log(`demo: ${line}`),
+      });
+      children.push(daemon);
+      demoClients = startDemoClients({ target: { host: '127.0.0.1', port: flags.demoPort } });
+      extra.push(
+        `  demo       ${DEMO_SERVICE} on 127.0.0.1:${flags.demoPort} (pid ${daemon.pid}), clients on 127.0.0.2-5`,
+        `             try: udpwatch clients ${DEMO_SERVICE}   (or udpwatch top ${DEMO_SERVICE})`,
+      );
+    }
+  } catch (err) {
+    await demoClients?.stop();
+    for (const c of children.reverse()) await c.stop();
+    await stack.stop();
+    if (err instanceof UsageError) {
+      console.error(`error: ${err.message}`);
+      return 2;
+    }
+    console.error(`error: ${(err as Error).message}`);
+    return 1;
+  }
+  const alarmTimer = startLocalAlarmLoop(flags, stack.api?.url);
+  if (alarmTimer)
+    extra.push(
+      `  alarms     ${Object.keys(flags.alarms).join(', ')} every ${flags.alarmPeriodSeconds}s`,
+    );
+  console.log(readyMessage(stackEndpoints(stack, flags.dataDir), Date.now(), extra));
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);
@@ -243,6 +403,9 @@ export async function main(argv: string[]): Promise<number> {
   console.log(`\n${signal}: stopping…`);
   // A second Ctrl-C while stopping means "now".
   process.once('SIGINT', () => process.exit(130));
+  if (alarmTimer) clearInterval(alarmTimer);
+  await demoClients?.stop();
+  for (const c of children.reverse()) await c.stop();
   await stack.stop();
   console.log('stopped');
   return 0;
