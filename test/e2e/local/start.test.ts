@@ -1,5 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PutRecordCommand } from '@aws-sdk/client-kinesis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RESOURCE_NAMES } from '../../../contract/resources.js';
@@ -7,9 +11,35 @@ import { kinesisClient } from '../../../local/aws-clients.js';
 import { exampleFlowLine } from '../../../local/start.js';
 
 const children: ChildProcess[] = [];
+const dirs: string[] = [];
 afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL');
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
+
+/** Agent state and hook socket of one run, away from a developer's own npm start. */
+function agentDirs(): string[] {
+  const dir = mkdtempSync(join(tmpdir(), 'uw-start-'));
+  dirs.push(dir);
+  return ['--agent-state-dir', join(dir, 'agent'), '--hook-socket', join(dir, 'hook.sock')];
+}
+
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  const { port } = s.address();
+  await new Promise<void>((r) => s.close(r));
+  return port;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
@@ -65,6 +95,7 @@ describe('npm start', () => {
       String(dynamodbPort),
       '--api-port',
       String(apiPort),
+      ...agentDirs(),
     ]);
     await until(
       'the ready message',
@@ -104,6 +135,85 @@ describe('npm start', () => {
     expect(await run.exited).toBe(0);
     expect(run.out.stdout).toContain('stopped');
     await expect(fetch(`http://127.0.0.1:${apiPort}/v1/services`)).rejects.toThrow();
+  });
+
+  it('--demo shows the demo clients through the CLI, fires a local alarm and stops every child', async () => {
+    const [kinesisPort, dynamodbPort, apiPort] = await freePorts(3);
+    const demoPort = await freeUdpPort();
+    const run = start([
+      '--demo',
+      '--demo-port',
+      String(demoPort),
+      '--kinesis-port',
+      String(kinesisPort),
+      '--dynamodb-port',
+      String(dynamodbPort),
+      '--api-port',
+      String(apiPort),
+      '--alarms',
+      '{"demo-echo":{"min":1000,"evaluationPeriods":1}}',
+      '--alarm-period',
+      '1',
+      ...agentDirs(),
+    ]);
+    await until(
+      'the ready message',
+      () => run.out.stdout.includes('Ctrl-C stops everything'),
+      60_000,
+    );
+    const pids = [...run.out.stdout.matchAll(/pid (\d+)/g)].map((m) => Number(m[1]));
+    expect(pids).toHaveLength(2); // the agent and the demo daemon
+
+    // The demo's ten clients live on four loopback addresses.
+    let clients: {
+      ip: string;
+      port: number;
+      pktsIn: number;
+      pktsOut: number;
+      sources: string[];
+    }[] = [];
+    await until(
+      'the demo clients in the API',
+      async () => {
+        const cli = spawn(
+          process.execPath,
+          [
+            'bin/udpwatch.js',
+            'clients',
+            'demo-echo',
+            '--json',
+            '--api',
+            `http://127.0.0.1:${apiPort}`,
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        let text = '';
+        cli.stdout.on('data', (c: Buffer) => {
+          text += c.toString();
+        });
+        const code = await new Promise((r) => cli.on('exit', r));
+        if (code !== 0) return false;
+        clients = JSON.parse(text).clients;
+        return clients.length >= 10;
+      },
+      45_000,
+    );
+    expect(new Set(clients.map((c) => c.ip))).toEqual(
+      new Set(['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5']),
+    );
+    for (const c of clients) {
+      expect(c.sources).toContain('hook');
+      expect(c.pktsIn).toBeGreaterThan(0);
+    }
+    await until(
+      'the alarm',
+      () => run.out.stdout.includes('ALARM  demo-echo ActiveClients'),
+      20_000,
+    );
+
+    run.child.kill('SIGINT');
+    expect(await run.exited).toBe(0);
+    for (const pid of pids) expect(alive(pid)).toBe(false);
   });
 
   it('a taken port exits 1 with an error naming the port and its flag', async () => {
