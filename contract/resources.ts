@@ -89,7 +89,9 @@ export const TABLE = {
 /** Kinesis event source settings shared by the CDK event source mapping and the local poller. */
 export const AGGREGATE_EVENT_SOURCE = {
   batchSize: 1000,
-  maxBatchingWindowSeconds: 5,
+  // One write per active client per window: the window is what bounds DynamoDB cost
+  // (see README, "Table layout and cost"). Deployments may shorten it by context.
+  maxBatchingWindowSeconds: 60,
   retryAttempts: 10,
   maxRecordAgeSeconds: 24 * 3600,
   parallelizationFactor: 2,

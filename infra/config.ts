@@ -5,7 +5,7 @@
  */
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { z } from 'zod';
-import { DEFAULTS } from '../contract/resources.js';
+import { AGGREGATE_EVENT_SOURCE, DEFAULTS } from '../contract/resources.js';
 import {
   type ServiceAlarmBounds,
   ServiceAlarmsSchema,
@@ -73,6 +73,12 @@ export const ConfigSchema = z.strictObject({
   apiRateLimit: integer(1, 10_000).default(50),
   /** Burst of requests the API stage accepts. */
   apiBurstLimit: integer(1, 5_000).default(100),
+  /**
+   * Seconds the event source gathers records before invoking the aggregator.
+   * Each active client costs about one table write per window, so a shorter
+   * window is fresher and dearer.
+   */
+  batchingWindowSeconds: integer(0, 300).default(AGGREGATE_EVENT_SOURCE.maxBatchingWindowSeconds),
   serviceAlarms: ServiceAlarmsContext.default({}),
   /** Periods of one minute an alarm looks at (unless a service says otherwise). */
   alarmEvaluationPeriods: integer(1, 1440).default(5),

@@ -42,6 +42,8 @@ export interface FunctionsProps {
   logLevel: string;
   activeWindowSeconds: number;
   retentionHours: number;
+  /** Seconds the event source gathers records per aggregator invocation. */
+  batchingWindowSeconds: number;
 }
 
 /** The aggregate, query and metrics functions with their triggers. */
@@ -98,7 +100,7 @@ export class Functions extends Construct {
       new KinesisEventSource(props.stream, {
         startingPosition: StartingPosition.TRIM_HORIZON,
         batchSize: AGGREGATE_EVENT_SOURCE.batchSize,
-        maxBatchingWindow: Duration.seconds(AGGREGATE_EVENT_SOURCE.maxBatchingWindowSeconds),
+        maxBatchingWindow: Duration.seconds(props.batchingWindowSeconds),
         parallelizationFactor: AGGREGATE_EVENT_SOURCE.parallelizationFactor,
         reportBatchItemFailures: true,
         bisectBatchOnError: true,

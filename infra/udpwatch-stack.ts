@@ -50,6 +50,7 @@ export class UdpwatchStack extends Stack {
       logRetention,
       logLevel: config.logLevel,
       activeWindowSeconds: config.activeWindowSeconds,
+      batchingWindowSeconds: config.batchingWindowSeconds,
       retentionHours: config.retentionHours,
     });
     const api = new QueryApi(this, 'QueryApi', {

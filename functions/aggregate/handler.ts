@@ -4,14 +4,18 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
-import type { KinesisStreamBatchResponse, KinesisStreamEvent } from 'aws-lambda';
+import type { Context, KinesisStreamBatchResponse, KinesisStreamEvent } from 'aws-lambda';
 import { RESOURCE_NAMES } from '../../contract/resources.js';
-import { type FunctionConfig, configFromEnv } from '../store/config.js';
+import { configFromEnv, type FunctionConfig } from '../store/config.js';
 import { createDocumentClient } from '../store/document-client.js';
 import { aggregateBatch } from './aggregate.js';
+import { ServiceRefresh } from './service-refresh.js';
 
 /** Builds the wrapped aggregate handler for a configuration (tests pass their own). */
-export function createAggregateHandler(config: FunctionConfig, options: { maxAttempts?: number } = {}) {
+export function createAggregateHandler(
+  config: FunctionConfig,
+  options: { maxAttempts?: number } = {},
+) {
   const logger = new Logger({ serviceName: RESOURCE_NAMES.powertoolsService });
   const metrics = new Metrics({
     namespace: RESOURCE_NAMES.metricsNamespace,
@@ -22,10 +26,20 @@ export function createAggregateHandler(config: FunctionConfig, options: { maxAtt
     maxAttempts: options.maxAttempts,
   });
   const writer = { doc, table: config.table, retentionHours: config.retentionHours };
+  const serviceRefresh = new ServiceRefresh();
   return middy<KinesisStreamEvent, KinesisStreamBatchResponse>()
     .use(injectLambdaContext(logger))
     .use(logMetrics(metrics))
-    .handler((event) => aggregateBatch(event, { writer, logger, metrics }));
+    .handler((event) => aggregateBatch(event, { writer, logger, metrics, serviceRefresh }));
 }
 
-export const handler = createAggregateHandler(configFromEnv());
+let built: ReturnType<typeof createAggregateHandler> | undefined;
+
+/** The Lambda entry point: built from the environment on first use, so importing this module has no side effects. */
+export const handler = (
+  event: Parameters<ReturnType<typeof createAggregateHandler>>[0],
+  context: Context,
+): ReturnType<ReturnType<typeof createAggregateHandler>> => {
+  built ??= createAggregateHandler(configFromEnv());
+  return built(event, context);
+};

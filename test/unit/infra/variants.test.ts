@@ -36,6 +36,7 @@ beforeAll(() => {
       minAgentsReporting: '0',
       logLevel: 'DEBUG',
       logRetentionDays: '7',
+      batchingWindowSeconds: '5',
     },
     outdir,
   );
@@ -51,6 +52,11 @@ afterAll(() => {
 const ofType = (type: string) => Object.values(resources).filter((r) => r.Type === type);
 
 describe('a staging deployment from -c strings', () => {
+  it('uses the given batching window for the aggregator', () => {
+    const [mapping] = ofType('AWS::Lambda::EventSourceMapping');
+    expect(mapping.Properties.MaximumBatchingWindowInSeconds).toBe(5);
+  });
+
   it('provisions the stream with the given shards and retention', () => {
     const [stream] = ofType('AWS::Kinesis::Stream');
     expect(stream.Properties).toMatchObject({

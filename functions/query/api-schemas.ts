@@ -1,0 +1,205 @@
+/**
+ * The HTTP API's request and response shapes: zod schemas that validate
+ * requests, type responses, and generate the OpenAPI description. The CLI
+ * imports the response schemas to parse answers.
+ */
+import { z } from 'zod';
+import { DEFAULTS } from '../../contract/resources.js';
+import { IpAddress } from '../../contract/wire.js';
+
+/** Longest window a query may ask for: a week (data is kept for the retention, 24 h by default). */
+export const MAX_WINDOW_SECONDS = 7 * 24 * 3600;
+/** Largest page. */
+export const MAX_LIMIT = 1000;
+export const DEFAULT_LIMIT = 100;
+
+const NAME_RE = /^[^\s\u0000-\u001f]+$/;
+
+// ---- request parameters -------------------------------------------------
+
+/** A service name in the path. */
+export const ServiceParam = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(NAME_RE, 'must have no spaces or control characters')
+  .describe('Service name as the agents report it.');
+
+/** A host name in the path. */
+export const HostParam = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(NAME_RE, 'must have no spaces or control characters')
+  .describe('Host name as its agent reports it.');
+
+/** A client IP in the path (any IPv4/IPv6 text form; answered in canonical form). */
+export const IpParam = IpAddress.describe('Client IPv4 or IPv6 address.');
+
+const Window = z.coerce
+  .number()
+  .int()
+  .min(1)
+  .max(MAX_WINDOW_SECONDS)
+  .optional()
+  .describe(
+    `Seconds: a client is active if its last packet is younger than this (default: the configured active window, ${DEFAULTS.activeWindowSeconds}).`,
+  );
+const Limit = z.coerce
+  .number()
+  .int()
+  .min(1)
+  .max(MAX_LIMIT)
+  .default(DEFAULT_LIMIT)
+  .describe('Largest number of entries in one page.');
+const Cursor = z
+  .string()
+  .min(1)
+  .max(4096)
+  .optional()
+  .describe('Opaque `nextCursor` of the previous page of the same query.');
+
+/** Query of GET /v1/services and GET /v1/agents. */
+export const WindowQuery = z.strictObject({ window: Window });
+
+/** Query of GET /v1/services/{service}/clients. */
+export const ClientsQuery = z.strictObject({
+  window: Window,
+  by: z
+    .enum(['endpoint', 'ip'])
+    .default('endpoint')
+    .describe('List endpoints (ip:port) or distinct client IPs.'),
+  limit: Limit,
+  cursor: Cursor,
+});
+
+/** Query of GET /v1/services/{service}/count. */
+export const CountQuery = WindowQuery;
+
+/** Query of GET /v1/clients/{ip}. */
+export const ClientIpQuery = z.strictObject({ window: Window, limit: Limit });
+
+/** Query of GET /v1/hosts/{host}/clients. */
+export const HostClientsQuery = z.strictObject({ window: Window, limit: Limit, cursor: Cursor });
+
+// ---- responses ----------------------------------------------------------
+
+const EpochMs = z.number().int().describe('Epoch milliseconds.');
+
+/** A client as an answer lists it: an endpoint or an IP of one service, with its counters. */
+export const ClientEntry = z.object({
+  service: z.string(),
+  ip: z.string(),
+  port: z.number().int().optional().describe('Present when listing endpoints.'),
+  endpoint: z
+    .string()
+    .optional()
+    .describe('`ip:port` (`[ip]:port` for IPv6), when listing endpoints.'),
+  host: z.string().optional().describe("Present when listing one host's clients."),
+  firstSeen: EpochMs,
+  lastSeen: EpochMs,
+  pktsIn: z.number().int(),
+  bytesIn: z.number().int(),
+  pktsOut: z.number().int(),
+  bytesOut: z.number().int(),
+  hosts: z.array(z.string()).describe('Hosts whose agents saw this client.'),
+  sources: z.array(z.string()).describe('How it was seen: hook, conntrack, proc.'),
+});
+export type ClientEntry = z.infer<typeof ClientEntry>;
+
+const WindowFields = {
+  window: z.number().int().describe('Window in seconds the answer used.'),
+  since: EpochMs.describe('now - window: entries last seen before this are left out.'),
+  now: EpochMs,
+};
+
+/** GET /v1/services */
+export const ServicesResponse = z.object({
+  ...WindowFields,
+  services: z.array(
+    z.object({
+      service: z.string(),
+      firstSeen: EpochMs,
+      lastSeen: EpochMs,
+      active: z.boolean().describe('Whether any client was seen within the window.'),
+      activeClients: z
+        .number()
+        .int()
+        .nullable()
+        .describe('Active endpoints as last counted by the metrics function.'),
+      activeClientIps: z.number().int().nullable().describe('Active distinct IPs as last counted.'),
+      countsAt: EpochMs.nullable().describe('When the counts were computed.'),
+    }),
+  ),
+});
+export type ServicesResponse = z.infer<typeof ServicesResponse>;
+
+/** GET /v1/services/{service}/clients */
+export const ClientsResponse = z.object({
+  service: z.string(),
+  by: z.enum(['endpoint', 'ip']),
+  ...WindowFields,
+  clients: z.array(ClientEntry).describe('Newest first.'),
+  nextCursor: z
+    .string()
+    .nullable()
+    .describe('Pass as `cursor` for the next page; null on the last page.'),
+});
+export type ClientsResponse = z.infer<typeof ClientsResponse>;
+
+/** GET /v1/services/{service}/count */
+export const CountResponse = z.object({
+  service: z.string(),
+  ...WindowFields,
+  endpoints: z.number().int().describe('Active endpoints (ip:port).'),
+  ips: z.number().int().describe('Active distinct client IPs.'),
+});
+export type CountResponse = z.infer<typeof CountResponse>;
+
+/** GET /v1/clients/{ip} */
+export const ClientIpResponse = z.object({
+  ip: z.string(),
+  ...WindowFields,
+  services: z.array(ClientEntry).describe('One entry per service the IP talked to, newest first.'),
+  truncated: z.boolean().describe('More services than `limit` matched.'),
+});
+export type ClientIpResponse = z.infer<typeof ClientIpResponse>;
+
+/** GET /v1/hosts/{host}/clients */
+export const HostClientsResponse = z.object({
+  host: z.string(),
+  ...WindowFields,
+  clients: z
+    .array(ClientEntry)
+    .describe('One entry per (service, client IP) this host saw, newest first.'),
+  nextCursor: z.string().nullable(),
+});
+export type HostClientsResponse = z.infer<typeof HostClientsResponse>;
+
+/** GET /v1/agents */
+export const AgentsResponse = z.object({
+  ...WindowFields,
+  agents: z.array(
+    z.object({
+      agentId: z.string(),
+      host: z.string(),
+      lastHeartbeat: EpochMs,
+      reporting: z.boolean().describe('Whether the last heartbeat is within the window.'),
+      flows: z.number().int(),
+      dropped: z.number().int().describe('Flow lines the agent had to shed so far.'),
+      spooled: z.number().int().describe("Records waiting in the agent's disk spool."),
+      sources: z.array(z.string()),
+    }),
+  ),
+});
+export type AgentsResponse = z.infer<typeof AgentsResponse>;
+
+/** An error answer (RFC 9457 problem details). */
+export const Problem = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  parameter: z.string().optional().describe('The request parameter at fault.'),
+});
+export type Problem = z.infer<typeof Problem>;
