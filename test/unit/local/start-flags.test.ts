@@ -13,12 +13,17 @@ import {
 
 describe('npm start flags', () => {
   it('defaults to the documented ports on 127.0.0.1, in memory', () => {
-    expect(parseStartFlags([])).toEqual({
+    expect(parseStartFlags([])).toMatchObject({
       kinesisPort: 4567,
       dynamodbPort: 4568,
       apiPort: 7787,
       host: '127.0.0.1',
       dataDir: undefined,
+      demo: false,
+      demoPort: 5300,
+      agent: true,
+      alarms: {},
+      alarmPeriodSeconds: 60,
       verbose: false,
       help: false,
     });
@@ -37,6 +42,18 @@ describe('npm start flags', () => {
         '::1',
         '--data-dir',
         '/tmp/x',
+        '--demo',
+        '--demo-port',
+        '6000',
+        '--no-agent',
+        '--agent-state-dir',
+        '/tmp/a',
+        '--hook-socket',
+        '/tmp/h.sock',
+        '--alarms',
+        '{"dns":{"min":"3","maxIps":9}}',
+        '--alarm-period',
+        '5',
         '--verbose',
         '-h',
       ]),
@@ -46,9 +63,27 @@ describe('npm start flags', () => {
       apiPort: 1003,
       host: '::1',
       dataDir: '/tmp/x',
+      demo: true,
+      demoPort: 6000,
+      agent: false,
+      agentStateDir: '/tmp/a',
+      hookSocket: '/tmp/h.sock',
+      alarms: { dns: { min: 3, maxIps: 9 } },
+      alarmPeriodSeconds: 5,
       verbose: true,
       help: true,
     });
+  });
+
+  it.each([
+    [['--alarms', '{nope'], /--alarms is not JSON/],
+    [['--alarms', '{"dns":{"min":5,"max":1}}'], /--alarms dns: min must not exceed max/],
+    [['--alarms', '{"dns":{}}'], /give at least one of min, max/],
+    [['--alarms', '@/nonexistent/alarms.json'], /--alarms: cannot read \/nonexistent\/alarms.json/],
+    [['--alarm-period', '0'], /--alarm-period must be 1-3600 seconds/],
+    [['--demo-port', 'x'], /--demo-port must be a port/],
+  ])('rejects alarm and demo flags %j with a clear message', (argv, message) => {
+    expect(() => parseStartFlags(argv)).toThrow(message);
   });
 
   it.each([
