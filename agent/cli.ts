@@ -23,7 +23,7 @@ import { type HookReceiver, startHookReceiver } from './hook-receiver.js';
 import { scanHostSockets } from './host-sockets.js';
 import { KinesisShipper } from './kinesis-shipper.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
-import { createProcSource } from './proc-source.js';
+import { createProcSource, peerObservation } from './proc-source.js';
 import { buildSnapshot, formatSnapshot } from './snapshot.js';
 
 /** A usage error: printed with a hint, exit code 2. */
@@ -305,23 +305,8 @@ async function snapshotCommand(args: string[], out: Out): Promise<number> {
   }
   const ct = conntrack.status();
   sources.conntrack = ct.available ? `via ${ct.via}` : `unavailable (${ct.reason})`;
-  for (const s of scan.sockets) {
-    if (s.connected) {
-      const o: PeerObservation = {
-        source: 'proc',
-        localIp: s.localIp,
-        localPort: s.localPort,
-        remoteIp: s.remoteIp,
-        remotePort: s.remotePort,
-        pktsIn: 0,
-        bytesIn: 0,
-        pktsOut: 0,
-        bytesOut: 0,
-        lastSeen: Date.now(),
-      };
-      observations.push(o);
-    }
-  }
+  const now = Date.now();
+  for (const s of scan.sockets) if (s.connected) observations.push(peerObservation(s, now));
   const snap = buildSnapshot(scan, observations, sources, Date.now());
   // Connected sockets list their one peer on their own line already.
   for (const s of snap.sockets)

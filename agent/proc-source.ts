@@ -38,7 +38,7 @@ export interface ProcSource {
 }
 
 /** Turns a connected socket into a zero-count observation of its peer. */
-function peerObservation(s: HostSocket, t: number): PeerObservation {
+export function peerObservation(s: HostSocket, t: number): PeerObservation {
   const obs: PeerObservation = {
     source: 'proc',
     localIp: s.localIp,

@@ -19,10 +19,10 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
 }
 
-/** A Kinesis client; with an endpoint it speaks HTTP/1.1, which kinesalite needs. */
-export function kinesisClient(options: ClientOptions = {}): KinesisClient {
+/** Settings both clients share: local credentials and region with an endpoint, an HTTP/1.1 handler. */
+function clientConfig(options: ClientOptions) {
   const local = options.endpoint !== undefined;
-  return new KinesisClient({
+  return {
     region: options.region ?? (local ? LOCAL_REGION : undefined),
     endpoint: options.endpoint,
     maxAttempts: options.maxAttempts,
@@ -32,20 +32,15 @@ export function kinesisClient(options: ClientOptions = {}): KinesisClient {
       connectionTimeout: 2_000,
       requestTimeout: options.requestTimeoutMs ?? 10_000,
     }),
-  });
+  };
+}
+
+/** A Kinesis client; with an endpoint it speaks HTTP/1.1, which kinesalite needs. */
+export function kinesisClient(options: ClientOptions = {}): KinesisClient {
+  return new KinesisClient(clientConfig(options));
 }
 
 /** A DynamoDB client, local when an endpoint is given. */
 export function dynamodbClient(options: ClientOptions = {}): DynamoDBClient {
-  const local = options.endpoint !== undefined;
-  return new DynamoDBClient({
-    region: options.region ?? (local ? LOCAL_REGION : undefined),
-    endpoint: options.endpoint,
-    maxAttempts: options.maxAttempts,
-    ...(local ? { credentials: LOCAL_CREDENTIALS } : {}),
-    requestHandler: new NodeHttpHandler({
-      connectionTimeout: 2_000,
-      requestTimeout: options.requestTimeoutMs ?? 10_000,
-    }),
-  });
+  return new DynamoDBClient(clientConfig(options));
 }
