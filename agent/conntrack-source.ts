@@ -193,10 +193,12 @@ export function createConntrackSource(opts: ConntrackSourceOptions): ConntrackSo
     const index = new ListenerIndex(ls instanceof Map ? ls.values() : ls, local);
     const next = new Map<string, EntryState>();
     const out: PeerObservation[] = [];
+    // Entries tell whether they carry counters; an empty table does not, so
+    // ask the sysctl (readable only for our own namespace's /proc).
     const accounting =
-      parsed.entries.length === 0
-        ? (current.accounting ?? false)
-        : parsed.entries.some((e) => e.orig.packets !== undefined);
+      parsed.entries.length > 0
+        ? parsed.entries.some((e) => e.orig.packets !== undefined)
+        : ((await readAccountingSysctl(procRoot)) ?? current.accounting);
     for (const e of parsed.entries) {
       // The daemon's socket is where the reply comes from: the reply source,
       // which differs from the original destination after DNAT.
@@ -271,4 +273,15 @@ export function createConntrackSource(opts: ConntrackSourceOptions): ConntrackSo
   };
 
   return { poll, status: () => current, lastErrors: () => errors };
+}
+
+/** net.netfilter.nf_conntrack_acct of the namespace behind `procRoot`, when it can be read. */
+async function readAccountingSysctl(procRoot: string): Promise<boolean | undefined> {
+  // /proc/sys shows the reader's own network namespace, so it only speaks for '/proc'.
+  if (procRoot !== '/proc') return undefined;
+  try {
+    return (await readFile('/proc/sys/net/netfilter/nf_conntrack_acct', 'latin1')).trim() === '1';
+  } catch {
+    return undefined;
+  }
 }

@@ -5,10 +5,26 @@
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
+import { agentCost } from './cases/agent-cost.js';
+import { aggregator } from './cases/aggregator.js';
+import { hookOverhead } from './cases/hook-overhead.js';
 import { packing } from './cases/packing.js';
+import { query } from './cases/query.js';
+import { scaleModel } from './cases/scale-model.js';
+import { socketDiscovery } from './cases/socket-discovery.js';
+import { timeToVisibility } from './cases/time-to-visibility.js';
 import { type BenchCase, type Figure, renderTable } from './harness.js';
 
-const CASES: BenchCase[] = [packing];
+const CASES: BenchCase[] = [
+  hookOverhead,
+  socketDiscovery,
+  agentCost,
+  packing,
+  aggregator,
+  query,
+  timeToVisibility,
+  scaleModel,
+];
 
 const HELP = `usage: npm run bench -- [--quick] [--only id[,id...]] [--out file]
 
