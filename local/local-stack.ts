@@ -69,6 +69,20 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
+/**
+ * Lambda runs concurrent shard batches in separate execution environments; a
+ * handler module here is one instance with module-level state (Powertools
+ * Metrics, the logger's request id), so its invocations are queued instead.
+ */
+export function oneAtATime<A extends unknown[], R>(fn: (...args: A) => Promise<R>) {
+  let tail: Promise<unknown> = Promise.resolve();
+  return (...args: A): Promise<R> => {
+    const run = tail.then(() => fn(...args));
+    tail = run.catch(() => {});
+    return run;
+  };
+}
+
 /** The environment the functions read, pointing at these emulators. */
 export function functionEnvironment(
   emulators: Emulators,
@@ -150,7 +164,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         ...options.poller,
         kinesis: emulators.kinesis,
         streamName: emulators.streamName,
-        handler: aggregate,
+        handler: oneAtATime(aggregate),
         onFailure: async (failure) => {
           failures.push(failure);
           await userSink?.(failure);
