@@ -1,0 +1,159 @@
+/**
+ * Agent cost: CPU time and resident memory of the agent's pipeline (hook
+ * receiver -> flow table -> packer) per 1,000 active flows and per 10,000
+ * datagrams/s observed. Each measurement is a fresh pipeline process; an idle
+ * pipeline measured in the same round is subtracted, so what remains is what
+ * the flows cost.
+ *
+ * Flows: a feeder plays a hooked daemon whose N clients are all busy every
+ * second (the worst case per flow). Datagrams: a real hooked echo daemon
+ * driven by the load generator on loopback.
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runForJson, spawnReady } from '../child-json.js';
+import { type BenchCase, type Figure, plain } from '../harness.js';
+import { recordMeasurement } from '../measured.js';
+
+const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
+const PIPELINE = here('../procs/agent-pipeline.ts');
+const FEEDER = here('../procs/hook-feeder.mjs');
+const DAEMON = here('../procs/echo-daemon.mjs');
+const LOAD = here('../procs/udp-load.mjs');
+const HOOK = here('../../agent/hook/register.mjs');
+
+interface PipelineResult {
+  cpuMs: number;
+  rssBytes: number;
+  heapBytes: number;
+  flows: number;
+  lines: number;
+  records: number;
+  wireBytes: number;
+  packets: number;
+}
+
+const MiB = 1024 * 1024;
+
+async function waitForFile(path: string, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!existsSync(path)) {
+    if (Date.now() > until) throw new Error(`${path} did not appear within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Runs the pipeline for warm + measure seconds while `drive` produces its input. */
+async function runPipeline(
+  dir: string,
+  warm: number,
+  measure: number,
+  drive: (socketPath: string, seconds: number) => Promise<unknown>,
+): Promise<PipelineResult> {
+  const socketPath = join(dir, `hook-${Date.now()}-${Math.random().toString(36).slice(2)}.sock`);
+  const result = runForJson<PipelineResult>(
+    process.execPath,
+    ['--import', 'tsx', PIPELINE, socketPath, String(warm), String(measure)],
+    { timeoutMs: (warm + measure + 30) * 1000 },
+  );
+  await waitForFile(socketPath, 15_000);
+  await Promise.all([result, drive(socketPath, warm + measure + 0.5)]);
+  return result;
+}
+
+export const agentCost: BenchCase = {
+  id: 'agent-cost',
+  title: 'agent CPU and memory per active flow and per datagram rate',
+  async run({ quick, log }) {
+    const warm = quick ? 1.5 : 3;
+    const measure = quick ? 2.5 : 8;
+    const roundCount = quick ? 1 : 2;
+    const sizes = quick ? [1_000, 5_000] : [1_000, 10_000];
+    const dir = await mkdtemp(join(tmpdir(), 'uwb-agent-'));
+    const cpuPerK = new Map<number, number[]>(sizes.map((n) => [n, []]));
+    const rssPerK = new Map<number, number[]>(sizes.map((n) => [n, []]));
+    const rssAt = new Map<number, number[]>(sizes.map((n) => [n, []]));
+    const idleCpu: number[] = [];
+    const idleRss: number[] = [];
+    const cpuPer10k: number[] = [];
+    const rates: number[] = [];
+    try {
+      for (let r = 0; r < roundCount; r++) {
+        const idle = await runPipeline(dir, warm, measure, (path, s) =>
+          runForJson(process.execPath, [FEEDER, path, '0', String(s)]),
+        );
+        const idleCpuPerSec = idle.cpuMs / measure;
+        idleCpu.push(idleCpuPerSec);
+        idleRss.push(idle.rssBytes / MiB);
+        for (const n of sizes) {
+          const res = await runPipeline(dir, warm, measure, (path, s) =>
+            runForJson(process.execPath, [FEEDER, path, String(n), String(s)]),
+          );
+          if (res.flows < n) throw new Error(`pipeline holds ${res.flows} flows, fed ${n}`);
+          const k = n / 1000;
+          cpuPerK.get(n)!.push((res.cpuMs / measure - idleCpuPerSec) / k);
+          rssPerK.get(n)!.push((res.rssBytes - idle.rssBytes) / MiB / k);
+          rssAt.get(n)!.push(res.rssBytes / MiB);
+          log(
+            `round ${r + 1}, ${n} flows: ${(res.cpuMs / measure).toFixed(1)} ms CPU/s (idle ${idleCpuPerSec.toFixed(1)}), rss ${(res.rssBytes / MiB).toFixed(0)} MiB, ${res.lines} lines, ${res.records} records`,
+          );
+        }
+        // Real hook traffic: a hooked echo daemon at full speed, a few flows.
+        let rate = 0;
+        const real = await runPipeline(dir, warm, measure, async (path, s) => {
+          const daemon = await spawnReady<{ port: number }>(
+            process.execPath,
+            ['--import', HOOK, DAEMON],
+            {
+              env: { ...process.env, UDPWATCH_HOOK_SOCKET: path },
+            },
+          );
+          try {
+            const load = await runForJson<{ echoed: number; ms: number }>(
+              process.execPath,
+              [LOAD, String(daemon.ready.port), '64', String(s), '32', '8'],
+              { timeoutMs: (s + 15) * 1000 },
+            );
+            rate = load.echoed / (load.ms / 1000);
+          } finally {
+            await daemon.stop();
+          }
+        });
+        // Each echo is two datagrams the hook counts: one in, one out.
+        const datagramsPerSec = rate * 2;
+        rates.push(datagramsPerSec);
+        cpuPer10k.push(((real.cpuMs / measure - idleCpuPerSec) * 10_000) / datagramsPerSec);
+        log(
+          `round ${r + 1}, real traffic: ${datagramsPerSec.toFixed(0)} datagrams/s, ${(real.cpuMs / measure).toFixed(1)} ms CPU/s, ${real.packets} packets reported`,
+        );
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    const perK = [...cpuPerK.get(sizes[0]!)!].sort((a, b) => a - b);
+    recordMeasurement('agentCpuMsPerSecondPer1000Flows', perK[perK.length >> 1]!);
+    const figures: Figure[] = [
+      plain('idle pipeline CPU (subtracted below)', 'ms CPU/s', idleCpu),
+      plain('idle pipeline RSS (subtracted below)', 'MiB', idleRss),
+    ];
+    for (const n of sizes) {
+      const label = `${n.toLocaleString('en-US')} busy flows`;
+      figures.push(
+        plain(`agent CPU per 1,000 active flows, at ${label}`, 'ms CPU/s', cpuPerK.get(n)!, {
+          note: 'every flow has new counts every second (worst case); 10 ms CPU/s = 1% of a core',
+        }),
+        plain(`agent RSS per 1,000 active flows, at ${label}`, 'MiB', rssPerK.get(n)!),
+        plain(`agent RSS at ${label}`, 'MiB', rssAt.get(n)!),
+      );
+    }
+    figures.push(
+      plain('agent CPU per 10,000 datagrams/s (hook source)', 'ms CPU/s', cpuPer10k, {
+        note: `real hooked echo daemon, 32 flows, ${(rates.reduce((a, b) => a + b, 0) / rates.length / 1000).toFixed(0)}k datagrams/s; the hook sums per flow in the daemon, so the agent's cost follows flows, not datagrams`,
+      }),
+    );
+    return figures;
+  },
+};

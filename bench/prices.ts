@@ -1,0 +1,149 @@
+/**
+ * Prices and fixed inputs of the scale model, each with where it comes from.
+ * Region us-east-1, on-demand list prices, no free tier, no savings plans.
+ *
+ * Written down on 2026-11-26. The official AWS pricing pages could not be
+ * read from the machine that wrote this file; the figures below are AWS's
+ * published list prices as known to the authors and as quoted by the
+ * secondary sources named next to them. Check them against the official pages
+ * before quoting a cost to anyone.
+ */
+
+/** A price or input with its provenance. */
+export interface Sourced {
+  value: number;
+  unit: string;
+  source: string;
+}
+
+/** When these figures were written down. */
+export const PRICES_AS_OF = '2026-11-26';
+
+/** Official pages to check the figures against. */
+export const PRICE_PAGES = {
+  kinesis: 'https://aws.amazon.com/kinesis/data-streams/pricing/',
+  lambda: 'https://aws.amazon.com/lambda/pricing/',
+  dynamodb: 'https://aws.amazon.com/dynamodb/pricing/on-demand/',
+  cloudwatch: 'https://aws.amazon.com/cloudwatch/pricing/',
+  vpcFlowLogs: 'https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs.html',
+} as const;
+
+/** us-east-1 on-demand prices. */
+export const PRICES = {
+  kinesisOnDemandStreamHour: {
+    value: 0.04,
+    unit: 'USD per stream-hour',
+    source: `${PRICE_PAGES.kinesis} (on-demand; unverified here, check)`,
+  },
+  kinesisOnDemandGbIn: {
+    value: 0.08,
+    unit: 'USD per GB written, each record rounded up to 1 KB',
+    source: `${PRICE_PAGES.kinesis} (on-demand; the 1 KB rounding is quoted on that page)`,
+  },
+  kinesisOnDemandGbOut: {
+    value: 0.04,
+    unit: 'USD per GB read',
+    source: `${PRICE_PAGES.kinesis} (on-demand; unverified here, check)`,
+  },
+  kinesisShardHour: {
+    value: 0.015,
+    unit: 'USD per shard-hour (provisioned)',
+    source: `${PRICE_PAGES.kinesis} (provisioned; also quoted by kindatechnical.com lesson 29)`,
+  },
+  kinesisPutPayloadUnitsPerMillion: {
+    value: 0.014,
+    unit: 'USD per million 25 KB PUT payload units (provisioned)',
+    source: `${PRICE_PAGES.kinesis} (provisioned; unverified here, check)`,
+  },
+  lambdaRequestsPerMillion: {
+    value: 0.2,
+    unit: 'USD per million requests',
+    source: `${PRICE_PAGES.lambda} (also quoted by cloudchipr.com, Lambda pricing guide)`,
+  },
+  lambdaArmGbSecond: {
+    value: 0.0000133334,
+    unit: 'USD per GB-second, arm64, first 7.5 billion GB-s a month',
+    source: `${PRICE_PAGES.lambda} (also quoted by cloudchipr.com, Lambda pricing guide)`,
+  },
+  dynamodbWriteRequestUnitsPerMillion: {
+    value: 0.625,
+    unit: 'USD per million write request units (on-demand, after the Nov 2024 reduction)',
+    source: `${PRICE_PAGES.dynamodb} (also quoted by airbyte.com, DynamoDB pricing, 2025)`,
+  },
+  dynamodbReadRequestUnitsPerMillion: {
+    value: 0.125,
+    unit: 'USD per million read request units (on-demand)',
+    source: `${PRICE_PAGES.dynamodb} (also quoted by airbyte.com, DynamoDB pricing, 2025)`,
+  },
+  dynamodbStorageGbMonth: {
+    value: 0.25,
+    unit: 'USD per GB-month (standard table class, past the first 25 GB)',
+    source: `${PRICE_PAGES.dynamodb} (unverified here, check)`,
+  },
+  vendedLogsToCloudWatchTiers: {
+    // [GB up to which this tier applies, USD per GB]
+    value: 0.5,
+    unit: 'USD per GB delivered to CloudWatch Logs as vended logs (first 10 TB; then 0.25 to 30 TB, 0.10 to 50 TB, 0.05 beyond)',
+    source: `${PRICE_PAGES.cloudwatch} (vended logs tab; $0.50/GB also quoted by c3x.dev, June 2026)`,
+  },
+  cloudWatchLogsStorageGbMonth: {
+    value: 0.03,
+    unit: 'USD per GB-month archived (compressed)',
+    source: `${PRICE_PAGES.cloudwatch} (also quoted by c3x.dev, June 2026)`,
+  },
+  cloudWatchLogsInsightsGbScanned: {
+    value: 0.005,
+    unit: 'USD per GB scanned by Logs Insights',
+    source: `${PRICE_PAGES.cloudwatch} (also quoted by c3x.dev, June 2026)`,
+  },
+} as const satisfies Record<string, Sourced>;
+
+/** The vended-log tiers behind PRICES.vendedLogsToCloudWatchTiers: [upper bound in GB, USD per GB]. */
+export const VENDED_LOG_TIERS: readonly (readonly [number, number])[] = [
+  [10 * 1024, 0.5],
+  [30 * 1024, 0.25],
+  [50 * 1024, 0.1],
+  [Number.POSITIVE_INFINITY, 0.05],
+];
+
+/** Fixed inputs of the model that are not prices. */
+export const MODEL_INPUTS = {
+  hoursPerMonth: { value: 730, unit: 'h', source: 'AWS pricing convention (8,760 h / 12)' },
+  kinesisShardRecordsPerSecond: {
+    value: 1000,
+    unit: 'records/s per shard',
+    source: 'Kinesis write limit per shard (DESIGN.md, Known traits)',
+  },
+  kinesisShardBytesPerSecond: {
+    value: 1024 * 1024,
+    unit: 'B/s per shard',
+    source: 'Kinesis write limit per shard (DESIGN.md, Known traits)',
+  },
+  aggregateMemoryGb: {
+    value: 1,
+    unit: 'GB',
+    source: 'infra/functions.ts (aggregate: 1024 MB, arm64)',
+  },
+  flowLogRecordBytes: {
+    value: 136,
+    unit: 'B per flow log record as ingested',
+    source:
+      'default (version 2) format, 14 fields, ~110 B of text for a typical IPv4 record, plus 26 B per-event overhead CloudWatch Logs counts; estimate, check with a sample',
+  },
+  flowLogRecordsPerClientInterval: {
+    value: 2,
+    unit: 'records per active client per aggregation interval per ENI',
+    source:
+      'flow logs record each direction (5-tuple) separately: client->server and server->client (VPC user guide, flow log records)',
+  },
+  flowLogIntervalSeconds: {
+    value: 60,
+    unit: 's',
+    source: 'shortest aggregation interval VPC Flow Logs offers (default is 600 s)',
+  },
+  flowLogCompression: {
+    value: 0.15,
+    unit: 'stored size / ingested size',
+    source: 'estimate for archived CloudWatch Logs data; check',
+  },
+} as const satisfies Record<string, Sourced>;

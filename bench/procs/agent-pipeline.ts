@@ -1,0 +1,70 @@
+/**
+ * The agent's pipeline alone, for the agent-cost benchmark: hook receiver ->
+ * flow table -> packer, one cycle a second, as the agent's run loop does it
+ * (shipping left out: it is network I/O, measured by the shipper's own tests).
+ *
+ *   node --import tsx agent-pipeline.ts <hookSocket> <warmSeconds> <seconds>
+ *
+ * Prints {"ready":true} once listening, then after warm-up + measurement
+ * {"cpuMs":..,"rssBytes":..,"heapBytes":..,"flows":..,"lines":..,"records":..,"wireBytes":..,"packets":..}
+ * covering the measured seconds only (rss/heap at the end).
+ */
+import { FlowTable } from '../../agent/flow-table.js';
+import { startHookReceiver } from '../../agent/hook-receiver.js';
+import { packRecords } from '../../agent/record-packer.js';
+import { createServiceNamer } from '../../agent/service-names.js';
+
+const [socketPath, warmArg, secondsArg] = process.argv.slice(2);
+const warm = Number(warmArg);
+const seconds = Number(secondsArg);
+if (!socketPath || !(warm >= 0) || !(seconds > 0)) {
+  console.error('usage: agent-pipeline.ts <hookSocket> <warmSeconds> <seconds>');
+  process.exit(2);
+}
+
+const agentId = 'bench-agent';
+const receiver = await startHookReceiver(socketPath);
+const table = new FlowTable({
+  agentId,
+  host: 'bench-host',
+  serviceFor: createServiceNamer([]),
+  maxFlows: 200_000,
+  refreshIntervalMs: 60_000,
+});
+let seq = 0;
+const totals = { lines: 0, records: 0, wireBytes: 0, packets: 0 };
+
+function cycle(): void {
+  const observations = receiver.drain();
+  for (const o of observations) totals.packets += o.pktsIn + o.pktsOut;
+  table.ingest(observations);
+  const lines = table.flush(Date.now());
+  const records = packRecords(lines, { agentId, nextSeq: () => seq++ });
+  totals.lines += lines.length;
+  totals.records += records.length;
+  for (const r of records) totals.wireBytes += r.data.length;
+}
+
+process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+const timer = setInterval(cycle, 1000);
+await new Promise((resolve) => setTimeout(resolve, warm * 1000));
+totals.lines = 0;
+totals.records = 0;
+totals.wireBytes = 0;
+totals.packets = 0;
+const cpu0 = process.cpuUsage();
+await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+const cpu = process.cpuUsage(cpu0);
+clearInterval(timer);
+const mem = process.memoryUsage();
+process.stdout.write(
+  `${JSON.stringify({
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    rssBytes: mem.rss,
+    heapBytes: mem.heapUsed,
+    flows: table.size,
+    ...totals,
+  })}\n`,
+);
+await receiver.close();
+process.exit(0);

@@ -1,0 +1,90 @@
+/**
+ * What the aggregator and query benchmarks share: the emulators in a child
+ * process behind a counting proxy, Kinesis events built the way the event
+ * source mapping delivers them, and the environment the handlers expect.
+ */
+import { fileURLToPath } from 'node:url';
+import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
+import type { ShipRecord } from '../agent/record-packer.js';
+import { type ReadyChild, spawnReady } from './child-json.js';
+
+/** Endpoints printed by bench/procs/store-emulators.ts. */
+export interface StoreEndpoints {
+  dynamodbEndpoint: string;
+  kinesisEndpoint: string;
+  tableName: string;
+  streamName: string;
+}
+
+/** Emulators in a child process; `counts()` returns and resets the request counts. */
+export interface StoreChild {
+  endpoints: StoreEndpoints;
+  counts(): Promise<Record<string, number>>;
+  stop(): Promise<void>;
+}
+
+/** Sets what the handlers read from the environment (local credentials, quiet Powertools). */
+export function prepareHandlerEnvironment(): void {
+  process.env.AWS_ACCESS_KEY_ID ??= 'local';
+  process.env.AWS_SECRET_ACCESS_KEY ??= 'local';
+  process.env.AWS_REGION ??= 'us-east-1';
+  // The bench prints its table on stdout: keep handler logs and EMF off it.
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+  process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+  process.env.AWS_LAMBDA_LOG_LEVEL = 'ERROR';
+}
+
+/** Starts the emulators in a child process. */
+export async function startStoreChild(): Promise<StoreChild> {
+  const script = fileURLToPath(new URL('./procs/store-emulators.ts', import.meta.url));
+  const child: ReadyChild<StoreEndpoints> = await spawnReady(
+    process.execPath,
+    ['--import', 'tsx', script],
+    { timeoutMs: 60_000 },
+  );
+  const endpoints = child.ready;
+  return {
+    endpoints,
+    async counts() {
+      const res = await fetch(`${endpoints.dynamodbEndpoint}/__counts`);
+      return (await res.json()) as Record<string, number>;
+    },
+    stop: () => child.stop(),
+  };
+}
+
+let sequence = 0n;
+
+/** A Kinesis event as the event source mapping delivers it, one shard. */
+export function kinesisEvent(
+  records: readonly ShipRecord[],
+  streamArn: string,
+): KinesisStreamEvent {
+  const now = Date.now() / 1000;
+  const out: KinesisStreamRecord[] = records.map((r) => {
+    sequence += 1n;
+    const seqText = (49_000_000_000_000_000_000n + sequence).toString();
+    return {
+      kinesis: {
+        kinesisSchemaVersion: '1.0',
+        partitionKey: r.partitionKey,
+        sequenceNumber: seqText,
+        data: r.data.toString('base64'),
+        approximateArrivalTimestamp: now,
+      },
+      eventSource: 'aws:kinesis',
+      eventVersion: '1.0',
+      eventID: `shardId-000000000000:${seqText}`,
+      eventName: 'aws:kinesis:record',
+      invokeIdentityArn: 'arn:aws:iam::000000000000:role/bench',
+      awsRegion: 'us-east-1',
+      eventSourceARN: streamArn,
+    };
+  });
+  return { Records: out };
+}
+
+/** The sum of counted requests of these operations. */
+export function countOf(counts: Record<string, number>, ...ops: string[]): number {
+  return ops.reduce((sum, op) => sum + (counts[op] ?? 0), 0);
+}
