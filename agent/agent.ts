@@ -148,6 +148,35 @@ export class Agent {
     return lines.length;
   }
 
+  private nudgePending = false;
+
+  /**
+   * Hooked daemons just reported: if that brought a flow the table did not
+   * know, flush soon instead of at the next interval, so a new client is
+   * visible quickly. Busy known flows still wait for the interval.
+   */
+  nudge(): void {
+    const { hook } = this.parts;
+    if (!this.running || this.nudgePending || !hook) return;
+    this.nudgePending = true;
+    setTimeout(() => {
+      this.nudgePending = false;
+      if (!this.running) return;
+      this.cycle = this.cycle
+        .then(() => {
+          const before = this.flowTable.size;
+          this.flowTable.ingest(hook.drain());
+          if (this.flowTable.size === before) return;
+          const records = packRecords(this.flowTable.flush(Date.now()), {
+            agentId: this.parts.agentId,
+            nextSeq: () => this.parts.seq.take(),
+          });
+          this.parts.shipper.enqueue(records);
+        })
+        .catch((err) => this.logOnce(`early flush failed: ${(err as Error).message}`));
+    }, 20).unref();
+  }
+
   /** Runs a cycle every interval until stop(). */
   start(): void {
     if (this.running) return;

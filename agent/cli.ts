@@ -185,11 +185,14 @@ async function runCommand(args: string[], out: Out): Promise<number> {
       })
     : undefined;
   let hook: HookReceiver | undefined;
+  // Set once the agent exists; hook messages with new clients nudge it to flush early.
+  let nudge = (): void => {};
   if (config.sources.hook) {
     try {
       hook = await startHookReceiver(config.hookSocket, {
         onError: log,
         onDaemon: (pid, name) => log(`hook: daemon pid ${pid} (${name ?? '?'}) reports`),
+        onObservations: () => nudge(),
       });
     } catch (err) {
       log(
@@ -219,6 +222,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     conntrack,
     log,
   });
+  nudge = () => agent.nudge();
   await agent.tick();
   agent.start();
   const active = agent.sources();

@@ -125,6 +125,8 @@ export async function startHookReceiver(
     onError?: (message: string) => void;
     /** Called the first time a daemon (pid) reports. */
     onDaemon?: (pid: number, process: string | undefined) => void;
+    /** Called after a message added observations (the agent may flush early). */
+    onObservations?: () => void;
   } = {},
 ): Promise<HookReceiver> {
   await mkdir(dirname(path), { recursive: true });
@@ -158,6 +160,7 @@ export async function startHookReceiver(
         counters.shed += excess;
         pending = pending.slice(excess);
       }
+      if (parsed.observations.length > 0) options.onObservations?.();
     } catch (err) {
       counters.badMessages++;
       options.onError?.(`hook message: ${err instanceof Error ? err.message : String(err)}`);

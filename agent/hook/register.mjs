@@ -55,6 +55,8 @@ function createState() {
     connecting: false,
     comm: null,
     timer: null,
+    /** Pending early send for a window that saw a new flow. */
+    early: null,
   };
 }
 
@@ -69,6 +71,9 @@ function localOf(socket) {
   socket[LOCAL] = value;
   return value;
 }
+
+/** Windows a flow may stay quiet before the hook forgets it (and a return is news again). */
+const FORGET_AFTER_WINDOWS = 30;
 
 /** Adds one datagram to the current window's counters. */
 function count(socket, remoteIp, remotePort, bytes, inbound) {
@@ -92,8 +97,12 @@ function count(socket, remoteIp, remotePort, bytes, inbound) {
       bo: 0,
       f: now,
       l: now,
+      q: 0,
     };
     state.flows.set(key, e);
+    sendSoon();
+  } else if (e.pi === 0 && e.po === 0) {
+    e.f = now;
   }
   if (inbound) {
     e.pi++;
@@ -103,6 +112,21 @@ function count(socket, remoteIp, remotePort, bytes, inbound) {
     e.bo += bytes;
   }
   e.l = now;
+}
+
+/**
+ * A new client is news: send this window within EARLY_MS instead of waiting
+ * for the interval, so it shows up quickly. At most one early send is pending,
+ * so a flood of new clients costs at most 1000 / EARLY_MS extra messages a second.
+ */
+const EARLY_MS = 50;
+function sendSoon() {
+  if (state.early !== null || state.intervalMs <= EARLY_MS) return;
+  state.early = setTimeout(() => {
+    state.early = null;
+    tick();
+  }, EARLY_MS);
+  state.early.unref();
 }
 
 function byteLengthOf(msg) {
@@ -200,29 +224,46 @@ function connect() {
   }
 }
 
-/** Ends the current window: sends its deltas, or drops and counts them. */
+/**
+ * Ends the current window: sends its deltas, or drops and counts them. Flows
+ * stay in the table with zeroed counters (so only a really new client triggers
+ * an early send) until they have been quiet for FORGET_AFTER_WINDOWS windows.
+ */
 function tick() {
   try {
-    const flows = state.flows;
-    const overflow = state.overflowPackets;
-    state.flows = new Map();
-    state.overflowPackets = 0;
     const conn = state.conn;
     const writable = state.connected && conn !== null && conn.writableLength < state.maxBuffered;
+    const overflow = state.overflowPackets;
+    state.overflowPackets = 0;
+    const rows = [];
+    let packets = overflow;
+    for (const [key, e] of state.flows) {
+      if (e.pi === 0 && e.po === 0) {
+        if (++e.q > FORGET_AFTER_WINDOWS) {
+          state.flows.delete(key);
+          state.tags.delete(key);
+        }
+        continue;
+      }
+      e.q = 0;
+      if (writable) {
+        const row = [e.li, e.lp, e.ri, e.rp, e.pi, e.bi, e.po, e.bo, e.f, e.l];
+        const tag = state.tags.get(key);
+        if (tag !== undefined) row.push(tag);
+        rows.push(row);
+      } else {
+        packets += e.pi + e.po;
+        state.droppedFlows++;
+      }
+      e.pi = 0;
+      e.bi = 0;
+      e.po = 0;
+      e.bo = 0;
+    }
     if (!writable) {
-      let packets = overflow;
-      for (const e of flows.values()) packets += e.pi + e.po;
-      state.droppedFlows += flows.size;
       state.droppedPackets += packets;
       connect();
       return;
-    }
-    const rows = [];
-    for (const [key, e] of flows) {
-      const row = [e.li, e.lp, e.ri, e.rp, e.pi, e.bi, e.po, e.bo, e.f, e.l];
-      const tag = state.tags.get(key);
-      if (tag !== undefined) row.push(tag);
-      rows.push(row);
     }
     state.comm ??= readComm();
     const message = {
