@@ -67,7 +67,9 @@ function localOf(socket) {
   const cached = socket[LOCAL];
   if (cached !== undefined) return cached;
   const a = socket.address();
-  const value = { ip: a.address, port: a.port, text: `${a.address}|${a.port}` };
+  // peers: remote ip -> remote port -> flow entry; the per-packet lookup, with
+  // no string building (the window's table is keyed by one string per flow).
+  const value = { ip: a.address, port: a.port, text: `${a.address}|${a.port}`, peers: new Map() };
   socket[LOCAL] = value;
   return value;
 }
@@ -75,32 +77,15 @@ function localOf(socket) {
 /** Windows a flow may stay quiet before the hook forgets it (and a return is news again). */
 const FORGET_AFTER_WINDOWS = 30;
 
-/** Adds one datagram to the current window's counters. */
+/** Adds one datagram to its flow's counters: two Map lookups and four additions. */
 function count(socket, remoteIp, remotePort, bytes, inbound) {
-  const local = localOf(socket);
-  const key = `${local.text}|${remoteIp}|${remotePort}`;
-  let e = state.flows.get(key);
+  const local = socket[LOCAL] ?? localOf(socket);
+  const byPort = local.peers.get(remoteIp);
+  let e = byPort === undefined ? undefined : byPort.get(remotePort);
   const now = Date.now();
   if (e === undefined) {
-    if (state.flows.size >= state.maxFlows) {
-      state.overflowPackets++;
-      return;
-    }
-    e = {
-      li: local.ip,
-      lp: local.port,
-      ri: remoteIp,
-      rp: remotePort,
-      pi: 0,
-      bi: 0,
-      po: 0,
-      bo: 0,
-      f: now,
-      l: now,
-      q: 0,
-    };
-    state.flows.set(key, e);
-    sendSoon();
+    e = adopt(local, remoteIp, remotePort, now);
+    if (e === null) return;
   } else if (e.pi === 0 && e.po === 0) {
     e.f = now;
   }
@@ -112,6 +97,63 @@ function count(socket, remoteIp, remotePort, bytes, inbound) {
     e.bo += bytes;
   }
   e.l = now;
+}
+
+/**
+ * The first packet of a (socket, peer) pair: finds or creates the flow in the
+ * window's table and files it under the socket. Null when the table is full
+ * or the peer is not an IP literal (a hostname given to send()).
+ */
+function adopt(local, remoteIp, remotePort, now) {
+  if (net.isIP(remoteIp) === 0) return null;
+  const key = `${local.text}|${remoteIp}|${remotePort}`;
+  let e = state.flows.get(key);
+  if (e === undefined) {
+    if (state.flows.size >= state.maxFlows) {
+      state.overflowPackets++;
+      return null;
+    }
+    e = {
+      key,
+      li: local.ip,
+      lp: local.port,
+      ri: remoteIp,
+      rp: remotePort,
+      pi: 0,
+      bi: 0,
+      po: 0,
+      bo: 0,
+      f: now,
+      l: now,
+      q: 0,
+      homes: [],
+    };
+    state.flows.set(key, e);
+    sendSoon();
+  } else if (e.pi === 0 && e.po === 0) {
+    e.f = now;
+  }
+  // A second socket on the same local endpoint (after a close and re-bind) shares the flow.
+  let byPort = local.peers.get(remoteIp);
+  if (byPort === undefined) {
+    byPort = new Map();
+    local.peers.set(remoteIp, byPort);
+  }
+  byPort.set(remotePort, e);
+  e.homes.push(local.peers);
+  return e;
+}
+
+/** Drops a quiet flow from the window's table and from every socket that filed it. */
+function forget(e) {
+  state.flows.delete(e.key);
+  state.tags.delete(e.key);
+  for (const peers of e.homes) {
+    const byPort = peers.get(e.ri);
+    if (byPort === undefined || byPort.get(e.rp) !== e) continue;
+    byPort.delete(e.rp);
+    if (byPort.size === 0) peers.delete(e.ri);
+  }
 }
 
 /**
@@ -140,24 +182,30 @@ function byteLengthOf(msg) {
 }
 
 /**
- * Reads (bytes, port, address) out of send()'s overloaded arguments:
+ * Counts one send() from its overloaded arguments:
  * send(msg[, offset, length][, port][, address][, callback]).
  */
-function parseSend(socket, args) {
-  const msg = args[0];
-  let i = 1;
+function countSend(socket, msg, a1, a2, a3, a4) {
   let bytes;
-  if (typeof args[1] === 'number' && typeof args[2] === 'number' && !Array.isArray(msg)) {
-    bytes = args[2];
-    i = 3;
+  let portArg;
+  let addressArg;
+  if (typeof a1 === 'number' && typeof a2 === 'number' && !Array.isArray(msg)) {
+    bytes = a2;
+    portArg = a3;
+    addressArg = a4;
   } else {
     bytes = byteLengthOf(msg);
+    portArg = a1;
+    addressArg = a2;
   }
   let port;
   let address;
-  if (typeof args[i] === 'number' || (typeof args[i] === 'string' && /^\d+$/.test(args[i]))) {
-    port = Number(args[i]);
-    if (typeof args[i + 1] === 'string') address = args[i + 1];
+  if (typeof portArg === 'number') {
+    port = portArg;
+    if (typeof addressArg === 'string') address = addressArg;
+  } else if (typeof portArg === 'string' && /^\d+$/.test(portArg)) {
+    port = Number(portArg);
+    if (typeof addressArg === 'string') address = addressArg;
   } else {
     // A connected socket sends to its peer.
     const peer = socket.remoteAddress();
@@ -167,7 +215,9 @@ function parseSend(socket, args) {
   if (address === undefined || address === '') {
     address = socket.type === 'udp6' ? '::1' : '127.0.0.1';
   }
-  return { bytes, port, address };
+  // Hostnames are resolved later by dgram; adopt() counts only IP literals,
+  // since the flow key must be the address the peer is seen from.
+  count(socket, address, port, bytes, false);
 }
 
 const proto = dgram.Socket.prototype;
@@ -186,16 +236,14 @@ function patch() {
     // biome-ignore lint/complexity/noArguments: forwards every argument without an array per packet
     return originalEmit.apply(this, arguments);
   };
-  proto.send = function udpwatchSend(...args) {
+  proto.send = function udpwatchSend(msg, a1, a2, a3, a4) {
     try {
-      const { bytes, port, address } = parseSend(this, args);
-      // Hostnames are resolved later by dgram; only literal addresses are counted,
-      // since the flow key must be the address the peer is seen from.
-      if (net.isIP(address) !== 0) count(this, address, port, bytes, false);
+      countSend(this, msg, a1, a2, a3, a4);
     } catch {
       // Unbound or closed socket, odd arguments: dgram itself will report it.
     }
-    return originalSend.apply(this, args);
+    // biome-ignore lint/complexity/noArguments: forwards every argument as given
+    return originalSend.apply(this, arguments);
   };
 }
 
@@ -239,10 +287,7 @@ function tick() {
     let packets = overflow;
     for (const [key, e] of state.flows) {
       if (e.pi === 0 && e.po === 0) {
-        if (++e.q > FORGET_AFTER_WINDOWS) {
-          state.flows.delete(key);
-          state.tags.delete(key);
-        }
+        if (++e.q > FORGET_AFTER_WINDOWS) forget(e);
         continue;
       }
       e.q = 0;
