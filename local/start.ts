@@ -389,6 +389,9 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`error: ${(err as Error).message}`);
     return 1;
   }
+  // The schedule's first run is a minute away; an early one fills in the
+  // client counts of `udpwatch services` while the user is still looking.
+  setTimeout(() => void stack.metrics?.runOnce().catch(() => {}), 5_000).unref();
   const alarmTimer = startLocalAlarmLoop(flags, stack.api?.url);
   if (alarmTimer)
     extra.push(
