@@ -58,6 +58,8 @@ export const AgentConfigSchema = z
     intervalSeconds: z.number().min(0.05).max(60).default(1),
     heartbeatSeconds: z.number().min(0.1).max(3600).default(10),
     refreshIntervalSeconds: z.number().min(0.1).max(3600).default(DEFAULTS.refreshIntervalSeconds),
+    /** A known busy flow's counts are shipped at most this often (new flows at once). */
+    reportIntervalSeconds: z.number().min(0).max(3600).default(1),
     defaultTimeoutSeconds: z
       .number()
       .int()

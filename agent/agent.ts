@@ -53,6 +53,7 @@ export class Agent {
       serviceFor: createServiceNamer(config.services, config.defaultTimeoutSeconds),
       maxFlows: config.maxFlows,
       refreshIntervalMs: config.refreshIntervalSeconds * 1000,
+      reportIntervalMs: config.reportIntervalSeconds * 1000,
       sampleSeed: parts.agentId,
     });
   }
@@ -124,10 +125,10 @@ export class Agent {
   }
 
   /** One cycle: collect, fold, flush, pack, enqueue. */
-  async tick(now: number = Date.now()): Promise<number> {
+  async tick(now: number = Date.now(), options: { all?: boolean } = {}): Promise<number> {
     const observations = await this.collect();
     this.flowTable.ingest(observations);
-    const lines: UnsequencedLine[] = this.flowTable.flush(now);
+    const lines: UnsequencedLine[] = this.flowTable.flush(now, options);
     if (now - this.lastHeartbeat >= this.parts.config.heartbeatSeconds * 1000) {
       this.lastHeartbeat = now;
       lines.push({
@@ -200,7 +201,8 @@ export class Agent {
     if (this.timer) clearTimeout(this.timer);
     await this.cycle;
     try {
-      await this.tick();
+      // Everything counted so far leaves now, whatever the report interval.
+      await this.tick(Date.now(), { all: true });
     } catch (err) {
       this.parts.log(`final cycle failed: ${(err as Error).message}`);
     }

@@ -29,6 +29,14 @@ export interface FlowTableOptions {
   maxFlows: number;
   /** A quiet but active flow gets a line at least this often. */
   refreshIntervalMs: number;
+  /**
+   * A known busy flow's counts are reported at most this often (default 0:
+   * every flush). A new flow is reported at once and a flow about to be
+   * forgotten at its last flush, whatever this says. Downstream, each report
+   * of a client can cost a table write, so fleets raise it to the
+   * aggregator's batching window.
+   */
+  reportIntervalMs?: number;
   /** Seeds the 1-in-N flow sampling, so a run is reproducible. */
   sampleSeed?: string;
 }
@@ -294,17 +302,22 @@ export class FlowTable {
   }
 
   /**
-   * Lines for flows with new counts, refresh lines for quiet flows still
+   * Lines for flows with new counts (known busy flows at most once per report
+   * interval, every flow with `all`), refresh lines for quiet flows still
    * active whose previous line is older than the refresh interval; then
    * forgets flows idle past their service's timeout.
    */
-  flush(now: number): UnsequencedFlowLine[] {
+  flush(now: number, options: { all?: boolean } = {}): UnsequencedFlowLine[] {
     const out = this.evictedLines;
     this.evictedLines = [];
+    const reportEvery = this.options.reportIntervalMs ?? 0;
     for (const flow of this.flows.values()) {
       const idle = now - flow.lastSeen > flow.timeoutMs;
-      const due =
-        hasDeltas(flow) || (!idle && now - flow.reportedAt >= this.options.refreshIntervalMs);
+      const sinceReport = now - flow.reportedAt;
+      const countsDue =
+        hasDeltas(flow) &&
+        (options.all === true || flow.reportedAt === 0 || idle || sinceReport >= reportEvery);
+      const due = countsDue || (!idle && sinceReport >= this.options.refreshIntervalMs);
       if (due) {
         out.push(this.lineOf(flow));
         flow.pktsIn = 0;

@@ -39,6 +39,39 @@ const sum = (lines: UnsequencedFlowLine[], f: 'pktsIn' | 'bytesIn' | 'pktsOut' |
   lines.reduce((n, l) => n + l[f], 0);
 
 describe('FlowTable', () => {
+  it('reports a new flow at once, then a busy known flow at most once per report interval, losing nothing', () => {
+    const t = new FlowTable({
+      agentId: 'agent-1',
+      host: 'host-1',
+      serviceFor: createServiceNamer([], 300),
+      maxFlows: 100,
+      refreshIntervalMs: 60_000,
+      reportIntervalMs: 10_000,
+    });
+    const at = (s: number) => T0 + s * 1000;
+    t.ingest([obs({ remotePort: 7, lastSeen: at(0) })]);
+    expect(sum(t.flush(at(0)), 'pktsIn')).toBe(1); // new: at once
+    let shipped = 1;
+    for (let s = 1; s <= 25; s++) {
+      t.ingest([obs({ remotePort: 7, lastSeen: at(s) })]);
+      const lines = t.flush(at(s));
+      // Busy every second, shipped only at 10 s and 20 s.
+      expect(lines.length).toBe(s === 10 || s === 20 ? 1 : 0);
+      shipped += sum(lines, 'pktsIn');
+    }
+    expect(shipped).toBe(21);
+    // Stopping ships what is held back.
+    shipped += sum(t.flush(at(25), { all: true }), 'pktsIn');
+    expect(shipped).toBe(26);
+    // A flow that goes idle gets its last counts on the flush that forgets it.
+    t.ingest([obs({ remotePort: 8, lastSeen: at(30) })]);
+    expect(sum(t.flush(at(30)), 'pktsIn')).toBe(1);
+    t.ingest([obs({ remotePort: 8, lastSeen: at(31) })]);
+    expect(t.flush(at(32))).toEqual([]);
+    const last = t.flush(at(31 + 301));
+    expect(last.filter((l) => l.remotePort === 8).map((l) => l.pktsIn)).toEqual([1]);
+  });
+
   it('accumulates deltas per flow and emits valid lines only for flows with deltas', () => {
     const t = table([{ name: 'echo', port: 5000 }]);
     t.ingest([
