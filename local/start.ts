@@ -386,7 +386,13 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`error: ${err.message}`);
       return 2;
     }
-    console.error(`error: ${(err as Error).message}`);
+    const message = (err as Error).message;
+    console.error(`error: ${message}`);
+    if (flags.demo && message.includes('EADDRINUSE')) {
+      console.error(
+        `UDP port ${flags.demoPort} is taken; choose another with --demo-port <port> (e.g. npm start -- --demo --demo-port ${flags.demoPort + 100})`,
+      );
+    }
     return 1;
   }
   // The schedule's first run is a minute away; an early one fills in the

@@ -216,6 +216,31 @@ describe('npm start', () => {
     for (const pid of pids) expect(alive(pid)).toBe(false);
   });
 
+  it('a taken demo port exits 1 and names --demo-port', async () => {
+    const [kinesisPort, dynamodbPort, apiPort] = await freePorts(3);
+    const taken = createSocket('udp4');
+    await new Promise<void>((r) => taken.bind(0, '127.0.0.1', r));
+    try {
+      const run = start([
+        '--demo',
+        '--demo-port',
+        String(taken.address().port),
+        '--kinesis-port',
+        String(kinesisPort),
+        '--dynamodb-port',
+        String(dynamodbPort),
+        '--api-port',
+        String(apiPort),
+        ...agentDirs(),
+      ]);
+      expect(await run.exited).toBe(1);
+      expect(run.out.stderr).toContain(`UDP port ${taken.address().port} is taken`);
+      expect(run.out.stderr).toContain('--demo-port');
+    } finally {
+      taken.close();
+    }
+  });
+
   it('a taken port exits 1 with an error naming the port and its flag', async () => {
     const [kinesisPort, dynamodbPort] = await freePorts(2);
     const blocker = createServer();
