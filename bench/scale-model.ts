@@ -24,8 +24,12 @@ export interface FleetInputs {
   parallelizationFactor: number;
   /** Measured: item write requests per distinct client in a batch. */
   writesPerClientBatch: number;
-  /** Write request units per client per batch, index writes included. */
+  /** Write request units of the items per client per batch (index writes not included). */
   writeUnitsPerClientBatch: number;
+  /** Index write units each time a client's items enter a new activity bucket (delete + put per index entry). */
+  indexWriteUnitsPerBucketChange: number;
+  /** Width of an activity bucket (s): a steadily active client changes bucket once per bucket at most. */
+  activityBucketSeconds: number;
   /** Measured: flow lines one aggregate invocation folds and writes per second. */
   aggregatorLinesPerSecond: number;
 }
@@ -49,6 +53,8 @@ export interface FleetProjection {
   lambdaBacklog: boolean;
   dynamodbWritesPerSecond: number;
   dynamodbWriteUnitsPerSecond: number;
+  /** The part of dynamodbWriteUnitsPerSecond that rewrites index entries. */
+  indexWriteUnitsPerSecond: number;
   /** The same clients written one request per line (no folding). */
   naiveWriteUnitsPerSecond: number;
   monthly: {
@@ -119,8 +125,15 @@ export function projectFleet(i: FleetInputs): FleetProjection {
   const clientBatchesPerSecond =
     activeClients / Math.max(batchIntervalSeconds, i.lineIntervalSeconds);
   const dynamodbWritesPerSecond = clientBatchesPerSecond * i.writesPerClientBatch;
-  const dynamodbWriteUnitsPerSecond = clientBatchesPerSecond * i.writeUnitsPerClientBatch;
-  const naiveWriteUnitsPerSecond = linesPerSecond * i.writeUnitsPerClientBatch;
+  // Index entries move once per bucket, or once per write when writes are further apart.
+  const writeIntervalSeconds = Math.max(batchIntervalSeconds, i.lineIntervalSeconds);
+  const indexWriteUnitsPerSecond =
+    (activeClients * i.indexWriteUnitsPerBucketChange) /
+    Math.max(i.activityBucketSeconds, writeIntervalSeconds);
+  const dynamodbWriteUnitsPerSecond =
+    clientBatchesPerSecond * i.writeUnitsPerClientBatch + indexWriteUnitsPerSecond;
+  const naiveWriteUnitsPerSecond =
+    linesPerSecond * i.writeUnitsPerClientBatch + indexWriteUnitsPerSecond;
 
   const hours = MODEL_INPUTS.hoursPerMonth.value;
   const kbPerRecord = Math.max(1, Math.ceil(recordBytes / 1024));
@@ -159,6 +172,7 @@ export function projectFleet(i: FleetInputs): FleetProjection {
     lambdaBacklog: lambdaConcurrencyNeeded > pollers,
     dynamodbWritesPerSecond,
     dynamodbWriteUnitsPerSecond,
+    indexWriteUnitsPerSecond,
     naiveWriteUnitsPerSecond,
     monthly: {
       kinesisOnDemand,

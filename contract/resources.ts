@@ -51,17 +51,27 @@ export interface KeyAttribute {
   type: 'S' | 'N';
 }
 
-/** A global secondary index of the table (all attributes projected). */
+/** A global secondary index of the table. */
 export interface IndexDefinition {
   name: string;
   partitionKey: KeyAttribute;
   sortKey: KeyAttribute;
+  /** KEYS_ONLY: the index holds table and index keys, nothing else. */
+  projection: 'KEYS_ONLY' | 'ALL';
 }
 
 /**
- * The single table: generic string keys, two indexes sorted by last-seen so
- * "active since T" reads only the active part of a partition, never a Scan.
- * What each key holds is laid out in `table-keys.ts`.
+ * Attribute of client items that both indexes sort by: the start of the
+ * activity bucket holding the item's lastSeen (see `activityBucket` in
+ * table-keys.ts).
+ */
+export const ACTIVE_BUCKET_ATTRIBUTE = 'activeBucket';
+
+/**
+ * The single table: generic string keys, two indexes sorted by activity
+ * bucket so "active since T" reads only the active part of a partition, never
+ * a Scan. The indexes project keys only: an update that leaves the bucket
+ * alone writes no index entry. What each key holds is laid out in `table-keys.ts`.
  */
 export const TABLE = {
   partitionKey: { name: 'pk', type: 'S' },
@@ -71,12 +81,14 @@ export const TABLE = {
     {
       name: 'byActivity',
       partitionKey: { name: 'gsi1pk', type: 'S' },
-      sortKey: { name: 'lastSeen', type: 'N' },
+      sortKey: { name: ACTIVE_BUCKET_ATTRIBUTE, type: 'N' },
+      projection: 'KEYS_ONLY',
     },
     {
       name: 'byClientIp',
       partitionKey: { name: 'gsi2pk', type: 'S' },
-      sortKey: { name: 'lastSeen', type: 'N' },
+      sortKey: { name: ACTIVE_BUCKET_ATTRIBUTE, type: 'N' },
+      projection: 'KEYS_ONLY',
     },
   ],
 } as const satisfies {

@@ -11,8 +11,12 @@
  * | service         | `SERVICES`                | `SVC#<service>`        | -                            | -                   |
  * | agent           | `AGENTS`                  | `AGENT#<agentId>`      | -                            | -                   |
  *
- * Every index sorts by `lastSeen`, so "active since T" is a key condition and
- * reads only the active part of a partition. Client items are spread over
+ * Every index sorts by `activeBucket`, the lastSeen rounded down to
+ * ACTIVITY_BUCKET_MS, and projects keys only: "active since T" is the key
+ * condition `activeBucket >= activityBucket(T)`, which reads only the active
+ * part of a partition plus, in the oldest bucket, clients that went quiet less
+ * than a bucket before T; readers fetch the items and filter on the exact
+ * lastSeen. Client items are spread over
  * WRITE_SHARDS shards by a hash of (service, client IP), so a service with a
  * million clients writes to WRITE_SHARDS partitions, and reads fan out over
  * them. Components never contain `#` except the service and host names, and
@@ -22,6 +26,23 @@ import { fnv1a } from './partitioning.js';
 
 /** Shards each service's (and each host's) client items are spread over. */
 export const WRITE_SHARDS = 8;
+
+/**
+ * Width of an activity bucket: 5 minutes, the default active window. An item's
+ * index entries are rewritten (delete + put) only when its lastSeen enters a
+ * new bucket, so a steadily active client costs its index writes once per
+ * bucket instead of once per aggregator batch (60 s). Wider buckets save fewer
+ * writes each (the 3 item writes per minute stay) while every "active since T"
+ * read fetches more clients that went quiet up to one bucket before T: at the
+ * default window a read touches at most two buckets, i.e. the active clients
+ * plus those idle for less than 10 minutes.
+ */
+export const ACTIVITY_BUCKET_MS = 5 * 60 * 1000;
+
+/** The activity bucket (its start, epoch ms) holding time `ms`. */
+export function activityBucket(ms: number): number {
+  return Math.floor(ms / ACTIVITY_BUCKET_MS) * ACTIVITY_BUCKET_MS;
+}
 
 /** Top-level attribute prefix of the per-agent sequence watermarks (`applied#<agentId>`). */
 export const APPLIED_PREFIX = 'applied#';
@@ -106,6 +127,8 @@ export interface ClientCounters {
   applied: Record<string, number>;
   /** Epoch seconds after which DynamoDB TTL may delete the item. */
   ttl: number;
+  /** activityBucket(lastSeen): the sort key of both indexes. */
+  activeBucket: number;
 }
 
 /** One endpoint of a service. */

@@ -124,7 +124,7 @@ export async function createTable(dynamodb: DynamoDBClient, tableName: string): 
             { AttributeName: ix.partitionKey.name, KeyType: 'HASH' },
             { AttributeName: ix.sortKey.name, KeyType: 'RANGE' },
           ],
-          Projection: { ProjectionType: 'ALL' },
+          Projection: { ProjectionType: ix.projection },
         })),
       }),
     );

@@ -1,7 +1,7 @@
 /**
  * An HTTP proxy in front of kinesalite or dynalite that injects the faults a
  * real emulator cannot produce (5xx, throttling, partial PutRecords failures,
- * connection resets, slow answers, an outage), speaking the AWS JSON protocol
+ * BatchGetItem keys left unprocessed, connection resets, slow answers, an outage), speaking the AWS JSON protocol
  * so the SDK v3 clients see them exactly as they would see the real service's.
  */
 import {
@@ -15,7 +15,13 @@ import type { AddressInfo, Socket } from 'node:net';
 import { PortInUseError } from './emulators.js';
 
 /** What a matching rule does to a request. */
-export type FaultKind = 'http500' | 'throttle' | 'partialPutRecords' | 'reset' | 'delay';
+export type FaultKind =
+  | 'http500'
+  | 'throttle'
+  | 'partialPutRecords'
+  | 'partialBatchGetItem'
+  | 'reset'
+  | 'delay';
 
 /** One fault rule; the first rule that matches and fires decides a request's fate. */
 export interface FaultRule {
@@ -39,7 +45,7 @@ export interface FaultRule {
   /** For 'throttle' on DynamoDB: which throttling error (default ProvisionedThroughputExceededException). */
   throttleType?: 'ProvisionedThroughputExceededException' | 'ThrottlingException';
   /**
-   * For 'partialPutRecords': the fraction of records to fail, each chosen by the
+   * For 'partialPutRecords' (and 'partialBatchGetItem', per key): the fraction of records to fail, each chosen by the
    * rule's seeded generator; omitted = every other record (indexes 1, 3, 5 ...).
    */
   failFraction?: number;
@@ -279,6 +285,56 @@ async function partialPutRecords(
   res.end(out);
 }
 
+interface BatchGetRequest {
+  RequestItems: Record<string, { Keys: unknown[] } & Record<string, unknown>>;
+}
+
+/**
+ * Forwards only some keys of a BatchGetItem call and answers as DynamoDB does
+ * when it cannot read them all (throttling, size): the rest come back in
+ * UnprocessedKeys with the table's other request parameters.
+ */
+async function partialBatchGetItem(
+  active: ActiveRule,
+  target: URL,
+  req: IncomingMessage,
+  body: Buffer,
+  res: ServerResponse,
+): Promise<void> {
+  const parsed = JSON.parse(body.toString('utf8')) as BatchGetRequest;
+  const kept: BatchGetRequest['RequestItems'] = {};
+  const unprocessed: BatchGetRequest['RequestItems'] = {};
+  for (const [table, request] of Object.entries(parsed.RequestItems)) {
+    const failed = failedIndexes(active, request.Keys.length);
+    const keep = request.Keys.filter((_, i) => !failed.has(i));
+    const left = request.Keys.filter((_, i) => failed.has(i));
+    if (keep.length > 0) kept[table] = { ...request, Keys: keep };
+    if (left.length > 0) unprocessed[table] = { ...request, Keys: left };
+  }
+  let answer: { Responses?: Record<string, unknown[]>; UnprocessedKeys?: object } = {
+    Responses: {},
+  };
+  if (Object.keys(kept).length > 0) {
+    const up = await forward(
+      target,
+      req,
+      Buffer.from(JSON.stringify({ ...parsed, RequestItems: kept })),
+    );
+    if (up.status !== 200) {
+      relay(res, up);
+      return;
+    }
+    answer = JSON.parse(up.body.toString('utf8'));
+  }
+  const out = Buffer.from(JSON.stringify({ ...answer, UnprocessedKeys: unprocessed }));
+  res.writeHead(200, {
+    'content-type': 'application/x-amz-json-1.0',
+    'content-length': out.length,
+    'x-amzn-requestid': `fault-${Date.now().toString(36)}`,
+  });
+  res.end(out);
+}
+
 /** Applies the chosen rule (or none) to one request. */
 async function handle(
   active: ActiveRule | undefined,
@@ -326,6 +382,13 @@ async function handle(
         return;
       }
       await partialPutRecords(active, target, req, body, res);
+      return;
+    case 'partialBatchGetItem':
+      if (!targetName.endsWith('.BatchGetItem')) {
+        relay(res, await forward(target, req, body));
+        return;
+      }
+      await partialBatchGetItem(active, target, req, body, res);
       return;
   }
 }

@@ -10,6 +10,7 @@
  */
 import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import {
+  activityBucket,
   clientShard,
   endpointKey,
   serviceActivityPartition,
@@ -39,6 +40,7 @@ function endpointItem(service: string, index: number, lastSeen: number, rand: ()
     port,
     firstSeen: lastSeen - Math.floor(rand() * 3_600_000),
     lastSeen,
+    activeBucket: activityBucket(lastSeen),
     pktsIn: pkts,
     bytesIn: pkts * 90,
     pktsOut: pkts,

@@ -7,7 +7,8 @@
  * about one client from one agent arrive in seq order, a payload at or below
  * the watermark has been applied already; one above it has not.
  */
-import { appliedAttribute, ttlFor } from '../../contract/table-keys.js';
+import { ACTIVE_BUCKET_ATTRIBUTE } from '../../contract/resources.js';
+import { activityBucket, appliedAttribute, ttlFor } from '../../contract/table-keys.js';
 import type { ClientFold } from './fold.js';
 
 /**
@@ -141,7 +142,20 @@ export function buildUpdate(
   if (writeLast) {
     const ls = name('lastSeen');
     const lv = value(plan.lastSeen);
-    sets.push(`${ls} = ${lv}`, `${name('ttl')} = ${value(ttlFor(plan.lastSeen, retentionHours))}`);
+    sets.push(
+      `${ls} = ${lv}`,
+      `${name('ttl')} = ${value(ttlFor(plan.lastSeen, retentionHours))}`,
+      // The index sort key moves with lastSeen, never backwards (same
+      // condition). Most writes set it to the value it already has. The
+      // DynamoDB Developer Guide (Global secondary indexes > Provisioned
+      // throughput considerations > Write capacity units) bills an index write
+      // only when the update puts the item into the index, deletes it from
+      // it, changes an indexed key attribute (from A to B: two writes) or
+      // changes a projected attribute (one write); with KEYS_ONLY indexes an
+      // unchanged bucket is none of these. gsi1pk/gsi2pk have always been
+      // SET to their unchanging values on every write in the same way.
+      `${name(ACTIVE_BUCKET_ATTRIBUTE)} = ${value(activityBucket(plan.lastSeen))}`,
+    );
     conditions.push(`(attribute_not_exists(${ls}) OR ${ls} <= ${lv})`);
   }
   if (!known) {

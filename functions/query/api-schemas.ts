@@ -139,7 +139,11 @@ export const ClientsResponse = z.object({
   service: z.string(),
   by: z.enum(['endpoint', 'ip']),
   ...WindowFields,
-  clients: z.array(ClientEntry).describe('Newest first.'),
+  clients: z
+    .array(ClientEntry)
+    .describe(
+      'Newest first within the page; a later page holds no client of a newer 5-minute activity bucket.',
+    ),
   nextCursor: z
     .string()
     .nullable()
@@ -171,7 +175,9 @@ export const HostClientsResponse = z.object({
   ...WindowFields,
   clients: z
     .array(ClientEntry)
-    .describe('One entry per (service, client IP) this host saw, newest first.'),
+    .describe(
+      'One entry per (service, client IP) this host saw, newest first within the page; a later page holds no entry of a newer 5-minute activity bucket.',
+    ),
   nextCursor: z.string().nullable(),
 });
 export type HostClientsResponse = z.infer<typeof HostClientsResponse>;

@@ -19,7 +19,12 @@ export interface CursorState {
 /** A cursor that must be refused; `reason` says why. */
 export class CursorError extends Error {}
 
+// v2: positions are index entries (bucket, pk, sk) of the bucketed indexes;
+// a cursor of the earlier lastSeen-sorted layout is refused, not misread.
+const CURSOR_VERSION = 2;
+
 const Payload = z.object({
+  v: z.literal(CURSOR_VERSION),
   s: z.string(),
   t: z.number().int(),
   p: z.array(
@@ -45,11 +50,11 @@ export class CursorCodec {
   /** Encodes and signs a cursor. */
   encode(state: CursorState): string {
     const p = state.positions.map((pos) =>
-      pos === 'start' ? 0 : pos === 'done' ? 1 : ([pos.lastSeen, pos.pk, pos.sk] as const),
+      pos === 'start' ? 0 : pos === 'done' ? 1 : ([pos.bucket, pos.pk, pos.sk] as const),
     );
-    const payload = Buffer.from(JSON.stringify({ s: state.scope, t: state.since, p })).toString(
-      'base64url',
-    );
+    const payload = Buffer.from(
+      JSON.stringify({ v: CURSOR_VERSION, s: state.scope, t: state.since, p }),
+    ).toString('base64url');
     return `${payload}.${this.mac(payload).toString('base64url')}`;
   }
 
@@ -78,7 +83,7 @@ export class CursorCodec {
       scope: parsed.s,
       since: parsed.t,
       positions: parsed.p.map((p) =>
-        p === 0 ? 'start' : p === 1 ? 'done' : { lastSeen: p[0], pk: p[1], sk: p[2] },
+        p === 0 ? 'start' : p === 1 ? 'done' : { bucket: p[0], pk: p[1], sk: p[2] },
       ),
     };
   }

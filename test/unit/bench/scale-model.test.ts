@@ -18,7 +18,9 @@ const base: FleetInputs = {
   batchSize: 1000,
   parallelizationFactor: 2,
   writesPerClientBatch: 3,
-  writeUnitsPerClientBatch: 11,
+  writeUnitsPerClientBatch: 3,
+  indexWriteUnitsPerBucketChange: 8,
+  activityBucketSeconds: 300,
   aggregatorLinesPerSecond: 10_000,
 };
 
@@ -50,7 +52,12 @@ describe('scale model', () => {
     expect(fill).toBeLessThan(5);
     expect(p.batchIntervalSeconds).toBeCloseTo(fill, 10);
     expect(p.dynamodbWritesPerSecond).toBeCloseTo((1_000_000 / fill) * 3, 6);
-    expect(p.naiveWriteUnitsPerSecond / p.dynamodbWriteUnitsPerSecond).toBeCloseTo(fill, 6);
+    // Index entries move once per 300 s bucket, whichever scheme writes the items.
+    expect(p.indexWriteUnitsPerSecond).toBeCloseTo((1_000_000 * 8) / 300, 6);
+    expect(
+      (p.naiveWriteUnitsPerSecond - p.indexWriteUnitsPerSecond) /
+        (p.dynamodbWriteUnitsPerSecond - p.indexWriteUnitsPerSecond),
+    ).toBeCloseTo(fill, 6);
     expect(p.lambdaConcurrencyLimit).toBe(p.shards * 2);
     // 1M lines/s at 10,000 lines/s per invocation keeps 100 instances busy: more than 84 pollers.
     expect(p.lambdaConcurrencyNeeded).toBeCloseTo(100, 6);
@@ -68,6 +75,13 @@ describe('scale model', () => {
     // ~16.7 lines a cycle over 16 buckets: records are small and many.
     expect(p.recordBytes).toBeLessThan(100);
     expect(p.monthly.dynamodb).toBeLessThan(projectFleet(base).monthly.dynamodb);
+  });
+
+  it('a client written once a minute costs 3 + 8 / 5 = 4.6 write units a minute; one written less often than a bucket, 3 + 8 per write', () => {
+    const minute = projectFleet({ ...base, lineIntervalSeconds: 60, batchWindowSeconds: 60 });
+    expect(minute.dynamodbWriteUnitsPerSecond * 60).toBeCloseTo(1_000_000 * 4.6, 3);
+    const rare = projectFleet({ ...base, lineIntervalSeconds: 600 });
+    expect(rare.dynamodbWriteUnitsPerSecond * 600).toBeCloseTo(1_000_000 * 11, 3);
   });
 
   it('costs scale linearly with the fleet where they should', () => {

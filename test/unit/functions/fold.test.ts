@@ -1,7 +1,12 @@
 /** Folding a batch per item, and the watermark arithmetic of the conditional writes. */
 import { describe, expect, it } from 'vitest';
 import { encodeRecords } from '../../../contract/codec.js';
-import { clientIpKey, endpointKey, hostClientKey } from '../../../contract/table-keys.js';
+import {
+  activityBucket,
+  clientIpKey,
+  endpointKey,
+  hostClientKey,
+} from '../../../contract/table-keys.js';
 import type { FlowLine, HeartbeatLine } from '../../../contract/wire.js';
 import { decodeBatch } from '../../../functions/aggregate/decode-batch.js';
 import { type BatchRecord, foldBatch } from '../../../functions/aggregate/fold.js';
@@ -148,6 +153,8 @@ describe('buildUpdate', () => {
     expect(update).toContain('applied#b = 4');
     expect(update).toContain(`ttl = ${Math.ceil((T0 + 50) / 1000) + 24 * 3600}`);
     expect(update).toMatch(/ADD .*pktsIn 2/);
+    // The index sort key follows lastSeen, under lastSeen's own guard.
+    expect(update).toContain(`activeBucket = ${activityBucket(T0 + 50)}`);
   });
 
   it('after a read, lowers firstSeen when this batch holds an earlier packet', () => {
@@ -168,6 +175,7 @@ describe('buildUpdate', () => {
     });
     const all = resolve(u, `${u.UpdateExpression} ${u.ConditionExpression}`);
     expect(all).not.toContain('lastSeen');
+    expect(all).not.toContain('activeBucket');
     expect(all).not.toContain('ttl');
     expect(all).not.toContain('firstSeen');
     expect(all).toContain('applied#a');
