@@ -68,6 +68,14 @@ export interface IndexDefinition {
 export const ACTIVE_BUCKET_ATTRIBUTE = 'activeBucket';
 
 /**
+ * The indexes' sort key: the activity bucket followed by the item's own key
+ * (`activityKey` in table-keys.ts). It orders like the bucket, changes only
+ * when the bucket does, and is unique, so no two index entries of a partition
+ * ever tie (paging over ties is where emulators and tie-breaks go wrong).
+ */
+export const ACTIVE_KEY_ATTRIBUTE = 'activeKey';
+
+/**
  * The single table: generic string keys, two indexes sorted by activity
  * bucket so "active since T" reads only the active part of a partition, never
  * a Scan. The indexes project keys only: an update that leaves the bucket
@@ -81,13 +89,13 @@ export const TABLE = {
     {
       name: 'byActivity',
       partitionKey: { name: 'gsi1pk', type: 'S' },
-      sortKey: { name: ACTIVE_BUCKET_ATTRIBUTE, type: 'N' },
+      sortKey: { name: ACTIVE_KEY_ATTRIBUTE, type: 'S' },
       projection: 'KEYS_ONLY',
     },
     {
       name: 'byClientIp',
       partitionKey: { name: 'gsi2pk', type: 'S' },
-      sortKey: { name: ACTIVE_BUCKET_ATTRIBUTE, type: 'N' },
+      sortKey: { name: ACTIVE_KEY_ATTRIBUTE, type: 'S' },
       projection: 'KEYS_ONLY',
     },
   ],

@@ -44,6 +44,32 @@ export function activityBucket(ms: number): number {
   return Math.floor(ms / ACTIVITY_BUCKET_MS) * ACTIVITY_BUCKET_MS;
 }
 
+/** Digits of an epoch-ms bucket in an activity key: enough until the year 2286. */
+const BUCKET_DIGITS = 13;
+
+/**
+ * The indexes' sort key of an item: `<bucket, 13 digits>#<length of pk>#<pk>#<sk>`.
+ * The length makes the split unambiguous, so two items never share a key.
+ */
+export function activityKey(bucket: number, pk: string, sk: string): string {
+  return `${String(bucket).padStart(BUCKET_DIGITS, '0')}#${pk.length}#${pk}#${sk}`;
+}
+
+/** The lowest activity key of `bucket` and later buckets (for `>=` conditions). */
+export function activityKeyFloor(bucket: number): string {
+  return String(bucket).padStart(BUCKET_DIGITS, '0');
+}
+
+/** The prefix every activity key of `bucket` starts with (for `begins_with`). */
+export function activityKeyPrefix(bucket: number): string {
+  return `${activityKeyFloor(bucket)}#`;
+}
+
+/** The bucket an activity key belongs to. */
+export function bucketOfActivityKey(key: string): number {
+  return Number(key.slice(0, BUCKET_DIGITS));
+}
+
 /** Top-level attribute prefix of the per-agent sequence watermarks (`applied#<agentId>`). */
 export const APPLIED_PREFIX = 'applied#';
 

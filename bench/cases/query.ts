@@ -11,6 +11,7 @@
 import { BatchWriteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import {
   activityBucket,
+  activityKey,
   clientShard,
   endpointKey,
   serviceActivityPartition,
@@ -41,6 +42,7 @@ function endpointItem(service: string, index: number, lastSeen: number, rand: ()
     firstSeen: lastSeen - Math.floor(rand() * 3_600_000),
     lastSeen,
     activeBucket: activityBucket(lastSeen),
+    activeKey: activityKey(activityBucket(lastSeen), key.pk, key.sk),
     pktsIn: pkts,
     bytesIn: pkts * 90,
     pktsOut: pkts,

@@ -7,8 +7,14 @@
  * about one client from one agent arrive in seq order, a payload at or below
  * the watermark has been applied already; one above it has not.
  */
-import { ACTIVE_BUCKET_ATTRIBUTE } from '../../contract/resources.js';
-import { activityBucket, appliedAttribute, ttlFor } from '../../contract/table-keys.js';
+import { ACTIVE_BUCKET_ATTRIBUTE, ACTIVE_KEY_ATTRIBUTE } from '../../contract/resources.js';
+import {
+  activityBucket,
+  activityKey,
+  appliedAttribute,
+  type ItemKey,
+  ttlFor,
+} from '../../contract/table-keys.js';
 import type { ClientFold } from './fold.js';
 
 /**
@@ -116,6 +122,7 @@ export interface UpdateRequest {
  */
 export function buildUpdate(
   plan: WritePlan,
+  key: ItemKey,
   identity: Readonly<Record<string, string | number>>,
   retentionHours: number,
   known?: ItemState,
@@ -155,6 +162,7 @@ export function buildUpdate(
       // unchanged bucket is none of these. gsi1pk/gsi2pk have always been
       // SET to their unchanging values on every write in the same way.
       `${name(ACTIVE_BUCKET_ATTRIBUTE)} = ${value(activityBucket(plan.lastSeen))}`,
+      `${name(ACTIVE_KEY_ATTRIBUTE)} = ${value(activityKey(activityBucket(plan.lastSeen), key.pk, key.sk))}`,
     );
     conditions.push(`(attribute_not_exists(${ls}) OR ${ls} <= ${lv})`);
   }

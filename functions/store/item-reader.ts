@@ -1,17 +1,21 @@
 /**
  * Reads for the API and the metrics function. Every read is a Query on a key
  * (never a Scan). The indexes sort by activity bucket and hold keys only, so
- * "active since T" is the key condition `activeBucket >= activityBucket(T)`;
+ * "active since T" is the key condition `activeKey >= activityKeyFloor(activityBucket(T))`;
  * the items themselves come from BatchGetItem and are filtered on the exact
  * lastSeen (the oldest bucket also holds clients that went quiet shortly
  * before T). Sharded partitions are read in parallel and merged.
  */
 import { BatchGetCommand, type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { ACTIVE_BUCKET_ATTRIBUTE, TABLE } from '../../contract/resources.js';
+import { ACTIVE_KEY_ATTRIBUTE, TABLE } from '../../contract/resources.js';
 import {
   ACTIVITY_BUCKET_MS,
   AGENTS_PK,
   activityBucket,
+  activityKey,
+  activityKeyFloor,
+  activityKeyPrefix,
+  bucketOfActivityKey,
   type ItemKey,
   SERVICES_PK,
 } from '../../contract/table-keys.js';
@@ -47,7 +51,11 @@ interface IndexEntry extends ItemKey {
 }
 
 function entryOf(raw: RawItem): IndexEntry {
-  return { pk: String(raw.pk), sk: String(raw.sk), bucket: Number(raw[ACTIVE_BUCKET_ATTRIBUTE]) };
+  return {
+    pk: String(raw.pk),
+    sk: String(raw.sk),
+    bucket: bucketOfActivityKey(String(raw[ACTIVE_KEY_ATTRIBUTE])),
+  };
 }
 
 const keyText = (k: ItemKey): string => `${k.pk}\u0000${k.sk}`;
@@ -177,9 +185,9 @@ export async function readActivityPage(
             KeyConditionExpression: '#p = :p AND #b >= :b',
             ExpressionAttributeNames: {
               '#p': BY_ACTIVITY.partitionKey.name,
-              '#b': ACTIVE_BUCKET_ATTRIBUTE,
+              '#b': ACTIVE_KEY_ATTRIBUTE,
             },
-            ExpressionAttributeValues: { ':p': partition, ':b': sinceBucket },
+            ExpressionAttributeValues: { ':p': partition, ':b': activityKeyFloor(sinceBucket) },
             ScanIndexForward: false,
             Limit: want,
             ...(pos === 'start'
@@ -187,7 +195,7 @@ export async function readActivityPage(
               : {
                   ExclusiveStartKey: {
                     [BY_ACTIVITY.partitionKey.name]: partition,
-                    [ACTIVE_BUCKET_ATTRIBUTE]: pos.bucket,
+                    [ACTIVE_KEY_ATTRIBUTE]: activityKey(pos.bucket, pos.pk, pos.sk),
                     pk: pos.pk,
                     sk: pos.sk,
                   },
@@ -252,9 +260,13 @@ async function readEntries(
       new QueryCommand({
         TableName: options.table,
         IndexName: index.name,
-        KeyConditionExpression: `#p = :p AND #b ${condition} :b`,
-        ExpressionAttributeNames: { '#p': index.partitionKey.name, '#b': ACTIVE_BUCKET_ATTRIBUTE },
-        ExpressionAttributeValues: { ':p': partition, ':b': bucket },
+        KeyConditionExpression:
+          condition === '>=' ? '#p = :p AND #b >= :b' : '#p = :p AND begins_with(#b, :b)',
+        ExpressionAttributeNames: { '#p': index.partitionKey.name, '#b': ACTIVE_KEY_ATTRIBUTE },
+        ExpressionAttributeValues: {
+          ':p': partition,
+          ':b': condition === '>=' ? activityKeyFloor(bucket) : activityKeyPrefix(bucket),
+        },
         ScanIndexForward: false,
         ExclusiveStartKey: start,
       }),
@@ -282,9 +294,9 @@ async function countFrom(
         KeyConditionExpression: '#p = :p AND #b >= :b',
         ExpressionAttributeNames: {
           '#p': BY_ACTIVITY.partitionKey.name,
-          '#b': ACTIVE_BUCKET_ATTRIBUTE,
+          '#b': ACTIVE_KEY_ATTRIBUTE,
         },
-        ExpressionAttributeValues: { ':p': partition, ':b': bucket },
+        ExpressionAttributeValues: { ':p': partition, ':b': activityKeyFloor(bucket) },
         Select: 'COUNT',
         ExclusiveStartKey: start,
       }),

@@ -68,7 +68,7 @@ export async function writeClientFold(
           new UpdateCommand({
             TableName: options.table,
             Key: fold.key,
-            ...buildUpdate(plan, fold.identity, options.retentionHours, known),
+            ...buildUpdate(plan, fold.key, fold.identity, options.retentionHours, known),
           }),
         );
         stats.writes++;

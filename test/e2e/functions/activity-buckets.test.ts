@@ -12,6 +12,7 @@ import { TABLE } from '../../../contract/resources.js';
 import {
   ACTIVITY_BUCKET_MS,
   activityBucket,
+  activityKey,
   clientShard,
   endpointKey,
   serviceActivityPartition,
@@ -146,7 +147,7 @@ describe('bucketed keys-only indexes', () => {
     );
     expect(out.Items!.length).toBeGreaterThan(0);
     for (const entry of out.Items!) {
-      expect(Object.keys(entry).sort()).toEqual(['activeBucket', 'gsi1pk', 'pk', 'sk']);
+      expect(Object.keys(entry).sort()).toEqual(['activeKey', 'gsi1pk', 'pk', 'sk']);
     }
     const listed = (await allPages(`/v1/services/${SERVICE}/clients`, 1000)).flat();
     const one = listed.find((c) => c.port === 20_045);
@@ -273,9 +274,14 @@ describe('bucketed keys-only indexes', () => {
     for (const [agentId, sent, lastSeen, bucket] of steps) {
       await ingest(agentId, [line(agentId, sent)], agentId === 'm1' ? s : new AgentSeq());
       const item = await read();
-      expect({ lastSeen: item.lastSeen, activeBucket: item.activeBucket }).toEqual({
+      expect({
+        lastSeen: item.lastSeen,
+        activeBucket: item.activeBucket,
+        activeKey: item.activeKey,
+      }).toEqual({
         lastSeen,
         activeBucket: bucket,
+        activeKey: activityKey(bucket, item.pk, item.sk),
       });
     }
     expect((await read()).pktsIn).toBe(steps.length);

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { encodeRecords } from '../../../contract/codec.js';
 import {
   activityBucket,
+  activityKey,
   clientIpKey,
   endpointKey,
   hostClientKey,
@@ -140,7 +141,7 @@ describe('buildUpdate', () => {
       .replace(/:v\d+/g, (v) => JSON.stringify(u.ExpressionAttributeValues[v]));
 
   it('conditions on every agent watermark and guards lastSeen/firstSeen without a read', () => {
-    const u = buildUpdate(plan, ep.identity, 24);
+    const u = buildUpdate(plan, ep.key, ep.identity, 24);
     const condition = resolve(u, u.ConditionExpression);
     expect(condition).toContain('(attribute_not_exists(applied#a) OR applied#a < 3)');
     expect(condition).toContain('(attribute_not_exists(applied#b) OR applied#b < 4)');
@@ -155,10 +156,13 @@ describe('buildUpdate', () => {
     expect(update).toMatch(/ADD .*pktsIn 2/);
     // The index sort key follows lastSeen, under lastSeen's own guard.
     expect(update).toContain(`activeBucket = ${activityBucket(T0 + 50)}`);
+    expect(update).toContain(
+      `activeKey = "${activityKey(activityBucket(T0 + 50), ep.key.pk, ep.key.sk)}"`,
+    );
   });
 
   it('after a read, lowers firstSeen when this batch holds an earlier packet', () => {
-    const u = buildUpdate(plan, ep.identity, 24, {
+    const u = buildUpdate(plan, ep.key, ep.identity, 24, {
       applied: {},
       lastSeen: T0 + 500,
       firstSeen: T0 + 7,
@@ -168,7 +172,7 @@ describe('buildUpdate', () => {
   });
 
   it('after a read, leaves lastSeen and ttl alone when the item is already newer', () => {
-    const u = buildUpdate(plan, ep.identity, 24, {
+    const u = buildUpdate(plan, ep.key, ep.identity, 24, {
       applied: {},
       lastSeen: T0 + 500,
       firstSeen: T0 - 1,
@@ -176,6 +180,7 @@ describe('buildUpdate', () => {
     const all = resolve(u, `${u.UpdateExpression} ${u.ConditionExpression}`);
     expect(all).not.toContain('lastSeen');
     expect(all).not.toContain('activeBucket');
+    expect(all).not.toContain('activeKey');
     expect(all).not.toContain('ttl');
     expect(all).not.toContain('firstSeen');
     expect(all).toContain('applied#a');

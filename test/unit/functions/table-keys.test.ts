@@ -1,9 +1,15 @@
 /** The table's key layout: distinct keys per item kind, shards spread evenly and shared per client. */
+import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import {
+  ACTIVITY_BUCKET_MS,
+  activityKey,
+  activityKeyFloor,
+  activityKeyPrefix,
   agentKey,
   appliedAttribute,
   appliedOf,
+  bucketOfActivityKey,
   clientIpKey,
   clientShard,
   endpointKey,
@@ -57,4 +63,25 @@ describe('table keys', () => {
       b: 3,
     });
   });
+});
+
+describe('activity keys (the indexes sort key)', () => {
+  const bucket = fc
+    .integer({ min: 0, max: 4_102_444_800_000 / ACTIVITY_BUCKET_MS })
+    .map((n) => n * ACTIVITY_BUCKET_MS);
+  const part = fc.string({ minLength: 1, maxLength: 30 });
+
+  test.prop([bucket, bucket, part, part, part, part])(
+    'order like their buckets, sit between the bucket floors, and never tie for different items',
+    (b1, b2, pk1, sk1, pk2, sk2) => {
+      const k1 = activityKey(b1, pk1, sk1);
+      const k2 = activityKey(b2, pk2, sk2);
+      if (b1 < b2) expect(k1 < k2).toBe(true);
+      expect(k1 >= activityKeyFloor(b1)).toBe(true);
+      expect(k1.startsWith(activityKeyPrefix(b1))).toBe(true);
+      expect(k1 < activityKeyFloor(b1 + ACTIVITY_BUCKET_MS)).toBe(true);
+      expect(bucketOfActivityKey(k1)).toBe(b1);
+      if (b1 === b2 && (pk1 !== pk2 || sk1 !== sk2)) expect(k1).not.toBe(k2);
+    },
+  );
 });
