@@ -63,7 +63,19 @@ async function transportFor(
   return createSigV4Fetch({ region, credentials: await defaultCredentials() });
 }
 
-/** Follows `nextCursor` until the last page, concatenating the `key` list of every page. */
+/** Newest first by `lastSeen` (stable), for lists merged from several pages. */
+function newestFirst<E>(list: E[]): E[] {
+  const seen = (e: E) => Number((e as { lastSeen?: unknown }).lastSeen ?? 0);
+  return list
+    .map((e, i) => ({ e, i }))
+    .sort((a, b) => seen(b.e) - seen(a.e) || a.i - b.i)
+    .map(({ e }) => e);
+}
+
+/**
+ * Follows `nextCursor` until the last page and merges the `key` lists of every
+ * page newest first (pages come in activity-bucket order, exact only within a page).
+ */
 async function allPages<T extends { nextCursor: string | null }, K extends keyof T>(
   first: (cursor: string | undefined) => Promise<Answer<T>>,
   key: K,
@@ -81,9 +93,9 @@ async function allPages<T extends { nextCursor: string | null }, K extends keyof
     cursor = next.data.nextCursor;
   }
   if (cursor) throw new CliError(`gave up after ${MAX_PAGES} pages`, EXIT.failed);
-  body[key as string] = bodyItems;
+  body[key as string] = newestFirst(bodyItems);
   body.nextCursor = null;
-  return { body, data: { ...data, [key]: items, nextCursor: null } };
+  return { body, data: { ...data, [key]: newestFirst(items), nextCursor: null } };
 }
 
 /** Runs one command and prints its answer. */

@@ -169,20 +169,26 @@ describe('udpwatch against the local API', () => {
     expect(tableRows(one.stdout, /^ENDPOINT/)).toHaveLength(1);
     const cursor = /more: add --cursor (\S+)/.exec(one.stdout)?.[1];
     expect(cursor).toBeDefined();
-    const next = await runCli([
-      'clients',
-      'dns',
-      '--limit',
-      '1',
-      '--cursor',
-      cursor!,
-      '--json',
-      '--api',
-      api,
-    ]);
-    expect(JSON.parse(next.stdout).clients.map((c: { endpoint: string }) => c.endpoint)).toEqual([
+    // Pages come in activity-bucket order (exact only within a page): paging
+    // one by one visits every client exactly once.
+    const first = JSON.parse(
+      (await runCli(['clients', 'dns', '--limit', '1', '--json', '--api', api])).stdout,
+    );
+    const visited = first.clients.map((c: { endpoint: string }) => c.endpoint);
+    for (let c = first.nextCursor; c; ) {
+      const next = JSON.parse(
+        (await runCli(['clients', 'dns', '--limit', '1', '--cursor', c, '--json', '--api', api]))
+          .stdout,
+      );
+      visited.push(...next.clients.map((x: { endpoint: string }) => x.endpoint));
+      c = next.nextCursor;
+    }
+    expect([...visited].sort()).toEqual([
       '192.0.2.10:40001',
+      '192.0.2.10:40002',
+      '198.51.100.7:53000',
     ]);
+    // --all merges the pages newest first.
     const all = JSON.parse(
       (await runCli(['clients', 'dns', '--limit', '1', '--all', '--json', '--api', api])).stdout,
     );
