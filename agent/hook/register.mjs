@@ -57,6 +57,8 @@ function createState() {
     timer: null,
     /** Pending early send for a window that saw a new flow. */
     early: null,
+    /** Whether a full table already forgot its quiet flows this window. */
+    sweptThisWindow: false,
   };
 }
 
@@ -109,7 +111,7 @@ function adopt(local, remoteIp, remotePort, now) {
   const key = `${local.text}|${remoteIp}|${remotePort}`;
   let e = state.flows.get(key);
   if (e === undefined) {
-    if (state.flows.size >= state.maxFlows) {
+    if (state.flows.size >= state.maxFlows && !makeRoom()) {
       state.overflowPackets++;
       return null;
     }
@@ -142,6 +144,20 @@ function adopt(local, remoteIp, remotePort, now) {
   byPort.set(remotePort, e);
   e.homes.push(local.peers);
   return e;
+}
+
+/**
+ * A full table first forgets the flows with nothing in this window (kept only
+ * to tell known clients from new ones), at most once a window so a flood of
+ * new clients never costs a sweep per packet. True if that made room.
+ */
+function makeRoom() {
+  if (state.sweptThisWindow) return false;
+  state.sweptThisWindow = true;
+  for (const e of state.flows.values()) {
+    if (e.pi === 0 && e.po === 0) forget(e);
+  }
+  return state.flows.size < state.maxFlows;
 }
 
 /** Drops a quiet flow from the window's table and from every socket that filed it. */
@@ -279,6 +295,7 @@ function connect() {
  */
 function tick() {
   try {
+    state.sweptThisWindow = false;
     const conn = state.conn;
     const writable = state.connected && conn !== null && conn.writableLength < state.maxBuffered;
     const overflow = state.overflowPackets;
