@@ -211,8 +211,11 @@ export async function readActivityPage(
     const candidates = fetched.flatMap((f, shard) =>
       f.entries.map((entry, order) => ({ entry, shard, order })),
     );
+    // Newest bucket first; within a bucket the shards take turns, so a page is
+    // spread over all shards (each shard still gives up a prefix of its entries,
+    // which is what its position in the cursor records).
     candidates.sort(
-      (a, b) => b.entry.bucket - a.entry.bucket || a.shard - b.shard || a.order - b.order,
+      (a, b) => b.entry.bucket - a.entry.bucket || a.order - b.order || a.shard - b.shard,
     );
     const taken = candidates.slice(0, want);
     const consumed = new Array<number>(partitions.length).fill(0);

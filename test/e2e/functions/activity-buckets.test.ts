@@ -186,6 +186,13 @@ describe('bucketed keys-only indexes', () => {
     ).toBe(true);
   });
 
+  it('spreads a page over the shards instead of draining one shard first', async () => {
+    const [first] = await allPages(`/v1/services/${SERVICE}/clients`, 8);
+    const shards = new Set(first!.map((c) => clientShard(SERVICE, c.ip as string)));
+    expect(first).toHaveLength(8);
+    expect(shards.size).toBeGreaterThanOrEqual(4);
+  });
+
   it("by IP and a host's clients: the same active set", async () => {
     const ips = (await allPages(`/v1/services/${SERVICE}/clients`, 6, { by: 'ip' })).flat();
     const byIp = ips.map((c) => c.ip as string).sort();
