@@ -2,15 +2,11 @@
  * Reads back everything a Kinesis stream holds, shard by shard in order, and
  * decodes it with the contract decoder: what the aggregator would see.
  */
-import {
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  type KinesisClient,
-  ListShardsCommand,
-} from '@aws-sdk/client-kinesis';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { expect } from 'vitest';
 import { decodeRecord } from '../../../contract/codec.js';
 import type { Line } from '../../../contract/wire.js';
+import { readShardRecords } from '../../support/stream-records.js';
 
 export interface StreamRecord {
   shardId: string;
@@ -24,34 +20,13 @@ export async function readStream(
   kinesis: KinesisClient,
   streamName: string,
 ): Promise<StreamRecord[]> {
-  const shards = await kinesis.send(new ListShardsCommand({ StreamName: streamName }));
   const out: StreamRecord[] = [];
-  for (const shard of shards.Shards ?? []) {
-    const it = await kinesis.send(
-      new GetShardIteratorCommand({
-        StreamName: streamName,
-        ShardId: shard.ShardId!,
-        ShardIteratorType: 'TRIM_HORIZON',
-      }),
-    );
-    let iterator = it.ShardIterator;
-    for (let i = 0; i < 1000 && iterator; i++) {
-      const r = await kinesis.send(
-        new GetRecordsCommand({ ShardIterator: iterator, Limit: 10_000 }),
-      );
-      for (const rec of r.Records ?? []) {
-        const data = Buffer.from(rec.Data!);
-        const decoded = decodeRecord(data);
-        expect(decoded.errors).toEqual([]);
-        out.push({
-          shardId: shard.ShardId!,
-          partitionKey: rec.PartitionKey!,
-          data,
-          lines: decoded.lines,
-        });
-      }
-      if ((r.Records ?? []).length === 0) break;
-      iterator = r.NextShardIterator;
+  for (const { shardId, records } of await readShardRecords(kinesis, streamName)) {
+    for (const rec of records) {
+      const data = Buffer.from(rec.Data!);
+      const decoded = decodeRecord(data);
+      expect(decoded.errors).toEqual([]);
+      out.push({ shardId, partitionKey: rec.PartitionKey!, data, lines: decoded.lines });
     }
   }
   return out;

@@ -8,10 +8,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   CreateStreamCommand,
   DeleteStreamCommand,
-  GetRecordsCommand,
-  GetShardIteratorCommand,
   type KinesisClient,
-  ListShardsCommand,
   PutRecordsCommand,
 } from '@aws-sdk/client-kinesis';
 import type {
@@ -26,6 +23,7 @@ import type { FlowLine } from '../../../contract/wire.js';
 import type { FunctionConfig } from '../../../functions/store/config.js';
 import { createTable } from '../../../local/emulators.js';
 import { lambdaContext } from '../../../local/lambda-context.js';
+import { readShardRecords } from '../../support/stream-records.js';
 
 /** Credentials the functions' SDK picks up from the environment (the emulators accept any). */
 export function useLocalCredentials(): void {
@@ -137,46 +135,26 @@ export async function readShardEvents(
   kinesis: KinesisClient,
   streamName: string,
 ): Promise<KinesisStreamEvent[]> {
-  const shards = await kinesis.send(new ListShardsCommand({ StreamName: streamName }));
-  const events: KinesisStreamEvent[] = [];
-  for (const shard of shards.Shards ?? []) {
-    const it = await kinesis.send(
-      new GetShardIteratorCommand({
-        StreamName: streamName,
-        ShardId: shard.ShardId!,
-        ShardIteratorType: 'TRIM_HORIZON',
+  return (await readShardRecords(kinesis, streamName)).map(({ shardId, records }) => ({
+    Records: records.map(
+      (r): KinesisStreamRecord => ({
+        kinesis: {
+          kinesisSchemaVersion: '1.0',
+          partitionKey: r.PartitionKey!,
+          sequenceNumber: r.SequenceNumber!,
+          data: Buffer.from(r.Data!).toString('base64'),
+          approximateArrivalTimestamp: (r.ApproximateArrivalTimestamp?.getTime() ?? 0) / 1000,
+        },
+        eventSource: 'aws:kinesis',
+        eventVersion: '1.0',
+        eventID: `${shardId}:${r.SequenceNumber}`,
+        eventName: 'aws:kinesis:record',
+        invokeIdentityArn: 'arn:aws:iam::000000000000:role/udpwatch-aggregate',
+        awsRegion: 'us-east-1',
+        eventSourceARN: `arn:aws:kinesis:us-east-1:000000000000:stream/${streamName}`,
       }),
-    );
-    let iterator = it.ShardIterator;
-    const records: KinesisStreamRecord[] = [];
-    for (let i = 0; i < 50 && iterator; i++) {
-      const got = await kinesis.send(
-        new GetRecordsCommand({ ShardIterator: iterator, Limit: 10_000 }),
-      );
-      for (const r of got.Records ?? []) {
-        records.push({
-          kinesis: {
-            kinesisSchemaVersion: '1.0',
-            partitionKey: r.PartitionKey!,
-            sequenceNumber: r.SequenceNumber!,
-            data: Buffer.from(r.Data!).toString('base64'),
-            approximateArrivalTimestamp: (r.ApproximateArrivalTimestamp?.getTime() ?? 0) / 1000,
-          },
-          eventSource: 'aws:kinesis',
-          eventVersion: '1.0',
-          eventID: `${shard.ShardId}:${r.SequenceNumber}`,
-          eventName: 'aws:kinesis:record',
-          invokeIdentityArn: 'arn:aws:iam::000000000000:role/udpwatch-aggregate',
-          awsRegion: 'us-east-1',
-          eventSourceARN: `arn:aws:kinesis:us-east-1:000000000000:stream/${streamName}`,
-        });
-      }
-      if ((got.Records ?? []).length === 0 || got.MillisBehindLatest === 0) break;
-      iterator = got.NextShardIterator;
-    }
-    events.push({ Records: records });
-  }
-  return events;
+    ),
+  }));
 }
 
 let streams = 0;

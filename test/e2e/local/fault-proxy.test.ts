@@ -6,8 +6,6 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import {
-  GetRecordsCommand,
-  GetShardIteratorCommand,
   type KinesisClient,
   ListShardsCommand,
   ProvisionedThroughputExceededException,
@@ -18,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dynamodbClient, kinesisClient } from '../../../local/aws-clients.js';
 import { type Emulators, PortInUseError, startEmulators } from '../../../local/emulators.js';
 import { type FaultProxy, startFaultProxy } from '../../../local/fault-proxy.js';
+import { readShardRecords } from '../../support/stream-records.js';
 
 let emu: Emulators;
 let kProxy: FaultProxy;
@@ -52,32 +51,13 @@ const put = (data: string, key = 'k') =>
 
 /** Every record in the stream, read straight from the emulator (not through the proxy). */
 async function readAll(): Promise<{ data: string; seq: string; key: string }[]> {
-  const out: { data: string; seq: string; key: string }[] = [];
-  const shards = await emu.kinesis.send(new ListShardsCommand({ StreamName: emu.streamName }));
-  for (const shard of shards.Shards ?? []) {
-    let it = (
-      await emu.kinesis.send(
-        new GetShardIteratorCommand({
-          StreamName: emu.streamName,
-          ShardId: shard.ShardId,
-          ShardIteratorType: 'TRIM_HORIZON',
-        }),
-      )
-    ).ShardIterator;
-    for (let i = 0; i < 50 && it; i++) {
-      const page = await emu.kinesis.send(new GetRecordsCommand({ ShardIterator: it }));
-      for (const r of page.Records ?? []) {
-        out.push({
-          data: Buffer.from(r.Data ?? []).toString(),
-          seq: r.SequenceNumber ?? '',
-          key: r.PartitionKey ?? '',
-        });
-      }
-      if ((page.Records ?? []).length === 0) break;
-      it = page.NextShardIterator;
-    }
-  }
-  return out;
+  return (await readShardRecords(emu.kinesis, emu.streamName)).flatMap(({ records }) =>
+    records.map((r) => ({
+      data: Buffer.from(r.Data ?? []).toString(),
+      seq: r.SequenceNumber ?? '',
+      key: r.PartitionKey ?? '',
+    })),
+  );
 }
 
 describe('fault proxy over kinesalite', () => {

@@ -8,12 +8,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import {
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  type KinesisClient,
-  ListShardsCommand,
-} from '@aws-sdk/client-kinesis';
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import { ENV } from '../../../contract/resources.js';
 import { createAggregateHandler } from '../../../functions/aggregate/handler.js';
 import { configFromEnv } from '../../../functions/store/config.js';
@@ -24,6 +19,7 @@ import {
   startLocalStack,
 } from '../../../local/local-stack.js';
 import { loadFunctionHandlers } from '../../../local/start.js';
+import { readShardRecords } from '../../support/stream-records.js';
 
 const run = promisify(execFile);
 
@@ -168,27 +164,9 @@ export async function readAllRecords(
   kinesis: KinesisClient,
   streamName: string,
 ): Promise<StoredRecord[]> {
-  const shards = await kinesis.send(new ListShardsCommand({ StreamName: streamName }));
-  const out: StoredRecord[] = [];
-  for (const shard of shards.Shards ?? []) {
-    const start = await kinesis.send(
-      new GetShardIteratorCommand({
-        StreamName: streamName,
-        ShardId: shard.ShardId,
-        ShardIteratorType: 'TRIM_HORIZON',
-      }),
-    );
-    let iterator = start.ShardIterator;
-    for (let i = 0; i < 200 && iterator; i++) {
-      const page = await kinesis.send(new GetRecordsCommand({ ShardIterator: iterator }));
-      for (const r of page.Records ?? []) {
-        out.push({ partitionKey: r.PartitionKey ?? '', data: Buffer.from(r.Data ?? []) });
-      }
-      if ((page.Records ?? []).length === 0 && page.MillisBehindLatest === 0) break;
-      iterator = page.NextShardIterator;
-    }
-  }
-  return out;
+  return (await readShardRecords(kinesis, streamName)).flatMap(({ records }) =>
+    records.map((r) => ({ partitionKey: r.PartitionKey ?? '', data: Buffer.from(r.Data ?? []) })),
+  );
 }
 
 /** Spawns a process, in a namespace when `ns` is given; output is piped. */
