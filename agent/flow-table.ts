@@ -76,27 +76,10 @@ export interface FlowView {
   bytesOut: number;
 }
 
-interface Flow {
+/** A flow in the table: what list() shows (counters are the unreported deltas) plus bookkeeping. */
+interface Flow extends FlowView {
   key: string;
-  service: string;
   timeoutMs: number;
-  sampleRate: number;
-  source: FlowSource;
-  localIp: string;
-  localPort: number;
-  remoteIp: string;
-  remotePort: number;
-  firstSeen: number;
-  lastSeen: number;
-  pid?: number;
-  process?: string;
-  natFromIp?: string;
-  natFromPort?: number;
-  clientId?: string;
-  pktsIn: number;
-  bytesIn: number;
-  pktsOut: number;
-  bytesOut: number;
   /** Counters since the flow entered the table (scaled like the deltas). */
   total: { pktsIn: number; bytesIn: number; pktsOut: number; bytesOut: number };
   /** When the flow's previous line was emitted (0: never). */

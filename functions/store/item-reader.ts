@@ -61,6 +61,28 @@ function entryOf(raw: RawItem): IndexEntry {
 const keyText = (k: ItemKey): string => `${k.pk}\u0000${k.sk}`;
 
 /**
+ * The index and key condition of "entries of `partition` in `bucket` and later
+ * buckets" (`>=`) or "in `bucket` only" (`=`), for a Query.
+ */
+function bucketCondition(
+  index: (typeof TABLE.indexes)[number],
+  partition: string,
+  bucket: number,
+  match: '>=' | '=',
+) {
+  return {
+    IndexName: index.name,
+    KeyConditionExpression:
+      match === '>=' ? '#p = :p AND #b >= :b' : '#p = :p AND begins_with(#b, :b)',
+    ExpressionAttributeNames: { '#p': index.partitionKey.name, '#b': ACTIVE_KEY_ATTRIBUTE },
+    ExpressionAttributeValues: {
+      ':p': partition,
+      ':b': match === '>=' ? activityKeyFloor(bucket) : activityKeyPrefix(bucket),
+    },
+  };
+}
+
+/**
  * Fetches items by key with BatchGetItem (100 keys a call), retrying the keys
  * DynamoDB leaves unprocessed with exponential backoff. Items that no longer
  * exist (TTL) are simply absent from the answer.
@@ -181,13 +203,7 @@ export async function readActivityPage(
         const out = await options.doc.send(
           new QueryCommand({
             TableName: options.table,
-            IndexName: BY_ACTIVITY.name,
-            KeyConditionExpression: '#p = :p AND #b >= :b',
-            ExpressionAttributeNames: {
-              '#p': BY_ACTIVITY.partitionKey.name,
-              '#b': ACTIVE_KEY_ATTRIBUTE,
-            },
-            ExpressionAttributeValues: { ':p': partition, ':b': activityKeyFloor(sinceBucket) },
+            ...bucketCondition(BY_ACTIVITY, partition, sinceBucket, '>='),
             ScanIndexForward: false,
             Limit: want,
             ...(pos === 'start'
@@ -262,14 +278,7 @@ async function readEntries(
     const out = await options.doc.send(
       new QueryCommand({
         TableName: options.table,
-        IndexName: index.name,
-        KeyConditionExpression:
-          condition === '>=' ? '#p = :p AND #b >= :b' : '#p = :p AND begins_with(#b, :b)',
-        ExpressionAttributeNames: { '#p': index.partitionKey.name, '#b': ACTIVE_KEY_ATTRIBUTE },
-        ExpressionAttributeValues: {
-          ':p': partition,
-          ':b': condition === '>=' ? activityKeyFloor(bucket) : activityKeyPrefix(bucket),
-        },
+        ...bucketCondition(index, partition, bucket, condition),
         ScanIndexForward: false,
         ExclusiveStartKey: start,
       }),
@@ -293,13 +302,7 @@ async function countFrom(
     const out = await options.doc.send(
       new QueryCommand({
         TableName: options.table,
-        IndexName: BY_ACTIVITY.name,
-        KeyConditionExpression: '#p = :p AND #b >= :b',
-        ExpressionAttributeNames: {
-          '#p': BY_ACTIVITY.partitionKey.name,
-          '#b': ACTIVE_KEY_ATTRIBUTE,
-        },
-        ExpressionAttributeValues: { ':p': partition, ':b': activityKeyFloor(bucket) },
+        ...bucketCondition(BY_ACTIVITY, partition, bucket, '>='),
         Select: 'COUNT',
         ExclusiveStartKey: start,
       }),
