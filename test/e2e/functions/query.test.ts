@@ -155,7 +155,8 @@ describe('query API', () => {
       await get('/v1/services/big/clients', { limit: '5' }),
     );
     const cursor = first.nextCursor;
-    expect(cursor).toBeTruthy();
+    // Opaque but shaped: base64url payload, a dot, base64url signature.
+    expect(cursor).toMatch(/^[\w-]+\.[\w-]+$/);
     const attempts: Record<string, string>[] = [
       { cursor: `${cursor.slice(0, 10)}${cursor[10] === 'A' ? 'B' : 'A'}${cursor.slice(11)}` },
       { cursor: 'eyJzIjoiY2xpZW50c3xzbWFsbHxlbmRwb2ludHwzMDAiLCJ0IjowLCJwIjpbXX0.AAAA' },

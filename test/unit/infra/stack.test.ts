@@ -96,9 +96,7 @@ describe('encryption at rest', () => {
     const [, table] = single('AWS::DynamoDB::Table');
     expect(table.Properties.SSESpecification).toEqual({ SSEEnabled: true });
     const [, queue] = single('AWS::SQS::Queue');
-    expect(
-      queue.Properties.SqsManagedSseEnabled === true || queue.Properties.KmsMasterKeyId,
-    ).toBeTruthy();
+    expect(queue.Properties.SqsManagedSseEnabled).toBe(true);
     const [, topic] = single('AWS::SNS::Topic');
     const keyId = topic.Properties.KmsMasterKeyId['Fn::GetAtt'][0];
     expect(resources[keyId]!.Type).toBe('AWS::KMS::Key');
