@@ -54,6 +54,22 @@ async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
+/** `--kinesis-port K --dynamodb-port D --api-port A` for npm start. */
+function portFlags(
+  kinesis: number | undefined,
+  dynamodb: number | undefined,
+  api: number | undefined,
+): string[] {
+  return [
+    '--kinesis-port',
+    String(kinesis),
+    '--dynamodb-port',
+    String(dynamodb),
+    '--api-port',
+    String(api),
+  ];
+}
+
 /** Runs `npm start` (local/start.ts) with flags, collecting its output. */
 function start(args: string[]) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'local/start.ts', ...args], {
@@ -88,15 +104,7 @@ async function until(
 describe('npm start', () => {
   it('runs the pipeline: a record put into Kinesis shows up in the HTTP API; SIGINT stops it cleanly', async () => {
     const [kinesisPort, dynamodbPort, apiPort] = await freePorts(3);
-    const run = start([
-      '--kinesis-port',
-      String(kinesisPort),
-      '--dynamodb-port',
-      String(dynamodbPort),
-      '--api-port',
-      String(apiPort),
-      ...agentDirs(),
-    ]);
+    const run = start([...portFlags(kinesisPort, dynamodbPort, apiPort), ...agentDirs()]);
     await until(
       'the ready message',
       () => run.out.stdout.includes('Ctrl-C stops everything'),
@@ -144,12 +152,7 @@ describe('npm start', () => {
       '--demo',
       '--demo-port',
       String(demoPort),
-      '--kinesis-port',
-      String(kinesisPort),
-      '--dynamodb-port',
-      String(dynamodbPort),
-      '--api-port',
-      String(apiPort),
+      ...portFlags(kinesisPort, dynamodbPort, apiPort),
       '--alarms',
       '{"demo-echo":{"min":1000,"evaluationPeriods":1}}',
       '--alarm-period',
@@ -225,12 +228,7 @@ describe('npm start', () => {
         '--demo',
         '--demo-port',
         String(taken.address().port),
-        '--kinesis-port',
-        String(kinesisPort),
-        '--dynamodb-port',
-        String(dynamodbPort),
-        '--api-port',
-        String(apiPort),
+        ...portFlags(kinesisPort, dynamodbPort, apiPort),
         ...agentDirs(),
       ]);
       expect(await run.exited).toBe(1);
@@ -247,14 +245,7 @@ describe('npm start', () => {
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const apiPort = (blocker.address() as { port: number }).port;
     try {
-      const run = start([
-        '--kinesis-port',
-        String(kinesisPort),
-        '--dynamodb-port',
-        String(dynamodbPort),
-        '--api-port',
-        String(apiPort),
-      ]);
+      const run = start([...portFlags(kinesisPort, dynamodbPort, apiPort)]);
       expect(await run.exited).toBe(1);
       expect(run.out.stderr).toContain(`API port 127.0.0.1:${apiPort} is already in use`);
       expect(run.out.stderr).toContain('--api-port');
