@@ -9,14 +9,10 @@ import { z } from 'zod';
 export const TREAT_MISSING_DATA = ['breaching', 'notBreaching', 'ignore', 'missing'] as const;
 
 /** A number, also when written as a string (`-c` context values are strings). */
-const count = z.preprocess(
-  (raw) => (typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw),
-  z.number().nonnegative().finite(),
-);
-const periods = z.preprocess(
-  (raw) => (typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw),
-  z.number().int().min(1).max(1440),
-);
+const numeric = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((raw) => (typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw), schema);
+const count = numeric(z.number().nonnegative().finite());
+const periods = numeric(z.number().int().min(1).max(1440));
 
 /** Alarm bounds for one service; each bound present becomes one alarm. */
 export const ServiceAlarmBoundsSchema = z

@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -33,10 +33,11 @@ function stopChild(child: ChildProcess, graceMs = 5_000): Promise<void> {
   });
 }
 
-function forwardLines(child: ChildProcess, onLine: (line: string) => void): void {
-  for (const stream of [child.stdout, child.stderr]) {
-    if (stream) createInterface({ input: stream }).on('line', onLine);
-  }
+/** One line reader per output stream of a child; forwarding and waiting both listen to them. */
+function lineReaders(child: ChildProcess, onLine: (line: string) => void): Interface[] {
+  return [child.stdout, child.stderr]
+    .filter((s) => s !== null)
+    .map((s) => createInterface({ input: s! }).on('line', onLine));
 }
 
 export interface LocalAgentOptions {
@@ -80,8 +81,8 @@ export async function startLocalAgent(options: LocalAgentOptions): Promise<Local
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
   );
-  forwardLines(child, options.onLine ?? (() => {}));
-  await waitForLine(child, /started:/, 30_000, 'udpwatch-agent');
+  const readers = lineReaders(child, options.onLine ?? (() => {}));
+  await waitForLine(child, readers, /started:/, 30_000, 'udpwatch-agent');
   return { pid: child.pid, stop: () => stopChild(child) };
 }
 
@@ -100,13 +101,15 @@ export async function startDemoDaemon(options: {
       env: { ...process.env, UDPWATCH_HOOK_SOCKET: options.hookSocket },
     },
   );
-  forwardLines(child, options.onLine ?? (() => {}));
-  await waitForLine(child, /"listening"/, 10_000, 'demo daemon');
+  const readers = lineReaders(child, options.onLine ?? (() => {}));
+  await waitForLine(child, readers, /"listening"/, 10_000, 'demo daemon');
   return { pid: child.pid, stop: () => stopChild(child) };
 }
 
+/** Resolves when a line matching `pattern` comes out of `readers`; fails (killing the child) on exit or timeout. */
 function waitForLine(
   child: ChildProcess,
+  readers: readonly Interface[],
   pattern: RegExp,
   timeoutMs: number,
   what: string,
@@ -118,9 +121,7 @@ function waitForLine(
       if (tail.length > 20) tail.shift();
       if (pattern.test(line)) done();
     };
-    const readers = [child.stdout, child.stderr]
-      .filter((s) => s !== null)
-      .map((s) => createInterface({ input: s! }).on('line', onLine));
+    for (const r of readers) r.on('line', onLine);
     const onExit = (code: number | null) =>
       fail(new Error(`${what} exited (code ${code}) before it was ready:\n${tail.join('\n')}`));
     const timer = setTimeout(
