@@ -141,12 +141,15 @@ export class Agent {
         sources: this.sources(),
       });
     }
-    const records = packRecords(lines, {
-      agentId: this.parts.agentId,
-      nextSeq: () => this.parts.seq.take(),
-    });
-    this.parts.shipper.enqueue(records);
+    this.ship(lines);
     return lines.length;
+  }
+
+  /** Packs lines into records (each with the next seq) and queues them for the shipper. */
+  private ship(lines: UnsequencedLine[]): void {
+    this.parts.shipper.enqueue(
+      packRecords(lines, { agentId: this.parts.agentId, nextSeq: () => this.parts.seq.take() }),
+    );
   }
 
   private nudgePending = false;
@@ -168,11 +171,7 @@ export class Agent {
           const before = this.flowTable.size;
           this.flowTable.ingest(hook.drain());
           if (this.flowTable.size === before) return;
-          const records = packRecords(this.flowTable.flush(Date.now()), {
-            agentId: this.parts.agentId,
-            nextSeq: () => this.parts.seq.take(),
-          });
-          this.parts.shipper.enqueue(records);
+          this.ship(this.flowTable.flush(Date.now()));
         })
         .catch((err) => this.logOnce(`early flush failed: ${(err as Error).message}`));
     }, 20).unref();
