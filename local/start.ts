@@ -344,6 +344,12 @@ export async function main(argv: string[]): Promise<number> {
   const children: LocalChild[] = [];
   let demoClients: ReturnType<typeof startDemoClients> | undefined;
   const extra: string[] = [];
+  // Clients first, then the daemon and the agent (newest first), then the AWS side.
+  const stopAll = async () => {
+    await demoClients?.stop();
+    for (const c of children.reverse()) await c.stop();
+    await stack.stop();
+  };
   try {
     if (flags.agent) {
       console.log('… host agent');
@@ -379,9 +385,7 @@ export async function main(argv: string[]): Promise<number> {
       );
     }
   } catch (err) {
-    await demoClients?.stop();
-    for (const c of children.reverse()) await c.stop();
-    await stack.stop();
+    await stopAll();
     if (err instanceof UsageError) {
       console.error(`error: ${err.message}`);
       return 2;
@@ -413,9 +417,7 @@ export async function main(argv: string[]): Promise<number> {
   // A second Ctrl-C while stopping means "now".
   process.once('SIGINT', () => process.exit(130));
   if (alarmTimer) clearInterval(alarmTimer);
-  await demoClients?.stop();
-  for (const c of children.reverse()) await c.stop();
-  await stack.stop();
+  await stopAll();
   console.log('stopped');
   return 0;
 }
