@@ -7,7 +7,7 @@ import type {
   CountResponse,
   HostClientsResponse,
   ServicesResponse,
-} from '../functions/query/api-schemas.js';
+} from '../contract/api-schemas.js';
 import { formatAgo, formatSpan } from './duration.js';
 import { formatBytes, formatCount } from './human-units.js';
 import { type Column, renderTable } from './tables.js';

@@ -11,7 +11,7 @@ import {
   HostClientsResponse,
   Problem,
   ServicesResponse,
-} from '../functions/query/api-schemas.js';
+} from '../contract/api-schemas.js';
 import { ApiProblemError, ApiUnreachableError, BadAnswerError, CliError } from './cli-errors.js';
 import { type FetchLike, isLoopbackHost } from './sigv4-fetch.js';
 

@@ -4,7 +4,7 @@
  * the flag at fault).
  */
 import { parseArgs } from 'node:util';
-import { MAX_LIMIT, MAX_WINDOW_SECONDS } from '../functions/query/api-schemas.js';
+import { MAX_LIMIT, MAX_WINDOW_SECONDS } from '../contract/api-schemas.js';
 import { UsageError } from './cli-errors.js';
 import { DurationError, parseDuration, parseWholeSeconds } from './duration.js';
 

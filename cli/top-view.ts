@@ -7,8 +7,8 @@
  * rates, total packets decide.
  */
 import type { Writable } from 'node:stream';
-import type { ClientEntry } from '../functions/query/api-schemas.js';
-import { MAX_LIMIT } from '../functions/query/api-schemas.js';
+import type { ClientEntry } from '../contract/api-schemas.js';
+import { MAX_LIMIT } from '../contract/api-schemas.js';
 import type { ApiClient } from './api-client.js';
 import { CliError } from './cli-errors.js';
 import { formatAgo, formatSpan } from './duration.js';

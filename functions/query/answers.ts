@@ -1,6 +1,6 @@
 /** Turns raw table items into the API's answer entries. */
 import { formatEndpoint } from '../../contract/ip-address.js';
-import type { ClientEntry } from './api-schemas.js';
+import type { ClientEntry } from '../../contract/api-schemas.js';
 
 type Raw = Record<string, unknown>;
 

@@ -1,6 +1,6 @@
 /** The OpenAPI 3.1 description of the API, generated from the zod schemas the routes validate with. */
 import { z } from 'zod';
-import { Problem } from './api-schemas.js';
+import { Problem } from '../../contract/api-schemas.js';
 import type { Route } from './routes.js';
 
 type JsonObject = Record<string, unknown>;

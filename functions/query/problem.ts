@@ -1,6 +1,6 @@
 /** Errors the API answers with, as RFC 9457 problem details. */
 import type { z } from 'zod';
-import type { Problem } from './api-schemas.js';
+import type { Problem } from '../../contract/api-schemas.js';
 
 /** An error that becomes an `application/problem+json` answer. */
 export class HttpProblem extends Error {

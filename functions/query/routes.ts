@@ -35,7 +35,7 @@ import {
   ServiceParam,
   ServicesResponse,
   WindowQuery,
-} from './api-schemas.js';
+} from '../../contract/api-schemas.js';
 import { type CursorCodec, CursorError } from './cursor.js';
 import { badRequest } from './problem.js';
 

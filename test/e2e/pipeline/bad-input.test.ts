@@ -15,7 +15,7 @@ import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serializeLine, type UnsequencedLine } from '../../../contract/codec.js';
 import { METRICS } from '../../../contract/resources.js';
-import type { ClientsResponse, Problem } from '../../../functions/query/api-schemas.js';
+import type { ClientsResponse, Problem } from '../../../contract/api-schemas.js';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../../local/aws-clients.js';
 import {
   type AgentProcess,

@@ -23,7 +23,7 @@ import type {
   CountResponse,
   HostClientsResponse,
   ServicesResponse,
-} from '../../../functions/query/api-schemas.js';
+} from '../../../contract/api-schemas.js';
 import { canUseNamespaces, NamespaceLab, nsExec, nsSpawn } from '../../support/netns.js';
 import {
   type AgentProcess,

@@ -16,7 +16,7 @@ import type {
   ClientsResponse,
   CountResponse,
   Problem,
-} from '../../../functions/query/api-schemas.js';
+} from '../../../contract/api-schemas.js';
 import { canUseNamespaces, NamespaceLab, nsExec, nsSpawn } from '../../support/netns.js';
 import {
   type AgentProcess,

@@ -6,7 +6,7 @@ import {
   type TopSample,
   topFrameJson,
 } from '../../../cli/top-view.js';
-import type { ClientEntry } from '../../../functions/query/api-schemas.js';
+import type { ClientEntry } from '../../../contract/api-schemas.js';
 
 const T0 = 1_800_000_000_000;
 

@@ -7,7 +7,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { ClientsQuery } from '../../../functions/query/api-schemas.js';
+import { ClientsQuery } from '../../../contract/api-schemas.js';
 import { CursorCodec } from '../../../functions/query/cursor.js';
 import { handleRequest } from '../../../functions/query/query.js';
 import { matchPath } from '../../../functions/query/routes.js';

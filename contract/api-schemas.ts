@@ -4,8 +4,8 @@
  * imports the response schemas to parse answers.
  */
 import { z } from 'zod';
-import { DEFAULTS } from '../../contract/resources.js';
-import { IpAddress } from '../../contract/wire.js';
+import { DEFAULTS } from './resources.js';
+import { IpAddress } from './wire.js';
 
 /** Longest window a query may ask for: a week (data is kept for the retention, 24 h by default). */
 export const MAX_WINDOW_SECONDS = 7 * 24 * 3600;
