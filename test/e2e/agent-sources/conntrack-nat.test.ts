@@ -14,6 +14,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConntrack } from '../../../agent/nf-conntrack.js';
 import type { ListeningSocket, PeerObservation } from '../../../agent/observation.js';
@@ -109,6 +110,26 @@ if (problem) console.warn(`SKIPPING conntrack/NAT namespace test: ${problem}`);
 
 let server: ChildProcess | undefined;
 let emptyProcRoot = '';
+/** conntrack-probe.ts and the agent code it runs, bundled into one self-contained ES module. */
+let probeBundle = '';
+
+/**
+ * Bundles the probe in memory. It is fed to node on stdin, so the unprivileged
+ * runs below need no access to the checkout (which may sit in a private
+ * directory) nor to a TypeScript loader or node_modules.
+ */
+async function bundleProbe(): Promise<string> {
+  const result = await build({
+    entryPoints: [join(import.meta.dirname, 'conntrack-probe.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    write: false,
+    logLevel: 'silent',
+  });
+  return result.outputFiles[0]!.text;
+}
 
 function veth(a: string, nsA: string, ipA: string, b: string, nsB: string, ipB: string) {
   run('ip', ['link', 'add', a, 'netns', nsA, 'type', 'veth', 'peer', 'name', b, 'netns', nsB]);
@@ -130,12 +151,11 @@ interface ProbeOutput {
  * holding only those capabilities (e.g. '+dac_read_search', '' for none).
  */
 function probe(opts: { procRoot?: string; caps?: string } = {}): ProbeOutput {
-  const script = join(import.meta.dirname, 'conntrack-probe.ts');
+  // `-` reads the module from stdin; the probe's arguments follow it (argv[2]).
   const node = [
     process.execPath,
-    '--import',
-    'tsx',
-    script,
+    '--input-type=module',
+    '-',
     ...(opts.procRoot ? [opts.procRoot] : []),
   ];
   const caps = opts.caps === undefined ? null : `-all${opts.caps ? `,${opts.caps}` : ''}`;
@@ -151,11 +171,19 @@ function probe(opts: { procRoot?: string; caps?: string } = {}): ProbeOutput {
           `--ambient-caps=${caps}`,
           ...node,
         ];
-  return JSON.parse(inNs(NS.srv, ...(asUser as [string, ...string[]])));
+  const out = execFileSync('ip', ['netns', 'exec', NS.srv, ...asUser], {
+    encoding: 'utf8',
+    input: probeBundle,
+    // A directory every user may enter, whatever the checkout's permissions.
+    cwd: '/',
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  return JSON.parse(out);
 }
 
 describe.skipIf(problem !== null)('conntrack source behind a masquerading router', () => {
   beforeAll(async () => {
+    probeBundle = await bundleProbe();
     for (const ns of Object.values(NS)) run('ip', ['netns', 'add', ns]);
     for (const ns of Object.values(NS)) inNs(ns, 'ip', 'link', 'set', 'lo', 'up');
     veth(`u${ID}s`, NS.srv, `${SERVER_IP}/24`, `u${ID}rs`, NS.rtr, `${ROUTER_IP}/24`);

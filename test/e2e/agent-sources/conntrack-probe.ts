@@ -1,6 +1,7 @@
 /**
  * Runs the /proc and conntrack sources once in whatever network namespace it
- * is started in (`ip netns exec NS node --import tsx conntrack-probe.ts`) and
+ * is started in (the e2e test bundles it and feeds it to
+ * `ip netns exec NS node --input-type=module -`) and
  * prints what they saw as one JSON line.
  *
  * argv[2]: optional procRoot for the conntrack source (a directory without
