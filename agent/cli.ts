@@ -357,6 +357,3 @@ export async function main(
     return 1;
   }
 }
-
-// Run when started as the program (the bin shim imports this module for that).
-process.exitCode = await main(process.argv.slice(2));

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// udpwatch-agent: the package ships TypeScript sources, so load them through
-// tsx's ESM loader, then hand over to the CLI.
+// Development launcher of udpwatch-agent: runs the TypeScript sources through
+// tsx (a devDependency). The package's bin is the built dist/udpwatch-agent.js.
 import { register } from 'tsx/esm/api';
 
 register();
-await import('../agent/cli.ts');
+await import('../agent/main.ts');

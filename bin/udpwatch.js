@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The `udpwatch` query CLI; its TypeScript runs through tsx's loader.
+// Development launcher of the `udpwatch` CLI: runs the TypeScript sources
+// through tsx (a devDependency). The package's bin is the built dist/udpwatch.js.
 import { register } from 'tsx/esm/api';
 
 register();

@@ -1,5 +1,12 @@
-/** Entry point of the `udpwatch` command: runs the command line and exits with its code. */
+/**
+ * Entry point of the `udpwatch` command: runs the command line and exits with
+ * its code. The built package's bin (dist/udpwatch.js) is this file bundled.
+ */
+import { silenceSdkNodeNotice } from '../contract/node-support.js';
 import { runCli } from './run-cli.js';
+
+// The credential chain may create SDK clients (SSO, STS), which would print the SDK's notice.
+silenceSdkNodeNotice();
 
 // Piped into `head` and the pipe closed: stop quietly, as Unix tools do.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
