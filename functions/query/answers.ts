@@ -1,6 +1,7 @@
 /** Turns raw table items into the API's answer entries. */
-import { formatEndpoint } from '../../contract/ip-address.js';
+
 import type { ClientEntry } from '../../contract/api-schemas.js';
+import { formatEndpoint } from '../../contract/ip-address.js';
 
 type Raw = Record<string, unknown>;
 

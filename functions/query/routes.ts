@@ -4,6 +4,22 @@
  */
 import type { z } from 'zod';
 import {
+  AgentsResponse,
+  ClientIpQuery,
+  ClientIpResponse,
+  ClientsQuery,
+  ClientsResponse,
+  CountQuery,
+  CountResponse,
+  HostClientsQuery,
+  HostClientsResponse,
+  HostParam,
+  IpParam,
+  ServiceParam,
+  ServicesResponse,
+  WindowQuery,
+} from '../../contract/api-schemas.js';
+import {
   allShards,
   type ClientView,
   clientIpPartition,
@@ -20,22 +36,6 @@ import {
   type ShardPosition,
 } from '../store/item-reader.js';
 import { agentEntry, clientEntry, serviceEntry } from './answers.js';
-import {
-  AgentsResponse,
-  ClientIpQuery,
-  ClientIpResponse,
-  ClientsQuery,
-  ClientsResponse,
-  CountQuery,
-  CountResponse,
-  HostClientsQuery,
-  HostClientsResponse,
-  HostParam,
-  IpParam,
-  ServiceParam,
-  ServicesResponse,
-  WindowQuery,
-} from '../../contract/api-schemas.js';
 import { type CursorCodec, CursorError } from './cursor.js';
 import { badRequest } from './problem.js';
 

@@ -13,9 +13,9 @@ import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ClientsResponse, Problem } from '../../../contract/api-schemas.js';
 import { serializeLine, type UnsequencedLine } from '../../../contract/codec.js';
 import { METRICS } from '../../../contract/resources.js';
-import type { ClientsResponse, Problem } from '../../../contract/api-schemas.js';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../../local/aws-clients.js';
 import {
   type AgentProcess,

@@ -15,8 +15,8 @@ import { join } from 'node:path';
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeSegment } from '../../../agent/disk-spool.js';
-import { decodeRecord } from '../../../contract/codec.js';
 import type { AgentsResponse, ClientsResponse } from '../../../contract/api-schemas.js';
+import { decodeRecord } from '../../../contract/codec.js';
 import {
   type AgentProcess,
   type AgentSettings,
