@@ -110,7 +110,7 @@ export const TABLE = {
 export const AGGREGATE_EVENT_SOURCE = {
   batchSize: 1000,
   // One write per active client per window: the window is what bounds DynamoDB cost
-  // (see README, "Table layout and cost"). Deployments may shorten it by context.
+  // (see docs/store.md). Deployments may shorten it by context.
   maxBatchingWindowSeconds: 60,
   retryAttempts: 10,
   maxRecordAgeSeconds: 24 * 3600,

@@ -3,7 +3,9 @@
  * shard in order, batches records, invokes the handler with exactly the
  * KinesisStreamEvent Lambda would build, honours the partial-batch-failure
  * response, retries a failing batch a bounded number of times and then hands
- * it to an on-failure sink and moves on (as Lambda does with bisect off).
+ * it to an on-failure sink and moves on. It does not bisect: the deployed
+ * mapping also splits a failing batch in two (bisectBatchOnError) to narrow
+ * down what reaches its on-failure queue; here the whole failing tail does.
  */
 import {
   ExpiredIteratorException,

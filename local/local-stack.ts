@@ -38,8 +38,9 @@ export interface LocalStackOptions {
   queryHandler?: ApiHandler;
   metricsHandler?: ScheduledHandler;
   /**
-   * Loads handlers once the functions' environment is set: the real handlers
-   * read their configuration when their module is imported.
+   * Loads handlers once the functions' environment is set. The real handlers
+   * read it when first invoked (they build on first use), so the environment
+   * stays set until the stack stops.
    */
   loadHandlers?: () => Promise<LocalHandlers>;
   /** Extra function environment (e.g. ENV.activeWindow); wins over the defaults. */
