@@ -18,7 +18,7 @@ import { fencedBlocks } from '../../support/markdown.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 /** How the agent CLI is started from a checkout (argv before the agent's own arguments). */
-const AGENT_COMMAND = ['npx', 'tsx', 'agent/cli.ts'];
+const AGENT_COMMAND = ['npx', 'tsx', 'agent/main.ts'];
 
 const run = promisify(execFile);
 
