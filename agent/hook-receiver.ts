@@ -1,8 +1,9 @@
 /**
  * The agent's end of the dgram hook channel: a Unix stream socket on which
- * hooked daemons write one JSON message per line per window. Each message
- * turns into PeerObservations (source 'hook') carrying the daemon's pid and
- * process name.
+ * hooked daemons write one JSON message per line per window, in the format
+ * of contract/hook-protocol.ts (docs/hook-protocol.md). Each message turns
+ * into PeerObservations (source 'hook') carrying the daemon's pid and
+ * process name; nothing a message says can throw out of the receiver.
  */
 import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';

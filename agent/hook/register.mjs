@@ -3,7 +3,8 @@
  *
  * Counts every dgram socket's received and sent datagrams per
  * (local address:port, remote address:port) and hands the deltas to the
- * udpwatch agent once a second over a Unix stream socket as NDJSON.
+ * udpwatch agent once a second over a Unix stream socket as NDJSON, in the
+ * format of contract/hook-protocol.ts (docs/hook-protocol.md).
  *
  * Plain JavaScript on purpose: the watched daemon must not need a TypeScript
  * loader. Every path that runs inside the daemon is wrapped in try/catch, does
