@@ -3,7 +3,8 @@
  *
  * Counts every dgram socket's received and sent datagrams per
  * (local address:port, remote address:port) and hands the deltas to the
- * udpwatch agent once a second over a Unix stream socket as NDJSON.
+ * udpwatch agent once a second over a Unix stream socket as NDJSON, in the
+ * format of contract/hook-protocol.ts (docs/hook-protocol.md).
  *
  * Plain JavaScript on purpose: the watched daemon must not need a TypeScript
  * loader. Every path that runs inside the daemon is wrapped in try/catch, does
@@ -17,7 +18,7 @@ import net from 'node:net';
 const STATE = Symbol.for('udpwatch.hook');
 const LOCAL = Symbol.for('udpwatch.localEndpoint');
 
-/** Hook protocol version written in every message. */
+/** Major version of the hook protocol (contract/hook-protocol.ts) written in every message. */
 const PROTOCOL = 1;
 
 function envInt(name, fallback, min, max) {
@@ -25,9 +26,14 @@ function envInt(name, fallback, min, max) {
   return Number.isFinite(n) && n >= min && n <= max ? n : fallback;
 }
 
+/** Control characters, which the protocol refuses in names (C0, DEL, C1). */
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** The process name as the protocol allows it: 1..256 characters, no control characters. */
 function readComm() {
   try {
-    return readFileSync('/proc/self/comm', 'utf8').trim() || 'node';
+    const comm = readFileSync('/proc/self/comm', 'utf8').trim().slice(0, 256);
+    return comm !== '' && !CONTROL_RE.test(comm) ? comm : 'node';
   } catch {
     return 'node';
   }
@@ -47,7 +53,11 @@ function createState() {
     tags: new Map(),
     /** Packets not counted in a flow because the window's table was full. */
     overflowPackets: 0,
-    /** Cumulative counts of deltas that never reached the agent. */
+    /**
+     * Cumulative since the hook started (so a lost message loses no count):
+     * flow windows whose deltas never reached the agent, and their packets
+     * plus the overflow of those windows.
+     */
     droppedFlows: 0,
     droppedPackets: 0,
     conn: null,
@@ -302,6 +312,8 @@ function tick() {
     state.overflowPackets = 0;
     const rows = [];
     let packets = overflow;
+    // No row may be later than the window's end, even if the clock stepped back.
+    let at = Date.now();
     for (const [key, e] of state.flows) {
       if (e.pi === 0 && e.po === 0) {
         if (++e.q > FORGET_AFTER_WINDOWS) forget(e);
@@ -309,10 +321,9 @@ function tick() {
       }
       e.q = 0;
       if (writable) {
-        const row = [e.li, e.lp, e.ri, e.rp, e.pi, e.bi, e.po, e.bo, e.f, e.l];
-        const tag = state.tags.get(key);
-        if (tag !== undefined) row.push(tag);
-        rows.push(row);
+        rows.push(flowRow(e, state.tags.get(key)));
+        if (e.l > at) at = e.l;
+        if (e.f > at) at = e.f;
       } else {
         packets += e.pi + e.po;
         state.droppedFlows++;
@@ -328,20 +339,53 @@ function tick() {
       return;
     }
     state.comm ??= readComm();
-    const message = {
-      v: PROTOCOL,
-      pid: process.pid,
-      process: state.comm,
-      at: Date.now(),
-      flows: rows,
-      overflowPackets: overflow,
-      droppedFlows: state.droppedFlows,
-      droppedPackets: state.droppedPackets,
-    };
-    conn.write(`${JSON.stringify(message)}\n`);
+    // A window with more rows than one message may hold goes out in several;
+    // the window's overflow is counted in the first only.
+    let first = 0;
+    do {
+      conn.write(
+        `${JSON.stringify(message(at, rows.slice(first, first + MAX_ROWS), first === 0 ? overflow : 0))}\n`,
+      );
+      first += MAX_ROWS;
+    } while (first < rows.length);
   } catch {
     // A failed window is lost, never the daemon.
   }
+}
+
+/*
+ * The message format is defined in contract/hook-protocol.ts (documented in
+ * docs/hook-protocol.md). This file cannot import it (it must run without a
+ * TypeScript loader), so the builders below follow it by hand; keep them in
+ * step with HookMessageSchema and FlowRowSchema, and bump PROTOCOL only as
+ * its version rule says.
+ */
+
+/** MAX_HOOK_ROWS of contract/hook-protocol.ts. */
+const MAX_ROWS = 10_000;
+
+/** One flow's window as a row: positions as FLOW_ROW_FIELDS of contract/hook-protocol.ts. */
+function flowRow(e, tag) {
+  // A link-local peer arrives with a zone index (fe80::1%eth0), which the protocol does not carry.
+  const ri = e.ri.includes('%') ? e.ri.slice(0, e.ri.indexOf('%')) : e.ri;
+  const li = e.li.includes('%') ? e.li.slice(0, e.li.indexOf('%')) : e.li;
+  const row = [li, e.lp, ri, e.rp, e.pi, e.bi, e.po, e.bo, e.f, e.l];
+  if (tag !== undefined) row.push(tag);
+  return row;
+}
+
+/** One message of the window ending at `at`: fields as HookMessageSchema of contract/hook-protocol.ts. */
+function message(at, rows, overflow) {
+  return {
+    v: PROTOCOL,
+    pid: process.pid,
+    process: state.comm,
+    at,
+    flows: rows,
+    overflowPackets: overflow,
+    droppedFlows: state.droppedFlows,
+    droppedPackets: state.droppedPackets,
+  };
 }
 
 /**
@@ -351,7 +395,13 @@ function tick() {
  */
 export function tagClient(socket, remoteAddress, remotePort, clientId) {
   try {
-    if (typeof clientId !== 'string' || clientId.length === 0 || clientId.length > 256) {
+    // The protocol's bounds of a client id: a row carrying a bad one would be skipped.
+    if (
+      typeof clientId !== 'string' ||
+      clientId.length === 0 ||
+      clientId.length > 256 ||
+      CONTROL_RE.test(clientId)
+    ) {
       return false;
     }
     const key = `${localOf(socket).text}|${remoteAddress}|${remotePort}`;

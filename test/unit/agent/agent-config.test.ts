@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadAgentConfig, parseServicesEnv } from '../../../agent/agent-config.js';
-import { parseHookMessage } from '../../../agent/hook-receiver.js';
 import { createServiceNamer } from '../../../agent/service-names.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'uwa-config-'));
@@ -78,58 +77,5 @@ describe('agent config', () => {
     expect(name(53, 'named')).toEqual({ service: 'named', timeoutSeconds: 300, sampleRate: 4 });
     expect(name(9999, 'tokio-runtime w').service).toBe('tokio-runtime_w:9999');
     expect(name(9999, undefined).service).toBe('unknown:9999');
-  });
-});
-
-describe('hook messages', () => {
-  it('turns rows into observations and skips bad rows with a located reason', () => {
-    const msg = {
-      v: 1,
-      pid: 10,
-      process: 'node',
-      at: 1,
-      flows: [
-        [
-          '::ffff:127.0.0.1',
-          5000,
-          '::ffff:127.0.0.1',
-          4000,
-          2,
-          20,
-          1,
-          10,
-          1_700_000_000_000,
-          1_700_000_000_500,
-          'cust-1',
-        ],
-        ['zz', 5000, '127.0.0.1', 1, 0, 0, 0, 0, 1, 1],
-        ['::1', 5000, '::1', 1, -1, 0, 0, 0, 1, 1],
-      ],
-      droppedPackets: 7,
-      overflowPackets: 1,
-    };
-    const r = parseHookMessage(JSON.stringify(msg));
-    expect(r.observations).toEqual([
-      {
-        source: 'hook',
-        localIp: '127.0.0.1',
-        localPort: 5000,
-        remoteIp: '127.0.0.1',
-        remotePort: 4000,
-        pktsIn: 2,
-        bytesIn: 20,
-        pktsOut: 1,
-        bytesOut: 10,
-        firstSeen: 1_700_000_000_000,
-        lastSeen: 1_700_000_000_500,
-        pid: 10,
-        process: 'node',
-        clientId: 'cust-1',
-      },
-    ]);
-    expect(r.errors).toEqual(['flow 1: bad local address "zz"', 'flow 2: bad counter']);
-    expect(r.droppedPackets).toBe(7);
-    expect(() => parseHookMessage('{"v":2}')).toThrow(/version 2/);
-    expect(() => parseHookMessage('nope')).toThrow();
   });
 });

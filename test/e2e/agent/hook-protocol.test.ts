@@ -1,0 +1,280 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type HookReceiver, startHookReceiver } from '../../../agent/hook-receiver.js';
+import type { PeerObservation } from '../../../agent/observation.js';
+import {
+  HOOK_PROTOCOL_VERSION,
+  HookMessageSchema,
+  MAX_HOOK_MESSAGE_BYTES,
+  parseHookMessage,
+} from '../../../contract/hook-protocol.js';
+import {
+  type Client,
+  type Daemon,
+  openClient,
+  startHookedDaemon,
+  waitFor,
+} from './daemon-fixture.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'uwa-proto-'));
+const receivers: HookReceiver[] = [];
+const daemons: Daemon[] = [];
+const clients: Client[] = [];
+let tee: Tee | undefined;
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  for (const d of daemons) await d.stop();
+  await tee?.down();
+  for (const r of receivers) await r.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * A Unix socket between the hooks and the receiver that keeps a copy of
+ * every line and forwards whole lines only; `down()` makes the agent look
+ * absent to the hooks while the receiver keeps its counters.
+ */
+interface Tee {
+  lines: string[];
+  up(): Promise<void>;
+  down(): Promise<void>;
+}
+
+function startTee(path: string, upstream: string): Tee {
+  const lines: string[] = [];
+  let server: Server | undefined;
+  const conns = new Set<Socket>();
+  const onConnection = (hook: Socket) => {
+    const out = createConnection({ path: upstream });
+    conns.add(hook);
+    hook.on('close', () => conns.delete(hook));
+    let partial = '';
+    hook.setEncoding('utf8');
+    hook.on('data', (chunk: string) => {
+      const text = partial + chunk;
+      const end = text.lastIndexOf('\n');
+      if (end < 0) {
+        partial = text;
+        return;
+      }
+      partial = text.slice(end + 1);
+      const whole = text.slice(0, end + 1);
+      lines.push(...whole.slice(0, -1).split('\n'));
+      out.write(whole);
+    });
+    // Lines already forwarded still reach the receiver when the hook side goes.
+    const close = () => {
+      hook.destroy();
+      out.end();
+    };
+    hook.on('close', close);
+    hook.on('error', close);
+    out.on('close', () => hook.destroy());
+    out.on('error', () => hook.destroy());
+  };
+  return {
+    lines,
+    up: () =>
+      new Promise<void>((resolve, reject) => {
+        server = createServer(onConnection);
+        server.once('error', reject);
+        server.listen(path, () => resolve());
+      }),
+    down: () =>
+      new Promise<void>((resolve) => {
+        for (const c of conns) c.destroy();
+        conns.clear();
+        if (server === undefined) return resolve();
+        server.close(() => resolve());
+        server = undefined;
+      }),
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('the real hook speaks the hook protocol', () => {
+  it('sends only valid messages, and the receiver counts traffic and drops exactly across an outage and a daemon restart', async () => {
+    const receiverPath = join(dir, 'receiver.sock');
+    const teePath = join(dir, 'tee.sock');
+    const errors: string[] = [];
+    const seen: PeerObservation[] = [];
+    const receiver = await startHookReceiver(receiverPath, {
+      onError: (m) => errors.push(m),
+      onObservations: () => seen.push(...receiver.drain()),
+    });
+    receivers.push(receiver);
+    tee = startTee(teePath, receiverPath);
+    await tee.up();
+
+    // Traffic with the agent present: every datagram arrives, counted exactly.
+    const a = await startHookedDaemon(teePath, 100);
+    daemons.push(a);
+    const expected = new Map<number, { pkts: number; bytes: number }>();
+    for (const [i, family] of ([4, 4, 6, 6, 4] as const).entries()) {
+      const c = await openClient(family);
+      clients.push(c);
+      const sizes = Array.from({ length: i + 1 }, (_, k) => 30 + 11 * i + k);
+      expect(await c.echo(family === 4 ? a.v4 : a.v6, sizes)).toBe(sizes.length);
+      expected.set(c.port, { pkts: sizes.length, bytes: sizes.reduce((x, y) => x + y, 0) });
+    }
+    const total = [...expected.values()].reduce((n, e) => n + e.pkts, 0);
+    const heard = () => seen.reduce((n, o) => n + o.pktsIn, 0);
+    expect(await waitFor(() => heard() >= total, 10_000)).toBe(true);
+    await sleep(300);
+    for (const [port, e] of expected) {
+      const mine = seen.filter((o) => o.remotePort === port);
+      const sum = (k: 'pktsIn' | 'bytesIn' | 'pktsOut' | 'bytesOut') =>
+        mine.reduce((n, o) => n + o[k], 0);
+      expect([sum('pktsIn'), sum('bytesIn'), sum('pktsOut'), sum('bytesOut')]).toEqual([
+        e.pkts,
+        e.bytes,
+        e.pkts,
+        e.bytes,
+      ]);
+      expect(mine.every((o) => o.pid === a.child.pid && o.source === 'hook')).toBe(true);
+    }
+    expect(seen).toHaveLength(
+      seen.filter((o) => expected.has(o.remotePort)).length, // nothing else was reported
+    );
+    expect(receiver.stats().droppedFlows).toBe(0);
+    expect(receiver.stats().droppedPackets).toBe(0);
+
+    // The agent goes away; three clients echo one datagram each: one flow
+    // window each (the echo is sent within the same turn as the receive).
+    await tee.down();
+    await sleep(300);
+    for (let i = 0; i < 3; i++) {
+      const c = await openClient(4);
+      clients.push(c);
+      expect(await c.echo(a.v4, [20 + i])).toBe(1);
+    }
+    await sleep(300);
+    await tee.up();
+    expect(await waitFor(() => receiver.stats().droppedFlows >= 3, 10_000)).toBe(true);
+    expect(receiver.stats().droppedFlows).toBe(3);
+    expect(receiver.stats().droppedPackets).toBe(6);
+
+    // The daemon dies and a new one (a new pid) starts while the agent is away:
+    // its own drops add to the old daemon's, which stay counted.
+    await a.stop();
+    await tee.down();
+    const b = await startHookedDaemon(teePath, 100);
+    daemons.push(b);
+    for (let i = 0; i < 2; i++) {
+      const c = await openClient(6);
+      clients.push(c);
+      expect(await c.echo(b.v6, [40 + i])).toBe(1);
+    }
+    await sleep(300);
+    await tee.up();
+    expect(await waitFor(() => receiver.stats().pids.includes(b.child.pid!), 10_000)).toBe(true);
+    expect(receiver.stats().droppedFlows).toBe(3 + 2);
+    expect(receiver.stats().droppedPackets).toBe(6 + 4);
+    await sleep(300);
+    await tee.down();
+    await sleep(100);
+
+    // Every line either hook wrote is a valid message of this protocol version...
+    const lines = tee.lines;
+    expect(lines.length).toBeGreaterThan(3);
+    const pids = new Set<number>();
+    for (const [i, line] of lines.entries()) {
+      const json = JSON.parse(line) as unknown;
+      const whole = HookMessageSchema.safeParse(json);
+      expect(whole.success, `line ${i}: ${whole.error?.message}`).toBe(true);
+      const parsed = parseHookMessage(json);
+      expect(parsed.ok && parsed.skipped, `line ${i}`).toEqual([]);
+      if (parsed.ok) {
+        expect(parsed.message.v).toBe(HOOK_PROTOCOL_VERSION);
+        expect(parsed.message.process.length).toBeGreaterThan(0);
+        pids.add(parsed.message.pid);
+      }
+    }
+    expect([...pids].sort()).toEqual([a.child.pid, b.child.pid].sort());
+    // ...the receiver used every one of them, and the dropped clients never appear.
+    const st = receiver.stats();
+    expect(st.messages).toBe(lines.length);
+    expect([st.badMessages, st.badRows, st.unsupportedVersions, st.shed]).toEqual([0, 0, 0, 0]);
+    expect(errors).toEqual([]);
+    const rowsSent = lines.reduce(
+      (n, l) => n + (JSON.parse(l) as { flows: unknown[] }).flows.length,
+      0,
+    );
+    expect(seen).toHaveLength(rowsSent);
+    expect(seen.filter((o) => !expected.has(o.remotePort))).toEqual([]);
+  });
+});
+
+describe('the receiver and hostile messages', () => {
+  it('counts every bad line and bad row, logs an unknown version once, and keeps serving', async () => {
+    const path = join(dir, 'hostile.sock');
+    const errors: string[] = [];
+    const receiver = await startHookReceiver(path, { onError: (m) => errors.push(m) });
+    receivers.push(receiver);
+    const now = Date.now();
+    const row = ['127.0.0.1', 5000, '192.0.2.9', 4000, 3, 30, 1, 10, now - 10, now - 5];
+    const good = {
+      v: 1,
+      pid: 77,
+      process: 'echo',
+      at: now,
+      flows: [row],
+      overflowPackets: 2,
+      droppedFlows: 0,
+      droppedPackets: 0,
+    };
+    const lines = [
+      'not json',
+      JSON.stringify({ ...good, v: 2 }),
+      JSON.stringify({ ...good, v: 2 }),
+      JSON.stringify({ ...good, v: 3 }),
+      JSON.stringify({ ...good, pid: -5 }),
+      JSON.stringify({ ...good, process: 'x\u0000' }),
+      '[]',
+      'null',
+      JSON.stringify({ ...good, flows: [row, [...row.slice(0, 3), 70_000, ...row.slice(4)], 'x'] }),
+      '',
+      JSON.stringify(good),
+    ];
+    const conn = createConnection({ path });
+    await new Promise<void>((r) => conn.once('connect', () => r()));
+    conn.write(`${lines.join('\n')}\n`);
+    expect(await waitFor(() => receiver.stats().messages === 2, 5_000)).toBe(true);
+    const st = receiver.stats();
+    expect(st.badMessages).toBe(8);
+    expect(st.unsupportedVersions).toBe(3);
+    expect(st.badRows).toBe(2);
+    expect(st.droppedPackets).toBe(4);
+    expect(receiver.drain().map((o) => [o.remotePort, o.pktsIn, o.pid])).toEqual([
+      [4000, 3, 77],
+      [4000, 3, 77],
+    ]);
+    expect(errors.filter((e) => e.includes('version'))).toEqual([
+      'hook messages refused: unknown major version 2 (this agent speaks version 1)',
+      'hook messages refused: unknown major version 3 (this agent speaks version 1)',
+    ]);
+    expect(errors).toContain('hook message refused: pid -5 out of range');
+    expect(errors).toContain(
+      'hook message from pid 77: row 1: remotePort 70000 out of range (and 1 more rows)',
+    );
+
+    // A line longer than the protocol allows closes that connection only.
+    const closed = new Promise<void>((r) => conn.once('close', () => r()));
+    conn.on('error', () => {});
+    const chunk = 'x'.repeat(1024 * 1024);
+    for (let i = 0; i * chunk.length <= MAX_HOOK_MESSAGE_BYTES; i++) conn.write(chunk);
+    await closed;
+    expect(receiver.stats().badMessages).toBe(9);
+    const again = createConnection({ path });
+    await new Promise<void>((r) => again.once('connect', () => r()));
+    again.write(`${JSON.stringify({ ...good, pid: 78 })}\n`);
+    expect(await waitFor(() => receiver.stats().messages === 3, 5_000)).toBe(true);
+    expect(receiver.stats().pids).toEqual([77, 78]);
+    again.destroy();
+  });
+});
