@@ -97,3 +97,17 @@ export interface Block {
   endpoints: BlockEndpoint[];
   socket?: BlockSocketHealth;
 }
+
+/**
+ * An agent sends a minute's main part this long after the minute ends at the
+ * most, at an offset taken from a hash of its id, so a fleet's blocks do not
+ * all arrive at :00.
+ */
+export const SEND_SPREAD_SECONDS = 50;
+
+/**
+ * The summarizer treats a minute as complete this long after it ends: every
+ * agent's main part (spread over SEND_SPREAD_SECONDS) should be stored by then.
+ * A block stored later marks its minute late and the minute is summarized again.
+ */
+export const SUMMARY_LAG_SECONDS = 70;

@@ -45,73 +45,42 @@ export const DEFAULTS = {
   refreshIntervalSeconds: 60,
 } as const;
 
-/** An attribute of a key or index, as DynamoDB types it. */
+/** An attribute of a key, as DynamoDB types it. */
 export interface KeyAttribute {
   name: string;
   type: 'S' | 'N';
 }
 
-/** A global secondary index of the table. */
-export interface IndexDefinition {
-  name: string;
-  partitionKey: KeyAttribute;
-  sortKey: KeyAttribute;
-  /** KEYS_ONLY: the index holds table and index keys, nothing else. */
-  projection: 'KEYS_ONLY' | 'ALL';
-}
-
 /**
- * Attribute of client items that both indexes sort by: the start of the
- * activity bucket holding the item's lastSeen (see `activityBucket` in
- * table-keys.ts).
- */
-export const ACTIVE_BUCKET_ATTRIBUTE = 'activeBucket';
-
-/**
- * The indexes' sort key: the activity bucket followed by the item's own key
- * (`activityKey` in table-keys.ts). It orders like the bucket, changes only
- * when the bucket does, and is unique, so no two index entries of a partition
- * ever tie (paging over ties is where emulators and tie-breaks go wrong).
- */
-export const ACTIVE_KEY_ATTRIBUTE = 'activeKey';
-
-/**
- * The single table: generic string keys, two indexes sorted by activity
- * bucket so "active since T" reads only the active part of a partition, never
- * a Scan. The indexes project keys only: an update that leaves the bucket
- * alone writes no index entry. What each key holds is laid out in `table-keys.ts`.
+ * The single table: generic string keys and no secondary index. Every read is
+ * a Query on an exact partition key (see `table-keys.ts` for the layout), and
+ * every write a PutItem of an immutable item (or the small services, agents
+ * and summary items), so there is nothing to keep in step.
  */
 export const TABLE = {
   partitionKey: { name: 'pk', type: 'S' },
   sortKey: { name: 'sk', type: 'S' },
   ttlAttribute: 'ttl',
-  indexes: [
-    {
-      name: 'byActivity',
-      partitionKey: { name: 'gsi1pk', type: 'S' },
-      sortKey: { name: ACTIVE_KEY_ATTRIBUTE, type: 'S' },
-      projection: 'KEYS_ONLY',
-    },
-    {
-      name: 'byClientIp',
-      partitionKey: { name: 'gsi2pk', type: 'S' },
-      sortKey: { name: ACTIVE_KEY_ATTRIBUTE, type: 'S' },
-      projection: 'KEYS_ONLY',
-    },
-  ],
 } as const satisfies {
   partitionKey: KeyAttribute;
   sortKey: KeyAttribute;
   ttlAttribute: string;
-  indexes: readonly IndexDefinition[];
 };
+
+/** Attribute names of a stored block part (and roll-up part). */
+export const BLOCK_ATTRIBUTES = {
+  /** The part's encoded bytes, exactly as they crossed Kinesis (Binary). */
+  data: 'd',
+  /** Content hash of `data` (hex): a re-put of the same key must carry the same hash. */
+  hash: 'h',
+} as const;
 
 /** Kinesis event source settings shared by the CDK event source mapping and the local poller. */
 export const AGGREGATE_EVENT_SOURCE = {
   batchSize: 1000,
-  // One write per active client per window: the window is what bounds DynamoDB cost
-  // (see docs/store.md). Deployments may shorten it by context.
-  maxBatchingWindowSeconds: 60,
+  // Each block is one PutItem whatever the window, so the window only trades
+  // Lambda invocations against how soon an early part is visible.
+  maxBatchingWindowSeconds: 5,
   retryAttempts: 10,
   maxRecordAgeSeconds: 24 * 3600,
   parallelizationFactor: 2,

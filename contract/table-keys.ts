@@ -1,82 +1,33 @@
 /**
- * The key layout of the single table: which item lives under which key, and
- * the shape of each item. Functions write and read through these builders;
- * the CLI and tests use them to know what an answer is made of.
+ * The key layout of the single table, defined once: which item lives under
+ * which key. Functions write and read through these builders; nothing else
+ * spells a key.
  *
- * | item            | pk                        | sk                     | gsi1pk (byActivity)          | gsi2pk (byClientIp) |
- * |-----------------|---------------------------|------------------------|------------------------------|---------------------|
- * | endpoint        | `SVC#<service>#<shard>`   | `EP#<ip>#<port>`       | `ACT#EP#<service>#<shard>`   | -                   |
- * | client IP       | `SVC#<service>#<shard>`   | `IP#<ip>`              | `ACT#IP#<service>#<shard>`   | `CLIENT#<ip>`       |
- * | host's client   | `HOST#<host>#<shard>`     | `CL#<service>#<ip>`    | `ACT#HOST#<host>#<shard>`    | -                   |
- * | service         | `SERVICES`                | `SVC#<service>`        | -                            | -                   |
- * | agent           | `AGENTS`                  | `AGENT#<agentId>`      | -                            | -                   |
+ * | item            | pk                                | sk                                   |
+ * |-----------------|-----------------------------------|--------------------------------------|
+ * | block part      | `B#<service>#<minute>#<shard>`    | `<agentId>#<seq, 16 digits>#<part, 4 digits>` |
+ * | hourly roll-up  | `R#<service>#<hour>#<shard>`      | `<part, 4 digits>`                   |
+ * | summary         | `S#<service>`                     | `<minute, 10 digits>`                |
+ * | service         | `SERVICES`                        | `SVC#<service>`                      |
+ * | agent           | `AGENTS`                          | `AGENT#<agentId>`                    |
+ * | late minute     | `LATE`                            | `<minute, 10 digits>#<service>`      |
+ * | conflict        | `CONFLICT#<service>#<minute>`     | block sk + `#<content hash>`         |
  *
- * Every index sorts by `activeBucket`, the lastSeen rounded down to
- * ACTIVITY_BUCKET_MS, and projects keys only: "active since T" is the key
- * condition `activeBucket >= activityBucket(T)`, which reads only the active
- * part of a partition plus, in the oldest bucket, clients that went quiet less
- * than a bucket before T; readers fetch the items and filter on the exact
- * lastSeen. Client items are spread over
- * WRITE_SHARDS shards by a hash of (service, client IP), so a service with a
- * million clients writes to WRITE_SHARDS partitions, and reads fan out over
- * them. Components never contain `#` except the service and host names, and
- * those are always followed by a fixed-shape suffix, so keys cannot collide.
+ * Blocks of one service-minute are spread over BLOCK_SHARDS partitions by a
+ * hash of the agent, and the minute is part of the key, so a big service
+ * writes to a new set of partitions every minute and never sits on one hot
+ * key. "Blocks of service S in minutes [a, b]" is (b - a + 1) x BLOCK_SHARDS
+ * Queries on exact keys: no Scan, no index. Service and host names may hold
+ * `#`, but every key puts a fixed-shape suffix after them, so keys cannot
+ * collide.
  */
 import { fnv1a } from './partitioning.js';
 
-/** Shards each service's (and each host's) client items are spread over. */
-export const WRITE_SHARDS = 8;
+/** Partitions each service-minute's blocks are spread over. */
+export const BLOCK_SHARDS = 4;
 
-/**
- * Width of an activity bucket: 5 minutes, the default active window. An item's
- * index entries are rewritten (delete + put) only when its lastSeen enters a
- * new bucket, so a steadily active client costs its index writes once per
- * bucket instead of once per aggregator batch (60 s). Wider buckets save fewer
- * writes each (the 3 item writes per minute stay) while every "active since T"
- * read fetches more clients that went quiet up to one bucket before T: at the
- * default window a read touches at most two buckets, i.e. the active clients
- * plus those idle for less than 10 minutes.
- */
-export const ACTIVITY_BUCKET_MS = 5 * 60 * 1000;
-
-/** The activity bucket (its start, epoch ms) holding time `ms`. */
-export function activityBucket(ms: number): number {
-  return Math.floor(ms / ACTIVITY_BUCKET_MS) * ACTIVITY_BUCKET_MS;
-}
-
-/** Digits of an epoch-ms bucket in an activity key: enough until the year 2286. */
-const BUCKET_DIGITS = 13;
-
-/**
- * The indexes' sort key of an item: `<bucket, 13 digits>#<length of pk>#<pk>#<sk>`.
- * The length makes the split unambiguous, so two items never share a key.
- */
-export function activityKey(bucket: number, pk: string, sk: string): string {
-  return `${String(bucket).padStart(BUCKET_DIGITS, '0')}#${pk.length}#${pk}#${sk}`;
-}
-
-/** The lowest activity key of `bucket` and later buckets (for `>=` conditions). */
-export function activityKeyFloor(bucket: number): string {
-  return String(bucket).padStart(BUCKET_DIGITS, '0');
-}
-
-/** The prefix every activity key of `bucket` starts with (for `begins_with`). */
-export function activityKeyPrefix(bucket: number): string {
-  return `${activityKeyFloor(bucket)}#`;
-}
-
-/** The bucket an activity key belongs to. */
-export function bucketOfActivityKey(key: string): number {
-  return Number(key.slice(0, BUCKET_DIGITS));
-}
-
-/** Top-level attribute prefix of the per-agent sequence watermarks (`applied#<agentId>`). */
-export const APPLIED_PREFIX = 'applied#';
-
-/** Partition key of the services list. */
-export const SERVICES_PK = 'SERVICES';
-/** Partition key of the agents list. */
-export const AGENTS_PK = 'AGENTS';
+/** Minutes per roll-up: an hour. */
+export const ROLLUP_MINUTES = 60;
 
 /** A primary key of the table. */
 export interface ItemKey {
@@ -84,32 +35,72 @@ export interface ItemKey {
   sk: string;
 }
 
-/** The two ways a service's clients are counted. */
-export type ClientView = 'endpoint' | 'ip';
+/** Partition key of the services list. */
+export const SERVICES_PK = 'SERVICES';
+/** Partition key of the agents list. */
+export const AGENTS_PK = 'AGENTS';
+/** Partition key of the minutes that got blocks after they were summarized. */
+export const LATE_PK = 'LATE';
 
-/** The write shard of one client of one service (the same for its endpoint, IP and host items). */
-export function clientShard(service: string, ip: string): number {
-  return fnv1a(`shard|${service}|${ip}`) % WRITE_SHARDS;
+const pad = (n: number, width: number): string => String(n).padStart(width, '0');
+
+/** The block shard of an agent: all of one agent's blocks of a service-minute share it. */
+export function agentShard(agentId: string): number {
+  return fnv1a(`shard|${agentId}`) % BLOCK_SHARDS;
 }
 
 /** All shard numbers, for fan-out reads. */
 export function allShards(): number[] {
-  return Array.from({ length: WRITE_SHARDS }, (_, i) => i);
+  return Array.from({ length: BLOCK_SHARDS }, (_, i) => i);
 }
 
-/** Key of one endpoint (ip:port) of a service. */
-export function endpointKey(service: string, ip: string, port: number): ItemKey {
-  return { pk: `SVC#${service}#${clientShard(service, ip)}`, sk: `EP#${ip}#${port}` };
+/** Partition of one shard of a service-minute's blocks. */
+export function blockPartition(service: string, minute: number, shard: number): string {
+  return `B#${service}#${minute}#${shard}`;
 }
 
-/** Key of one distinct client IP of a service. */
-export function clientIpKey(service: string, ip: string): ItemKey {
-  return { pk: `SVC#${service}#${clientShard(service, ip)}`, sk: `IP#${ip}` };
+/** Sort key of one part of one agent's block; sorts by agent, then seq, then part. */
+export function blockSortKey(agentId: string, seq: number, part: number): string {
+  return `${agentId}#${pad(seq, 16)}#${pad(part, 4)}`;
 }
 
-/** Key of one client IP of a service as seen by one host. */
-export function hostClientKey(host: string, service: string, ip: string): ItemKey {
-  return { pk: `HOST#${host}#${clientShard(service, ip)}`, sk: `CL#${service}#${ip}` };
+/** Key of one part of one agent's block. */
+export function blockKey(
+  service: string,
+  minute: number,
+  agentId: string,
+  seq: number,
+  part: number,
+): ItemKey {
+  return {
+    pk: blockPartition(service, minute, agentShard(agentId)),
+    sk: blockSortKey(agentId, seq, part),
+  };
+}
+
+/** The roll-up hour (epoch hours) holding epoch minute `minute`. */
+export function hourOf(minute: number): number {
+  return Math.floor(minute / ROLLUP_MINUTES);
+}
+
+/** Partition of one shard of a service-hour's roll-up. */
+export function rollupPartition(service: string, hour: number, shard: number): string {
+  return `R#${service}#${hour}#${shard}`;
+}
+
+/** Key of one part of a roll-up. */
+export function rollupKey(service: string, hour: number, shard: number, part: number): ItemKey {
+  return { pk: rollupPartition(service, hour, shard), sk: pad(part, 4) };
+}
+
+/** Partition of a service's per-minute summaries. */
+export function summaryPartition(service: string): string {
+  return `S#${service}`;
+}
+
+/** Key of a service's summary of one minute. */
+export function summaryKey(service: string, minute: number): ItemKey {
+  return { pk: summaryPartition(service), sk: pad(minute, 10) };
 }
 
 /** Key of a service's entry in the services list. */
@@ -122,112 +113,23 @@ export function agentKey(agentId: string): ItemKey {
   return { pk: AGENTS_PK, sk: `AGENT#${agentId}` };
 }
 
-/** byActivity partition holding one shard of a service's endpoints or IPs. */
-export function serviceActivityPartition(view: ClientView, service: string, shard: number): string {
-  return `ACT#${view === 'endpoint' ? 'EP' : 'IP'}#${service}#${shard}`;
+/** Key of the mark that a service-minute got a block after it was summarized. */
+export function lateKey(service: string, minute: number): ItemKey {
+  return { pk: LATE_PK, sk: `${pad(minute, 10)}#${service}` };
 }
 
-/** byActivity partition holding one shard of a host's clients. */
-export function hostActivityPartition(host: string, shard: number): string {
-  return `ACT#HOST#${host}#${shard}`;
+/** Parses a late mark's sort key back into its service and minute. */
+export function parseLateSortKey(sk: string): { minute: number; service: string } | null {
+  const m = /^(\d{10})#(.+)$/.exec(sk);
+  return m ? { minute: Number(m[1]), service: m[2]! } : null;
 }
 
-/** byClientIp partition holding everything one IP talks to (one item per service). */
-export function clientIpPartition(ip: string): string {
-  return `CLIENT#${ip}`;
+/** Key under which a block that differs from the one already stored is kept for inspection. */
+export function conflictKey(key: ItemKey, service: string, minute: number, hash: string): ItemKey {
+  return { pk: `CONFLICT#${service}#${minute}`, sk: `${key.sk}#${hash}` };
 }
 
-/** Time fields and counters every client item carries. */
-export interface ClientCounters {
-  firstSeen: number;
-  lastSeen: number;
-  pktsIn: number;
-  bytesIn: number;
-  pktsOut: number;
-  bytesOut: number;
-  /** Hosts whose agents saw the client. */
-  hosts: string[];
-  /** Sources (hook, conntrack, proc) that saw the client. */
-  sources: string[];
-  /** agentId -> highest record seq folded into this item. */
-  applied: Record<string, number>;
-  /** Epoch seconds after which DynamoDB TTL may delete the item. */
-  ttl: number;
-  /** activityBucket(lastSeen): the sort key of both indexes. */
-  activeBucket: number;
-}
-
-/** One endpoint of a service. */
-export interface EndpointItem extends ClientCounters {
-  kind: 'endpoint';
-  service: string;
-  ip: string;
-  port: number;
-}
-
-/** One distinct client IP of a service. */
-export interface ClientIpItem extends ClientCounters {
-  kind: 'ip';
-  service: string;
-  ip: string;
-}
-
-/** One client IP of a service as seen by one host. */
-export interface HostClientItem extends ClientCounters {
-  kind: 'host';
-  host: string;
-  service: string;
-  ip: string;
-}
-
-/** A service in the services list, with the counts the metrics function last computed. */
-export interface ServiceItem {
-  kind: 'service';
-  service: string;
-  firstSeen: number;
-  lastSeen: number;
-  ttl: number;
-  activeClients?: number;
-  activeClientIps?: number;
-  /** Epoch ms when the counts were computed. */
-  countsAt?: number;
-}
-
-/** An agent's last heartbeat. */
-export interface AgentItem {
-  kind: 'agent';
-  agentId: string;
-  host: string;
-  /** Epoch ms of the last heartbeat (also stored as lastSeen). */
-  lastHeartbeat: number;
-  lastSeen: number;
-  flows: number;
-  dropped: number;
-  spooled: number;
-  sources: string[];
-  ttl: number;
-}
-
-/** Any item of the table. */
-export type TableItem = EndpointItem | ClientIpItem | HostClientItem | ServiceItem | AgentItem;
-
-/** The TTL of an item last seen at `lastSeenMs`, kept `retentionHours` after that. */
-export function ttlFor(lastSeenMs: number, retentionHours: number): number {
-  return Math.ceil(lastSeenMs / 1000) + Math.round(retentionHours * 3600);
-}
-
-/** Name of the watermark attribute of one agent. */
-export function appliedAttribute(agentId: string): string {
-  return `${APPLIED_PREFIX}${agentId}`;
-}
-
-/** Collects the per-agent watermarks of a raw item into a map. */
-export function appliedOf(raw: Record<string, unknown>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [name, value] of Object.entries(raw)) {
-    if (name.startsWith(APPLIED_PREFIX) && typeof value === 'number') {
-      out[name.slice(APPLIED_PREFIX.length)] = value;
-    }
-  }
-  return out;
+/** The TTL (epoch seconds) of an item whose data ends at `lastMs`, kept `retentionHours` after that. */
+export function ttlFor(lastMs: number, retentionHours: number): number {
+  return Math.ceil(lastMs / 1000) + Math.round(retentionHours * 3600);
 }

@@ -96,15 +96,11 @@ export async function createStream(
   throw new Error(`stream ${streamName} did not become ACTIVE`);
 }
 
-/** Creates the table with its key layout and indexes, tolerating one that exists. */
+/** Creates the table with its key layout (no indexes), tolerating one that exists. */
 export async function createTable(dynamodb: DynamoDBClient, tableName: string): Promise<void> {
   const attributes = new Map<string, 'S' | 'N'>();
   attributes.set(TABLE.partitionKey.name, TABLE.partitionKey.type);
   attributes.set(TABLE.sortKey.name, TABLE.sortKey.type);
-  for (const ix of TABLE.indexes) {
-    attributes.set(ix.partitionKey.name, ix.partitionKey.type);
-    attributes.set(ix.sortKey.name, ix.sortKey.type);
-  }
   try {
     await dynamodb.send(
       new CreateTableCommand({
@@ -118,14 +114,6 @@ export async function createTable(dynamodb: DynamoDBClient, tableName: string): 
           { AttributeName: TABLE.partitionKey.name, KeyType: 'HASH' },
           { AttributeName: TABLE.sortKey.name, KeyType: 'RANGE' },
         ],
-        GlobalSecondaryIndexes: TABLE.indexes.map((ix) => ({
-          IndexName: ix.name,
-          KeySchema: [
-            { AttributeName: ix.partitionKey.name, KeyType: 'HASH' },
-            { AttributeName: ix.sortKey.name, KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: ix.projection },
-        })),
       }),
     );
   } catch (err) {
