@@ -104,7 +104,11 @@ export class UdpwatchStack extends Stack {
     output('StreamName', ingest.stream.streamName, 'Kinesis stream the agents write to', true);
     output('StreamArn', ingest.stream.streamArn, 'ARN of the Kinesis stream', true);
     output('ApiUrl', api.stage.url, 'Base URL of the query API (IAM-signed requests)');
-    output('TableName', clients.table.tableName, 'DynamoDB table of activity blocks, summaries, services and agents');
+    output(
+      'TableName',
+      clients.table.tableName,
+      'DynamoDB table of activity blocks, summaries, services and agents',
+    );
     output(
       'AgentPolicyArn',
       agents.policy.managedPolicyArn,
