@@ -9,7 +9,7 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { FlowSource } from '../contract/wire.js';
-import { Agent } from './agent.js';
+import { createAgent } from './agent.js';
 import {
   type AgentConfig,
   type AgentConfigInput,
@@ -20,9 +20,10 @@ import { loadAgentId, SeqAllocator } from './agent-state.js';
 import { createConntrackSource } from './conntrack-source.js';
 import { DiskSpool } from './disk-spool.js';
 import { type HookReceiver, startHookReceiver } from './hook-receiver.js';
+import { openHookSource } from './hook-source.js';
 import { scanHostSockets } from './host-sockets.js';
 import { KinesisShipper } from './kinesis-shipper.js';
-import type { ListeningSocket, PeerObservation } from './observation.js';
+import type { PeerObservation } from './observation.js';
 import { createProcSource, peerObservation } from './proc-source.js';
 import { buildSnapshot, formatSnapshot } from './snapshot.js';
 
@@ -162,7 +163,6 @@ async function runCommand(args: string[], out: Out): Promise<number> {
   }
   const kinesis = kinesisFor(config);
   const agentId = loadAgentId(config.stateDir);
-  const seq = new SeqAllocator(config.stateDir);
   const spool = new DiskSpool(`${config.stateDir}/spool`, config.spoolMaxBytes, log);
   const shipper = new KinesisShipper({
     kinesis,
@@ -172,10 +172,10 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     log,
   });
   const proc = config.sources.proc ? createProcSource() : undefined;
-  let listeners: ListeningSocket[] = [];
+  // Conntrack attributes flows to the listeners of the proc source's latest scan.
   const conntrack = config.sources.conntrack
     ? createConntrackSource({
-        listeners: () => listeners,
+        listeners: () => proc?.listeners() ?? [],
         onStatus: (s) =>
           log(
             s.available
@@ -184,45 +184,17 @@ async function runCommand(args: string[], out: Out): Promise<number> {
           ),
       })
     : undefined;
-  let hook: HookReceiver | undefined;
-  // Set once the agent exists; hook messages with new clients nudge it to flush early.
-  let nudge = (): void => {};
-  if (config.sources.hook) {
-    try {
-      hook = await startHookReceiver(config.hookSocket, {
-        onError: log,
-        onDaemon: (pid, name) => log(`hook: daemon pid ${pid} (${name ?? '?'}) reports`),
-        onObservations: () => nudge(),
-      });
-    } catch (err) {
-      log(
-        `hook socket ${config.hookSocket} unavailable (${(err as Error).message}); running without the hook`,
-      );
-    }
-  }
-  // Conntrack attributes flows to listeners, which the proc source finds.
-  const procForAgent = proc
-    ? {
-        poll: async () => {
-          const obs = await proc.poll();
-          listeners = proc.listeners();
-          return obs;
-        },
-        listeners: () => proc.listeners(),
-        lastScan: () => proc.lastScan(),
-      }
-    : undefined;
-  const agent = new Agent({
-    config,
+  const hook = config.sources.hook ? await openHookSource(config.hookSocket, log) : undefined;
+  const agent = createAgent(config, {
     agentId,
-    seq,
-    shipper,
-    hook,
-    proc: procForAgent,
+    proc,
     conntrack,
+    hook,
+    shipper,
+    seq: new SeqAllocator(config.stateDir),
+    clock: Date.now,
     log,
   });
-  nudge = () => agent.nudge();
   await agent.tick();
   agent.start();
   const active = agent.sources();
