@@ -1,22 +1,26 @@
 /**
  * The agent's run loop: every interval it collects what the sources observed,
- * folds it into the flow table, turns the flow table's deltas (and, every
- * heartbeat interval, a heartbeat) into records, and hands them to the shipper.
+ * folds it into the flow table, hands the table's deltas to the block sealer,
+ * and ships the blocks it seals (and, every heartbeat interval, a v1
+ * heartbeat line) through the shipper.
  *
  * `createAgent` is the one place an agent is assembled: the CLI passes the
  * real sources, shipper and clock, tests pass in-memory ones.
  */
+import type { Block } from '../contract/block.js';
 import type { UnsequencedLine } from '../contract/codec.js';
 import { type FlowSource, WIRE_VERSION } from '../contract/wire.js';
 import type { AgentConfig } from './agent-config.js';
+import { BlockSealer, blockRecord, sendOffsetMs } from './block-sealer.js';
 import type { ConntrackSource } from './conntrack-source.js';
 import { FlowTable } from './flow-table.js';
 import type { HookSource } from './hook-source.js';
 import type { KinesisShipper } from './kinesis-shipper.js';
 import type { PeerObservation } from './observation.js';
 import type { ProcSource } from './proc-source.js';
-import { packRecords } from './record-packer.js';
-import { createServiceNamer } from './service-names.js';
+import { packRecords, type ShipRecord } from './record-packer.js';
+import { createServiceNamer, type ServiceNamer } from './service-names.js';
+import { SocketHealthTracker } from './socket-health.js';
 
 /** What the agent needs of the shipper (KinesisShipper is the real one). */
 export type RecordShipper = Pick<KinesisShipper, 'enqueue' | 'start' | 'stop'> & {
@@ -61,9 +65,18 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
   return agent;
 }
 
-/** One agent: sources -> flow table -> packer -> shipper. */
+/**
+ * Reports of a minute's last seconds reach the table up to a hook window
+ * (1 s) plus a cycle later; the main part waits that long, and a second more.
+ */
+const HOOK_WINDOW_MS = 1000;
+
+/** One agent: sources -> flow table -> block sealer -> shipper. */
 export class Agent {
   readonly flowTable: FlowTable;
+  readonly sealer: BlockSealer;
+  private readonly serviceFor: ServiceNamer;
+  private readonly socketHealth = new SocketHealthTracker();
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private cycle: Promise<void> = Promise.resolve();
@@ -78,14 +91,22 @@ export class Agent {
     private readonly config: AgentConfig,
     private readonly deps: AgentDeps,
   ) {
+    this.serviceFor = createServiceNamer(config.services, config.defaultTimeoutSeconds);
     this.flowTable = new FlowTable({
+      serviceFor: this.serviceFor,
+      maxFlows: config.maxFlows,
+      sampleSeed: deps.agentId,
+    });
+    this.sealer = new BlockSealer({
       agentId: deps.agentId,
       host: config.host,
-      serviceFor: createServiceNamer(config.services, config.defaultTimeoutSeconds),
-      maxFlows: config.maxFlows,
-      refreshIntervalMs: config.refreshIntervalSeconds * 1000,
-      reportIntervalMs: config.reportIntervalSeconds * 1000,
-      sampleSeed: deps.agentId,
+      nextSeq: () => deps.seq.take(),
+      sealIntervalMs: config.sealIntervalSeconds * 1000,
+      graceMs: config.intervalSeconds * 1000 + HOOK_WINDOW_MS + 1000,
+      sendOffsetMs: sendOffsetMs(deps.agentId),
+      earlyBurst: config.earlyParts.burst,
+      earlyRefillMs: config.earlyParts.refillSeconds * 1000,
+      now: deps.clock(),
     });
   }
 
@@ -163,54 +184,65 @@ export class Agent {
     return out;
   }
 
-  /** One cycle: collect, fold, flush, pack, enqueue; returns the number of lines shipped. */
+  /**
+   * One cycle: collect, fold, seal what is due (everything with `all`), add a
+   * heartbeat when due, enqueue; returns the number of records queued.
+   */
   async tick(now: number = this.deps.clock(), options: { all?: boolean } = {}): Promise<number> {
     const observations = await this.collect();
     this.flowTable.ingest(observations);
-    const lines: UnsequencedLine[] = this.flowTable.flush(now, options);
+    const blocks = this.sealer.addDeltas(this.flowTable.drain(now), now);
+    if (this.deps.proc) {
+      const health = this.socketHealth.sample(
+        this.deps.proc.listeners(),
+        (l) => this.serviceFor(l.localPort, l.process).service,
+      );
+      this.sealer.addSocketHealth(health, now);
+    }
+    blocks.push(...(options.all ? this.sealer.sealAll() : this.sealer.sealDue(now)));
+    const records = blocks.map(blockRecord);
     if (now - this.lastHeartbeat >= this.config.heartbeatSeconds * 1000) {
       this.lastHeartbeat = now;
-      lines.push({
-        v: WIRE_VERSION,
-        type: 'heartbeat',
-        agentId: this.deps.agentId,
-        host: this.config.host,
-        at: now,
-        ...this.counters(),
-        sources: this.sources(),
-      });
+      records.push(...this.heartbeat(now));
     }
-    this.ship(lines);
-    return lines.length;
+    this.deps.shipper.enqueue(records);
+    return records.length;
   }
 
-  /** Packs lines into records (each with the next seq) and queues them for the shipper. */
-  private ship(lines: UnsequencedLine[]): void {
-    this.deps.shipper.enqueue(
-      packRecords(lines, { agentId: this.deps.agentId, nextSeq: () => this.deps.seq.take() }),
-    );
+  /** A v1 heartbeat line as its own record. */
+  private heartbeat(now: number): ShipRecord[] {
+    const line: UnsequencedLine = {
+      v: WIRE_VERSION,
+      type: 'heartbeat',
+      agentId: this.deps.agentId,
+      host: this.config.host,
+      at: now,
+      ...this.counters(),
+      sources: this.sources(),
+    };
+    return packRecords([line], { agentId: this.deps.agentId, nextSeq: () => this.deps.seq.take() });
   }
 
   /**
-   * Folds what the hook reported since the last cycle into the table and, if
-   * that brought a flow the table did not know, ships the table's due lines
-   * now. Returns the number of lines shipped (0: nothing new, all waits).
+   * Folds what the hook reported since the last cycle into the table and
+   * ships early blocks for clients never reported before (as the sealer's
+   * token bucket allows); known clients' deltas wait in the sealer for their
+   * minute's main part. Returns the number of blocks shipped.
    */
   async flushNewFlows(): Promise<number> {
     const { hook } = this.deps;
     if (!hook) return 0;
-    const before = this.flowTable.size;
+    const now = this.deps.clock();
     this.flowTable.ingest(hook.drain());
-    if (this.flowTable.size === before) return 0;
-    const lines = this.flowTable.flush(this.deps.clock());
-    this.ship(lines);
-    return lines.length;
+    const blocks: Block[] = this.sealer.addDeltas(this.flowTable.drain(now), now);
+    this.deps.shipper.enqueue(blocks.map(blockRecord));
+    return blocks.length;
   }
 
   /**
-   * Hooked daemons just reported: flush soon instead of at the next interval,
-   * so a new client is visible quickly. Busy known flows still wait for the
-   * interval. Reports within a few ms share one flush.
+   * Hooked daemons just reported: look for new clients soon instead of at
+   * the next interval, so a new client is visible quickly. Busy known flows
+   * still wait for their minute. Reports within a few ms share one flush.
    */
   nudge(): void {
     if (!this.running || this.earlyFlush) return;
@@ -258,7 +290,7 @@ export class Agent {
     if (this.timer) clearTimeout(this.timer);
     await this.idle();
     try {
-      // Everything counted so far leaves now, whatever the report interval.
+      // Everything counted so far leaves now, whatever minute it belongs to.
       await this.tick(this.deps.clock(), { all: true });
     } catch (err) {
       this.deps.log(`final cycle failed: ${(err as Error).message}`);

@@ -1,5 +1,5 @@
 /**
- * `udpwatch-agent`: `run` ships connection logs to Kinesis; `snapshot` prints
+ * `udpwatch-agent`: `run` ships sealed activity blocks to Kinesis; `snapshot` prints
  * the host's UDP sockets and their known peers without AWS.
  *
  * Exit codes: 0 done, 1 runtime failure, 2 bad flag, argument or config.
@@ -33,7 +33,7 @@ class UsageError extends Error {}
 const MAIN_HELP = `udpwatch-agent: see every UDP client of every daemon on this host
 
 Usage:
-  udpwatch-agent run [flags]        ship connection logs to Kinesis
+  udpwatch-agent run [flags]        ship activity blocks to Kinesis
   udpwatch-agent snapshot [flags]   print UDP sockets and their peers (no AWS)
   udpwatch-agent help [command]
 
@@ -53,7 +53,8 @@ Flags (each overrides the config file and the environment):
                        default /etc/udpwatch/agent.json when it exists)
   --state-dir DIR      agent id, sequence numbers and spool (default /var/lib/udpwatch)
   --hook-socket PATH   where hooked Node daemons report (default /run/udpwatch/hook.sock)
-  --interval SECONDS   reporting interval (default 1)
+  --interval SECONDS   how often the sources are read (default 1); blocks are sealed
+                       per sealIntervalSeconds in the config (default 60)
   -h, --help           this help
 
 Credentials come from the default AWS chain (env, profile, instance role).
@@ -213,7 +214,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
   await agent.stop();
   kinesis.destroy();
   const st = shipper.stats();
-  log(`stopped: ${st.sentLines} lines sent, ${st.spooledRecords} records left in the spool`);
+  log(`stopped: ${st.sentRecords} records sent, ${st.spooledRecords} records left in the spool`);
   return 0;
 }
 

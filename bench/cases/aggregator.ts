@@ -10,7 +10,7 @@
  * agent's packer into one record per partition bucket.
  */
 
-import type { UnsequencedFlowLine } from '../../agent/flow-table.js';
+import type { UnsequencedFlowLine } from '../../agent/record-packer.js';
 import { packRecords } from '../../agent/record-packer.js';
 import { AGGREGATE_EVENT_SOURCE } from '../../contract/resources.js';
 import { lambdaContext } from '../../local/lambda-context.js';

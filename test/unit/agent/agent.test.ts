@@ -6,8 +6,9 @@ import { type AgentDeps, createAgent } from '../../../agent/agent.js';
 import { type AgentConfigInput, AgentConfigSchema } from '../../../agent/agent-config.js';
 import { SeqAllocator } from '../../../agent/agent-state.js';
 import type { PeerObservation } from '../../../agent/observation.js';
-import { decodeRecord } from '../../../contract/codec.js';
-import type { FlowLine, HeartbeatLine, Line } from '../../../contract/wire.js';
+import type { Block, BlockEndpoint } from '../../../contract/block.js';
+import type { HeartbeatLine } from '../../../contract/wire.js';
+import { decodePayload } from '../../support/stream-records.js';
 import { FakeConntrack, FakeHook, FakeProc, RecordingShipper } from './fake-sources.js';
 
 const T0 = 1_700_000_000_000;
@@ -75,18 +76,22 @@ function build(
   return { agent, shipper, clock, log };
 }
 
-function lines(shipper: RecordingShipper): Line[] {
-  return shipper.records.flatMap((r) => {
-    const decoded = decodeRecord(r.data);
-    expect(decoded.errors).toEqual([]);
-    return decoded.lines;
+function decoded(shipper: RecordingShipper) {
+  return shipper.records.map((r) => {
+    const d = decodePayload(r.data);
+    expect(d.errors).toEqual([]);
+    return d;
   });
 }
-const flows = (s: RecordingShipper) => lines(s).filter((l): l is FlowLine => l.type === 'flow');
+const blocks = (s: RecordingShipper): Block[] =>
+  decoded(s).flatMap((d) => (d.block ? [d.block] : []));
+const flows = (s: RecordingShipper): BlockEndpoint[] => blocks(s).flatMap((b) => b.endpoints);
 const heartbeats = (s: RecordingShipper) =>
-  lines(s).filter((l): l is HeartbeatLine => l.type === 'heartbeat');
-const pkts = (ls: FlowLine[], port: number) =>
-  ls.filter((l) => l.remotePort === port).reduce((n, l) => n + l.pktsIn, 0);
+  decoded(s)
+    .flatMap((d) => d.lines)
+    .filter((l): l is HeartbeatLine => l.type === 'heartbeat');
+const pkts = (es: BlockEndpoint[], port: number) =>
+  es.filter((e) => e.port === port).reduce((n, e) => n + e.pktsIn, 0);
 
 describe('Agent cycle', () => {
   it('takes the first conntrack read as a baseline: peers learned, no counts; later reads count', async () => {
@@ -98,10 +103,11 @@ describe('Agent cycle', () => {
     );
     await agent.tick();
     const first = flows(shipper);
-    // The peer is known and shipped, but with none of its pre-start counts.
-    expect(first.map((l) => [l.remotePort, l.pktsIn, l.bytesIn])).toEqual([[1, 0, 0]]);
+    // The peer is known and shipped (a new client: an early part), but with none of its pre-start counts.
+    expect(first.map((l) => [l.port, l.pktsIn, l.bytesIn])).toEqual([[1, 0, 0]]);
     clock.now += 1000;
     await agent.tick();
+    await agent.stop();
     expect(pkts(flows(shipper), 1)).toBe(3);
     expect(flows(shipper).reduce((n, l) => n + l.bytesIn, 0)).toBe(300);
   });
@@ -135,7 +141,7 @@ describe('Agent cycle', () => {
 
   it('takes the first conntrack read after an outage as a baseline too', async () => {
     const conntrack = new FakeConntrack();
-    const { agent, shipper, clock } = build({}, { conntrack });
+    const { agent, shipper, clock } = build({ sealIntervalSeconds: 1 }, { conntrack });
     conntrack.queue([obs('conntrack', { pktsIn: 7 })], [obs('conntrack', { pktsIn: 2 })]);
     await agent.tick();
     clock.now += 1000;
@@ -183,10 +189,10 @@ describe('Agent cycle', () => {
     expect([...(third!.sources ?? [])].sort()).toEqual(['hook', 'proc']);
   });
 
-  it('ships a new hooked client soon after its report; busy known clients wait for their interval', async () => {
+  it('ships a new hooked client soon after its report; busy known clients wait for the main part', async () => {
     const hook = new FakeHook();
     const { agent, shipper, clock } = build(
-      { intervalSeconds: 60, reportIntervalSeconds: 60, heartbeatSeconds: 3600 },
+      { intervalSeconds: 60, heartbeatSeconds: 3600 },
       { hook },
     );
     agent.start();
@@ -198,7 +204,7 @@ describe('Agent cycle', () => {
     hook.report([obs('hook', { remotePort: 1, pktsIn: 2, lastSeen: clock.now })]);
     await agent.idle();
     expect(shipper.records.length).toBeGreaterThan(afterStart);
-    expect(flows(shipper).map((l) => [l.remotePort, l.pktsIn])).toEqual([[1, 2]]);
+    expect(flows(shipper).map((l) => [l.port, l.pktsIn])).toEqual([[1, 2]]);
 
     // More of the same client: nothing ships early.
     const known = shipper.records.length;
@@ -214,7 +220,11 @@ describe('Agent cycle', () => {
       obs('hook', { remotePort: 2, pktsIn: 9, lastSeen: clock.now }),
     ]);
     await agent.idle();
-    expect(pkts(flows(shipper), 2)).toBe(9);
+    expect(
+      blocks(shipper)
+        .at(-1)!
+        .endpoints.map((e) => [e.port, e.pktsIn]),
+    ).toEqual([[2, 9]]);
     expect(pkts(flows(shipper), 1)).toBe(2);
 
     // Stop ships the known client's waiting deltas: totals exact.
@@ -227,13 +237,13 @@ describe('Agent cycle', () => {
     const hook = new FakeHook();
     const conntrack = new FakeConntrack();
     const { agent, shipper, clock } = build(
-      { reportIntervalSeconds: 60, heartbeatSeconds: 3600, services: [] },
+      { heartbeatSeconds: 3600, services: [] },
       { hook, conntrack },
     );
     conntrack.queue([obs('conntrack', { localPort: 9000, pktsIn: 1 })]);
     hook.report([obs('hook', { remotePort: 3, pktsIn: 1 })]);
     await agent.tick();
-    // Deltas the regular cycle would hold back (report interval), and ones not yet collected.
+    // Deltas the regular cycle holds back for the minute's main part, and ones not yet collected.
     clock.now = T0 + 1000;
     hook.report([obs('hook', { remotePort: 3, pktsIn: 4, lastSeen: clock.now })]);
     await agent.tick();
@@ -264,5 +274,41 @@ describe('Agent cycle', () => {
     await agent.tick(T0 + 1000);
     expect(log.filter((m) => m.includes('/proc scan failed: EACCES'))).toHaveLength(1);
     expect(pkts(flows(shipper), 5)).toBe(1);
+  });
+
+  it("ships each main part as a v2 record, keyed over 16 shards, with the sockets' health", async () => {
+    const proc = new FakeProc();
+    const listener = {
+      localIp: '0.0.0.0',
+      localPort: DAEMON_PORT,
+      family: 4 as const,
+      inode: 77,
+      drops: 40,
+      rxQueueBytes: 0,
+    };
+    proc.listening = [listener];
+    const hook = new FakeHook();
+    const { agent, shipper, clock } = build({ earlyParts: { burst: 0 } }, { proc, hook });
+    const minute = Math.floor(T0 / 60_000);
+    await agent.tick();
+    hook.report([obs('hook', { remotePort: 9, pktsIn: 4, lastSeen: T0 + 1000 })]);
+    proc.listening = [{ ...listener, drops: 43, rxQueueBytes: 2048 }];
+    clock.now = T0 + 1000;
+    await agent.tick();
+    proc.listening = [{ ...listener, drops: 45, rxQueueBytes: 0 }];
+    clock.now = T0 + 2000;
+    await agent.tick();
+    // Nothing before the minute is over (no early parts here).
+    expect(blocks(shipper)).toEqual([]);
+    // Past the minute, the grace and any send offset (< 50 s) of this agent.
+    clock.now = (minute + 1) * 60_000 + 55_000;
+    await agent.tick();
+    const [main] = blocks(shipper);
+    expect(main).toMatchObject({ service: 'dns', minute, part: 0, parts: 1 });
+    // Drops since the agent first saw the socket: 43 - 40 + 45 - 43.
+    expect(main!.socket).toEqual({ rxQueueBytes: 2048, drops: 5 });
+    expect(main!.endpoints.map((e) => [e.port, e.pktsIn])).toEqual([[9, 4]]);
+    const record = shipper.records.find((r) => decodePayload(r.data).block)!;
+    expect(record.partitionKey).toBe(`agent-1/${main!.seq % 16}`);
   });
 });
