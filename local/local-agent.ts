@@ -49,6 +49,11 @@ export interface LocalAgentOptions {
   /** Service rules for the agent's config file. */
   services?: { name: string; port?: number; process?: string; timeoutSeconds?: number }[];
   intervalSeconds?: number;
+  /**
+   * How often pending deltas are sealed (default 1 s): locally a block costs
+   * nothing, and clients show up within a second, not at the minute's end.
+   */
+  sealIntervalSeconds?: number;
   onLine?: (line: string) => void;
 }
 
@@ -59,7 +64,15 @@ export async function startLocalAgent(options: LocalAgentOptions): Promise<Local
   const configFile = join(options.stateDir, 'local-agent.json');
   writeFileSync(
     configFile,
-    `${JSON.stringify({ services: options.services ?? [], heartbeatSeconds: 10 }, null, 2)}\n`,
+    `${JSON.stringify(
+      {
+        services: options.services ?? [],
+        heartbeatSeconds: 10,
+        sealIntervalSeconds: options.sealIntervalSeconds ?? 1,
+      },
+      null,
+      2,
+    )}\n`,
   );
   const child = spawn(
     process.execPath,

@@ -73,9 +73,9 @@ beforeAll(async () => {
     host: HOST,
     services: [{ name: SERVICE, port: daemon.port, timeoutSeconds: 600 }],
     sources: { hook: true, conntrack: false, proc: false },
-    // One heartbeat at start and no refresh lines: every DynamoDB write after that comes
-    // from the clients below, so injected faults hit their items.
-    tuning: { heartbeatSeconds: 3600, refreshIntervalSeconds: 3600 },
+    // One heartbeat at start: every DynamoDB write after that is a block of the
+    // clients below, so injected faults hit their items.
+    tuning: { heartbeatSeconds: 3600 },
   };
   agent = await launchAgent();
 });

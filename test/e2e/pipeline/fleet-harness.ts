@@ -214,6 +214,8 @@ export async function startAgent(options: {
     JSON.stringify({
       host: options.settings.host,
       heartbeatSeconds: 1,
+      // Seal every second: the suites check what arrives within seconds, not a minute.
+      sealIntervalSeconds: 1,
       retryMaxSeconds: 0.3,
       sources: options.settings.sources,
       services: options.settings.services,
