@@ -28,7 +28,7 @@ export const ENV = {
   dynamodbEndpoint: 'UDPWATCH_DYNAMODB_ENDPOINT',
 } as const;
 
-/** Metric names published by the functions (the summarize function's are watched by alarms). */
+/** Metric names the functions publish (EMF), watched by alarms and the dashboard. */
 export const METRICS = {
   activeClients: 'ActiveClients',
   activeClientIps: 'ActiveClientIPs',
@@ -36,6 +36,8 @@ export const METRICS = {
   serviceDimension: 'Service',
   badLines: 'BadLines',
   badRecords: 'BadRecords',
+  /** A block whose key already held different content (kept under conflictKey, never overwritten; aggregate). */
+  blockConflicts: 'BlockConflicts',
   /** Per service: active endpoints that sent packets and got none back (summarize). */
   oneWayClients: 'OneWayClients',
   /** Per service: datagrams the kernel dropped on its sockets in the summarized minute (summarize). */
@@ -104,4 +106,7 @@ export const AGGREGATE_EVENT_SOURCE = {
   retryAttempts: 10,
   maxRecordAgeSeconds: 24 * 3600,
   parallelizationFactor: 2,
+  // A batch whose handler fails is split in two and each half retried on its
+  // own, so one poison record ends up alone in the on-failure queue.
+  bisectBatchOnError: true,
 } as const;
