@@ -187,13 +187,8 @@ async function summarizeService(
         parts: [],
         badParts: 0,
       });
-      if (
-        previous &&
-        previous.activeClients === 0 &&
-        previous.minute < m &&
-        previous.windowSeconds === window
-      ) {
-        latest = previous;
+      if (!previous || (previous.activeClients === 0 && previous.minute < m)) {
+        latest = previous ?? null;
         continue;
       }
     } else {
