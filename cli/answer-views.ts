@@ -34,6 +34,11 @@ const sourcesColumn: Column<ClientEntry> = {
   header: 'sources',
   cell: (c) => c.sources.join(',') || dash,
 };
+/** Pre-NAT addresses, shown only when some listed client has one (older APIs send none). */
+function natColumns(clients: readonly ClientEntry[]): Column<ClientEntry>[] {
+  if (!clients.some((c) => (c.natFrom ?? []).length > 0)) return [];
+  return [{ header: 'pre-NAT', cell: (c) => (c.natFrom ?? []).join(',') || dash }];
+}
 
 function plural(n: number, one: string, many = `${one}s`): string {
   return `${n} ${n === 1 ? one : many}`;
@@ -56,6 +61,22 @@ export function servicesView(a: ServicesResponse): string[] {
         align: 'right',
         cell: (s) => (s.activeClientIps === null ? dash : formatCount(s.activeClientIps)),
       },
+      ...(a.services.some((s) => s.summary)
+        ? [
+            {
+              header: 'one-way',
+              align: 'right' as const,
+              cell: (s: (typeof a.services)[number]) =>
+                s.summary ? formatCount(s.summary.oneWay) : dash,
+            },
+            {
+              header: 'sock drops',
+              align: 'right' as const,
+              cell: (s: (typeof a.services)[number]) =>
+                s.summary?.socket ? formatCount(s.summary.socket.drops) : dash,
+            },
+          ]
+        : []),
       { header: 'last seen', align: 'right', cell: (s) => formatAgo(s.lastSeen, a.now) },
       { header: 'first seen', align: 'right', cell: (s) => formatAgo(s.firstSeen, a.now) },
     ],
@@ -64,7 +85,7 @@ export function servicesView(a: ServicesResponse): string[] {
   const active = a.services.filter((s) => s.active).length;
   const summary = `${plural(a.services.length, 'service')}, ${active} active in the last ${formatSpan(a.window)}`;
   const counted = a.services.some((s) => s.countsAt === null)
-    ? ' (client counts are filled in by the metrics function every minute; "-" = not counted yet)'
+    ? ' (client counts come from the per-minute summaries; "-" = not summarized yet)'
     : '';
   return [...table, '', summary + counted];
 }
@@ -80,7 +101,7 @@ export function clientsView(a: ClientsResponse): string[] {
       ? { header: 'ip', cell: (c) => c.ip }
       : { header: 'endpoint', cell: (c) => c.endpoint ?? c.ip };
   const table = renderTable(
-    [first, ...counterColumns(a.now), hostsColumn, sourcesColumn],
+    [first, ...counterColumns(a.now), hostsColumn, sourcesColumn, ...natColumns(a.clients)],
     a.clients,
   );
   const lines = [

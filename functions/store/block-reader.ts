@@ -11,7 +11,11 @@
  * there. A stored part that does not decode is skipped, counted and logged:
  * it never fails an answer.
  */
-import { type DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  QueryCommand,
+  type QueryCommandInput,
+} from '@aws-sdk/lib-dynamodb';
 import { MINUTE_MS } from '../../contract/block.js';
 import { decodeBlock } from '../../contract/block-codec.js';
 import { BLOCK_ATTRIBUTES, ROLLUP_ATTRIBUTES, TABLE } from '../../contract/resources.js';
@@ -29,12 +33,19 @@ import {
 import { mapBounded } from './bounded-map.js';
 import { checkRollupSeconds, type StoredPart } from './stored-part.js';
 
+/**
+ * How far a service's listed lastSeen may lag its latest block: the aggregate
+ * function refreshes it at most once a minute per instance. Reads that skip
+ * services idle before a window's start allow this much.
+ */
+export const SERVICE_LAST_SEEN_SLACK_MS = 3 * 60_000;
+
 /** A raw item as the document client returns it. */
 export type RawItem = Record<string, unknown>;
 
 /** Where a bad stored part is reported. */
 export interface ReadLogger {
-  warn(message: string, extra?: Record<string, unknown>): void;
+  warn(message: string, extra: Record<string, unknown>): void;
 }
 
 /** Where the reader reads. */
@@ -103,7 +114,10 @@ function partitionQuery(pk: string, prefix?: string): Omit<QueryCommandInput, 'T
       '#pk': TABLE.partitionKey.name,
       ...(prefix === undefined ? {} : { '#sk': TABLE.sortKey.name }),
     },
-    ExpressionAttributeValues: { ':pk': pk, ...(prefix === undefined ? {} : { ':prefix': prefix }) },
+    ExpressionAttributeValues: {
+      ':pk': pk,
+      ...(prefix === undefined ? {} : { ':prefix': prefix }),
+    },
   };
 }
 
@@ -132,7 +146,11 @@ function minutePart(
     return null;
   }
   const b = decoded.block;
-  if (b.service !== want.service || b.minute !== want.minute || agentShard(b.agentId) !== want.shard) {
+  if (
+    b.service !== want.service ||
+    b.minute !== want.minute ||
+    agentShard(b.agentId) !== want.shard
+  ) {
     reportBad(
       options,
       cost,
@@ -184,7 +202,11 @@ export async function readRollupShard(
   shard: number,
   agentId?: string,
 ): Promise<StoredPart[] | null> {
-  const items = await queryAll(options, partitionQuery(rollupPartition(service, hour, shard)), cost);
+  const items = await queryAll(
+    options,
+    partitionQuery(rollupPartition(service, hour, shard)),
+    cost,
+  );
   if (items.length === 0) return null;
   const set = items[0]![ROLLUP_ATTRIBUTES.set];
   const parts = items[0]![ROLLUP_ATTRIBUTES.parts];
@@ -225,6 +247,8 @@ export interface BlockReadOptions {
   agentId?: string;
   /** Read whole hours from roll-ups (default true). */
   rollups?: boolean;
+  /** Only these shards (default all, or the agent's). */
+  shards?: number[];
 }
 
 /** The whole hours inside minutes [a, b]. */
@@ -248,7 +272,8 @@ export async function readBlockParts(
   read: BlockReadOptions = {},
 ): Promise<StoredPart[]> {
   if (b < a) return [];
-  const shards = read.agentId === undefined ? allShards() : [agentShard(read.agentId)];
+  const shards =
+    read.shards ?? (read.agentId === undefined ? allShards() : [agentShard(read.agentId)]);
   const hours = read.rollups === false ? [] : wholeHours(a, b);
   const inHours = new Set(hours);
   const tasks: (() => Promise<StoredPart[]>)[] = [];

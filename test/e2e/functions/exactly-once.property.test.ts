@@ -1,249 +1,219 @@
 /**
- * Property: whatever the delivery does — agents re-sending payloads, Lambda
- * retrying failed tails, replaying from an earlier checkpoint, crashing mid
- * batch, shards processed in any interleaving (order kept per shard) — the
- * table ends equal to an oracle computed from the unique lines in memory.
+ * Property: whatever the delivery does — an agent's parts re-sent, a batch
+ * replayed, parts stored in any order, some many times — the answers
+ * (clients by endpoint and by IP, count, the summary's counts and top
+ * talkers) equal an oracle computed in memory from the unique parts.
+ *
+ * Parts go through the real aggregate handler as v2 Kinesis records, in
+ * batches of random size, some batches delivered twice (a Lambda retry or a
+ * replay from an earlier checkpoint).
  */
 import { fc, test } from '@fast-check/vitest';
-import type { KinesisStreamBatchResponse, KinesisStreamRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { type Block, MINUTE_MS } from '../../../contract/block.js';
+import { encodeBlock } from '../../../contract/block-codec.js';
 import { createAggregateHandler } from '../../../functions/aggregate/handler.js';
 import { createQueryHandler } from '../../../functions/query/handler.js';
+import { createDocumentClient } from '../../../functions/store/document-client.js';
+import { createSummarizeHandler } from '../../../functions/summarize/handler.js';
+import { lastCompleteMinute } from '../../../functions/summarize/summarize.js';
 import { type Emulators, startEmulators } from '../../../local/emulators.js';
-import { type FaultProxy, type FaultRule, startFaultProxy } from '../../../local/fault-proxy.js';
+import { comparable, oracle, type Sighting } from './activity-oracle.js';
+import { endpoint, putService, seal } from './block-fixture.js';
 import {
-  AgentSeq,
-  agentRecords,
   apiEvent,
   body,
+  captureStdout,
   ctx,
-  type FlowInput,
-  flow,
   freshTable,
   localConfig,
-  throughKinesis,
+  rawRecord,
   useLocalCredentials,
 } from './harness.js';
 
-const T0 = 1_800_000_000_000;
-const NOW = T0 + 200_000;
+const M0 = 30_000_000;
+/** The summarizer's last complete minute is M0 + 9; queries end mid-minute M0 + 12. */
+const NOW = (M0 + 12) * MINUTE_MS + 30_000;
 const SERVICES = ['svc-a', 'svc-b'];
 const IPS = ['198.51.100.1', '198.51.100.2', '203.0.113.9', '2001:db8::7'];
 
 let emu: Emulators;
-let proxy: FaultProxy;
 
 beforeAll(async () => {
   useLocalCredentials();
   emu = await startEmulators({ kinesisPort: 0, dynamodbPort: 0 });
-  proxy = await startFaultProxy({ target: emu.dynamodbEndpoint });
 });
 
 afterAll(async () => {
-  await proxy?.stop();
   await emu?.stop();
 });
 
-const lineArb = fc.record({
+const endpointArb = fc
+  .record({
+    ip: fc.constantFrom(...IPS),
+    port: fc.constantFrom(53, 40000, 40001),
+    first: fc.integer({ min: 0, max: 59 }),
+    last: fc.integer({ min: 0, max: 59 }),
+    pktsIn: fc.integer({ min: 0, max: 1000 }),
+    bytesIn: fc.integer({ min: 0, max: 100_000 }),
+    pktsOut: fc.integer({ min: 0, max: 1000 }),
+    bytesOut: fc.integer({ min: 0, max: 100_000 }),
+    source: fc.constantFrom('hook' as const, 'conntrack' as const),
+  })
+  .map((r) =>
+    endpoint({
+      ip: r.ip,
+      port: r.port,
+      firstSecond: Math.min(r.first, r.last),
+      lastSecond: Math.max(r.first, r.last),
+      pktsIn: r.pktsIn,
+      bytesIn: r.bytesIn,
+      pktsOut: r.pktsOut,
+      bytesOut: r.bytesOut,
+      source: r.source,
+    }),
+  );
+
+/** One sealed block of an agent: service, minute offset, endpoints. */
+const blockArb = fc.record({
+  agent: fc.integer({ min: 0, max: 3 }),
   service: fc.constantFrom(...SERVICES),
-  ip: fc.constantFrom(...IPS),
-  port: fc.constantFrom(53, 40000, 40001),
-  first: fc.integer({ min: 0, max: 100_000 }),
-  span: fc.integer({ min: 0, max: 50_000 }),
-  pktsIn: fc.integer({ min: 0, max: 1000 }),
-  bytesIn: fc.integer({ min: 0, max: 100_000 }),
-  pktsOut: fc.integer({ min: 0, max: 1000 }),
-  bytesOut: fc.integer({ min: 0, max: 100_000 }),
-  source: fc.constantFrom('hook' as const, 'conntrack' as const),
-});
-/** agents -> flushes -> lines */
-const flowsArb = fc.array(
-  fc.array(fc.array(lineArb, { minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 3 }),
-  {
-    minLength: 1,
-    maxLength: 3,
-  },
-);
-const stepArb = fc.record({
-  shard: fc.integer({ min: 0, max: 1 }),
-  size: fc.integer({ min: 1, max: 8 }),
-  fault: fc.constantFrom('none', 'none', 'throttle', 'crash', 'ackLost', 'replay'),
-  skip: fc.integer({ min: 0, max: 12 }),
-  back: fc.integer({ min: 1, max: 4 }),
-});
-const deliveryArb = fc.record({
-  /** Per record: whether the agent sent it twice (put succeeded, answer lost). */
-  resend: fc.array(fc.boolean(), { minLength: 40, maxLength: 40 }),
-  steps: fc.array(stepArb, { minLength: 0, maxLength: 14 }),
+  minute: fc.integer({ min: 0, max: 12 }),
+  endpoints: fc.array(endpointArb, { minLength: 1, maxLength: 6 }),
 });
 
-interface Expected {
-  pktsIn: number;
-  bytesIn: number;
-  pktsOut: number;
-  bytesOut: number;
-  firstSeen: number;
-  lastSeen: number;
-  hosts: string[];
+/** How delivery repeats things: extra copies of some parts, then a shuffled order. */
+const fleetArb = fc.record({
+  blocks: fc.array(blockArb, { minLength: 1, maxLength: 12 }),
+  copies: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 12, maxLength: 12 }),
+  order: fc.array(fc.nat(), { minLength: 60, maxLength: 60 }),
+  batch: fc.integer({ min: 1, max: 8 }),
+  replays: fc.array(fc.boolean(), { minLength: 20, maxLength: 20 }),
+});
+
+async function answer(q: ReturnType<typeof createQueryHandler>, path: string, query = {}) {
+  const res = await q(apiEvent(path, query), ctx());
+  expect(res.statusCode, String(res.body)).toBe(200);
+  return body<Record<string, unknown>>(res);
 }
 
-function oracle(lines: FlowInput[], key: (l: FlowInput) => string): Map<string, Expected> {
-  const m = new Map<string, Expected>();
-  for (const l of lines) {
-    const k = key(l);
-    const e = m.get(k) ?? {
-      pktsIn: 0,
-      bytesIn: 0,
-      pktsOut: 0,
-      bytesOut: 0,
-      firstSeen: Number.POSITIVE_INFINITY,
-      lastSeen: 0,
-      hosts: [],
-    };
-    e.pktsIn += l.pktsIn;
-    e.bytesIn += l.bytesIn;
-    e.pktsOut += l.pktsOut;
-    e.bytesOut += l.bytesOut;
-    e.firstSeen = Math.min(e.firstSeen, l.firstSeen);
-    e.lastSeen = Math.max(e.lastSeen, l.lastSeen);
-    if (!e.hosts.includes(l.host)) e.hosts = [...e.hosts, l.host].sort();
-    m.set(k, e);
+async function allClients(q: ReturnType<typeof createQueryHandler>, service: string, by: string) {
+  const out: Record<string, unknown>[] = [];
+  let cursor: string | null = null;
+  for (let i = 0; i < 100; i++) {
+    const b = await answer(q, `/v1/services/${service}/clients`, {
+      by,
+      limit: '3',
+      ...(cursor ? { cursor } : {}),
+    });
+    out.push(...(b.clients as Record<string, unknown>[]));
+    cursor = b.nextCursor as string | null;
+    if (!cursor) break;
   }
-  return m;
+  return out;
 }
 
-async function table(
-  query: ReturnType<typeof createQueryHandler>,
-  service: string,
-  by: 'endpoint' | 'ip',
-): Promise<Map<string, Expected>> {
-  const res = await query(
-    apiEvent(`/v1/services/${service}/clients`, { by, window: '3600', limit: '1000' }),
-    ctx(),
-  );
-  const clients = body<{ clients: Record<string, unknown>[] }>(res).clients;
-  return new Map(
-    clients.map((c) => [
-      by === 'endpoint' ? String(c.endpoint) : String(c.ip),
-      {
-        pktsIn: c.pktsIn as number,
-        bytesIn: c.bytesIn as number,
-        pktsOut: c.pktsOut as number,
-        bytesOut: c.bytesOut as number,
-        firstSeen: c.firstSeen as number,
-        lastSeen: c.lastSeen as number,
-        hosts: c.hosts as string[],
-      },
-    ]),
-  );
-}
-
-const endpointOf = (l: FlowInput) =>
-  l.remoteIp.includes(':') ? `[${l.remoteIp}]:${l.remotePort}` : `${l.remoteIp}:${l.remotePort}`;
-
-describe('exactly-once aggregation', () => {
-  test.prop([flowsArb, deliveryArb], { numRuns: 25 })(
-    'random flows, duplicates, retries, replays and crashes leave the table equal to the oracle',
-    async (flows, delivery) => {
-      const tableName = await freshTable(emu.dynamodb);
-      const aggregate = createAggregateHandler(localConfig(tableName, emu.dynamodbEndpoint));
-      const faulty = createAggregateHandler(localConfig(tableName, proxy.url), { maxAttempts: 1 });
-      const query = createQueryHandler(localConfig(tableName, emu.dynamodbEndpoint), {
-        now: () => NOW,
-      });
-
-      const unique: FlowInput[] = [];
-      const puts: { partitionKey: string; data: Buffer }[] = [];
-      flows.forEach((agentFlushes, a) => {
-        const agentId = `agent-${a}`;
-        const seq = new AgentSeq();
-        for (const flush of agentFlushes) {
-          const lines = flush.map((l) =>
-            flow({
+describe('exactly once on the block store', () => {
+  test.prop([fleetArb], { numRuns: 12 })(
+    'duplicated, replayed and reordered parts leave answers equal to the oracle',
+    async ({ blocks, copies, order, batch, replays }) => {
+      const table = await freshTable(emu.dynamodb);
+      const target = { doc: createDocumentClient({ endpoint: emu.dynamodbEndpoint }), table };
+      // Each block gets its agent's next seq; a block's parts are stored once
+      // in the oracle and any number of times in the table.
+      const seqs = [1, 1, 1, 1];
+      const unique: Block[] = [];
+      for (const b of blocks) {
+        const agentId = `agent-${b.agent}`;
+        unique.push(
+          ...seal(
+            {
               agentId,
-              host: `host-${a}`,
-              service: l.service,
-              remoteIp: l.ip,
-              remotePort: l.port,
-              source: l.source,
-              firstSeen: T0 + l.first,
-              lastSeen: T0 + l.first + l.span,
-              pktsIn: l.pktsIn,
-              bytesIn: l.bytesIn,
-              pktsOut: l.pktsOut,
-              bytesOut: l.bytesOut,
-            }),
-          );
-          unique.push(...lines);
-          for (const r of agentRecords(agentId, lines, seq)) {
-            puts.push(r);
-            // The agent did not hear back and sent the same payload again, before anything later on its key.
-            if (delivery.resend[puts.length % delivery.resend.length]) puts.push(r);
-          }
-        }
-      });
-      const shards: KinesisStreamRecord[][] = (await throughKinesis(emu.kinesis, puts)).map(
-        (e) => e.Records,
+              host: `host-${b.agent % 2}`,
+              service: b.service,
+              minute: M0 + b.minute,
+              seq: seqs[b.agent]!++,
+            },
+            b.endpoints,
+          ),
+        );
+      }
+      const deliveries = unique.flatMap((p, i) =>
+        Array.from({ length: 1 + copies[i % 12]! }, () => p),
       );
-      while (shards.length < 2) shards.push([]);
-      const done = [0, 0];
-
-      const invoke = async (shard: number, size: number, rules: FaultRule[] | null) => {
-        const records = shards[shard]!.slice(done[shard]!, done[shard]! + size);
-        if (records.length === 0) return;
-        let res: KinesisStreamBatchResponse | undefined;
-        if (rules) {
-          proxy.setFaults(rules);
-          res = (await faulty({ Records: records }, ctx()).catch(() => undefined)) as
-            | KinesisStreamBatchResponse
-            | undefined;
-          proxy.clear();
-        } else {
-          res = (await aggregate({ Records: records }, ctx())) as KinesisStreamBatchResponse;
+      // A deterministic shuffle from the generated order.
+      const shuffled = deliveries
+        .map((p, i) => ({ p, k: order[i % order.length]! * 1000 + i }))
+        .sort((x, y) => x.k - y.k)
+        .map((x) => x.p);
+      // Re-sealing the same content gives the same bytes: a re-send is no conflict.
+      const config = localConfig(table, emu.dynamodbEndpoint);
+      const aggregate = createAggregateHandler(config);
+      let sequence = 1000;
+      for (let i = 0, n = 0; i < shuffled.length; i += batch, n++) {
+        const records = shuffled
+          .slice(i, i + batch)
+          .map((p) => rawRecord(encodeBlock(p), String(sequence++), `${p.agentId}/0`));
+        for (let d = 0; d < (replays[n % replays.length] ? 2 : 1); d++) {
+          const res = await captureStdout(() => aggregate({ Records: records }, ctx()));
+          expect(res.result).toEqual({ batchItemFailures: [] });
         }
-        if (!res) return; // crashed: the whole batch is retried
-        const failed = res.batchItemFailures[0]?.itemIdentifier;
-        const firstFailed =
-          failed === undefined
-            ? records.length
-            : records.findIndex((r) => r.kinesis.sequenceNumber === failed);
-        expect(firstFailed).toBeGreaterThanOrEqual(0);
-        done[shard]! += firstFailed;
-      };
-
-      for (const step of delivery.steps) {
-        const update: FaultRule = {
-          operation: 'UpdateItem',
-          kind: 'throttle',
-          skip: step.skip,
-          count: 2,
-        };
-        if (step.fault === 'replay') {
-          // The mapping re-reads from an earlier checkpoint.
-          done[step.shard] = Math.max(0, done[step.shard]! - step.back);
-          await invoke(step.shard, step.size, null);
-        } else if (step.fault === 'throttle') await invoke(step.shard, step.size, [update]);
-        else if (step.fault === 'crash') {
-          await invoke(step.shard, step.size, [
-            { operation: 'UpdateItem', kind: 'reset', skip: step.skip },
-          ]);
-        } else if (step.fault === 'ackLost') {
-          await invoke(step.shard, step.size, [
-            { operation: 'UpdateItem', kind: 'reset', phase: 'after', skip: step.skip, count: 1 },
-          ]);
-        } else await invoke(step.shard, step.size, null);
       }
-      // Then the mapping catches up without faults.
-      for (const shard of [0, 1]) {
-        for (let i = 0; i < 100 && done[shard]! < shards[shard]!.length; i++)
-          await invoke(shard, 1000, null);
-        expect(done[shard]).toBe(shards[shard]!.length);
-      }
+      // The listed lastSeen is what the aggregate wrote; pin it so summaries do not skip a service.
+      for (const s of SERVICES) await putService(target, s, M0 * MINUTE_MS, NOW);
 
+      const sightings: Sighting[] = unique.flatMap((p) =>
+        p.endpoints.map((e) => ({
+          service: p.service,
+          agentId: p.agentId,
+          host: p.host,
+          minute: p.minute,
+          e,
+        })),
+      );
+      const q = createQueryHandler(config, { now: () => NOW });
+      const since = Math.floor((NOW - 300_000) / 1000) * 1000;
+      const win = { since, a: Math.floor(since / MINUTE_MS), b: M0 + 12 };
       for (const service of SERVICES) {
-        const mine = unique.filter((l) => l.service === service);
-        expect(await table(query, service, 'endpoint')).toEqual(oracle(mine, endpointOf));
-        expect(await table(query, service, 'ip')).toEqual(oracle(mine, (l) => l.remoteIp));
+        const mine = sightings.filter((s) => s.service === service);
+        const endpoints = oracle(mine, { by: 'endpoint', ...win });
+        const ips = oracle(mine, { by: 'ip', ...win });
+        expect((await allClients(q, service, 'endpoint')).map(comparable)).toEqual(endpoints);
+        expect((await allClients(q, service, 'ip')).map(comparable)).toEqual(ips);
+        expect(await answer(q, `/v1/services/${service}/count`)).toMatchObject({
+          endpoints: endpoints.length,
+          ips: ips.length,
+        });
+      }
+
+      // The summary of the last complete minute: counts and top talkers.
+      // EMF goes to stdout: captured to keep the output readable.
+      await captureStdout(() =>
+        createSummarizeHandler(config, { now: () => NOW })({}, ctx('udpwatch-summarize')),
+      );
+      const m = lastCompleteMinute(NOW);
+      const services = (await answer(q, '/v1/services')).services as Record<string, unknown>[];
+      for (const service of SERVICES) {
+        const mine = sightings.filter((s) => s.service === service);
+        const sSince = (m + 1) * MINUTE_MS - 300_000;
+        const active = oracle(mine, { by: 'endpoint', since: sSince, a: m - 4, b: m });
+        const entry = services.find((s) => s.service === service)!;
+        expect(entry.activeClients).toBe(active.length);
+        expect(entry.activeClientIps).toBe(new Set(active.map((e) => e.ip)).size);
+        const summary = entry.summary as {
+          topByPackets: { ip: string; port: number; pktsIn: number }[];
+        };
+        const top = [...active]
+          .sort((x, y) => y.pktsIn + y.pktsOut - (x.pktsIn + x.pktsOut) || y.lastSeen - x.lastSeen)
+          .slice(0, 10);
+        // Totals of the top talkers (ties may order differently only among equal sizes and times).
+        expect(
+          summary.topByPackets.map((t) => t.pktsIn + (t as unknown as { pktsOut: number }).pktsOut),
+        ).toEqual(top.map((e) => e.pktsIn + e.pktsOut));
+        for (const t of summary.topByPackets) {
+          const o = active.find((e) => e.ip === t.ip && e.port === t.port)!;
+          expect(t.pktsIn).toBe(o.pktsIn);
+        }
       }
     },
   );

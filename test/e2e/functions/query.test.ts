@@ -1,72 +1,106 @@
 /**
- * The query handler against dynalite, with data written by the aggregate
- * handler: sharded pagination newest first, windows, cursors that cannot be
- * forged or moved to another service, problem answers for bad requests, the
- * OpenAPI document, and one pass through the local HTTP adapter.
+ * The query handler against dynalite, on block items put exactly as the
+ * store's layout says: every listing equals an in-memory oracle of what was
+ * put (active set, last seen, totals, hosts), pages are newest first and
+ * stable across pages (the cursor fixes the window), a corrupt stored part is
+ * skipped without failing the answer, cursors cannot be forged or moved to
+ * another query, bad requests get problem answers, and one pass goes through
+ * the local HTTP adapter.
  */
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clientShard, WRITE_SHARDS } from '../../../contract/table-keys.js';
-import { createAggregateHandler } from '../../../functions/aggregate/handler.js';
+import { MINUTE_MS } from '../../../contract/block.js';
+import { agentShard, allShards } from '../../../contract/table-keys.js';
 import { createQueryHandler } from '../../../functions/query/handler.js';
+import { createDocumentClient } from '../../../functions/store/document-client.js';
 import { type ApiServer, startApiServer } from '../../../local/api-gateway-adapter.js';
 import { type Emulators, startEmulators } from '../../../local/emulators.js';
+import { comparable, oracle, type Sighting } from './activity-oracle.js';
 import {
-  AgentSeq,
-  agentRecords,
-  apiEvent,
-  body,
-  ctx,
-  type FlowInput,
-  flow,
-  freshTable,
-  localConfig,
-  rawRecord,
-  useLocalCredentials,
-} from './harness.js';
+  endpoint,
+  type FixtureTarget,
+  putAgent,
+  putPart,
+  putRawPart,
+  putService,
+  seal,
+} from './block-fixture.js';
+import { apiEvent, body, ctx, freshTable, localConfig, useLocalCredentials } from './harness.js';
 
 const T0 = 1_800_000_000_000;
-const NOW = T0 + 100_000;
+const M0 = T0 / MINUTE_MS;
+/** Mid-second, so since (floored to the second) differs from now - window. */
+const NOW = T0 + 6 * MINUTE_MS + 30_500;
+const SINCE_300 = Math.floor((NOW - 300_000) / 1000) * 1000;
 
 let emu: Emulators;
 let query: ReturnType<typeof createQueryHandler>;
 let api: ApiServer;
-const big: FlowInput[] = [];
+let target: FixtureTarget;
+const sightings: Sighting[] = [];
+
+/** Seals and puts one agent's endpoints of one service-minute, remembering them for the oracle. */
+async function put(
+  service: string,
+  agentId: string,
+  minute: number,
+  seq: number,
+  endpoints: ReturnType<typeof endpoint>[],
+) {
+  const host = `host-${agentId}`;
+  for (const part of seal({ agentId, host, service, minute, seq }, endpoints)) {
+    expect(await putPart(target, part)).toBe('stored');
+    for (const e of part.endpoints) sightings.push({ service, agentId, host, minute, e });
+  }
+}
 
 beforeAll(async () => {
   useLocalCredentials();
   emu = await startEmulators({ kinesisPort: 0, dynamodbPort: 0 });
   const table = await freshTable(emu.dynamodb);
-  const aggregate = createAggregateHandler(localConfig(table, emu.dynamodbEndpoint));
+  target = { doc: createDocumentClient({ endpoint: emu.dynamodbEndpoint }), table };
   query = createQueryHandler(localConfig(table, emu.dynamodbEndpoint), { now: () => NOW });
-  // 60 endpoints on 30 IPs of one service, last seen 1 s apart (some ties), spread over every shard.
-  for (let i = 0; i < 60; i++) {
-    big.push(
-      flow({
-        agentId: i % 2 ? 'agent-a' : 'agent-b',
-        service: 'big',
-        remoteIp: `198.51.100.${(i % 30) + 1}`,
-        remotePort: 10_000 + i,
-        firstSeen: T0,
-        lastSeen: T0 + Math.floor(i / 2) * 1000 + 40_000,
-        pktsIn: i,
-      }),
-    );
+  // "big": 60 endpoints on 30 IPs over minutes M0..M0+6, seen by two agents
+  // (some by both, in different minutes), last seconds spread so some fall
+  // before since and several tie.
+  let seq = 1;
+  for (let m = 0; m <= 6; m++) {
+    for (const agentId of ['agent-a', 'agent-b']) {
+      const eps = [];
+      for (let i = 0; i < 60; i++) {
+        if ((i + m) % 4 !== (agentId === 'agent-a' ? 0 : 1) && i % 7 !== m) continue;
+        if (i >= 50 && m > 0) continue; // seen in the first minute only
+        const last = (i * 7 + m * 3) % 60;
+        eps.push(
+          endpoint({
+            ip: `198.51.100.${(i % 30) + 1}`,
+            port: 10_000 + i,
+            pktsIn: i + m,
+            bytesIn: 100 * (i + 1),
+            pktsOut: i % 3,
+            bytesOut: 10 * (i % 3),
+            firstSecond: Math.floor(last / 2),
+            lastSecond: last,
+            ...(i % 10 === 0 ? { natFromIp: '203.0.113.7', natFromPort: 20_000 + i } : {}),
+          }),
+        );
+      }
+      await put('big', agentId, M0 + m, seq++, eps);
+    }
   }
-  big.push(flow({ agentId: 'agent-a', service: 'small', remoteIp: '203.0.113.5', remotePort: 53 }));
-  const seqs = { 'agent-a': new AgentSeq(), 'agent-b': new AgentSeq() };
-  const records = (['agent-a', 'agent-b'] as const).flatMap((agentId) =>
-    agentRecords(
-      agentId,
-      big.filter((l) => l.agentId === agentId),
-      seqs[agentId],
-    ),
+  await put('small', 'agent-a', M0 + 5, seq++, [
+    endpoint({ ip: '198.51.100.4', port: 53, lastSecond: 10 }),
+  ]);
+  // A corrupt part inside the window: skipped, never fails an answer.
+  await putRawPart(
+    target,
+    { service: 'big', minute: M0 + 5, agentId: 'agent-c', seq: 1, part: 0 },
+    Buffer.from('UWB garbage'),
   );
-  const res = await aggregate(
-    { Records: records.map((r, i) => rawRecord(r.data, String(1000 + i), r.partitionKey)) },
-    ctx(),
-  );
-  expect(res).toEqual({ batchItemFailures: [] });
+  await putService(target, 'big', T0, NOW - 1000);
+  await putService(target, 'small', T0, NOW - 60_000);
+  await putAgent(target, 'agent-a', 'host-agent-a', NOW - 5000);
+  await putAgent(target, 'agent-b', 'host-agent-b', NOW - 5000);
   api = await startApiServer({ handler: query, port: 0 });
 });
 
@@ -82,65 +116,155 @@ async function get(
   return query(apiEvent(path, q), ctx());
 }
 
-async function allPages(service: string, by: string, limit: number, window = '300') {
+async function allPages(
+  path: string,
+  q: Record<string, string>,
+  between?: (page: number) => Promise<void>,
+) {
   const pages: Record<string, unknown>[][] = [];
   let cursor: string | null = null;
-  for (let i = 0; i < 50; i++) {
-    const res = await get(`/v1/services/${service}/clients`, {
-      by,
-      limit: String(limit),
-      window,
-      ...(cursor ? { cursor } : {}),
-    });
-    expect(res.statusCode).toBe(200);
-    const b = body<{ clients: Record<string, unknown>[]; nextCursor: string | null }>(res);
+  for (let i = 0; i < 200; i++) {
+    const res = await get(path, { ...q, ...(cursor ? { cursor } : {}) });
+    expect(res.statusCode, String(res.body)).toBe(200);
+    const b = body<{ clients: Record<string, unknown>[]; nextCursor: string | null; now: number }>(
+      res,
+    );
+    expect(b.now).toBe(NOW);
     pages.push(b.clients);
     cursor = b.nextCursor;
     if (!cursor) break;
+    await between?.(i);
   }
   return pages;
 }
 
-describe('query API', () => {
-  it('the test data really spreads over every shard', () => {
-    const shards = new Set(
-      big.filter((l) => l.service === 'big').map((l) => clientShard('big', l.remoteIp)),
-    );
-    expect(shards.size).toBe(WRITE_SHARDS);
+const window = (since: number) => ({
+  since,
+  a: Math.floor(since / MINUTE_MS),
+  b: Math.floor(NOW / MINUTE_MS),
+});
+
+describe('query API on sealed blocks', () => {
+  it('the test data spreads over more than one block shard', () => {
+    expect(new Set(['agent-a', 'agent-b'].map(agentShard)).size).toBeGreaterThan(1);
+    expect(allShards().length).toBeGreaterThan(1);
   });
 
-  it('pages through every active endpoint newest first, once each, across shards', async () => {
-    const pages = await allPages('big', 'endpoint', 7);
+  it('pages through every active endpoint newest first, once each, equal to the oracle', async () => {
+    const pages = await allPages('/v1/services/big/clients', { limit: '7' });
     expect(pages.every((p) => p.length <= 7)).toBe(true);
-    // Exactly newest first within a page; pages follow activity buckets (all
-    // of this data shares one bucket: see activity-buckets.test.ts for more).
-    for (const page of pages) {
-      const lastSeen = page.map((c) => c.lastSeen as number);
-      expect(lastSeen).toEqual([...lastSeen].sort((a, b) => b - a));
-    }
     const all = pages.flat();
-    const endpoints = all.map((c) => c.endpoint);
-    expect(new Set(endpoints).size).toBe(60);
-    expect(endpoints.sort()).toEqual(
-      big
-        .filter((l) => l.service === 'big')
-        .map((l) => `${l.remoteIp}:${l.remotePort}`)
-        .sort(),
+    const want = oracle(
+      sightings.filter((s) => s.service === 'big'),
+      { by: 'endpoint', ...window(SINCE_300) },
     );
-    const one = all.find((c) => c.endpoint === '198.51.100.4:10003')!;
-    expect(one).toMatchObject({ pktsIn: 3, service: 'big', port: 10003, hosts: ['host-agent-a'] });
+    expect(want.length).toBeGreaterThan(20);
+    expect(want.length).toBeLessThan(60); // some went quiet before since
+    expect(all.map(comparable)).toEqual(want);
+    // Pre-NAT addresses come through.
+    const natted = all.find((c) => c.port === 10_050);
+    if (natted) expect(natted.natFrom).toEqual(['203.0.113.7:20050']);
+    expect(all.every((c) => c.endpoint === `${c.ip}:${c.port}`)).toBe(true);
   });
 
-  it('by=ip lists distinct IPs and a window leaves older clients out', async () => {
-    const ips = (await allPages('big', 'ip', 1000)).flat();
-    expect(ips).toHaveLength(30);
-    // Window 40 s: since = T0 + 60 s; endpoints i with floor(i/2)*1000 + 40000 >= 60000 -> i >= 40.
-    const recent = (await allPages('big', 'endpoint', 9, '40')).flat();
-    expect(recent.map((c) => c.port).sort()).toEqual(
-      Array.from({ length: 20 }, (_, k) => 10_040 + k),
+  it('by=ip and shorter windows equal the oracle too; since is floored to the second', async () => {
+    const ips = (await allPages('/v1/services/big/clients', { by: 'ip', limit: '1000' })).flat();
+    expect(ips.map(comparable)).toEqual(
+      oracle(
+        sightings.filter((s) => s.service === 'big'),
+        { by: 'ip', ...window(SINCE_300) },
+      ),
     );
+    const since40 = Math.floor((NOW - 40_000) / 1000) * 1000;
+    const recent = (
+      await allPages('/v1/services/big/clients', { window: '40', limit: '3' })
+    ).flat();
+    const want = oracle(
+      sightings.filter((s) => s.service === 'big'),
+      { by: 'endpoint', ...window(since40) },
+    );
+    expect(recent.map(comparable)).toEqual(want);
     const count = body(await get('/v1/services/big/count', { window: '40' }));
-    expect(count).toMatchObject({ endpoints: 20, ips: 20, since: NOW - 40_000 });
+    expect(count).toMatchObject({
+      since: since40,
+      endpoints: want.length,
+      ips: new Set(want.map((e) => e.ip)).size,
+    });
+  });
+
+  it('pages stay stable while new blocks arrive: the cursor fixes since and now', async () => {
+    const before = oracle(
+      sightings.filter((s) => s.service === 'big'),
+      { by: 'endpoint', ...window(SINCE_300) },
+    );
+    let added = false;
+    const pages = await allPages('/v1/services/big/clients', { limit: '10' }, async () => {
+      if (added) return;
+      added = true;
+      // A block of the next minute (after the fixed now) with new and known endpoints.
+      const parts = seal(
+        { agentId: 'agent-a', host: 'host-agent-a', service: 'big', minute: M0 + 7, seq: 999 },
+        [
+          endpoint({ ip: '198.51.100.200', port: 1, lastSecond: 5 }),
+          endpoint({ ip: '198.51.100.1', port: 10_000, lastSecond: 5 }),
+        ],
+      );
+      for (const p of parts) await putPart(target, p);
+    });
+    expect(added).toBe(true);
+    expect(pages.flat().map(comparable)).toEqual(before);
+  });
+
+  it('counts exactly the union', async () => {
+    const want = oracle(
+      sightings.filter((s) => s.service === 'big'),
+      { by: 'endpoint', ...window(SINCE_300) },
+    );
+    expect(body(await get('/v1/services/big/count'))).toMatchObject({
+      service: 'big',
+      since: SINCE_300,
+      now: NOW,
+      endpoints: want.length,
+      ips: new Set(want.map((e) => e.ip)).size,
+    });
+  });
+
+  it("answers what an IP talks to, per service, and a host's clients from its agents' blocks only", async () => {
+    const ip = body<{ services: Record<string, unknown>[]; truncated: boolean }>(
+      await get('/v1/clients/198.51.100.4'),
+    );
+    const wantIp = oracle(sightings, { by: 'ip', ip: '198.51.100.4', ...window(SINCE_300) });
+    expect(wantIp.map((e) => e.service).sort()).toEqual(['big', 'small']);
+    expect(ip.services.map(comparable)).toEqual(wantIp);
+    const limited = body<{ services: unknown[]; truncated: boolean }>(
+      await get('/v1/clients/198.51.100.4', { limit: '1' }),
+    );
+    expect(limited).toMatchObject({ truncated: true });
+    expect(limited.services).toHaveLength(1);
+
+    const host = (await allPages('/v1/hosts/host-agent-a/clients', { limit: '4' })).flat();
+    const wantHost = oracle(sightings, { by: 'ip', host: 'host-agent-a', ...window(SINCE_300) });
+    expect(host.map(comparable)).toEqual(wantHost);
+    expect(
+      host.every(
+        (c) => c.host === 'host-agent-a' && (c.hosts as string[]).join() === 'host-agent-a',
+      ),
+    ).toBe(true);
+  });
+
+  it('lists services (no summary yet) and agents', async () => {
+    const services = body<{ services: Record<string, unknown>[] }>(await get('/v1/services'));
+    expect(services.services.map((s) => [s.service, s.active, s.activeClients, s.summary])).toEqual(
+      [
+        ['big', true, null, null],
+        ['small', true, null, null],
+      ],
+    );
+    const agents = body<{ agents: Record<string, unknown>[] }>(await get('/v1/agents'));
+    expect(agents.agents.map((a) => [a.agentId, a.host, a.reporting])).toEqual([
+      ['agent-a', 'host-agent-a', true],
+      ['agent-b', 'host-agent-b', true],
+    ]);
   });
 
   it('an unknown service answers empty, not an error', async () => {
@@ -177,18 +301,7 @@ describe('query API', () => {
     expect((await get('/v1/services/big/clients', { limit: '5', cursor })).statusCode).toBe(200);
   });
 
-  it("answers what an IP talks to, a host's clients, the services and 400s for bad parameters", async () => {
-    const ip = body<{ services: Record<string, unknown>[] }>(await get('/v1/clients/198.51.100.4'));
-    expect(ip.services.map((s) => s.service)).toEqual(['big']);
-    expect(ip.services[0]!.pktsIn).toBe(3 + 33);
-    const host = body<{ clients: Record<string, unknown>[] }>(
-      await get('/v1/hosts/host-agent-a/clients', { limit: '1000' }),
-    );
-    // agent-a saw the odd endpoints (15 distinct IPs of "big") and one client of "small".
-    expect(host.clients).toHaveLength(16);
-    const services = body<{ services: Record<string, unknown>[] }>(await get('/v1/services'));
-    expect(services.services.map((s) => s.service)).toEqual(['big', 'small']);
-
+  it('answers 400 for bad parameters, 404 and 405', async () => {
     const bad: [string, Record<string, string>, string][] = [
       ['/v1/services/big/clients', { window: '-5' }, 'window'],
       ['/v1/services/big/clients', { window: '99999999' }, 'window'],
@@ -241,7 +354,8 @@ describe('query API', () => {
   it('answers through the local HTTP adapter as through API Gateway', async () => {
     const res = await fetch(`${api.url}/v1/services/big/count?window=40`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ service: 'big', endpoints: 20, ips: 20 });
+    const direct = body(await get('/v1/services/big/count', { window: '40' }));
+    expect(await res.json()).toEqual(direct);
     const bad = await fetch(`${api.url}/v1/clients/%5B%3A%3A1`);
     expect(bad.status).toBe(400);
     expect(bad.headers.get('content-type')).toBe('application/problem+json');

@@ -1,0 +1,289 @@
+/**
+ * The summarize handler against dynalite, on block items put exactly as the
+ * store's layout says: summaries equal an in-memory oracle (active endpoints
+ * and IPs over the window, minute totals, one-way clients, top talkers,
+ * socket health), EMF per service, a rerun that changes nothing, late marks
+ * re-summarized and deleted, hourly roll-ups written once and exact, and a
+ * 24 h window that reads roll-ups instead of 1,440 minutes.
+ */
+import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MINUTE_MS } from '../../../contract/block.js';
+import { METRICS } from '../../../contract/resources.js';
+import { SummaryItem } from '../../../contract/summary.js';
+import {
+  allShards,
+  LATE_PK,
+  lateKey,
+  rollupPartition,
+  summaryKey,
+} from '../../../contract/table-keys.js';
+import { newCost, readBlockParts } from '../../../functions/store/block-reader.js';
+import { createDocumentClient } from '../../../functions/store/document-client.js';
+import { mergeParts } from '../../../functions/store/endpoint-merge.js';
+import { createSummarizeHandler } from '../../../functions/summarize/handler.js';
+import { lastCompleteMinute, rollUpHour } from '../../../functions/summarize/summarize.js';
+import { type Emulators, startEmulators } from '../../../local/emulators.js';
+import { oracle, type Sighting } from './activity-oracle.js';
+import {
+  endpoint,
+  type FixtureTarget,
+  putAgent,
+  putLateMark,
+  putPart,
+  putService,
+  seal,
+} from './block-fixture.js';
+import {
+  captureStdout,
+  ctx,
+  emfDocuments,
+  freshTable,
+  localConfig,
+  useLocalCredentials,
+} from './harness.js';
+
+const H = 500_000; // an epoch hour
+const M0 = H * 60;
+
+let emu: Emulators;
+
+beforeAll(async () => {
+  useLocalCredentials();
+  emu = await startEmulators({ kinesisPort: 0, dynamodbPort: 0 });
+});
+
+afterAll(async () => {
+  await emu?.stop();
+});
+
+async function setup() {
+  const table = await freshTable(emu.dynamodb);
+  const target: FixtureTarget = {
+    doc: createDocumentClient({ endpoint: emu.dynamodbEndpoint }),
+    table,
+  };
+  const sightings: Sighting[] = [];
+  let seq = 1;
+  const put = async (
+    service: string,
+    agentId: string,
+    minute: number,
+    eps: ReturnType<typeof endpoint>[],
+    socket?: { rxQueueBytes: number; drops: number },
+  ) => {
+    const host = `host-${agentId}`;
+    for (const p of seal(
+      { agentId, host, service, minute, seq: seq++, ...(socket ? { socket } : {}) },
+      eps,
+    )) {
+      expect(await putPart(target, p)).toBe('stored');
+      for (const e of p.endpoints) sightings.push({ service, agentId, host, minute, e });
+    }
+  };
+  const run = (now: number) =>
+    captureStdout(async () =>
+      createSummarizeHandler(localConfig(table, emu.dynamodbEndpoint), { now: () => now })(
+        {},
+        ctx('udpwatch-summarize'),
+      ),
+    );
+  const summary = async (service: string, minute: number) => {
+    const out = await target.doc.send(
+      new GetCommand({ TableName: table, Key: summaryKey(service, minute) }),
+    );
+    return out.Item ? SummaryItem.parse(out.Item) : undefined;
+  };
+  return { table, target, sightings, put, run, summary };
+}
+
+/** The oracle's summary counts of minute m (window 300 s). */
+function expected(sightings: Sighting[], service: string, m: number) {
+  const since = (m + 1) * MINUTE_MS - 300_000;
+  const active = oracle(
+    sightings.filter((s) => s.service === service),
+    { by: 'endpoint', since, a: m - 4, b: m },
+  );
+  const minute = sightings.filter((s) => s.service === service && s.minute === m);
+  const total = (f: 'pktsIn' | 'bytesIn' | 'pktsOut' | 'bytesOut') =>
+    minute.reduce((n, s) => n + s.e[f], 0);
+  const byPackets = [...active]
+    .sort((a, b) => b.pktsIn + b.pktsOut - (a.pktsIn + a.pktsOut) || b.lastSeen - a.lastSeen)
+    .slice(0, 10)
+    .map((e) => `${e.ip}:${e.port}`);
+  return {
+    activeClients: active.length,
+    activeClientIps: new Set(active.map((e) => e.ip)).size,
+    oneWay: active.filter((e) => e.pktsIn > 0 && e.pktsOut === 0).length,
+    pktsIn: total('pktsIn'),
+    bytesIn: total('bytesIn'),
+    pktsOut: total('pktsOut'),
+    bytesOut: total('bytesOut'),
+    byPackets,
+  };
+}
+
+describe('summarize', () => {
+  it('summarizes each service-minute exactly, publishes EMF, and a rerun changes nothing', async () => {
+    const s = await setup();
+    // Minutes M0+10..M0+20 of "web" from two agents; "dns" quiet since long ago.
+    for (let m = 10; m <= 20; m++) {
+      for (const [k, agentId] of ['a1', 'a2'].entries()) {
+        const eps = Array.from({ length: 8 }, (_, i) =>
+          endpoint({
+            ip: `198.51.100.${((i + m) % 6) + 1}`,
+            port: 1000 + i + k * 100,
+            pktsIn: i * m + 1,
+            bytesIn: 100 * i + m,
+            pktsOut: i % 3 === 0 ? 0 : i, // one-way clients
+            bytesOut: i % 3 === 0 ? 0 : 10 * i,
+            firstSecond: Math.min(i, (i * 13 + m) % 60),
+            lastSecond: (i * 13 + m) % 60,
+          }),
+        ).filter((_, i) => (i + m + k) % 3 !== 0);
+        await s.put('web', agentId, M0 + m, eps, { rxQueueBytes: 1000 * k + m, drops: m + k });
+      }
+    }
+    const now = (M0 + 23) * MINUTE_MS + 5_000;
+    const m = lastCompleteMinute(now);
+    expect(m).toBe(M0 + 20);
+    await s.put('dns', 'a1', M0 - 600, [endpoint({ ip: '203.0.113.1', port: 53 })]);
+    await putService(s.target, 'web', M0 * MINUTE_MS, (M0 + 20) * MINUTE_MS + 59_000);
+    await putService(s.target, 'dns', (M0 - 600) * MINUTE_MS, (M0 - 600) * MINUTE_MS);
+    await putAgent(s.target, 'a1', 'host-a1', now - 10_000);
+    await putAgent(s.target, 'a2', 'host-a2', now - 1_000_000);
+
+    const first = await s.run(now);
+    const web = first.result.services.find((r) => r.service === 'web')!;
+    expect(web.summarized).toEqual([m]);
+    const stored = (await s.summary('web', m))!;
+    const want = expected(s.sightings, 'web', m);
+    expect(stored).toMatchObject({
+      service: 'web',
+      minute: m,
+      windowSeconds: 300,
+      since: (m + 1) * MINUTE_MS - 300_000,
+      until: (m + 1) * MINUTE_MS,
+      activeClients: want.activeClients,
+      activeClientIps: want.activeClientIps,
+      oneWay: want.oneWay,
+      pktsIn: want.pktsIn,
+      bytesIn: want.bytesIn,
+      pktsOut: want.pktsOut,
+      bytesOut: want.bytesOut,
+      socket: { rxQueueBytes: 1020, drops: 20 + 21 },
+      agents: 2,
+      hosts: 2,
+    });
+    expect(want.oneWay).toBeGreaterThan(0);
+    expect(stored.topByPackets.map((t) => `${t.ip}:${t.port}`)).toEqual(want.byPackets);
+    // An idle service gets no summary, but still reports zero.
+    expect(await s.summary('dns', m)).toBeUndefined();
+    const emf = emfDocuments(first.lines);
+    const web1 = emf.find((d) => d[METRICS.serviceDimension] === 'web')!;
+    expect(web1[METRICS.activeClients]).toBe(want.activeClients);
+    expect(web1[METRICS.activeClientIps]).toBe(want.activeClientIps);
+    expect(web1[METRICS.oneWayClients]).toBe(want.oneWay);
+    expect(web1[METRICS.socketDrops]).toBe(41);
+    expect(emf.find((d) => d[METRICS.serviceDimension] === 'dns')![METRICS.activeClients]).toBe(0);
+    expect(emf.find((d) => METRICS.agentsReporting in d)![METRICS.agentsReporting]).toBe(1);
+
+    const again = await s.run(now);
+    expect(again.result.services.find((r) => r.service === 'web')!.summarized).toEqual([]);
+    expect(again.result.services.find((r) => r.service === 'web')!.latest).toMatchObject({
+      activeClients: want.activeClients,
+    });
+
+    // A block of an already summarized minute arrives late, with its mark.
+    await s.put('web', 'a3', m - 1, [endpoint({ ip: '203.0.113.50', port: 7, lastSecond: 30 })]);
+    await putLateMark(s.target, 'web', m - 1, now + 1000);
+    // The next minute's run catches up on m+1 and re-summarizes m-1 and m (their windows hold m-1).
+    const later = await s.run(now + MINUTE_MS);
+    expect(later.result.services.find((r) => r.service === 'web')!.summarized).toEqual([
+      m - 1,
+      m,
+      m + 1,
+    ]);
+    expect(later.result.lateMarksHandled).toBe(1);
+    for (const x of [m - 1, m]) {
+      expect((await s.summary('web', x))!.activeClients).toBe(
+        expected(s.sightings, 'web', x).activeClients,
+      );
+    }
+    expect((await s.summary('web', m))!.activeClients).toBe(want.activeClients + 1);
+    const marks = await s.target.doc.send(
+      new QueryCommand({
+        TableName: s.table,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': LATE_PK },
+      }),
+    );
+    expect(marks.Items).toEqual([]);
+    expect(lateKey('web', m - 1).pk).toBe(LATE_PK);
+  });
+
+  it('rolls up an hour once, exactly, and a 24 h window reads roll-ups instead of 1,440 minutes', async () => {
+    const s = await setup();
+    // Data in a few minutes of each of hours H-23 .. H, from three agents.
+    for (let h = H - 23; h <= H; h++) {
+      for (const minute of [h * 60 + 3, h * 60 + 31, h * 60 + 59]) {
+        for (const agentId of ['r1', 'r2', 'r3']) {
+          const eps = Array.from({ length: 5 }, (_, i) =>
+            endpoint({
+              ip: `198.51.100.${(i * 7 + minute * 3) % 20}`,
+              port: 2000 + ((i + minute) % 4),
+              pktsIn: i + 1,
+              bytesIn: minute % 1000,
+              firstSecond: (minute + i) % 30,
+              lastSecond: 30 + ((minute + i) % 30),
+            }),
+          );
+          await s.put('roll', agentId, minute, eps);
+        }
+      }
+    }
+    await putService(s.target, 'roll', (H - 23) * 3_600_000, (H * 60 + 59) * MINUTE_MS);
+    const reader = { doc: s.target.doc, table: s.table };
+    const settings = { activeWindowSeconds: 300, retentionHours: 48 };
+
+    // The summarizer rolls up hour H once its last minute is summarized.
+    const now = (H * 60 + 59 + 3) * MINUTE_MS;
+    expect(lastCompleteMinute(now)).toBe(H * 60 + 59);
+    const run = await s.run(now);
+    expect(run.result.services.find((r) => r.service === 'roll')!.rolledUp).toEqual([H]);
+    for (const shard of allShards()) {
+      const items = await s.target.doc.send(
+        new QueryCommand({
+          TableName: s.table,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': rollupPartition('roll', H, shard) },
+        }),
+      );
+      expect(items.Items!.length).toBeGreaterThan(0);
+    }
+    // A rerun writes nothing: every part is already stored with the same content.
+    expect(await rollUpHour(reader, settings, newCost(), 'roll', H)).toBe(0);
+    for (let h = H - 23; h < H; h++) await rollUpHour(reader, settings, newCost(), 'roll', h);
+
+    // 24 h and a minute, [a, b]: hours H-23 .. H are whole and read as roll-ups, minute b as a minute.
+    const b = H * 60 + 59 + 1;
+    const a = b - 1440;
+    const withRollups = newCost();
+    const rolled = await readBlockParts(reader, 'roll', a, b, withRollups);
+    const plain = newCost();
+    const minutes = await readBlockParts(reader, 'roll', a, b, plain, { rollups: false });
+    const key = (e: { key: string }) => e.key;
+    const sortByKey = <T extends { key: string }>(xs: T[]) =>
+      [...xs].sort((x, y) => (key(x) < key(y) ? -1 : 1));
+    expect(sortByKey(mergeParts(rolled, { view: 'endpoint' }))).toEqual(
+      sortByKey(mergeParts(minutes, { view: 'endpoint' })),
+    );
+    expect(mergeParts(minutes, { view: 'endpoint' }).length).toBeGreaterThan(10);
+    const shards = allShards().length;
+    expect(plain.queries).toBe(1441 * shards);
+    expect(withRollups.rollups).toBe(24 * shards);
+    expect(withRollups.queries).toBe((24 + 1) * shards);
+    // Tiny parts: each read item rounds up to a unit, so units fall less than queries.
+    expect(withRollups.readUnits).toBeLessThan(plain.readUnits);
+  });
+});
