@@ -28,7 +28,7 @@ export const ENV = {
   dynamodbEndpoint: 'UDPWATCH_DYNAMODB_ENDPOINT',
 } as const;
 
-/** Metric names published by the metrics function, watched by alarms. */
+/** Metric names the functions publish (EMF), watched by alarms and the dashboard. */
 export const METRICS = {
   activeClients: 'ActiveClients',
   activeClientIps: 'ActiveClientIPs',
@@ -36,6 +36,8 @@ export const METRICS = {
   serviceDimension: 'Service',
   badLines: 'BadLines',
   badRecords: 'BadRecords',
+  /** A block whose key already held different content (kept under conflictKey, never overwritten). */
+  blockConflicts: 'BlockConflicts',
 } as const;
 
 /** Defaults that the agent, the functions and the API agree on. */
@@ -84,4 +86,7 @@ export const AGGREGATE_EVENT_SOURCE = {
   retryAttempts: 10,
   maxRecordAgeSeconds: 24 * 3600,
   parallelizationFactor: 2,
+  // A batch whose handler fails is split in two and each half retried on its
+  // own, so one poison record ends up alone in the on-failure queue.
+  bisectBatchOnError: true,
 } as const;

@@ -6,7 +6,7 @@
 import { pathToFileURL } from 'node:url';
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { type Config, ConfigError, ConfigSchema, parseConfig } from './config.js';
+import { type Config, ConfigError, ConfigSchema, parseConfig, REMOVED_KEYS } from './config.js';
 import { UdpwatchStack } from './udpwatch-stack.js';
 
 /** What buildApp returns: the app, its one stack and the settings it was built with. */
@@ -23,7 +23,10 @@ export interface BuiltApp {
 export function buildApp(context?: Record<string, unknown>, outdir?: string): BuiltApp {
   const app = new App({ context, outdir });
   const raw = Object.fromEntries(
-    Object.keys(ConfigSchema.shape).map((key) => [key, app.node.tryGetContext(key)]),
+    [...Object.keys(ConfigSchema.shape), ...Object.keys(REMOVED_KEYS)].map((key) => [
+      key,
+      app.node.tryGetContext(key),
+    ]),
   );
   const config = parseConfig(raw);
   const stack = new UdpwatchStack(app, config.stackName, {

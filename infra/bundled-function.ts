@@ -46,10 +46,16 @@ export const BUNDLING = {
 /** Settings of one bundled function. */
 export interface BundledFunctionProps {
   /** Folder under functions/ whose handler.ts exports `handler`. */
-  name: 'aggregate' | 'query' | 'metrics';
+  name: 'aggregate' | 'query' | 'summarize';
   description: string;
   memorySize: number;
   timeout: Duration;
+  /** Caps concurrent runs (1: never two at once); default the account's unreserved pool. */
+  reservedConcurrentExecutions?: number;
+  /** Asynchronous invocations only: how long an event may wait (e.g. behind a throttle) before it is dropped. */
+  maxEventAge?: Duration;
+  /** Asynchronous invocations only: retries after a failed run. */
+  retryAttempts?: number;
   logRetention: RetentionDays;
   logLevel: string;
   environment: Record<string, string>;
@@ -89,6 +95,9 @@ export class BundledFunction extends Construct {
       architecture: Architecture.ARM_64,
       memorySize: props.memorySize,
       timeout: props.timeout,
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      maxEventAge: props.maxEventAge,
+      retryAttempts: props.retryAttempts,
       role: this.role,
       logGroup: this.logGroup,
       environment: {

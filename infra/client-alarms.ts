@@ -60,7 +60,7 @@ export class ClientAlarms extends Construct {
       for (const spec of BOUNDS) {
         const threshold = bounds[spec.key];
         if (threshold === undefined) continue;
-        // With no data point the metrics function saw no client (or did not
+        // With no data point the summarize function saw no client (or did not
         // run): that breaches a minimum but not a maximum, unless told otherwise.
         const missing =
           bounds.treatMissingData ??

@@ -1,7 +1,8 @@
 /**
- * The CloudWatch metrics the metrics function publishes (contract METRICS),
- * as alarms and the dashboard address them. One place decides their
- * namespace, dimensions and period.
+ * The CloudWatch metrics the functions publish (contract METRICS): client
+ * counts from the summarize function, skipped input and block conflicts from
+ * the aggregator, as alarms and the dashboard address them. One place decides
+ * their namespace, dimensions and period.
  */
 import { Duration } from 'aws-cdk-lib';
 import { MathExpression, Metric } from 'aws-cdk-lib/aws-cloudwatch';
@@ -14,7 +15,7 @@ import { METRICS, RESOURCE_NAMES } from '../contract/resources.js';
  */
 export const POWERTOOLS_DIMENSIONS = { service: RESOURCE_NAMES.powertoolsService } as const;
 
-/** The metrics function publishes once a minute; alarms look at one-minute periods. */
+/** The summarize function publishes once a minute; client alarms look at one-minute periods. */
 export const METRIC_PERIOD = Duration.minutes(1);
 
 /** A per-service client count: METRICS.activeClients or METRICS.activeClientIps. */
@@ -32,6 +33,20 @@ export function clientCountMetric(
     dimensionsMap: { ...POWERTOOLS_DIMENSIONS, [METRICS.serviceDimension]: service },
     statistic,
     period: METRIC_PERIOD,
+  });
+}
+
+/** A count the aggregator publishes per batch, without a Service dimension. */
+export type PipelineCountMetricName = typeof METRICS.badRecords | typeof METRICS.blockConflicts;
+
+/** The sum of an aggregator count over `period`, as an alarm can watch it. */
+export function pipelineCountMetric(metricName: PipelineCountMetricName, period: Duration): Metric {
+  return new Metric({
+    namespace: RESOURCE_NAMES.metricsNamespace,
+    metricName,
+    dimensionsMap: POWERTOOLS_DIMENSIONS,
+    statistic: 'Sum',
+    period,
   });
 }
 

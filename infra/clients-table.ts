@@ -1,13 +1,14 @@
 /**
- * The single DynamoDB table the aggregator writes and the API reads, laid out
- * exactly as contract/resources.ts TABLE says (keys, indexes, TTL attribute).
+ * The single DynamoDB table the aggregator writes, the summarizer writes and
+ * reads, and the API reads, laid out exactly as contract/resources.ts TABLE
+ * says: generic string keys, TTL, and no secondary index (every read is a
+ * Query on an exact partition key, see contract/table-keys.ts).
  */
 import { RemovalPolicy } from 'aws-cdk-lib';
 import {
   type Attribute,
   AttributeType,
   BillingMode,
-  ProjectionType,
   Table,
   TableEncryption,
 } from 'aws-cdk-lib/aws-dynamodb';
@@ -29,7 +30,7 @@ function attribute(key: KeyAttribute): Attribute {
   };
 }
 
-/** On-demand table with TTL, point-in-time recovery and the contract's indexes. */
+/** On-demand table with TTL and point-in-time recovery, keyed as the contract says. */
 export class ClientsTable extends Construct {
   readonly table: Table;
 
@@ -40,6 +41,7 @@ export class ClientsTable extends Construct {
       partitionKey: attribute(TABLE.partitionKey),
       sortKey: attribute(TABLE.sortKey),
       billingMode: BillingMode.PAY_PER_REQUEST,
+      // Blocks, roll-ups and summaries expire by TTL, never by a delete per item.
       timeToLiveAttribute: TABLE.ttlAttribute,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       // An AWS owned key would also encrypt, but the AWS managed key leaves a
@@ -48,14 +50,5 @@ export class ClientsTable extends Construct {
       deletionProtection: props.production,
       removalPolicy: props.production ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
     });
-    for (const index of TABLE.indexes) {
-      this.table.addGlobalSecondaryIndex({
-        indexName: index.name,
-        partitionKey: attribute(index.partitionKey),
-        sortKey: attribute(index.sortKey),
-        projectionType:
-          index.projection === 'KEYS_ONLY' ? ProjectionType.KEYS_ONLY : ProjectionType.ALL,
-      });
-    }
   }
 }

@@ -5,7 +5,7 @@
  */
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { z } from 'zod';
-import { AGGREGATE_EVENT_SOURCE, DEFAULTS } from '../contract/resources.js';
+import { DEFAULTS } from '../contract/resources.js';
 import {
   type ServiceAlarmBounds,
   ServiceAlarmsSchema,
@@ -73,12 +73,6 @@ export const ConfigSchema = z.strictObject({
   apiRateLimit: integer(1, 10_000).default(50),
   /** Burst of requests the API stage accepts. */
   apiBurstLimit: integer(1, 5_000).default(100),
-  /**
-   * Seconds the event source gathers records before invoking the aggregator.
-   * Each active client costs about one table write per window, so a shorter
-   * window is fresher and dearer.
-   */
-  batchingWindowSeconds: integer(0, 300).default(AGGREGATE_EVENT_SOURCE.maxBatchingWindowSeconds),
   serviceAlarms: ServiceAlarmsContext.default({}),
   /** Periods of one minute an alarm looks at (unless a service says otherwise). */
   alarmEvaluationPeriods: integer(1, 1440).default(5),
@@ -97,6 +91,17 @@ export const ConfigSchema = z.strictObject({
   /** Also create an EC2 role and instance profile with the agent policy attached. */
   agentInstanceProfile: flag.default(false),
 });
+
+/**
+ * Keys earlier versions read and this one does not, with what to do instead.
+ * Given one, the synth fails instead of silently ignoring it.
+ */
+export const REMOVED_KEYS: Readonly<Record<string, string>> = {
+  batchingWindowSeconds:
+    'removed: each block is one table write whatever the batching window, so the window ' +
+    'is no longer a cost setting; the event source uses the fixed contract value ' +
+    '(AGGREGATE_EVENT_SOURCE.maxBatchingWindowSeconds). Drop the key.',
+};
 
 /** The validated settings of one deployment. */
 export type Config = z.infer<typeof ConfigSchema>;
@@ -127,6 +132,10 @@ function parseJsonContext(key: string, raw: string): unknown {
  * bad key.
  */
 export function parseConfig(context: Record<string, unknown>): Config {
+  const removed = Object.keys(REMOVED_KEYS)
+    .filter((key) => context[key] !== undefined)
+    .map((key) => `  context "${key}": ${REMOVED_KEYS[key]}`);
+  if (removed.length > 0) throw new ConfigError(`invalid CDK context:\n${removed.join('\n')}`);
   const ours = Object.fromEntries(
     Object.keys(ConfigSchema.shape)
       .filter((key) => context[key] !== undefined)

@@ -1,9 +1,10 @@
 /**
  * The three functions and what drives them: the aggregator reads the stream
- * through an event source mapping (failed batches land in an encrypted
- * queue), the query function serves the API (wired in query-api.ts), and the
- * metrics function runs every minute on an EventBridge schedule. Each role
- * gets only the table actions its function performs.
+ * through an event source mapping (failed batches are bisected, then land in
+ * an encrypted queue), the query function serves the API (wired in
+ * query-api.ts), and the summarize function runs every minute on an
+ * EventBridge schedule, one run at a time. Each role gets only the table
+ * actions its function performs.
  */
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
@@ -17,21 +18,36 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import {
-  AGGREGATE_EVENT_SOURCE,
-  DEFAULTS,
-  ENV,
-  RESOURCE_NAMES,
-  TABLE,
-} from '../contract/resources.js';
-import { BundledFunction } from './bundled-function.js';
+import { AGGREGATE_EVENT_SOURCE, ENV, RESOURCE_NAMES } from '../contract/resources.js';
+import { BundledFunction, type BundledFunctionProps } from './bundled-function.js';
 
 /**
- * Table actions by function: single-item conditional updates and key or index
- * reads. No Scan anywhere, no DeleteItem (TTL deletes), no batch writes.
+ * Table actions by function, exactly what its code calls; every one on the
+ * table's ARN (there is no index). The aggregator only puts: blocks and marks
+ * with a condition, never reading or updating an item. The summarizer reads
+ * blocks by Query, puts summaries and roll-ups, and deletes the late marks it
+ * has handled. The query function only runs Queries. No Scan anywhere, no
+ * batch operations, no UpdateItem or GetItem.
  */
-const TABLE_READ_ACTIONS = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'];
-const TABLE_WRITE_ACTIONS = ['dynamodb:UpdateItem', 'dynamodb:PutItem'];
+export const TABLE_ACTIONS = {
+  aggregate: ['dynamodb:PutItem'],
+  summarize: ['dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+  query: ['dynamodb:Query'],
+} as const satisfies Record<BundledFunctionProps['name'], readonly string[]>;
+
+/**
+ * The summarizer's size. Each run reads the active window's blocks of every
+ * busy service (window minutes x BLOCK_SHARDS Queries each), inflates them
+ * and merges them per endpoint: at 1,000 agents x 1,000 endpoints that is
+ * about a million endpoints, a few hundred MB of objects and CPU-bound
+ * inflate/merge work. 2 GB holds the merged window beside the decoded parts
+ * and buys more than one vCPU (Lambda gives CPU in proportion to memory).
+ * Once an hour a run also rolls the complete hour up (60 minutes of blocks
+ * per service), which does not fit a one-minute budget: hence 5 minutes.
+ * Reserved concurrency 1 makes such a long run delay the next tick instead of
+ * racing it on the same summary items.
+ */
+const SUMMARIZE_SIZE = { memorySize: 2048, timeout: Duration.minutes(5) } as const;
 
 /** Settings of the functions. */
 export interface FunctionsProps {
@@ -42,15 +58,13 @@ export interface FunctionsProps {
   logLevel: string;
   activeWindowSeconds: number;
   retentionHours: number;
-  /** Seconds the event source gathers records per aggregator invocation. */
-  batchingWindowSeconds: number;
 }
 
-/** The aggregate, query and metrics functions with their triggers. */
+/** The aggregate, query and summarize functions with their triggers. */
 export class Functions extends Construct {
   readonly aggregate: BundledFunction;
   readonly query: BundledFunction;
-  readonly metrics: BundledFunction;
+  readonly summarize: BundledFunction;
   /** Where the event source mapping puts batches it gave up on. */
   readonly onFailureQueue: Queue;
   /** Signs the query API's pagination cursors. */
@@ -73,13 +87,12 @@ export class Functions extends Construct {
     this.aggregate = new BundledFunction(this, 'Aggregate', {
       ...common,
       name: 'aggregate',
-      description: 'Folds connection logs from Kinesis into the clients table',
+      description: 'Stores connection logs from Kinesis as sealed activity blocks',
       memorySize: 1024,
       timeout: Duration.minutes(2),
       environment: { ...tableEnvironment, [ENV.stream]: props.stream.streamName },
     });
-    allowTableRead(this.aggregate, table);
-    allowTableWrite(this.aggregate, table);
+    allowTable(this.aggregate, table, TABLE_ACTIONS.aggregate);
 
     this.onFailureQueue = new Queue(this, 'OnFailureQueue', {
       queueName: `${props.namePrefix}${RESOURCE_NAMES.onFailureQueue}`,
@@ -100,10 +113,10 @@ export class Functions extends Construct {
       new KinesisEventSource(props.stream, {
         startingPosition: StartingPosition.TRIM_HORIZON,
         batchSize: AGGREGATE_EVENT_SOURCE.batchSize,
-        maxBatchingWindow: Duration.seconds(props.batchingWindowSeconds),
+        maxBatchingWindow: Duration.seconds(AGGREGATE_EVENT_SOURCE.maxBatchingWindowSeconds),
         parallelizationFactor: AGGREGATE_EVENT_SOURCE.parallelizationFactor,
         reportBatchItemFailures: true,
-        bisectBatchOnError: true,
+        bisectBatchOnError: AGGREGATE_EVENT_SOURCE.bisectBatchOnError,
         retryAttempts: AGGREGATE_EVENT_SOURCE.retryAttempts,
         maxRecordAge: Duration.seconds(AGGREGATE_EVENT_SOURCE.maxRecordAgeSeconds),
         onFailure: new SqsDlq(this.onFailureQueue),
@@ -126,7 +139,7 @@ export class Functions extends Construct {
     this.query = new BundledFunction(this, 'Query', {
       ...common,
       name: 'query',
-      description: 'Answers the udpwatch HTTP API from the clients table',
+      description: 'Answers the udpwatch HTTP API from the stored blocks and summaries',
       memorySize: 512,
       timeout: Duration.seconds(10),
       environment: {
@@ -137,45 +150,37 @@ export class Functions extends Construct {
         [ENV.cursorKey]: this.cursorKey.secretValue.unsafeUnwrap(),
       },
     });
-    allowTableRead(this.query, table);
+    allowTable(this.query, table, TABLE_ACTIONS.query);
 
-    // --- metrics: schedule -> table -> CloudWatch (EMF via its logs) ----
-    this.metrics = new BundledFunction(this, 'Metrics', {
+    // --- summarize: schedule -> table -> CloudWatch (EMF via its logs) --
+    this.summarize = new BundledFunction(this, 'Summarize', {
       ...common,
-      name: 'metrics',
-      description: 'Publishes active-client counts per service as CloudWatch metrics',
-      memorySize: 512,
-      timeout: Duration.seconds(50),
+      name: 'summarize',
+      description: 'Summarizes each complete minute per service and publishes client counts',
+      ...SUMMARIZE_SIZE,
       environment: tableEnvironment,
+      reservedConcurrentExecutions: 1,
+      // A tick that finds the previous run still going waits at most this
+      // long (the shortest Lambda allows) and is then dropped: the next tick
+      // summarizes the newest complete minute anyway, so none queue up.
+      maxEventAge: Duration.minutes(1),
+      // A failed run is followed by the next tick a minute later; retrying
+      // would only run behind it.
+      retryAttempts: 0,
     });
-    allowTableRead(this.metrics, table);
-    allowTableWrite(this.metrics, table);
-    new Rule(this, 'MetricsSchedule', {
-      description: 'Runs the udpwatch metrics function every minute',
-      schedule: Schedule.rate(Duration.seconds(DEFAULTS.refreshIntervalSeconds)),
-      // A missed minute is covered by the next one; retrying late would only
-      // publish a stale count.
-      targets: [new LambdaFunction(this.metrics.function, { retryAttempts: 0 })],
+    allowTable(this.summarize, table, TABLE_ACTIONS.summarize);
+    new Rule(this, 'SummarizeSchedule', {
+      description: 'Runs the udpwatch summarize function every minute',
+      // Summaries are per minute, so is the schedule.
+      schedule: Schedule.rate(Duration.minutes(1)),
+      targets: [new LambdaFunction(this.summarize.function, { retryAttempts: 0 })],
     });
   }
 }
 
-/** Lets a function read items of the table and query its indexes, by ARN. */
-function allowTableRead(target: BundledFunction, table: Table): void {
+/** Lets a function perform exactly `actions` on the table, by its ARN. */
+function allowTable(target: BundledFunction, table: Table, actions: readonly string[]): void {
   target.role.addToPrincipalPolicy(
-    new PolicyStatement({
-      actions: TABLE_READ_ACTIONS,
-      resources: [
-        table.tableArn,
-        ...TABLE.indexes.map((index) => `${table.tableArn}/index/${index.name}`),
-      ],
-    }),
-  );
-}
-
-/** Lets a function write items of the table (indexes follow by themselves). */
-function allowTableWrite(target: BundledFunction, table: Table): void {
-  target.role.addToPrincipalPolicy(
-    new PolicyStatement({ actions: TABLE_WRITE_ACTIONS, resources: [table.tableArn] }),
+    new PolicyStatement({ actions: [...actions], resources: [table.tableArn] }),
   );
 }

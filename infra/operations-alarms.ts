@@ -1,8 +1,9 @@
 /**
  * Alarms on the pipeline itself: the aggregator falling behind the stream,
- * failing or throttled, batches given up on, the API failing, the metrics
- * function failing (client alarms would go blind), and too few agents
- * reporting.
+ * failing or throttled, batches given up on, records it could not decode,
+ * blocks that conflict with a stored block under the same key, the API
+ * failing, the summarize function failing (client alarms would go blind), and
+ * too few agents reporting.
  */
 import { Duration } from 'aws-cdk-lib';
 import type { HttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
@@ -17,7 +18,8 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { agentsReportingMetric } from './client-metrics.js';
+import { METRICS } from '../contract/resources.js';
+import { agentsReportingMetric, pipelineCountMetric } from './client-metrics.js';
 
 /** Window of the count-based alarms (errors, throttles, 5xx). */
 const COUNT_PERIOD = Duration.minutes(5);
@@ -27,7 +29,7 @@ export interface OperationsAlarmsProps {
   alarmNamePrefix: string;
   aggregate: IFunction;
   query: IFunction;
-  metrics: IFunction;
+  summarize: IFunction;
   onFailureQueue: IQueue;
   api: HttpApi;
   topic: ITopic;
@@ -80,6 +82,20 @@ export class OperationsAlarms extends Construct {
         statistic: 'Maximum',
       }),
     });
+    this.add('BadRecords', 'Kinesis records the aggregator could not decode were skipped', {
+      ...atLeastOne,
+      metric: pipelineCountMetric(METRICS.badRecords, COUNT_PERIOD),
+    });
+    // Same key, different content: an agent reused a sequence number (lost
+    // state, a cloned host) or two agents share an id. Both copies are kept,
+    // but the queries read only the first: someone has to look.
+    this.add('BlockConflicts', 'A block differs from the one stored under its key', {
+      metric: pipelineCountMetric(METRICS.blockConflicts, COUNT_PERIOD),
+      threshold: 0,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
     this.add('Api5xx', 'The query API answers with server errors', {
       metric: props.api.metricServerError({ period: COUNT_PERIOD, statistic: 'Sum' }),
       threshold: props.api5xxThreshold,
@@ -91,9 +107,9 @@ export class OperationsAlarms extends Construct {
       ...atLeastOne,
       metric: props.query.metricErrors({ period: COUNT_PERIOD, statistic: 'Sum' }),
     });
-    this.add('MetricsErrors', 'The metrics function failed; client alarms go blind', {
+    this.add('SummarizeErrors', 'The summarize function failed; client alarms go blind', {
       ...atLeastOne,
-      metric: props.metrics.metricErrors({ period: COUNT_PERIOD, statistic: 'Sum' }),
+      metric: props.summarize.metricErrors({ period: COUNT_PERIOD, statistic: 'Sum' }),
     });
     if (props.minAgentsReporting > 0) {
       this.add('TooFewAgents', `Fewer than ${props.minAgentsReporting} agents report`, {
@@ -101,7 +117,7 @@ export class OperationsAlarms extends Construct {
         threshold: props.minAgentsReporting,
         comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
         evaluationPeriods: props.evaluationPeriods,
-        // No data point means the metrics function saw no agent at all.
+        // No data point means the summarize function saw no agent at all (or did not run).
         treatMissingData: TreatMissingData.BREACHING,
       });
     }

@@ -1,6 +1,7 @@
 /**
  * One CloudWatch dashboard: client counts per service, agents reporting,
- * ingestion lag, errors and the API, with the state of every alarm on top.
+ * ingestion lag, bad input and block conflicts, errors and the API, with the
+ * state of every alarm on top.
  */
 import { Aws, Duration } from 'aws-cdk-lib';
 import type { HttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
@@ -22,7 +23,7 @@ export interface OperationsDashboardProps {
   dashboardName: string;
   aggregate: IFunction;
   query: IFunction;
-  metrics: IFunction;
+  summarize: IFunction;
   onFailureQueue: IQueue;
   api: HttpApi;
   alarms: Alarm[];
@@ -74,10 +75,11 @@ export class OperationsDashboard extends Construct {
         8,
       ),
       graph(
-        'Bad input skipped',
+        'Bad input skipped, conflicting blocks',
         [
           allSeries(METRICS.badLines, 'Sum', 'bad lines'),
           allSeries(METRICS.badRecords, 'Sum', 'bad records'),
+          allSeries(METRICS.blockConflicts, 'Sum', 'block conflicts'),
         ],
         8,
       ),
@@ -88,7 +90,7 @@ export class OperationsDashboard extends Construct {
         [
           ...errors(props.aggregate, 'aggregate'),
           ...errors(props.query, 'query'),
-          ...errors(props.metrics, 'metrics'),
+          ...errors(props.summarize, 'summarize'),
         ],
         8,
       ),

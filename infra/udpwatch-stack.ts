@@ -1,6 +1,6 @@
 /**
  * The whole udpwatch pipeline in one stack, in data-flow order:
- * agents -> stream -> aggregate -> table <- query API, metrics -> alarms.
+ * agents -> stream -> aggregate -> table <- query API; table -> summarize -> alarms.
  */
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -50,7 +50,6 @@ export class UdpwatchStack extends Stack {
       logRetention,
       logLevel: config.logLevel,
       activeWindowSeconds: config.activeWindowSeconds,
-      batchingWindowSeconds: config.batchingWindowSeconds,
       retentionHours: config.retentionHours,
     });
     const api = new QueryApi(this, 'QueryApi', {
@@ -77,7 +76,7 @@ export class UdpwatchStack extends Stack {
       alarmNamePrefix: this.stackName,
       aggregate: functions.aggregate.function,
       query: functions.query.function,
-      metrics: functions.metrics.function,
+      summarize: functions.summarize.function,
       onFailureQueue: functions.onFailureQueue,
       api: api.api,
       topic: notifications.topic,
@@ -90,7 +89,7 @@ export class UdpwatchStack extends Stack {
       dashboardName: `${prefix}udpwatch`,
       aggregate: functions.aggregate.function,
       query: functions.query.function,
-      metrics: functions.metrics.function,
+      summarize: functions.summarize.function,
       onFailureQueue: functions.onFailureQueue,
       api: api.api,
       alarms: [...Object.values(operationsAlarms.alarms), ...clientAlarms.alarms],
@@ -105,7 +104,11 @@ export class UdpwatchStack extends Stack {
     output('StreamName', ingest.stream.streamName, 'Kinesis stream the agents write to', true);
     output('StreamArn', ingest.stream.streamArn, 'ARN of the Kinesis stream', true);
     output('ApiUrl', api.stage.url, 'Base URL of the query API (IAM-signed requests)');
-    output('TableName', clients.table.tableName, 'DynamoDB table of active clients');
+    output(
+      'TableName',
+      clients.table.tableName,
+      'DynamoDB table of activity blocks, summaries, services and agents',
+    );
     output(
       'AgentPolicyArn',
       agents.policy.managedPolicyArn,

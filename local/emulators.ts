@@ -7,6 +7,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   CreateTableCommand,
+  DescribeTableCommand,
   type DynamoDBClient,
   ResourceInUseException as TableInUseException,
   waitUntilTableExists,
@@ -96,36 +97,21 @@ export async function createStream(
   throw new Error(`stream ${streamName} did not become ACTIVE`);
 }
 
-/** Creates the table with its key layout and indexes, tolerating one that exists. */
+/** Creates the table with its key layout (no index, as deployed), tolerating one that exists. */
 export async function createTable(dynamodb: DynamoDBClient, tableName: string): Promise<void> {
-  const attributes = new Map<string, 'S' | 'N'>();
-  attributes.set(TABLE.partitionKey.name, TABLE.partitionKey.type);
-  attributes.set(TABLE.sortKey.name, TABLE.sortKey.type);
-  for (const ix of TABLE.indexes) {
-    attributes.set(ix.partitionKey.name, ix.partitionKey.type);
-    attributes.set(ix.sortKey.name, ix.sortKey.type);
-  }
   try {
     await dynamodb.send(
       new CreateTableCommand({
         TableName: tableName,
         BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [...attributes].map(([AttributeName, AttributeType]) => ({
-          AttributeName,
-          AttributeType,
+        AttributeDefinitions: [TABLE.partitionKey, TABLE.sortKey].map((key) => ({
+          AttributeName: key.name,
+          AttributeType: key.type,
         })),
         KeySchema: [
           { AttributeName: TABLE.partitionKey.name, KeyType: 'HASH' },
           { AttributeName: TABLE.sortKey.name, KeyType: 'RANGE' },
         ],
-        GlobalSecondaryIndexes: TABLE.indexes.map((ix) => ({
-          IndexName: ix.name,
-          KeySchema: [
-            { AttributeName: ix.partitionKey.name, KeyType: 'HASH' },
-            { AttributeName: ix.sortKey.name, KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: ix.projection },
-        })),
       }),
     );
   } catch (err) {
@@ -135,6 +121,16 @@ export async function createTable(dynamodb: DynamoDBClient, tableName: string): 
     { client: dynamodb, maxWaitTime: 30, minDelay: 1 },
     { TableName: tableName },
   );
+  // A table kept on disk (--data-dir) by an older layout still has its indexes
+  // and items nothing reads any more: say so rather than run on it.
+  const described = await dynamodb.send(new DescribeTableCommand({ TableName: tableName }));
+  const indexes = described.Table?.GlobalSecondaryIndexes;
+  if (indexes && indexes.length > 0) {
+    throw new Error(
+      `table ${tableName} has secondary indexes (${indexes.map((ix) => ix.IndexName).join(', ')}): ` +
+        'it was created by an older udpwatch layout; delete its data directory or use another one',
+    );
+  }
 }
 
 /** Starts both emulators, creates the stream and the table, and returns clients for them. */

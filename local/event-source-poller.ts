@@ -2,8 +2,10 @@
  * A local stand-in for Lambda's Kinesis event source mapping: reads every
  * shard in order, batches records, invokes the handler with exactly the
  * KinesisStreamEvent Lambda would build, honours the partial-batch-failure
- * response, retries a failing batch a bounded number of times and then hands
- * it to an on-failure sink and moves on (as Lambda does with bisect off).
+ * response, and, as the deployed mapping does with bisect on, splits a batch
+ * whose handler threw in two and retries each half on its own, so a poison
+ * record ends up alone. A part that still fails after a bounded number of
+ * retries goes to an on-failure sink and the shard moves on.
  */
 import {
   ExpiredIteratorException,
@@ -37,6 +39,8 @@ export interface PollerOptions {
   maxBatchingWindowMs?: number; // default 500 locally
   /** Retries after the first failed invocation; a negative value retries forever. */
   retryAttempts?: number; // default AGGREGATE_EVENT_SOURCE.retryAttempts
+  /** Split a batch whose handler threw in two before retrying (splits use no retry). */
+  bisectBatchOnError?: boolean; // default AGGREGATE_EVENT_SOURCE.bisectBatchOnError
   pollIntervalMs?: number; // idle GetRecords interval, default 200
   onFailure?: (failure: PollerFailure) => void | Promise<void>; // on-failure sink
   region?: string;
@@ -58,8 +62,12 @@ export interface EventSourcePoller {
   stop(): Promise<void>;
   /** Resolves once every record in the stream when called has been handled or sent to onFailure. */
   drain(timeoutMs?: number): Promise<void>;
-  /** batches: batches formed; records: records in them (each once); retries: re-invocations; failures: onFailure calls. */
-  stats(): { batches: number; records: number; retries: number; failures: number };
+  /**
+   * batches: batches formed; records: records in them (each once); retries:
+   * re-invocations of the same records; splits: failed parts halved;
+   * failures: onFailure calls.
+   */
+  stats(): { batches: number; records: number; retries: number; splits: number; failures: number };
 }
 
 /** Name the local aggregate function goes by in contexts and ARNs. */
@@ -83,6 +91,8 @@ interface ShardState {
 interface Invocation {
   failedFrom: number;
   error: string;
+  /** The function itself failed (threw), rather than answering with failed items. */
+  threw?: boolean;
 }
 
 const now = () => process.hrtime.bigint();
@@ -115,6 +125,7 @@ export function startEventSourcePoller(options: PollerOptions): EventSourcePolle
   const batchSize = options.batchSize ?? AGGREGATE_EVENT_SOURCE.batchSize;
   const windowMs = options.maxBatchingWindowMs ?? 500;
   const retryAttempts = options.retryAttempts ?? AGGREGATE_EVENT_SOURCE.retryAttempts;
+  const bisect = options.bisectBatchOnError ?? AGGREGATE_EVENT_SOURCE.bisectBatchOnError;
   const pollIntervalMs = options.pollIntervalMs ?? 200;
   const region = options.region ?? LOCAL_REGION;
   const accountId = options.accountId ?? LOCAL_ACCOUNT_ID;
@@ -127,7 +138,7 @@ export function startEventSourcePoller(options: PollerOptions): EventSourcePolle
   const abort = new AbortController();
   const signal = abort.signal;
   const shards = new Map<string, ShardState>();
-  const counters = { batches: 0, records: 0, retries: 0, failures: 0 };
+  const counters = { batches: 0, records: 0, retries: 0, splits: 0, failures: 0 };
   let discoveryError: string | undefined;
 
   const toEventRecord = (shardId: string, r: KinesisRecord): KinesisStreamRecord => ({
@@ -156,7 +167,7 @@ export function startEventSourcePoller(options: PollerOptions): EventSourcePolle
         lambdaContext({ functionName: FUNCTION_NAME, region, accountId }),
       );
     } catch (err) {
-      return { failedFrom: 0, error: `handler threw ${message(err)}` };
+      return { failedFrom: 0, error: `handler threw ${message(err)}`, threw: true };
     }
     const failures = (response as Partial<KinesisStreamBatchResponse> | undefined)
       ?.batchItemFailures;
@@ -187,23 +198,37 @@ export function startEventSourcePoller(options: PollerOptions): EventSourcePolle
     };
   }
 
-  /** Delivers one batch until it succeeds or its failed part goes to onFailure; false if stopped first. */
+  /** Delivers one batch until it succeeds or its failed parts go to onFailure; false if stopped first. */
   async function deliver(state: ShardState, batch: KinesisStreamRecord[]): Promise<boolean> {
     counters.batches++;
     counters.records += batch.length;
+    return deliverPart(state, batch);
+  }
+
+  /** Delivers records of one batch, in order, bisecting on a thrown error; false if stopped first. */
+  async function deliverPart(state: ShardState, part: KinesisStreamRecord[]): Promise<boolean> {
     const markDone = (r: KinesisStreamRecord | undefined) => {
       if (r) state.doneThrough = BigInt(r.kinesis.sequenceNumber);
     };
-    let pending = batch;
+    let pending = part;
     for (let attempts = 1; ; attempts++) {
       const outcome = await invoke(pending);
       if (outcome.failedFrom < 0) {
         markDone(pending.at(-1));
         return true;
       }
-      // Records before the first reported failure are checkpointed, as Lambda does.
+      // Records before the first reported failure are checkpointed, as Lambda
+      // does; with bisect on, Lambda retries just the rest, not halves of it.
       markDone(pending[outcome.failedFrom - 1]);
       pending = pending.slice(outcome.failedFrom);
+      if (bisect && outcome.threw && pending.length > 1) {
+        // The halves go in order, each a fresh delivery, so the shard's order holds.
+        if (signal.aborted) return false;
+        counters.splits++;
+        const half = Math.ceil(pending.length / 2);
+        if (!(await deliverPart(state, pending.slice(0, half)))) return false;
+        return deliverPart(state, pending.slice(half));
+      }
       if (retryAttempts >= 0 && attempts > retryAttempts) {
         counters.failures++;
         const failure: PollerFailure = {

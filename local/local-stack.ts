@@ -1,7 +1,7 @@
 /**
  * The whole local AWS runtime in one call: emulators with the stream and
  * table, the event-source poller feeding the aggregate handler, the HTTP API
- * in front of the query handler, the metrics schedule and the TTL sweeper,
+ * in front of the query handler, the summarize schedule and the TTL sweeper,
  * with the environment the functions expect. Tests and `npm start` use it.
  */
 import { ENV } from '../contract/resources.js';
@@ -24,7 +24,7 @@ export type AggregateHandler = PollerOptions['handler'];
 export interface LocalHandlers {
   aggregate?: AggregateHandler;
   query?: ApiHandler;
-  metrics?: ScheduledHandler;
+  summarize?: ScheduledHandler;
 }
 
 export interface LocalStackOptions {
@@ -36,19 +36,21 @@ export interface LocalStackOptions {
   shardCount?: number;
   aggregateHandler?: AggregateHandler;
   queryHandler?: ApiHandler;
-  metricsHandler?: ScheduledHandler;
+  summarizeHandler?: ScheduledHandler;
   /**
-   * Loads handlers once the functions' environment is set: the real handlers
-   * read their configuration when their module is imported.
+   * Loads handlers once the functions' environment is set. The real handlers
+   * build their clients from that environment on first use, not at import;
+   * loading this late also lets a test's handler read it while loading.
    */
   loadHandlers?: () => Promise<LocalHandlers>;
   /** Extra function environment (e.g. ENV.activeWindow); wins over the defaults. */
   functionEnv?: Record<string, string>;
   /** Event source settings (batch size, window, retries, starting position...). */
   poller?: Omit<PollerOptions, 'kinesis' | 'streamName' | 'handler'>;
-  /** How often the metrics function runs (default 60 s, like its schedule rule). */
-  metricsIntervalMs?: number;
-  onMetrics?: (result: unknown) => void;
+  /** How often the summarize function runs (default 60 s, like its schedule rule). */
+  summarizeIntervalMs?: number;
+  /** Each summarize run's result. */
+  onSummarize?: (result: unknown) => void;
   /** How often expired items are swept (default 60 s). */
   sweepIntervalMs?: number;
   /** Told each step as it starts, for progress output. */
@@ -62,7 +64,8 @@ export interface LocalStack {
   env: Record<string, string>;
   poller?: EventSourcePoller;
   api?: ApiServer;
-  metrics?: Schedule;
+  /** The summarize schedule; never two runs at once, as reserved concurrency 1 deploys it. */
+  summarize?: Schedule;
   sweeper: TtlSweeper;
   /** The on-failure destination: batches the poller gave up on, oldest first. */
   failures: PollerFailure[];
@@ -146,7 +149,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const loaded = (await options.loadHandlers?.()) ?? {};
     const aggregate = options.aggregateHandler ?? loaded.aggregate;
     const query = options.queryHandler ?? loaded.query;
-    const metricsHandler = options.metricsHandler ?? loaded.metrics;
+    const summarizeHandler = options.summarizeHandler ?? loaded.summarize;
     const failures: PollerFailure[] = [];
 
     const sweeper = startTtlSweeper({
@@ -182,19 +185,20 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       stoppers.push(() => started.stop());
     }
 
-    let metrics: Schedule | undefined;
-    if (metricsHandler) {
+    let summarize: Schedule | undefined;
+    if (summarizeHandler) {
+      progress('starting the summarize schedule');
       const started = startSchedule({
-        handler: metricsHandler,
-        intervalMs: options.metricsIntervalMs ?? 60_000,
-        functionName: 'udpwatch-metrics',
-        onResult: options.onMetrics,
+        handler: summarizeHandler,
+        intervalMs: options.summarizeIntervalMs ?? 60_000,
+        functionName: 'udpwatch-summarize',
+        onResult: options.onSummarize,
       });
-      metrics = started;
+      summarize = started;
       stoppers.push(() => started.stop());
     }
 
-    return { emulators, env, poller, api, metrics, sweeper, failures, stop: stopAll };
+    return { emulators, env, poller, api, summarize, sweeper, failures, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -1,9 +1,9 @@
 /**
  * `npm start`: the whole pipeline on this machine, with no AWS account.
  * Starts the local stack (emulators, event-source poller feeding the real
- * aggregate function, HTTP API in front of the real query function, metrics
- * schedule, TTL sweeper), says where everything listens, and stops cleanly on
- * Ctrl-C.
+ * aggregate function, HTTP API in front of the real query function,
+ * summarize schedule, TTL sweeper), says where everything listens, and stops
+ * cleanly on Ctrl-C.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { SUMMARY_LAG_SECONDS } from '../contract/block.js';
 import { ENV } from '../contract/resources.js';
 import { type ServiceAlarms, ServiceAlarmsSchema } from '../contract/service-alarms.js';
 import type { FlowLine } from '../contract/wire.js';
@@ -33,7 +34,7 @@ const DEMO_PORT = 5300;
 export const USAGE = `Usage: npm start -- [options]
 
 Runs the udpwatch pipeline locally: Kinesis and DynamoDB emulators, the
-aggregate, query and metrics functions, and the HTTP API.
+aggregate, query and summarize functions, and the HTTP API.
 
 Options:
   --kinesis-port N    Kinesis endpoint port (default ${DEFAULT_LOCAL_PORTS.kinesis})
@@ -180,15 +181,15 @@ export function portInUseMessage(err: PortInUseError): string {
 
 /** Imports the real function handlers; called once the stack has set their environment. */
 export async function loadFunctionHandlers(): Promise<LocalHandlers> {
-  const [aggregate, query, metrics] = await Promise.all([
+  const [aggregate, query, summarize] = await Promise.all([
     import('../functions/aggregate/handler.js'),
     import('../functions/query/handler.js'),
-    import('../functions/metrics/handler.js'),
+    import('../functions/summarize/handler.js'),
   ]);
   return {
     aggregate: aggregate.handler as LocalHandlers['aggregate'],
     query: query.handler as LocalHandlers['query'],
-    metrics: metrics.handler as LocalHandlers['metrics'],
+    summarize: summarize.handler as LocalHandlers['summarize'],
   };
 }
 
@@ -399,9 +400,16 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 1;
   }
-  // The schedule's first run is a minute away; an early one fills in the
-  // client counts of `udpwatch services` while the user is still looking.
-  setTimeout(() => void stack.metrics?.runOnce().catch(() => {}), 5_000).unref();
+  // The schedule's first run is a minute away. An early one summarizes the
+  // latest complete minute of blocks kept on disk (--data-dir) at once; on a
+  // fresh start no minute is complete yet and it finds nothing to do.
+  setTimeout(() => void stack.summarize?.runOnce().catch(() => {}), 5_000).unref();
+  if (stack.summarize) {
+    extra.push(
+      '  summaries  every 60 s, of each minute once its blocks are in ' +
+        `(${SUMMARY_LAG_SECONDS} s after it ends): client counts show up within ~3 minutes`,
+    );
+  }
   const alarmTimer = startLocalAlarmLoop(flags, stack.api?.url);
   if (alarmTimer)
     extra.push(

@@ -142,6 +142,7 @@ describe('event source poller', () => {
       batches: rec.calls.length,
       records: 300,
       retries: 0,
+      splits: 0,
       failures: 0,
     });
   });
@@ -235,7 +236,8 @@ describe('event source poller', () => {
     expect(rec.calls).toHaveLength(2);
     expect(rec.dataOf(0)).toEqual(puts.map((_, i) => `r${i}`));
     expect(rec.dataOf(1)).toEqual(['r4', 'r5', 'r6', 'r7', 'r8', 'r9']);
-    expect(poller.stats()).toEqual({ batches: 1, records: 10, retries: 1, failures: 0 });
+    // A reported item failure is retried from there, never bisected.
+    expect(poller.stats()).toEqual({ batches: 1, records: 10, retries: 1, splits: 0, failures: 0 });
   });
 
   it('treats an empty or unknown itemIdentifier as a whole-batch failure', async () => {
@@ -259,7 +261,7 @@ describe('event source poller', () => {
     expect(rec.calls.map((_, i) => rec.dataOf(i))).toEqual([all, all, all]);
   });
 
-  it('retries a batch whose handler throws, with the same records, until it succeeds', async () => {
+  it('with bisect off, retries a batch whose handler throws, with the same records, until it succeeds', async () => {
     const stream = await newStream(1);
     await putNumbered(stream, 5);
     const rec = recorder((_, call) => {
@@ -272,6 +274,7 @@ describe('event source poller', () => {
       streamName: stream,
       handler: rec.handler,
       batchSize: 5,
+      bisectBatchOnError: false,
       onFailure: (f) => {
         failures.push(f);
       },
@@ -323,10 +326,51 @@ describe('event source poller', () => {
       'r4',
     ]);
     expect(f.lastError).toContain(puts[2]?.seq);
-    expect(poller.stats()).toEqual({ batches: 2, records: 10, retries: 2, failures: 1 });
+    expect(poller.stats()).toEqual({ batches: 2, records: 10, retries: 2, splits: 0, failures: 1 });
   });
 
-  it('a thrown error exhausting its retries sends the whole batch to onFailure', async () => {
+  it('by default (bisect on, as deployed) isolates a poison record: only it reaches onFailure', async () => {
+    const stream = await newStream(1);
+    await putNumbered(stream, 8);
+    // r5 makes the handler throw whenever it is in the batch.
+    const rec = recorder((event) => {
+      const data = event.Records.map((r) => Buffer.from(r.kinesis.data, 'base64').toString());
+      if (data.includes('r5')) throw new Error('poison r5');
+      return undefined;
+    });
+    const failures: PollerFailure[] = [];
+    const poller = start({
+      kinesis: emu.kinesis,
+      streamName: stream,
+      handler: rec.handler,
+      batchSize: 8,
+      retryAttempts: 2,
+      onFailure: (f) => {
+        failures.push(f);
+      },
+    });
+    await poller.drain(20_000);
+    expect(rec.calls.map((_, i) => rec.dataOf(i))).toEqual([
+      ['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7'],
+      ['r0', 'r1', 'r2', 'r3'],
+      ['r4', 'r5', 'r6', 'r7'],
+      ['r4', 'r5'],
+      ['r4'],
+      ['r5'],
+      ['r5'],
+      ['r5'],
+      ['r6', 'r7'],
+    ]);
+    expect(failures).toHaveLength(1);
+    expect(
+      failures[0]?.records.map((r) => Buffer.from(r.kinesis.data, 'base64').toString()),
+    ).toEqual(['r5']);
+    expect(failures[0]).toMatchObject({ attempts: 3 });
+    expect(failures[0]?.lastError).toContain('poison r5');
+    expect(poller.stats()).toEqual({ batches: 1, records: 8, retries: 2, splits: 3, failures: 1 });
+  });
+
+  it('with bisect off, a thrown error exhausting its retries sends the whole batch to onFailure', async () => {
     const stream = await newStream(1);
     await putNumbered(stream, 4);
     const rec = recorder(() => {
@@ -339,6 +383,7 @@ describe('event source poller', () => {
       handler: rec.handler,
       batchSize: 4,
       retryAttempts: 1,
+      bisectBatchOnError: false,
       onFailure: (f) => {
         failures.push(f);
       },

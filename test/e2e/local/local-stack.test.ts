@@ -21,14 +21,14 @@ async function freePort(): Promise<number> {
 }
 
 describe('local stack', () => {
-  it('wires poller, API, schedule and sweeper to the emulators with the functions environment', async () => {
+  it('wires poller, API, summarize schedule and sweeper to the emulators with the functions environment', async () => {
     const seenEnv: (string | undefined)[] = [];
     const events: KinesisStreamEvent[] = [];
     const scheduled: ScheduledEvent[] = [];
     const stack = await startLocalStack({
       shardCount: 2,
       poller: { maxBatchingWindowMs: 50, pollIntervalMs: 20 },
-      metricsIntervalMs: 40,
+      summarizeIntervalMs: 40,
       // The handlers are "imported" only once the environment is in place.
       loadHandlers: async () => {
         const tableAtLoad = process.env[ENV.table];
@@ -38,7 +38,7 @@ describe('local stack', () => {
             seenEnv.push(process.env[ENV.dynamodbEndpoint]);
           },
           query: async (event) => ({ path: event.rawPath, tableAtLoad }),
-          metrics: async (event) => {
+          summarize: async (event) => {
             scheduled.push(event);
             return { ok: true };
           },
@@ -72,7 +72,7 @@ describe('local stack', () => {
       await new Promise((r) => setTimeout(r, 20));
     expect(scheduled.length).toBeGreaterThanOrEqual(2);
     expect(scheduled[0]).toMatchObject({ 'detail-type': 'Scheduled Event', source: 'aws.events' });
-    expect(await stack.metrics?.runOnce()).toEqual({ ok: true });
+    expect(await stack.summarize?.runOnce()).toEqual({ ok: true });
 
     const key = { pk: { S: 'stack-ttl' }, sk: { S: 'x' } };
     await emulators.dynamodb.send(
@@ -118,8 +118,33 @@ describe('local stack', () => {
         f.records.map((r) => Buffer.from(r.kinesis.data, 'base64').toString()),
       ),
     ).toEqual(['1', '2']);
+    // Bisect on, as deployed: each record failed on its own.
+    expect(stack.failures.map((f) => f.records.length)).toEqual([1, 1]);
     expect(stack.failures[0]?.lastError).toContain('cannot aggregate');
-    expect(sink).toEqual([stack.failures[0]?.shardId]);
+    expect(sink).toEqual(stack.failures.map((f) => f.shardId));
+  });
+
+  it('never runs two summarize invocations at once, like reserved concurrency 1', async () => {
+    let running = 0;
+    let most = 0;
+    let runs = 0;
+    const stack = await startLocalStack({
+      summarizeIntervalMs: 10,
+      summarizeHandler: async () => {
+        running++;
+        most = Math.max(most, running);
+        // Far longer than the interval: the next tick must wait for this run.
+        await new Promise((r) => setTimeout(r, 60));
+        running--;
+        return ++runs;
+      },
+    });
+    stacks.push(stack);
+    const manual = await Promise.all([stack.summarize?.runOnce(), stack.summarize?.runOnce()]);
+    for (let i = 0; i < 100 && runs < 4; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(runs).toBeGreaterThanOrEqual(4);
+    expect(most).toBe(1);
+    expect(manual[1]).toBeGreaterThan(manual[0] as number);
   });
 
   it('stops everything and restores the environment', async () => {

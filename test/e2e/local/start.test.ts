@@ -113,6 +113,9 @@ describe('npm start', () => {
     expect(run.out.stdout).toContain(`HTTP API   http://127.0.0.1:${apiPort}`);
     expect(run.out.stdout).toContain(`Kinesis    http://127.0.0.1:${kinesisPort}`);
     expect(run.out.stdout).toContain(`DynamoDB   http://127.0.0.1:${dynamodbPort}`);
+    expect(run.out.stdout).toMatch(
+      /summaries {2}every 60 s, of each minute once its blocks are in/,
+    );
 
     const kinesis = kinesisClient({ endpoint: `http://127.0.0.1:${kinesisPort}` });
     try {

@@ -94,4 +94,10 @@ describe('parseConfig', () => {
   it('rejects a malformed alarm e-mail', () => {
     expect(errorOf({ alarmEmail: 'not-an-address' })).toContain('context "alarmEmail"');
   });
+
+  it('fails on a key the block layout removed instead of silently ignoring it', () => {
+    const message = errorOf({ batchingWindowSeconds: '30' });
+    expect(message).toMatch(/context "batchingWindowSeconds": removed: .*no longer a cost setting/);
+    expect(() => parseConfig({})).not.toThrow();
+  });
 });

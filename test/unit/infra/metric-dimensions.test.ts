@@ -1,13 +1,18 @@
 /**
- * The alarms must name exactly the dimension sets the metrics function's EMF
+ * The alarms must name exactly the dimension sets the functions' EMF
  * documents carry, or CloudWatch never matches them. Powertools Metrics,
  * configured as the function configures it, writes real EMF here; the alarm
  * metrics are compared against it.
  */
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { Duration } from 'aws-cdk-lib';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { METRICS, RESOURCE_NAMES } from '../../../contract/resources.js';
-import { agentsReportingMetric, clientCountMetric } from '../../../infra/client-metrics.js';
+import {
+  agentsReportingMetric,
+  clientCountMetric,
+  pipelineCountMetric,
+} from '../../../infra/client-metrics.js';
 
 interface EmfDocument {
   _aws: {
@@ -48,7 +53,7 @@ function dimensionsOf(doc: EmfDocument, metricName: string) {
 
 afterEach(() => vi.restoreAllMocks());
 
-describe('alarm metrics match the EMF the metrics function writes', () => {
+describe('alarm metrics match the EMF the summarize function writes', () => {
   const docs = captureEmf(() => {
     const metrics = new Metrics({
       namespace: RESOURCE_NAMES.metricsNamespace,
@@ -77,5 +82,28 @@ describe('alarm metrics match the EMF the metrics function writes', () => {
   it('agents reporting', () => {
     const doc = docs.find((d) => d[METRICS.agentsReporting] !== undefined)!;
     expect(agentsReportingMetric().dimensions).toEqual(dimensionsOf(doc, METRICS.agentsReporting));
+  });
+});
+
+describe('alarm metrics match the EMF the aggregate function writes', () => {
+  // The aggregator counts on its handler-wide Metrics object, flushed once per batch.
+  const docs = captureEmf(() => {
+    const metrics = new Metrics({
+      namespace: RESOURCE_NAMES.metricsNamespace,
+      serviceName: RESOURCE_NAMES.powertoolsService,
+    });
+    metrics.addMetric(METRICS.badRecords, MetricUnit.Count, 1);
+    metrics.addMetric(METRICS.blockConflicts, MetricUnit.Count, 2);
+    metrics.publishStoredMetrics();
+  });
+
+  it('bad records and block conflicts', () => {
+    for (const name of [METRICS.badRecords, METRICS.blockConflicts] as const) {
+      const doc = docs.find((d) => d[name] !== undefined)!;
+      const alarmMetric = pipelineCountMetric(name, Duration.minutes(5));
+      expect(alarmMetric.namespace).toBe(RESOURCE_NAMES.metricsNamespace);
+      expect(alarmMetric.metricName).toBe(name);
+      expect(alarmMetric.dimensions).toEqual(dimensionsOf(doc, name));
+    }
   });
 });

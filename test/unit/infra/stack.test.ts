@@ -12,7 +12,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AGGREGATE_EVENT_SOURCE,
   ENV,
-  type KeyAttribute,
   METRICS,
   RESOURCE_NAMES,
   TABLE,
@@ -132,32 +131,18 @@ describe('clients table', () => {
     });
   });
 
-  it('has exactly the keys and indexes of the contract', () => {
+  it('has exactly the keys of the contract and no secondary index', () => {
     const [, table] = single('AWS::DynamoDB::Table');
-    const keySchema = (pk: { name: string }, sk: { name: string }) => [
-      { AttributeName: pk.name, KeyType: 'HASH' },
-      { AttributeName: sk.name, KeyType: 'RANGE' },
-    ];
-    expect(table.Properties.KeySchema).toEqual(keySchema(TABLE.partitionKey, TABLE.sortKey));
-    expect(table.Properties.GlobalSecondaryIndexes).toEqual(
-      TABLE.indexes.map((index) => ({
-        IndexName: index.name,
-        KeySchema: keySchema(index.partitionKey, index.sortKey),
-        // Keys only: an update that leaves the activity bucket alone then writes no index entry.
-        Projection: { ProjectionType: 'KEYS_ONLY' },
-      })),
-    );
-    const attributes: KeyAttribute[] = [
-      TABLE.partitionKey,
-      TABLE.sortKey,
-      ...TABLE.indexes.flatMap((i) => [i.partitionKey, i.sortKey]),
-    ];
-    const expected = new Map(attributes.map((a) => [a.name, a.type]));
-    expect(
-      new Map(
-        table.Properties.AttributeDefinitions.map((a: any) => [a.AttributeName, a.AttributeType]),
-      ),
-    ).toEqual(expected);
+    expect(table.Properties.KeySchema).toEqual([
+      { AttributeName: TABLE.partitionKey.name, KeyType: 'HASH' },
+      { AttributeName: TABLE.sortKey.name, KeyType: 'RANGE' },
+    ]);
+    expect(table.Properties.GlobalSecondaryIndexes).toBeUndefined();
+    expect(table.Properties.LocalSecondaryIndexes).toBeUndefined();
+    expect(table.Properties.AttributeDefinitions).toEqual([
+      { AttributeName: TABLE.partitionKey.name, AttributeType: TABLE.partitionKey.type },
+      { AttributeName: TABLE.sortKey.name, AttributeType: TABLE.sortKey.type },
+    ]);
   });
 
   it('is protected and retained in production (the default)', () => {
@@ -183,14 +168,14 @@ describe('stream and aggregate event source', () => {
     const [streamId] = single('AWS::Kinesis::Stream');
     expect(mapping.Properties).toMatchObject({
       EventSourceArn: { 'Fn::GetAtt': [streamId, 'Arn'] },
-      FunctionName: { Ref: functionId('Folds') },
+      FunctionName: { Ref: functionId('Stores') },
       BatchSize: AGGREGATE_EVENT_SOURCE.batchSize,
       MaximumBatchingWindowInSeconds: AGGREGATE_EVENT_SOURCE.maxBatchingWindowSeconds,
       ParallelizationFactor: AGGREGATE_EVENT_SOURCE.parallelizationFactor,
       MaximumRetryAttempts: AGGREGATE_EVENT_SOURCE.retryAttempts,
       MaximumRecordAgeInSeconds: AGGREGATE_EVENT_SOURCE.maxRecordAgeSeconds,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
-      BisectBatchOnFunctionError: true,
+      BisectBatchOnFunctionError: AGGREGATE_EVENT_SOURCE.bisectBatchOnError,
       StartingPosition: 'TRIM_HORIZON',
       DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } },
     });
@@ -252,12 +237,34 @@ describe('functions', () => {
     }
   });
 
-  it('runs the metrics function every minute from EventBridge', () => {
+  it('runs the summarize function every minute from EventBridge, without retries', () => {
     const [, rule] = single('AWS::Events::Rule');
     expect(rule.Properties.ScheduleExpression).toBe('rate(1 minute)');
+    expect(rule.Properties.State).toBe('ENABLED');
     expect(rule.Properties.Targets).toEqual([
-      expect.objectContaining({ Arn: { 'Fn::GetAtt': [functionId('Publishes'), 'Arn'] } }),
+      expect.objectContaining({
+        Arn: { 'Fn::GetAtt': [functionId('Summarizes'), 'Arn'] },
+        RetryPolicy: { MaximumRetryAttempts: 0 },
+      }),
     ]);
+  });
+
+  it('never runs two summarize runs at once and drops a tick stuck behind one', () => {
+    const summarize = functionId('Summarizes');
+    expect(resources[summarize]!.Properties).toMatchObject({
+      ReservedConcurrentExecutions: 1,
+      MemorySize: 2048,
+      Timeout: 300,
+    });
+    const [, invokeConfig] = single('AWS::Lambda::EventInvokeConfig');
+    expect(invokeConfig.Properties).toMatchObject({
+      FunctionName: { Ref: summarize },
+      MaximumEventAgeInSeconds: 60,
+      MaximumRetryAttempts: 0,
+    });
+    for (const other of [functionId('Stores'), functionId('Answers')]) {
+      expect(resources[other]!.Properties.ReservedConcurrentExecutions).toBeUndefined();
+    }
   });
 });
 
@@ -321,51 +328,62 @@ describe('least privilege', () => {
     }
   });
 
-  it('never allows Scan, deletes, or PutMetricData (metrics go out as EMF logs)', () => {
+  it('never allows Scan or PutMetricData (metrics go out as EMF logs)', () => {
     const actions = identityStatements().flatMap((s) => asList(s.Action));
-    for (const forbidden of ['dynamodb:Scan', 'dynamodb:DeleteItem', 'cloudwatch:PutMetricData']) {
+    for (const forbidden of ['dynamodb:Scan', 'cloudwatch:PutMetricData']) {
       expect(actions).not.toContain(forbidden);
     }
   });
 
-  it('lets the query function only read the table and its indexes', () => {
+  it('gives each role exactly the table actions its code performs, on the table ARN only', () => {
     const [tableId] = single('AWS::DynamoDB::Table');
-    const statements = roleStatements(functionId('Answers'));
-    const dynamo = statements.filter((s) =>
+    const expected: Record<string, string[]> = {
+      // Conditional puts of blocks, marks, services and agents: no read, no update.
+      Stores: ['dynamodb:PutItem'],
+      // Reads blocks, writes summaries and roll-ups, deletes handled late marks.
+      Summarizes: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+      Answers: ['dynamodb:Query'],
+    };
+    for (const [prefix, actions] of Object.entries(expected)) {
+      const dynamo = roleStatements(functionId(prefix)).filter((s) =>
+        asList(s.Action).some((a) => a.startsWith('dynamodb:')),
+      );
+      expect(dynamo, prefix).toHaveLength(1);
+      expect([...asList(dynamo[0].Action)].sort(), prefix).toEqual(actions);
+      expect(dynamo[0].Effect).toBe('Allow');
+      expect(dynamo[0].Resource, prefix).toEqual({ 'Fn::GetAtt': [tableId, 'Arn'] });
+      expect(dynamo[0].Condition).toBeUndefined();
+    }
+    // No other identity policy (agent, EC2 role) touches DynamoDB at all.
+    const all = identityStatements().filter((s) =>
       asList(s.Action).some((a) => a.startsWith('dynamodb:')),
     );
-    expect(dynamo).toHaveLength(1);
-    expect([...asList(dynamo[0].Action)].sort()).toEqual([
-      'dynamodb:BatchGetItem',
-      'dynamodb:GetItem',
-      'dynamodb:Query',
-    ]);
-    expect(dynamo[0].Resource).toEqual([
-      { 'Fn::GetAtt': [tableId, 'Arn'] },
-      ...TABLE.indexes.map((index) => ({
-        'Fn::Join': ['', [{ 'Fn::GetAtt': [tableId, 'Arn'] }, `/index/${index.name}`]],
-      })),
-    ]);
-    const services = new Set(
-      statements.flatMap((s) => asList(s.Action).map((a) => a.split(':')[0])),
-    );
-    expect(services).toEqual(new Set(['logs', 'dynamodb']));
+    expect(all).toHaveLength(3);
   });
 
-  it('lets aggregate and metrics write the table, and only aggregate read the stream', () => {
-    const [tableId] = single('AWS::DynamoDB::Table');
-    for (const prefix of ['Folds', 'Publishes']) {
-      const writes = roleStatements(functionId(prefix)).find((s) =>
-        asList(s.Action).includes('dynamodb:UpdateItem'),
+  it('lets the query and summarize functions use only logs and the table', () => {
+    for (const prefix of ['Answers', 'Summarizes']) {
+      const services = new Set(
+        roleStatements(functionId(prefix)).flatMap((s) =>
+          asList(s.Action).map((a) => a.split(':')[0]),
+        ),
       );
-      expect(writes.Resource).toEqual({ 'Fn::GetAtt': [tableId, 'Arn'] });
+      expect(services, prefix).toEqual(new Set(['logs', 'dynamodb']));
     }
-    const kinesisUsers = ['Folds', 'Publishes', 'Answers'].filter((prefix) =>
+  });
+
+  it('lets only aggregate read the stream and send to the on-failure queue', () => {
+    const [queueId] = single('AWS::SQS::Queue');
+    const sqs = roleStatements(functionId('Stores')).filter((s) =>
+      asList(s.Action).some((a) => a.startsWith('sqs:')),
+    );
+    expect(sqs.map((s) => s.Resource)).toEqual([{ 'Fn::GetAtt': [queueId, 'Arn'] }]);
+    const kinesisUsers = ['Stores', 'Summarizes', 'Answers'].filter((prefix) =>
       roleStatements(functionId(prefix)).some((s) =>
         asList(s.Action).some((a) => a.startsWith('kinesis:')),
       ),
     );
-    expect(kinesisUsers).toEqual(['Folds']);
+    expect(kinesisUsers).toEqual(['Stores']);
   });
 
   it('scopes every function log statement to its own log group', () => {
@@ -479,7 +497,7 @@ describe('alarms', () => {
 
   it('has the operations alarms', () => {
     const [queueId] = single('AWS::SQS::Queue');
-    const aggregate = functionId('Folds');
+    const aggregate = functionId('Stores');
     const onAggregate = (metric: string) =>
       alarms().some(
         (a) =>
@@ -502,12 +520,44 @@ describe('alarms', () => {
     expect(alarms().some((a) => a.MetricName === '5xx' && a.Namespace === 'AWS/ApiGateway')).toBe(
       true,
     );
+    const summarizeErrors = alarms().find(
+      (a) =>
+        a.MetricName === 'Errors' &&
+        a.Namespace === 'AWS/Lambda' &&
+        a.Dimensions[0].Value.Ref === functionId('Summarizes'),
+    );
+    expect(summarizeErrors).toMatchObject({ Threshold: 1, Statistic: 'Sum' });
     const agents = alarms().find((a) => a.MetricName === METRICS.agentsReporting);
     expect(agents).toMatchObject({
       Namespace: RESOURCE_NAMES.metricsNamespace,
       Threshold: CONTEXT.minAgentsReporting,
       ComparisonOperator: 'LessThanThreshold',
       TreatMissingData: 'breaching',
+    });
+  });
+
+  it('alarms on any block conflict and any bad record, on the dimensions the aggregator publishes', () => {
+    const onCount = (metric: string) => alarms().filter((a) => a.MetricName === metric);
+    const conflicts = onCount(METRICS.blockConflicts);
+    expect(conflicts).toHaveLength(1);
+    expect(conflicts[0]).toMatchObject({
+      Namespace: RESOURCE_NAMES.metricsNamespace,
+      Dimensions: [{ Name: 'service', Value: RESOURCE_NAMES.powertoolsService }],
+      Statistic: 'Sum',
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      EvaluationPeriods: 1,
+      TreatMissingData: 'notBreaching',
+    });
+    const bad = onCount(METRICS.badRecords);
+    expect(bad).toHaveLength(1);
+    expect(bad[0]).toMatchObject({
+      Namespace: RESOURCE_NAMES.metricsNamespace,
+      Dimensions: [{ Name: 'service', Value: RESOURCE_NAMES.powertoolsService }],
+      Statistic: 'Sum',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
     });
   });
 
@@ -537,6 +587,8 @@ describe('dashboard and outputs', () => {
       'IteratorAge',
       'Errors',
       METRICS.badLines,
+      METRICS.badRecords,
+      METRICS.blockConflicts,
       'ApproximateNumberOfMessagesVisible',
     ]) {
       expect(body).toContain(needle);

@@ -10,7 +10,12 @@ import { join } from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { METRICS, RESOURCE_NAMES } from '../../../contract/resources.js';
+import {
+  AGGREGATE_EVENT_SOURCE,
+  METRICS,
+  RESOURCE_NAMES,
+  TABLE,
+} from '../../../contract/resources.js';
 import { type BuiltApp, buildApp } from '../../../infra/app.js';
 import { ConfigError } from '../../../infra/config.js';
 
@@ -36,7 +41,6 @@ beforeAll(() => {
       minAgentsReporting: '0',
       logLevel: 'DEBUG',
       logRetentionDays: '7',
-      batchingWindowSeconds: '5',
     },
     outdir,
   );
@@ -52,9 +56,28 @@ afterAll(() => {
 const ofType = (type: string) => Object.values(resources).filter((r) => r.Type === type);
 
 describe('a staging deployment from -c strings', () => {
-  it('uses the given batching window for the aggregator', () => {
+  it('keeps the contract event source and the one-at-a-time summarizer whatever the context', () => {
     const [mapping] = ofType('AWS::Lambda::EventSourceMapping');
-    expect(mapping.Properties.MaximumBatchingWindowInSeconds).toBe(5);
+    expect(mapping.Properties).toMatchObject({
+      MaximumBatchingWindowInSeconds: AGGREGATE_EVENT_SOURCE.maxBatchingWindowSeconds,
+      BisectBatchOnFunctionError: true,
+    });
+    const reserved = ofType('AWS::Lambda::Function')
+      .map((f) => f.Properties.ReservedConcurrentExecutions)
+      .filter((n) => n !== undefined);
+    expect(reserved).toEqual([1]);
+    expect(ofType('AWS::Events::Rule').map((r) => r.Properties.ScheduleExpression)).toEqual([
+      'rate(1 minute)',
+    ]);
+  });
+
+  it('has no secondary index outside production either', () => {
+    const [table] = ofType('AWS::DynamoDB::Table');
+    expect(table.Properties.GlobalSecondaryIndexes).toBeUndefined();
+    expect(table.Properties.TimeToLiveSpecification).toEqual({
+      AttributeName: TABLE.ttlAttribute,
+      Enabled: true,
+    });
   });
 
   it('provisions the stream with the given shards and retention', () => {
@@ -126,5 +149,11 @@ describe('buildApp with bad context', () => {
   it('fails before building anything, naming the key', () => {
     expect(() => buildApp({ shardCount: 'many' })).toThrow(ConfigError);
     expect(() => buildApp({ shardCount: 'many' })).toThrow(/context "shardCount"/);
+  });
+
+  it('fails on the removed batchingWindowSeconds key given with -c', () => {
+    expect(() => buildApp({ batchingWindowSeconds: '5' })).toThrow(
+      /context "batchingWindowSeconds": removed/,
+    );
   });
 });
