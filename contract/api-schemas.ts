@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { DEFAULTS } from './resources.js';
+import { SocketSummary, TopTalker } from './summary.js';
 import { IpAddress } from './wire.js';
 
 /** Longest window a query may ask for: a week (data is kept for the retention, 24 h by default). */
@@ -104,14 +105,48 @@ export const ClientEntry = z.object({
   bytesOut: z.number().int(),
   hosts: z.array(z.string()).describe('Hosts whose agents saw this client.'),
   sources: z.array(z.string()).describe('How it was seen: hook, conntrack, proc.'),
+  natFrom: z
+    .array(z.string())
+    .optional()
+    .describe('Addresses before NAT (`ip:port`, `[ip]:port` for IPv6) the agents reported.'),
+  owners: z
+    .array(z.object({ pid: z.number().int().optional(), process: z.string().optional() }))
+    .optional()
+    .describe('Processes that owned the daemon side of the flows.'),
+  clientIds: z
+    .array(z.string())
+    .optional()
+    .describe('Application-level client ids a hooked daemon attached.'),
 });
 export type ClientEntry = z.infer<typeof ClientEntry>;
 
 const WindowFields = {
   window: z.number().int().describe('Window in seconds the answer used.'),
-  since: EpochMs.describe('now - window: entries last seen before this are left out.'),
+  since: EpochMs.describe(
+    'now - window, floored to the second: entries last seen before this are left out (last seen is the start of the second of the last packet).',
+  ),
   now: EpochMs,
 };
+
+/** The latest per-minute summary of a service, as GET /v1/services shows it. */
+export const ServiceSummary = z.object({
+  minute: z.number().int().describe('Epoch minute summarized.'),
+  computedAt: EpochMs,
+  oneWay: z
+    .number()
+    .int()
+    .describe('Active endpoints that sent packets within the window and got none back.'),
+  pktsIn: z.number().int().describe('Packets in during the minute (all clients).'),
+  bytesIn: z.number().int(),
+  pktsOut: z.number().int(),
+  bytesOut: z.number().int(),
+  socket: SocketSummary.nullable().describe('Socket health in the minute; null if none reported.'),
+  agents: z.number().int().describe('Agents that sent blocks for the minute.'),
+  hosts: z.number().int(),
+  topByPackets: z.array(TopTalker).describe('Busiest active endpoints of the window by packets.'),
+  topByBytes: z.array(TopTalker).describe('Busiest active endpoints of the window by bytes.'),
+});
+export type ServiceSummary = z.infer<typeof ServiceSummary>;
 
 /** GET /v1/services */
 export const ServicesResponse = z.object({
@@ -126,9 +161,20 @@ export const ServicesResponse = z.object({
         .number()
         .int()
         .nullable()
-        .describe('Active endpoints as last counted by the metrics function.'),
-      activeClientIps: z.number().int().nullable().describe('Active distinct IPs as last counted.'),
-      countsAt: EpochMs.nullable().describe('When the counts were computed.'),
+        .describe(
+          "Active endpoints in the service's latest summary (the active window ending at the end of `summary.minute`); null before the first.",
+        ),
+      activeClientIps: z
+        .number()
+        .int()
+        .nullable()
+        .describe('Active distinct IPs in the latest summary.'),
+      countsAt: EpochMs.nullable().describe(
+        'End of the summarized minute the counts are of (null before the first summary).',
+      ),
+      summary: ServiceSummary.nullable()
+        .optional()
+        .describe('The latest per-minute summary of the service, null before the first.'),
     }),
   ),
 });
@@ -142,7 +188,7 @@ export const ClientsResponse = z.object({
   clients: z
     .array(ClientEntry)
     .describe(
-      'Newest first within the page; a later page holds no client of a newer 5-minute activity bucket.',
+      'Newest first (ties in a fixed order), across pages too: a cursor resumes right after the last entry of its page, with the window fixed on the first page.',
     ),
   nextCursor: z
     .string()
@@ -176,7 +222,7 @@ export const HostClientsResponse = z.object({
   clients: z
     .array(ClientEntry)
     .describe(
-      'One entry per (service, client IP) this host saw, newest first within the page; a later page holds no entry of a newer 5-minute activity bucket.',
+      'One entry per (service, client IP) this host saw, newest first across pages (the cursor fixes the window and resumes after the last entry).',
     ),
   nextCursor: z.string().nullable(),
 });

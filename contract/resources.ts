@@ -36,8 +36,14 @@ export const METRICS = {
   serviceDimension: 'Service',
   badLines: 'BadLines',
   badRecords: 'BadRecords',
-  /** A block whose key already held different content (kept under conflictKey, never overwritten). */
+  /** A block whose key already held different content (kept under conflictKey, never overwritten; aggregate). */
   blockConflicts: 'BlockConflicts',
+  /** Per service: active endpoints that sent packets and got none back (summarize). */
+  oneWayClients: 'OneWayClients',
+  /** Per service: datagrams the kernel dropped on its sockets in the summarized minute (summarize). */
+  socketDrops: 'SocketDrops',
+  /** Stored block or roll-up parts a reader could not decode and skipped (summarize). */
+  badBlockParts: 'BadBlockParts',
 } as const;
 
 /** Defaults that the agent, the functions and the API agree on. */
@@ -75,6 +81,20 @@ export const BLOCK_ATTRIBUTES = {
   data: 'd',
   /** Content hash of `data` (hex): a re-put of the same key must carry the same hash. */
   hash: 'h',
+} as const;
+
+/**
+ * Extra attributes of a roll-up part (besides the block attributes): a roll-up
+ * of one (service, hour, shard) is the set of parts 0..parts-1 sharing one
+ * `set` id; a reader uses it only when every part is there with that id.
+ */
+export const ROLLUP_ATTRIBUTES = {
+  /** Per endpoint, the second within its first and within its last minute (Binary, 2 bytes each). */
+  seconds: 't',
+  /** Number of parts of this roll-up set. */
+  parts: 'parts',
+  /** Content id of the whole set (hash over its parts' hashes). */
+  set: 'g',
 } as const;
 
 /** Kinesis event source settings shared by the CDK event source mapping and the local poller. */

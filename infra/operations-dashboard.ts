@@ -80,6 +80,7 @@ export class OperationsDashboard extends Construct {
           allSeries(METRICS.badLines, 'Sum', 'bad lines'),
           allSeries(METRICS.badRecords, 'Sum', 'bad records'),
           allSeries(METRICS.blockConflicts, 'Sum', 'block conflicts'),
+          allSeries(METRICS.badBlockParts, 'Sum', 'undecodable stored parts'),
         ],
         8,
       ),

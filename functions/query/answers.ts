@@ -1,6 +1,8 @@
-/** Turns raw table items into the API's answer entries. */
+/** Turns merged entries and raw list items into the API's answer entries. */
+import type { ClientEntry, ServiceSummary } from '../../contract/api-schemas.js';
 import { formatEndpoint } from '../../contract/ip-address.js';
-import type { ClientEntry } from '../../contract/api-schemas.js';
+import { SummaryItem } from '../../contract/summary.js';
+import type { MergedClient } from '../store/endpoint-merge.js';
 
 type Raw = Record<string, unknown>;
 
@@ -9,37 +11,62 @@ const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 const strings = (v: unknown): string[] =>
   v instanceof Set ? [...v].map(String).sort() : Array.isArray(v) ? v.map(String).sort() : [];
 
-/** An endpoint, client-IP or host's-client item as an answer entry. */
-export function clientEntry(item: Raw): ClientEntry {
-  const port = typeof item.port === 'number' ? item.port : undefined;
-  const ip = str(item.ip);
+/** A merged endpoint or IP as an answer entry (`host` when listing one host's clients). */
+export function clientEntry(m: MergedClient, host?: string): ClientEntry {
   return {
-    service: str(item.service),
-    ip,
-    ...(port !== undefined ? { port, endpoint: formatEndpoint(ip, port) } : {}),
-    ...(typeof item.host === 'string' ? { host: item.host } : {}),
-    firstSeen: num(item.firstSeen),
-    lastSeen: num(item.lastSeen),
-    pktsIn: num(item.pktsIn),
-    bytesIn: num(item.bytesIn),
-    pktsOut: num(item.pktsOut),
-    bytesOut: num(item.bytesOut),
-    hosts: strings(item.hosts),
-    sources: strings(item.sources),
+    service: m.service,
+    ip: m.ip,
+    ...(m.port !== undefined ? { port: m.port, endpoint: formatEndpoint(m.ip, m.port) } : {}),
+    ...(host !== undefined ? { host } : {}),
+    firstSeen: m.firstSeen,
+    lastSeen: m.lastSeen,
+    pktsIn: m.pktsIn,
+    bytesIn: m.bytesIn,
+    pktsOut: m.pktsOut,
+    bytesOut: m.bytesOut,
+    hosts: m.hosts,
+    sources: m.sources,
+    natFrom: m.natFrom,
+    owners: m.owners,
+    clientIds: m.clientIds,
   };
 }
 
-/** A services-list item as an answer entry. */
-export function serviceEntry(item: Raw, since: number) {
-  const nullable = (v: unknown): number | null => (typeof v === 'number' ? v : null);
+/** A stored summary item, or null when absent or not of the summary's shape. */
+export function parseSummary(item: Raw | undefined): SummaryItem | null {
+  if (!item) return null;
+  const parsed = SummaryItem.safeParse(item);
+  return parsed.success ? parsed.data : null;
+}
+
+function serviceSummary(s: SummaryItem): ServiceSummary {
+  return {
+    minute: s.minute,
+    computedAt: s.computedAt,
+    oneWay: s.oneWay,
+    pktsIn: s.pktsIn,
+    bytesIn: s.bytesIn,
+    pktsOut: s.pktsOut,
+    bytesOut: s.bytesOut,
+    socket: s.socket,
+    agents: s.agents,
+    hosts: s.hosts,
+    topByPackets: s.topByPackets,
+    topByBytes: s.topByBytes,
+  };
+}
+
+/** A services-list item and its latest summary as an answer entry. */
+export function serviceEntry(item: Raw, summary: SummaryItem | null, since: number) {
   return {
     service: str(item.service),
     firstSeen: num(item.firstSeen),
     lastSeen: num(item.lastSeen),
     active: num(item.lastSeen) >= since,
-    activeClients: nullable(item.activeClients),
-    activeClientIps: nullable(item.activeClientIps),
-    countsAt: nullable(item.countsAt),
+    activeClients: summary ? summary.activeClients : null,
+    activeClientIps: summary ? summary.activeClientIps : null,
+    countsAt: summary ? summary.until : null,
+    summary: summary ? serviceSummary(summary) : null,
   };
 }
 

@@ -1,35 +1,39 @@
 /**
- * Pagination cursors: the position in every shard of a fan-out read, signed
- * with HMAC-SHA256 and bound to the query it came from, so a client can
- * neither forge one nor use one to read another service or window.
+ * Pagination cursors: the query's fixed window (since and now) and the
+ * position after the last entry returned (its lastSeen and key), signed with
+ * HMAC-SHA256 and bound to the query it came from, so a client can neither
+ * forge one nor use one to read another service or window. Every page reads
+ * the same minutes with the same since, so pages are stable: each entry is
+ * listed once, newest first across all pages.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import type { ShardPosition } from '../store/item-reader.js';
+import type { ListPosition } from '../store/endpoint-merge.js';
 
 /** A decoded cursor. */
 export interface CursorState {
   /** The query it belongs to, e.g. `clients|web|endpoint|300`. */
   scope: string;
-  /** The query's `since`, fixed on its first page so pages agree. */
+  /** The query's `since` and `now`, fixed on its first page so pages agree. */
   since: number;
-  positions: ShardPosition[];
+  now: number;
+  /** The last entry the previous page returned. */
+  after: ListPosition;
 }
 
 /** A cursor that must be refused; `reason` says why. */
 export class CursorError extends Error {}
 
-// v2: positions are index entries (bucket, pk, sk) of the bucketed indexes;
-// a cursor of the earlier lastSeen-sorted layout is refused, not misread.
-const CURSOR_VERSION = 2;
+// v3: a position in the merged listing of the block store; cursors of the
+// earlier index layouts are refused, not misread.
+const CURSOR_VERSION = 3;
 
-const Payload = z.object({
+const Payload = z.strictObject({
   v: z.literal(CURSOR_VERSION),
   s: z.string(),
   t: z.number().int(),
-  p: z.array(
-    z.union([z.literal(0), z.literal(1), z.tuple([z.number().int(), z.string(), z.string()])]),
-  ),
+  n: z.number().int(),
+  a: z.tuple([z.number().int(), z.string().max(1024)]),
 });
 
 const MAC_BYTES = 16;
@@ -49,17 +53,20 @@ export class CursorCodec {
 
   /** Encodes and signs a cursor. */
   encode(state: CursorState): string {
-    const p = state.positions.map((pos) =>
-      pos === 'start' ? 0 : pos === 'done' ? 1 : ([pos.bucket, pos.pk, pos.sk] as const),
-    );
     const payload = Buffer.from(
-      JSON.stringify({ v: CURSOR_VERSION, s: state.scope, t: state.since, p }),
+      JSON.stringify({
+        v: CURSOR_VERSION,
+        s: state.scope,
+        t: state.since,
+        n: state.now,
+        a: [state.after.lastSeen, state.after.key],
+      }),
     ).toString('base64url');
     return `${payload}.${this.mac(payload).toString('base64url')}`;
   }
 
-  /** Verifies and decodes a cursor issued for `scope` with `shards` positions. */
-  decode(cursor: string, scope: string, shards: number): CursorState {
+  /** Verifies and decodes a cursor issued for `scope`. */
+  decode(cursor: string, scope: string): CursorState {
     const [payload, mac, ...rest] = cursor.split('.');
     if (!payload || !mac || rest.length > 0) throw new CursorError('cursor is malformed');
     // Compared as text: base64 decoding ignores the last character's spare bits,
@@ -78,13 +85,12 @@ export class CursorCodec {
     if (parsed.s !== scope) {
       throw new CursorError('cursor belongs to a different query (service, view or window)');
     }
-    if (parsed.p.length !== shards) throw new CursorError('cursor is malformed');
+    if (parsed.t > parsed.n) throw new CursorError('cursor is malformed');
     return {
       scope: parsed.s,
       since: parsed.t,
-      positions: parsed.p.map((p) =>
-        p === 0 ? 'start' : p === 1 ? 'done' : { bucket: p[0], pk: p[1], sk: p[2] },
-      ),
+      now: parsed.n,
+      after: { lastSeen: parsed.a[0], key: parsed.a[1] },
     };
   }
 }

@@ -8,6 +8,7 @@ import type {
   Context,
 } from 'aws-lambda';
 import { ENV, RESOURCE_NAMES } from '../../contract/resources.js';
+import type { ReadCost } from '../store/block-reader.js';
 import { configFromEnv, type FunctionConfig } from '../store/config.js';
 import { createDocumentClient } from '../store/document-client.js';
 import { CursorCodec } from './cursor.js';
@@ -25,11 +26,14 @@ export function createQueryHandler(config: FunctionConfig, options: { now?: () =
     reader: {
       doc: createDocumentClient({ endpoint: config.dynamodbEndpoint }),
       table: config.table,
+      logger,
     },
     cursors: new CursorCodec(config.cursorKey),
     activeWindowSeconds: config.activeWindowSeconds,
     logger,
     now: options.now,
+    // Each answer's cost, so a deployment's logs show what its queries read.
+    onCost: (path: string, cost: ReadCost) => logger.debug('answer cost', { path, ...cost }),
   };
   return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
     .use(injectLambdaContext(logger))

@@ -4,23 +4,6 @@
  */
 import type { z } from 'zod';
 import {
-  allShards,
-  type ClientView,
-  clientIpPartition,
-  hostActivityPartition,
-  serviceActivityPartition,
-} from '../../contract/table-keys.js';
-import {
-  countActive,
-  type ReaderOptions,
-  readActivityPage,
-  readAgents,
-  readClientIp,
-  readServices,
-  type ShardPosition,
-} from '../store/item-reader.js';
-import { agentEntry, clientEntry, serviceEntry } from './answers.js';
-import {
   AgentsResponse,
   ClientIpQuery,
   ClientIpResponse,
@@ -36,6 +19,31 @@ import {
   ServicesResponse,
   WindowQuery,
 } from '../../contract/api-schemas.js';
+import {
+  newCost,
+  type RawItem,
+  type ReadCost,
+  type ReaderOptions,
+  readAgents,
+  readBlockParts,
+  readLatestSummary,
+  readServices,
+  SERVICE_LAST_SEEN_SLACK_MS,
+  windowMinutes,
+} from '../store/block-reader.js';
+import { mapBounded } from '../store/bounded-map.js';
+import {
+  activeNewestFirst,
+  countActive,
+  EndpointMerger,
+  type ListPosition,
+  type MergedClient,
+  type MergeView,
+  mergeParts,
+  pageAfter,
+  windowSince,
+} from '../store/endpoint-merge.js';
+import { agentEntry, clientEntry, parseSummary, serviceEntry } from './answers.js';
 import { type CursorCodec, CursorError } from './cursor.js';
 import { badRequest } from './problem.js';
 
@@ -44,6 +52,8 @@ export interface RouteDeps {
   reader: ReaderOptions;
   cursors: CursorCodec;
   activeWindowSeconds: number;
+  /** Told each answer's read cost (the query handler logs it). */
+  onCost?: (path: string, cost: ReadCost) => void;
 }
 
 /** A validated request as a route's action sees it. */
@@ -82,33 +92,63 @@ function windowOf(window: number | undefined, deps: RouteDeps): number {
   return window ?? deps.activeWindowSeconds;
 }
 
-/** Reads one page of a sharded listing, continuing from a cursor if given. */
-async function pagedRead(
+/** The window of a paged query: fixed by its cursor, or starting now. */
+function pageWindow(
   deps: RouteDeps,
   scope: string,
-  partitions: string[],
   window: number,
-  limit: number,
   cursor: string | undefined,
   now: number,
-) {
-  let since = now - window * 1000;
-  let positions: ShardPosition[] = partitions.map(() => 'start');
-  if (cursor !== undefined) {
-    try {
-      const state = deps.cursors.decode(cursor, scope, partitions.length);
-      since = state.since;
-      positions = state.positions;
-    } catch (err) {
-      if (err instanceof CursorError) throw badRequest('cursor', err.message);
-      throw err;
-    }
+): { since: number; now: number; after: ListPosition | null } {
+  if (cursor === undefined) return { since: windowSince(now, window), now, after: null };
+  try {
+    const state = deps.cursors.decode(cursor, scope);
+    return { since: state.since, now: state.now, after: state.after };
+  } catch (err) {
+    if (err instanceof CursorError) throw badRequest('cursor', err.message);
+    throw err;
   }
-  const page = await readActivityPage(deps.reader, partitions, since, limit, positions);
-  const nextCursor = page.done
-    ? null
-    : deps.cursors.encode({ scope, since, positions: page.positions });
-  return { since, items: page.items, nextCursor };
+}
+
+/** One page of a sorted listing and its cursor. */
+function page(
+  deps: RouteDeps,
+  scope: string,
+  sorted: MergedClient[],
+  at: { since: number; now: number; after: ListPosition | null },
+  limit: number,
+) {
+  const { page: entries, next } = pageAfter(sorted, at.after, limit);
+  const nextCursor = next
+    ? deps.cursors.encode({ scope, since: at.since, now: at.now, after: next })
+    : null;
+  return { entries, nextCursor };
+}
+
+/** Services whose listed lastSeen may fall inside a window starting at `since`. */
+function activeServices(items: RawItem[], since: number): string[] {
+  return items
+    .filter(
+      (i) =>
+        typeof i.service === 'string' &&
+        typeof i.lastSeen === 'number' &&
+        i.lastSeen >= since - SERVICE_LAST_SEEN_SLACK_MS,
+    )
+    .map((i) => String(i.service));
+}
+
+/** Merged entries of one service over [since, now]. */
+async function serviceEntries(
+  deps: RouteDeps,
+  cost: ReadCost,
+  service: string,
+  since: number,
+  now: number,
+  view: MergeView,
+): Promise<MergedClient[]> {
+  const [a, b] = windowMinutes(since, now);
+  const parts = await readBlockParts(deps.reader, service, a, b, cost);
+  return mergeParts(parts, { view });
 }
 
 /** Every route but the OpenAPI document itself. */
@@ -116,15 +156,27 @@ export const ROUTES: Route[] = [
   route({
     path: '/v1/services',
     summary:
-      'Services seen within the retention, with their last-seen time and active client counts.',
+      'Services seen within the retention, with their last-seen time and their latest per-minute summary (active counts, one-way clients, socket health, top talkers).',
     pathParams: {},
     query: WindowQuery,
     response: ServicesResponse,
     async run({ query, deps, now }) {
       const window = windowOf(query.window, deps);
-      const since = now - window * 1000;
-      const items = await readServices(deps.reader);
-      return { window, since, now, services: items.map((i) => serviceEntry(i, since)) };
+      const since = windowSince(now, window);
+      const cost = newCost();
+      const items = await readServices(deps.reader, cost);
+      const summaries = await mapBounded(items, 8, (i) =>
+        typeof i.service === 'string'
+          ? readLatestSummary(deps.reader, i.service, cost)
+          : Promise.resolve(undefined),
+      );
+      deps.onCost?.('/v1/services', cost);
+      return {
+        window,
+        since,
+        now,
+        services: items.map((i, n) => serviceEntry(i, parseSummary(summaries[n]), since)),
+      };
     },
   }),
   route({
@@ -135,18 +187,21 @@ export const ROUTES: Route[] = [
     response: ClientsResponse,
     async run({ params, query, deps, now }) {
       const window = windowOf(query.window, deps);
-      const by: ClientView = query.by;
-      const partitions = allShards().map((s) => serviceActivityPartition(by, params.service, s));
+      const by: MergeView = query.by;
       const scope = `clients|${params.service}|${by}|${window}`;
-      const page = await pagedRead(deps, scope, partitions, window, query.limit, query.cursor, now);
+      const at = pageWindow(deps, scope, window, query.cursor, now);
+      const cost = newCost();
+      const entries = await serviceEntries(deps, cost, params.service, at.since, at.now, by);
+      const p = page(deps, scope, activeNewestFirst(entries, at.since), at, query.limit);
+      deps.onCost?.('/v1/services/{service}/clients', cost);
       return {
         service: params.service,
         by,
         window,
-        since: page.since,
-        now,
-        clients: page.items.map(clientEntry),
-        nextCursor: page.nextCursor,
+        since: at.since,
+        now: at.now,
+        clients: p.entries.map((e) => clientEntry(e)),
+        nextCursor: p.nextCursor,
       };
     },
   }),
@@ -158,21 +213,12 @@ export const ROUTES: Route[] = [
     response: CountResponse,
     async run({ params, query, deps, now }) {
       const window = windowOf(query.window, deps);
-      const since = now - window * 1000;
-      const shards = allShards();
-      const [endpoints, ips] = await Promise.all([
-        countActive(
-          deps.reader,
-          shards.map((s) => serviceActivityPartition('endpoint', params.service, s)),
-          since,
-        ),
-        countActive(
-          deps.reader,
-          shards.map((s) => serviceActivityPartition('ip', params.service, s)),
-          since,
-        ),
-      ]);
-      return { service: params.service, window, since, now, endpoints, ips };
+      const since = windowSince(now, window);
+      const cost = newCost();
+      const entries = await serviceEntries(deps, cost, params.service, since, now, 'endpoint');
+      const counted = countActive(entries, since);
+      deps.onCost?.('/v1/services/{service}/count', cost);
+      return { service: params.service, window, since, now, ...counted };
     },
   }),
   route({
@@ -183,20 +229,23 @@ export const ROUTES: Route[] = [
     response: ClientIpResponse,
     async run({ params, query, deps, now }) {
       const window = windowOf(query.window, deps);
-      const since = now - window * 1000;
-      const read = await readClientIp(
-        deps.reader,
-        clientIpPartition(params.ip),
-        since,
-        query.limit,
-      );
+      const since = windowSince(now, window);
+      const cost = newCost();
+      const services = activeServices(await readServices(deps.reader, cost), since);
+      const [a, b] = windowMinutes(since, now);
+      const perService = await mapBounded(services, 4, async (service) => {
+        const parts = await readBlockParts(deps.reader, service, a, b, cost);
+        return mergeParts(parts, { view: 'ip', ip: params.ip });
+      });
+      const found = activeNewestFirst(perService.flat(), since);
+      deps.onCost?.('/v1/clients/{ip}', cost);
       return {
         ip: params.ip,
         window,
         since,
         now,
-        services: read.items.map(clientEntry),
-        truncated: read.truncated,
+        services: found.slice(0, query.limit).map((e) => clientEntry(e)),
+        truncated: found.length > query.limit,
       };
     },
   }),
@@ -209,16 +258,36 @@ export const ROUTES: Route[] = [
     response: HostClientsResponse,
     async run({ params, query, deps, now }) {
       const window = windowOf(query.window, deps);
-      const partitions = allShards().map((s) => hostActivityPartition(params.host, s));
       const scope = `host|${params.host}|${window}`;
-      const page = await pagedRead(deps, scope, partitions, window, query.limit, query.cursor, now);
+      const at = pageWindow(deps, scope, window, query.cursor, now);
+      const cost = newCost();
+      const [serviceItems, agentItems] = await Promise.all([
+        readServices(deps.reader, cost),
+        readAgents(deps.reader, cost),
+      ]);
+      const agents = agentItems
+        .filter((a) => a.host === params.host && typeof a.agentId === 'string')
+        .map((a) => String(a.agentId));
+      const services = activeServices(serviceItems, at.since);
+      const [a, b] = windowMinutes(at.since, at.now);
+      const perService = await mapBounded(services, 4, async (service) => {
+        const merger = new EndpointMerger({ view: 'ip' });
+        for (const agentId of agents) {
+          const parts = await readBlockParts(deps.reader, service, a, b, cost, { agentId });
+          // An agent id moved to another host keeps its old blocks: only this host's count.
+          for (const p of parts) if (p.block.host === params.host) merger.add(p);
+        }
+        return merger.result();
+      });
+      const p = page(deps, scope, activeNewestFirst(perService.flat(), at.since), at, query.limit);
+      deps.onCost?.('/v1/hosts/{host}/clients', cost);
       return {
         host: params.host,
         window,
-        since: page.since,
-        now,
-        clients: page.items.map(clientEntry),
-        nextCursor: page.nextCursor,
+        since: at.since,
+        now: at.now,
+        clients: p.entries.map((e) => clientEntry(e, params.host)),
+        nextCursor: p.nextCursor,
       };
     },
   }),
@@ -230,8 +299,10 @@ export const ROUTES: Route[] = [
     response: AgentsResponse,
     async run({ query, deps, now }) {
       const window = windowOf(query.window, deps);
-      const since = now - window * 1000;
-      const items = await readAgents(deps.reader);
+      const since = windowSince(now, window);
+      const cost = newCost();
+      const items = await readAgents(deps.reader, cost);
+      deps.onCost?.('/v1/agents', cost);
       return { window, since, now, agents: items.map((i) => agentEntry(i, since)) };
     },
   }),

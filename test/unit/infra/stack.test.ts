@@ -589,6 +589,7 @@ describe('dashboard and outputs', () => {
       METRICS.badLines,
       METRICS.badRecords,
       METRICS.blockConflicts,
+      METRICS.badBlockParts,
       'ApproximateNumberOfMessagesVisible',
     ]) {
       expect(body).toContain(needle);

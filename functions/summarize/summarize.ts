@@ -1,0 +1,370 @@
+/**
+ * One run of the summarize function. For every listed service seen within
+ * the retention it summarizes each minute not yet summarized up to the last
+ * complete minute (`floor(now / 60 s) - 1 - ceil(SUMMARY_LAG / 60)`, at most
+ * MAX_CATCH_UP_MINUTES of them), re-summarizes the minutes late marks name
+ * (and the later summaries whose window includes them), rolls up each hour
+ * once its last minute is summarized (and again when a late block lands in
+ * it), and deletes the late marks it handled. Cost per service and minute:
+ * the window's minutes x BLOCK_SHARDS Queries, reading every part once.
+ */
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { MINUTE_MS, SUMMARY_LAG_SECONDS } from '../../contract/block.js';
+import { BLOCK_ATTRIBUTES, ROLLUP_ATTRIBUTES } from '../../contract/resources.js';
+import { SummaryItem } from '../../contract/summary.js';
+import {
+  allShards,
+  hourOf,
+  parseLateSortKey,
+  ROLLUP_MINUTES,
+  rollupKey,
+  rollupPartition,
+  summaryKey,
+  ttlFor,
+} from '../../contract/table-keys.js';
+import {
+  newCost,
+  queryAll,
+  type RawItem,
+  type ReadCost,
+  type ReaderOptions,
+  readAgents,
+  readBlockParts,
+  readLateMarks,
+  readLatestSummary,
+  readServices,
+  SERVICE_LAST_SEEN_SLACK_MS,
+} from '../store/block-reader.js';
+import { mapBounded } from '../store/bounded-map.js';
+import { buildRollup } from './rollup-builder.js';
+import { buildSummary, summariesIncluding, summaryWindow } from './summary-builder.js';
+
+/** Minutes one run summarizes per service at most when it has fallen behind. */
+export const MAX_CATCH_UP_MINUTES = 10;
+
+/** Settings of a run. */
+export interface SummarizeSettings {
+  activeWindowSeconds: number;
+  retentionHours: number;
+}
+
+/** What one run did for one service. */
+export interface ServiceRun {
+  service: string;
+  /** The summary of the newest minute summarized (or re-stated) in this run. */
+  latest: SummaryItem | null;
+  summarized: number[];
+  rolledUp: number[];
+}
+
+/** What one run did. */
+export interface SummarizeResult {
+  now: number;
+  /** The last complete minute. */
+  minute: number;
+  services: ServiceRun[];
+  agentsReporting: number;
+  lateMarksHandled: number;
+  rollupPartsWritten: number;
+  cost: ReadCost;
+}
+
+/** The last minute whose blocks have all arrived at `now`. */
+export function lastCompleteMinute(now: number): number {
+  return Math.floor(now / MINUTE_MS) - 1 - Math.ceil(SUMMARY_LAG_SECONDS / 60);
+}
+
+const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+
+/** Summarizes every service; see the module comment. */
+export async function summarizeAll(
+  reader: ReaderOptions,
+  settings: SummarizeSettings,
+  now: number,
+): Promise<SummarizeResult> {
+  const cost = newCost();
+  const minute = lastCompleteMinute(now);
+  const retainedSince = now - settings.retentionHours * 3600_000;
+  const [services, agents, marks] = await Promise.all([
+    readServices(reader, cost),
+    readAgents(reader, cost),
+    readLateMarks(reader, cost),
+  ]);
+  const lateByService = new Map<string, { minute: number; item: RawItem }[]>();
+  for (const item of marks) {
+    const parsed = parseLateSortKey(String(item.sk));
+    if (!parsed || parsed.minute > minute) continue;
+    const list = lateByService.get(parsed.service) ?? [];
+    list.push({ minute: parsed.minute, item });
+    lateByService.set(parsed.service, list);
+  }
+  let rollupPartsWritten = 0;
+  let lateMarksHandled = 0;
+  const runs = await mapBounded(
+    services.filter(
+      (s) => typeof s.service === 'string' && (num(s.lastSeen) ?? 0) >= retainedSince,
+    ),
+    4,
+    async (item): Promise<ServiceRun> => {
+      const service = String(item.service);
+      const run = await summarizeService(reader, settings, cost, {
+        service,
+        lastSeen: num(item.lastSeen) ?? 0,
+        minute,
+        now,
+        late: lateByService.get(service) ?? [],
+      });
+      rollupPartsWritten += run.rollupParts;
+      lateMarksHandled += run.marksDeleted;
+      return { service, latest: run.latest, summarized: run.summarized, rolledUp: run.rolledUp };
+    },
+  );
+  const reportingSince = now - settings.activeWindowSeconds * 1000;
+  return {
+    now,
+    minute,
+    services: runs,
+    agentsReporting: agents.filter((a) => (num(a.lastHeartbeat) ?? -1) >= reportingSince).length,
+    lateMarksHandled,
+    rollupPartsWritten,
+    cost,
+  };
+}
+
+interface ServiceJob {
+  service: string;
+  lastSeen: number;
+  minute: number;
+  now: number;
+  late: { minute: number; item: RawItem }[];
+}
+
+async function summarizeService(
+  reader: ReaderOptions,
+  settings: SummarizeSettings,
+  cost: ReadCost,
+  job: ServiceJob,
+) {
+  const window = settings.activeWindowSeconds;
+  const latestRaw = await readLatestSummary(reader, job.service, cost);
+  const latestParsed = latestRaw ? SummaryItem.safeParse(latestRaw) : undefined;
+  const previous = latestParsed?.success ? latestParsed.data : undefined;
+  const done = previous?.minute;
+  const toSummarize = new Set<number>();
+  if (done === undefined || done < job.minute) {
+    const from = Math.max(
+      done === undefined ? job.minute : done + 1,
+      job.minute - MAX_CATCH_UP_MINUTES + 1,
+    );
+    for (let m = from; m <= job.minute; m++) toSummarize.add(m);
+  }
+  const frontier = Math.max(done ?? -1, job.minute);
+  const rollups = new Set<number>();
+  for (const mark of job.late) {
+    const [a, b] = summariesIncluding(mark.minute, window);
+    for (let m = a; m <= Math.min(b, frontier); m++) toSummarize.add(m);
+    const h = hourOf(mark.minute);
+    // That hour's roll-up already exists (or is due now): rebuild it with the late block.
+    if ((h + 1) * ROLLUP_MINUTES - 1 <= frontier) rollups.add(h);
+  }
+  for (const m of toSummarize) {
+    if ((m + 1) % ROLLUP_MINUTES === 0 && (done === undefined || m > done)) rollups.add(hourOf(m));
+  }
+  const summarized: number[] = [];
+  let latest: SummaryItem | null = previous ?? null;
+  for (const m of [...toSummarize].sort((a, b) => a - b)) {
+    const { since, firstMinute } = summaryWindow(m, window);
+    let summary: SummaryItem;
+    if (job.lastSeen < since - SERVICE_LAST_SEEN_SLACK_MS) {
+      // Surely idle over the whole window: a zero summary without reading blocks,
+      // written only when it changes what the latest summary says.
+      summary = buildSummary({
+        service: job.service,
+        minute: m,
+        windowSeconds: window,
+        computedAt: job.now,
+        parts: [],
+        badParts: 0,
+      });
+      if (
+        previous &&
+        previous.activeClients === 0 &&
+        previous.minute < m &&
+        previous.windowSeconds === window
+      ) {
+        latest = previous;
+        continue;
+      }
+    } else {
+      const local = newCost();
+      const [before, own] = await Promise.all([
+        readBlockParts(reader, job.service, firstMinute, m - 1, local),
+        readBlockParts(reader, job.service, m, m, local, { rollups: false }),
+      ]);
+      addCost(cost, local);
+      summary = buildSummary({
+        service: job.service,
+        minute: m,
+        windowSeconds: window,
+        computedAt: job.now,
+        parts: [...before, ...own],
+        badParts: local.badParts,
+      });
+    }
+    await reader.doc.send(
+      new PutCommand({
+        TableName: reader.table,
+        Item: {
+          ...summaryKey(job.service, m),
+          ...summary,
+          ttl: ttlFor(summary.until, settings.retentionHours),
+        },
+      }),
+    );
+    summarized.push(m);
+    if (!latest || m >= latest.minute) latest = summary;
+  }
+  const rolledUp: number[] = [];
+  let rollupParts = 0;
+  for (const h of [...rollups].sort((a, b) => a - b)) {
+    if (job.lastSeen < h * ROLLUP_MINUTES * MINUTE_MS - SERVICE_LAST_SEEN_SLACK_MS) continue;
+    rollupParts += await rollUpHour(reader, settings, cost, job.service, h);
+    rolledUp.push(h);
+  }
+  let marksDeleted = 0;
+  for (const mark of job.late) {
+    if (await deleteMark(reader, mark.item)) marksDeleted++;
+  }
+  return { latest, summarized, rolledUp, rollupParts, marksDeleted };
+}
+
+function addCost(into: ReadCost, from: ReadCost): void {
+  into.queries += from.queries;
+  into.readUnits += from.readUnits;
+  into.parts += from.parts;
+  into.badParts += from.badParts;
+  into.rollups += from.rollups;
+}
+
+function isConditionFailure(err: unknown): boolean {
+  return (
+    err instanceof ConditionalCheckFailedException ||
+    (err instanceof Error && err.name === 'ConditionalCheckFailedException')
+  );
+}
+
+/**
+ * Writes the roll-up of every shard of one service-hour; returns the parts
+ * written. A part already stored with the same content is left alone (a
+ * rerun is a no-op); parts of an older, longer set are deleted after the new
+ * set is complete (until then readers see mixed sets and read minutes).
+ */
+export async function rollUpHour(
+  reader: ReaderOptions,
+  settings: SummarizeSettings,
+  cost: ReadCost,
+  service: string,
+  hour: number,
+): Promise<number> {
+  let written = 0;
+  const first = hour * ROLLUP_MINUTES;
+  for (const shard of allShards()) {
+    const local = newCost();
+    const parts = await readBlockParts(reader, service, first, first + ROLLUP_MINUTES - 1, local, {
+      rollups: false,
+      shards: [shard],
+    });
+    addCost(cost, local);
+    const set = buildRollup(service, hour, parts);
+    for (const p of set) {
+      const key = rollupKey(service, hour, shard, p.part);
+      try {
+        await reader.doc.send(
+          new PutCommand({
+            TableName: reader.table,
+            Item: {
+              ...key,
+              service,
+              hour,
+              shard,
+              ...(p.data ? { [BLOCK_ATTRIBUTES.data]: p.data } : {}),
+              ...(p.seconds ? { [ROLLUP_ATTRIBUTES.seconds]: p.seconds } : {}),
+              [BLOCK_ATTRIBUTES.hash]: p.hash,
+              [ROLLUP_ATTRIBUTES.set]: p.set,
+              [ROLLUP_ATTRIBUTES.parts]: p.parts,
+              ...(p.agentId !== undefined ? { agentId: p.agentId, host: p.host } : {}),
+              n: p.endpoints,
+              lastMs: p.lastMs,
+              ttl: ttlFor(
+                Math.max(p.lastMs, (first + ROLLUP_MINUTES) * MINUTE_MS),
+                settings.retentionHours,
+              ),
+            },
+            ConditionExpression: 'attribute_not_exists(pk) OR #h <> :h OR #g <> :g',
+            ExpressionAttributeNames: { '#h': BLOCK_ATTRIBUTES.hash, '#g': ROLLUP_ATTRIBUTES.set },
+            ExpressionAttributeValues: { ':h': p.hash, ':g': p.set },
+          }),
+        );
+        written++;
+      } catch (err) {
+        if (!isConditionFailure(err)) throw err;
+      }
+    }
+    // Drop parts of an older set beyond the new set's length.
+    const stored = await queryAll(
+      reader,
+      {
+        KeyConditionExpression: 'pk = :pk AND sk >= :from',
+        ExpressionAttributeValues: {
+          ':pk': rollupPartition(service, hour, shard),
+          ':from': String(set.length).padStart(4, '0'),
+        },
+        ProjectionExpression: 'pk, sk',
+      },
+      cost,
+    );
+    for (const old of stored) {
+      await reader.doc.send(
+        new DeleteCommand({ TableName: reader.table, Key: { pk: old.pk, sk: old.sk } }),
+      );
+    }
+  }
+  return written;
+}
+
+/** Deletes a late mark unless it changed since it was read (a newer late block re-marked it). */
+async function deleteMark(reader: ReaderOptions, item: RawItem): Promise<boolean> {
+  const names: Record<string, string> = {};
+  const values: Record<string, unknown> = {};
+  const terms: string[] = [];
+  let i = 0;
+  for (const [name, value] of Object.entries(item)) {
+    if (name === 'pk' || name === 'sk') continue;
+    if (typeof value !== 'number' && typeof value !== 'string' && typeof value !== 'boolean')
+      continue;
+    names[`#a${i}`] = name;
+    values[`:v${i}`] = value;
+    terms.push(`#a${i} = :v${i}`);
+    i++;
+  }
+  try {
+    await reader.doc.send(
+      new DeleteCommand({
+        TableName: reader.table,
+        Key: { pk: item.pk, sk: item.sk },
+        ...(terms.length
+          ? {
+              ConditionExpression: terms.join(' AND '),
+              ExpressionAttributeNames: names,
+              ExpressionAttributeValues: values,
+            }
+          : {}),
+      }),
+    );
+    return true;
+  } catch (err) {
+    if (!isConditionFailure(err)) throw err;
+    return false;
+  }
+}
