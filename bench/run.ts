@@ -11,6 +11,7 @@ import { blocks } from './cases/blocks.js';
 import { hookOverhead } from './cases/hook-overhead.js';
 import { scaleModel } from './cases/scale-model.js';
 import { socketDiscovery } from './cases/socket-discovery.js';
+import { storeReads } from './cases/store-reads.js';
 import { timeToVisibility } from './cases/time-to-visibility.js';
 import { type BenchCase, type Figure, renderTable } from './harness.js';
 
@@ -20,6 +21,7 @@ const CASES: BenchCase[] = [
   agentCost,
   blocks,
   aggregator,
+  storeReads,
   timeToVisibility,
   scaleModel,
 ];
