@@ -117,6 +117,8 @@ export interface LineError {
 /** Good lines and located errors of one record. */
 export interface DecodedRecord {
   lines: Line[];
+  /** The 1-based line number in the record of each good line (parallel to `lines`). */
+  lineNumbers: number[];
   errors: LineError[];
   gzip: boolean;
 }
@@ -141,9 +143,15 @@ export function decodeRecord(data: Uint8Array): DecodedRecord {
       : Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    return { lines: [], errors: [{ line: 0, reason: `record is not valid gzip: ${why}` }], gzip };
+    return {
+      lines: [],
+      lineNumbers: [],
+      errors: [{ line: 0, reason: `record is not valid gzip: ${why}` }],
+      gzip,
+    };
   }
   const lines: Line[] = [];
+  const lineNumbers: number[] = [];
   const errors: LineError[] = [];
   let envelope: { agentId: string; seq: number } | undefined;
   const rows = text.split('\n');
@@ -178,6 +186,7 @@ export function decodeRecord(data: Uint8Array): DecodedRecord {
       continue;
     }
     lines.push(line);
+    lineNumbers.push(lineNo);
   }
-  return { lines, errors, gzip };
+  return { lines, lineNumbers, errors, gzip };
 }

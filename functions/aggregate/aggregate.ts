@@ -1,158 +1,214 @@
 /**
- * The aggregate function's work for one Kinesis batch: decode, fold per item,
- * write each item once, and report the failed tail for Lambda to retry.
+ * The aggregate function's work for one Kinesis batch: plan each record's
+ * writes, put them, and report the records whose writes failed for Lambda to
+ * retry.
+ *
+ * Exactness does not depend on order or on how often a record is handled:
+ * every block part is put by content under a key its content names, so a
+ * second put of the same part is a no-op and a different part under the same
+ * key is kept aside, never merged. Retrying a record whose writes partly
+ * landed, or records after it that already landed, changes nothing.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { KinesisStreamBatchResponse, KinesisStreamEvent } from 'aws-lambda';
 import { METRICS } from '../../contract/resources.js';
 import {
+  putAgentHeartbeat,
+  putBlock,
+  putLateMark,
+  refreshService,
   type WriterOptions,
-  type WriteStats,
-  writeAgentFold,
-  writeClientFold,
-  writeServiceFold,
 } from '../store/item-writer.js';
 import { runBounded } from './bounded-pool.js';
-import { type BadInput, type DecodedBatch, decodeBatch } from './decode-batch.js';
-import { type BatchFold, foldBatch } from './fold.js';
+import { planRecord, type RecordPlan, type RecordWhere } from './record-plan.js';
 import type { ServiceRefresh } from './service-refresh.js';
 
 /** Per-batch metrics of the aggregate function besides the contract's BadLines/BadRecords. */
 export const AGGREGATE_METRICS = {
-  flowLines: 'FlowLines',
-  itemWrites: 'ItemWrites',
-  writeConflicts: 'WriteConflicts',
+  blocksStored: 'BlocksStored',
+  blockConflicts: 'BlockConflicts',
+  lateBlocks: 'LateBlocks',
+  heartbeats: 'Heartbeats',
+  failedRecords: 'FailedRecords',
 } as const;
 
-/** At most this many bad lines are logged one by one per batch; all are counted. */
-const MAX_LOGGED_BAD_LINES = 20;
+/** At most this many bad lines, records and conflicts are logged one by one per batch; all are counted. */
+const MAX_LOGGED = 20;
 
 /** What the batch processing needs from its surroundings. */
 export interface AggregateDeps {
   writer: WriterOptions;
   logger: Logger;
   metrics: Metrics;
-  /** Item writes in flight at once (default 16). */
+  /** Records written at once (default 16). */
   concurrency?: number;
   /** Limits services-list writes; kept for the life of the function instance. */
   serviceRefresh?: ServiceRefresh;
+  /** Clock for records without an arrival time (default Date.now). */
+  now?: () => number;
 }
 
-interface WriteUnit {
-  label: string;
-  records: Set<number>;
-  run: () => Promise<void>;
+interface Counts {
+  stored: number;
+  conflicts: number;
+  late: number;
+  heartbeats: number;
 }
 
-/** Logs (a bounded number of) rejected lines and records, each with where it was, and counts them all. */
-function reportBadInput(decoded: DecodedBatch, logger: Logger, metrics: Metrics): void {
-  const where = (b: BadInput) =>
-    `record ${b.sequenceNumber} (${b.eventId.split(':')[0]}, key ${b.partitionKey})` +
-    (b.error.line > 0 ? ` line ${b.error.line}` : '') +
-    `: ${b.error.reason}`;
-  for (const bad of decoded.badRecords.slice(0, MAX_LOGGED_BAD_LINES)) {
-    logger.warn('skipping undecodable record', { where: where(bad), ...bad });
-  }
-  for (const bad of decoded.badLines.slice(0, MAX_LOGGED_BAD_LINES)) {
-    logger.warn('skipping bad line', { where: where(bad), ...bad });
-  }
-  const unlogged =
-    Math.max(0, decoded.badLines.length - MAX_LOGGED_BAD_LINES) +
-    Math.max(0, decoded.badRecords.length - MAX_LOGGED_BAD_LINES);
-  if (unlogged > 0) logger.warn('more bad lines and records, counted but not logged', { unlogged });
-  metrics.addMetric(METRICS.badLines, MetricUnit.Count, decoded.badLines.length);
-  metrics.addMetric(METRICS.badRecords, MetricUnit.Count, decoded.badRecords.length);
-}
+const whereText = (w: RecordWhere, line?: number) =>
+  `record ${w.sequenceNumber} (${w.shardId}, key ${w.partitionKey})${line ? ` line ${line}` : ''}`;
 
-/** One write unit per item of the fold, each knowing which records fed it. */
-function writeUnits(fold: BatchFold, deps: AggregateDeps, stats: WriteStats): WriteUnit[] {
-  const units: WriteUnit[] = [];
-  for (const f of fold.clients.values()) {
-    const records = new Set<number>();
-    for (const bySeq of f.byAgent.values()) {
-      for (const c of bySeq.values()) for (const r of c.records) records.add(r);
+const describe = (err: unknown) =>
+  err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+
+/** Logs (a bounded number of) rejected records and lines, each located, and counts them all. */
+function reportBadInput(plans: readonly RecordPlan[], logger: Logger, metrics: Metrics): void {
+  let logged = 0;
+  let badRecords = 0;
+  let badLines = 0;
+  for (const p of plans) {
+    if (p.badRecord !== undefined) {
+      badRecords++;
+      if (logged++ < MAX_LOGGED) {
+        logger.warn('skipping bad record', {
+          where: `${whereText(p.where)}: ${p.badRecord}`,
+          ...p.where,
+          format: p.format,
+          reason: p.badRecord,
+        });
+      }
     }
-    units.push({
-      label: `${f.key.pk}/${f.key.sk}`,
-      records,
-      run: () => writeClientFold(deps.writer, f, stats),
+    for (const e of p.badLines) {
+      badLines++;
+      if (logged++ < MAX_LOGGED) {
+        logger.warn('skipping bad line', {
+          where: `${whereText(p.where, e.line)}: ${e.reason}`,
+          ...p.where,
+          ...e,
+        });
+      }
+    }
+  }
+  if (logged > MAX_LOGGED) {
+    logger.warn('more bad records and lines, counted but not logged', {
+      unlogged: logged - MAX_LOGGED,
     });
   }
-  for (const s of fold.services.values()) {
-    const refresh = deps.serviceRefresh;
-    if (refresh && !refresh.due(s.service, s.lastSeen)) continue;
-    units.push({
-      label: `service ${s.service}`,
-      records: s.records,
-      run: async () => {
-        await writeServiceFold(deps.writer, s, stats);
-        refresh?.wrote(s.service, s.lastSeen);
-      },
-    });
+  metrics.addMetric(METRICS.badRecords, MetricUnit.Count, badRecords);
+  metrics.addMetric(METRICS.badLines, MetricUnit.Count, badLines);
+}
+
+/** Puts one record's block parts (then their late marks) and heartbeat. */
+async function writeRecord(plan: RecordPlan, deps: AggregateDeps, counts: Counts): Promise<void> {
+  for (const b of plan.blocks) {
+    const outcome = await putBlock(deps.writer, b);
+    if (outcome === 'conflict') {
+      counts.conflicts++;
+      if (counts.conflicts <= MAX_LOGGED) {
+        deps.logger.warn('block differs from the one stored under its key; kept aside', {
+          where: whereText(plan.where),
+          ...plan.where,
+          pk: b.key.pk,
+          sk: b.key.sk,
+          hash: b.hash,
+        });
+      }
+    } else counts.stored++;
+    // After the block, so a summarizer that sees the mark also sees the block.
+    if (b.late) {
+      await putLateMark(deps.writer, b.service, b.minute);
+      counts.late++;
+    }
   }
-  for (const a of fold.agents.values()) {
-    units.push({
-      label: `agent ${a.heartbeat.agentId}`,
-      records: a.records,
-      run: () => writeAgentFold(deps.writer, a, stats),
-    });
+  if (plan.heartbeat && (await putAgentHeartbeat(deps.writer, plan.heartbeat))) counts.heartbeats++;
+}
+
+/** The services seen in the batch, with their span and the records that showed them. */
+function servicesOf(plans: readonly RecordPlan[]) {
+  const out = new Map<string, { firstSeen: number; lastSeen: number; records: Set<number> }>();
+  for (const p of plans) {
+    for (const b of p.blocks) {
+      const s = out.get(b.service) ?? {
+        firstSeen: b.firstMs,
+        lastSeen: b.lastMs,
+        records: new Set(),
+      };
+      s.firstSeen = Math.min(s.firstSeen, b.firstMs);
+      s.lastSeen = Math.max(s.lastSeen, b.lastMs);
+      s.records.add(p.where.index);
+      out.set(b.service, s);
+    }
   }
-  return units;
+  return out;
 }
 
 /**
- * Processes one batch. Kinesis is ordered: when some item's write fails, the
- * first record that contributed to a failed write and every later record are
- * reported, so the retry starts exactly there (earlier records all landed).
+ * Processes one batch. Bad records are counted and skipped (retrying cannot
+ * fix them); records whose writes failed are reported as batch item
+ * failures, and Lambda (or the local poller) retries from the first of them.
  */
 export async function aggregateBatch(
   event: KinesisStreamEvent,
   deps: AggregateDeps,
 ): Promise<KinesisStreamBatchResponse> {
   const { logger, metrics } = deps;
-  const decoded = decodeBatch(event.Records);
-  reportBadInput(decoded, logger, metrics);
+  const nowMs = (deps.now ?? Date.now)();
+  const plans = event.Records.map((r, i) =>
+    planRecord(r, i, { retentionHours: deps.writer.retentionHours, nowMs }),
+  );
+  reportBadInput(plans, logger, metrics);
 
-  const fold = foldBatch(decoded.records);
-  const stats: WriteStats = { writes: 0, conflicts: 0, skipped: 0 };
-  const units = writeUnits(fold, deps, stats);
+  const counts: Counts = { stored: 0, conflicts: 0, late: 0, heartbeats: 0 };
+  const failed = new Set<number>();
+  let logged = 0;
+  const fail = (records: Iterable<number>, what: string, err: unknown) => {
+    for (const r of records) failed.add(r);
+    if (logged++ < 5) logger.error('write failed', { what, reason: describe(err) });
+  };
+
+  const work = plans.filter((p) => p.blocks.length > 0 || p.heartbeat);
   const outcomes = await runBounded(
-    units.map((u) => u.run),
+    work.map((p) => () => writeRecord(p, deps, counts)),
     deps.concurrency ?? 16,
   );
-
-  let firstFailed = Number.POSITIVE_INFINITY;
-  let failedWrites = 0;
   outcomes.forEach((o, i) => {
-    if (o.status === 'fulfilled') return;
-    const unit = units[i]!;
-    failedWrites++;
-    if (failedWrites <= 5) {
-      const reason =
-        o.reason instanceof Error ? `${o.reason.name}: ${o.reason.message}` : String(o.reason);
-      logger.error('item write failed', { item: unit.label, reason });
-    }
-    for (const r of unit.records) firstFailed = Math.min(firstFailed, r);
+    if (o.status === 'rejected') fail([work[i]!.where.index], whereText(work[i]!.where), o.reason);
   });
-  metrics.addMetric(AGGREGATE_METRICS.flowLines, MetricUnit.Count, fold.flowLines);
-  metrics.addMetric(AGGREGATE_METRICS.itemWrites, MetricUnit.Count, stats.writes);
-  metrics.addMetric(AGGREGATE_METRICS.writeConflicts, MetricUnit.Count, stats.conflicts);
+
+  const refresh = deps.serviceRefresh;
+  const services = [...servicesOf(plans)].filter(
+    ([s, v]) => !refresh || refresh.due(s, v.lastSeen),
+  );
+  const serviceOutcomes = await runBounded(
+    services.map(([service, s]) => async () => {
+      await refreshService(deps.writer, service, s.firstSeen, s.lastSeen);
+      refresh?.wrote(service, s.lastSeen);
+    }),
+    deps.concurrency ?? 16,
+  );
+  serviceOutcomes.forEach((o, i) => {
+    const [service, s] = services[i]!;
+    if (o.status === 'rejected') fail(s.records, `service ${service}`, o.reason);
+  });
+
+  metrics.addMetric(AGGREGATE_METRICS.blocksStored, MetricUnit.Count, counts.stored);
+  metrics.addMetric(AGGREGATE_METRICS.blockConflicts, MetricUnit.Count, counts.conflicts);
+  metrics.addMetric(AGGREGATE_METRICS.lateBlocks, MetricUnit.Count, counts.late);
+  metrics.addMetric(AGGREGATE_METRICS.heartbeats, MetricUnit.Count, counts.heartbeats);
+  metrics.addMetric(AGGREGATE_METRICS.failedRecords, MetricUnit.Count, failed.size);
   logger.info('batch aggregated', {
     records: event.Records.length,
-    flowLines: fold.flowLines,
-    duplicateRecords: fold.duplicateRecords,
-    items: units.length,
-    ...stats,
-    failedWrites,
+    ...counts,
+    failed: failed.size,
   });
-  if (!Number.isFinite(firstFailed)) return { batchItemFailures: [] };
-  const failed = event.Records.slice(firstFailed);
-  logger.warn('reporting failed tail for retry', {
-    fromSequenceNumber: failed[0]?.kinesis.sequenceNumber,
-    records: failed.length,
+  if (failed.size === 0) return { batchItemFailures: [] };
+  const records = [...failed].sort((a, b) => a - b).map((i) => event.Records[i]!);
+  logger.warn('reporting failed records for retry', {
+    firstSequenceNumber: records[0]?.kinesis.sequenceNumber,
+    records: records.length,
   });
   return {
-    batchItemFailures: failed.map((r) => ({ itemIdentifier: r.kinesis.sequenceNumber })),
+    batchItemFailures: records.map((r) => ({ itemIdentifier: r.kinesis.sequenceNumber })),
   };
 }

@@ -1,6 +1,6 @@
 /**
- * Rate limit for writes to the services list. Every batch touches the service
- * items of the services it saw, and all of them live under one partition key;
+ * Rate limit for writes to the services list. Every batch sees the services
+ * of its blocks, and all service items live under one partition key;
  * with many shards and invocations that key would run hot. An instance
  * therefore moves a service's lastSeen only when it advances by at least
  * SERVICE_REFRESH_MS over what this instance last wrote, so the services list
@@ -9,7 +9,7 @@
  */
 
 /** Granularity of a service's lastSeen in the services list. */
-export const SERVICE_REFRESH_MS = 30_000;
+export const SERVICE_REFRESH_MS = 60_000;
 
 /** What one function instance last wrote per service. */
 export class ServiceRefresh {

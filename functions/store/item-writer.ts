@@ -1,28 +1,78 @@
 /**
- * Writes folded batch changes to the table with conditional updates: client
- * items under the per-agent watermark (read and refold on a conflict),
- * service and agent entries as "newest wins".
+ * The aggregate function's writes. Block parts are immutable items put by
+ * content: the condition `attribute_not_exists(pk) OR h = :h` lets a retry,
+ * replay or re-send overwrite identical bytes and nothing else, so no write
+ * needs to know what was written before. The small list items (agents,
+ * services) and late marks are "newest wins" or idempotent.
  */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { agentKey, appliedOf, serviceKey, ttlFor } from '../../contract/table-keys.js';
-import type { AgentFold, ClientFold, ServiceFold } from '../aggregate/fold.js';
-import { agentGroups, buildUpdate, type ItemState, planWrite } from '../aggregate/write-plan.js';
+import { type DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type Block, MINUTE_MS } from '../../contract/block.js';
+import { blockHash } from '../../contract/block-codec.js';
+import { BLOCK_ATTRIBUTES } from '../../contract/resources.js';
+import {
+  agentKey,
+  blockKey,
+  conflictKey,
+  type ItemKey,
+  lateKey,
+  serviceKey,
+  ttlFor,
+} from '../../contract/table-keys.js';
+import type { HeartbeatLine } from '../../contract/wire.js';
 
 /** Where and how the writer writes. */
 export interface WriterOptions {
   doc: DynamoDBDocumentClient;
   table: string;
   retentionHours: number;
-  /** Conflicts (read + refold) tolerated per item before giving up for this batch. */
-  maxConflicts?: number;
 }
 
-/** Counts of what the writes did, for logs and metrics. */
-export interface WriteStats {
-  writes: number;
-  conflicts: number;
-  skipped: number;
+/** A block part ready to put: its key, its attributes and what the batch needs to know about it. */
+export interface BlockPut {
+  key: ItemKey;
+  item: Record<string, unknown>;
+  hash: string;
+  service: string;
+  minute: number;
+  /** Epoch ms of the first and last packet in the part (second resolution). */
+  firstMs: number;
+  lastMs: number;
+}
+
+/** The stored item of one block part whose record bytes are `data` (kept exactly as received). */
+export function blockPut(data: Uint8Array, block: Block, retentionHours: number): BlockPut {
+  const key = blockKey(block.service, block.minute, block.agentId, block.seq, block.part);
+  const start = block.minute * MINUTE_MS;
+  let first = 59;
+  let last = 0;
+  for (const e of block.endpoints) {
+    first = Math.min(first, e.firstSecond);
+    last = Math.max(last, e.lastSecond);
+  }
+  if (block.endpoints.length === 0) first = 0;
+  const lastMs = start + last * 1000;
+  const hash = blockHash(data);
+  return {
+    key,
+    hash,
+    service: block.service,
+    minute: block.minute,
+    firstMs: start + first * 1000,
+    lastMs,
+    item: {
+      ...key,
+      [BLOCK_ATTRIBUTES.data]: data,
+      [BLOCK_ATTRIBUTES.hash]: hash,
+      service: block.service,
+      agentId: block.agentId,
+      host: block.host,
+      minute: block.minute,
+      n: block.endpoints.length,
+      lastMs,
+      ttl: ttlFor(lastMs, retentionHours),
+    },
+  };
 }
 
 function isConditionFailure(err: unknown): boolean {
@@ -32,142 +82,122 @@ function isConditionFailure(err: unknown): boolean {
   );
 }
 
-async function readState(options: WriterOptions, fold: ClientFold): Promise<ItemState> {
-  const out = await options.doc.send(
-    new GetCommand({ TableName: options.table, Key: fold.key, ConsistentRead: true }),
+/**
+ * Puts a block part by content. Returns 'stored' when the key is new or
+ * already holds these bytes, 'conflict' when it holds other bytes: then the
+ * part is kept under its conflict key instead, never overwriting the first.
+ */
+export async function putBlock(
+  options: WriterOptions,
+  put: BlockPut,
+): Promise<'stored' | 'conflict'> {
+  try {
+    await options.doc.send(
+      new PutCommand({
+        TableName: options.table,
+        Item: put.item,
+        ConditionExpression: 'attribute_not_exists(pk) OR #h = :h',
+        ExpressionAttributeNames: { '#h': BLOCK_ATTRIBUTES.hash },
+        ExpressionAttributeValues: { ':h': put.hash },
+      }),
+    );
+    return 'stored';
+  } catch (err) {
+    if (!isConditionFailure(err)) throw err;
+  }
+  // The hash is part of the conflict key, so this put is idempotent as it stands.
+  await options.doc.send(
+    new PutCommand({
+      TableName: options.table,
+      Item: { ...put.item, ...conflictKey(put.key, put.service, put.minute, put.hash) },
+    }),
   );
-  const item = out.Item ?? {};
-  return {
-    applied: appliedOf(item),
-    firstSeen: typeof item.firstSeen === 'number' ? item.firstSeen : undefined,
-    lastSeen: typeof item.lastSeen === 'number' ? item.lastSeen : undefined,
-  };
+  return 'conflict';
 }
 
-/**
- * Applies one client item's fold exactly once: one conditional update per
- * group of agents; on a condition failure, reads the item, drops payloads at
- * or below its watermarks, and retries with the rest.
- */
-export async function writeClientFold(
+/** Marks a service-minute as having got a block after it was probably summarized. */
+export async function putLateMark(
   options: WriterOptions,
-  fold: ClientFold,
-  stats: WriteStats,
+  service: string,
+  minute: number,
 ): Promise<void> {
-  const maxConflicts = options.maxConflicts ?? 5;
-  for (const agents of agentGroups(fold)) {
-    let known: ItemState | undefined;
-    for (let conflicts = 0; ; conflicts++) {
-      const plan = planWrite(fold, agents, known?.applied ?? {});
-      if (!plan) {
-        stats.skipped++;
-        break;
-      }
-      try {
-        await options.doc.send(
-          new UpdateCommand({
-            TableName: options.table,
-            Key: fold.key,
-            ...buildUpdate(plan, fold.key, fold.identity, options.retentionHours, known),
-          }),
-        );
-        stats.writes++;
-        break;
-      } catch (err) {
-        if (!isConditionFailure(err)) throw err;
-        stats.conflicts++;
-        if (conflicts >= maxConflicts) {
-          throw new Error(
-            `item ${fold.key.pk}/${fold.key.sk}: still conflicting after ${maxConflicts} re-reads`,
-          );
-        }
-        known = await readState(options, fold);
-      }
-    }
+  await options.doc.send(
+    new PutCommand({
+      TableName: options.table,
+      Item: {
+        ...lateKey(service, minute),
+        service,
+        minute,
+        ttl: ttlFor((minute + 1) * MINUTE_MS, options.retentionHours),
+      },
+    }),
+  );
+}
+
+/** Stores an agent's heartbeat (its claimed time already clamped) unless a newer one is there; false when older. */
+export async function putAgentHeartbeat(
+  options: WriterOptions,
+  hb: HeartbeatLine,
+): Promise<boolean> {
+  try {
+    await options.doc.send(
+      new PutCommand({
+        TableName: options.table,
+        Item: {
+          ...agentKey(hb.agentId),
+          agentId: hb.agentId,
+          host: hb.host,
+          lastHeartbeat: hb.at,
+          flows: hb.flows,
+          dropped: hb.dropped,
+          spooled: hb.spooled,
+          // A list, not a set: an agent may read no sources, and sets cannot be empty.
+          sources: hb.sources ?? [],
+          ttl: ttlFor(hb.at, options.retentionHours),
+        },
+        ConditionExpression: 'attribute_not_exists(pk) OR lastHeartbeat <= :at',
+        ExpressionAttributeValues: { ':at': hb.at },
+      }),
+    );
+    return true;
+  } catch (err) {
+    if (!isConditionFailure(err)) throw err;
+    return false;
   }
 }
 
-/** Moves a service's lastSeen forward (never back); an older batch is a no-op. */
-export async function writeServiceFold(
+/** Moves a service's lastSeen in the services list forward (never back); false when it was already later. */
+export async function refreshService(
   options: WriterOptions,
-  fold: ServiceFold,
-  stats: WriteStats,
-): Promise<void> {
+  service: string,
+  firstSeen: number,
+  lastSeen: number,
+): Promise<boolean> {
   try {
     await options.doc.send(
       new UpdateCommand({
         TableName: options.table,
-        Key: serviceKey(fold.service),
+        Key: serviceKey(service),
         UpdateExpression:
-          'SET #kind = :kind, #service = :service, #lastSeen = :ls, #ttl = :ttl, #firstSeen = if_not_exists(#firstSeen, :fs)',
+          'SET #service = :service, #lastSeen = :ls, #ttl = :ttl, #firstSeen = if_not_exists(#firstSeen, :fs)',
         ConditionExpression: 'attribute_not_exists(#lastSeen) OR #lastSeen < :ls',
         ExpressionAttributeNames: {
-          '#kind': 'kind',
           '#service': 'service',
           '#lastSeen': 'lastSeen',
           '#firstSeen': 'firstSeen',
           '#ttl': 'ttl',
         },
         ExpressionAttributeValues: {
-          ':kind': 'service',
-          ':service': fold.service,
-          ':ls': fold.lastSeen,
-          ':fs': fold.firstSeen,
-          ':ttl': ttlFor(fold.lastSeen, options.retentionHours),
+          ':service': service,
+          ':ls': lastSeen,
+          ':fs': firstSeen,
+          ':ttl': ttlFor(lastSeen, options.retentionHours),
         },
       }),
     );
-    stats.writes++;
+    return true;
   } catch (err) {
     if (!isConditionFailure(err)) throw err;
-    stats.skipped++;
-  }
-}
-
-/** Stores an agent's heartbeat unless a newer one is already there. */
-export async function writeAgentFold(
-  options: WriterOptions,
-  fold: AgentFold,
-  stats: WriteStats,
-): Promise<void> {
-  const hb = fold.heartbeat;
-  try {
-    await options.doc.send(
-      new UpdateCommand({
-        TableName: options.table,
-        Key: agentKey(hb.agentId),
-        UpdateExpression:
-          'SET #kind = :kind, #agentId = :agentId, #host = :host, #lastHeartbeat = :at, #lastSeen = :at, #flows = :flows, #dropped = :dropped, #spooled = :spooled, #sources = :sources, #ttl = :ttl',
-        ConditionExpression: 'attribute_not_exists(#lastHeartbeat) OR #lastHeartbeat < :at',
-        ExpressionAttributeNames: {
-          '#kind': 'kind',
-          '#agentId': 'agentId',
-          '#host': 'host',
-          '#lastHeartbeat': 'lastHeartbeat',
-          '#lastSeen': 'lastSeen',
-          '#flows': 'flows',
-          '#dropped': 'dropped',
-          '#spooled': 'spooled',
-          '#sources': 'sources',
-          '#ttl': 'ttl',
-        },
-        ExpressionAttributeValues: {
-          ':kind': 'agent',
-          ':agentId': hb.agentId,
-          ':host': hb.host,
-          ':at': hb.at,
-          ':flows': hb.flows,
-          ':dropped': hb.dropped,
-          ':spooled': hb.spooled,
-          // A list, not a set: an agent may read no sources, and sets cannot be empty.
-          ':sources': hb.sources ?? [],
-          ':ttl': ttlFor(hb.at, options.retentionHours),
-        },
-      }),
-    );
-    stats.writes++;
-  } catch (err) {
-    if (!isConditionFailure(err)) throw err;
-    stats.skipped++;
+    return false;
   }
 }

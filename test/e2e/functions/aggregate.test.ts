@@ -1,42 +1,57 @@
 /**
- * The aggregate handler against kinesalite and dynalite: real agent-format
- * records become the right items and answers, exactly once, also across
- * replays, duplicate sends, throttling, a crash mid-batch and bad input.
+ * The aggregate handler against kinesalite and dynalite: v2 blocks and v1
+ * NDJSON records become immutable items put by content, exactly once across
+ * replays, re-sends, conflicts, throttling and bad input.
  */
+import { deflateRawSync } from 'node:zlib';
 import type { KinesisStreamBatchResponse, KinesisStreamEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type Block, type BlockEndpoint, MINUTE_MS, minuteOf } from '../../../contract/block.js';
+import {
+  type BlockHead,
+  blockHash,
+  decodeBlock,
+  encodeBlock,
+  sealParts,
+} from '../../../contract/block-codec.js';
+import { encodeRecords, type UnsequencedLine } from '../../../contract/codec.js';
 import { METRICS } from '../../../contract/resources.js';
+import {
+  agentKey,
+  blockKey,
+  conflictKey,
+  lateKey,
+  serviceKey,
+  ttlFor,
+} from '../../../contract/table-keys.js';
+import type { HeartbeatLine } from '../../../contract/wire.js';
 import { AGGREGATE_METRICS } from '../../../functions/aggregate/aggregate.js';
 import { createAggregateHandler } from '../../../functions/aggregate/handler.js';
-import { SERVICE_REFRESH_MS } from '../../../functions/aggregate/service-refresh.js';
-import { createQueryHandler } from '../../../functions/query/handler.js';
-import { type Emulators, startEmulators } from '../../../local/emulators.js';
+import { createStream, type Emulators, startEmulators } from '../../../local/emulators.js';
+import { startEventSourcePoller } from '../../../local/event-source-poller.js';
 import { type FaultProxy, startFaultProxy } from '../../../local/fault-proxy.js';
 import {
-  AgentSeq,
-  agentRecords,
-  apiEvent,
-  body,
   captureStdout,
   ctx,
   emfDocuments,
-  type FlowInput,
   flow,
   freshTable,
   localConfig,
+  putRecords,
   rawRecord,
+  tableItems,
   throughKinesis,
   useLocalCredentials,
 } from './harness.js';
 
-const T0 = 1_800_000_000_000;
-const NOW = T0 + 60_000;
+/** A minute that has just passed, so blocks of it are not late. */
+const MINUTE = minuteOf(Date.now());
 
 let emu: Emulators;
 let proxy: FaultProxy;
+let table: string;
 let aggregate: ReturnType<typeof createAggregateHandler>;
 let faulty: ReturnType<typeof createAggregateHandler>;
-let query: ReturnType<typeof createQueryHandler>;
 
 beforeAll(async () => {
   useLocalCredentials();
@@ -51,22 +66,11 @@ afterAll(async () => {
 
 beforeEach(async () => {
   proxy.clear();
-  const tableName = await freshTable(emu.dynamodb);
-  aggregate = createAggregateHandler(localConfig(tableName, emu.dynamodbEndpoint));
+  table = await freshTable(emu.dynamodb);
+  aggregate = createAggregateHandler(localConfig(table, emu.dynamodbEndpoint));
   // Through the proxy, with no SDK retries, so each injected fault reaches the handler.
-  faulty = createAggregateHandler(localConfig(tableName, proxy.url), { maxAttempts: 1 });
-  query = createQueryHandler(localConfig(tableName, emu.dynamodbEndpoint), { now: () => NOW });
+  faulty = createAggregateHandler(localConfig(table, proxy.url), { maxAttempts: 1 });
 });
-
-/** The per-shard events a mapping would deliver for these agents' lines. */
-async function deliverable(
-  batches: { agentId: string; lines: FlowInput[]; seq: AgentSeq }[],
-): Promise<KinesisStreamEvent[]> {
-  return throughKinesis(
-    emu.kinesis,
-    batches.flatMap((b) => agentRecords(b.agentId, b.lines, b.seq)),
-  );
-}
 
 async function run(
   handler: typeof aggregate,
@@ -75,282 +79,393 @@ async function run(
   return (await handler(event, ctx())) as KinesisStreamBatchResponse;
 }
 
-async function clients(service: string, by: 'endpoint' | 'ip' = 'endpoint') {
-  const res = await query(
-    apiEvent(`/v1/services/${service}/clients`, { by, limit: '1000' }),
-    ctx(),
-  );
-  expect(res.statusCode).toBe(200);
-  return body<{ clients: Record<string, unknown>[] }>(res).clients;
+/** Runs every event and sums a metric over the EMF documents the runs printed. */
+async function runAll(events: KinesisStreamEvent[], handler = aggregate) {
+  const failures: string[] = [];
+  const { lines } = await captureStdout(async () => {
+    for (const e of events) {
+      const res = await run(handler, e);
+      failures.push(...res.batchItemFailures.map((f) => f.itemIdentifier));
+    }
+  });
+  const docs = emfDocuments(lines);
+  const metric = (name: string) => docs.reduce((n, d) => n + Number(d[name] ?? 0), 0);
+  return { failures, lines, metric };
 }
 
-/** Expected totals per endpoint from the unique lines sent. */
-function expectedEndpoints(lines: FlowInput[]) {
-  const m = new Map<
-    string,
-    { pktsIn: number; bytesIn: number; pktsOut: number; bytesOut: number; lastSeen: number }
-  >();
-  for (const l of lines) {
-    const k = `${l.remoteIp}:${l.remotePort}`;
-    const e = m.get(k) ?? { pktsIn: 0, bytesIn: 0, pktsOut: 0, bytesOut: 0, lastSeen: 0 };
-    e.pktsIn += l.pktsIn;
-    e.bytesIn += l.bytesIn;
-    e.pktsOut += l.pktsOut;
-    e.bytesOut += l.bytesOut;
-    e.lastSeen = Math.max(e.lastSeen, l.lastSeen);
-    m.set(k, e);
-  }
-  return m;
+function endpoint(i: number, over: Partial<BlockEndpoint> = {}): BlockEndpoint {
+  return {
+    ip: `198.51.100.${1 + (i % 50)}`,
+    port: 40_000 + i,
+    localIp: '192.0.2.1',
+    localPort: 53,
+    pktsIn: 3 + i,
+    bytesIn: 300 + i,
+    pktsOut: 2,
+    bytesOut: 200,
+    firstSecond: 2,
+    lastSecond: 10 + (i % 40),
+    source: 'hook',
+    sampleRate: 1,
+    ...over,
+  };
 }
 
-function actualEndpoints(list: Record<string, unknown>[]) {
-  return new Map(
-    list.map((c) => [
-      String(c.endpoint),
-      {
-        pktsIn: c.pktsIn,
-        bytesIn: c.bytesIn,
-        pktsOut: c.pktsOut,
-        bytesOut: c.bytesOut,
-        lastSeen: c.lastSeen,
-      },
-    ]),
-  );
-}
+const head = (over: Partial<BlockHead> = {}): BlockHead => ({
+  agentId: 'agent-a',
+  host: 'host-a',
+  service: 'dns',
+  minute: MINUTE,
+  seq: 1,
+  ...over,
+});
 
-function sampleFlows(agentId: string, n: number, offset = 0): FlowInput[] {
-  return Array.from({ length: n }, (_, i) =>
-    flow({
-      agentId,
+const record = (b: Block) => ({ partitionKey: `${b.agentId}/0`, data: encodeBlock(b) });
+
+const blockItems = (items: Record<string, unknown>[]) =>
+  items.filter((i) => String(i.pk).startsWith('B#'));
+
+const find = (items: Record<string, unknown>[], key: { pk: string; sk: string }) =>
+  items.find((i) => i.pk === key.pk && i.sk === key.sk);
+
+const bytesOf = (item: Record<string, unknown> | undefined) =>
+  Buffer.from((item?.d as Uint8Array | undefined) ?? new Uint8Array());
+
+describe('aggregate: v2 blocks', () => {
+  it('stores a block part byte for byte under its key, with its attributes and the services list', async () => {
+    const [part] = sealParts(head(), [endpoint(0), endpoint(1), endpoint(2)]);
+    const data = encodeBlock(part!);
+    const { failures } = await runAll(await throughKinesis(emu.kinesis, [record(part!)]));
+    expect(failures).toEqual([]);
+    const items = await tableItems(emu.dynamodbEndpoint, table);
+    const stored = find(items, blockKey('dns', MINUTE, 'agent-a', 1, 0));
+    expect(bytesOf(stored).equals(data)).toBe(true);
+    const lastMs = MINUTE * MINUTE_MS + 12_000;
+    expect(stored).toMatchObject({
+      h: blockHash(data),
       service: 'dns',
-      remoteIp: `198.51.100.${(i % 20) + 1}`,
-      remotePort: 40_000 + i,
-      firstSeen: T0 + offset + i,
-      lastSeen: T0 + offset + i * 10,
-      pktsIn: i + 1,
-      bytesIn: (i + 1) * 100,
-      pktsOut: i,
-      bytesOut: i * 50,
-    }),
-  );
-}
-
-describe('aggregate handler', () => {
-  it('turns agent records into endpoint, IP, host, service and agent items', async () => {
-    const seqA = new AgentSeq();
-    const seqB = new AgentSeq();
-    const a = sampleFlows('agent-a', 30);
-    // Agent b sees some of the same clients (same IPs, other ports) and one IPv6 client.
-    const b = [
-      ...sampleFlows('agent-b', 5, 1000).map((l) => ({ ...l, remotePort: l.remotePort + 1000 })),
-      flow({
-        agentId: 'agent-b',
-        service: 'ntp',
-        remoteIp: '2001:db8::1',
-        remotePort: 123,
-        lastSeen: T0 + 5,
-        firstSeen: T0,
-      }),
-    ];
-    const heartbeat = {
-      v: 1 as const,
-      type: 'heartbeat' as const,
       agentId: 'agent-a',
-      host: 'host-agent-a',
-      at: T0 + 30_000,
-      flows: 30,
-      dropped: 2,
-      spooled: 1,
-      sources: ['hook' as const],
-    };
-    const events = await deliverable([
-      { agentId: 'agent-a', lines: [...a, heartbeat] as FlowInput[], seq: seqA },
-      { agentId: 'agent-b', lines: b, seq: seqB },
+      host: 'host-a',
+      minute: MINUTE,
+      n: 3,
+      lastMs,
+      ttl: ttlFor(lastMs, 24),
+    });
+    expect(find(items, serviceKey('dns'))).toMatchObject({
+      service: 'dns',
+      firstSeen: MINUTE * MINUTE_MS + 2000,
+      lastSeen: lastMs,
+    });
+    // Nothing else: no late mark for a timely block, no agent item without a heartbeat.
+    expect(items).toHaveLength(2);
+  });
+
+  it('a replay, a retry and a re-send of the same parts change nothing', async () => {
+    const parts = sealParts(
+      head({ seq: 5 }),
+      Array.from({ length: 9 }, (_, i) => endpoint(i)),
+      { maxEndpoints: 4, maxBytes: 350 * 1024 },
+    );
+    expect(parts).toHaveLength(3);
+    const events = await throughKinesis(emu.kinesis, parts.map(record));
+    await runAll(events);
+    const before = await tableItems(emu.dynamodbEndpoint, table);
+    expect(blockItems(before).map((i) => i.sk)).toEqual(
+      [0, 1, 2].map((p) => blockKey('dns', MINUTE, 'agent-a', 5, p).sk),
+    );
+
+    const resent = await throughKinesis(emu.kinesis, parts.map(record));
+    const again = await runAll([
+      ...events,
+      ...resent,
+      { Records: [...events.flatMap((e) => e.Records), ...events.flatMap((e) => e.Records)] },
     ]);
-    for (const e of events) expect((await run(aggregate, e)).batchItemFailures).toEqual([]);
-
-    const dnsLines = [...a, ...b.filter((l) => l.service === 'dns')];
-    expect(actualEndpoints(await clients('dns'))).toEqual(expectedEndpoints(dnsLines));
-    const ips = await clients('dns', 'ip');
-    expect(ips.map((c) => c.ip).sort()).toEqual(
-      [...new Set(dnsLines.map((l) => l.remoteIp))].sort(),
-    );
-    const ip1 = ips.find((c) => c.ip === '198.51.100.1')!;
-    expect(ip1.hosts).toEqual(['host-agent-a', 'host-agent-b']);
-    expect(ip1.pktsIn).toBe(
-      dnsLines.filter((l) => l.remoteIp === '198.51.100.1').reduce((s, l) => s + l.pktsIn, 0),
-    );
-
-    const count = body(await query(apiEvent('/v1/services/dns/count'), ctx()));
-    expect(count).toMatchObject({ endpoints: 35, ips: 20 });
-
-    const v6 = body<{ services: Record<string, unknown>[] }>(
-      await query(apiEvent('/v1/clients/2001:0db8:0:0:0:0:0:1'), ctx()),
-    );
-    expect(v6.services.map((s) => s.service)).toEqual(['ntp']);
-
-    const host = body<{ clients: Record<string, unknown>[] }>(
-      await query(apiEvent('/v1/hosts/host-agent-b/clients'), ctx()),
-    );
-    expect(host.clients).toHaveLength(6);
-    expect(host.clients.every((c) => c.host === 'host-agent-b')).toBe(true);
-
-    const services = body<{ services: Record<string, unknown>[] }>(
-      await query(apiEvent('/v1/services'), ctx()),
-    );
-    expect(services.services.map((s) => s.service)).toEqual(['dns', 'ntp']);
-    // The services list keeps lastSeen to SERVICE_REFRESH_MS granularity.
-    const newest = Math.max(...dnsLines.map((l) => l.lastSeen));
-    expect(services.services[0]!.lastSeen).toBeLessThanOrEqual(newest);
-    expect(services.services[0]!.lastSeen).toBeGreaterThan(newest - SERVICE_REFRESH_MS);
-
-    const agents = body<{ agents: Record<string, unknown>[] }>(
-      await query(apiEvent('/v1/agents'), ctx()),
-    );
-    expect(agents.agents).toEqual([
-      expect.objectContaining({
-        agentId: 'agent-a',
-        lastHeartbeat: T0 + 30_000,
-        dropped: 2,
-        spooled: 1,
-        reporting: true,
-      }),
-    ]);
+    expect(again.failures).toEqual([]);
+    expect(again.metric(AGGREGATE_METRICS.blockConflicts)).toBe(0);
+    expect(again.metric(AGGREGATE_METRICS.blocksStored)).toBe(12);
+    expect(await tableItems(emu.dynamodbEndpoint, table)).toEqual(before);
   });
 
-  it('applies a replayed batch and a re-sent payload only once', async () => {
-    const seq = new AgentSeq();
-    const lines = sampleFlows('agent-a', 12);
-    const events = await deliverable([{ agentId: 'agent-a', lines, seq }]);
-    for (const e of events) await run(aggregate, e);
-    const before = actualEndpoints(await clients('dns'));
-    // Lambda retries the same batches; the agent re-sends its payloads (same seq) after an unsure put.
-    for (const e of events) await run(aggregate, e);
-    for (const e of events) await run(aggregate, { Records: [...e.Records, ...e.Records] });
-    expect(actualEndpoints(await clients('dns'))).toEqual(before);
-    expect(before).toEqual(expectedEndpoints(lines));
-  });
-
-  it('a client reported again costs one write per item and batch, without conflicts', async () => {
-    const seq = new AgentSeq();
-    const emfOf = async (lines: FlowInput[]) => {
-      const events = await deliverable([{ agentId: 'agent-a', lines, seq }]);
-      const { lines: out } = await captureStdout(async () => {
-        for (const e of events) await run(aggregate, e);
-      });
-      const docs = emfDocuments(out);
-      const sum = (name: string) => docs.reduce((n, d) => n + Number(d[name] ?? 0), 0);
-      return {
-        writes: sum(AGGREGATE_METRICS.itemWrites),
-        conflicts: sum(AGGREGATE_METRICS.writeConflicts),
-        batches: docs.length,
-      };
-    };
-    // 10 endpoints on 5 IPs; every flush later than the one before (firstSeen and lastSeen move on).
-    const flush = (k: number) =>
-      sampleFlows('agent-a', 10, k * 60_000).map((l) => ({
-        ...l,
-        remoteIp: `198.51.100.${(l.remotePort % 5) + 1}`,
-      }));
-    await emfOf(flush(0));
-    for (const k of [1, 2]) {
-      const second = await emfOf(flush(k));
-      // 10 endpoint + 5 IP + 5 host items, plus the service item at most once per batch.
-      expect(second.conflicts).toBe(0);
-      expect(second.writes - (10 + 5 + 5)).toBeGreaterThanOrEqual(1);
-      expect(second.writes - (10 + 5 + 5)).toBeLessThanOrEqual(second.batches);
-    }
-    expect(actualEndpoints(await clients('dns'))).toEqual(
-      expectedEndpoints([...flush(0), ...flush(1), ...flush(2)]),
-    );
-  });
-
-  it('reports the failed tail on throttling and the retry lands exact totals', async () => {
-    const seq = new AgentSeq();
-    // Many flushes: every record holds one line per bucket, so the batch has many records.
-    const lines = [0, 1, 2, 3].flatMap((round) => sampleFlows('agent-a', 20, round * 5000));
-    const events: KinesisStreamEvent[] = [];
-    expect(await deliverableRounds(lines, seq, events)).toBeGreaterThan(4);
-    proxy.setFaults([{ operation: 'UpdateItem', kind: 'throttle', skip: 7, count: 6 }]);
-    let failures = 0;
-    for (const e of events) {
-      const res = await run(faulty, e);
-      if (res.batchItemFailures.length === 0) continue;
-      failures++;
-      // The reported records are a tail of the batch: from the first failed one to the end.
-      const ids = e.Records.map((r) => r.kinesis.sequenceNumber);
-      const first = ids.indexOf(res.batchItemFailures[0]!.itemIdentifier);
-      expect(res.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(ids.slice(first));
-      proxy.clear();
-      const retry = await run(faulty, { Records: e.Records.slice(first) });
-      expect(retry.batchItemFailures).toEqual([]);
-    }
-    expect(failures).toBeGreaterThan(0);
-    expect(actualEndpoints(await clients('dns'))).toEqual(expectedEndpoints(lines));
-  });
-
-  it('a crash in the middle of a batch followed by the retry of the whole batch leaves exact totals', async () => {
-    const seq = new AgentSeq();
-    const lines = [0, 1, 2].flatMap((round) => sampleFlows('agent-a', 20, round * 5000));
-    const events: KinesisStreamEvent[] = [];
-    await deliverableRounds(lines, seq, events);
-    for (const e of events) {
-      // Some writes land, one lands but its answer is lost, then the function dies.
-      proxy.setFaults([
-        { operation: 'UpdateItem', kind: 'reset', phase: 'after', skip: 10, count: 1 },
-        { operation: 'UpdateItem', kind: 'reset', skip: 11 },
-      ]);
-      await run(faulty, e).catch(() => undefined);
-      proxy.clear();
-      // Lambda retries the whole batch after a crash.
-      expect((await run(aggregate, e)).batchItemFailures).toEqual([]);
-    }
-    expect(actualEndpoints(await clients('dns'))).toEqual(expectedEndpoints(lines));
-  });
-
-  it('skips and counts bad records and bad lines without blocking good ones', async () => {
-    const seq = new AgentSeq();
-    const lines = sampleFlows('agent-a', 3);
-    const good = (await deliverable([{ agentId: 'agent-a', lines, seq }])).flatMap(
-      (e) => e.Records,
-    );
-    const goodLine = JSON.stringify({ ...lines[0], agentId: 'agent-z', seq: 1, remotePort: 9 });
-    const badIp = JSON.stringify({ ...lines[0], agentId: 'agent-z', seq: 1, remoteIp: 'zz:01' });
-    const withBadLine = rawRecord(Buffer.from(`${goodLine}\n${badIp}\nnot json\n`), '900');
-    const garbage = rawRecord(Buffer.from([0x1f, 0x8b, 0, 1, 2, 3]), '901');
-    const empty = rawRecord(Buffer.alloc(0), '902');
-    const { result, lines: out } = await captureStdout(() =>
-      run(aggregate, { Records: [garbage, ...good, withBadLine, empty] }),
-    );
-    expect(result.batchItemFailures).toEqual([]);
-    const emf = emfDocuments(out);
-    const metric = (name: string) => emf.map((d) => d[name]).find((v) => v !== undefined);
-    expect(metric(METRICS.badRecords)).toBe(2);
-    expect(metric(METRICS.badLines)).toBe(2);
-    const warnings = out.filter((l) => l.includes('skipping bad line'));
-    expect(warnings.some((w) => w.includes('zz:01') && w.includes('"line":2'))).toBe(true);
-    expect(out.some((l) => l.includes('skipping undecodable record') && l.includes('gzip'))).toBe(
+  it('a different part under a taken key is kept aside and counted; the first stays', async () => {
+    const [first] = sealParts(head({ seq: 9 }), [endpoint(0)]);
+    const [other] = sealParts(head({ seq: 9 }), [endpoint(0, { pktsIn: 999 })]);
+    const firstBytes = encodeBlock(first!);
+    const otherBytes = encodeBlock(other!);
+    await runAll(await throughKinesis(emu.kinesis, [record(first!)]));
+    const second = await runAll(await throughKinesis(emu.kinesis, [record(other!)]));
+    expect(second.failures).toEqual([]);
+    expect(second.metric(AGGREGATE_METRICS.blockConflicts)).toBe(1);
+    expect(second.lines.some((l) => l.includes('kept aside') && l.includes('sequenceNumber'))).toBe(
       true,
     );
-    // Every good line landed: the three records' and the good line of the mixed record.
-    const endpoints = (await clients('dns')).map((c) => c.endpoint).sort();
-    const expected = [
-      ...lines.map((l) => `${l.remoteIp}:${l.remotePort}`),
-      `${lines[0]!.remoteIp}:9`,
-    ];
-    expect(endpoints).toEqual(expected.sort());
+    // Put again: still one copy kept aside.
+    await runAll(await throughKinesis(emu.kinesis, [record(other!)]));
+
+    const items = await tableItems(emu.dynamodbEndpoint, table);
+    const key = blockKey('dns', MINUTE, 'agent-a', 9, 0);
+    expect(bytesOf(find(items, key)).equals(firstBytes)).toBe(true);
+    const aside = find(items, conflictKey(key, 'dns', MINUTE, blockHash(otherBytes)));
+    expect(bytesOf(aside).equals(otherBytes)).toBe(true);
+    expect(items.filter((i) => String(i.pk).startsWith('CONFLICT#'))).toHaveLength(1);
+    expect(blockItems(items)).toHaveLength(1);
+  });
+
+  it('marks a minute late when its block arrives after the summary lag, not before', async () => {
+    const m = MINUTE - 10;
+    const limit = (m + 1) * MINUTE_MS + 70_000;
+    const timely = encodeBlock(sealParts(head({ service: 'ntp', minute: m }), [endpoint(0)])[0]!);
+    const late = encodeBlock(sealParts(head({ service: 'dns', minute: m }), [endpoint(0)])[0]!);
+    const { failures, metric } = await runAll([
+      { Records: [rawRecord(timely, '1', 'a/0', limit), rawRecord(late, '2', 'a/0', limit + 1)] },
+    ]);
+    expect(failures).toEqual([]);
+    expect(metric(AGGREGATE_METRICS.lateBlocks)).toBe(1);
+    const items = await tableItems(emu.dynamodbEndpoint, table);
+    expect(find(items, lateKey('dns', m))).toMatchObject({ service: 'dns', minute: m });
+    expect(find(items, lateKey('ntp', m))).toBeUndefined();
+    expect(blockItems(items)).toHaveLength(2);
   });
 });
 
-/** Puts each 20-line round as its own flush (its own records) and collects the per-shard events. */
-async function deliverableRounds(
-  lines: FlowInput[],
-  seq: AgentSeq,
-  into: KinesisStreamEvent[],
-): Promise<number> {
-  const records = [];
-  for (let i = 0; i < lines.length; i += 20)
-    records.push(...agentRecords('agent-a', lines.slice(i, i + 20), seq));
-  into.push(...(await throughKinesis(emu.kinesis, records)));
-  return into.reduce((n, e) => n + e.Records.length, 0);
-}
+describe('aggregate: v1 records', () => {
+  const minuteStart = MINUTE * MINUTE_MS;
+  const lines = (): UnsequencedLine[] => [
+    flow({
+      agentId: 'agent-v1',
+      host: 'host-v1',
+      service: 'dns',
+      remoteIp: '203.0.113.7',
+      remotePort: 5353,
+      firstSeen: minuteStart - 30_000, // before the minute: clamped to second 0
+      lastSeen: minuteStart + 41_500,
+      pktsIn: 7,
+      bytesIn: 700,
+      clientId: 'tenant\u0007a',
+    }),
+    flow({
+      agentId: 'agent-v1',
+      host: 'host-v1',
+      service: 'dns',
+      remoteIp: '203.0.113.7',
+      remotePort: 5353,
+      firstSeen: minuteStart + 5_000,
+      lastSeen: minuteStart + 20_000,
+      pktsIn: 1,
+      bytesIn: 100,
+    }),
+    flow({
+      agentId: 'agent-v1',
+      host: 'host-v1',
+      service: 'ntp',
+      remoteIp: '2001:db8::9',
+      remotePort: 123,
+      firstSeen: minuteStart + 1_000,
+      lastSeen: minuteStart + 2_000,
+    }),
+    flow({
+      agentId: 'agent-v1',
+      host: 'host-v1',
+      service: 'dns',
+      remoteIp: '203.0.113.8',
+      remotePort: 1,
+      firstSeen: minuteStart + 59_000,
+      lastSeen: minuteStart + 61_000,
+    }),
+  ];
+  const encode = (gzip: boolean) => encodeRecords(lines(), { nextSeq: () => 42, gzip })[0]!.data;
+
+  it('a record put twice with PutRecord becomes one part per service-minute, stored once', async () => {
+    const data = encode(false);
+    const events = await throughKinesis(
+      emu.kinesis,
+      [
+        { partitionKey: 'agent-v1/0', data },
+        { partitionKey: 'agent-v1/0', data },
+      ],
+      { via: 'PutRecord' },
+    );
+    const { failures, metric } = await runAll(events);
+    expect(failures).toEqual([]);
+    expect(metric(AGGREGATE_METRICS.blockConflicts)).toBe(0);
+    const items = await tableItems(emu.dynamodbEndpoint, table);
+    const blocks = blockItems(items);
+    expect(blocks.map((b) => `${b.service} ${b.minute} ${b.sk}`).sort()).toEqual([
+      `dns ${MINUTE} ${blockKey('dns', MINUTE, 'agent-v1', 42, 0).sk}`,
+      `dns ${MINUTE + 1} ${blockKey('dns', MINUTE + 1, 'agent-v1', 42, 0).sk}`,
+      `ntp ${MINUTE} ${blockKey('ntp', MINUTE, 'agent-v1', 42, 0).sk}`,
+    ]);
+    const decoded = decodeBlock(bytesOf(find(items, blockKey('dns', MINUTE, 'agent-v1', 42, 0))));
+    expect(decoded.ok).toBe(true);
+    if (!decoded.ok) return;
+    expect(decoded.block).toMatchObject({
+      agentId: 'agent-v1',
+      host: 'host-v1',
+      seq: 42,
+      part: 0,
+      parts: 1,
+    });
+    // Two lines of one endpoint merged: counters summed, first the min, last the max.
+    expect(decoded.block.endpoints).toEqual([
+      expect.objectContaining({
+        ip: '203.0.113.7',
+        port: 5353,
+        pktsIn: 8,
+        bytesIn: 800,
+        pktsOut: 2,
+        firstSecond: 0,
+        lastSecond: 41,
+        clientId: 'tenant\uFFFDa',
+      }),
+    ]);
+
+    // The same lines gzip'd (a re-send by another writer) land on the same items, unchanged.
+    const before = await tableItems(emu.dynamodbEndpoint, table);
+    const gz = await throughKinesis(
+      emu.kinesis,
+      [{ partitionKey: 'agent-v1/0', data: encode(true) }],
+      {
+        via: 'PutRecord',
+      },
+    );
+    const again = await runAll(gz);
+    expect(again.metric(AGGREGATE_METRICS.blockConflicts)).toBe(0);
+    expect(await tableItems(emu.dynamodbEndpoint, table)).toEqual(before);
+  });
+
+  it('heartbeats: the newest wins and a claimed future is clamped to arrival + 5 minutes', async () => {
+    const arrival = Date.now();
+    const hb = (at: number, flows: number): Buffer =>
+      Buffer.from(
+        JSON.stringify({
+          v: 1,
+          type: 'heartbeat',
+          agentId: 'agent-h',
+          seq: flows,
+          host: 'host-h',
+          at,
+          flows,
+          dropped: 1,
+          spooled: 0,
+          sources: ['hook', 'proc'],
+        } satisfies HeartbeatLine),
+      );
+    const agent = async () =>
+      find(await tableItems(emu.dynamodbEndpoint, table), agentKey('agent-h'));
+    await runAll([{ Records: [rawRecord(hb(arrival - 10_000, 10), '1', 'h/0', arrival)] }]);
+    await runAll([{ Records: [rawRecord(hb(arrival - 60_000, 11), '2', 'h/0', arrival)] }]);
+    expect(await agent()).toMatchObject({
+      agentId: 'agent-h',
+      host: 'host-h',
+      lastHeartbeat: arrival - 10_000,
+      flows: 10,
+      dropped: 1,
+      sources: ['hook', 'proc'],
+    });
+    await runAll([{ Records: [rawRecord(hb(arrival + 3_600_000, 12), '3', 'h/0', arrival)] }]);
+    expect(await agent()).toMatchObject({ lastHeartbeat: arrival + 300_000, flows: 12 });
+    // Older than the clamped time: ignored.
+    await runAll([{ Records: [rawRecord(hb(arrival + 120_000, 13), '4', 'h/0', arrival)] }]);
+    expect(await agent()).toMatchObject({ lastHeartbeat: arrival + 300_000, flows: 12 });
+  });
+});
+
+describe('aggregate: bad input and failures', () => {
+  it('skips, locates and counts bad records and lines; good records in the batch land', async () => {
+    const good = encodeBlock(sealParts(head({ seq: 3 }), [endpoint(0)])[0]!);
+    const goodLine = JSON.stringify({
+      ...flow({
+        agentId: 'agent-z',
+        service: 'dns',
+        remoteIp: '203.0.113.1',
+        remotePort: 9,
+        firstSeen: MINUTE * MINUTE_MS,
+        lastSeen: MINUTE * MINUTE_MS,
+      }),
+      seq: 1,
+    });
+    const badIp = goodLine.replace('203.0.113.1', 'zz:01');
+    const bomb = Buffer.concat([
+      Buffer.from('UWB\x02'),
+      deflateRawSync(Buffer.alloc(8 * 1024 * 1024)),
+    ]);
+    const batch = [
+      rawRecord(Buffer.from('UWB\x02garbage'), '900', 'bad/1'),
+      rawRecord(Buffer.concat([Buffer.from('UWB\x03'), good.subarray(4)]), '901'),
+      rawRecord(bomb, '902'),
+      rawRecord(good, '903', 'agent-a/0'),
+      rawRecord(Buffer.from(`${goodLine}\n${badIp}\nnot json\n`), '904'),
+      rawRecord(Buffer.of(0x1f, 0x8b, 0, 1, 2, 3), '905'),
+      rawRecord(Buffer.alloc(0), '906'),
+    ];
+    const { failures, lines, metric } = await runAll([{ Records: batch }]);
+    expect(failures).toEqual([]);
+    expect(metric(METRICS.badRecords)).toBe(5);
+    expect(metric(METRICS.badLines)).toBe(2);
+    const warned = (seq: string, text: string) =>
+      lines.some(
+        (l) =>
+          l.includes('skipping bad') && l.includes(`"sequenceNumber":"${seq}"`) && l.includes(text),
+      );
+    expect(warned('900', 'bad/1')).toBe(true);
+    expect(warned('901', 'block version 3 is not supported')).toBe(true);
+    expect(warned('902', 'inflates to more than')).toBe(true);
+    expect(warned('904', 'zz:01')).toBe(true);
+    expect(warned('905', 'gzip')).toBe(true);
+    const items = await tableItems(emu.dynamodbEndpoint, table);
+    expect(bytesOf(find(items, blockKey('dns', MINUTE, 'agent-a', 3, 0))).equals(good)).toBe(true);
+    expect(find(items, blockKey('dns', MINUTE, 'agent-z', 1, 0))).toBeDefined();
+    expect(blockItems(items)).toHaveLength(2);
+  });
+
+  it('throttled and failing writes are reported, retried by the poller and stored exactly', async () => {
+    const parts = Array.from(
+      { length: 24 },
+      (_, i) =>
+        sealParts(
+          head({ agentId: `agent-${i % 6}`, seq: 100 + i, service: i % 2 ? 'dns' : 'ntp' }),
+          [endpoint(i), endpoint(i + 50)],
+        )[0]!,
+    );
+    const stream = `aggregate-faults-${process.pid}`;
+    await createStream(emu.kinesis, stream, 2);
+    await putRecords(emu.kinesis, stream, parts.map(record));
+    proxy.setFaults([
+      { operation: 'PutItem', kind: 'throttle', probability: 0.3, seed: 7, count: 12 },
+      // The write lands but its answer is lost: the retry re-puts the same bytes.
+      {
+        operation: 'PutItem',
+        kind: 'http500',
+        phase: 'after',
+        probability: 0.2,
+        seed: 3,
+        count: 4,
+      },
+      { operation: 'UpdateItem', kind: 'throttle', count: 1 },
+    ]);
+    const poller = startEventSourcePoller({
+      kinesis: emu.kinesis,
+      streamName: stream,
+      handler: (event, context) =>
+        captureStdout(() => faulty(event, context)).then((r) => r.result),
+      retryAttempts: -1,
+      maxBatchingWindowMs: 50,
+      pollIntervalMs: 50,
+    });
+    try {
+      await poller.drain(60_000);
+    } finally {
+      await poller.stop();
+    }
+    expect(proxy.stats.injected).toBeGreaterThan(3);
+    const items = await tableItems(emu.dynamodbEndpoint, table);
+    expect(items.filter((i) => String(i.pk).startsWith('CONFLICT#'))).toEqual([]);
+    const blocks = blockItems(items);
+    expect(blocks).toHaveLength(parts.length);
+    for (const p of parts) {
+      const stored = find(blocks, blockKey(p.service, p.minute, p.agentId, p.seq, 0));
+      expect(bytesOf(stored).equals(encodeBlock(p))).toBe(true);
+    }
+    expect(find(items, serviceKey('dns'))).toBeDefined();
+    expect(find(items, serviceKey('ntp'))).toBeDefined();
+  });
+});

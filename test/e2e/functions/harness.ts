@@ -1,7 +1,8 @@
 /**
  * Shared set-up of the function suites: emulators, handlers built against
- * them, agent-format records put into kinesalite, and the Kinesis events an
- * event source mapping would deliver for them.
+ * them, records (v1 NDJSON lines or v2 blocks) put into kinesalite with
+ * PutRecords or PutRecord, the Kinesis events an event source mapping would
+ * deliver for them, and a look at every item a test's table holds.
  */
 
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -9,8 +10,10 @@ import {
   CreateStreamCommand,
   DeleteStreamCommand,
   type KinesisClient,
+  PutRecordCommand,
   PutRecordsCommand,
 } from '@aws-sdk/client-kinesis';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type {
   APIGatewayProxyEventV2,
   APIGatewayProxyStructuredResultV2,
@@ -21,6 +24,7 @@ import { encodeRecords, type UnsequencedLine } from '../../../contract/codec.js'
 import { flowBucket, partitionKey } from '../../../contract/partitioning.js';
 import type { FlowLine } from '../../../contract/wire.js';
 import type { FunctionConfig } from '../../../functions/store/config.js';
+import { createDocumentClient } from '../../../functions/store/document-client.js';
 import { createTable } from '../../../local/emulators.js';
 import { lambdaContext } from '../../../local/lambda-context.js';
 import { readShardRecords } from '../../support/stream-records.js';
@@ -130,6 +134,19 @@ export async function putRecords(
   }
 }
 
+/** Puts records one PutRecord call each, as `aws kinesis put-record` does. */
+export async function putRecordEach(
+  kinesis: KinesisClient,
+  streamName: string,
+  records: readonly { partitionKey: string; data: Uint8Array }[],
+): Promise<void> {
+  for (const r of records) {
+    await kinesis.send(
+      new PutRecordCommand({ StreamName: streamName, PartitionKey: r.partitionKey, Data: r.data }),
+    );
+  }
+}
+
 /** Reads every record of every shard (from the start) as the events a mapping would deliver, one per shard. */
 export async function readShardEvents(
   kinesis: KinesisClient,
@@ -174,13 +191,15 @@ export async function freshTable(dynamodb: DynamoDBClient): Promise<string> {
 export async function throughKinesis(
   kinesis: KinesisClient,
   records: readonly { partitionKey: string; data: Uint8Array }[],
+  options: { via?: 'PutRecords' | 'PutRecord' } = {},
 ): Promise<KinesisStreamEvent[]> {
+  const put = options.via === 'PutRecord' ? putRecordEach : putRecords;
   const stream = `functions-${process.pid}-${streams++}`;
   await kinesis.send(new CreateStreamCommand({ StreamName: stream, ShardCount: 2 }));
   try {
     for (let i = 0; i < 100; i++) {
       try {
-        await putRecords(kinesis, stream, records);
+        await put(kinesis, stream, records);
         break;
       } catch (err) {
         // The stream is still being created.
@@ -195,11 +214,12 @@ export async function throughKinesis(
   }
 }
 
-/** A Kinesis record whose data is the given bytes (for bad-record tests). */
+/** A Kinesis record whose data is the given bytes (arrival unset unless given, epoch ms). */
 export function rawRecord(
   data: Buffer,
   sequenceNumber: string,
   key = 'bad/0',
+  arrivalMs = 0,
 ): KinesisStreamRecord {
   return {
     kinesis: {
@@ -207,7 +227,7 @@ export function rawRecord(
       partitionKey: key,
       sequenceNumber,
       data: data.toString('base64'),
-      approximateArrivalTimestamp: 0,
+      approximateArrivalTimestamp: arrivalMs / 1000,
     },
     eventSource: 'aws:kinesis',
     eventVersion: '1.0',
@@ -217,6 +237,26 @@ export function rawRecord(
     awsRegion: 'us-east-1',
     eventSourceARN: 'arn:aws:kinesis:us-east-1:000000000000:stream/test',
   };
+}
+
+/**
+ * Every item of a test's table, sorted by key (a Scan: tests only, to see
+ * that nothing else was written).
+ */
+export async function tableItems(
+  endpoint: string,
+  table: string,
+): Promise<Record<string, unknown>[]> {
+  const doc = createDocumentClient({ endpoint });
+  const items: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const out = await doc.send(new ScanCommand({ TableName: table, ExclusiveStartKey: start }));
+    items.push(...(out.Items ?? []));
+    start = out.LastEvaluatedKey;
+  } while (start);
+  const key = (i: Record<string, unknown>) => `${i.pk}\u0000${i.sk}`;
+  return items.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }
 
 /** An HTTP API payload 2.0 GET request. */
