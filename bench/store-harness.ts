@@ -6,7 +6,6 @@
 import { fileURLToPath } from 'node:url';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
-import type { ShipRecord } from '../agent/record-packer.js';
 import { dynamodbClient } from '../local/aws-clients.js';
 import { type ReadyChild, spawnReady } from './child-json.js';
 
@@ -59,7 +58,7 @@ let sequence = 0n;
 
 /** A Kinesis event as the event source mapping delivers it, one shard. */
 export function kinesisEvent(
-  records: readonly ShipRecord[],
+  records: readonly { partitionKey: string; data: Buffer }[],
   streamArn: string,
 ): KinesisStreamEvent {
   const now = Date.now() / 1000;

@@ -26,13 +26,15 @@ const HOST = 'ip-10-0-17-42.eu-west-1.compute.internal';
 const MINUTE = 29_666_666;
 
 /** Seals every service of a host-minute into parts, one seq per service. */
-export function sealHostMinute(h: SyntheticHostMinute, firstSeq: number): Block[] {
+export function sealHostMinute(
+  h: SyntheticHostMinute,
+  firstSeq: number,
+  minute: number = MINUTE,
+): Block[] {
   const out: Block[] = [];
   let seq = firstSeq;
   for (const [service, endpoints] of h.byService) {
-    out.push(
-      ...sealParts({ agentId: AGENT, host: HOST, service, minute: MINUTE, seq: seq++ }, endpoints),
-    );
+    out.push(...sealParts({ agentId: AGENT, host: HOST, service, minute, seq: seq++ }, endpoints));
   }
   return out;
 }
