@@ -23,6 +23,7 @@ export const AGENT_ENV = {
   stateDir: 'UDPWATCH_STATE_DIR',
   hookSocket: 'UDPWATCH_HOOK_SOCKET',
   interval: 'UDPWATCH_INTERVAL',
+  sealInterval: 'UDPWATCH_SEAL_INTERVAL',
   maxFlows: 'UDPWATCH_MAX_FLOWS',
   host: 'UDPWATCH_HOST',
   services: 'UDPWATCH_SERVICES',
@@ -56,10 +57,24 @@ export const AgentConfigSchema = z
     stateDir: z.string().min(1).default(DEFAULT_STATE_DIR),
     hookSocket: z.string().min(1).default(DEFAULT_HOOK_SOCKET),
     intervalSeconds: z.number().min(0.05).max(60).default(1),
-    heartbeatSeconds: z.number().min(0.1).max(3600).default(10),
-    refreshIntervalSeconds: z.number().min(0.1).max(3600).default(DEFAULTS.refreshIntervalSeconds),
-    /** A known busy flow's counts are shipped at most this often (new flows at once). */
-    reportIntervalSeconds: z.number().min(0).max(3600).default(1),
+    /** One heartbeat line a minute keeps the agents list fresh at one record a minute. */
+    heartbeatSeconds: z.number().min(0.1).max(3600).default(60),
+    /**
+     * 60: one main block part per service and minute, sent at this agent's
+     * offset after the minute ends (the cheap default). Less (tests, local
+     * mode): everything pending is sealed that often, with no offset.
+     */
+    sealIntervalSeconds: z.number().min(0.05).max(60).default(60),
+    /** Early parts for clients never reported before: a token bucket per agent. */
+    earlyParts: z
+      .object({
+        /** Early parts at once; 0 turns them off (new clients wait for the main part). */
+        burst: z.number().int().min(0).max(100).default(2),
+        /** One more early part allowed per this many seconds. */
+        refillSeconds: z.number().min(0.1).max(3600).default(30),
+      })
+      .strict()
+      .default({ burst: 2, refillSeconds: 30 }),
     defaultTimeoutSeconds: z
       .number()
       .int()
@@ -150,6 +165,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): AgentConfigInput {
   set('hookSocket', env[AGENT_ENV.hookSocket]);
   set('host', env[AGENT_ENV.host]);
   set('intervalSeconds', numberFromEnv(env, AGENT_ENV.interval));
+  set('sealIntervalSeconds', numberFromEnv(env, AGENT_ENV.sealInterval));
   set('maxFlows', numberFromEnv(env, AGENT_ENV.maxFlows));
   const services = env[AGENT_ENV.services];
   if (services) set('services', parseServicesEnv(services));

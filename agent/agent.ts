@@ -1,29 +1,50 @@
 /**
  * The agent's run loop: every interval it collects what the sources observed,
- * folds it into the flow table, turns the flow table's deltas (and, every
- * heartbeat interval, a heartbeat) into records, and hands them to the shipper.
+ * folds it into the flow table, hands the table's deltas to the block sealer,
+ * and ships the blocks it seals (and, every heartbeat interval, a v1
+ * heartbeat line) through the shipper.
+ *
+ * `createAgent` is the one place an agent is assembled: the CLI passes the
+ * real sources, shipper and clock, tests pass in-memory ones.
  */
+import type { Block } from '../contract/block.js';
 import type { UnsequencedLine } from '../contract/codec.js';
 import { type FlowSource, WIRE_VERSION } from '../contract/wire.js';
 import type { AgentConfig } from './agent-config.js';
-import type { SeqAllocator } from './agent-state.js';
+import { BlockSealer, blockRecord, sendOffsetMs } from './block-sealer.js';
 import type { ConntrackSource } from './conntrack-source.js';
 import { FlowTable } from './flow-table.js';
-import type { HookReceiver } from './hook-receiver.js';
+import type { HookSource } from './hook-source.js';
 import type { KinesisShipper } from './kinesis-shipper.js';
 import type { PeerObservation } from './observation.js';
 import type { ProcSource } from './proc-source.js';
-import { packRecords } from './record-packer.js';
-import { createServiceNamer } from './service-names.js';
+import { packRecords, type ShipRecord } from './record-packer.js';
+import { createServiceNamer, type ServiceNamer } from './service-names.js';
+import { SocketHealthTracker } from './socket-health.js';
 
-export interface AgentParts {
-  config: AgentConfig;
+/** What the agent needs of the shipper (KinesisShipper is the real one). */
+export type RecordShipper = Pick<KinesisShipper, 'enqueue' | 'start' | 'stop'> & {
+  stats(): { droppedLines: number; spooledRecords: number };
+};
+
+/** What the agent needs of /proc: peers of connected sockets, and the listeners. */
+export type ProcPeers = Pick<ProcSource, 'poll' | 'listeners'>;
+
+/** What the agent needs of conntrack. */
+export type ConntrackPeers = Pick<ConntrackSource, 'poll' | 'status'>;
+
+/** Everything an agent is built from besides its configuration. */
+export interface AgentDeps {
   agentId: string;
-  seq: SeqAllocator;
-  shipper: KinesisShipper;
-  hook?: HookReceiver;
-  proc?: ProcSource;
-  conntrack?: ConntrackSource;
+  /** Sources; a missing one is off. */
+  proc?: ProcPeers;
+  conntrack?: ConntrackPeers;
+  hook?: HookSource;
+  shipper: RecordShipper;
+  /** The persistent record sequence (SeqAllocator). */
+  seq: { take(): number };
+  /** Epoch ms now. */
+  clock: () => number;
   log: (message: string) => void;
 }
 
@@ -34,45 +55,76 @@ export interface AgentCounters {
   spooled: number;
 }
 
-/** One agent: sources -> flow table -> packer -> shipper. */
+/** Hook reports arriving this close together are folded into one early flush. */
+const EARLY_FLUSH_DELAY_MS = 20;
+
+/** Builds an agent from its configuration and parts; nothing runs until start() or tick(). */
+export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
+  const agent = new Agent(config, deps);
+  deps.hook?.onObservations(() => agent.nudge());
+  return agent;
+}
+
+/**
+ * Reports of a minute's last seconds reach the table up to a hook window
+ * (1 s) plus a cycle later; the main part waits that long, and a second more.
+ */
+const HOOK_WINDOW_MS = 1000;
+
+/** One agent: sources -> flow table -> block sealer -> shipper. */
 export class Agent {
   readonly flowTable: FlowTable;
+  readonly sealer: BlockSealer;
+  private readonly serviceFor: ServiceNamer;
+  private readonly socketHealth = new SocketHealthTracker();
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private cycle: Promise<void> = Promise.resolve();
-  private lastHeartbeat = 0;
+  private earlyFlush: Promise<void> | null = null;
+  private lastHeartbeat = Number.NEGATIVE_INFINITY;
   private lastHookDrops = 0;
   private conntrackBaselined = false;
   private readonly errorsSeen = new Set<string>();
 
-  constructor(private readonly parts: AgentParts) {
-    const { config } = parts;
+  /** Use createAgent, which also subscribes the agent to the hook's reports. */
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly deps: AgentDeps,
+  ) {
+    this.serviceFor = createServiceNamer(config.services, config.defaultTimeoutSeconds);
     this.flowTable = new FlowTable({
-      agentId: parts.agentId,
-      host: config.host,
-      serviceFor: createServiceNamer(config.services, config.defaultTimeoutSeconds),
+      serviceFor: this.serviceFor,
       maxFlows: config.maxFlows,
-      refreshIntervalMs: config.refreshIntervalSeconds * 1000,
-      reportIntervalMs: config.reportIntervalSeconds * 1000,
-      sampleSeed: parts.agentId,
+      sampleSeed: deps.agentId,
+    });
+    this.sealer = new BlockSealer({
+      agentId: deps.agentId,
+      host: config.host,
+      nextSeq: () => deps.seq.take(),
+      sealIntervalMs: config.sealIntervalSeconds * 1000,
+      graceMs: config.intervalSeconds * 1000 + HOOK_WINDOW_MS + 1000,
+      sendOffsetMs: sendOffsetMs(deps.agentId),
+      earlyBurst: config.earlyParts.burst,
+      earlyRefillMs: config.earlyParts.refillSeconds * 1000,
+      now: deps.clock(),
     });
   }
 
   /** Sources that are on. */
   sources(): FlowSource[] {
     const out: FlowSource[] = [];
-    if (this.parts.hook) out.push('hook');
-    if (this.parts.conntrack?.status().available) out.push('conntrack');
-    if (this.parts.proc) out.push('proc');
+    if (this.deps.hook) out.push('hook');
+    if (this.deps.conntrack?.status().available) out.push('conntrack');
+    if (this.deps.proc) out.push('proc');
     return out;
   }
 
   /** Shedding and spool counters for heartbeats. */
   counters(): AgentCounters {
-    const shipper = this.parts.shipper.stats();
+    const shipper = this.deps.shipper.stats();
     return {
       flows: this.flowTable.size,
-      dropped: shipper.droppedLines + (this.parts.hook?.stats().shed ?? 0),
+      dropped: shipper.droppedLines + (this.deps.hook?.stats().shed ?? 0),
       spooled: shipper.spooledRecords,
     };
   }
@@ -81,11 +133,28 @@ export class Agent {
     if (this.errorsSeen.has(message)) return;
     if (this.errorsSeen.size > 100) this.errorsSeen.clear();
     this.errorsSeen.add(message);
-    this.parts.log(message);
+    this.deps.log(message);
+  }
+
+  private async readConntrack(conntrack: ConntrackPeers): Promise<PeerObservation[]> {
+    const seen = await conntrack.poll();
+    if (!conntrack.status().available) {
+      // The source forgot its entries; its next good read starts from scratch.
+      this.conntrackBaselined = false;
+      return seen;
+    }
+    // The first read returns each entry's counters since it was created,
+    // which an earlier run of the agent may already have shipped: take it as
+    // the baseline (peers known, no counts) so a restart never counts twice.
+    if (!this.conntrackBaselined) {
+      this.conntrackBaselined = true;
+      for (const o of seen) Object.assign(o, { pktsIn: 0, bytesIn: 0, pktsOut: 0, bytesOut: 0 });
+    }
+    return seen;
   }
 
   private async collect(): Promise<PeerObservation[]> {
-    const { proc, conntrack, hook } = this.parts;
+    const { proc, conntrack, hook } = this.deps;
     const out: PeerObservation[] = [];
     if (proc) {
       try {
@@ -97,16 +166,7 @@ export class Agent {
     }
     if (conntrack) {
       try {
-        const seen = await conntrack.poll();
-        // The first read returns each entry's counters since it was created,
-        // which an earlier run of the agent may already have shipped: take it
-        // as the baseline (peers known, no counts) so a restart never counts twice.
-        if (!this.conntrackBaselined) {
-          this.conntrackBaselined = true;
-          for (const o of seen)
-            Object.assign(o, { pktsIn: 0, bytesIn: 0, pktsOut: 0, bytesOut: 0 });
-        }
-        out.push(...seen);
+        out.push(...(await this.readConntrack(conntrack)));
       } catch (err) {
         this.logOnce(`conntrack read failed: ${(err as Error).message}`);
       }
@@ -115,7 +175,7 @@ export class Agent {
       out.push(...hook.drain());
       const drops = hook.stats().droppedPackets;
       if (drops > this.lastHookDrops) {
-        this.parts.log(
+        this.deps.log(
           `hooked daemons could not report ${drops - this.lastHookDrops} packets (agent absent, slow, or hook table full)`,
         );
         this.lastHookDrops = drops;
@@ -124,71 +184,101 @@ export class Agent {
     return out;
   }
 
-  /** One cycle: collect, fold, flush, pack, enqueue. */
-  async tick(now: number = Date.now(), options: { all?: boolean } = {}): Promise<number> {
+  /**
+   * One cycle: collect, fold, seal what is due (everything with `all`), add a
+   * heartbeat when due, enqueue; returns the number of records queued.
+   */
+  async tick(now: number = this.deps.clock(), options: { all?: boolean } = {}): Promise<number> {
     const observations = await this.collect();
     this.flowTable.ingest(observations);
-    const lines: UnsequencedLine[] = this.flowTable.flush(now, options);
-    if (now - this.lastHeartbeat >= this.parts.config.heartbeatSeconds * 1000) {
-      this.lastHeartbeat = now;
-      lines.push({
-        v: WIRE_VERSION,
-        type: 'heartbeat',
-        agentId: this.parts.agentId,
-        host: this.parts.config.host,
-        at: now,
-        ...this.counters(),
-        sources: this.sources(),
-      });
+    const blocks = this.sealer.addDeltas(this.flowTable.drain(now), now);
+    if (this.deps.proc) {
+      const health = this.socketHealth.sample(
+        this.deps.proc.listeners(),
+        (l) => this.serviceFor(l.localPort, l.process).service,
+      );
+      this.sealer.addSocketHealth(health, now);
     }
-    this.ship(lines);
-    return lines.length;
+    blocks.push(...(options.all ? this.sealer.sealAll() : this.sealer.sealDue(now)));
+    const records = blocks.map(blockRecord);
+    if (now - this.lastHeartbeat >= this.config.heartbeatSeconds * 1000) {
+      this.lastHeartbeat = now;
+      records.push(...this.heartbeat(now));
+    }
+    this.deps.shipper.enqueue(records);
+    return records.length;
   }
 
-  /** Packs lines into records (each with the next seq) and queues them for the shipper. */
-  private ship(lines: UnsequencedLine[]): void {
-    this.parts.shipper.enqueue(
-      packRecords(lines, { agentId: this.parts.agentId, nextSeq: () => this.parts.seq.take() }),
-    );
+  /** A v1 heartbeat line as its own record. */
+  private heartbeat(now: number): ShipRecord[] {
+    const line: UnsequencedLine = {
+      v: WIRE_VERSION,
+      type: 'heartbeat',
+      agentId: this.deps.agentId,
+      host: this.config.host,
+      at: now,
+      ...this.counters(),
+      sources: this.sources(),
+    };
+    return packRecords([line], { agentId: this.deps.agentId, nextSeq: () => this.deps.seq.take() });
   }
-
-  private nudgePending = false;
 
   /**
-   * Hooked daemons just reported: if that brought a flow the table did not
-   * know, flush soon instead of at the next interval, so a new client is
-   * visible quickly. Busy known flows still wait for the interval.
+   * Folds what the hook reported since the last cycle into the table and
+   * ships early blocks for clients never reported before (as the sealer's
+   * token bucket allows); known clients' deltas wait in the sealer for their
+   * minute's main part. Returns the number of blocks shipped.
+   */
+  async flushNewFlows(): Promise<number> {
+    const { hook } = this.deps;
+    if (!hook) return 0;
+    const now = this.deps.clock();
+    this.flowTable.ingest(hook.drain());
+    const blocks: Block[] = this.sealer.addDeltas(this.flowTable.drain(now), now);
+    this.deps.shipper.enqueue(blocks.map(blockRecord));
+    return blocks.length;
+  }
+
+  /**
+   * Hooked daemons just reported: look for new clients soon instead of at
+   * the next interval, so a new client is visible quickly. Busy known flows
+   * still wait for their minute. Reports within a few ms share one flush.
    */
   nudge(): void {
-    const { hook } = this.parts;
-    if (!this.running || this.nudgePending || !hook) return;
-    this.nudgePending = true;
-    setTimeout(() => {
-      this.nudgePending = false;
+    if (!this.running || this.earlyFlush) return;
+    this.earlyFlush = new Promise<void>((resolve) => {
+      setTimeout(resolve, EARLY_FLUSH_DELAY_MS).unref();
+    }).then(() => {
+      this.earlyFlush = null;
       if (!this.running) return;
-      this.cycle = this.cycle
-        .then(() => {
-          const before = this.flowTable.size;
-          this.flowTable.ingest(hook.drain());
-          if (this.flowTable.size === before) return;
-          this.ship(this.flowTable.flush(Date.now()));
-        })
+      // After the cycle in flight, so lines keep their order.
+      const flush = this.cycle
+        .then(() => this.flushNewFlows())
+        .then(() => undefined)
         .catch((err) => this.logOnce(`early flush failed: ${(err as Error).message}`));
-    }, 20).unref();
+      this.cycle = flush;
+      return flush;
+    });
+  }
+
+  /** Resolves once no early flush is pending and the cycle in flight is done. */
+  async idle(): Promise<void> {
+    while (this.earlyFlush) await this.earlyFlush;
+    await this.cycle;
   }
 
   /** Runs a cycle every interval until stop(). */
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.parts.shipper.start();
+    this.deps.shipper.start();
     const loop = () => {
       if (!this.running) return;
       this.cycle = this.tick()
         .then(() => undefined)
         .catch((err) => this.logOnce(`cycle failed: ${(err as Error).stack ?? err}`))
         .finally(() => {
-          if (this.running) this.timer = setTimeout(loop, this.parts.config.intervalSeconds * 1000);
+          if (this.running) this.timer = setTimeout(loop, this.config.intervalSeconds * 1000);
         });
     };
     loop();
@@ -198,14 +288,14 @@ export class Agent {
   async stop(): Promise<void> {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
-    await this.cycle;
+    await this.idle();
     try {
-      // Everything counted so far leaves now, whatever the report interval.
-      await this.tick(Date.now(), { all: true });
+      // Everything counted so far leaves now, whatever minute it belongs to.
+      await this.tick(this.deps.clock(), { all: true });
     } catch (err) {
-      this.parts.log(`final cycle failed: ${(err as Error).message}`);
+      this.deps.log(`final cycle failed: ${(err as Error).message}`);
     }
-    await this.parts.shipper.stop();
-    await this.parts.hook?.close();
+    await this.deps.shipper.stop();
+    await this.deps.hook?.close();
   }
 }

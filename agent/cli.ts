@@ -1,5 +1,5 @@
 /**
- * `udpwatch-agent`: `run` ships connection logs to Kinesis; `snapshot` prints
+ * `udpwatch-agent`: `run` ships sealed activity blocks to Kinesis; `snapshot` prints
  * the host's UDP sockets and their known peers without AWS.
  *
  * Exit codes: 0 done, 1 runtime failure, 2 bad flag, argument or config.
@@ -9,7 +9,7 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { FlowSource } from '../contract/wire.js';
-import { Agent } from './agent.js';
+import { createAgent } from './agent.js';
 import {
   type AgentConfig,
   type AgentConfigInput,
@@ -20,9 +20,10 @@ import { loadAgentId, SeqAllocator } from './agent-state.js';
 import { createConntrackSource } from './conntrack-source.js';
 import { DiskSpool } from './disk-spool.js';
 import { type HookReceiver, startHookReceiver } from './hook-receiver.js';
+import { openHookSource } from './hook-source.js';
 import { scanHostSockets } from './host-sockets.js';
 import { KinesisShipper } from './kinesis-shipper.js';
-import type { ListeningSocket, PeerObservation } from './observation.js';
+import type { PeerObservation } from './observation.js';
 import { createProcSource, peerObservation } from './proc-source.js';
 import { buildSnapshot, formatSnapshot } from './snapshot.js';
 
@@ -32,7 +33,7 @@ class UsageError extends Error {}
 const MAIN_HELP = `udpwatch-agent: see every UDP client of every daemon on this host
 
 Usage:
-  udpwatch-agent run [flags]        ship connection logs to Kinesis
+  udpwatch-agent run [flags]        ship activity blocks to Kinesis
   udpwatch-agent snapshot [flags]   print UDP sockets and their peers (no AWS)
   udpwatch-agent help [command]
 
@@ -52,7 +53,8 @@ Flags (each overrides the config file and the environment):
                        default /etc/udpwatch/agent.json when it exists)
   --state-dir DIR      agent id, sequence numbers and spool (default /var/lib/udpwatch)
   --hook-socket PATH   where hooked Node daemons report (default /run/udpwatch/hook.sock)
-  --interval SECONDS   reporting interval (default 1)
+  --interval SECONDS   how often the sources are read (default 1); blocks are sealed
+                       per sealIntervalSeconds in the config (default 60)
   -h, --help           this help
 
 Credentials come from the default AWS chain (env, profile, instance role).
@@ -162,7 +164,6 @@ async function runCommand(args: string[], out: Out): Promise<number> {
   }
   const kinesis = kinesisFor(config);
   const agentId = loadAgentId(config.stateDir);
-  const seq = new SeqAllocator(config.stateDir);
   const spool = new DiskSpool(`${config.stateDir}/spool`, config.spoolMaxBytes, log);
   const shipper = new KinesisShipper({
     kinesis,
@@ -172,10 +173,10 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     log,
   });
   const proc = config.sources.proc ? createProcSource() : undefined;
-  let listeners: ListeningSocket[] = [];
+  // Conntrack attributes flows to the listeners of the proc source's latest scan.
   const conntrack = config.sources.conntrack
     ? createConntrackSource({
-        listeners: () => listeners,
+        listeners: () => proc?.listeners() ?? [],
         onStatus: (s) =>
           log(
             s.available
@@ -184,45 +185,17 @@ async function runCommand(args: string[], out: Out): Promise<number> {
           ),
       })
     : undefined;
-  let hook: HookReceiver | undefined;
-  // Set once the agent exists; hook messages with new clients nudge it to flush early.
-  let nudge = (): void => {};
-  if (config.sources.hook) {
-    try {
-      hook = await startHookReceiver(config.hookSocket, {
-        onError: log,
-        onDaemon: (pid, name) => log(`hook: daemon pid ${pid} (${name ?? '?'}) reports`),
-        onObservations: () => nudge(),
-      });
-    } catch (err) {
-      log(
-        `hook socket ${config.hookSocket} unavailable (${(err as Error).message}); running without the hook`,
-      );
-    }
-  }
-  // Conntrack attributes flows to listeners, which the proc source finds.
-  const procForAgent = proc
-    ? {
-        poll: async () => {
-          const obs = await proc.poll();
-          listeners = proc.listeners();
-          return obs;
-        },
-        listeners: () => proc.listeners(),
-        lastScan: () => proc.lastScan(),
-      }
-    : undefined;
-  const agent = new Agent({
-    config,
+  const hook = config.sources.hook ? await openHookSource(config.hookSocket, log) : undefined;
+  const agent = createAgent(config, {
     agentId,
-    seq,
-    shipper,
-    hook,
-    proc: procForAgent,
+    proc,
     conntrack,
+    hook,
+    shipper,
+    seq: new SeqAllocator(config.stateDir),
+    clock: Date.now,
     log,
   });
-  nudge = () => agent.nudge();
   await agent.tick();
   agent.start();
   const active = agent.sources();
@@ -241,7 +214,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
   await agent.stop();
   kinesis.destroy();
   const st = shipper.stats();
-  log(`stopped: ${st.sentLines} lines sent, ${st.spooledRecords} records left in the spool`);
+  log(`stopped: ${st.sentRecords} records sent, ${st.spooledRecords} records left in the spool`);
   return 0;
 }
 

@@ -1,7 +1,7 @@
 /**
  * The agent's flow table: merges what the sources observe into one entry per
  * (service, local endpoint, remote endpoint), accumulates counter deltas, and
- * turns them into flow lines about once a second.
+ * hands every cycle's deltas to the block sealer.
  *
  * Merging: the hook's counters are authoritative for a hooked socket, so
  * conntrack counters for such a socket are ignored (its NAT info is kept);
@@ -12,31 +12,14 @@
  * pending deltas still go out, so totals stay exact) and counted.
  */
 
-import type { UnsequencedLine } from '../contract/codec.js';
 import { fnv1a } from '../contract/partitioning.js';
 import type { FlowSource } from '../contract/wire.js';
-import { WIRE_VERSION } from '../contract/wire.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
 import type { ServiceNamer } from './service-names.js';
 
-/** A flow line as the flow table emits it: the packer stamps `seq`. */
-export type UnsequencedFlowLine = Extract<UnsequencedLine, { type: 'flow' }>;
-
 export interface FlowTableOptions {
-  agentId: string;
-  host: string;
   serviceFor: ServiceNamer;
   maxFlows: number;
-  /** A quiet but active flow gets a line at least this often. */
-  refreshIntervalMs: number;
-  /**
-   * A known busy flow's counts are reported at most this often (default 0:
-   * every flush). A new flow is reported at once and a flow about to be
-   * forgotten at its last flush, whatever this says. Downstream, each report
-   * of a client can cost a table write, so fleets raise it to the
-   * aggregator's batching window.
-   */
-  reportIntervalMs?: number;
   /** Seeds the 1-in-N flow sampling, so a run is reproducible. */
   sampleSeed?: string;
 }
@@ -76,17 +59,34 @@ export interface FlowView {
   bytesOut: number;
 }
 
-/** A flow in the table: what list() shows (counters are the unreported deltas) plus bookkeeping. */
+/**
+ * What one flow did since the previous drain: the counters are deltas, and
+ * `firstSeen` is the earliest packet of those deltas (as far as the sources
+ * tell), never before the previous delta's last packet.
+ */
+export interface FlowDelta extends FlowView {
+  /** The flow's first delta since it entered the table: a client not reported before. */
+  fresh: boolean;
+}
+
+/** A flow in the table: what list() shows (counters are the undrained deltas) plus bookkeeping. */
 interface Flow extends FlowView {
   key: string;
   timeoutMs: number;
   /** Counters since the flow entered the table (scaled like the deltas). */
   total: { pktsIn: number; bytesIn: number; pktsOut: number; bytesOut: number };
-  /** When the flow's previous line was emitted (0: never). */
-  reportedAt: number;
+  /** Observed since the previous drain. */
+  touched: boolean;
+  /** Earliest packet of the undrained deltas. */
+  deltaFirstSeen: number;
+  /** Last packet of the previous delta (0 until the first drain). */
+  drainedLastSeen: number;
+  /** Drained at least once: the client has been reported. */
+  drained: boolean;
 }
 
-const SOURCE_RANK: Record<FlowSource, number> = { hook: 3, conntrack: 2, proc: 1 };
+/** Which source wins when several saw a flow: the one that counts packets best. */
+export const SOURCE_RANK: Record<FlowSource, number> = { hook: 3, conntrack: 2, proc: 1 };
 const WILDCARDS = new Set(['0.0.0.0', '::']);
 
 /** The table, with its merge, flush and expiry logic. */
@@ -96,8 +96,8 @@ export class FlowTable {
   private readonly hooked = new Map<string, number>();
   /** Hook flows by `localPort|remoteIp|remotePort`, for attaching conntrack's NAT info. */
   private readonly hookFlows = new Map<string, Flow>();
-  /** Lines of evicted flows that had unreported deltas. */
-  private evictedLines: UnsequencedFlowLine[] = [];
+  /** Deltas of evicted flows not drained yet. */
+  private evicted: FlowDelta[] = [];
   private listeners: ListeningSocket[] = [];
   private readonly counters = { evicted: 0, expired: 0, sampledOut: 0, shadowed: 0 };
 
@@ -193,7 +193,10 @@ export class FlowTable {
         pktsOut: 0,
         bytesOut: 0,
         total: { pktsIn: 0, bytesIn: 0, pktsOut: 0, bytesOut: 0 },
-        reportedAt: 0,
+        touched: false,
+        deltaFirstSeen: Number.POSITIVE_INFINITY,
+        drainedLastSeen: 0,
+        drained: false,
       };
     } else {
       // Re-insert so the Map's order stays least-recently-seen first.
@@ -214,6 +217,10 @@ export class FlowTable {
     flow.total.bytesOut += o.bytesOut * scale;
     if (o.firstSeen !== undefined && o.firstSeen < flow.firstSeen) flow.firstSeen = o.firstSeen;
     if (o.lastSeen > flow.lastSeen) flow.lastSeen = o.lastSeen;
+    // Packets up to the previous delta's last one were in that delta.
+    const first = Math.max(Math.min(o.firstSeen ?? o.lastSeen, o.lastSeen), flow.drainedLastSeen);
+    if (first < flow.deltaFirstSeen) flow.deltaFirstSeen = first;
+    flow.touched = true;
     if (pid !== undefined) flow.pid ??= pid;
     if (processName !== undefined) flow.process ??= processName;
     if (o.natFromIp !== undefined) {
@@ -251,64 +258,56 @@ export class FlowTable {
     const flow = first.value;
     this.forget(flow);
     this.counters.evicted++;
-    if (hasDeltas(flow)) this.evictedLines.push(this.lineOf(flow));
+    if (flow.touched) this.evicted.push(this.deltaOf(flow));
   }
 
-  private lineOf(flow: Flow): UnsequencedFlowLine {
-    const line: UnsequencedFlowLine = {
-      v: WIRE_VERSION,
-      type: 'flow',
-      agentId: this.options.agentId,
-      host: this.options.host,
+  private deltaOf(flow: Flow): FlowDelta {
+    const delta: FlowDelta = {
       service: flow.service,
       source: flow.source,
       localIp: flow.localIp,
       localPort: flow.localPort,
       remoteIp: flow.remoteIp,
       remotePort: flow.remotePort,
-      firstSeen: flow.firstSeen,
+      firstSeen: Math.min(flow.deltaFirstSeen, flow.lastSeen),
       lastSeen: flow.lastSeen,
+      sampleRate: flow.sampleRate,
       pktsIn: flow.pktsIn,
       bytesIn: flow.bytesIn,
       pktsOut: flow.pktsOut,
       bytesOut: flow.bytesOut,
-      sampleRate: flow.sampleRate,
+      fresh: !flow.drained,
     };
-    if (flow.pid !== undefined) line.pid = flow.pid;
-    if (flow.process !== undefined) line.process = flow.process;
+    if (flow.pid !== undefined) delta.pid = flow.pid;
+    if (flow.process !== undefined) delta.process = flow.process;
     if (flow.natFromIp !== undefined) {
-      line.natFromIp = flow.natFromIp;
-      if (flow.natFromPort !== undefined) line.natFromPort = flow.natFromPort;
+      delta.natFromIp = flow.natFromIp;
+      if (flow.natFromPort !== undefined) delta.natFromPort = flow.natFromPort;
     }
-    if (flow.clientId !== undefined) line.clientId = flow.clientId;
-    return line;
+    if (flow.clientId !== undefined) delta.clientId = flow.clientId;
+    return delta;
   }
 
   /**
-   * Lines for flows with new counts (known busy flows at most once per report
-   * interval, every flow with `all`), refresh lines for quiet flows still
-   * active whose previous line is older than the refresh interval; then
+   * The deltas of every flow observed since the previous drain (a flow seen
+   * with no new counts, like a connected socket /proc lists, has zero
+   * deltas: it was still seen), including flows evicted meanwhile; then
    * forgets flows idle past their service's timeout.
    */
-  flush(now: number, options: { all?: boolean } = {}): UnsequencedFlowLine[] {
-    const out = this.evictedLines;
-    this.evictedLines = [];
-    const reportEvery = this.options.reportIntervalMs ?? 0;
+  drain(now: number): FlowDelta[] {
+    const out = this.evicted;
+    this.evicted = [];
     for (const flow of this.flows.values()) {
-      const idle = now - flow.lastSeen > flow.timeoutMs;
-      const sinceReport = now - flow.reportedAt;
-      const countsDue =
-        hasDeltas(flow) &&
-        (options.all === true || flow.reportedAt === 0 || idle || sinceReport >= reportEvery);
-      const due = countsDue || (!idle && sinceReport >= this.options.refreshIntervalMs);
-      if (due) {
-        out.push(this.lineOf(flow));
-        flow.pktsIn = 0;
-        flow.bytesIn = 0;
-        flow.pktsOut = 0;
-        flow.bytesOut = 0;
-        flow.reportedAt = now;
-      }
+      if (!flow.touched) continue;
+      out.push(this.deltaOf(flow));
+      flow.pktsIn = 0;
+      flow.bytesIn = 0;
+      flow.pktsOut = 0;
+      flow.bytesOut = 0;
+      flow.touched = false;
+      flow.deltaFirstSeen = Number.POSITIVE_INFINITY;
+      flow.drainedLastSeen = flow.lastSeen;
+      flow.drained = true;
     }
     this.expire(now);
     return out;
@@ -346,8 +345,4 @@ export class FlowTable {
       ...f.total,
     }));
   }
-}
-
-function hasDeltas(flow: Flow): boolean {
-  return flow.pktsIn + flow.pktsOut + flow.bytesIn + flow.bytesOut > 0;
 }

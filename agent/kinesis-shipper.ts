@@ -3,16 +3,18 @@
  * partition key, retrying only what failed, and spooling to disk while
  * Kinesis is unreachable.
  *
- * Order per key is what makes the aggregator exact (it ignores a seq at or
- * below the highest it applied), so:
+ * Sealed blocks are stored by content under (agent, seq, part), so the
+ * store needs no order; the shipper still keeps it per key, which costs
+ * little and keeps v1 records (heartbeats) in the order they were written:
  * - a PutRecords call holds at most one record per partition key, and only
  *   one call is in flight;
  * - a failed record stays first of its key and is retried before any later
  *   record of that key is sent;
  * - the queue is one FIFO: spooled records (older) go before memory records,
  *   and memory is only used while the spool is empty.
- * A record whose call failed ambiguously may arrive twice; both copies carry
- * the same (agentId, seq), which the aggregator applies once.
+ * A record whose call failed ambiguously may arrive twice; both copies are
+ * the same bytes (the spool keeps the encoded record), which the store
+ * writes once.
  */
 import {
   type KinesisClient,

@@ -1,18 +1,24 @@
 /**
- * Packs one reporting window's lines into Kinesis records: one group per
- * partition bucket (flowBucket of service and client IP; heartbeats in bucket
- * 0), each packed with the contract encoder, so every record holds lines of
- * one bucket of one agent under that bucket's partition key.
+ * Packs v1 NDJSON lines into Kinesis records: one group per partition bucket
+ * (flowBucket of service and client IP; heartbeats in bucket 0), each packed
+ * with the contract encoder, so every record holds lines of one bucket of one
+ * agent under that bucket's partition key. The agent ships its heartbeats this
+ * way; its flows go out as sealed blocks (block-sealer.ts). `ShipRecord` is
+ * what the shipper and the spool carry, whatever the payload.
  */
 import { encodeRecords, type UnsequencedLine } from '../contract/codec.js';
 import { flowBucket, partitionKey } from '../contract/partitioning.js';
+
+/** A v1 flow line before its record's seq is stamped. */
+export type UnsequencedFlowLine = Extract<UnsequencedLine, { type: 'flow' }>;
 
 /** A record ready to ship: its partition key, seq and payload. */
 export interface ShipRecord {
   partitionKey: string;
   seq: number;
+  /** The payload exactly as it goes out (a spooled record is re-sent byte for byte). */
   data: Buffer;
-  /** Lines in the record (for counters). */
+  /** Lines (v1) or endpoints (v2 block part) in the record, for counters. */
   lines: number;
 }
 

@@ -5,7 +5,7 @@
  * counters and timestamps vary the way real traffic does, so gzip sees
  * roughly the entropy real lines have (not one template repeated).
  */
-import type { UnsequencedFlowLine } from '../agent/flow-table.js';
+import type { UnsequencedFlowLine } from '../agent/record-packer.js';
 import type { BlockEndpoint } from '../contract/block.js';
 import { normalizeIp } from '../contract/ip-address.js';
 

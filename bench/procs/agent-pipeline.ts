@@ -1,6 +1,7 @@
 /**
  * The agent's pipeline alone, for the agent-cost benchmark: hook receiver ->
- * flow table -> packer, one cycle a second, as the agent's run loop does it
+ * flow table -> block sealer (one main part per minute, early parts for new
+ * clients) -> encoded records, one cycle a second, as the agent's run loop does it
  * (shipping left out: it is network I/O, measured by the shipper's own tests).
  *
  *   node --import tsx agent-pipeline.ts <hookSocket> <warmSeconds> <seconds>
@@ -9,9 +10,9 @@
  * {"cpuMs":..,"rssBytes":..,"heapBytes":..,"flows":..,"lines":..,"records":..,"wireBytes":..,"packets":..}
  * covering the measured seconds only (rss/heap at the end).
  */
+import { BlockSealer, blockRecord } from '../../agent/block-sealer.js';
 import { FlowTable } from '../../agent/flow-table.js';
 import { startHookReceiver } from '../../agent/hook-receiver.js';
-import { packRecords } from '../../agent/record-packer.js';
 import { createServiceNamer } from '../../agent/service-names.js';
 
 const [socketPath, warmArg, secondsArg] = process.argv.slice(2);
@@ -24,23 +25,31 @@ if (!socketPath || !(warm >= 0) || !(seconds > 0)) {
 
 const agentId = 'bench-agent';
 const receiver = await startHookReceiver(socketPath);
-const table = new FlowTable({
-  agentId,
-  host: 'bench-host',
-  serviceFor: createServiceNamer([]),
-  maxFlows: 200_000,
-  refreshIntervalMs: 60_000,
-});
+const table = new FlowTable({ serviceFor: createServiceNamer([]), maxFlows: 200_000 });
 let seq = 0;
 const totals = { lines: 0, records: 0, wireBytes: 0, packets: 0 };
 
+const sealer = new BlockSealer({
+  agentId,
+  host: 'bench-host',
+  nextSeq: () => seq++,
+  sealIntervalMs: 60_000,
+  graceMs: 3_000,
+  sendOffsetMs: 0,
+  earlyBurst: 2,
+  earlyRefillMs: 30_000,
+  now: Date.now(),
+});
+
 function cycle(): void {
+  const now = Date.now();
   const observations = receiver.drain();
   for (const o of observations) totals.packets += o.pktsIn + o.pktsOut;
   table.ingest(observations);
-  const lines = table.flush(Date.now());
-  const records = packRecords(lines, { agentId, nextSeq: () => seq++ });
-  totals.lines += lines.length;
+  const deltas = table.drain(now);
+  const blocks = [...sealer.addDeltas(deltas, now), ...sealer.sealDue(now)];
+  const records = blocks.map(blockRecord);
+  totals.lines += deltas.length;
   totals.records += records.length;
   for (const r of records) totals.wireBytes += r.data.length;
 }

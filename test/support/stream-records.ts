@@ -1,7 +1,8 @@
 /**
  * Reads back every record a Kinesis stream holds, shard by shard from
- * TRIM_HORIZON, in order: the raw records that the suites then decode, turn
- * into Lambda events or compare with what was put.
+ * TRIM_HORIZON, in order: the raw records that the suites then decode (v2
+ * block parts and v1 lines alike, see decodePayload), turn into Lambda events
+ * or compare with what was put.
  */
 import {
   type _Record,
@@ -10,6 +11,10 @@ import {
   type KinesisClient,
   ListShardsCommand,
 } from '@aws-sdk/client-kinesis';
+import type { Block } from '../../contract/block.js';
+import { decodeBlock, isBlockRecord } from '../../contract/block-codec.js';
+import { decodeRecord } from '../../contract/codec.js';
+import type { Line } from '../../contract/wire.js';
 
 /** One shard's records, oldest first. */
 export interface ShardRecords {
@@ -46,4 +51,21 @@ export async function readShardRecords(
     out.push({ shardId: shard.ShardId!, records });
   }
   return out;
+}
+
+/** A record's payload decoded: a v2 block part, or v1 lines; `errors` says what did not decode. */
+export interface DecodedPayload {
+  block?: Block;
+  lines: Line[];
+  errors: string[];
+}
+
+/** Decodes a record's data as the aggregator would: v2 block when it has the magic, else v1 NDJSON. */
+export function decodePayload(data: Uint8Array): DecodedPayload {
+  if (isBlockRecord(data)) {
+    const d = decodeBlock(data);
+    return d.ok ? { block: d.block, lines: [], errors: [] } : { lines: [], errors: [d.reason] };
+  }
+  const v1 = decodeRecord(data);
+  return { lines: v1.lines, errors: v1.errors.map((e) => `line ${e.line}: ${e.reason}`) };
 }

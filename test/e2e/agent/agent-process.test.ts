@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeSegment } from '../../../agent/disk-spool.js';
-import { decodeRecord } from '../../../contract/codec.js';
-import type { FlowLine } from '../../../contract/wire.js';
+import type { BlockEndpoint } from '../../../contract/block.js';
 import { type Emulators, startEmulators } from '../../../local/emulators.js';
 import { type FaultProxy, startFaultProxy } from '../../../local/fault-proxy.js';
+import { decodePayload } from '../../support/stream-records.js';
 import {
   type Client,
   type Daemon,
@@ -16,7 +16,13 @@ import {
   startHookedDaemon,
   waitFor,
 } from './daemon-fixture.js';
-import { assertOrderedPerKey, readStream } from './stream-reader.js';
+import {
+  assertResendsIdentical,
+  endpointsOf,
+  heartbeatsOf,
+  readStream,
+  recordSeq,
+} from './stream-reader.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'uwa-agent-'));
 const stateDir = join(dir, 'state');
@@ -70,11 +76,11 @@ function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 
-/** Flow lines of the spool files on disk right now. */
-function spoolContents(): { seqs: Set<number>; lines: FlowLine[] } {
+/** Block endpoints of the spool files on disk right now. */
+function spoolContents(): { seqs: Set<number>; lines: BlockEndpoint[] } {
   const spoolDir = join(stateDir, 'spool');
   const seqs = new Set<number>();
-  const lines: FlowLine[] = [];
+  const lines: BlockEndpoint[] = [];
   let files: string[] = [];
   try {
     files = readdirSync(spoolDir).filter((f) => f.endsWith('.spool'));
@@ -90,21 +96,18 @@ function spoolContents(): { seqs: Set<number>; lines: FlowLine[] } {
     }
     for (const r of records) {
       seqs.add(r.seq);
-      for (const l of decodeRecord(r.data).lines) if (l.type === 'flow') lines.push(l);
+      lines.push(...(decodePayload(r.data).block?.endpoints ?? []));
     }
   }
   return { seqs, lines };
 }
 
-const pktsFrom = (lines: FlowLine[], port: number) =>
-  lines.filter((l) => l.remotePort === port).reduce((n, l) => n + l.pktsIn, 0);
+const pktsFrom = (endpoints: BlockEndpoint[], port: number) =>
+  endpoints.filter((e) => e.port === port).reduce((n, e) => n + e.pktsIn, 0);
 
 async function streamFlows() {
-  const unique = assertOrderedPerKey(await readStream(emulators.kinesis, emulators.streamName));
-  return {
-    unique,
-    flows: unique.flatMap((r) => r.lines).filter((l): l is FlowLine => l.type === 'flow'),
-  };
+  const unique = assertResendsIdentical(await readStream(emulators.kinesis, emulators.streamName));
+  return { unique, flows: endpointsOf(unique) };
 }
 
 beforeAll(async () => {
@@ -130,6 +133,8 @@ describe('udpwatch-agent run (real process, hooked daemon, kinesalite)', () => {
       JSON.stringify({
         retryMaxSeconds: 0.3,
         heartbeatSeconds: 1,
+        // Seal every second, so each phase's packets leave at once.
+        sealIntervalSeconds: 1,
         sources: { conntrack: false },
         services: [{ name: 'echo', port: daemon.v4 }],
       }),
@@ -172,7 +177,7 @@ describe('udpwatch-agent run (real process, hooked daemon, kinesalite)', () => {
     agent = startAgent(configPath);
     expect(await waitFor(() => hooked.test(agent.stderr()), 15_000)).toBe(true);
     const allSpoolArrived = async () => {
-      const got = new Set((await streamFlows()).unique.map((r) => r.lines[0]!.seq));
+      const got = new Set((await streamFlows()).unique.map(recordSeq));
       return [...spooled.seqs].every((s) => got.has(s));
     };
     expect(await waitFor(allSpoolArrived, 15_000)).toBe(true);
@@ -193,28 +198,28 @@ describe('udpwatch-agent run (real process, hooked daemon, kinesalite)', () => {
     expect(pktsFrom(flows, b!.port)).toBe(5);
     expect(pktsFrom(flows, c!.port)).toBe(4);
     expect(pktsFrom(flows, d!.port)).toBe(0);
-    const bBytes = flows
-      .filter((l) => l.remotePort === b!.port)
-      .reduce((n, l) => n + l.bytesOut, 0);
+    const bBytes = flows.filter((e) => e.port === b!.port).reduce((n, e) => n + e.bytesOut, 0);
     expect(bBytes).toBe(11 + 12 + 13 + 14 + 15);
     // Other connected sockets on this host show up too (proc source); ours are the daemon's.
-    const ours = flows.filter((l) => l.localPort === daemon.v4);
+    const ours = flows.filter((e) => e.localPort === daemon.v4);
     expect(ours.length).toBeGreaterThan(0);
-    for (const l of ours) {
-      expect(l.service).toBe('echo');
-      expect(l.source).toBe('hook');
-      expect(l.pid).toBe(daemon.child.pid);
+    for (const e of ours) {
+      expect(e.service).toBe('echo');
+      expect(e.source).toBe('hook');
+      expect(e.owner?.pid).toBe(daemon.child.pid);
     }
+    // Every record is a v2 block part except the v1 heartbeats.
+    for (const r of unique)
+      expect(r.block !== undefined || r.lines[0]?.type === 'heartbeat').toBe(true);
     // One agent id throughout; seqs after the restart are above every seq before it.
-    const ids = new Set(unique.flatMap((r) => r.lines.map((l) => l.agentId)));
+    const heartbeats = heartbeatsOf(unique);
+    const ids = new Set([...flows.map((e) => e.agentId), ...heartbeats.map((h) => h.agentId)]);
     expect(ids.size).toBe(1);
-    const cSeqs = unique.filter((r) =>
-      r.lines.some((l) => l.type === 'flow' && l.remotePort === c!.port),
-    );
-    for (const r of cSeqs) expect(r.lines[0]!.seq).toBeGreaterThan(maxSeqBefore);
-    const heartbeats = unique.flatMap((r) => r.lines).filter((l) => l.type === 'heartbeat');
+    const cSeqs = flows.filter((e) => e.port === c!.port).map((e) => e.seq);
+    expect(cSeqs.length).toBeGreaterThan(0);
+    for (const seq of cSeqs) expect(seq).toBeGreaterThan(maxSeqBefore);
     expect(heartbeats.length).toBeGreaterThanOrEqual(2);
-    expect(heartbeats.some((h) => h.type === 'heartbeat' && h.spooled > 0)).toBe(true);
+    expect(heartbeats.some((h) => h.spooled > 0)).toBe(true);
   });
 
   it('exits 2 with a clear message for a bad flag or config', async () => {

@@ -37,8 +37,6 @@ afterAll(async () => {
 describe('dgram hook -> receiver -> flow table', () => {
   it('holds exactly one flow per client with exact packet and byte counts, then expires them', async () => {
     const table = new FlowTable({
-      agentId: 'agent-e2e',
-      host: 'host-e2e',
       serviceFor: createServiceNamer(
         [
           { name: 'echo4', port: daemon.v4, timeoutSeconds: 1 },
@@ -47,7 +45,6 @@ describe('dgram hook -> receiver -> flow table', () => {
         300,
       ),
       maxFlows: 1000,
-      refreshIntervalMs: 60_000,
     });
     // N clients with distinct ports on both loopbacks, each with its own traffic.
     const expected = new Map<string, { pkts: number; bytes: number }>();
@@ -91,16 +88,16 @@ describe('dgram hook -> receiver -> flow table', () => {
       expect(f.service).toBe(f.localIp === '::1' ? 'echo6' : 'echo4');
       expect(f.localPort).toBe(f.localIp === '::1' ? daemon.v6 : daemon.v4);
     }
-    const lines = table.flush(Date.now());
+    const lines = table.drain(Date.now());
     expect(lines.reduce((n, l) => n + l.bytesOut, 0)).toBe(
       [...expected.values()].reduce((n, e) => n + e.bytes, 0),
     );
 
     // Idle expiry at the configured 1 s timeout.
     const lastSeen = Math.max(...flows.map((f) => f.lastSeen));
-    table.flush(lastSeen + 900);
+    table.drain(lastSeen + 900);
     expect(table.size).toBe(families.length);
-    table.flush(lastSeen + 1_001);
+    table.drain(lastSeen + 1_001);
     expect(table.size).toBe(0);
     expect(table.stats().expired).toBe(families.length);
   });

@@ -3,14 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SeqAllocator } from '../../../agent/agent-state.js';
+import { blockRecord } from '../../../agent/block-sealer.js';
 import { DiskSpool } from '../../../agent/disk-spool.js';
 import { KinesisShipper } from '../../../agent/kinesis-shipper.js';
-import { packRecords } from '../../../agent/record-packer.js';
-import type { UnsequencedLine } from '../../../contract/codec.js';
+import { type Block, type BlockEndpoint, minuteOf } from '../../../contract/block.js';
+import { sealParts } from '../../../contract/block-codec.js';
 import { kinesisClient } from '../../../local/aws-clients.js';
 import { createStream, type Emulators, startEmulators } from '../../../local/emulators.js';
 import { type FaultProxy, startFaultProxy } from '../../../local/fault-proxy.js';
-import { assertOrderedPerKey, readStream } from './stream-reader.js';
+import { assertResendsIdentical, readStream } from './stream-reader.js';
 
 const T0 = 1_700_000_000_000;
 let emulators: Emulators;
@@ -29,32 +30,37 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-/** One window of lines from `agentId`: a line per (client, service), with a unique marker in bytesIn. */
-function windowLines(agentId: string, w: number, clients: number): UnsequencedLine[] {
-  const out: UnsequencedLine[] = [];
+/** One minute of blocks from `agentId`: a block per service, a unique marker in each endpoint's bytesIn. */
+function windowBlocks(agentId: string, w: number, clients: number, nextSeq: () => number): Block[] {
+  const byService = new Map<string, BlockEndpoint[]>();
   for (let c = 0; c < clients; c++) {
-    out.push({
-      v: 1,
-      type: 'flow',
-      agentId,
-      host: 'h1',
-      service: `svc${c % 3}`,
-      source: 'hook',
+    const service = `svc${c % 3}`;
+    const list = byService.get(service) ?? [];
+    list.push({
+      ip: `198.51.100.${c}`,
+      port: 40_000 + c,
       localIp: '192.0.2.1',
       localPort: 5000,
-      remoteIp: `198.51.100.${c}`,
-      remotePort: 40_000 + c,
-      firstSeen: T0,
-      lastSeen: T0 + w,
       pktsIn: 1,
       bytesIn: w * 1000 + c,
       pktsOut: 0,
       bytesOut: 0,
+      firstSecond: 0,
+      lastSecond: 59,
+      source: 'hook',
       sampleRate: 1,
     });
+    byService.set(service, list);
   }
-  return out;
+  return [...byService].flatMap(([service, endpoints]) =>
+    sealParts(
+      { agentId, host: 'h1', service, minute: minuteOf(T0) + w, seq: nextSeq() },
+      endpoints,
+    ),
+  );
 }
+
+const markerOf = (service: string, e: BlockEndpoint) => `${service}/${e.ip}/${e.bytesIn}`;
 
 /** A shipper writing to its own stream through the proxy, with fast retries. */
 async function setup(streamSuffix: string, maxSpoolBytes = 64 << 20) {
@@ -75,45 +81,29 @@ async function setup(streamSuffix: string, maxSpoolBytes = 64 << 20) {
     backoffMaxMs: 100,
     log: (m) => logs.push(m),
   });
-  const sent: UnsequencedLine[] = [];
+  const sent: string[] = [];
+  let records = 0;
   const ship = (w: number, clients = 24) => {
-    const lines = windowLines(agentId, w, clients);
-    sent.push(...lines);
-    shipper.enqueue(packRecords(lines, { agentId, nextSeq: () => seq.take() }));
+    const blocks = windowBlocks(agentId, w, clients, () => seq.take());
+    for (const b of blocks) for (const e of b.endpoints) sent.push(markerOf(b.service, e));
+    records += blocks.length;
+    shipper.enqueue(blocks.map(blockRecord));
   };
-  return { stream, agentId, shipper, spool, logs, sent, ship };
+  return { stream, agentId, shipper, spool, logs, sent, ship, records: () => records };
 }
 
-/** Asserts every sent line arrived exactly once (after removing identical resends). */
-async function expectExactDelivery(stream: string, sent: UnsequencedLine[]): Promise<void> {
-  const records = await readStream(emulators.kinesis, stream);
-  const unique = assertOrderedPerKey(records);
-  const got = unique
-    .flatMap((r) => r.lines)
-    .map((l) => (l.type === 'flow' ? `${l.remoteIp}/${l.bytesIn}` : ''));
-  const want = sent.map((l) => (l.type === 'flow' ? `${l.remoteIp}/${l.bytesIn}` : ''));
-  expect(got.length).toBe(want.length);
-  expect(new Set(got)).toEqual(new Set(want));
-  // Within a client, windows arrive in the order they were written.
-  const windowsOf = new Map<string, number[]>();
-  for (const r of unique) {
-    for (const l of r.lines) {
-      if (l.type !== 'flow') continue;
-      const list = windowsOf.get(l.remoteIp) ?? [];
-      list.push(l.lastSeen);
-      windowsOf.set(l.remoteIp, list);
-    }
-  }
-  for (const [ip, list] of windowsOf) {
-    expect(
-      [...list].sort((a, b) => a - b),
-      `order of ${ip}`,
-    ).toEqual(list);
-  }
+/** Asserts every sent endpoint arrived exactly once (after removing identical re-sends). */
+async function expectExactDelivery(stream: string, sent: string[]): Promise<void> {
+  const unique = assertResendsIdentical(await readStream(emulators.kinesis, stream));
+  const got = unique.flatMap((r) =>
+    r.block ? r.block.endpoints.map((e) => markerOf(r.block!.service, e)) : [],
+  );
+  expect(got.length).toBe(sent.length);
+  expect(new Set(got)).toEqual(new Set(sent));
 }
 
 describe('KinesisShipper', () => {
-  it('delivers every line exactly once, in order per key, straight to kinesalite', async () => {
+  it('delivers every block part exactly once, straight to kinesalite', async () => {
     const s = await setup('plain');
     s.shipper.start();
     for (let w = 0; w < 20; w++) s.ship(w);
@@ -121,8 +111,9 @@ describe('KinesisShipper', () => {
     await s.shipper.stop();
     const st = s.shipper.stats();
     expect(st.sentLines).toBe(s.sent.length);
-    // 16 buckets, 20 windows: at most one record per key per call means many calls.
-    expect(st.calls).toBeGreaterThanOrEqual(20);
+    // 16 partition keys: at most one record per key per call.
+    expect(st.calls).toBeGreaterThanOrEqual(Math.ceil(s.records() / 16));
+    expect(st.sentRecords).toBe(s.records());
     await expectExactDelivery(s.stream, s.sent);
   });
 
@@ -156,7 +147,7 @@ describe('KinesisShipper', () => {
     await expectExactDelivery(s.stream, s.sent);
   });
 
-  it('spools to disk while Kinesis is unreachable and drains the spool in order afterwards', async () => {
+  it('spools to disk while Kinesis is unreachable and drains the spool afterwards', async () => {
     const s = await setup('outage');
     s.shipper.start();
     s.ship(0);
@@ -198,13 +189,11 @@ describe('KinesisShipper', () => {
     expect(await s.shipper.drained(30_000)).toBe(true);
     await s.shipper.stop();
     const dropped = s.shipper.stats().droppedLines;
-    const records = assertOrderedPerKey(await readStream(emulators.kinesis, s.stream));
-    const delivered = records.reduce((n, r) => n + r.lines.length, 0);
+    const records = assertResendsIdentical(await readStream(emulators.kinesis, s.stream));
+    const delivered = records.reduce((n, r) => n + (r.block?.endpoints.length ?? 0), 0);
     // Nothing vanishes silently: what did not arrive is exactly what was counted.
     expect(delivered + dropped).toBe(s.sent.length);
     // The newest window survived.
-    expect(
-      records.some((r) => r.lines.some((l) => l.type === 'flow' && l.lastSeen === T0 + 30)),
-    ).toBe(true);
+    expect(records.some((r) => r.block?.minute === minuteOf(T0) + 30)).toBe(true);
   });
 });

@@ -30,7 +30,9 @@ describe('agent config', () => {
     expect(c.maxFlows).toBe(10);
     expect(c.intervalSeconds).toBe(2);
     expect(c.defaultTimeoutSeconds).toBe(300);
-    expect(c.refreshIntervalSeconds).toBe(60);
+    expect(c.heartbeatSeconds).toBe(60);
+    expect(c.sealIntervalSeconds).toBe(60);
+    expect(c.earlyParts).toEqual({ burst: 2, refillSeconds: 30 });
     expect(c.services).toEqual([{ name: 'dns', port: 53 }]);
   });
 

@@ -1,20 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { FlowTable, type UnsequencedFlowLine } from '../../../agent/flow-table.js';
+import { type FlowDelta, FlowTable } from '../../../agent/flow-table.js';
 import type { ListeningSocket, PeerObservation } from '../../../agent/observation.js';
 import { createServiceNamer, type ServiceRule } from '../../../agent/service-names.js';
-import { FlowLineSchema } from '../../../contract/wire.js';
 
 const T0 = 1_700_000_000_000;
 
-function table(rules: ServiceRule[] = [], maxFlows = 1000, refreshMs = 60_000, seed = 's') {
-  return new FlowTable({
-    agentId: 'agent-1',
-    host: 'host-1',
-    serviceFor: createServiceNamer(rules, 300),
-    maxFlows,
-    refreshIntervalMs: refreshMs,
-    sampleSeed: seed,
-  });
+function table(rules: ServiceRule[] = [], maxFlows = 1000, seed = 's') {
+  return new FlowTable({ serviceFor: createServiceNamer(rules, 300), maxFlows, sampleSeed: seed });
 }
 
 function obs(partial: Partial<PeerObservation>): PeerObservation {
@@ -35,58 +27,62 @@ function obs(partial: Partial<PeerObservation>): PeerObservation {
   };
 }
 
-const sum = (lines: UnsequencedFlowLine[], f: 'pktsIn' | 'bytesIn' | 'pktsOut' | 'bytesOut') =>
+const sum = (lines: FlowDelta[], f: 'pktsIn' | 'bytesIn' | 'pktsOut' | 'bytesOut') =>
   lines.reduce((n, l) => n + l[f], 0);
 
 describe('FlowTable', () => {
-  it('reports a new flow at once, then a busy known flow at most once per report interval, losing nothing', () => {
-    const t = new FlowTable({
-      agentId: 'agent-1',
-      host: 'host-1',
-      serviceFor: createServiceNamer([], 300),
-      maxFlows: 100,
-      refreshIntervalMs: 60_000,
-      reportIntervalMs: 10_000,
-    });
+  it('drains each cycle the deltas of every flow seen since the last drain, marking a flow fresh only once', () => {
+    const t = table();
     const at = (s: number) => T0 + s * 1000;
-    t.ingest([obs({ remotePort: 7, lastSeen: at(0) })]);
-    expect(sum(t.flush(at(0)), 'pktsIn')).toBe(1); // new: at once
-    let shipped = 1;
-    for (let s = 1; s <= 25; s++) {
-      t.ingest([obs({ remotePort: 7, lastSeen: at(s) })]);
-      const lines = t.flush(at(s));
-      // Busy every second, shipped only at 10 s and 20 s.
-      expect(lines.length).toBe(s === 10 || s === 20 ? 1 : 0);
-      shipped += sum(lines, 'pktsIn');
+    t.ingest([obs({ remotePort: 7, firstSeen: at(0), lastSeen: at(1) })]);
+    const [first] = t.drain(at(1));
+    expect(first).toMatchObject({ remotePort: 7, fresh: true, pktsIn: 1, firstSeen: at(0) });
+    let drained = 1;
+    for (let s = 2; s <= 10; s++) {
+      t.ingest([obs({ remotePort: 7, firstSeen: at(0), lastSeen: at(s) })]);
+      const deltas = t.drain(at(s));
+      expect(deltas).toHaveLength(1);
+      // Known now; its delta starts where the previous one ended, not at the flow's first packet.
+      expect(deltas[0]).toMatchObject({ fresh: false, firstSeen: at(s - 1), lastSeen: at(s) });
+      drained += sum(deltas, 'pktsIn');
     }
-    expect(shipped).toBe(21);
-    // Stopping ships what is held back.
-    shipped += sum(t.flush(at(25), { all: true }), 'pktsIn');
-    expect(shipped).toBe(26);
-    // A flow that goes idle gets its last counts on the flush that forgets it.
-    t.ingest([obs({ remotePort: 8, lastSeen: at(30) })]);
-    expect(sum(t.flush(at(30)), 'pktsIn')).toBe(1);
-    t.ingest([obs({ remotePort: 8, lastSeen: at(31) })]);
-    expect(t.flush(at(32))).toEqual([]);
-    const last = t.flush(at(31 + 301));
-    expect(last.filter((l) => l.remotePort === 8).map((l) => l.pktsIn)).toEqual([1]);
+    expect(drained).toBe(10);
+    expect(t.list()[0]!.pktsIn).toBe(10);
+    // Not seen: nothing to drain; a /proc sighting with no counts is still a delta (of zero).
+    expect(t.drain(at(11))).toEqual([]);
+    t.ingest([
+      obs({
+        source: 'proc',
+        remotePort: 7,
+        pktsIn: 0,
+        bytesIn: 0,
+        pktsOut: 0,
+        bytesOut: 0,
+        lastSeen: at(12),
+      }),
+    ]);
+    expect(t.drain(at(12)).map((d) => [d.pktsIn, d.lastSeen])).toEqual([[0, at(12)]]);
+    // Idle past the timeout: forgotten, and fresh again when it comes back.
+    t.drain(at(12 + 301));
+    expect(t.size).toBe(0);
+    t.ingest([obs({ remotePort: 7, lastSeen: at(400) })]);
+    expect(t.drain(at(400))[0]!.fresh).toBe(true);
   });
 
-  it('accumulates deltas per flow and emits valid lines only for flows with deltas', () => {
+  it('accumulates deltas per flow and drains only flows seen since the last drain', () => {
     const t = table([{ name: 'echo', port: 5000 }]);
     t.ingest([
       obs({ remotePort: 1 }),
       obs({ remotePort: 1, pktsIn: 2, bytesIn: 7 }),
       obs({ remotePort: 2 }),
     ]);
-    const lines = t.flush(T0 + 10);
+    const lines = t.drain(T0 + 10);
     expect(lines).toHaveLength(2);
     const one = lines.find((l) => l.remotePort === 1)!;
     expect([one.pktsIn, one.bytesIn, one.pktsOut, one.bytesOut]).toEqual([3, 107, 2, 200]);
     expect(one.service).toBe('echo');
-    for (const l of lines) expect(FlowLineSchema.safeParse({ ...l, seq: 1 }).success).toBe(true);
-    // Nothing new and the refresh interval has not elapsed: no lines.
-    expect(t.flush(T0 + 1000)).toEqual([]);
+    // Nothing new: nothing drained.
+    expect(t.drain(T0 + 1000)).toEqual([]);
   });
 
   it('names services <process>:<port> by default and fills the process from /proc listeners', () => {
@@ -111,7 +107,7 @@ describe('FlowTable', () => {
         process: undefined,
       }),
     ]);
-    const [line] = t.flush(T0);
+    const [line] = t.drain(T0);
     expect(line!.service).toBe('named:5300');
     expect(line!.pid).toBe(77);
     expect(line!.process).toBe('named');
@@ -140,7 +136,7 @@ describe('FlowTable', () => {
         process: undefined,
       }),
     ]);
-    const lines = t.flush(T0);
+    const lines = t.drain(T0);
     expect(lines).toHaveLength(2);
     const hooked = lines.find((l) => l.localPort === 5000)!;
     expect(hooked.source).toBe('hook');
@@ -153,36 +149,14 @@ describe('FlowTable', () => {
   it('expires a flow idle past its service timeout, after reporting its last deltas', () => {
     const t = table([{ name: 'short', port: 5000, timeoutSeconds: 2 }]);
     t.ingest([obs({ lastSeen: T0 })]);
-    expect(t.flush(T0 + 1000)).toHaveLength(1);
+    expect(t.drain(T0 + 1000)).toHaveLength(1);
     expect(t.size).toBe(1);
     t.ingest([obs({ lastSeen: T0 + 1500, pktsIn: 4, bytesIn: 4, pktsOut: 0, bytesOut: 0 })]);
     // Last deltas go out even though the flow idles out in the same flush.
-    const late = t.flush(T0 + 1500 + 2001);
+    const late = t.drain(T0 + 1500 + 2001);
     expect(late.map((l) => l.pktsIn)).toEqual([4]);
     expect(t.size).toBe(0);
     expect(t.stats().expired).toBe(1);
-  });
-
-  it('sends a refresh line for a quiet active flow once per refresh interval, not every second', () => {
-    const t = table([], 1000, 10_000);
-    t.ingest([
-      obs({ source: 'proc', pktsIn: 0, bytesIn: 0, pktsOut: 0, bytesOut: 0, lastSeen: T0 }),
-    ]);
-    expect(t.flush(T0)).toHaveLength(1);
-    let refreshes = 0;
-    for (let s = 1; s <= 30; s++) {
-      const now = T0 + s * 1000;
-      t.ingest([
-        obs({ source: 'proc', pktsIn: 0, bytesIn: 0, pktsOut: 0, bytesOut: 0, lastSeen: now }),
-      ]);
-      const lines = t.flush(now);
-      if (lines.length > 0) {
-        refreshes++;
-        expect(lines[0]!.pktsIn).toBe(0);
-        expect(lines[0]!.lastSeen).toBe(now);
-      }
-    }
-    expect(refreshes).toBe(3);
   });
 
   it('evicts the least recently seen flow past maxFlows, counts it, and still ships its deltas', () => {
@@ -199,7 +173,7 @@ describe('FlowTable', () => {
         .map((f) => f.remotePort)
         .sort(),
     ).toEqual([1, 3, 4]);
-    const lines = t.flush(T0 + 12);
+    const lines = t.drain(T0 + 12);
     // Every packet observed is still reported: evicted deltas are not lost.
     expect(sum(lines, 'pktsIn')).toBe(5);
     expect(lines.filter((l) => l.remotePort === 2)).toHaveLength(1);
@@ -207,12 +181,7 @@ describe('FlowTable', () => {
 
   it('samples 1 in N flows with scaled counters so totals stay unbiased', () => {
     const rate = 8;
-    const t = table(
-      [{ name: 'busy', port: 5000, sampleRate: rate }],
-      100_000,
-      60_000,
-      'fixed-seed',
-    );
+    const t = table([{ name: 'busy', port: 5000, sampleRate: rate }], 100_000, 'fixed-seed');
     let truePkts = 0;
     const observations: PeerObservation[] = [];
     for (let i = 0; i < 20_000; i++) {
@@ -228,7 +197,7 @@ describe('FlowTable', () => {
       );
     }
     t.ingest(observations);
-    const lines = t.flush(T0);
+    const lines = t.drain(T0);
     for (const l of lines) expect(l.sampleRate).toBe(rate);
     const estimate = sum(lines, 'pktsIn');
     // ~2,500 flows sampled: the relative error's std dev is about 2%; allow 4 sigma.
@@ -239,7 +208,7 @@ describe('FlowTable', () => {
     // The choice is per flow: a sampled-out flow stays out, a sampled one stays in.
     const inKeys = new Set(lines.map((l) => `${l.remoteIp}|${l.remotePort}`));
     t.ingest(observations);
-    const again = t.flush(T0 + 1);
+    const again = t.drain(T0 + 1);
     expect(new Set(again.map((l) => `${l.remoteIp}|${l.remotePort}`))).toEqual(inKeys);
   });
 });

@@ -1,0 +1,336 @@
+/**
+ * The block sealer: turns the flow table's per-cycle deltas into sealed
+ * activity blocks (contract/block.ts), the v2 records the agent ships.
+ *
+ * Deltas accumulate per (service, minute of their last packet) per client
+ * endpoint. A minute's main part is sealed once the minute has ended, plus a
+ * grace for the last seconds' reports to reach the table, plus this agent's
+ * send offset (spreading a fleet's blocks over the next minute). A client the
+ * table never reported before goes out at once in an early part, while the
+ * token bucket allows (burst 2, one token per 30 s by default); the rest wait
+ * for the main part. Every sealed block takes one seq, shared by its parts.
+ * Each part is a self-contained delta, so totals over early, main and late
+ * parts are exactly what the sources observed.
+ *
+ * With a seal interval under a minute (tests, local mode) everything pending
+ * is sealed that often, with no offset.
+ */
+import {
+  type Block,
+  type BlockEndpoint,
+  type BlockSocketHealth,
+  MAX_BLOCK_COUNTER,
+  MINUTE_MS,
+  minuteOf,
+  SEND_SPREAD_SECONDS,
+} from '../contract/block.js';
+import { blockProblem, encodeBlock, sealParts } from '../contract/block-codec.js';
+import { fnv1a, PARTITION_BUCKETS, partitionKey } from '../contract/partitioning.js';
+import { type FlowDelta, SOURCE_RANK } from './flow-table.js';
+import type { ShipRecord } from './record-packer.js';
+import { TokenBucket } from './token-bucket.js';
+
+/**
+ * Oldest last packet a delta may claim, relative to now; older (or future)
+ * times are moved to now and counted, so a bad clock or a bad hook report
+ * cannot open blocks for far-off minutes.
+ */
+export const MAX_DELTA_AGE_MS = 10 * MINUTE_MS;
+
+export interface BlockSealerOptions {
+  agentId: string;
+  host: string;
+  /** The persistent sequence: one number per sealed block. */
+  nextSeq: () => number;
+  /** MINUTE_MS: one main part per service-minute; less: seal everything pending this often. */
+  sealIntervalMs: number;
+  /** Waited after a minute ends before its main part is sealed, so its last reports are in. */
+  graceMs: number;
+  /** This agent's send offset (see sendOffsetMs); ignored under a one-minute seal interval. */
+  sendOffsetMs: number;
+  /** Early parts: at most `burst` at once, one more every `refillMs`; burst 0 turns them off. */
+  earlyBurst: number;
+  earlyRefillMs: number;
+  /** Epoch ms the sealer starts at (the bucket starts full). */
+  now: number;
+  /** Told about endpoints left out because they break the block format's bounds. */
+  log?: (message: string) => void;
+}
+
+/** What the sealer has done, for logs and tests. */
+export interface BlockSealerStats {
+  earlyBlocks: number;
+  mainBlocks: number;
+  /** Deltas whose last packet was in the future or too old, moved to now. */
+  retimed: number;
+  /** Counter sums capped at MAX_BLOCK_COUNTER in one block. */
+  capped: number;
+  /** Endpoints left out of a block because a field broke the format's bounds. */
+  rejected: number;
+  /** Endpoints waiting to be sealed. */
+  pendingEndpoints: number;
+}
+
+/** The seconds-into-the-minute offset at which an agent sends its main parts. */
+export function sendOffsetMs(agentId: string): number {
+  return (fnv1a(agentId) % SEND_SPREAD_SECONDS) * 1000;
+}
+
+/** A sealed part as a Kinesis record: its encoded bytes, keyed to spread over shards. */
+export function blockRecord(block: Block): ShipRecord {
+  return {
+    partitionKey: partitionKey(block.agentId, block.seq % PARTITION_BUCKETS),
+    seq: block.seq,
+    data: encodeBlock(block),
+    lines: block.endpoints.length,
+  };
+}
+
+/** Endpoints and socket health of one service-minute, not sealed yet. */
+interface Pending {
+  service: string;
+  minute: number;
+  endpoints: Map<string, BlockEndpoint>;
+  /** Keys of endpoints whose first delta ever is in `endpoints`. */
+  fresh: Set<string>;
+  socket?: BlockSocketHealth;
+}
+
+const endpointKey = (e: { ip: string; port: number; localIp: string; localPort: number }) =>
+  `${e.ip}|${e.port}|${e.localIp}|${e.localPort}`;
+
+/** Second within `minute` of time `ms`, clamped to 0..59. */
+function secondIn(minute: number, ms: number): number {
+  return Math.min(59, Math.max(0, Math.floor((ms - minute * MINUTE_MS) / 1000)));
+}
+
+/** Accumulates deltas and seals them into blocks; see the file comment for when. */
+export class BlockSealer {
+  private readonly pending = new Map<string, Pending>();
+  private readonly bucket: TokenBucket;
+  private nextSealAt: number;
+  private readonly counters = { earlyBlocks: 0, mainBlocks: 0, retimed: 0, capped: 0, rejected: 0 };
+
+  constructor(private readonly options: BlockSealerOptions) {
+    this.bucket = new TokenBucket(options.earlyBurst, options.earlyRefillMs, options.now);
+    this.nextSealAt = this.sealMomentAfter(options.now);
+  }
+
+  private get minuteMode(): boolean {
+    return this.options.sealIntervalMs >= MINUTE_MS;
+  }
+
+  /** How long after a minute's end its main part is sealed. */
+  private get delayMs(): number {
+    return this.options.graceMs + this.options.sendOffsetMs;
+  }
+
+  /** The first seal moment after `t`. */
+  private sealMomentAfter(t: number): number {
+    if (!this.minuteMode) {
+      const every = this.options.sealIntervalMs;
+      return (Math.floor(t / every) + 1) * every;
+    }
+    return (minuteOf(t - this.delayMs) + 1) * MINUTE_MS + this.delayMs;
+  }
+
+  stats(): BlockSealerStats {
+    let pendingEndpoints = 0;
+    for (const g of this.pending.values()) pendingEndpoints += g.endpoints.size;
+    return { ...this.counters, pendingEndpoints };
+  }
+
+  private group(service: string, minute: number): Pending {
+    const key = `${minute}|${service}`;
+    let g = this.pending.get(key);
+    if (!g) {
+      g = { service, minute, endpoints: new Map(), fresh: new Set() };
+      this.pending.set(key, g);
+    }
+    return g;
+  }
+
+  private add(a: number, b: number): number {
+    const sum = a + b;
+    if (sum <= MAX_BLOCK_COUNTER) return sum;
+    this.counters.capped++;
+    return MAX_BLOCK_COUNTER;
+  }
+
+  private fold(g: Pending, d: FlowDelta, lastSeen: number): string {
+    const minuteStart = g.minute * MINUTE_MS;
+    const lastSecond = secondIn(g.minute, lastSeen);
+    const firstSecond = Math.min(
+      lastSecond,
+      secondIn(g.minute, Math.max(d.firstSeen, minuteStart)),
+    );
+    const key = endpointKey({
+      ip: d.remoteIp,
+      port: d.remotePort,
+      localIp: d.localIp,
+      localPort: d.localPort,
+    });
+    let e = g.endpoints.get(key);
+    if (!e) {
+      e = {
+        ip: d.remoteIp,
+        port: d.remotePort,
+        localIp: d.localIp,
+        localPort: d.localPort,
+        pktsIn: 0,
+        bytesIn: 0,
+        pktsOut: 0,
+        bytesOut: 0,
+        firstSecond,
+        lastSecond,
+        source: d.source,
+        sampleRate: d.sampleRate,
+      };
+      g.endpoints.set(key, e);
+    }
+    e.pktsIn = this.add(e.pktsIn, d.pktsIn);
+    e.bytesIn = this.add(e.bytesIn, d.bytesIn);
+    e.pktsOut = this.add(e.pktsOut, d.pktsOut);
+    e.bytesOut = this.add(e.bytesOut, d.bytesOut);
+    e.firstSecond = Math.min(e.firstSecond, firstSecond);
+    e.lastSecond = Math.max(e.lastSecond, lastSecond);
+    if (SOURCE_RANK[d.source] > SOURCE_RANK[e.source]) e.source = d.source;
+    e.sampleRate = Math.max(e.sampleRate, d.sampleRate);
+    if (d.natFromIp !== undefined) {
+      e.natFromIp = d.natFromIp;
+      if (d.natFromPort !== undefined) e.natFromPort = d.natFromPort;
+      else delete e.natFromPort;
+    }
+    if (d.pid !== undefined || d.process !== undefined) {
+      const owner = { ...e.owner };
+      if (d.pid !== undefined) owner.pid = d.pid;
+      if (d.process !== undefined) owner.process = d.process;
+      e.owner = owner;
+    }
+    if (d.clientId !== undefined) e.clientId = d.clientId;
+    return key;
+  }
+
+  /**
+   * Folds one cycle's deltas in; returns early blocks for clients never
+   * reported before, as far as the token bucket allows (one token per block).
+   */
+  addDeltas(deltas: readonly FlowDelta[], now: number): Block[] {
+    const touched: Pending[] = [];
+    for (const d of deltas) {
+      let lastSeen = d.lastSeen;
+      if (!(lastSeen <= now && lastSeen >= now - MAX_DELTA_AGE_MS)) {
+        lastSeen = now;
+        this.counters.retimed++;
+      }
+      const g = this.group(d.service, minuteOf(lastSeen));
+      const key = this.fold(g, d, lastSeen);
+      if (d.fresh) {
+        if (g.fresh.size === 0) touched.push(g);
+        g.fresh.add(key);
+      }
+    }
+    const out: Block[] = [];
+    for (const g of touched) {
+      if (!this.bucket.take(now)) break;
+      const endpoints: BlockEndpoint[] = [];
+      for (const key of g.fresh) {
+        const e = g.endpoints.get(key);
+        if (!e) continue;
+        endpoints.push(e);
+        g.endpoints.delete(key);
+      }
+      g.fresh.clear();
+      this.counters.earlyBlocks++;
+      out.push(...this.seal(g, endpoints, undefined));
+      this.dropIfEmpty(g);
+    }
+    // Fresh clients that found no token wait for the main part like any other.
+    for (const g of touched) g.fresh.clear();
+    return out;
+  }
+
+  /** Adds the service sockets' health of the span ending `now` to that minute's main part. */
+  addSocketHealth(health: ReadonlyMap<string, BlockSocketHealth>, now: number): void {
+    for (const [service, h] of health) {
+      const g = this.group(service, minuteOf(now));
+      const s = g.socket ?? { rxQueueBytes: 0, drops: 0 };
+      s.rxQueueBytes = Math.max(s.rxQueueBytes, h.rxQueueBytes);
+      s.drops = this.add(s.drops, h.drops);
+      g.socket = s;
+    }
+  }
+
+  /**
+   * Main parts due at `now`: at each seal moment, every service-minute that
+   * ended (plus grace and offset) before it; under a one-minute interval,
+   * everything pending. Nothing between seal moments.
+   */
+  sealDue(now: number): Block[] {
+    if (now < this.nextSealAt) return [];
+    this.nextSealAt = this.sealMomentAfter(now);
+    const due = [...this.pending.values()].filter(
+      (g) => !this.minuteMode || (g.minute + 1) * MINUTE_MS + this.delayMs <= now,
+    );
+    return this.sealGroups(due);
+  }
+
+  /** Seals everything pending (the agent is stopping). */
+  sealAll(): Block[] {
+    return this.sealGroups([...this.pending.values()]);
+  }
+
+  private sealGroups(groups: Pending[]): Block[] {
+    // A stable order, so the same deltas always get the same seqs.
+    groups.sort(
+      (a, b) => a.minute - b.minute || (a.service < b.service ? -1 : a.service > b.service ? 1 : 0),
+    );
+    const out: Block[] = [];
+    for (const g of groups) {
+      this.pending.delete(`${g.minute}|${g.service}`);
+      // Health alone is only news when the kernel dropped datagrams.
+      const socket =
+        g.socket && (g.endpoints.size > 0 || g.socket.drops > 0) ? g.socket : undefined;
+      if (g.endpoints.size === 0 && !socket) continue;
+      this.counters.mainBlocks++;
+      out.push(...this.seal(g, [...g.endpoints.values()], socket));
+    }
+    return out;
+  }
+
+  private seal(
+    g: Pending,
+    endpoints: BlockEndpoint[],
+    socket: BlockSocketHealth | undefined,
+  ): Block[] {
+    const head = {
+      agentId: this.options.agentId,
+      host: this.options.host,
+      service: g.service,
+      minute: g.minute,
+      seq: this.options.nextSeq(),
+      ...(socket ? { socket: { ...socket } } : {}),
+    };
+    try {
+      return sealParts(head, endpoints);
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+    }
+    // Some endpoint breaks the format (say a hooked daemon's overlong client id):
+    // leave out just those, counted, so the rest of the block still goes out.
+    const good = endpoints.filter((e) => {
+      const problem = blockProblem({ ...head, part: 0, parts: 1, endpoints: [e] });
+      if (problem === null) return true;
+      this.counters.rejected++;
+      this.options.log?.(
+        `block of agent ${head.agentId} service ${head.service} minute ${head.minute}: endpoint ${e.ip}:${e.port} left out: ${problem}`,
+      );
+      return false;
+    });
+    return sealParts(head, good);
+  }
+
+  private dropIfEmpty(g: Pending): void {
+    if (g.endpoints.size === 0 && !g.socket) this.pending.delete(`${g.minute}|${g.service}`);
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * The dgram hook as one of the agent's sources: the hook receiver plus a
+ * subscription for "a report just brought observations", so the agent can
+ * subscribe when it is built instead of the receiver calling into an agent
+ * that does not exist yet.
+ */
+
+import { type HookReceiverStats, startHookReceiver } from './hook-receiver.js';
+import type { PeerObservation } from './observation.js';
+
+/** What the agent needs of the hook. */
+export interface HookSource {
+  /** Returns and forgets every observation received since the previous drain. */
+  drain(): PeerObservation[];
+  stats(): Pick<HookReceiverStats, 'droppedPackets' | 'shed'>;
+  /** Calls `listener` after each report that brought observations. */
+  onObservations(listener: () => void): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Listens on the hook socket; resolves undefined (after logging why) when the
+ * socket cannot be opened, so the agent runs on its other sources.
+ */
+export async function openHookSource(
+  path: string,
+  log: (message: string) => void,
+): Promise<HookSource | undefined> {
+  const listeners: Array<() => void> = [];
+  try {
+    const receiver = await startHookReceiver(path, {
+      onError: log,
+      onDaemon: (pid, name) => log(`hook: daemon pid ${pid} (${name ?? '?'}) reports`),
+      onObservations: () => {
+        for (const l of listeners) l();
+      },
+    });
+    return {
+      drain: () => receiver.drain(),
+      stats: () => receiver.stats(),
+      onObservations: (listener) => {
+        listeners.push(listener);
+      },
+      close: () => receiver.close(),
+    };
+  } catch (err) {
+    log(`hook socket ${path} unavailable (${(err as Error).message}); running without the hook`);
+    return undefined;
+  }
+}
