@@ -1,24 +1,45 @@
 /**
- * Per-flow costs measured by earlier cases of the same run, for the scale
- * model. A case records what it measured; the scale model uses it, or a
- * documented default (and says so) when that case did not run.
+ * Figures measured by earlier cases of the same run, for the scale model. A
+ * case records what it measured; the scale model uses it, or measures it
+ * itself when cheap, or uses a documented default and says so.
  */
+import type { PartSize } from './scale-model.js';
 
-/** The measurements the scale model can use. */
-export type MeasurementName =
-  | 'wireBytesPerLine'
-  | 'aggregatorLinesPerSecond'
-  | 'writesPerClientBatch'
-  | 'agentCpuMsPerSecondPer1000Flows';
+/** The measurements the scale model can use, with their types. */
+export interface Measurements {
+  /** blocks case: the main parts of one 1,000-endpoint host minute. */
+  hostMinuteParts: PartSize[];
+  /** blocks case: share of a host's endpoints per service. */
+  serviceMix: number[];
+  /** blocks case: one early part of a few new endpoints. */
+  earlyPart: PartSize;
+  /** blocks case: a v1 heartbeat record's bytes and the agent item's billed size. */
+  heartbeat: { recordBytes: number; itemBytes: number };
+  /** blocks case: endpoint-minutes decoded and merged per second on one core. */
+  mergeEndpointMinutesPerSecond: number;
+  /** aggregator case: endpoint-minutes stored per second per invocation (wall). */
+  aggregateEndpointMinutesPerSecond: number;
+  /** aggregator case: wall ms of an invocation with one tiny record. */
+  aggregateFixedMs: number;
+  /** agent-cost case. */
+  agentCpuMsPerSecondPer1000Flows: number;
+}
 
-const measured = new Map<MeasurementName, number>();
+/** A measurement's name. */
+export type MeasurementName = keyof Measurements;
 
-/** Records a measurement of this run. */
-export function recordMeasurement(name: MeasurementName, value: number): void {
-  if (Number.isFinite(value)) measured.set(name, value);
+const measured = new Map<MeasurementName, unknown>();
+
+/** Records a measurement of this run (non-finite numbers are ignored). */
+export function recordMeasurement<K extends MeasurementName>(
+  name: K,
+  value: Measurements[K],
+): void {
+  if (typeof value === 'number' && !Number.isFinite(value)) return;
+  measured.set(name, value);
 }
 
 /** A measurement of this run, if a case recorded it. */
-export function measurement(name: MeasurementName): number | undefined {
-  return measured.get(name);
+export function measurement<K extends MeasurementName>(name: K): Measurements[K] | undefined {
+  return measured.get(name) as Measurements[K] | undefined;
 }

@@ -14,10 +14,15 @@ export interface Sourced {
   value: number;
   unit: string;
   source: string;
+  /** When the figure was written down (defaults to PRICES_AS_OF). */
+  asOf?: string;
 }
 
-/** When these figures were written down. */
+/** When the first figures were written down; later ones carry their own `asOf`. */
 export const PRICES_AS_OF = '2026-11-26';
+
+/** When the CloudWatch metric/alarm, S3 and Athena figures were added. */
+const ADDED = '2026-12-02';
 
 /** Official pages to check the figures against. */
 export const PRICE_PAGES = {
@@ -26,6 +31,9 @@ export const PRICE_PAGES = {
   dynamodb: 'https://aws.amazon.com/dynamodb/pricing/on-demand/',
   cloudwatch: 'https://aws.amazon.com/cloudwatch/pricing/',
   vpcFlowLogs: 'https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs.html',
+  vpcFlowLogsS3: 'https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-s3.html',
+  s3: 'https://aws.amazon.com/s3/pricing/',
+  athena: 'https://aws.amazon.com/athena/pricing/',
 } as const;
 
 /** us-east-1 on-demand prices. */
@@ -96,6 +104,48 @@ export const PRICES = {
     unit: 'USD per GB scanned by Logs Insights',
     source: `${PRICE_PAGES.cloudwatch} (also quoted by c3x.dev, June 2026)`,
   },
+  cloudWatchLogsIngestionGb: {
+    value: 0.5,
+    unit: 'USD per GB ingested into CloudWatch Logs (standard class: Lambda logs and EMF documents)',
+    source: `${PRICE_PAGES.cloudwatch} (logs tab, "Collect (Data Ingestion)"; unverified here, check)`,
+    asOf: ADDED,
+  },
+  cloudWatchCustomMetricMonth: {
+    value: 0.3,
+    unit: 'USD per custom metric (name + dimensions) per month, first 10,000 (EMF metrics are custom metrics)',
+    source: `${PRICE_PAGES.cloudwatch} (metrics tab; unverified here, check)`,
+    asOf: ADDED,
+  },
+  cloudWatchAlarmMonth: {
+    value: 0.1,
+    unit: 'USD per standard-resolution alarm metric per month',
+    source: `${PRICE_PAGES.cloudwatch} (alarms tab; unverified here, check)`,
+    asOf: ADDED,
+  },
+  vendedLogsToS3Tiers: {
+    value: 0.25,
+    unit: 'USD per GB delivered to S3 as vended logs (first 10 TB; then 0.15 to 30 TB, 0.075 to 50 TB, 0.05 beyond)',
+    source: `${PRICE_PAGES.cloudwatch} (vended logs tab, "Delivery to S3"; unverified here, check)`,
+    asOf: ADDED,
+  },
+  s3StandardStorageGbMonth: {
+    value: 0.023,
+    unit: 'USD per GB-month, S3 Standard, first 50 TB',
+    source: `${PRICE_PAGES.s3} (unverified here, check)`,
+    asOf: ADDED,
+  },
+  s3PutRequestsPerThousand: {
+    value: 0.005,
+    unit: 'USD per 1,000 PUT requests, S3 Standard',
+    source: `${PRICE_PAGES.s3} (unverified here, check)`,
+    asOf: ADDED,
+  },
+  athenaTbScanned: {
+    value: 5,
+    unit: 'USD per TB scanned by Athena SQL queries, 10 MB minimum per query',
+    source: `${PRICE_PAGES.athena} (unverified here, check)`,
+    asOf: ADDED,
+  },
 } as const satisfies Record<string, Sourced>;
 
 /** The vended-log tiers behind PRICES.vendedLogsToCloudWatchTiers: [upper bound in GB, USD per GB]. */
@@ -103,6 +153,14 @@ export const VENDED_LOG_TIERS: readonly (readonly [number, number])[] = [
   [10 * 1024, 0.5],
   [30 * 1024, 0.25],
   [50 * 1024, 0.1],
+  [Number.POSITIVE_INFINITY, 0.05],
+];
+
+/** The vended-log tiers behind PRICES.vendedLogsToS3Tiers: [upper bound in GB, USD per GB]. */
+export const VENDED_LOG_S3_TIERS: readonly (readonly [number, number])[] = [
+  [10 * 1024, 0.25],
+  [30 * 1024, 0.15],
+  [50 * 1024, 0.075],
   [Number.POSITIVE_INFINITY, 0.05],
 ];
 
@@ -145,5 +203,49 @@ export const MODEL_INPUTS = {
     value: 0.15,
     unit: 'stored size / ingested size',
     source: 'estimate for archived CloudWatch Logs data; check',
+  },
+  flowLogS3FilesPerHostHour: {
+    value: 12,
+    unit: 'log files (S3 PUTs) per host ENI per hour',
+    source: `flow logs to S3 publish a file per ENI about every 5 minutes (${PRICE_PAGES.vpcFlowLogsS3}); estimate`,
+    asOf: ADDED,
+  },
+  summarizeMemoryGb: {
+    value: 2,
+    unit: 'GB',
+    source: 'infra/functions.ts (summarize: 2048 MB, arm64)',
+    asOf: ADDED,
+  },
+  queryMemoryGb: {
+    value: 0.5,
+    unit: 'GB',
+    source: 'infra/functions.ts (query: 512 MB, arm64)',
+    asOf: ADDED,
+  },
+  kinesisOnDemandMinShards: {
+    value: 4,
+    unit: 'shards',
+    source: `an on-demand stream starts with 4 MB/s of write capacity, i.e. 4 shards (${PRICE_PAGES.kinesis}, on-demand); estimate`,
+    asOf: ADDED,
+  },
+  dynamodbItemOverheadBytes: {
+    value: 100,
+    unit: 'B stored per item beyond its data',
+    source: `${PRICE_PAGES.dynamodb} (storage: "100 bytes of overhead per item")`,
+    asOf: ADDED,
+  },
+  lambdaPlatformLogBytesPerInvocation: {
+    value: 350,
+    unit: 'B of START/END/REPORT lines per invocation',
+    source:
+      'size of the three platform lines Lambda writes to CloudWatch Logs per invocation; estimate',
+    asOf: ADDED,
+  },
+  emfDocumentBytes: {
+    value: 400,
+    unit: 'B per EMF document (one metric set)',
+    source:
+      'a Powertools EMF document with a namespace, one dimension set and a few metrics; estimate',
+    asOf: ADDED,
   },
 } as const satisfies Record<string, Sourced>;

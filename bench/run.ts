@@ -7,11 +7,11 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { agentCost } from './cases/agent-cost.js';
 import { aggregator } from './cases/aggregator.js';
+import { blocks } from './cases/blocks.js';
 import { hookOverhead } from './cases/hook-overhead.js';
-import { packing } from './cases/packing.js';
-import { query } from './cases/query.js';
 import { scaleModel } from './cases/scale-model.js';
 import { socketDiscovery } from './cases/socket-discovery.js';
+import { storeReads } from './cases/store-reads.js';
 import { timeToVisibility } from './cases/time-to-visibility.js';
 import { type BenchCase, type Figure, renderTable } from './harness.js';
 
@@ -19,9 +19,9 @@ const CASES: BenchCase[] = [
   hookOverhead,
   socketDiscovery,
   agentCost,
-  packing,
+  blocks,
   aggregator,
-  query,
+  storeReads,
   timeToVisibility,
   scaleModel,
 ];

@@ -1,210 +1,400 @@
 /**
- * The scale model: from per-flow costs measured by the other benchmark cases,
- * what a fleet needs (Kinesis shards, Lambda concurrency, DynamoDB writes) and
- * what it costs a month at on-demand prices, next to VPC Flow Logs delivered
- * to CloudWatch Logs for the same traffic. Pure arithmetic, so it is tested.
+ * The scale model of the block store: from part sizes and handler speeds
+ * measured earlier in the same run, what a fleet needs (Kinesis records and
+ * shards, Lambda time, DynamoDB write and read units, storage, CloudWatch)
+ * and what it costs a month at on-demand list prices, applying AWS's billing
+ * rules (bench/prices.ts): a DynamoDB write is one unit per started 1 KB of
+ * item, a failed conditional write costs the same; a Query sums its items'
+ * sizes per page of at most 1 MB, rounds up to 4 KB, eventually consistent
+ * reads cost half; a Kinesis on-demand record is billed rounded up to 1 KB.
+ * Pure arithmetic, so it is tested line by line.
  */
-import { MODEL_INPUTS, PRICES, VENDED_LOG_TIERS } from './prices.js';
+import { MODEL_INPUTS, PRICES } from './prices.js';
 
-/** What the model needs to know about the fleet and about udpwatch. */
-export interface FleetInputs {
-  hosts: number;
-  clientsPerHost: number;
-  /** Seconds between two lines about one active client (1 while it sends every second, up to the refresh interval when quiet). */
-  lineIntervalSeconds: number;
-  /** Agent cycle (s): one batch of records per cycle. */
-  agentIntervalSeconds: number;
-  /** Partition buckets per agent (one record per non-empty bucket per cycle). */
-  partitionBuckets: number;
-  /** Measured: gzip'd bytes per flow line. */
-  wireBytesPerLine: number;
-  /** Event source: batching window (s), batch size (records), parallelization factor. */
-  batchWindowSeconds: number;
-  batchSize: number;
-  parallelizationFactor: number;
-  /** Measured: item write requests per distinct client in a batch. */
-  writesPerClientBatch: number;
-  /** Write request units of the items per client per batch (index writes not included). */
-  writeUnitsPerClientBatch: number;
-  /** Index write units each time a client's items enter a new activity bucket (delete + put per index entry). */
-  indexWriteUnitsPerBucketChange: number;
-  /** Width of an activity bucket (s): a steadily active client changes bucket once per bucket at most. */
-  activityBucketSeconds: number;
-  /** Measured: flow lines one aggregate invocation folds and writes per second. */
-  aggregatorLinesPerSecond: number;
+/** One stored part as measured: its encoded bytes and the whole item's DynamoDB size. */
+export interface PartSize {
+  /** Index into BlockFleetInputs.serviceMix. */
+  service: number;
+  endpoints: number;
+  dataBytes: number;
+  itemBytes: number;
 }
 
-/** What the model projects. */
-export interface FleetProjection {
-  activeClients: number;
-  linesPerSecond: number;
+/** What the model needs to know about the fleet and about udpwatch. */
+export interface BlockFleetInputs {
+  hosts: number;
+  /** Active endpoints per host in a minute. */
+  endpointsPerHost: number;
+  /** Share of a host's endpoints per service (sums to 1); every host runs every service. */
+  serviceMix: readonly number[];
+  /** Measured: the main parts one agent seals for one minute of its endpoints. */
+  mainParts: readonly PartSize[];
+  /** Seconds between two main parts of one service (the seal interval, 60 by default). */
+  sealSeconds: number;
+  /** Measured: one early part (the few new endpoints of one service). */
+  earlyPart: PartSize;
+  /** Assumed: endpoints never reported before, per agent-minute. */
+  churnPerAgentMinute: number;
+  /** Early-part token bucket per agent: burst, and seconds per refilled token. */
+  earlyBurst: number;
+  earlyRefillSeconds: number;
+  /** The agent's heartbeat (v1 line, one a minute): record bytes and the agent item's size. */
+  heartbeatRecordBytes: number;
+  heartbeatItemBytes: number;
+  /** Assumed: share of records the event source delivers again (retries re-put identical items). */
+  redeliveredShare: number;
+  /** Assumed: share of main parts stored after their minute was summarized (late marks). */
+  lateShare: number;
+  /** Summary item size (one per service-minute). */
+  summaryItemBytes: number;
+  /** Minutes the active window spans (the summarizer reads that many minutes of blocks). */
+  windowMinutes: number;
+  retentionHours: number;
+  blockShards: number;
+  /** Largest encoded part (a roll-up is split into parts of at most this). */
+  maxPartBytes: number;
+  batchSize: number;
+  batchWindowSeconds: number;
+  parallelizationFactor: number;
+  /** Measured: endpoint-minutes one aggregate invocation stores per second (wall time). */
+  aggregateEndpointMinutesPerSecond: number;
+  /** Measured: wall time of an aggregate invocation beyond its endpoints (ms). */
+  aggregateFixedMs: number;
+  /** Measured: endpoint-minutes one core decodes and merges per second (summaries, roll-ups, queries). */
+  mergeEndpointMinutesPerSecond: number;
+  /** Assumed API load: queries a minute that read one whole service's window of blocks. */
+  apiWindowQueriesPerMinute: number;
+  /** Operational alarms of the stack, and alarms per service (assumed). */
+  operationalAlarms: number;
+  alarmsPerService: number;
+  /** Custom metrics beyond the per-service ones (BadRecords, BlockConflicts, AgentsReporting, ...). */
+  operationalMetrics: number;
+}
+
+/** Billed units and money, per month. */
+export interface BlockFleetProjection {
+  perAgentMinute: {
+    mainParts: number;
+    earlySends: number;
+    earlyParts: number;
+    records: number;
+    kinesisBilledKb: number;
+    wireBytes: number;
+    mainWriteUnits: number;
+    earlyWriteUnits: number;
+  };
   recordsPerSecond: number;
-  recordBytes: number;
-  bytesPerSecond: number;
+  wireBytesPerSecond: number;
   shards: number;
-  /** Seconds between two batches of one partition key. */
   batchIntervalSeconds: number;
-  lambdaInvocationsPerSecond: number;
-  /** Instances busy at once to keep up at the measured lines/s per invocation. */
-  lambdaConcurrencyNeeded: number;
-  /** The most the event source runs at once: shards × parallelization factor. */
-  lambdaConcurrencyLimit: number;
-  /** The stream falls behind: needed concurrency exceeds the limit (add shards or parallelization). */
-  lambdaBacklog: boolean;
-  dynamodbWritesPerSecond: number;
-  dynamodbWriteUnitsPerSecond: number;
-  /** The part of dynamodbWriteUnitsPerSecond that rewrites index entries. */
-  indexWriteUnitsPerSecond: number;
-  /** The same clients written one request per line (no folding). */
-  naiveWriteUnitsPerSecond: number;
+  aggregateInvocationsPerSecond: number;
+  aggregateSecondsPerInvocation: number;
+  aggregateConcurrency: number;
+  /** Wall seconds of one summarize run (must stay under 60). */
+  summarizeSecondsPerRun: number;
+  writeUnits: {
+    main: number;
+    early: number;
+    heartbeats: number;
+    services: number;
+    lateMarks: number;
+    redelivered: number;
+    summaries: number;
+    rollups: number;
+    total: number;
+  };
+  /** Early parts' write units over all DynamoDB write units. */
+  earlyShareOfWrites: number;
+  readUnits: { summaries: number; rollups: number; api: number; total: number };
+  storageGb: number;
+  cloudWatch: { logGb: number; metrics: number; alarms: number };
   monthly: {
-    kinesisOnDemand: number;
-    kinesisProvisioned: number;
+    kinesis: number;
     lambda: number;
-    dynamodb: number;
-    /** Kinesis on-demand + Lambda + DynamoDB. */
+    dynamodbWrites: number;
+    dynamodbReads: number;
+    dynamodbStorage: number;
+    cloudWatch: number;
     total: number;
   };
 }
 
-/** VPC Flow Logs to CloudWatch Logs for the same active clients. */
-export interface FlowLogsProjection {
-  recordsPerSecond: number;
-  gbPerMonth: number;
-  monthly: { delivery: number; storage: number; activeSetQueries: number; total: number };
-}
-
-const SECONDS_PER_MONTH = MODEL_INPUTS.hoursPerMonth.value * 3600;
+const HOURS_PER_MONTH = MODEL_INPUTS.hoursPerMonth.value;
+const MINUTES_PER_MONTH = HOURS_PER_MONTH * 60;
+const SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600;
 const GB = 1024 ** 3;
+const KB = 1024;
+const QUERY_PAGE_BYTES = 1024 * 1024;
+/** Lambda gives one full vCPU at 1,769 MB, in proportion below. */
+const LAMBDA_MB_PER_VCPU = 1769;
 
-/** Expected non-empty buckets when `lines` lines fall uniformly into `buckets` buckets. */
-export function expectedBuckets(lines: number, buckets: number): number {
-  if (lines <= 0) return 0;
-  return buckets * (1 - (1 - 1 / buckets) ** lines);
+/** DynamoDB write request units of one item write: one per started 1 KB, at least one. */
+export function writeUnits(itemBytes: number): number {
+  return Math.max(1, Math.ceil(itemBytes / KB));
 }
 
-/** Cost of `gb` GB delivered as vended logs under the tiered price. */
-export function vendedLogsCost(
-  gb: number,
-  tiers: readonly (readonly [number, number])[] = VENDED_LOG_TIERS,
-): number {
-  let cost = 0;
-  let from = 0;
-  for (const [upTo, price] of tiers) {
-    if (gb <= from) break;
-    cost += (Math.min(gb, upTo) - from) * price;
-    from = upTo;
-  }
-  return cost;
-}
-
-/** Projects shards, concurrency, writes and monthly cost for a fleet. */
-export function projectFleet(i: FleetInputs): FleetProjection {
-  const activeClients = i.hosts * i.clientsPerHost;
-  const linesPerSecond = activeClients / i.lineIntervalSeconds;
-  const linesPerCycle = (i.clientsPerHost * i.agentIntervalSeconds) / i.lineIntervalSeconds;
-  const recordsPerCycle = Math.max(1, expectedBuckets(linesPerCycle, i.partitionBuckets));
-  const recordsPerSecond = (i.hosts * recordsPerCycle) / i.agentIntervalSeconds;
-  const recordBytes = (linesPerCycle * i.wireBytesPerLine) / recordsPerCycle;
-  const bytesPerSecond = linesPerSecond * i.wireBytesPerLine;
-  const shards = Math.max(
-    1,
-    Math.ceil(recordsPerSecond / MODEL_INPUTS.kinesisShardRecordsPerSecond.value),
-    Math.ceil(bytesPerSecond / MODEL_INPUTS.kinesisShardBytesPerSecond.value),
-  );
-  // Each shard is read by `parallelizationFactor` pollers; one fires when its
-  // batch is full or its window ends, whichever comes first.
-  const pollers = shards * i.parallelizationFactor;
-  const fillSeconds = (i.batchSize * pollers) / recordsPerSecond;
-  const batchIntervalSeconds = Math.min(i.batchWindowSeconds, fillSeconds);
-  const lambdaInvocationsPerSecond = pollers / batchIntervalSeconds;
-  const linesPerInvocation = linesPerSecond / lambdaInvocationsPerSecond;
-  const durationSeconds = linesPerInvocation / i.aggregatorLinesPerSecond;
-  const lambdaConcurrencyNeeded = lambdaInvocationsPerSecond * durationSeconds;
-  // A client is written once per batch it appears in: at most once a batch interval.
-  const clientBatchesPerSecond =
-    activeClients / Math.max(batchIntervalSeconds, i.lineIntervalSeconds);
-  const dynamodbWritesPerSecond = clientBatchesPerSecond * i.writesPerClientBatch;
-  // Index entries move once per bucket, or once per write when writes are further apart.
-  const writeIntervalSeconds = Math.max(batchIntervalSeconds, i.lineIntervalSeconds);
-  const indexWriteUnitsPerSecond =
-    (activeClients * i.indexWriteUnitsPerBucketChange) /
-    Math.max(i.activityBucketSeconds, writeIntervalSeconds);
-  const dynamodbWriteUnitsPerSecond =
-    clientBatchesPerSecond * i.writeUnitsPerClientBatch + indexWriteUnitsPerSecond;
-  const naiveWriteUnitsPerSecond =
-    linesPerSecond * i.writeUnitsPerClientBatch + indexWriteUnitsPerSecond;
-
-  const hours = MODEL_INPUTS.hoursPerMonth.value;
-  const kbPerRecord = Math.max(1, Math.ceil(recordBytes / 1024));
-  const gbInBilled = (recordsPerSecond * kbPerRecord * 1024 * SECONDS_PER_MONTH) / GB;
-  const gbOut = (bytesPerSecond * SECONDS_PER_MONTH) / GB;
-  const kinesisOnDemand =
-    PRICES.kinesisOnDemandStreamHour.value * hours +
-    gbInBilled * PRICES.kinesisOnDemandGbIn.value +
-    gbOut * PRICES.kinesisOnDemandGbOut.value;
-  const payloadUnits =
-    recordsPerSecond * Math.max(1, Math.ceil(recordBytes / (25 * 1024))) * SECONDS_PER_MONTH;
-  const kinesisProvisioned =
-    shards * hours * PRICES.kinesisShardHour.value +
-    (payloadUnits / 1e6) * PRICES.kinesisPutPayloadUnitsPerMillion.value;
-  const invocations = lambdaInvocationsPerSecond * SECONDS_PER_MONTH;
-  const lambda =
-    (invocations / 1e6) * PRICES.lambdaRequestsPerMillion.value +
-    invocations *
-      durationSeconds *
-      MODEL_INPUTS.aggregateMemoryGb.value *
-      PRICES.lambdaArmGbSecond.value;
-  const dynamodb =
-    ((dynamodbWriteUnitsPerSecond * SECONDS_PER_MONTH) / 1e6) *
-    PRICES.dynamodbWriteRequestUnitsPerMillion.value;
-  return {
-    activeClients,
-    linesPerSecond,
-    recordsPerSecond,
-    recordBytes,
-    bytesPerSecond,
-    shards,
-    batchIntervalSeconds,
-    lambdaInvocationsPerSecond,
-    lambdaConcurrencyNeeded,
-    lambdaConcurrencyLimit: pollers,
-    lambdaBacklog: lambdaConcurrencyNeeded > pollers,
-    dynamodbWritesPerSecond,
-    dynamodbWriteUnitsPerSecond,
-    indexWriteUnitsPerSecond,
-    naiveWriteUnitsPerSecond,
-    monthly: {
-      kinesisOnDemand,
-      kinesisProvisioned,
-      lambda,
-      dynamodb,
-      total: kinesisOnDemand + lambda + dynamodb,
-    },
-  };
+/** Kinesis on-demand billed KB of one record: rounded up to 1 KB. */
+export function kinesisBilledKb(recordBytes: number): number {
+  return Math.max(1, Math.ceil(recordBytes / KB));
 }
 
 /**
- * VPC Flow Logs (shortest interval) into CloudWatch Logs for the same active
- * clients, kept a month, with one Logs Insights query a minute over the last
- * `windowSeconds` to get the active set (what udpwatch's API and alarms give).
+ * Read request units of a Query returning `bytes` of items: pages of at most
+ * 1 MB, each page's sum rounded up to 4 KB (at least one unit), halved when
+ * eventually consistent.
  */
-export function projectFlowLogs(activeClients: number, windowSeconds = 300): FlowLogsProjection {
-  const interval = MODEL_INPUTS.flowLogIntervalSeconds.value;
-  const recordsPerSecond =
-    (activeClients * MODEL_INPUTS.flowLogRecordsPerClientInterval.value) / interval;
-  const gbPerMonth =
-    (recordsPerSecond * MODEL_INPUTS.flowLogRecordBytes.value * SECONDS_PER_MONTH) / GB;
-  const delivery = vendedLogsCost(gbPerMonth);
-  const storage =
-    gbPerMonth * MODEL_INPUTS.flowLogCompression.value * PRICES.cloudWatchLogsStorageGbMonth.value;
-  const queriesPerMonth = SECONDS_PER_MONTH / 60;
-  const gbPerQuery = (gbPerMonth * windowSeconds) / SECONDS_PER_MONTH;
-  const activeSetQueries =
-    queriesPerMonth * gbPerQuery * PRICES.cloudWatchLogsInsightsGbScanned.value;
+export function queryReadUnits(bytes: number, eventuallyConsistent = true): number {
+  const pages = Math.max(1, Math.ceil(bytes / QUERY_PAGE_BYTES));
+  let units = 0;
+  for (let p = 0; p < pages; p++) {
+    const pageBytes = Math.min(QUERY_PAGE_BYTES, bytes - p * QUERY_PAGE_BYTES);
+    units += Math.max(1, Math.ceil(pageBytes / (4 * KB)));
+  }
+  return eventuallyConsistent ? units / 2 : units;
+}
+
+/** Write units of `bytes` of data stored as parts of at most `maxPartBytes`, each with `overheadBytes` of key and attributes. */
+export function splitWriteUnits(
+  bytes: number,
+  maxPartBytes: number,
+  overheadBytes: number,
+): number {
+  if (bytes <= 0) return 0;
+  const full = Math.floor(bytes / maxPartBytes);
+  const rest = bytes - full * maxPartBytes;
+  return (
+    full * writeUnits(maxPartBytes + overheadBytes) +
+    (rest > 0 ? writeUnits(rest + overheadBytes) : 0)
+  );
+}
+
+/**
+ * Early sends per agent-minute: one per new client while tokens last, so at
+ * most the refill rate in the long run (the burst only shapes a spike). An
+ * upper bound: a send may carry several new clients.
+ */
+export function earlySendsPerMinute(churnPerMinute: number, refillSeconds: number): number {
+  return Math.min(churnPerMinute, 60 / refillSeconds);
+}
+
+/** Expected distinct services among `k` (Poisson mean) new clients drawn from `mix`. */
+export function expectedDistinctServices(k: number, mix: readonly number[]): number {
+  return mix.reduce((sum, p) => sum + (1 - Math.exp(-k * p)), 0);
+}
+
+/** Kinesis shards an on-demand stream runs with: its floor, or what records/s and bytes/s need. */
+export function onDemandShards(recordsPerSecond: number, bytesPerSecond: number): number {
+  return Math.max(
+    MODEL_INPUTS.kinesisOnDemandMinShards.value,
+    Math.ceil(recordsPerSecond / MODEL_INPUTS.kinesisShardRecordsPerSecond.value),
+    Math.ceil(bytesPerSecond / MODEL_INPUTS.kinesisShardBytesPerSecond.value),
+  );
+}
+
+/** Seconds a CPU-bound task of `coreSeconds` takes in a Lambda of `memoryGb`. */
+export function lambdaSeconds(coreSeconds: number, memoryGb: number): number {
+  return coreSeconds / Math.min(1, (memoryGb * 1024) / LAMBDA_MB_PER_VCPU);
+}
+
+/** Projects billed units and monthly cost of the block store for a fleet. */
+export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
+  const services = i.serviceMix.length;
+  const sealsPerMinute = 60 / i.sealSeconds;
+  // --- per agent-minute ---
+  const mainParts = i.mainParts.length * sealsPerMinute;
+  const mainWriteUnits =
+    i.mainParts.reduce((s, p) => s + writeUnits(p.itemBytes), 0) * sealsPerMinute;
+  const mainKb = i.mainParts.reduce((s, p) => s + kinesisBilledKb(p.dataBytes), 0) * sealsPerMinute;
+  const mainBytes = i.mainParts.reduce((s, p) => s + p.dataBytes, 0) * sealsPerMinute;
+  const mainItemBytes = i.mainParts.reduce((s, p) => s + p.itemBytes, 0) * sealsPerMinute;
+  const earlySends = earlySendsPerMinute(i.churnPerAgentMinute, i.earlyRefillSeconds);
+  const newPerSend = earlySends > 0 ? i.churnPerAgentMinute / earlySends : 0;
+  const earlyParts =
+    earlySends * (earlySends > 0 ? expectedDistinctServices(newPerSend, i.serviceMix) : 0);
+  const earlyWriteUnits = earlyParts * writeUnits(i.earlyPart.itemBytes);
+  const records = mainParts + earlyParts + 1;
+  const kinesisKb =
+    mainKb +
+    earlyParts * kinesisBilledKb(i.earlyPart.dataBytes) +
+    kinesisBilledKb(i.heartbeatRecordBytes);
+  const wireBytes = mainBytes + earlyParts * i.earlyPart.dataBytes + i.heartbeatRecordBytes;
+
+  // --- Kinesis and the aggregate function ---
+  const recordsPerSecond = (i.hosts * records) / 60;
+  const wireBytesPerSecond = (i.hosts * wireBytes) / 60;
+  const shards = onDemandShards(recordsPerSecond, wireBytesPerSecond);
+  const pollers = shards * i.parallelizationFactor;
+  const fillSeconds = (i.batchSize * pollers) / recordsPerSecond;
+  const batchIntervalSeconds = Math.min(i.batchWindowSeconds, fillSeconds);
+  const aggregateInvocationsPerSecond = (pollers / batchIntervalSeconds) * (1 + i.redeliveredShare);
+  const endpointMinutesPerSecond =
+    (i.hosts * (i.endpointsPerHost * sealsPerMinute + earlyParts * i.earlyPart.endpoints)) / 60;
+  const aggregateSecondsPerInvocation =
+    i.aggregateFixedMs / 1000 +
+    endpointMinutesPerSecond / aggregateInvocationsPerSecond / i.aggregateEndpointMinutesPerSecond;
+  const aggregateConcurrency = aggregateInvocationsPerSecond * aggregateSecondsPerInvocation;
+
+  // --- DynamoDB writes, per month ---
+  const agentMinutes = i.hosts * MINUTES_PER_MONTH;
+  const main = mainWriteUnits * agentMinutes;
+  const early = earlyWriteUnits * agentMinutes;
+  // The agent item: one conditional put per heartbeat, applied or not.
+  const heartbeats = writeUnits(i.heartbeatItemBytes) * agentMinutes;
+  // Each aggregate instance refreshes each service it sees at most once a minute.
+  const servicesWrites = pollers * services * MINUTES_PER_MONTH;
+  const lateMarks = i.lateShare * mainParts * agentMinutes;
+  // A redelivered record re-puts the same items: the condition passes (same hash) or fails, both cost.
+  const redelivered = i.redeliveredShare * (main + early + heartbeats);
+  // A service-minute is summarized again when any of its agents' parts came late.
+  const resummaryShare = 1 - (1 - i.lateShare) ** ((i.hosts * i.mainParts.length) / services);
+  const summaryRuns = services * MINUTES_PER_MONTH * (1 + resummaryShare);
+  const summaries = summaryRuns * writeUnits(i.summaryItemBytes);
+  // Roll-ups: an hour's distinct endpoints per (service, shard), at the main parts' bytes per endpoint.
+  const mainEndpoints = i.mainParts.reduce((s, p) => s + p.endpoints, 0);
+  const bytesPerEndpoint = mainBytes / sealsPerMinute / mainEndpoints;
+  const overheadBytes = (mainItemBytes - mainBytes) / mainParts;
+  const hourEndpointsPerHost = i.endpointsPerHost + i.churnPerAgentMinute * 59;
+  let rollupUnitsPerHour = 0;
+  for (const p of i.serviceMix) {
+    const bytes = (i.hosts / i.blockShards) * hourEndpointsPerHost * p * bytesPerEndpoint;
+    rollupUnitsPerHour += i.blockShards * splitWriteUnits(bytes, i.maxPartBytes, overheadBytes);
+  }
+  const rollups = rollupUnitsPerHour * HOURS_PER_MONTH;
+  const writeTotal =
+    main + early + heartbeats + servicesWrites + lateMarks + redelivered + summaries + rollups;
+
+  // --- DynamoDB reads, per month (eventually consistent Queries on exact keys) ---
+  // Bytes of one (service, minute, shard) partition: every agent's main and early parts of the service.
+  const earlyItemBytesPerAgentMinute = earlyParts * i.earlyPart.itemBytes;
+  const shardBytes = (service: number): number => {
+    const mainOf = i.mainParts
+      .filter((p) => p.service === service)
+      .reduce((s, p) => s + p.itemBytes, 0);
+    const share = i.serviceMix[service]!;
+    return (
+      ((mainOf * sealsPerMinute + earlyItemBytesPerAgentMinute * share) * i.hosts) / i.blockShards
+    );
+  };
+  const minuteReadUnits = i.serviceMix.map((_, s) => i.blockShards * queryReadUnits(shardBytes(s)));
+  const windowReadUnitsAll = minuteReadUnits.reduce((s, u) => s + u, 0) * i.windowMinutes;
+  const summariesRead = windowReadUnitsAll * MINUTES_PER_MONTH * (1 + resummaryShare);
+  const rollupsRead = (windowReadUnitsAll / i.windowMinutes) * 60 * HOURS_PER_MONTH;
+  const biggest = Math.max(...minuteReadUnits);
+  const apiRead = i.apiWindowQueriesPerMinute * biggest * i.windowMinutes * MINUTES_PER_MONTH;
+  const readTotal = summariesRead + rollupsRead + apiRead;
+
+  // --- Lambda: aggregate (wall time measured), summarize and query (CPU-bound merges) ---
+  const fleetEndpointMinutes =
+    i.hosts * i.endpointsPerHost * sealsPerMinute + i.hosts * earlyParts * i.earlyPart.endpoints;
+  const summarizeCoreSeconds =
+    (fleetEndpointMinutes * i.windowMinutes) / i.mergeEndpointMinutesPerSecond;
+  const summarizeSecondsPerRun = lambdaSeconds(
+    summarizeCoreSeconds,
+    MODEL_INPUTS.summarizeMemoryGb.value,
+  );
+  const rollupSecondsPerHour = lambdaSeconds(
+    (fleetEndpointMinutes * 60) / i.mergeEndpointMinutesPerSecond,
+    MODEL_INPUTS.summarizeMemoryGb.value,
+  );
+  const biggestShare = Math.max(...i.serviceMix);
+  const querySeconds = lambdaSeconds(
+    (fleetEndpointMinutes * biggestShare * i.windowMinutes) / i.mergeEndpointMinutesPerSecond,
+    MODEL_INPUTS.queryMemoryGb.value,
+  );
+  const aggregateInvocations = aggregateInvocationsPerSecond * SECONDS_PER_MONTH;
+  const summarizeInvocations = MINUTES_PER_MONTH;
+  const queryInvocations = i.apiWindowQueriesPerMinute * MINUTES_PER_MONTH;
+  const gbSeconds =
+    aggregateInvocations * aggregateSecondsPerInvocation * MODEL_INPUTS.aggregateMemoryGb.value +
+    summarizeInvocations *
+      summarizeSecondsPerRun *
+      (1 + resummaryShare) *
+      MODEL_INPUTS.summarizeMemoryGb.value +
+    HOURS_PER_MONTH * rollupSecondsPerHour * MODEL_INPUTS.summarizeMemoryGb.value +
+    queryInvocations * querySeconds * MODEL_INPUTS.queryMemoryGb.value;
+  const invocations = aggregateInvocations + summarizeInvocations + queryInvocations;
+  const lambda =
+    (invocations / 1e6) * PRICES.lambdaRequestsPerMillion.value +
+    gbSeconds * PRICES.lambdaArmGbSecond.value;
+
+  // --- Kinesis on-demand ---
+  const kinesis =
+    PRICES.kinesisOnDemandStreamHour.value * HOURS_PER_MONTH +
+    ((kinesisKb * KB * agentMinutes) / GB) * PRICES.kinesisOnDemandGbIn.value +
+    ((wireBytes * agentMinutes) / GB) * PRICES.kinesisOnDemandGbOut.value;
+
+  // --- DynamoDB storage over the retention ---
+  const retainedMinutes = i.retentionHours * 60;
+  const perAgentMinuteStored =
+    mainItemBytes +
+    mainParts * MODEL_INPUTS.dynamodbItemOverheadBytes.value +
+    earlyParts * (i.earlyPart.itemBytes + MODEL_INPUTS.dynamodbItemOverheadBytes.value);
+  const storageGb =
+    (i.hosts * retainedMinutes * perAgentMinuteStored +
+      rollupUnitsPerHour * KB * i.retentionHours +
+      services *
+        retainedMinutes *
+        (i.summaryItemBytes + MODEL_INPUTS.dynamodbItemOverheadBytes.value)) /
+    GB;
+
+  // --- CloudWatch: Lambda logs and EMF documents, custom metrics, alarms ---
+  const emfDocs = aggregateInvocations + summarizeInvocations * (services + 1);
+  const logGb =
+    (invocations * MODEL_INPUTS.lambdaPlatformLogBytesPerInvocation.value +
+      emfDocs * MODEL_INPUTS.emfDocumentBytes.value) /
+    GB;
+  const metrics = 2 * services + i.operationalMetrics;
+  const alarms = i.operationalAlarms + i.alarmsPerService * services;
+  const cloudWatch =
+    logGb * (PRICES.cloudWatchLogsIngestionGb.value + PRICES.cloudWatchLogsStorageGbMonth.value) +
+    metrics * PRICES.cloudWatchCustomMetricMonth.value +
+    alarms * PRICES.cloudWatchAlarmMonth.value;
+
+  const dynamodbWrites = (writeTotal / 1e6) * PRICES.dynamodbWriteRequestUnitsPerMillion.value;
+  const dynamodbReads = (readTotal / 1e6) * PRICES.dynamodbReadRequestUnitsPerMillion.value;
+  const dynamodbStorage = storageGb * PRICES.dynamodbStorageGbMonth.value;
   return {
+    perAgentMinute: {
+      mainParts,
+      earlySends,
+      earlyParts,
+      records,
+      kinesisBilledKb: kinesisKb,
+      wireBytes,
+      mainWriteUnits,
+      earlyWriteUnits,
+    },
     recordsPerSecond,
-    gbPerMonth,
-    monthly: { delivery, storage, activeSetQueries, total: delivery + storage + activeSetQueries },
+    wireBytesPerSecond,
+    shards,
+    batchIntervalSeconds,
+    aggregateInvocationsPerSecond,
+    aggregateSecondsPerInvocation,
+    aggregateConcurrency,
+    summarizeSecondsPerRun,
+    writeUnits: {
+      main,
+      early,
+      heartbeats,
+      services: servicesWrites,
+      lateMarks,
+      redelivered,
+      summaries,
+      rollups,
+      total: writeTotal,
+    },
+    earlyShareOfWrites: early / writeTotal,
+    readUnits: { summaries: summariesRead, rollups: rollupsRead, api: apiRead, total: readTotal },
+    storageGb,
+    cloudWatch: { logGb, metrics, alarms },
+    monthly: {
+      kinesis,
+      lambda,
+      dynamodbWrites,
+      dynamodbReads,
+      dynamodbStorage,
+      cloudWatch,
+      total: kinesis + lambda + dynamodbWrites + dynamodbReads + dynamodbStorage + cloudWatch,
+    },
   };
 }

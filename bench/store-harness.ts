@@ -4,8 +4,9 @@
  * source mapping delivers them, and the environment the handlers expect.
  */
 import { fileURLToPath } from 'node:url';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
-import type { ShipRecord } from '../agent/record-packer.js';
+import { dynamodbClient } from '../local/aws-clients.js';
 import { type ReadyChild, spawnReady } from './child-json.js';
 
 /** Endpoints printed by bench/procs/store-emulators.ts. */
@@ -57,7 +58,7 @@ let sequence = 0n;
 
 /** A Kinesis event as the event source mapping delivers it, one shard. */
 export function kinesisEvent(
-  records: readonly ShipRecord[],
+  records: readonly { partitionKey: string; data: Buffer }[],
   streamArn: string,
 ): KinesisStreamEvent {
   const now = Date.now() / 1000;
@@ -87,4 +88,9 @@ export function kinesisEvent(
 /** The sum of counted requests of these operations. */
 export function countOf(counts: Record<string, number>, ...ops: string[]): number {
   return ops.reduce((sum, op) => sum + (counts[op] ?? 0), 0);
+}
+
+/** A document client for the emulated table (binary attributes pass as Uint8Array). */
+export function documentClient(endpoint: string): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(dynamodbClient({ endpoint }));
 }

@@ -6,6 +6,8 @@
  * roughly the entropy real lines have (not one template repeated).
  */
 import type { UnsequencedFlowLine } from '../agent/record-packer.js';
+import type { BlockEndpoint } from '../contract/block.js';
+import { normalizeIp } from '../contract/ip-address.js';
 
 /** A small, fast, seeded PRNG (mulberry32): same seed, same sequence. */
 export function seededRandom(seed: number): () => number {
@@ -90,4 +92,72 @@ export function syntheticFlowLines(options: SyntheticOptions): UnsequencedFlowLi
     lines.push(line);
   }
   return lines;
+}
+
+/** One host's minute of traffic, as v1 flow lines and as the block endpoints of each service. */
+export interface SyntheticHostMinute {
+  /** One line per endpoint, counters for the whole minute (what a v1 agent at a 60 s refresh sends). */
+  lines: UnsequencedFlowLine[];
+  /** The same flows as block endpoints, per service, in the order the services first appear. */
+  byService: Map<string, BlockEndpoint[]>;
+}
+
+/**
+ * `endpoints` client endpoints of one host active in minute `minute`: the
+ * flows of syntheticFlowLines with a minute's worth of packets (active for a
+ * random number of its seconds) and first/last seconds within the minute.
+ */
+export function syntheticHostMinute(options: {
+  endpoints: number;
+  minute: number;
+  seed?: number;
+  agentId?: string;
+  host?: string;
+}): SyntheticHostMinute {
+  const start = options.minute * 60_000;
+  const base = syntheticFlowLines({
+    count: options.endpoints,
+    seed: options.seed ?? 1,
+    now: start + 60_000,
+    ...(options.agentId ? { agentId: options.agentId } : {}),
+    ...(options.host ? { host: options.host } : {}),
+  });
+  const rand = seededRandom((options.seed ?? 1) ^ 0x5eed);
+  const lines: UnsequencedFlowLine[] = [];
+  const byService = new Map<string, BlockEndpoint[]>();
+  for (const l of base) {
+    const firstSecond = Math.floor(rand() * 60);
+    const lastSecond = firstSecond + Math.floor(rand() * (60 - firstSecond));
+    const seconds = lastSecond - firstSecond + 1;
+    const line: UnsequencedFlowLine = {
+      ...l,
+      firstSeen: start + firstSecond * 1000 + Math.floor(rand() * 1000),
+      lastSeen: start + lastSecond * 1000 + 999,
+      pktsIn: l.pktsIn * seconds,
+      bytesIn: l.bytesIn * seconds,
+      pktsOut: l.pktsOut * seconds,
+      bytesOut: l.bytesOut * seconds,
+    };
+    if (line.lastSeen < line.firstSeen) line.lastSeen = line.firstSeen;
+    lines.push(line);
+    const endpoint: BlockEndpoint = {
+      ip: normalizeIp(line.remoteIp) ?? line.remoteIp,
+      port: line.remotePort,
+      localIp: line.localIp,
+      localPort: line.localPort,
+      pktsIn: line.pktsIn,
+      bytesIn: line.bytesIn,
+      pktsOut: line.pktsOut,
+      bytesOut: line.bytesOut,
+      firstSecond,
+      lastSecond,
+      source: line.source,
+      sampleRate: line.sampleRate,
+      owner: { pid: line.pid!, process: line.process! },
+    };
+    const list = byService.get(line.service) ?? [];
+    list.push(endpoint);
+    byService.set(line.service, list);
+  }
+  return { lines, byService };
 }

@@ -1,167 +1,244 @@
 /**
- * Scale model: projects Kinesis shards, Lambda concurrency, DynamoDB writes
- * and monthly cost for 1,000 hosts × 1,000 active clients, from the per-flow
- * costs measured earlier in this run (or documented defaults, named in the
- * note, when those cases did not run), next to VPC Flow Logs delivered to
- * CloudWatch Logs for the same clients. Prices: bench/prices.ts.
+ * Scale model: what 1,000 hosts x 1,000 active endpoints at one-minute
+ * freshness cost a month on the block store (Kinesis, Lambda, DynamoDB,
+ * CloudWatch), from the part sizes and handler speeds measured earlier in
+ * this run (measured here when cheap, or a named default when the measuring
+ * case did not run), side by side with the old per-client layout (its own
+ * formulas, fed the figures its last full run recorded) and VPC Flow Logs
+ * into CloudWatch Logs and into S3. Prices and their sources: bench/prices.ts.
  */
-import { packRecords } from '../../agent/record-packer.js';
-import { PARTITION_BUCKETS } from '../../contract/partitioning.js';
+
+import { MAX_PART_BYTES } from '../../contract/block.js';
 import { AGGREGATE_EVENT_SOURCE, DEFAULTS } from '../../contract/resources.js';
-import { ACTIVITY_BUCKET_MS } from '../../contract/table-keys.js';
-import { type BenchCase, compared, type Figure, plain } from '../harness.js';
-import { type MeasurementName, measurement, recordMeasurement } from '../measured.js';
-import { PRICES_AS_OF } from '../prices.js';
-import { type FleetInputs, projectFleet, projectFlowLogs } from '../scale-model.js';
-import { syntheticFlowLines } from '../synthetic-flows.js';
+import { BLOCK_SHARDS } from '../../contract/table-keys.js';
+import { projectFlowLogsToCloudWatch, projectFlowLogsToS3 } from '../flow-logs-model.js';
+import { type BenchCase, type Figure, plain } from '../harness.js';
+import { measurement } from '../measured.js';
+import { OLD_LAYOUT_RECORDED, oldLayoutInputs, projectFleet } from '../old-layout-model.js';
+import { MODEL_INPUTS, PRICES, PRICES_AS_OF, type Sourced } from '../prices.js';
+import { type BlockFleetInputs, projectBlocks } from '../scale-model.js';
+import { earlyAndHeartbeat, hostMinuteSample, mergeRates, partSizes } from './blocks.js';
 
 const HOSTS = 1_000;
-const CLIENTS_PER_HOST = 1_000;
+const ENDPOINTS_PER_HOST = 1_000;
+
+/** The budget for Kinesis + Lambda + DynamoDB + CloudWatch, and for the early parts' share of writes. */
+export const GOALS = { monthlyUsd: 600, earlyShareOfWrites: 0.15 } as const;
 
 /**
- * Used when the measuring case did not run: figures of a full run on a
- * 2-core machine, to be replaced by measurement whenever possible.
+ * The agent's shipped defaults as the spec states them (early parts: token
+ * bucket of burst 2, one token per 30 s; one main part per service-minute).
  */
-const FALLBACK: Record<MeasurementName, number> = {
-  wireBytesPerLine: 40,
-  aggregatorLinesPerSecond: 500,
-  writesPerClientBatch: 3,
-  agentCpuMsPerSecondPer1000Flows: 15,
-};
+export const SHIPPED = { earlyBurst: 2, earlyRefillSeconds: 30, sealSeconds: 60 } as const;
 
 /**
- * Write request units of one client per batch: the endpoint, IP and host
- * items, each under 1 KB. Index entries (keys only, sorted by activity
- * bucket) are not rewritten by an update that keeps the bucket.
+ * Assumptions (not measured), stated with every projection. Churn: 5
+ * endpoints never seen before per agent-minute, i.e. 0.5 % of the 1,000
+ * active endpoints a minute (an endpoint stays ~200 min); it drives the early
+ * parts. The rest are small and named where they are used.
  */
-const WRITE_UNITS_PER_CLIENT_BATCH = 3;
-/**
- * Index write units when a client's items enter a new activity bucket: the
- * endpoint item (1 index), the IP item (2 indexes) and the host item (1
- * index), each entry deleted and put again: 2 × 4.
- */
-const INDEX_WRITE_UNITS_PER_BUCKET_CHANGE = 2 * 4;
+export const ASSUMED = {
+  churnPerAgentMinute: 5,
+  redeliveredShare: 0.01,
+  lateShare: 0.001,
+  summaryItemBytes: 2_048,
+  apiWindowQueriesPerMinute: 1,
+  alarmsPerService: 2,
+  operationalAlarms: 10,
+  operationalMetrics: 4,
+} as const;
 
-function wireBytesPerLine(): { value: number; from: string } {
-  const m = measurement('wireBytesPerLine');
-  if (m !== undefined) return { value: m, from: 'packing case' };
-  // Cheap to measure here: one agent window of 1,000 lines.
-  const lines = syntheticFlowLines({ count: CLIENTS_PER_HOST, seed: 3 });
-  let seq = 0;
-  const records = packRecords(lines, { agentId: 'i-0a1b2c3d4e5f60718', nextSeq: () => seq++ });
-  return {
-    value: records.reduce((s, r) => s + r.data.length, 0) / lines.length,
-    from: 'measured here',
+/**
+ * Used when the aggregator case did not run: a deliberately slow figure
+ * (endpoint-minutes stored per second per invocation, and ms per invocation).
+ */
+const AGGREGATE_FALLBACK = { endpointMinutesPerSecond: 20_000, fixedMs: 50 } as const;
+
+/** Builds the model's inputs from this run's measurements (or measures them here). */
+export function blockInputs(overrides: Partial<BlockFleetInputs> = {}): {
+  inputs: BlockFleetInputs;
+  from: string[];
+} {
+  const from: string[] = [];
+  let parts = measurement('hostMinuteParts');
+  let mix = measurement('serviceMix');
+  if (!parts || !mix) {
+    const s = hostMinuteSample(ENDPOINTS_PER_HOST);
+    parts = partSizes(s.parts);
+    mix = s.mix;
+    from.push('part sizes: measured here');
+  } else from.push('part sizes: blocks case');
+  let early = measurement('earlyPart');
+  let heartbeat = measurement('heartbeat');
+  if (!early || !heartbeat) {
+    const e = earlyAndHeartbeat();
+    early = { ...partSizes([e.early])[0]!, service: 0 };
+    heartbeat = e.heartbeat;
+  }
+  let merge =
+    overrides.mergeEndpointMinutesPerSecond ?? measurement('mergeEndpointMinutesPerSecond');
+  if (merge === undefined) {
+    const s = hostMinuteSample(ENDPOINTS_PER_HOST);
+    merge = Math.max(...mergeRates(s.parts, ENDPOINTS_PER_HOST, 5));
+    from.push(`decode+merge ${merge.toFixed(0)} endpoint-min/s (best of 5 rounds): measured here`);
+  } else from.push(`decode+merge ${merge.toFixed(0)} endpoint-min/s (best round): blocks case`);
+  const aggRate = measurement('aggregateEndpointMinutesPerSecond');
+  const aggFixed = measurement('aggregateFixedMs');
+  from.push(
+    aggRate === undefined
+      ? `aggregate ${AGGREGATE_FALLBACK.endpointMinutesPerSecond} endpoint-min/s: DEFAULT (aggregator case did not run)`
+      : `aggregate ${aggRate.toFixed(0)} endpoint-min/s: aggregator case`,
+  );
+  const inputs: BlockFleetInputs = {
+    hosts: HOSTS,
+    endpointsPerHost: ENDPOINTS_PER_HOST,
+    serviceMix: mix,
+    mainParts: parts,
+    sealSeconds: SHIPPED.sealSeconds,
+    earlyPart: early,
+    churnPerAgentMinute: ASSUMED.churnPerAgentMinute,
+    earlyBurst: SHIPPED.earlyBurst,
+    earlyRefillSeconds: SHIPPED.earlyRefillSeconds,
+    heartbeatRecordBytes: heartbeat.recordBytes,
+    heartbeatItemBytes: heartbeat.itemBytes,
+    redeliveredShare: ASSUMED.redeliveredShare,
+    lateShare: ASSUMED.lateShare,
+    summaryItemBytes: ASSUMED.summaryItemBytes,
+    windowMinutes: DEFAULTS.activeWindowSeconds / 60,
+    retentionHours: DEFAULTS.retentionHours,
+    blockShards: BLOCK_SHARDS,
+    maxPartBytes: MAX_PART_BYTES,
+    batchSize: AGGREGATE_EVENT_SOURCE.batchSize,
+    batchWindowSeconds: AGGREGATE_EVENT_SOURCE.maxBatchingWindowSeconds,
+    parallelizationFactor: AGGREGATE_EVENT_SOURCE.parallelizationFactor,
+    aggregateEndpointMinutesPerSecond: aggRate ?? AGGREGATE_FALLBACK.endpointMinutesPerSecond,
+    aggregateFixedMs: aggFixed ?? AGGREGATE_FALLBACK.fixedMs,
+    mergeEndpointMinutesPerSecond: merge,
+    apiWindowQueriesPerMinute: ASSUMED.apiWindowQueriesPerMinute,
+    operationalAlarms: ASSUMED.operationalAlarms,
+    alarmsPerService: ASSUMED.alarmsPerService,
+    operationalMetrics: ASSUMED.operationalMetrics,
+    ...overrides,
   };
-}
-
-function input(name: MeasurementName): { value: number; from: string } {
-  const m = measurement(name);
-  return m !== undefined
-    ? { value: m, from: 'measured' }
-    : { value: FALLBACK[name], from: 'default' };
+  return { inputs, from };
 }
 
 const usd = (n: number) => `$${n.toLocaleString('en-US', { maximumFractionDigits: 0 })}`;
+const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 
 export const scaleModel: BenchCase = {
   id: 'scale-model',
-  title: 'fleet projection: 1,000 hosts × 1,000 active clients',
+  title: 'fleet projection: 1,000 hosts × 1,000 active endpoints, one-minute freshness',
   async run({ log }) {
-    const bytes = wireBytesPerLine();
-    const lps = input('aggregatorLinesPerSecond');
-    const writes = input('writesPerClientBatch');
-    const cpu = input('agentCpuMsPerSecondPer1000Flows');
-    recordMeasurement('wireBytesPerLine', bytes.value);
-    const sources = `inputs: ${bytes.value.toFixed(1)} B/line (${bytes.from}), ${lps.value.toFixed(0)} lines/s per invocation (${lps.from}), ${writes.value.toFixed(2)} writes/client/batch (${writes.from}); prices of ${PRICES_AS_OF}, bench/prices.ts`;
-    log(sources);
+    const { inputs, from } = blockInputs();
+    const assumed = `assumed: churn ${ASSUMED.churnPerAgentMinute} new endpoints per agent-minute, ${pct(ASSUMED.redeliveredShare)} of records redelivered, ${pct(ASSUMED.lateShare)} of main parts late, summary item ${ASSUMED.summaryItemBytes} B, ${ASSUMED.apiWindowQueriesPerMinute} API window query a minute, ${ASSUMED.operationalAlarms} + ${ASSUMED.alarmsPerService}/service alarms`;
+    log(from.join('; '));
+    log(assumed);
     const figures: Figure[] = [];
-    const flowLogs = projectFlowLogs(HOSTS * CLIENTS_PER_HOST);
-    const scenarios = [
-      { label: 'busy (every client sends every second)', lineIntervalSeconds: 1 },
-      {
-        label: `quiet (one refresh line per ${DEFAULTS.refreshIntervalSeconds} s)`,
-        lineIntervalSeconds: DEFAULTS.refreshIntervalSeconds,
-      },
-      // Agents tuned for cost: counts of a busy client at most every 150 s,
-      // half the active window, so a steady client never drops out of it.
-      { label: 'busy, agents at reportIntervalSeconds 150', lineIntervalSeconds: 150 },
+    const scenarios: { label: string; overrides: Partial<BlockFleetInputs> }[] = [
+      { label: 'blocks, shipped defaults', overrides: {} },
+      { label: 'blocks, churn 1/agent-min', overrides: { churnPerAgentMinute: 1 } },
+      { label: 'blocks, churn 50/agent-min', overrides: { churnPerAgentMinute: 50 } },
+      { label: 'blocks, EXPENSIVE: main parts every 10 s', overrides: { sealSeconds: 10 } },
     ];
     for (const s of scenarios) {
-      const inputs: FleetInputs = {
-        hosts: HOSTS,
-        clientsPerHost: CLIENTS_PER_HOST,
-        lineIntervalSeconds: s.lineIntervalSeconds,
-        agentIntervalSeconds: 1,
-        partitionBuckets: PARTITION_BUCKETS,
-        wireBytesPerLine: bytes.value,
-        batchWindowSeconds: AGGREGATE_EVENT_SOURCE.maxBatchingWindowSeconds,
-        batchSize: AGGREGATE_EVENT_SOURCE.batchSize,
-        parallelizationFactor: AGGREGATE_EVENT_SOURCE.parallelizationFactor,
-        writesPerClientBatch: writes.value,
-        writeUnitsPerClientBatch: WRITE_UNITS_PER_CLIENT_BATCH,
-        indexWriteUnitsPerBucketChange: INDEX_WRITE_UNITS_PER_BUCKET_CHANGE,
-        activityBucketSeconds: ACTIVITY_BUCKET_MS / 1000,
-        aggregatorLinesPerSecond: lps.value,
-      };
-      const p = projectFleet(inputs);
+      const p = projectBlocks({ ...inputs, ...s.overrides });
       const m = p.monthly;
+      const a = p.perAgentMinute;
+      const w = p.writeUnits;
       const tag = s.label;
+      const isDefault = Object.keys(s.overrides).length === 0;
       figures.push(
-        plain(`${tag}: flow lines into Kinesis`, 'lines/s', [p.linesPerSecond], {
-          note: `${(p.bytesPerSecond / 1e6).toFixed(1)} MB/s in ${p.recordsPerSecond.toFixed(0)} records/s of ${p.recordBytes.toFixed(0)} B`,
-        }),
-        plain(`${tag}: Kinesis shards needed`, 'shards', [p.shards], {
-          note: 'max of records/s ÷ 1,000 and bytes/s ÷ 1 MiB, no headroom',
-        }),
         plain(
-          `${tag}: aggregate Lambda concurrency needed`,
-          'instances',
-          [p.lambdaConcurrencyNeeded],
-          {
-            goal: `≤ ${p.lambdaConcurrencyLimit} (shards × parallelization)`,
-            note: `${p.lambdaBacklog ? 'BACKLOG: more than the event source runs at once; ' : ''}${p.lambdaInvocationsPerSecond.toFixed(1)} invocations/s, a batch per partition key every ${p.batchIntervalSeconds.toFixed(1)} s, at the measured lines/s per invocation (pessimistic: dynalite answers slower than DynamoDB)`,
-          },
-        ),
-        compared(
-          `${tag}: DynamoDB write requests`,
-          'writes/s',
-          [p.dynamodbWritesPerSecond],
-          'one write per line',
-          [p.linesPerSecond],
-          'lower',
-          {
-            note: `${p.dynamodbWriteUnitsPerSecond.toFixed(0)} write units/s with index writes`,
-          },
-        ),
-        plain(`${tag}: monthly cost, Kinesis on-demand`, 'USD', [m.kinesisOnDemand], {
-          note: `provisioned instead: ${usd(m.kinesisProvisioned)}`,
-        }),
-        plain(`${tag}: monthly cost, aggregate Lambda`, 'USD', [m.lambda]),
-        plain(`${tag}: monthly cost, DynamoDB on-demand writes`, 'USD', [m.dynamodb]),
-        compared(
-          `${tag}: monthly cost, udpwatch total`,
+          `${tag}: monthly total (Kinesis + Lambda + DynamoDB + CloudWatch)`,
           'USD',
           [m.total],
-          'VPC Flow Logs → CloudWatch Logs',
-          [flowLogs.monthly.total],
-          'lower',
           {
-            note: `${sources}; agent CPU on the hosts (${cpu.from}): about ${((cpu.value * CLIENTS_PER_HOST) / 1000 / 10).toFixed(1)}% of a core per host, not on the AWS bill`,
+            goal: `≤ $${GOALS.monthlyUsd}`,
+            note: `Kinesis ${usd(m.kinesis)}, Lambda ${usd(m.lambda)}, DynamoDB writes ${usd(m.dynamodbWrites)} + reads ${usd(m.dynamodbReads)} + storage ${usd(m.dynamodbStorage)} (${p.storageGb.toFixed(1)} GB), CloudWatch ${usd(m.cloudWatch)} (${p.cloudWatch.metrics} metrics, ${p.cloudWatch.alarms} alarms, ${p.cloudWatch.logGb.toFixed(1)} GB logs)${isDefault ? `; ${from.join('; ')}; ${assumed}` : ''}`,
+          },
+        ),
+        plain(
+          `${tag}: early parts' share of DynamoDB write units`,
+          '%',
+          [p.earlyShareOfWrites * 100],
+          {
+            goal: `≤ ${GOALS.earlyShareOfWrites * 100} %`,
+            note: `per agent-minute: ${a.mainParts} main parts (${a.mainWriteUnits} WRU), ${a.earlySends.toFixed(2)} early sends = ${a.earlyParts.toFixed(2)} early parts (${a.earlyWriteUnits.toFixed(2)} WRU); month: main ${(w.main / 1e6).toFixed(0)}M, early ${(w.early / 1e6).toFixed(0)}M, heartbeats ${(w.heartbeats / 1e6).toFixed(0)}M, services ${(w.services / 1e6).toFixed(1)}M, summaries ${(w.summaries / 1e6).toFixed(2)}M, roll-ups ${(w.rollups / 1e6).toFixed(1)}M, redelivered ${(w.redelivered / 1e6).toFixed(1)}M, late ${(w.lateMarks / 1e6).toFixed(2)}M`,
+          },
+        ),
+      );
+      if (isDefault) {
+        figures.push(
+          plain(`${tag}: Kinesis records`, 'records/s', [p.recordsPerSecond], {
+            note: `${(p.wireBytesPerSecond / 1e3).toFixed(0)} kB/s, ${a.kinesisBilledKb} billed KB per agent-minute, ${p.shards} shards (on-demand floor or need)`,
+          }),
+          plain(`${tag}: aggregate Lambda concurrency`, 'instances', [p.aggregateConcurrency], {
+            note: `${p.aggregateInvocationsPerSecond.toFixed(2)} invocations/s (a batch per poller every ${p.batchIntervalSeconds.toFixed(1)} s), ${(p.aggregateSecondsPerInvocation * 1000).toFixed(0)} ms each`,
+          }),
+          plain(`${tag}: summarize run time`, 's', [p.summarizeSecondsPerRun], {
+            goal: '< 60 s',
+            note: `${inputs.windowMinutes} minutes of every service's blocks decoded and merged per run at the measured rate, scaled to the Lambda's CPU share`,
+          }),
+          plain(`${tag}: DynamoDB read units`, 'RRU/month', [p.readUnits.total], {
+            note: `summaries ${(p.readUnits.summaries / 1e6).toFixed(0)}M (every minute re-reads the window), roll-ups ${(p.readUnits.rollups / 1e6).toFixed(0)}M, API ${(p.readUnits.api / 1e6).toFixed(0)}M; eventually consistent, 4 KB per unit per page`,
+          }),
+        );
+      }
+    }
+    // The old layout, by its own formulas, with the inputs its last full run recorded.
+    const es = {
+      batchWindowSeconds: AGGREGATE_EVENT_SOURCE.maxBatchingWindowSeconds,
+      batchSize: AGGREGATE_EVENT_SOURCE.batchSize,
+      parallelizationFactor: AGGREGATE_EVENT_SOURCE.parallelizationFactor,
+    };
+    for (const [label, interval] of [
+      [
+        `old layout, one refresh line per client per ${DEFAULTS.refreshIntervalSeconds} s`,
+        DEFAULTS.refreshIntervalSeconds,
+      ],
+      ['old layout, busy (a line per client per second)', 1],
+    ] as const) {
+      const o = projectFleet(oldLayoutInputs(HOSTS, ENDPOINTS_PER_HOST, interval, es));
+      figures.push(
+        plain(
+          `${label}: monthly total (Kinesis + Lambda + DynamoDB writes)`,
+          'USD',
+          [o.monthly.total],
+          {
+            note: `old formulas (bench/old-layout-model.ts) fed the figures recorded by the full run of ${OLD_LAYOUT_RECORDED.at} (${OLD_LAYOUT_RECORDED.wireBytesPerLine} B/line, ${OLD_LAYOUT_RECORDED.aggregatorLinesPerSecond} lines/s, ${OLD_LAYOUT_RECORDED.writesPerClientBatch} writes/client/batch), not measured in this run: Kinesis ${usd(o.monthly.kinesisOnDemand)}, Lambda ${usd(o.monthly.lambda)}, DynamoDB writes ${usd(o.monthly.dynamodb)} (${o.dynamodbWriteUnitsPerSecond.toFixed(0)} WRU/s); reads and CloudWatch not modelled`,
           },
         ),
       );
     }
+    const fl = {
+      activeClients: HOSTS * ENDPOINTS_PER_HOST,
+      hosts: HOSTS,
+      retentionHours: DEFAULTS.retentionHours,
+      windowSeconds: DEFAULTS.activeWindowSeconds,
+    };
+    const cw = projectFlowLogsToCloudWatch(fl);
+    const s3 = projectFlowLogsToS3(fl);
     figures.push(
-      plain(
-        'VPC Flow Logs → CloudWatch Logs, same clients',
-        'USD/month',
-        [flowLogs.monthly.total],
-        {
-          note: `${(flowLogs.gbPerMonth / 1024).toFixed(1)} TB/month at the 1-minute interval: delivery ${usd(flowLogs.monthly.delivery)}, storage ${usd(flowLogs.monthly.storage)}, a Logs Insights query a minute over 5 min for the active set ${usd(flowLogs.monthly.activeSetQueries)}; flow logs do not see loopback or in-host traffic and carry no process or service names`,
-        },
-      ),
+      plain('VPC Flow Logs → CloudWatch Logs, same clients', 'USD/month', [cw.monthly.total], {
+        note: `${(cw.gbPerMonth / 1024).toFixed(1)} TB/month at the 1-minute interval: delivery ${usd(cw.monthly.delivery)}, storage (${DEFAULTS.retentionHours} h) ${usd(cw.monthly.storage)}, a Logs Insights query a minute over ${DEFAULTS.activeWindowSeconds} s ${usd(cw.monthly.activeSetQueries)}; no loopback or in-host traffic, no process or service names`,
+      }),
+      plain('VPC Flow Logs → S3, same clients', 'USD/month', [s3.monthly.total], {
+        note: `delivery ${usd(s3.monthly.delivery)} (vended-log S3 tiers), storage (${DEFAULTS.retentionHours} h, gzip) ${usd(s3.monthly.storage)}, PUTs ${usd(s3.monthly.requests)}, an Athena query a minute over ${DEFAULTS.activeWindowSeconds} s ${usd(s3.monthly.activeSetQueries)}`,
+      }),
     );
+    // The prices and fixed inputs used, with their sources and dates.
+    const listed: [string, Sourced][] = [
+      ...Object.entries(PRICES),
+      ...Object.entries(MODEL_INPUTS),
+    ];
+    for (const [name, p] of listed) {
+      figures.push(
+        plain(`price/input: ${name}`, p.unit, [p.value], {
+          note: `${p.source}; written down ${p.asOf ?? PRICES_AS_OF}`,
+        }),
+      );
+    }
     return figures;
   },
 };

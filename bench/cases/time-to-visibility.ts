@@ -64,7 +64,7 @@ export const timeToVisibility: BenchCase = {
     const hookSocket = join(dir, 'hook.sock');
     const stack = await startLocalStack({
       loadHandlers: loadFunctionHandlers,
-      metricsIntervalMs: 3_600_000,
+      summarizeIntervalMs: 3_600_000,
       sweepIntervalMs: 3_600_000,
     });
     const sockets: dgram.Socket[] = [];

@@ -1,19 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { putRecordsCalls } from '../../../bench/cases/packing.js';
+import { itemBytes, numberBytes } from '../../../bench/dynamodb-item-size.js';
 import { percentile } from '../../../bench/percentile.js';
 
-describe('putRecordsCalls', () => {
-  it('counts one call per 500 records', () => {
-    expect(putRecordsCalls([])).toBe(0);
-    expect(putRecordsCalls(new Array(500).fill(100))).toBe(1);
-    expect(putRecordsCalls(new Array(501).fill(100))).toBe(2);
+describe('DynamoDB item size', () => {
+  it('numbers: a byte per two significant digits, plus one', () => {
+    expect(numberBytes(0)).toBe(2);
+    expect(numberBytes(7)).toBe(2);
+    expect(numberBytes(1000)).toBe(2);
+    expect(numberBytes(12345)).toBe(4);
+    expect(numberBytes(1_780_000_000_123)).toBe(8);
   });
 
-  it('starts a new call before 5 MiB would be exceeded', () => {
-    const oneMiB = 1024 * 1024;
-    expect(putRecordsCalls(new Array(5).fill(oneMiB))).toBe(1);
-    expect(putRecordsCalls(new Array(6).fill(oneMiB))).toBe(2);
-    expect(putRecordsCalls([oneMiB * 4, oneMiB, 1])).toBe(2);
+  it('an item is its names plus its values, binary as its bytes', () => {
+    expect(itemBytes({ pk: 'ab', sk: 'cde' })).toBe(2 + 2 + 2 + 3);
+    expect(itemBytes({ d: new Uint8Array(1000), n: 503 })).toBe(1 + 1000 + 1 + 3);
+    expect(itemBytes({ s: 'é' })).toBe(1 + 2);
   });
 });
 

@@ -1,103 +1,326 @@
 import { describe, expect, it } from 'vitest';
+import { ASSUMED, blockInputs, GOALS, SHIPPED } from '../../../bench/cases/scale-model.js';
+import {
+  projectFlowLogsToCloudWatch,
+  projectFlowLogsToS3,
+  vendedLogsCost,
+} from '../../../bench/flow-logs-model.js';
 import {
   expectedBuckets,
   type FleetInputs,
+  oldLayoutInputs,
   projectFleet,
-  projectFlowLogs,
-  vendedLogsCost,
+} from '../../../bench/old-layout-model.js';
+import { PRICES, VENDED_LOG_S3_TIERS } from '../../../bench/prices.js';
+import {
+  type BlockFleetInputs,
+  earlySendsPerMinute,
+  expectedDistinctServices,
+  kinesisBilledKb,
+  lambdaSeconds,
+  onDemandShards,
+  projectBlocks,
+  queryReadUnits,
+  splitWriteUnits,
+  writeUnits,
 } from '../../../bench/scale-model.js';
+import { AGGREGATE_EVENT_SOURCE } from '../../../contract/resources.js';
 
-const base: FleetInputs = {
-  hosts: 1000,
-  clientsPerHost: 1000,
-  lineIntervalSeconds: 1,
-  agentIntervalSeconds: 1,
-  partitionBuckets: 16,
-  wireBytesPerLine: 40,
-  batchWindowSeconds: 5,
+const MINUTES_PER_MONTH = 730 * 60;
+
+describe('billing rules', () => {
+  it('a write is one unit per started KB of the item, at least one', () => {
+    expect(writeUnits(0)).toBe(1);
+    expect(writeUnits(1)).toBe(1);
+    expect(writeUnits(1024)).toBe(1);
+    expect(writeUnits(1025)).toBe(2);
+    expect(writeUnits(8375)).toBe(9);
+  });
+
+  it('a Kinesis on-demand record is billed rounded up to 1 KB', () => {
+    expect(kinesisBilledKb(40)).toBe(1);
+    expect(kinesisBilledKb(1024)).toBe(1);
+    expect(kinesisBilledKb(4072)).toBe(4);
+  });
+
+  it('a Query rounds each page (at most 1 MB) up to 4 KB; eventually consistent costs half', () => {
+    expect(queryReadUnits(0)).toBe(0.5);
+    expect(queryReadUnits(4096)).toBe(0.5);
+    expect(queryReadUnits(4097)).toBe(1);
+    expect(queryReadUnits(1024 * 1024)).toBe(128);
+    // A second page of 1 byte is its own 4 KB.
+    expect(queryReadUnits(1024 * 1024 + 1)).toBe(128.5);
+    expect(queryReadUnits(4097, false)).toBe(2);
+  });
+
+  it('a roll-up split into parts pays the rounding once per part', () => {
+    expect(splitWriteUnits(0, 1000, 100)).toBe(0);
+    expect(splitWriteUnits(900, 1000, 100)).toBe(1);
+    // two full parts of 1000 + 100 B (2 units each) and a rest of 500 + 100 B (1 unit)
+    expect(splitWriteUnits(2500, 1000, 100)).toBe(5);
+  });
+});
+
+describe('model pieces', () => {
+  it('early sends follow churn up to the token refill rate', () => {
+    expect(earlySendsPerMinute(0, 30)).toBe(0);
+    expect(earlySendsPerMinute(1, 30)).toBe(1);
+    expect(earlySendsPerMinute(5, 30)).toBe(2);
+    expect(earlySendsPerMinute(500, 30)).toBe(2);
+  });
+
+  it('distinct services among new clients: none for none, all for many, 1-1/e for one service at k=1', () => {
+    expect(expectedDistinctServices(0, [0.5, 0.5])).toBe(0);
+    expect(expectedDistinctServices(1e6, [0.5, 0.3, 0.2])).toBeCloseTo(3, 10);
+    expect(expectedDistinctServices(1, [1])).toBeCloseTo(1 - Math.exp(-1), 12);
+  });
+
+  it('on-demand shards: the floor of 4, or records/s and bytes/s', () => {
+    expect(onDemandShards(100, 1000)).toBe(4);
+    expect(onDemandShards(5_001, 1000)).toBe(6);
+    expect(onDemandShards(10, 5 * 1024 * 1024 + 1)).toBe(6);
+  });
+
+  it('Lambda CPU scales with memory up to one vCPU at 1,769 MB', () => {
+    expect(lambdaSeconds(1, 2)).toBe(1);
+    expect(lambdaSeconds(1, 0.5)).toBeCloseTo(1769 / 512, 10);
+  });
+});
+
+/** A small hand-made fleet whose every line can be worked out on paper. */
+const base: BlockFleetInputs = {
+  hosts: 10,
+  endpointsPerHost: 300,
+  serviceMix: [2 / 3, 1 / 3],
+  mainParts: [
+    { service: 0, endpoints: 200, dataBytes: 3000, itemBytes: 3200 }, // 4 WRU, 3 KB
+    { service: 1, endpoints: 100, dataBytes: 1000, itemBytes: 1200 }, // 2 WRU, 1 KB
+  ],
+  sealSeconds: 60,
+  earlyPart: { service: 0, endpoints: 2, dataBytes: 100, itemBytes: 300 },
+  churnPerAgentMinute: 1,
+  earlyBurst: 2,
+  earlyRefillSeconds: 30,
+  heartbeatRecordBytes: 200,
+  heartbeatItemBytes: 150,
+  redeliveredShare: 0,
+  lateShare: 0,
+  summaryItemBytes: 2048,
+  windowMinutes: 5,
+  retentionHours: 24,
+  blockShards: 2,
+  maxPartBytes: 350 * 1024,
   batchSize: 1000,
+  batchWindowSeconds: 5,
   parallelizationFactor: 2,
-  writesPerClientBatch: 3,
-  writeUnitsPerClientBatch: 3,
-  indexWriteUnitsPerBucketChange: 8,
-  activityBucketSeconds: 300,
-  aggregatorLinesPerSecond: 10_000,
+  aggregateEndpointMinutesPerSecond: 10_000,
+  aggregateFixedMs: 0,
+  mergeEndpointMinutesPerSecond: 100_000,
+  apiWindowQueriesPerMinute: 0,
+  operationalAlarms: 10,
+  alarmsPerService: 2,
+  operationalMetrics: 4,
 };
 
-describe('scale model', () => {
+describe('block store projection, line by line', () => {
+  const p = projectBlocks(base);
+  const early = 1 - Math.exp(-1 * (2 / 3)) + (1 - Math.exp(-1 * (1 / 3)));
+
+  it('per agent-minute: two main parts, one early send of one new client', () => {
+    expect(p.perAgentMinute.mainParts).toBe(2);
+    expect(p.perAgentMinute.mainWriteUnits).toBe(4 + 2);
+    expect(p.perAgentMinute.earlySends).toBe(1);
+    expect(p.perAgentMinute.earlyParts).toBeCloseTo(early, 12);
+    expect(p.perAgentMinute.earlyWriteUnits).toBeCloseTo(early, 12);
+    expect(p.perAgentMinute.records).toBeCloseTo(2 + early + 1, 12);
+    expect(p.perAgentMinute.kinesisBilledKb).toBeCloseTo(3 + 1 + early + 1, 12);
+    expect(p.perAgentMinute.wireBytes).toBeCloseTo(4000 + early * 100 + 200, 9);
+  });
+
+  it('Kinesis and the aggregate function', () => {
+    expect(p.recordsPerSecond).toBeCloseTo((10 * (3 + early)) / 60, 12);
+    expect(p.shards).toBe(4);
+    // 8 pollers never fill 1,000 records in 5 s: the window decides.
+    expect(p.batchIntervalSeconds).toBe(5);
+    expect(p.aggregateInvocationsPerSecond).toBeCloseTo(8 / 5, 12);
+    const epm = (10 * (300 + early * 2)) / 60;
+    expect(p.aggregateSecondsPerInvocation).toBeCloseTo(epm / 1.6 / 10_000, 12);
+    expect(p.aggregateConcurrency).toBeCloseTo(epm / 10_000, 12);
+  });
+
+  it('write units a month: each kind of item', () => {
+    const agentMinutes = 10 * MINUTES_PER_MONTH;
+    expect(p.writeUnits.main).toBeCloseTo(6 * agentMinutes, 6);
+    expect(p.writeUnits.early).toBeCloseTo(early * agentMinutes, 6);
+    expect(p.writeUnits.heartbeats).toBe(agentMinutes);
+    expect(p.writeUnits.services).toBe(8 * 2 * MINUTES_PER_MONTH);
+    expect(p.writeUnits.summaries).toBe(2 * 2 * MINUTES_PER_MONTH);
+    expect(p.writeUnits.lateMarks).toBe(0);
+    expect(p.writeUnits.redelivered).toBe(0);
+    // Roll-ups: (10/2 hosts per shard) x (300 + 59 new) endpoints x share x 4000/300 B, one part each.
+    const perEndpoint = 4000 / 300;
+    const overhead = 400 / 2;
+    const shardBytes = (share: number) => 5 * 359 * share * perEndpoint;
+    const rollupPerHour =
+      2 * writeUnits(shardBytes(2 / 3) + overhead) + 2 * writeUnits(shardBytes(1 / 3) + overhead);
+    expect(p.writeUnits.rollups).toBe(rollupPerHour * 730);
+    const sum =
+      p.writeUnits.main +
+      p.writeUnits.early +
+      p.writeUnits.heartbeats +
+      p.writeUnits.services +
+      p.writeUnits.summaries +
+      p.writeUnits.rollups;
+    expect(p.writeUnits.total).toBeCloseTo(sum, 6);
+    expect(p.earlyShareOfWrites).toBeCloseTo(p.writeUnits.early / sum, 12);
+  });
+
+  it('read units a month: the window re-read every minute, and the hour once for the roll-up', () => {
+    // Partition of service 0: (3200 + early x 300 x 2/3) x 10 hosts / 2 shards.
+    const bytes0 = ((3200 + early * 300 * (2 / 3)) * 10) / 2;
+    const bytes1 = ((1200 + early * 300 * (1 / 3)) * 10) / 2;
+    const minute = 2 * queryReadUnits(bytes0) + 2 * queryReadUnits(bytes1);
+    expect(p.readUnits.summaries).toBeCloseTo(minute * 5 * MINUTES_PER_MONTH, 6);
+    expect(p.readUnits.rollups).toBeCloseTo(minute * 60 * 730, 6);
+    expect(p.readUnits.api).toBe(0);
+  });
+
+  it('money: every line is units times its price', () => {
+    const m = p.monthly;
+    expect(m.dynamodbWrites).toBeCloseTo(
+      (p.writeUnits.total / 1e6) * PRICES.dynamodbWriteRequestUnitsPerMillion.value,
+      9,
+    );
+    expect(m.dynamodbReads).toBeCloseTo(
+      (p.readUnits.total / 1e6) * PRICES.dynamodbReadRequestUnitsPerMillion.value,
+      9,
+    );
+    expect(m.dynamodbStorage).toBeCloseTo(p.storageGb * PRICES.dynamodbStorageGbMonth.value, 9);
+    const agentMinutes = 10 * MINUTES_PER_MONTH;
+    const kinesis =
+      0.04 * 730 +
+      ((p.perAgentMinute.kinesisBilledKb * 1024 * agentMinutes) / 1024 ** 3) * 0.08 +
+      ((p.perAgentMinute.wireBytes * agentMinutes) / 1024 ** 3) * 0.04;
+    expect(m.kinesis).toBeCloseTo(kinesis, 9);
+    expect(p.cloudWatch.metrics).toBe(2 * 2 + 4);
+    expect(p.cloudWatch.alarms).toBe(10 + 2 * 2);
+    expect(m.total).toBeCloseTo(
+      m.kinesis + m.lambda + m.dynamodbWrites + m.dynamodbReads + m.dynamodbStorage + m.cloudWatch,
+      9,
+    );
+  });
+
+  it('a redelivered record costs its writes again; a late part re-summarizes its minute', () => {
+    const r = projectBlocks({ ...base, redeliveredShare: 0.1, lateShare: 0.01 });
+    expect(r.writeUnits.redelivered).toBeCloseTo(
+      0.1 * (p.writeUnits.main + p.writeUnits.early + p.writeUnits.heartbeats),
+      6,
+    );
+    // 10 hosts x 1 part per service: a service-minute has a late part with 1 - 0.99^10.
+    const resummary = 1 - 0.99 ** 10;
+    expect(r.writeUnits.summaries).toBeCloseTo(p.writeUnits.summaries * (1 + resummary), 6);
+    expect(r.readUnits.summaries).toBeCloseTo(p.readUnits.summaries * (1 + resummary), 3);
+  });
+
+  it('sealing every 10 s multiplies the main parts by 6', () => {
+    const fast = projectBlocks({ ...base, sealSeconds: 10 });
+    expect(fast.writeUnits.main).toBeCloseTo(6 * p.writeUnits.main, 6);
+    expect(fast.monthly.total).toBeGreaterThan(p.monthly.total);
+  });
+
+  it('the fleet doubles, the per-agent costs double', () => {
+    const two = projectBlocks({ ...base, hosts: 20 });
+    expect(two.writeUnits.main).toBeCloseTo(2 * p.writeUnits.main, 6);
+    expect(two.writeUnits.heartbeats).toBe(2 * p.writeUnits.heartbeats);
+  });
+});
+
+describe('shipped defaults', () => {
+  // Real part sizes of the codec on the synthetic host; speeds fixed (tests do not time).
+  const speeds = {
+    mergeEndpointMinutesPerSecond: 200_000,
+    aggregateEndpointMinutesPerSecond: 20_000,
+  };
+  const { inputs } = blockInputs(speeds);
+  const d = projectBlocks(inputs);
+
+  it('are the cheap settings: a main part per service-minute, the token bucket, the 5 s window', () => {
+    expect(inputs.sealSeconds).toBe(60);
+    expect(d.perAgentMinute.mainParts).toBe(inputs.serviceMix.length);
+    expect(SHIPPED.earlyBurst).toBe(2);
+    expect(60 / SHIPPED.earlyRefillSeconds).toBe(2);
+    expect(d.perAgentMinute.earlySends).toBeLessThanOrEqual(2);
+    expect(inputs.batchWindowSeconds).toBe(AGGREGATE_EVENT_SOURCE.maxBatchingWindowSeconds);
+    expect(inputs.churnPerAgentMinute).toBe(ASSUMED.churnPerAgentMinute);
+  });
+
+  it('keep the early parts within their share of the write cost', () => {
+    expect(d.earlyShareOfWrites).toBeLessThanOrEqual(GOALS.earlyShareOfWrites);
+  });
+
+  it('do not land in the expensive rows (seal every 10 s, no token bucket)', () => {
+    const fast = projectBlocks({ ...inputs, sealSeconds: 10 });
+    const unlimited = projectBlocks({ ...inputs, earlyRefillSeconds: 1 });
+    expect(d.monthly.total).toBeLessThan(fast.monthly.total);
+    expect(d.writeUnits.early).toBeLessThan(unlimited.writeUnits.early);
+    // A main part of 1,000 endpoints costs a few write units, not the old 4.6 per client.
+    expect(d.perAgentMinute.mainWriteUnits).toBeLessThan(1000 * 0.1);
+  });
+});
+
+describe('old layout (its formulas, kept for comparison)', () => {
+  const es = { batchWindowSeconds: 5, batchSize: 1000, parallelizationFactor: 2 };
+
   it('expectedBuckets: all buckets fill with many lines, one line fills one', () => {
     expect(expectedBuckets(0, 16)).toBe(0);
     expect(expectedBuckets(1, 16)).toBeCloseTo(1, 10);
     expect(expectedBuckets(10_000, 16)).toBeCloseTo(16, 6);
-    expect(expectedBuckets(16, 16)).toBeGreaterThan(9);
-    expect(expectedBuckets(16, 16)).toBeLessThan(11);
   });
 
-  it('vended log tiers apply in order', () => {
+  it('a client refreshed once a minute costs 3 + 8/5 = 4.6 write units a minute', () => {
+    const i: FleetInputs = { ...oldLayoutInputs(1000, 1000, 60, es), batchWindowSeconds: 60 };
+    const p = projectFleet(i);
+    expect(p.dynamodbWriteUnitsPerSecond * 60).toBeCloseTo(1_000_000 * 4.6, 3);
+  });
+
+  it('with the recorded inputs, the one-minute row is what the last full run printed', () => {
+    const p = projectFleet(oldLayoutInputs(1000, 1000, 60, es));
+    // bench/results.json of 2026-11-26: $128,178.70 for the quiet scenario.
+    expect(p.monthly.total).toBeCloseTo(128_178.7, 0);
+  });
+});
+
+describe('flow logs', () => {
+  const fl = { activeClients: 1_000_000, hosts: 1000, retentionHours: 24, windowSeconds: 300 };
+
+  it('vended log tiers apply in order (CloudWatch and S3)', () => {
     expect(vendedLogsCost(100)).toBeCloseTo(50, 6);
-    expect(vendedLogsCost(10 * 1024)).toBeCloseTo(5120, 6);
     expect(vendedLogsCost(10 * 1024 + 100)).toBeCloseTo(5120 + 25, 6);
     expect(vendedLogsCost(60 * 1024)).toBeCloseTo(5120 + 5120 + 2048 + 512, 6);
+    expect(vendedLogsCost(100, VENDED_LOG_S3_TIERS)).toBeCloseTo(25, 6);
+    expect(vendedLogsCost(40 * 1024, VENDED_LOG_S3_TIERS)).toBeCloseTo(2560 + 3072 + 768, 6);
   });
 
-  it('busy clients: shards bound by bytes, one write per client per batch window', () => {
-    const p = projectFleet(base);
-    expect(p.linesPerSecond).toBe(1_000_000);
-    expect(p.recordsPerSecond).toBeCloseTo(16_000, 0);
-    expect(p.bytesPerSecond).toBe(40_000_000);
-    // 40 MB/s needs 39 shards by bytes; 16,000 records/s needs 16 by count.
-    expect(p.shards).toBe(Math.ceil(40_000_000 / (1024 * 1024)));
-    // 78 pollers share 16,000 records/s: a 1,000-record batch fills in 4.875 s, before the 5 s window.
-    const fill = (1000 * p.shards * 2) / p.recordsPerSecond;
-    expect(fill).toBeLessThan(5);
-    expect(p.batchIntervalSeconds).toBeCloseTo(fill, 10);
-    expect(p.dynamodbWritesPerSecond).toBeCloseTo((1_000_000 / fill) * 3, 6);
-    // Index entries move once per 300 s bucket, whichever scheme writes the items.
-    expect(p.indexWriteUnitsPerSecond).toBeCloseTo((1_000_000 * 8) / 300, 6);
-    expect(
-      (p.naiveWriteUnitsPerSecond - p.indexWriteUnitsPerSecond) /
-        (p.dynamodbWriteUnitsPerSecond - p.indexWriteUnitsPerSecond),
-    ).toBeCloseTo(fill, 6);
-    expect(p.lambdaConcurrencyLimit).toBe(p.shards * 2);
-    // 1M lines/s at 10,000 lines/s per invocation keeps 100 instances busy: more than 84 pollers.
-    expect(p.lambdaConcurrencyNeeded).toBeCloseTo(100, 6);
-    expect(p.lambdaBacklog).toBe(true);
-    expect(p.monthly.total).toBeCloseTo(
-      p.monthly.kinesisOnDemand + p.monthly.lambda + p.monthly.dynamodb,
-      6,
+  it('two records per client a minute; storage follows the retention', () => {
+    const cw = projectFlowLogsToCloudWatch(fl);
+    expect(cw.recordsPerSecond).toBeCloseTo(2_000_000 / 60, 6);
+    const week = projectFlowLogsToCloudWatch({ ...fl, retentionHours: 168 });
+    expect(week.monthly.storage).toBeCloseTo(cw.monthly.storage * 7, 9);
+    expect(cw.monthly.total).toBeCloseTo(
+      cw.monthly.delivery + cw.monthly.storage + cw.monthly.activeSetQueries,
+      9,
     );
   });
 
-  it('quiet clients (one line a minute) write once a minute, not once a batch', () => {
-    const p = projectFleet({ ...base, lineIntervalSeconds: 60 });
-    expect(p.dynamodbWritesPerSecond).toBeCloseTo((1_000_000 / 60) * 3, 6);
-    expect(p.naiveWriteUnitsPerSecond).toBeCloseTo(p.dynamodbWriteUnitsPerSecond, 6);
-    // ~16.7 lines a cycle over 16 buckets: records are small and many.
-    expect(p.recordBytes).toBeLessThan(100);
-    expect(p.monthly.dynamodb).toBeLessThan(projectFleet(base).monthly.dynamodb);
-  });
-
-  it('a client written once a minute costs 3 + 8 / 5 = 4.6 write units a minute; one written less often than a bucket, 3 + 8 per write', () => {
-    const minute = projectFleet({ ...base, lineIntervalSeconds: 60, batchWindowSeconds: 60 });
-    expect(minute.dynamodbWriteUnitsPerSecond * 60).toBeCloseTo(1_000_000 * 4.6, 3);
-    const rare = projectFleet({ ...base, lineIntervalSeconds: 600 });
-    expect(rare.dynamodbWriteUnitsPerSecond * 600).toBeCloseTo(1_000_000 * 11, 3);
-  });
-
-  it('costs scale linearly with the fleet where they should', () => {
-    // Small lines: shards are bound by record count (16 per 1,000 hosts), exactly linear.
-    const one = projectFleet({ ...base, wireBytesPerLine: 4 });
-    const two = projectFleet({ ...base, wireBytesPerLine: 4, hosts: 2000 });
-    expect(two.shards).toBe(one.shards * 2);
-    expect(two.batchIntervalSeconds).toBeCloseTo(one.batchIntervalSeconds, 10);
-    expect(two.dynamodbWriteUnitsPerSecond).toBeCloseTo(one.dynamodbWriteUnitsPerSecond * 2, 6);
-    expect(two.monthly.dynamodb).toBeCloseTo(one.monthly.dynamodb * 2, 6);
-  });
-
-  it('flow logs: two records per client per minute', () => {
-    const f = projectFlowLogs(1_000_000);
-    expect(f.recordsPerSecond).toBeCloseTo(2_000_000 / 60, 6);
-    expect(f.monthly.total).toBeGreaterThan(f.monthly.delivery);
-    expect(projectFlowLogs(2_000_000).gbPerMonth).toBeCloseTo(f.gbPerMonth * 2, 6);
+  it('S3 delivery costs half of CloudWatch Logs delivery in the first tier', () => {
+    const s3 = projectFlowLogsToS3(fl);
+    const cw = projectFlowLogsToCloudWatch(fl);
+    expect(s3.gbPerMonth).toBeCloseTo(cw.gbPerMonth, 9);
+    expect(s3.monthly.delivery).toBeLessThan(cw.monthly.delivery);
+    expect(s3.monthly.requests).toBeCloseTo(((1000 * 12 * 730) / 1000) * 0.005, 9);
+    expect(s3.monthly.total).toBeCloseTo(
+      s3.monthly.delivery + s3.monthly.storage + s3.monthly.requests + s3.monthly.activeSetQueries,
+      9,
+    );
   });
 });
