@@ -63,7 +63,7 @@ Stops cleanly on SIGTERM/SIGINT, spooling what it could not send.
 
 const SNAPSHOT_HELP = `udpwatch-agent snapshot: UDP sockets with their processes and known peers
 
-Usage: udpwatch-agent snapshot [--json] [--for DURATION]
+Usage: udpwatch-agent snapshot [--json] [--for DURATION] [--config FILE] [--hook-socket PATH]
 
 Flags:
   --json               machine-readable output (stable field names)
