@@ -1,13 +1,12 @@
 /**
- * How connection logs are spread over Kinesis shards.
+ * How records are spread over Kinesis shards, and the hash behind every
+ * spread (block shards, send offsets, sampling).
  *
- * Each agent splits its lines into PARTITION_BUCKETS buckets by
- * (service, client IP). A bucket always maps to the same partition key, so
- * all lines about one client from one agent travel through one shard, in the
- * order the agent wrote them; that order is what lets the aggregator apply
- * each payload exactly once with a per-item sequence watermark. Different
- * buckets (and different agents) land on different shards, so one busy host
- * never makes one hot shard.
+ * A block record's partition key is `<agentId>/<seq mod PARTITION_BUCKETS>`,
+ * so one busy host spreads over up to PARTITION_BUCKETS shards and a fleet
+ * over all of them. The store does not depend on the order records arrive in:
+ * every block is stored by content under its own key, so any key that spreads
+ * the load is correct. A v1 record (NDJSON) may carry any partition key.
  */
 
 /** Buckets per agent. More buckets spread a busy host over more shards. */
