@@ -76,11 +76,14 @@ describe('local runtime', () => {
         const k = `${l.remoteIp}:${l.remotePort}`;
         expected.set(k, (expected.get(k) ?? 0) + l.pktsIn);
       }
+      // Block parts are stored with PutItem (UpdateItem only refreshes the
+      // services list, at most once a minute): throttle those puts.
       if (flush === 1)
-        proxy.setFaults([{ operation: 'UpdateItem', kind: 'throttle', skip: 5, count: 4 }]);
+        proxy.setFaults([{ operation: 'PutItem', kind: 'throttle', skip: 5, count: 4 }]);
       await putRecords(emu.kinesis, emu.streamName, agentRecords('edge-1', lines, seq));
       await poller.drain(30_000);
     }
+    expect(proxy.stats.injected).toBe(4);
     proxy.clear();
     expect(poller.stats().retries).toBeGreaterThan(0);
     expect(poller.stats().failures).toBe(0);

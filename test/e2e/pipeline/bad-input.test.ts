@@ -1,6 +1,7 @@
 /**
- * Bad input end to end: garbage Kinesis records (put with the AWS SDK and the
- * AWS CLI) next to good ones, and malformed API requests. Good data keeps
+ * Bad input end to end: garbage Kinesis records, v1 lines and v2 block parts
+ * (put with the AWS SDK and the AWS CLI), next to good ones, and malformed API
+ * requests. Good data keeps
  * flowing with exact counts; every bad record and bad line is counted by the
  * aggregate function's metrics, none sends a batch to the failure sink; every
  * bad request gets a 400 problem document naming the parameter.
@@ -14,6 +15,8 @@ import { gzipSync } from 'node:zlib';
 import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientsResponse, Problem } from '../../../contract/api-schemas.js';
+import { type Block, minuteOf } from '../../../contract/block.js';
+import { BLOCK_MAGIC, encodeBlock } from '../../../contract/block-codec.js';
 import { serializeLine, type UnsequencedLine } from '../../../contract/codec.js';
 import { METRICS } from '../../../contract/resources.js';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../../local/aws-clients.js';
@@ -120,6 +123,35 @@ function flowLine(agentId: string, service: string, remotePort: number, c: Count
   return line;
 }
 
+/** A valid v2 block part of a third-party producer, its one endpoint seen this second. */
+function goodBlock(c: Counters): Block {
+  const now = Date.now();
+  const minute = minuteOf(now);
+  const second = Math.floor((now - minute * 60_000) / 1000);
+  return {
+    agentId: 'bi-v2',
+    host: 'uwe-producer',
+    service: 'bi-v2',
+    minute,
+    seq: 1,
+    part: 0,
+    parts: 1,
+    endpoints: [
+      {
+        ip: '198.51.100.8',
+        port: 40004,
+        localIp: '192.0.2.10',
+        localPort: 53,
+        ...c,
+        firstSecond: second,
+        lastSecond: second,
+        source: 'conntrack',
+        sampleRate: 1,
+      },
+    ],
+  };
+}
+
 /** Sum of one metric over every EMF document the functions printed. */
 function metricTotal(name: string): number {
   let n = 0;
@@ -167,12 +199,21 @@ describe('garbage records next to good ones', () => {
       { ...flowLine('bi-sdk', 'bi-sdk', 40002, good), remoteIp: 'zz:01' },
       1,
     );
+    const goodV2 = { pktsIn: 4, bytesIn: 400, pktsOut: 4, bytesOut: 200 };
+    const blockBytes = encodeBlock(goodBlock(goodV2));
+    const otherVersion = Buffer.from(blockBytes);
+    otherVersion[BLOCK_MAGIC.length] = 9;
     const garbage: Buffer[] = [
       Buffer.from([0x00, 0xff, 0x13, 0x37, 0x42]), // not text at all
       gzipSync('{"v":1}\n').subarray(0, 12), // gzip magic, truncated stream
       Buffer.from(`${goodLine.replace('"v":1', '"v":2')}\n`), // a version nobody speaks
       Buffer.from('{}\n'),
+      // v2: block magic, then a version nobody speaks, a cut body, or no deflate data at all.
+      otherVersion,
+      blockBytes.subarray(0, blockBytes.length - 4),
+      Buffer.concat([BLOCK_MAGIC, Buffer.from([2]), Buffer.from('not deflated')]),
     ];
+    const v2Garbage = [4, 5, 6];
     const put = await kinesis.send(
       new PutRecordsCommand({
         StreamName: streamName,
@@ -180,6 +221,7 @@ describe('garbage records next to good ones', () => {
           ...garbage.map((data, i) => ({ PartitionKey: `garbage-${i}`, Data: data })),
           // One good and one bad line in one record: the good one must count.
           { PartitionKey: 'bi-sdk/0', Data: gzipSync(`${goodLine}\n${badLine}\n`) },
+          { PartitionKey: 'bi-v2/0', Data: blockBytes },
         ],
       }),
     );
@@ -230,6 +272,7 @@ describe('garbage records next to good ones', () => {
       ),
     );
     await waitForCounters('bi-sdk', { '198.51.100.7:40001': good });
+    await waitForCounters('bi-v2', { '198.51.100.8:40004': goodV2 });
 
     await pipeline.stack.poller!.drain(30_000);
     expect(pipeline.stack.failures).toEqual([]);
@@ -240,9 +283,19 @@ describe('garbage records next to good ones', () => {
     expect(logged).toHaveLength(1);
     expect(logged[0]).toContain('remoteIp');
     expect(logged[0]).toContain('bi-sdk/0');
-    expect(output.filter((l) => l.includes('skipping undecodable record'))).toHaveLength(
-      garbage.length + cliRecords,
-    );
+    // Each bad record is logged once, naming where it was and its format.
+    const skipped = output.filter((l) => l.includes('skipping bad record'));
+    expect(skipped).toHaveLength(garbage.length + cliRecords);
+    garbage.forEach((_, i) => {
+      const mine = skipped.filter((l) => l.includes(`key garbage-${i})`));
+      expect(mine, `garbage-${i}`).toHaveLength(1);
+      expect(JSON.parse(mine[0]!)).toMatchObject({
+        partitionKey: `garbage-${i}`,
+        format: v2Garbage.includes(i) ? 'v2' : 'v1',
+      });
+    });
+    if (cliRecords > 0)
+      expect(skipped.filter((l) => l.includes('key cli-garbage)'))).toHaveLength(1);
   });
 });
 

@@ -16,7 +16,9 @@ import { PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeSegment } from '../../../agent/disk-spool.js';
 import type { AgentsResponse, ClientsResponse } from '../../../contract/api-schemas.js';
+import { decodeBlock, isBlockRecord } from '../../../contract/block-codec.js';
 import { decodeRecord } from '../../../contract/codec.js';
+import { tableItems } from '../functions/harness.js';
 import {
   type AgentProcess,
   type AgentSettings,
@@ -46,18 +48,35 @@ let agent: AgentProcess;
 let settings: AgentSettings;
 /** Ground truth: what the clients sent, per endpoint. */
 const expected = new Map<string, Counters>();
-/** When armed, the aggregate function crashes on the next batch carrying flow lines. */
+/** When armed, the aggregate function crashes on the next batch carrying client traffic. */
 let crashArmed = false;
 let crashes = 0;
 
-const hasFlowLines = (data: string) =>
-  decodeRecord(Buffer.from(data, 'base64')).lines.some((l) => l.type === 'flow');
+/**
+ * Packets in from these client ports in one record: a v2 block part's
+ * endpoints (what the agent ships) or a v1 record's flow lines.
+ */
+function packetsIn(data: Buffer, ports?: readonly number[]): number {
+  const wanted = (port: number) => ports === undefined || ports.includes(port);
+  let n = 0;
+  if (isBlockRecord(data)) {
+    const decoded = decodeBlock(data);
+    if (!decoded.ok) throw new Error(`the agent shipped a bad block: ${decoded.reason}`);
+    for (const e of decoded.block.endpoints) if (wanted(e.port)) n += e.pktsIn;
+    return n;
+  }
+  for (const l of decodeRecord(data).lines)
+    if (l.type === 'flow' && wanted(l.remotePort)) n += l.pktsIn;
+  return n;
+}
+
+const carriesTraffic = (data: string) => packetsIn(Buffer.from(data, 'base64')) > 0;
 
 beforeAll(async () => {
   pipeline = await startPipeline({
     dynamodbProxy: true,
     wrapAggregate: (real) => async (event, context) => {
-      if (crashArmed && event.Records.some((r) => hasFlowLines(r.kinesis.data))) {
+      if (crashArmed && event.Records.some((r) => carriesTraffic(r.kinesis.data))) {
         crashArmed = false;
         crashes++;
         // Write the first half of the batch for real, then die as a crashed Lambda would.
@@ -142,6 +161,10 @@ async function expectExactTotals(): Promise<void> {
   const byIp = await pipeline.get<ClientsResponse>(`/v1/services/${SERVICE}/clients?by=ip`);
   expect(byIp.body.clients.map(countersOf)).toEqual([addCounters(...expected.values())]);
   expect(pipeline.stack.failures).toEqual([]);
+  // A retried or replayed put is recognized as the same bytes, never kept aside as a conflict.
+  const { dynamodbEndpoint, tableName } = pipeline.stack.emulators;
+  const items = await tableItems(dynamodbEndpoint, tableName);
+  expect(items.filter((i) => String(i.pk).startsWith('CONFLICT#'))).toEqual([]);
 }
 
 function sorted(o: Record<string, unknown>): [string, unknown][] {
@@ -159,9 +182,7 @@ function spooledPackets(ports: number[]): number {
     } catch {
       continue; // acknowledged and removed meanwhile
     }
-    for (const r of records)
-      for (const l of decodeRecord(r.data).lines)
-        if (l.type === 'flow' && ports.includes(l.remotePort)) n += l.pktsIn;
+    for (const r of records) n += packetsIn(r.data, ports);
   }
   return n;
 }
@@ -231,7 +252,8 @@ describe('faults between the agent and the API', () => {
   it('DynamoDB applies writes but answers 500: the retried writes are recognized', async () => {
     const proxy = pipeline.dynamodbProxy!;
     const injectedBefore = proxy.stats.injected;
-    proxy.setFaults([{ operation: 'UpdateItem', kind: 'http500', phase: 'after', count: 3 }]);
+    // Block parts are put (PutItem) by content; the faulted puts land, then answer 500.
+    proxy.setFaults([{ operation: 'PutItem', kind: 'http500', phase: 'after', count: 3 }]);
     await send([
       [900, 901],
       [17, 18, 19],
@@ -245,7 +267,7 @@ describe('faults between the agent and the API', () => {
     const proxy = pipeline.dynamodbProxy!;
     const injectedBefore = proxy.stats.injected;
     const retriesBefore = pipeline.stack.poller!.stats().retries;
-    proxy.setFaults([{ operation: 'UpdateItem', kind: 'throttle', count: 4 }]);
+    proxy.setFaults([{ operation: 'PutItem', kind: 'throttle', count: 4 }]);
     await send([[64, 64, 64, 64], [1000]]);
     await expectExactTotals();
     expect(proxy.stats.injected - injectedBefore).toBe(4);

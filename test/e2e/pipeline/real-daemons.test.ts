@@ -56,6 +56,17 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/**
+ * Answers give times at the start of their second (docs/store.md), and a
+ * window's `since` is floored to the second: an entry whose last packet was at
+ * `t` shows `lastSeen` = floor(t) and stays in a `w` s window until
+ * floor(now - w) > floor(t), i.e. until lastSeen + (w + 1) s.
+ */
+const startOfSecond = (ms: number) => Math.floor(ms / 1000) * 1000;
+
+/** When an entry listed with this lastSeen has surely left a window of `seconds`. */
+const goneFromWindowAt = (lastSeen: number, seconds: number) => lastSeen + (seconds + 1) * 1000;
+
 /** Polls a service's clients (by endpoint) until the predicate holds. */
 async function clientsUntil(
   service: string,
@@ -143,7 +154,9 @@ describe('Node daemons under the dgram hook', () => {
         hosts: [host],
         sources: ['hook'],
       });
-      expect(c.firstSeen).toBeGreaterThanOrEqual(started - 1);
+      // At one-second resolution: no earlier than the second the clients started in.
+      expect(c.firstSeen).toBeGreaterThanOrEqual(startOfSecond(started));
+      expect(c.firstSeen % 1000).toBe(0);
       expect(c.lastSeen).toBeLessThanOrEqual(finished + 1);
       expect(c.lastSeen).toBeGreaterThanOrEqual(c.firstSeen);
     }
@@ -159,7 +172,11 @@ describe('Node daemons under the dgram hook', () => {
     expect(count.body).toMatchObject({ service: 'rd-hook', endpoints: 4, ips: 1 });
 
     // Quiet for longer than a 3 s window: gone from it, still in the default one.
-    await sleep(Math.max(0, finished + 3_500 - Date.now()));
+    // (lastSeen is the start of its second, so the window drops it up to 1 s after 3 s.)
+    const newest = Math.max(...answer.clients.map((c) => c.lastSeen));
+    await sleep(
+      Math.max(0, finished + 3_500 - Date.now(), goneFromWindowAt(newest, 3) - Date.now()),
+    );
     const recent = await pipeline.get<ClientsResponse>(
       '/v1/services/rd-hook/clients?by=endpoint&window=3',
     );
@@ -170,7 +187,7 @@ describe('Node daemons under the dgram hook', () => {
     expect(recentCount.body).toMatchObject({ endpoints: 0, ips: 0 });
     const whole = await pipeline.get<ClientsResponse>('/v1/services/rd-hook/clients');
     expect(whole.body.clients).toHaveLength(4);
-    // Refresh lines the agent sent meanwhile moved no counter.
+    // Whatever the agent sealed meanwhile moved no counter.
     for (const c of whole.body.clients) expect(countersOf(c)).toEqual(expected.get(c.endpoint!));
     expect(pipeline.stack.failures).toEqual([]);
   });
@@ -280,12 +297,15 @@ describe.skipIf(!namespacesOk)('socat in a namespace, seen through conntrack', (
     const count = await pipeline.get<CountResponse>('/v1/services/rd-socat/count');
     expect(count.body).toMatchObject({ endpoints: 3, ips: 1 });
 
-    // Conntrack shows a packet when the agent polls: last seen is that poll, shortly after the packet.
+    // Conntrack shows a packet when the agent polls: last seen is that poll, shortly after
+    // the packet, given at the start of its second (so at most 1 s before the poll).
     const lastSeen = Math.max(...answer.clients.map((c) => c.lastSeen));
-    for (const c of answer.clients) expect(c.firstSeen).toBeGreaterThanOrEqual(started);
-    expect(lastSeen).toBeGreaterThan(started);
+    for (const c of answer.clients)
+      expect(c.firstSeen).toBeGreaterThanOrEqual(startOfSecond(started));
+    expect(lastSeen).toBeGreaterThanOrEqual(startOfSecond(started));
     expect(lastSeen).toBeLessThanOrEqual(Date.now());
-    await sleep(Math.max(0, lastSeen + 3_500 - Date.now()));
+    // Gone from a 3 s window once a whole 3 s separates its second from now's.
+    await sleep(Math.max(0, goneFromWindowAt(lastSeen, 3) - Date.now()));
     const recent = await pipeline.get<ClientsResponse>('/v1/services/rd-socat/clients?window=3');
     expect(recent.body.clients).toEqual([]);
     const whole = await pipeline.get<ClientsResponse>('/v1/services/rd-socat/clients');
