@@ -8,6 +8,7 @@
  * string per endpoint): a run keeps a window of them in memory.
  */
 import { MINUTE_MS } from '../../contract/block.js';
+import { portText } from '../store/endpoint-merge.js';
 import type { StoredPart } from '../store/stored-part.js';
 
 /** One service-minute, merged per endpoint. Endpoint i is `keys[i]` with its columns at index i. */
@@ -32,12 +33,9 @@ export interface MinuteState {
   badParts: number;
 }
 
-/** Zero-padded port texts, built once: the key of every endpoint needs one. */
-const PORT_TEXT: string[] = Array.from({ length: 65_536 }, (_, p) => String(p).padStart(5, '0'));
-
 /** The key of endpoint (ip, port) in a state. */
 export function endpointKey(ip: string, port: number): string {
-  return `${ip}\u0000${PORT_TEXT[port]}`;
+  return `${ip}\u0000${portText(port)}`;
 }
 
 /** The IP of a state's endpoint key. */

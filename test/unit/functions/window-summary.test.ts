@@ -40,7 +40,17 @@ const partArb = fc.record({
   }),
 });
 
-function toPart(p: fc.infer<typeof partArb>, i: number, service = 'web'): StoredPart {
+interface PartInput {
+  agent: number;
+  offset: number;
+  socket: { rxQueueBytes: number; drops: number } | undefined;
+  endpoints: Pick<
+    BlockEndpoint,
+    'ip' | 'port' | 'pktsIn' | 'bytesIn' | 'pktsOut' | 'bytesOut' | 'firstSecond' | 'lastSecond'
+  >[];
+}
+
+function toPart(p: PartInput, i: number, service = 'web'): StoredPart {
   const endpoints: BlockEndpoint[] = p.endpoints.map((e) => ({
     ...e,
     firstSecond: Math.min(e.firstSecond, e.lastSecond),
