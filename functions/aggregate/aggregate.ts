@@ -117,7 +117,12 @@ async function writeRecord(plan: RecordPlan, deps: AggregateDeps, counts: Counts
     } else counts.stored++;
     // After the block, so a summarizer that sees the mark also sees the block.
     if (b.late) {
-      await putLateMark(deps.writer, b.service, b.minute);
+      await putLateMark(deps.writer, {
+        service: b.service,
+        minute: b.minute,
+        at: b.arrival,
+        block: b.key.sk,
+      });
       counts.late++;
     }
   }

@@ -29,6 +29,8 @@ export interface RecordWhere {
 /** A block part to put, and whether its minute was probably summarized before it arrived. */
 export interface PlannedBlock extends BlockPut {
   late: boolean;
+  /** The record's approximate arrival, epoch ms (a late mark carries it). */
+  arrival: number;
 }
 
 /** The writes one record asks for and what it held that was bad. */
@@ -82,6 +84,7 @@ export function planRecord(
   const planned = (bytes: Uint8Array, block: Parameters<typeof blockPut>[1]): PlannedBlock => ({
     ...blockPut(bytes, block, options.retentionHours),
     late: isLate(block.minute, arrival),
+    arrival,
   });
 
   if (isBlockRecord(data)) {

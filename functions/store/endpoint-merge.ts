@@ -45,13 +45,35 @@ export interface ListPosition {
   key: string;
 }
 
+/**
+ * A union of strings that costs no Set while it holds one value (the common
+ * case: one host, one source, no or one pre-NAT address or client id).
+ */
+class Union {
+  private one: string | undefined;
+  private many: Set<string> | undefined;
+
+  add(v: string): void {
+    if (this.one === undefined) this.one = v;
+    else if (v !== this.one) {
+      this.many ??= new Set([this.one]);
+      this.many.add(v);
+    }
+  }
+
+  sorted(): string[] {
+    if (this.many) return [...this.many].sort();
+    return this.one === undefined ? [] : [this.one];
+  }
+}
+
 interface Accumulator {
   entry: MergedClient;
-  hosts: Set<string>;
-  sources: Set<string>;
-  natFrom: Set<string>;
-  owners: Map<string, BlockOwner>;
-  clientIds: Set<string>;
+  hosts: Union;
+  sources: Union;
+  natFrom: Union;
+  owners: Map<string, BlockOwner> | undefined;
+  clientIds: Union;
 }
 
 /** Options of a merge. */
@@ -61,13 +83,19 @@ export interface MergeOptions {
   ip?: string;
 }
 
-const sorted = (s: Set<string>): string[] => [...s].sort();
+/** Zero-padded port texts, built once (keys of one IP sort by port). */
+const PORT_TEXT: string[] = Array.from({ length: 65_536 }, (_, p) => String(p).padStart(5, '0'));
+
+/** A port as five digits, as entry keys hold it. */
+export function portText(port: number): string {
+  return PORT_TEXT[port] ?? String(port).padStart(5, '0');
+}
 
 function entryKey(service: string, ip: string, port: number | undefined): string {
-  // Port zero-padded so keys of one IP sort by port; \u0000 cannot occur in names.
+  // \u0000 cannot occur in names.
   return port === undefined
     ? `${service}\u0000${ip}`
-    : `${service}\u0000${ip}\u0000${String(port).padStart(5, '0')}`;
+    : `${service}\u0000${ip}\u0000${portText(port)}`;
 }
 
 /** Merges parts into one accumulator per entry of the view. */
@@ -79,37 +107,40 @@ export class EndpointMerger {
   /** Adds every endpoint of one part. */
   add(part: StoredPart): void {
     const { block } = part;
-    for (let i = 0; i < block.endpoints.length; i++) {
-      const e = block.endpoints[i]!;
-      if (this.options.ip !== undefined && e.ip !== this.options.ip) continue;
+    const byEndpoint = this.options.view === 'endpoint';
+    const onlyIp = this.options.ip;
+    const eps = block.endpoints;
+    for (let i = 0; i < eps.length; i++) {
+      const e = eps[i]!;
+      if (onlyIp !== undefined && e.ip !== onlyIp) continue;
       const [first, last] = endpointTimes(part, i);
-      const port = this.options.view === 'endpoint' ? e.port : undefined;
-      const key = entryKey(block.service, e.ip, port);
+      const key = entryKey(block.service, e.ip, byEndpoint ? e.port : undefined);
       let acc = this.entries.get(key);
       if (!acc) {
+        const entry: MergedClient = {
+          key,
+          service: block.service,
+          ip: e.ip,
+          firstSeen: first,
+          lastSeen: last,
+          pktsIn: 0,
+          bytesIn: 0,
+          pktsOut: 0,
+          bytesOut: 0,
+          hosts: [],
+          sources: [],
+          natFrom: [],
+          owners: [],
+          clientIds: [],
+        };
+        if (byEndpoint) entry.port = e.port;
         acc = {
-          entry: {
-            key,
-            service: block.service,
-            ip: e.ip,
-            ...(port !== undefined ? { port } : {}),
-            firstSeen: first,
-            lastSeen: last,
-            pktsIn: 0,
-            bytesIn: 0,
-            pktsOut: 0,
-            bytesOut: 0,
-            hosts: [],
-            sources: [],
-            natFrom: [],
-            owners: [],
-            clientIds: [],
-          },
-          hosts: new Set(),
-          sources: new Set(),
-          natFrom: new Set(),
-          owners: new Map(),
-          clientIds: new Set(),
+          entry,
+          hosts: new Union(),
+          sources: new Union(),
+          natFrom: new Union(),
+          owners: undefined,
+          clientIds: new Union(),
         };
         this.entries.set(key, acc);
       }
@@ -127,27 +158,36 @@ export class EndpointMerger {
           e.natFromPort !== undefined ? formatEndpoint(e.natFromIp, e.natFromPort) : e.natFromIp,
         );
       }
-      if (e.owner && (e.owner.pid !== undefined || e.owner.process !== undefined)) {
-        const owner: BlockOwner = {
-          ...(e.owner.pid !== undefined ? { pid: e.owner.pid } : {}),
-          ...(e.owner.process !== undefined ? { process: e.owner.process } : {}),
-        };
-        acc.owners.set(`${owner.pid ?? ''}\u0000${owner.process ?? ''}`, owner);
+      const o = e.owner;
+      if (o && (o.pid !== undefined || o.process !== undefined)) {
+        const ownerKey = `${o.pid ?? ''}\u0000${o.process ?? ''}`;
+        acc.owners ??= new Map();
+        if (!acc.owners.has(ownerKey)) {
+          const owner: BlockOwner = {};
+          if (o.pid !== undefined) owner.pid = o.pid;
+          if (o.process !== undefined) owner.process = o.process;
+          acc.owners.set(ownerKey, owner);
+        }
       }
       if (e.clientId !== undefined) acc.clientIds.add(e.clientId);
     }
   }
 
-  /** Entries merged so far (unsorted, unfiltered), with their sets as sorted lists. */
+  /** The merged entries (unsorted, unfiltered), with their sets as sorted lists; call once, after the last add. */
   result(): MergedClient[] {
-    return [...this.entries.values()].map((acc) => ({
-      ...acc.entry,
-      hosts: sorted(acc.hosts),
-      sources: sorted(acc.sources),
-      natFrom: sorted(acc.natFrom),
-      owners: [...acc.owners.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map((o) => o[1]),
-      clientIds: sorted(acc.clientIds),
-    }));
+    const out: MergedClient[] = [];
+    for (const acc of this.entries.values()) {
+      const m = acc.entry;
+      m.hosts = acc.hosts.sorted();
+      m.sources = acc.sources.sorted();
+      m.natFrom = acc.natFrom.sorted();
+      m.owners = acc.owners
+        ? [...acc.owners.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map((o) => o[1])
+        : [];
+      m.clientIds = acc.clientIds.sorted();
+      out.push(m);
+    }
+    return out;
   }
 }
 

@@ -115,20 +115,26 @@ export async function putBlock(
   return 'conflict';
 }
 
-/** Marks a service-minute as having got a block after it was probably summarized. */
+/**
+ * Marks a service-minute as having got a block after it was probably
+ * summarized. `at` (the record's approximate arrival, epoch ms) and `block`
+ * (the late part's sort key) make a re-put by another late block differ from
+ * the mark the summarizer read, so its conditional delete leaves it.
+ */
 export async function putLateMark(
   options: WriterOptions,
-  service: string,
-  minute: number,
+  late: { service: string; minute: number; at: number; block: string },
 ): Promise<void> {
   await options.doc.send(
     new PutCommand({
       TableName: options.table,
       Item: {
-        ...lateKey(service, minute),
-        service,
-        minute,
-        ttl: ttlFor((minute + 1) * MINUTE_MS, options.retentionHours),
+        ...lateKey(late.service, late.minute),
+        service: late.service,
+        minute: late.minute,
+        at: late.at,
+        block: late.block,
+        ttl: ttlFor((late.minute + 1) * MINUTE_MS, options.retentionHours),
       },
     }),
   );

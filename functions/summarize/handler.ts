@@ -11,12 +11,17 @@ import type { Context } from 'aws-lambda';
 import { METRICS, RESOURCE_NAMES } from '../../contract/resources.js';
 import { configFromEnv, type FunctionConfig } from '../store/config.js';
 import { createDocumentClient } from '../store/document-client.js';
+import { MinuteCache } from './minute-cache.js';
 import { type SummarizeResult, summarizeAll } from './summarize.js';
 
-/** Builds the wrapped summarize handler for a configuration (tests pass their own and may pin the clock). */
+/**
+ * Builds the wrapped summarize handler for a configuration (tests pass their
+ * own, may pin the clock and may size the minute cache). The handler keeps
+ * its minute cache across invocations: one per warm Lambda instance.
+ */
 export function createSummarizeHandler(
   config: FunctionConfig,
-  options: { now?: () => number } = {},
+  options: { now?: () => number; cache?: MinuteCache } = {},
 ) {
   const logger = new Logger({ serviceName: RESOURCE_NAMES.powertoolsService });
   const metrics = new Metrics({
@@ -32,12 +37,19 @@ export function createSummarizeHandler(
     activeWindowSeconds: config.activeWindowSeconds,
     retentionHours: config.retentionHours,
   };
+  const cache = options.cache ?? new MinuteCache();
+  cache.onFirstOverCap = (held, wanted) =>
+    logger.warn('minute cache full: minutes past the cap are read again each run', {
+      endpointsHeld: held,
+      endpointsOffered: wanted,
+      maxEndpoints: cache.maxEndpoints,
+    });
   return middy<unknown, SummarizeResult>()
     .use(injectLambdaContext(logger))
     .use(logMetrics(metrics))
     .handler(async () => {
       const now = (options.now ?? Date.now)();
-      const result = await summarizeAll(reader, settings, now);
+      const result = await summarizeAll(reader, settings, now, cache);
       for (const s of result.services) {
         // One EMF document per service, carrying its own Service dimension. A
         // service without a summary yet (never active) reports zero.
@@ -68,6 +80,10 @@ export function createSummarizeHandler(
         agentsReporting: result.agentsReporting,
         queries: result.cost.queries,
         readUnits: result.cost.readUnits,
+        minutesRead: result.minutes.read,
+        minutesCached: result.minutes.cached,
+        cacheEndpoints: cache.endpointsHeld,
+        cacheOverCap: cache.stats.overCap,
       });
       return result;
     });

@@ -5,8 +5,13 @@
  * MAX_CATCH_UP_MINUTES of them), re-summarizes the minutes late marks name
  * (and the later summaries whose window includes them), rolls up each hour
  * once its last minute is summarized (and again when a late block lands in
- * it), and deletes the late marks it handled. Cost per service and minute:
- * the window's minutes x BLOCK_SHARDS Queries, reading every part once.
+ * it), and deletes the late marks it handled.
+ *
+ * A minute is read once (BLOCK_SHARDS Queries) and merged into its minute
+ * state; a warm instance keeps settled states across runs (minute-cache.ts),
+ * so a run reads only the minutes it has not read yet, or whose late mark
+ * dropped them. Cold, a run reads the whole window, as the summaries need.
+ * Windows that hold a whole hour read it from roll-ups, uncached.
  */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
@@ -35,10 +40,14 @@ import {
   readLatestSummary,
   readServices,
   SERVICE_LAST_SEEN_SLACK_MS,
+  wholeHours,
 } from '../store/block-reader.js';
 import { mapBounded } from '../store/bounded-map.js';
+import { MinuteCache } from './minute-cache.js';
+import { buildMinuteState, type MinuteState } from './minute-state.js';
 import { buildRollup } from './rollup-builder.js';
 import { buildSummary, summariesIncluding, summaryWindow } from './summary-builder.js';
+import { summarizeStates } from './window-summary.js';
 
 /** Minutes one run summarizes per service at most when it has fallen behind. */
 export const MAX_CATCH_UP_MINUTES = 10;
@@ -68,6 +77,8 @@ export interface SummarizeResult {
   lateMarksHandled: number;
   rollupPartsWritten: number;
   cost: ReadCost;
+  /** Service-minutes read from the table and taken from the instance's cache in this run. */
+  minutes: { read: number; cached: number };
 }
 
 /** The last minute whose blocks have all arrived at `now`. */
@@ -77,14 +88,24 @@ export function lastCompleteMinute(now: number): number {
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
 
-/** Summarizes every service; see the module comment. */
+/** The oldest minute a run may need: the window of the oldest minute it may catch up on. */
+export function oldestUsefulMinute(minute: number, windowSeconds: number): number {
+  return minute - MAX_CATCH_UP_MINUTES + 1 - Math.ceil(windowSeconds / 60);
+}
+
+/**
+ * Summarizes every service; see the module comment. `cache` is the
+ * instance's minute cache (a fresh one, i.e. a cold run, when omitted).
+ */
 export async function summarizeAll(
   reader: ReaderOptions,
   settings: SummarizeSettings,
   now: number,
+  cache: MinuteCache = new MinuteCache(),
 ): Promise<SummarizeResult> {
   const cost = newCost();
   const minute = lastCompleteMinute(now);
+  const minutes = { read: 0, cached: 0 };
   const retainedSince = now - settings.retentionHours * 3600_000;
   const [services, agents, marks] = await Promise.all([
     readServices(reader, cost),
@@ -94,11 +115,15 @@ export async function summarizeAll(
   const lateByService = new Map<string, { minute: number; item: RawItem }[]>();
   for (const item of marks) {
     const parsed = parseLateSortKey(String(item.sk));
-    if (!parsed || parsed.minute > minute) continue;
+    if (!parsed) continue;
+    // Before anything is read: the minute got a block after its state was kept.
+    cache.drop(parsed.service, parsed.minute);
+    if (parsed.minute > minute) continue;
     const list = lateByService.get(parsed.service) ?? [];
     list.push({ minute: parsed.minute, item });
     lateByService.set(parsed.service, list);
   }
+  cache.evictBefore(oldestUsefulMinute(minute, settings.activeWindowSeconds));
   let rollupPartsWritten = 0;
   let lateMarksHandled = 0;
   const runs = await mapBounded(
@@ -114,6 +139,8 @@ export async function summarizeAll(
         minute,
         now,
         late: lateByService.get(service) ?? [],
+        cache,
+        minutes,
       });
       rollupPartsWritten += run.rollupParts;
       lateMarksHandled += run.marksDeleted;
@@ -129,6 +156,7 @@ export async function summarizeAll(
     lateMarksHandled,
     rollupPartsWritten,
     cost,
+    minutes,
   };
 }
 
@@ -138,6 +166,53 @@ interface ServiceJob {
   minute: number;
   now: number;
   late: { minute: number; item: RawItem }[];
+  cache: MinuteCache;
+  minutes: { read: number; cached: number };
+}
+
+/**
+ * The minute states of one service for one run: from the run's own reads,
+ * then the instance's cache, then the table (each minute read at most once
+ * a run). A minute whose late mark this run handles is not kept past the
+ * run: its late block was stored just before the mark, and an eventually
+ * consistent read may not see it yet, so the next run reads it again.
+ */
+class ServiceMinutes {
+  private readonly run = new Map<number, MinuteState>();
+
+  constructor(
+    private readonly reader: ReaderOptions,
+    private readonly cost: ReadCost,
+    private readonly job: ServiceJob,
+    private readonly marked: ReadonlySet<number>,
+  ) {}
+
+  /** The states of minutes [a, b]. */
+  async states(a: number, b: number): Promise<MinuteState[]> {
+    const missing: number[] = [];
+    for (let m = a; m <= b; m++) {
+      if (this.run.has(m)) continue;
+      const kept = this.job.cache.get(this.job.service, m);
+      if (kept) {
+        this.run.set(m, kept);
+        this.job.minutes.cached++;
+      } else missing.push(m);
+    }
+    await mapBounded(missing, 4, async (m) => {
+      const local = newCost();
+      const parts = await readBlockParts(this.reader, this.job.service, m, m, local, {
+        rollups: false,
+      });
+      addCost(this.cost, local);
+      const state = buildMinuteState(this.job.service, m, parts, local.badParts);
+      this.run.set(m, state);
+      this.job.minutes.read++;
+      if (!this.marked.has(m)) this.job.cache.offer(state, this.job.now);
+    });
+    const out: MinuteState[] = [];
+    for (let m = a; m <= b; m++) out.push(this.run.get(m)!);
+    return out;
+  }
 }
 
 async function summarizeService(
@@ -173,6 +248,12 @@ async function summarizeService(
   }
   const summarized: number[] = [];
   let latest: SummaryItem | null = previous ?? null;
+  const states = new ServiceMinutes(
+    reader,
+    cost,
+    job,
+    new Set(job.late.map((mark) => mark.minute)),
+  );
   for (const m of [...toSummarize].sort((a, b) => a - b)) {
     const { since, firstMinute } = summaryWindow(m, window);
     let summary: SummaryItem;
@@ -191,7 +272,16 @@ async function summarizeService(
         latest = previous ?? null;
         continue;
       }
+    } else if (wholeHours(firstMinute, m - 1).length === 0) {
+      summary = summarizeStates({
+        service: job.service,
+        minute: m,
+        windowSeconds: window,
+        computedAt: job.now,
+        states: await states.states(firstMinute, m),
+      });
     } else {
+      // A window holding a whole hour reads it from its roll-up: not per minute, not cached.
       const local = newCost();
       const [before, own] = await Promise.all([
         readBlockParts(reader, job.service, firstMinute, m - 1, local),
@@ -229,7 +319,7 @@ async function summarizeService(
   }
   let marksDeleted = 0;
   for (const mark of job.late) {
-    if (await deleteMark(reader, mark.item)) marksDeleted++;
+    if (await deleteLateMark(reader, mark.item)) marksDeleted++;
   }
   return { latest, summarized, rolledUp, rollupParts, marksDeleted };
 }
@@ -328,8 +418,13 @@ export async function rollUpHour(
   return written;
 }
 
-/** Deletes a late mark unless it changed since it was read (a newer late block re-marked it). */
-async function deleteMark(reader: ReaderOptions, item: RawItem): Promise<boolean> {
+/**
+ * Deletes a late mark unless it changed since it was read: every scalar
+ * attribute must still be as read, the arrival time `at` and the block's key
+ * among them, so a mark re-put meanwhile by a newer late block stays for the
+ * next run. Returns whether it was deleted.
+ */
+export async function deleteLateMark(reader: ReaderOptions, item: RawItem): Promise<boolean> {
   const names: Record<string, string> = {};
   const values: Record<string, unknown> = {};
   const terms: string[] = [];

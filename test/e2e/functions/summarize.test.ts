@@ -18,11 +18,18 @@ import {
   rollupPartition,
   summaryKey,
 } from '../../../contract/table-keys.js';
-import { newCost, readBlockParts } from '../../../functions/store/block-reader.js';
+import { newCost, readBlockParts, readLateMarks } from '../../../functions/store/block-reader.js';
 import { createDocumentClient } from '../../../functions/store/document-client.js';
 import { mergeParts } from '../../../functions/store/endpoint-merge.js';
+import { putLateMark as writeLateMark } from '../../../functions/store/item-writer.js';
 import { createSummarizeHandler } from '../../../functions/summarize/handler.js';
-import { lastCompleteMinute, rollUpHour } from '../../../functions/summarize/summarize.js';
+import { MinuteCache } from '../../../functions/summarize/minute-cache.js';
+import {
+  deleteLateMark,
+  lastCompleteMinute,
+  rollUpHour,
+} from '../../../functions/summarize/summarize.js';
+import { buildSummary, summaryWindow } from '../../../functions/summarize/summary-builder.js';
 import { type Emulators, startEmulators } from '../../../local/emulators.js';
 import { oracle, type Sighting } from './activity-oracle.js';
 import {
@@ -88,13 +95,41 @@ async function setup() {
         ctx('udpwatch-summarize'),
       ),
     );
+  /** One handler kept across runs: a warm Lambda instance with its minute cache. */
+  const instance = (cache?: MinuteCache) => {
+    let at = 0;
+    const handler = createSummarizeHandler(localConfig(table, emu.dynamodbEndpoint), {
+      now: () => at,
+      ...(cache ? { cache } : {}),
+    });
+    return (now: number) => {
+      at = now;
+      return captureStdout(() => handler({}, ctx('udpwatch-summarize')));
+    };
+  };
+  /** The summary of minute m computed without any cache: the window's parts read and merged. */
+  const uncached = async (service: string, m: number, computedAt: number) => {
+    const { firstMinute } = summaryWindow(m, 300);
+    const cost = newCost();
+    const parts = await readBlockParts({ doc: target.doc, table }, service, firstMinute, m, cost, {
+      rollups: false,
+    });
+    return buildSummary({
+      service,
+      minute: m,
+      windowSeconds: 300,
+      computedAt,
+      parts,
+      badParts: cost.badParts,
+    });
+  };
   const summary = async (service: string, minute: number) => {
     const out = await target.doc.send(
       new GetCommand({ TableName: table, Key: summaryKey(service, minute) }),
     );
     return out.Item ? SummaryItem.parse(out.Item) : undefined;
   };
-  return { table, target, sightings, put, run, summary };
+  return { table, target, sightings, put, run, instance, uncached, summary };
 }
 
 /** The oracle's summary counts of minute m (window 300 s). */
@@ -285,5 +320,135 @@ describe('summarize', () => {
     expect(withRollups.queries).toBe((24 + 1) * shards);
     // Tiny parts: each read item rounds up to a unit, so units fall less than queries.
     expect(withRollups.readUnits).toBeLessThan(plain.readUnits);
+  });
+
+  it('a warm instance reads each complete minute once, re-reads late minutes, and gives the uncached summaries', async () => {
+    const s = await setup();
+    let seed = 12345;
+    const rnd = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    const randomEndpoints = () =>
+      Array.from({ length: 1 + rnd(12) }, () =>
+        endpoint({
+          ip: `198.51.100.${1 + rnd(8)}`,
+          port: 1000 + rnd(6),
+          pktsIn: rnd(50),
+          bytesIn: rnd(5000),
+          pktsOut: rnd(3) === 0 ? 0 : rnd(20),
+          bytesOut: rnd(900),
+          lastSecond: 30 + rnd(30),
+          firstSecond: rnd(30),
+        }),
+      ).filter((e, i, all) => all.findIndex((o) => o.ip === e.ip && o.port === e.port) === i);
+    const agents = ['w1', 'w2', 'w3'];
+    // Every agent reports every minute of M0 .. M0+20 (stored before each minute is complete).
+    for (let m = 0; m <= 20; m++) {
+      for (const a of agents) await s.put('web', a, M0 + m, randomEndpoints());
+    }
+    await putService(s.target, 'web', M0 * MINUTE_MS, (M0 + 20) * MINUTE_MS + 59_000);
+    const warm = s.instance();
+    const shards = allShards().length;
+    const checkAgainstUncached = async (now: number, minutes: number[]) => {
+      for (const x of minutes) {
+        expect(await s.summary('web', x)).toEqual(await s.uncached('web', x, now));
+      }
+    };
+    // Cold start: the whole window of the first minute is read.
+    let now = (M0 + 8) * MINUTE_MS + 5_000;
+    const cold = (await warm(now)).result;
+    expect(cold.services[0]!.summarized).toEqual([M0 + 5]);
+    expect(cold.minutes).toEqual({ read: 5, cached: 0 });
+    await checkAgainstUncached(now, [M0 + 5]);
+    const coldBlockUnits = cold.cost.readUnits;
+    const fixedQueries = 4; // services, agents, late marks, latest summary
+    expect(cold.cost.queries).toBe(fixedQueries + 5 * shards);
+    let unkept: number | undefined; // the previous run's late minute, read but not kept
+    for (let tick = 1; tick <= 10; tick++) {
+      now += MINUTE_MS;
+      const m = lastCompleteMinute(now);
+      let lateMinute: number | undefined;
+      if (tick % 3 === 0) {
+        // A block of an already summarized minute, stored late with its mark.
+        lateMinute = m - 1 - rnd(3);
+        await s.put('web', `late${tick}`, lateMinute, randomEndpoints());
+        await putLateMark(s.target, 'web', lateMinute, now - 1000);
+      }
+      const r = (await warm(now)).result;
+      const web = r.services[0]!;
+      expect(web.summarized[web.summarized.length - 1]).toBe(m);
+      await checkAgainstUncached(now, web.summarized);
+      if (lateMinute === undefined) {
+        expect(web.summarized).toEqual([m]);
+        if (unkept !== undefined && unkept >= m - 4) {
+          // The previous run's late minute is read once more, by a consistent-enough read.
+          expect(r.minutes).toEqual({ read: 2, cached: 3 });
+        } else {
+          // Warm: only the new minute is read; the other four come from the cache.
+          expect(r.minutes).toEqual({ read: 1, cached: 4 });
+          expect(r.cost.queries).toBe(fixedQueries + shards);
+          expect(r.cost.readUnits).toBeLessThan(coldBlockUnits);
+        }
+      } else {
+        // The late minute is read again (once), however many summaries it is in.
+        expect(r.lateMarksHandled).toBe(1);
+        expect(web.summarized[0]).toBe(lateMinute);
+        expect(r.minutes.read).toBe(2);
+      }
+      unkept = lateMinute;
+    }
+    now += MINUTE_MS;
+    expect((await warm(now)).result.minutes).toEqual({ read: 1, cached: 4 });
+    // A cold instance at the same point reads the whole window and writes nothing new.
+    const again = (await s.instance()(now)).result;
+    expect(again.services[0]!.summarized).toEqual([]);
+  });
+
+  it('falls back to reading past the cache cap, logged once, with the same summaries', async () => {
+    const s = await setup();
+    for (let m = 0; m <= 12; m++) {
+      await s.put('web', 'c1', M0 + m, [
+        endpoint({ ip: '198.51.100.1', port: 1000 + m, lastSecond: 10 }),
+        endpoint({ ip: '198.51.100.2', port: 2000, pktsIn: m, lastSecond: 20 }),
+      ]);
+    }
+    await putService(s.target, 'web', M0 * MINUTE_MS, (M0 + 12) * MINUTE_MS + 59_000);
+    const warm = s.instance(new MinuteCache(5)); // room for two minutes of two endpoints
+    let now = (M0 + 8) * MINUTE_MS + 5_000;
+    const logs: string[] = [];
+    for (let tick = 0; tick < 4; tick++) {
+      const { result, lines } = await warm(now);
+      logs.push(...lines);
+      const m = lastCompleteMinute(now);
+      expect(await s.summary('web', m)).toEqual(await s.uncached('web', m, now));
+      // At most two minutes fit: the others are read every run.
+      expect(result.minutes.read + result.minutes.cached).toBe(5);
+      expect(result.minutes.read).toBeGreaterThanOrEqual(tick === 0 ? 5 : 3);
+      now += MINUTE_MS;
+    }
+    expect(logs.filter((l) => l.includes('minute cache full'))).toHaveLength(1);
+  });
+
+  it('a late mark re-put between the read and the conditional delete survives it', async () => {
+    const s = await setup();
+    const writer = { doc: s.target.doc, table: s.table, retentionHours: 24 };
+    const reader = { doc: s.target.doc, table: s.table };
+    const mark = { service: 'web', minute: M0, at: M0 * MINUTE_MS + 200_000, block: 'a1#1#0' };
+    await writeLateMark(writer, mark);
+    const [read] = await readLateMarks(reader, newCost());
+    expect(read).toMatchObject({ ...mark, ...lateKey('web', M0) });
+    // A later late block of the same minute re-puts the mark (another arrival, another part).
+    await writeLateMark(writer, { ...mark, at: mark.at + 1, block: 'a2#1#0' });
+    expect(await deleteLateMark(reader, read!)).toBe(false);
+    const [kept] = await readLateMarks(reader, newCost());
+    expect(kept).toMatchObject({ at: mark.at + 1, block: 'a2#1#0' });
+    // Same arrival, another part: still a different mark.
+    await writeLateMark(writer, { ...mark, at: mark.at + 1, block: 'a3#1#0' });
+    expect(await deleteLateMark(reader, kept!)).toBe(false);
+    // Unchanged since read: deleted.
+    const [last] = await readLateMarks(reader, newCost());
+    expect(await deleteLateMark(reader, last!)).toBe(true);
+    expect(await readLateMarks(reader, newCost())).toEqual([]);
   });
 });
