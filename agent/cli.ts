@@ -286,9 +286,9 @@ async function snapshotCommand(args: string[], out: Out): Promise<number> {
   const scan = await scanHostSockets();
   const sources: Record<FlowSource, string> = {
     proc: `${scan.sockets.length} sockets`,
-    ebpf: 'only with run',
     conntrack: 'not read',
     hook: watchMs > 0 ? 'not listening' : 'only with --for',
+    ebpf: 'only with run (bpftrace compiles for seconds)',
   };
   const conntrack = createConntrackSource({ listeners: () => scan.listeners });
   const observations: PeerObservation[] = [];
