@@ -13,15 +13,22 @@
  * was sent and echoed, over IPv4 and IPv6.
  */
 import { type ChildProcess, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAgent } from '../../../agent/agent.js';
+import { AgentConfigSchema } from '../../../agent/agent-config.js';
+import { SeqAllocator } from '../../../agent/agent-state.js';
 import { ebpfProblem, readEbpfFacts } from '../../../agent/ebpf-requirements.js';
 import { createEbpfSource, type EbpfSource } from '../../../agent/ebpf-source.js';
 import type { PeerObservation } from '../../../agent/observation.js';
 import { createProcSource } from '../../../agent/proc-source.js';
+
 import { canUseNamespaces, NamespaceLab, nsExec, nsSpawn } from '../../support/netns.js';
+import { decodePayload } from '../../support/stream-records.js';
+import { RecordingShipper } from '../../unit/agent/fake-sources.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const ECHO_PORT = 5000;
@@ -312,5 +319,64 @@ describe.skipIf(skipReason !== null)('eBPF source (bpftrace in network namespace
     expect(batches).toBeGreaterThanOrEqual(3);
     expect({ pktsIn: t.pktsIn, bytesIn: t.bytesIn }).toEqual({ pktsIn: 2500, bytesIn: 2500 * 20 });
     expect(w.source.status().lostEvents).toBe(0);
+  });
+
+  // Last: stopping the agent stops this namespace's bpftrace.
+  it('an agent with the eBPF source lists it while attached and ships its flows as source ebpf', async () => {
+    const w = watched.bare;
+    const dir = mkdtempSync(join(tmpdir(), 'uw-ebpf-agent-'));
+    try {
+      const shipper = new RecordingShipper();
+      const agent = createAgent(
+        AgentConfigSchema.parse({
+          host: 'ebpf-host',
+          sealIntervalSeconds: 0.5,
+          services: [{ name: 'echo', port: ECHO_PORT }],
+        }),
+        {
+          agentId: 'ebpf-agent',
+          proc: w.proc,
+          ebpf: w.source,
+          shipper,
+          seq: new SeqAllocator(dir),
+          clock: Date.now,
+          log: () => {},
+        },
+      );
+      expect(agent.sources()).toEqual(['ebpf', 'proc']);
+      const spec: Spec = {
+        host: '198.51.100.1',
+        port: ECHO_PORT,
+        sport: 45001,
+        count: 9,
+        size: 77,
+      };
+      expect(await send(lab.namespaces[3]!, [spec])).toEqual([9]);
+      const deadline = Date.now() + 15_000;
+      const flow = () => agent.flowTable.list().find((f) => f.remotePort === 45001);
+      while ((flow()?.pktsIn ?? 0) < 9 && Date.now() < deadline) {
+        await agent.tick();
+        await new Promise((r) => setTimeout(r, DRAIN_MS / 2));
+      }
+      await agent.stop();
+      expect(agent.sources()).toEqual(['proc']);
+      expect(flow()).toMatchObject({
+        service: 'echo',
+        source: 'ebpf',
+        pktsIn: 9,
+        bytesIn: 9 * 77,
+        pktsOut: 9,
+        bytesOut: 9 * 77,
+      });
+      const shipped = shipper.records
+        .map((r) => decodePayload(r.data).block)
+        .flatMap((b) => b?.endpoints ?? [])
+        .filter((e) => e.port === 45001);
+      expect(shipped.every((e) => e.source === 'ebpf')).toBe(true);
+      expect(shipped.reduce((n, e) => n + e.pktsIn, 0)).toBe(9);
+      expect(shipped.reduce((n, e) => n + e.bytesOut, 0)).toBe(9 * 77);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
