@@ -92,11 +92,22 @@ export const AgentConfigSchema = z
     sources: z
       .object({
         hook: z.boolean().default(true),
+        /** Needs root, tracefs and kernel BTF (docs/ebpf.md) and the proc source's sockets. */
+        ebpf: z.boolean().default(true),
         conntrack: z.boolean().default(true),
         proc: z.boolean().default(true),
       })
       .strict()
-      .default({ hook: true, conntrack: true, proc: true }),
+      .default({ hook: true, ebpf: true, conntrack: true, proc: true }),
+    ebpf: z
+      .object({
+        /** Flows one drain interval may hold in the kernel; packets of more are counted as refused. */
+        maxFlows: z.number().int().min(16).max(1_000_000).default(65_536),
+        /** Count 1 in N packets (counters scaled by N, flows carry sampleRate N). */
+        sampleRate: z.number().int().min(1).max(1_000_000).default(1),
+      })
+      .strict()
+      .default({ maxFlows: 65_536, sampleRate: 1 }),
     services: z.array(ServiceRuleSchema).max(10_000).default([]),
   })
   .strict();

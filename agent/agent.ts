@@ -13,6 +13,7 @@ import { type FlowSource, WIRE_VERSION } from '../contract/wire.js';
 import type { AgentConfig } from './agent-config.js';
 import { BlockSealer, blockRecord, sendOffsetMs } from './block-sealer.js';
 import type { ConntrackSource } from './conntrack-source.js';
+import type { EbpfSource } from './ebpf-source.js';
 import { FlowTable } from './flow-table.js';
 import type { HookSource } from './hook-source.js';
 import type { KinesisShipper } from './kinesis-shipper.js';
@@ -33,12 +34,16 @@ export type ProcPeers = Pick<ProcSource, 'poll' | 'listeners'>;
 /** What the agent needs of conntrack. */
 export type ConntrackPeers = Pick<ConntrackSource, 'poll' | 'status'>;
 
+/** What the agent needs of the eBPF source (started by whoever built it). */
+export type EbpfPeers = Pick<EbpfSource, 'poll' | 'status' | 'stop'>;
+
 /** Everything an agent is built from besides its configuration. */
 export interface AgentDeps {
   agentId: string;
   /** Sources; a missing one is off. */
   proc?: ProcPeers;
   conntrack?: ConntrackPeers;
+  ebpf?: EbpfPeers;
   hook?: HookSource;
   shipper: RecordShipper;
   /** The persistent record sequence (SeqAllocator). */
@@ -84,6 +89,9 @@ export class Agent {
   private lastHeartbeat = Number.NEGATIVE_INFINITY;
   private lastHookDrops = 0;
   private conntrackBaselined = false;
+  private lastEbpfRefused = 0;
+  /** eBPF was live when stop() began: its last counts still own their flows. */
+  private ebpfStopped = false;
   private readonly errorsSeen = new Set<string>();
 
   /** Use createAgent, which also subscribes the agent to the hook's reports. */
@@ -114,6 +122,7 @@ export class Agent {
   sources(): FlowSource[] {
     const out: FlowSource[] = [];
     if (this.deps.hook) out.push('hook');
+    if (this.deps.ebpf?.status().live) out.push('ebpf');
     if (this.deps.conntrack?.status().available) out.push('conntrack');
     if (this.deps.proc) out.push('proc');
     return out;
@@ -124,7 +133,11 @@ export class Agent {
     const shipper = this.deps.shipper.stats();
     return {
       flows: this.flowTable.size,
-      dropped: shipper.droppedLines + (this.deps.hook?.stats().shed ?? 0),
+      // Plus packets the eBPF source could not count (its map was full).
+      dropped:
+        shipper.droppedLines +
+        (this.deps.hook?.stats().shed ?? 0) +
+        (this.deps.ebpf?.status().refusedPackets ?? 0),
       spooled: shipper.spooledRecords,
     };
   }
@@ -154,7 +167,7 @@ export class Agent {
   }
 
   private async collect(): Promise<PeerObservation[]> {
-    const { proc, conntrack, hook } = this.deps;
+    const { proc, conntrack, ebpf, hook } = this.deps;
     const out: PeerObservation[] = [];
     if (proc) {
       try {
@@ -162,6 +175,17 @@ export class Agent {
         this.flowTable.setListeners(proc.listeners());
       } catch (err) {
         this.logOnce(`/proc scan failed: ${(err as Error).message}`);
+      }
+    }
+    if (ebpf) {
+      // After /proc, so the flows go to the sockets of this scan.
+      out.push(...ebpf.poll());
+      const refused = ebpf.status().refusedPackets;
+      if (refused > this.lastEbpfRefused) {
+        this.deps.log(
+          `eBPF source: ${refused - this.lastEbpfRefused} packets not counted, its flow map was full (raise ebpf.maxFlows in the config, or set ebpf.sampleRate)`,
+        );
+        this.lastEbpfRefused = refused;
       }
     }
     if (conntrack) {
@@ -190,6 +214,7 @@ export class Agent {
    */
   async tick(now: number = this.deps.clock(), options: { all?: boolean } = {}): Promise<number> {
     const observations = await this.collect();
+    this.flowTable.setEbpfLive(this.ebpfStopped || (this.deps.ebpf?.status().live ?? false));
     this.flowTable.ingest(observations);
     const blocks = this.sealer.addDeltas(this.flowTable.drain(now), now);
     if (this.deps.proc) {
@@ -289,6 +314,11 @@ export class Agent {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     await this.idle();
+    if (this.deps.ebpf) {
+      // bpftrace prints what it still holds as it exits: stop it before the last cycle.
+      this.ebpfStopped = this.deps.ebpf.status().live;
+      await this.deps.ebpf.stop();
+    }
     try {
       // Everything counted so far leaves now, whatever minute it belongs to.
       await this.tick(this.deps.clock(), { all: true });

@@ -19,6 +19,7 @@ import {
 import { loadAgentId, SeqAllocator } from './agent-state.js';
 import { createConntrackSource } from './conntrack-source.js';
 import { DiskSpool } from './disk-spool.js';
+import { createEbpfSource, type EbpfSource } from './ebpf-source.js';
 import { type HookReceiver, startHookReceiver } from './hook-receiver.js';
 import { openHookSource } from './hook-source.js';
 import { scanHostSockets } from './host-sockets.js';
@@ -186,10 +187,25 @@ async function runCommand(args: string[], out: Out): Promise<number> {
       })
     : undefined;
   const hook = config.sources.hook ? await openHookSource(config.hookSocket, log) : undefined;
+  let ebpf: EbpfSource | undefined;
+  if (config.sources.ebpf && !proc) {
+    log(
+      'eBPF source off: it attributes packets to the sockets the proc source lists; turn sources.proc on',
+    );
+  } else if (config.sources.ebpf && proc) {
+    ebpf = createEbpfSource({
+      sockets: () => procSockets(proc),
+      drainIntervalMs: config.intervalSeconds * 1000,
+      maxFlows: config.ebpf.maxFlows,
+      sampleRate: config.ebpf.sampleRate,
+      log,
+    });
+  }
   const agent = createAgent(config, {
     agentId,
     proc,
     conntrack,
+    ebpf,
     hook,
     shipper,
     seq: new SeqAllocator(config.stateDir),
@@ -198,6 +214,9 @@ async function runCommand(args: string[], out: Out): Promise<number> {
   });
   await agent.tick();
   agent.start();
+  // bpftrace compiles for seconds: the other sources run meanwhile, and
+  // sources() lists ebpf once it is attached.
+  void ebpf?.start();
   const active = agent.sources();
   const described = active.map((s) => (s === 'hook' ? `hook (${config.hookSocket})` : s));
   log(
@@ -216,6 +235,21 @@ async function runCommand(args: string[], out: Out): Promise<number> {
   const st = shipper.stats();
   log(`stopped: ${st.sentRecords} records sent, ${st.spooledRecords} records left in the spool`);
   return 0;
+}
+
+/** The proc source's latest sockets in the shape the eBPF source attributes packets to. */
+function procSockets(proc: ReturnType<typeof createProcSource>) {
+  const connected = (proc.lastScan()?.sockets ?? [])
+    .filter((s) => s.connected)
+    .map((s) => ({
+      localIp: s.localIp,
+      localPort: s.localPort,
+      remoteIp: s.remoteIp,
+      remotePort: s.remotePort,
+      pid: s.owner?.pid,
+      process: s.owner?.comm,
+    }));
+  return { listeners: proc.listeners(), connected };
 }
 
 /** Whether some process already listens on a Unix socket path (a running agent). */
@@ -254,6 +288,7 @@ async function snapshotCommand(args: string[], out: Out): Promise<number> {
     proc: `${scan.sockets.length} sockets`,
     conntrack: 'not read',
     hook: watchMs > 0 ? 'not listening' : 'only with --for',
+    ebpf: 'only with run (bpftrace compiles for seconds)',
   };
   const conntrack = createConntrackSource({ listeners: () => scan.listeners });
   const observations: PeerObservation[] = [];

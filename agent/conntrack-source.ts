@@ -10,10 +10,10 @@
  */
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { networkInterfaces } from 'node:os';
 import { type ConntrackEntry, parseConntrack } from './nf-conntrack.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
 import type { LineError } from './proc-net-udp.js';
+import { interfaceAddresses, SocketIndex } from './socket-index.js';
 
 /** Where the table comes from, or why it cannot be read. */
 export interface ConntrackStatus {
@@ -62,52 +62,6 @@ interface EntryState {
   timeout: number;
   polledAt: number;
   firstSeen: number;
-}
-
-const WILDCARD_V4 = '0.0.0.0';
-const WILDCARD_V6 = '::';
-
-/** Destinations every wildcard socket accepts without the address being on an interface. */
-function isImplicitLocal(ip: string): boolean {
-  if (ip.includes(':')) return ip === '::1' || ip.startsWith('ff');
-  const first = Number(ip.slice(0, ip.indexOf('.')));
-  return first === 127 || (first >= 224 && first <= 239) || ip === '255.255.255.255';
-}
-
-function defaultLocalAddresses(): string[] {
-  const out: string[] = [];
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) out.push(a.address.split('%')[0]!);
-  }
-  return out;
-}
-
-/** Listener lookup by exact address and by wildcard, per port. */
-class ListenerIndex {
-  private readonly exact = new Map<string, ListeningSocket>();
-  private readonly any4 = new Map<number, ListeningSocket>();
-  private readonly any6 = new Map<number, ListeningSocket>();
-
-  constructor(
-    listeners: Iterable<ListeningSocket>,
-    private readonly local: ReadonlySet<string>,
-  ) {
-    for (const l of listeners) {
-      if (l.localIp === WILDCARD_V4) this.any4.set(l.localPort, l);
-      else if (l.localIp === WILDCARD_V6) this.any6.set(l.localPort, l);
-      else this.exact.set(`${l.localIp} ${l.localPort}`, l);
-    }
-  }
-
-  /** The socket that receives datagrams sent to ip:port here, if any. */
-  find(ip: string, port: number): ListeningSocket | undefined {
-    const hit = this.exact.get(`${ip} ${port}`);
-    if (hit) return hit;
-    if (!this.local.has(ip) && !isImplicitLocal(ip)) return undefined;
-    // A dual-stack [::] socket also receives IPv4 (unless IPV6_V6ONLY, which /proc does not show).
-    if (!ip.includes(':')) return this.any4.get(port) ?? this.any6.get(port);
-    return this.any6.get(port);
-  }
 }
 
 function entryKey(e: ConntrackEntry): string {
@@ -188,9 +142,9 @@ export function createConntrackSource(opts: ConntrackSourceOptions): ConntrackSo
     const t = now();
     const parsed = parseConntrack(table.text, { path: table.source });
     errors = parsed.errors;
-    const local = new Set(opts.localAddresses ? opts.localAddresses() : defaultLocalAddresses());
+    const local = new Set(opts.localAddresses ? opts.localAddresses() : interfaceAddresses());
     const ls = opts.listeners();
-    const index = new ListenerIndex(ls instanceof Map ? ls.values() : ls, local);
+    const index = new SocketIndex(ls instanceof Map ? ls.values() : ls, local);
     const next = new Map<string, EntryState>();
     const out: PeerObservation[] = [];
     // Entries tell whether they carry counters; an empty table does not, so
@@ -261,6 +215,8 @@ export function createConntrackSource(opts: ConntrackSourceOptions): ConntrackSo
       };
       if (listener.pid !== undefined) obs.pid = listener.pid;
       if (listener.process !== undefined) obs.process = listener.process;
+      // Translated to reach the socket: packet-level sources saw another address.
+      if (e.orig.dst !== e.reply.src || e.orig.dport !== e.reply.sport) obs.localNat = true;
       if (e.orig.src !== e.reply.dst || e.orig.sport !== e.reply.dport) {
         obs.natFromIp = e.orig.src;
         obs.natFromPort = e.orig.sport;

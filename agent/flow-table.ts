@@ -3,10 +3,18 @@
  * (service, local endpoint, remote endpoint), accumulates counter deltas, and
  * hands every cycle's deltas to the block sealer.
  *
- * Merging: the hook's counters are authoritative for a hooked socket, so
- * conntrack counters for such a socket are ignored (its NAT info is kept);
- * conntrack counts the flows of every other socket; /proc fills in the owning
- * process and makes a connected socket's peer a flow.
+ * Merging, one rule: per flow exactly one source owns the counters, the most
+ * precise one that can count it.
+ *  - A hooked socket's flows: the hook. eBPF and conntrack counters for them
+ *    are ignored (conntrack's NAT info is kept).
+ *  - Every other flow, while eBPF is live: eBPF. Conntrack then only adds NAT
+ *    info, except for entries translated on this host to reach the socket
+ *    (DNAT, REDIRECT): eBPF sees those packets at the device before the
+ *    translation, under an address no socket owns, so conntrack counts them.
+ *  - Every other flow, without eBPF: conntrack.
+ *  - /proc never counts: it fills in the owning process and makes a
+ *    connected socket's peer a flow.
+ * A flow's `source` names its counting source.
  *
  * Bounded: past `maxFlows` the least recently seen flow is evicted (its
  * pending deltas still go out, so totals stay exact) and counted.
@@ -33,7 +41,7 @@ export interface FlowTableStats {
   expired: number;
   /** Observations left out by sampling (their flows are represented by sampled ones). */
   sampledOut: number;
-  /** Conntrack observations of hooked sockets, whose counters the hook owns. */
+  /** Observations whose counters another source owns (eBPF or conntrack of hooked sockets, conntrack while eBPF is live). */
   shadowed: number;
 }
 
@@ -77,6 +85,8 @@ interface Flow extends FlowView {
   total: { pktsIn: number; bytesIn: number; pktsOut: number; bytesOut: number };
   /** Observed since the previous drain. */
   touched: boolean;
+  /** Factor the table itself scales counters by: 1 in `scale` flows kept (the service's sampleRate). */
+  scale: number;
   /** Earliest packet of the undrained deltas. */
   deltaFirstSeen: number;
   /** Last packet of the previous delta (0 until the first drain). */
@@ -86,7 +96,7 @@ interface Flow extends FlowView {
 }
 
 /** Which source wins when several saw a flow: the one that counts packets best. */
-export const SOURCE_RANK: Record<FlowSource, number> = { hook: 3, conntrack: 2, proc: 1 };
+export const SOURCE_RANK: Record<FlowSource, number> = { hook: 4, ebpf: 3, conntrack: 2, proc: 1 };
 const WILDCARDS = new Set(['0.0.0.0', '::']);
 
 /** The table, with its merge, flush and expiry logic. */
@@ -94,8 +104,10 @@ export class FlowTable {
   private readonly flows = new Map<string, Flow>();
   /** Hooked local sockets: `port` and `ip|port` -> last time the hook reported them. */
   private readonly hooked = new Map<string, number>();
-  /** Hook flows by `localPort|remoteIp|remotePort`, for attaching conntrack's NAT info. */
-  private readonly hookFlows = new Map<string, Flow>();
+  /** Flows the hook or eBPF counts, by `localPort|remoteIp|remotePort`, for attaching conntrack's NAT info. */
+  private readonly packetFlows = new Map<string, Flow>();
+  /** eBPF is attached: it owns the counters of every flow not hooked. */
+  private ebpfLive = false;
   /** Deltas of evicted flows not drained yet. */
   private evicted: FlowDelta[] = [];
   private listeners: ListeningSocket[] = [];
@@ -106,6 +118,11 @@ export class FlowTable {
   /** Tells the table which process owns which listening socket (from /proc). */
   setListeners(listeners: ListeningSocket[]): void {
     this.listeners = listeners;
+  }
+
+  /** Tells the table whether the eBPF source is counting (decides who owns counters, see the top). */
+  setEbpfLive(live: boolean): void {
+    this.ebpfLive = live;
   }
 
   /** Counters for heartbeats. */
@@ -120,13 +137,14 @@ export class FlowTable {
 
   /** Folds a batch of observations into the table. */
   ingest(observations: readonly PeerObservation[]): void {
-    // Hook observations first, so conntrack's view of a hooked socket finds its flow.
+    // Packet sources first (hook, then eBPF), so conntrack's NAT info finds their flows.
     for (const o of observations) {
       if (o.source !== 'hook') continue;
       this.markHooked(o);
       this.ingestOne(o);
     }
-    for (const o of observations) if (o.source !== 'hook') this.ingestOne(o);
+    for (const o of observations) if (o.source === 'ebpf') this.ingestOne(o);
+    for (const o of observations) if (o.source !== 'hook' && o.source !== 'ebpf') this.ingestOne(o);
   }
 
   private markHooked(o: PeerObservation): void {
@@ -154,10 +172,17 @@ export class FlowTable {
     return wildcard;
   }
 
+  /** Whether another source owns this observation's counters (the rule at the top). */
+  private countedElsewhere(o: PeerObservation): boolean {
+    if (o.source === 'ebpf') return this.isHooked(o.localIp, o.localPort);
+    if (o.source !== 'conntrack') return false;
+    return this.isHooked(o.localIp, o.localPort) || (this.ebpfLive && o.localNat !== true);
+  }
+
   private ingestOne(o: PeerObservation): void {
-    if (o.source === 'conntrack' && this.isHooked(o.localIp, o.localPort)) {
+    if (this.countedElsewhere(o)) {
       this.counters.shadowed++;
-      if (o.natFromIp !== undefined) this.copyNatToHookFlow(o);
+      if (o.natFromIp !== undefined) this.copyNatToPacketFlow(o);
       return;
     }
     let pid = o.pid;
@@ -181,6 +206,7 @@ export class FlowTable {
         service: info.service,
         timeoutMs: info.timeoutSeconds * 1000,
         sampleRate: info.sampleRate,
+        scale: info.sampleRate,
         source: o.source,
         localIp: o.localIp,
         localPort: o.localPort,
@@ -203,10 +229,13 @@ export class FlowTable {
       this.flows.delete(key);
     }
     this.flows.set(key, flow);
-    if (o.source === 'hook')
-      this.hookFlows.set(`${o.localPort}|${o.remoteIp}|${o.remotePort}`, flow);
+    if (o.source === 'hook' || o.source === 'ebpf')
+      this.packetFlows.set(`${o.localPort}|${o.remoteIp}|${o.remotePort}`, flow);
     if (SOURCE_RANK[o.source] > SOURCE_RANK[flow.source]) flow.source = o.source;
-    const scale = flow.sampleRate;
+    // A source that sampled packets scaled its counters already; the rate says so.
+    const scale = flow.scale;
+    const rate = scale * (o.sampleRate ?? 1);
+    if (rate > flow.sampleRate) flow.sampleRate = rate;
     flow.pktsIn += o.pktsIn * scale;
     flow.bytesIn += o.bytesIn * scale;
     flow.pktsOut += o.pktsOut * scale;
@@ -230,8 +259,8 @@ export class FlowTable {
     if (o.clientId !== undefined) flow.clientId = o.clientId;
   }
 
-  private copyNatToHookFlow(o: PeerObservation): void {
-    const flow = this.hookFlows.get(`${o.localPort}|${o.remoteIp}|${o.remotePort}`);
+  private copyNatToPacketFlow(o: PeerObservation): void {
+    const flow = this.packetFlows.get(`${o.localPort}|${o.remoteIp}|${o.remotePort}`);
     if (flow) {
       flow.natFromIp = o.natFromIp;
       flow.natFromPort = o.natFromPort;
@@ -240,8 +269,8 @@ export class FlowTable {
 
   private forget(flow: Flow): void {
     this.flows.delete(flow.key);
-    const hookKey = `${flow.localPort}|${flow.remoteIp}|${flow.remotePort}`;
-    if (this.hookFlows.get(hookKey) === flow) this.hookFlows.delete(hookKey);
+    const packetKey = `${flow.localPort}|${flow.remoteIp}|${flow.remotePort}`;
+    if (this.packetFlows.get(packetKey) === flow) this.packetFlows.delete(packetKey);
   }
 
   /** Deterministic 1-in-N choice per flow key, so a flow is always in or always out. */

@@ -1,6 +1,6 @@
 /**
  * What a source tells the flow table about one UDP flow. Every source (dgram
- * hook, conntrack, /proc) speaks this shape, so the flow table merges them
+ * hook, eBPF, conntrack, /proc) speaks this shape, so the flow table merges them
  * without knowing where they came from.
  */
 import type { FlowSource } from '../contract/wire.js';
@@ -31,6 +31,14 @@ export interface PeerObservation {
   natFromPort?: number;
   /** Application-level client id set by a hooked daemon. */
   clientId?: string;
+  /** 1 in N packets were counted and the counters are already scaled up by N (absent: 1). */
+  sampleRate?: number;
+  /**
+   * Conntrack: the datagrams' destination was translated on this host (DNAT,
+   * REDIRECT) to reach the socket, so a packet-level source (eBPF at the
+   * device) saw them under another address and cannot count this flow.
+   */
+  localNat?: boolean;
 }
 
 /** A local UDP socket that receives from many peers: the daemon side of flows. */

@@ -11,8 +11,12 @@ import { normalizeIp } from './ip-address.js';
 
 export const WIRE_VERSION = 1;
 
-/** Where an agent learned about a flow. */
-export const FLOW_SOURCES = ['hook', 'conntrack', 'proc'] as const;
+/**
+ * Where an agent learned about a flow, most precise first (a merge of two
+ * records keeps the earlier one). Blocks carry the name, so a new source
+ * appends no number: only decoders that know the name accept it.
+ */
+export const FLOW_SOURCES = ['hook', 'ebpf', 'conntrack', 'proc'] as const;
 export type FlowSource = (typeof FLOW_SOURCES)[number];
 
 const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
@@ -89,7 +93,7 @@ export const HeartbeatLineSchema = z.object({
   /** Records waiting in the agent's disk spool. */
   spooled: COUNTER,
   /** Sources the agent is reading (optional, informative). */
-  sources: z.array(z.enum(FLOW_SOURCES)).max(3).optional(),
+  sources: z.array(z.enum(FLOW_SOURCES)).max(FLOW_SOURCES.length).optional(),
 });
 
 export const LineSchema = z.discriminatedUnion('type', [FlowLineSchema, HeartbeatLineSchema]);

@@ -135,7 +135,8 @@ describe('udpwatch-agent run (real process, hooked daemon, kinesalite)', () => {
         heartbeatSeconds: 1,
         // Seal every second, so each phase's packets leave at once.
         sealIntervalSeconds: 1,
-        sources: { conntrack: false },
+        // The hook and /proc only: the eBPF source has its own suite.
+        sources: { conntrack: false, ebpf: false },
         services: [{ name: 'echo', port: daemon.v4 }],
       }),
     );

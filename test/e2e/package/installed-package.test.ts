@@ -94,11 +94,12 @@ afterAll(() => {
 });
 
 describe('the installed package', () => {
-  it('ships the built programs, the dgram hook and the systemd unit, and no sources', () => {
+  it('ships the built programs, the eBPF program, the dgram hook and the systemd unit, and no sources', () => {
     const shipped = filesUnder(installed).filter((f) => !f.startsWith('node_modules/'));
     // npm adds these on its own when they exist.
     const always = /^(package\.json|README(\.md)?|LICENSE(\.txt)?)$/i;
     expect(shipped.filter((f) => !always.test(f)).sort()).toEqual([
+      'agent/ebpf/udp-flows.bt',
       'agent/hook/register.d.mts',
       'agent/hook/register.mjs',
       'agent/packaging/udpwatch-agent.service',

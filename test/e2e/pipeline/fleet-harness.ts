@@ -179,7 +179,7 @@ function spawnIn(ns: string | undefined, cmd: string, args: string[], env: NodeJ
 export interface AgentSettings {
   host: string;
   services: { name: string; port?: number; process?: string; timeoutSeconds?: number }[];
-  sources: { hook: boolean; conntrack: boolean; proc: boolean };
+  sources: { hook: boolean; ebpf?: boolean; conntrack: boolean; proc: boolean };
   /** Other config fields (e.g. heartbeatSeconds), over the suite's defaults. */
   tuning?: Record<string, unknown>;
 }
@@ -217,7 +217,8 @@ export async function startAgent(options: {
       // Seal every second: the suites check what arrives within seconds, not a minute.
       sealIntervalSeconds: 1,
       retryMaxSeconds: 0.3,
-      sources: options.settings.sources,
+      // eBPF (on by default) only when a suite asks: these suites check which source counted.
+      sources: { ebpf: false, ...options.settings.sources },
       services: options.settings.services,
       ...options.settings.tuning,
     }),

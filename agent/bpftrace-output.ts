@@ -1,0 +1,170 @@
+/**
+ * Parser for what `bpftrace -f json agent/ebpf/udp-flows.bt` prints: one JSON
+ * object a line. It turns the program's markers and map prints into
+ * readiness, drained batches of per-tuple counters, and loss signals.
+ *
+ * A drain is `udpwatch drain <ns>`, `@refused`, the drained buffer's `@cN`
+ * (stats: count, total), `@fN` (first ns) and `@lN` (last ns), then
+ * `udpwatch drained`. An empty map prints nothing. When bpftrace exits it
+ * prints every map left, with no markers: finish() returns those as a last
+ * batch, so stopping loses nothing counted.
+ */
+
+/** One (direction, source, destination) tuple's counters in one batch, key still encoded. */
+export interface RawTuple {
+  /** `meta,srcHi,srcLo,dstHi,dstLo` as bpftrace prints a tuple key. */
+  key: string;
+  packets: number;
+  bytes: number;
+  /** Kernel monotonic ns of the first and last packet (0 when not printed). */
+  firstNs: number;
+  lastNs: number;
+}
+
+/** What one line meant. */
+export type BpftraceEvent =
+  | { kind: 'attached'; probes: number }
+  | { kind: 'ready'; netns: number; monoNs: number }
+  | { kind: 'drain'; tuples: RawTuple[]; refused: number; monoNs: number | null }
+  | { kind: 'lost'; events: number }
+  | { kind: 'skipped'; reason: string };
+
+const MAX_LINE = 64 * 1024 * 1024;
+const COUNTS = /^@c[01]$/;
+const FIRSTS = /^@f[01]$/;
+const LASTS = /^@l[01]$/;
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function nonNegative(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0;
+}
+
+/** Stateful line parser: feed every stdout line, in order. */
+export class BpftraceOutputParser {
+  private pending = new Map<string, RawTuple>();
+  private pendingNs: number | null = null;
+  private refused = 0;
+
+  private tuple(key: string): RawTuple {
+    let t = this.pending.get(key);
+    if (!t) {
+      t = { key, packets: 0, bytes: 0, firstNs: 0, lastNs: 0 };
+      this.pending.set(key, t);
+    }
+    return t;
+  }
+
+  private takeBatch(): BpftraceEvent {
+    const batch: BpftraceEvent = {
+      kind: 'drain',
+      tuples: [...this.pending.values()],
+      refused: this.refused,
+      monoNs: this.pendingNs,
+    };
+    this.pending = new Map();
+    this.pendingNs = null;
+    return batch;
+  }
+
+  private map(name: string, data: unknown, type: string): BpftraceEvent | null {
+    if (name === '@refused') {
+      this.refused = nonNegative(data);
+      return null;
+    }
+    if (!isRecord(data)) return null;
+    if (type === 'stats' && COUNTS.test(name)) {
+      for (const [key, v] of Object.entries(data)) {
+        if (!isRecord(v)) continue;
+        const t = this.tuple(key);
+        // Batches of both buffers at exit may name one tuple twice: they add up.
+        t.packets += nonNegative(v.count);
+        t.bytes += nonNegative(v.total);
+      }
+    } else if (FIRSTS.test(name)) {
+      for (const [key, v] of Object.entries(data)) {
+        const t = this.tuple(key);
+        const ns = nonNegative(v);
+        if (ns > 0 && (t.firstNs === 0 || ns < t.firstNs)) t.firstNs = ns;
+      }
+    } else if (LASTS.test(name)) {
+      for (const [key, v] of Object.entries(data)) {
+        const t = this.tuple(key);
+        t.lastNs = Math.max(t.lastNs, nonNegative(v));
+      }
+    }
+    return null;
+  }
+
+  /** Parses one line; returns what it completed, or null. */
+  line(text: string): BpftraceEvent | null {
+    const trimmed = text.trim();
+    if (trimmed === '') return null;
+    if (trimmed.length > MAX_LINE) return { kind: 'skipped', reason: 'line over 64 MiB' };
+    let msg: unknown;
+    try {
+      msg = JSON.parse(trimmed);
+    } catch {
+      return { kind: 'skipped', reason: `not JSON: ${JSON.stringify(trimmed.slice(0, 80))}` };
+    }
+    if (!isRecord(msg) || typeof msg.type !== 'string') {
+      return { kind: 'skipped', reason: 'no "type" field' };
+    }
+    const { type, data } = msg;
+    if (type === 'attached_probes' && isRecord(data)) {
+      return { kind: 'attached', probes: nonNegative(data.probes) };
+    }
+    if (type === 'lost_events' && isRecord(data)) {
+      return { kind: 'lost', events: nonNegative(data.events) };
+    }
+    if (type === 'printf' && typeof data === 'string') {
+      const words = data.trim().split(' ');
+      if (words[0] !== 'udpwatch') return null;
+      if (words[1] === 'ready') {
+        return { kind: 'ready', netns: Number(words[2]), monoNs: Number(words[3]) };
+      }
+      if (words[1] === 'drain') {
+        this.pendingNs = Number(words[2]);
+        return null;
+      }
+      if (words[1] === 'drained') return this.takeBatch();
+      return null;
+    }
+    if ((type === 'map' || type === 'stats') && isRecord(data)) {
+      for (const [name, value] of Object.entries(data)) this.map(name, value, type);
+      return null;
+    }
+    return null;
+  }
+
+  /** What bpftrace printed at exit after the last complete drain, as one batch (null when nothing). */
+  finish(): BpftraceEvent | null {
+    if (this.pending.size === 0) return null;
+    return this.takeBatch();
+  }
+}
+
+/**
+ * Kernel monotonic ns to epoch ms. Each drain marker is stamped in the kernel
+ * and read here a little later, so every pairing overstates the offset by
+ * that delay: the smallest offset of recent pairings is the closest.
+ */
+export class KernelClock {
+  private offsets: number[] = [];
+
+  /** Pairs a kernel timestamp with the wall clock at which it was read. */
+  observe(monoNs: number, atMs: number): void {
+    if (!Number.isFinite(monoNs) || monoNs <= 0) return;
+    this.offsets.push(atMs - monoNs / 1e6);
+    // A short window follows wall-clock steps (NTP) within a few drains.
+    if (this.offsets.length > 8) this.offsets.shift();
+  }
+
+  /** Epoch ms of a kernel timestamp, or `fallback` before any pairing. */
+  toEpochMs(monoNs: number, fallback: number): number {
+    if (this.offsets.length === 0 || monoNs <= 0) return fallback;
+    return Math.round(monoNs / 1e6 + Math.min(...this.offsets));
+  }
+}

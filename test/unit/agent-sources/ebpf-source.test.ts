@@ -1,0 +1,336 @@
+/**
+ * The eBPF source's pure parts: bpftrace's JSON lines into batches, tuple
+ * keys into addresses, tuples into flows of local sockets, the ownership rule
+ * in the flow table, and the missing-requirement messages.
+ */
+import { endianness } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import {
+  BpftraceOutputParser,
+  KernelClock,
+  type RawTuple,
+} from '../../../agent/bpftrace-output.js';
+import { decodeTupleKey, tuplesToObservations } from '../../../agent/ebpf-flows.js';
+import { CAP, type EbpfFacts, ebpfProblem } from '../../../agent/ebpf-requirements.js';
+import { FlowTable } from '../../../agent/flow-table.js';
+import type { ListeningSocket, PeerObservation } from '../../../agent/observation.js';
+import { createServiceNamer } from '../../../agent/service-names.js';
+import { SocketIndex } from '../../../agent/socket-index.js';
+
+const LE = endianness() === 'LE';
+
+/** Encodes a tuple the way the program does: raw network-order words read in host order. */
+function key(dir: 'in' | 'out', src: string, sport: number, dst: string, dport: number): string {
+  const v6 = src.includes(':');
+  const raw16 = (p: number) => (LE ? ((p & 0xff) << 8) | (p >> 8) : p);
+  const bytes = (ip: string): Buffer => {
+    if (!v6) return Buffer.from(ip.split('.').map(Number));
+    const [head, tail = ''] = ip.split('::');
+    const h = head ? head.split(':') : [];
+    const t = tail ? tail.split(':') : [];
+    const words = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t].map((w) =>
+      parseInt(w, 16),
+    );
+    const b = Buffer.alloc(16);
+    for (const [i, w] of words.entries()) b.writeUInt16BE(w, i * 2);
+    return b;
+  };
+  const word = (b: Buffer, at: number) => BigInt(LE ? b.readUInt32LE(at) : b.readUInt32BE(at));
+  const halves = (ip: string): [bigint, bigint] => {
+    const b = bytes(ip);
+    if (!v6) return [word(b, 0), 0n];
+    return [word(b, 0) | (word(b, 4) << 32n), word(b, 8) | (word(b, 12) << 32n)];
+  };
+  const meta =
+    (BigInt(dir === 'out' ? 1 : 0) << 33n) |
+    (BigInt(v6 ? 1 : 0) << 32n) |
+    (BigInt(raw16(sport)) << 16n) |
+    BigInt(raw16(dport));
+  const [ah, al] = halves(src);
+  const [bh, bl] = halves(dst);
+  return [meta, ah, al, bh, bl].join(',');
+}
+
+const listener = (
+  ip: string,
+  port: number,
+  extra: Partial<ListeningSocket> = {},
+): ListeningSocket => ({
+  localIp: ip,
+  localPort: port,
+  family: ip.includes(':') ? 6 : 4,
+  inode: port,
+  drops: 0,
+  rxQueueBytes: 0,
+  pid: 7,
+  process: 'named',
+  ...extra,
+});
+
+describe('bpftrace output', () => {
+  it('turns a drain between its markers into one batch, and the maps printed at exit into a last one', () => {
+    const p = new BpftraceOutputParser();
+    const k = '1,2,0,3,0';
+    const lines = [
+      '{"type": "attached_probes", "data": {"probes": 4}}',
+      '{"type": "printf", "data": "udpwatch ready 4026531833 1000\\n"}',
+      '',
+      '{"type": "printf", "data": "udpwatch drain 2000000000\\n"}',
+      '{"type": "map", "data": {"@refused": 3}}',
+      `{"type": "stats", "data": {"@c1": {"${k}": {"count": 5, "average": 10, "total": 50}}}}`,
+      `{"type": "map", "data": {"@f1": {"${k}": 1500000000}}}`,
+      `{"type": "map", "data": {"@l1": {"${k}": 1900000000}}}`,
+      '{"type": "printf", "data": "udpwatch drained\\n"}',
+    ];
+    const events = lines.map((l) => p.line(l)).filter((e) => e !== null);
+    expect(events).toEqual([
+      { kind: 'attached', probes: 4 },
+      { kind: 'ready', netns: 4026531833, monoNs: 1000 },
+      {
+        kind: 'drain',
+        refused: 3,
+        monoNs: 2_000_000_000,
+        tuples: [{ key: k, packets: 5, bytes: 50, firstNs: 1_500_000_000, lastNs: 1_900_000_000 }],
+      },
+    ]);
+    expect(p.finish()).toBeNull();
+    // At exit both buffers may be printed, unmarked: one tuple in both adds up.
+    p.line(`{"type": "stats", "data": {"@c0": {"${k}": {"count": 2, "average": 1, "total": 2}}}}`);
+    p.line(`{"type": "stats", "data": {"@c1": {"${k}": {"count": 1, "average": 4, "total": 4}}}}`);
+    p.line(`{"type": "map", "data": {"@l0": {"${k}": 5}, "@tick": 9}}`);
+    expect(p.finish()).toMatchObject({
+      kind: 'drain',
+      tuples: [{ key: k, packets: 3, bytes: 6, lastNs: 5 }],
+    });
+  });
+
+  it('reports lost events and skips lines that are not bpftrace JSON without stopping', () => {
+    const p = new BpftraceOutputParser();
+    expect(p.line('{"type": "lost_events", "data": {"events": 12}}')).toEqual({
+      kind: 'lost',
+      events: 12,
+    });
+    expect(p.line('Attaching 4 probes...')).toMatchObject({ kind: 'skipped' });
+    expect(p.line('[1,2]')).toMatchObject({ kind: 'skipped' });
+    p.line('{"type": "printf", "data": "udpwatch drain 1\\n"}');
+    p.line('{"type": "stats", "data": {"@c0": {"k": {"count": -4, "total": "x"}}}}');
+    expect(p.line('{"type": "printf", "data": "udpwatch drained\\n"}')).toMatchObject({
+      tuples: [{ key: 'k', packets: 0, bytes: 0 }],
+    });
+  });
+
+  it('maps kernel ns to epoch ms with the smallest offset seen (reading only ever adds delay)', () => {
+    const c = new KernelClock();
+    expect(c.toEpochMs(5e9, 123)).toBe(123);
+    c.observe(1e9, 1_700_000_001_050); // read 50 ms late
+    c.observe(2e9, 1_700_000_002_010); // read 10 ms late
+    expect(c.toEpochMs(3e9, 0)).toBe(1_700_000_003_010);
+  });
+});
+
+describe('tuple keys', () => {
+  it('decodes IPv4 and IPv6 tuples of both directions', () => {
+    expect(decodeTupleKey(key('in', '192.0.2.2', 41001, '192.0.2.1', 53))).toEqual({
+      dir: 'in',
+      srcIp: '192.0.2.2',
+      srcPort: 41001,
+      dstIp: '192.0.2.1',
+      dstPort: 53,
+    });
+    expect(
+      decodeTupleKey(key('out', '2001:db8::1', 443, '2001:db8:0:0:0:0:abcd:2', 65535)),
+    ).toEqual({
+      dir: 'out',
+      srcIp: '2001:db8::1',
+      srcPort: 443,
+      dstIp: '2001:db8::abcd:2',
+      dstPort: 65535,
+    });
+  });
+
+  it('rejects keys the program cannot have printed', () => {
+    for (const bad of [
+      '',
+      '1,2,3',
+      '1,2,0,3,x',
+      `${1n << 34n},1,0,1,0`,
+      '0,1,5,1,0',
+      `0,${1n << 40n},0,1,0`,
+      `0,${1n << 64n},0,1,0`,
+    ]) {
+      expect(decodeTupleKey(bad), bad).toBeNull();
+    }
+  });
+});
+
+describe('direction: tuples to flows of local sockets', () => {
+  const local = new Set(['192.0.2.1', '2001:db8::1']);
+  const tuple = (k: string, packets: number, bytes: number, lastNs = 2e9): RawTuple => ({
+    key: k,
+    packets,
+    bytes,
+    firstNs: 1e9,
+    lastNs,
+  });
+  const toEpochMs = (ns: number) => 1_700_000_000_000 + ns / 1e6;
+
+  it('a datagram to a local socket is its client packet in, one sent from it is out; unowned ports are no clients', () => {
+    const index = new SocketIndex([listener('0.0.0.0', 53), listener('::', 53)], local);
+    const stats = { unownedPackets: 0, badKeys: 0 };
+    const out = tuplesToObservations(
+      [
+        tuple(key('in', '198.51.100.7', 40000, '192.0.2.1', 53), 3, 90),
+        tuple(key('out', '192.0.2.1', 53, '198.51.100.7', 40000), 2, 400, 3e9),
+        tuple(key('in', '2001:db8::9', 40001, '2001:db8::1', 53), 1, 10),
+        // No socket on 9999; and a forwarded packet to an address that is not ours.
+        tuple(key('in', '198.51.100.7', 40000, '192.0.2.1', 9999), 4, 40),
+        tuple(key('in', '198.51.100.7', 40000, '203.0.113.5', 53), 6, 60),
+        tuple('garbage', 1, 1),
+      ],
+      index,
+      { sampleRate: 1, toEpochMs, stats },
+    );
+    expect(out).toEqual([
+      {
+        source: 'ebpf',
+        localIp: '0.0.0.0',
+        localPort: 53,
+        remoteIp: '198.51.100.7',
+        remotePort: 40000,
+        pktsIn: 3,
+        bytesIn: 90,
+        pktsOut: 2,
+        bytesOut: 400,
+        firstSeen: 1_700_000_001_000,
+        lastSeen: 1_700_000_003_000,
+        pid: 7,
+        process: 'named',
+      },
+      expect.objectContaining({ localIp: '::', remoteIp: '2001:db8::9', pktsIn: 1, pktsOut: 0 }),
+    ]);
+    expect(stats).toEqual({ unownedPackets: 10, badKeys: 1 });
+  });
+
+  it("a connected socket's own peer goes to it, other peers to the listener; sampling scales and says so", () => {
+    const index = new SocketIndex([listener('0.0.0.0', 6000)], local, [
+      {
+        localIp: '192.0.2.1',
+        localPort: 6000,
+        remoteIp: '198.51.100.2',
+        remotePort: 43001,
+        pid: 8,
+      },
+    ]);
+    const out = tuplesToObservations(
+      [
+        tuple(key('in', '198.51.100.2', 43001, '192.0.2.1', 6000), 2, 20),
+        tuple(key('in', '198.51.100.2', 43002, '192.0.2.1', 6000), 1, 5),
+      ],
+      index,
+      { sampleRate: 10, toEpochMs },
+    );
+    expect(
+      out.map((o) => [o.localIp, o.remotePort, o.pid, o.pktsIn, o.bytesIn, o.sampleRate]),
+    ).toEqual([
+      ['192.0.2.1', 43001, 8, 20, 200, 10],
+      ['0.0.0.0', 43002, 7, 10, 50, 10],
+    ]);
+  });
+});
+
+describe('ownership: one source counts each flow', () => {
+  const T = 1_700_000_000_000;
+  const o = (
+    source: PeerObservation['source'],
+    extra: Partial<PeerObservation> = {},
+  ): PeerObservation => ({
+    source,
+    localIp: '0.0.0.0',
+    localPort: 53,
+    remoteIp: '198.51.100.7',
+    remotePort: 40000,
+    pktsIn: 5,
+    bytesIn: 50,
+    pktsOut: 5,
+    bytesOut: 50,
+    lastSeen: T,
+    ...extra,
+  });
+  const table = () => new FlowTable({ serviceFor: createServiceNamer([], 300), maxFlows: 100 });
+
+  it('with eBPF live, eBPF counts and conntrack only adds NAT info; without it, conntrack counts', () => {
+    const t = table();
+    t.setEbpfLive(true);
+    t.ingest([o('conntrack', { natFromIp: '203.0.113.9', natFromPort: 1 }), o('ebpf')]);
+    expect(t.drain(T)).toEqual([
+      expect.objectContaining({
+        source: 'ebpf',
+        pktsIn: 5,
+        bytesOut: 50,
+        natFromIp: '203.0.113.9',
+      }),
+    ]);
+    expect(t.stats().shadowed).toBe(1);
+    t.setEbpfLive(false);
+    t.ingest([o('conntrack', { lastSeen: T + 1 })]);
+    expect(t.drain(T + 1)).toEqual([expect.objectContaining({ pktsIn: 5 })]);
+  });
+
+  it('conntrack keeps counting flows translated on this host to reach the socket, which eBPF cannot see', () => {
+    const t = table();
+    t.setEbpfLive(true);
+    t.ingest([o('conntrack', { localNat: true, remotePort: 40009 })]);
+    expect(t.drain(T)).toEqual([
+      expect.objectContaining({ remotePort: 40009, pktsIn: 5, source: 'conntrack' }),
+    ]);
+  });
+
+  it('the hook owns hooked sockets: eBPF and conntrack counters for them are ignored', () => {
+    const t = table();
+    t.setEbpfLive(true);
+    t.ingest([o('hook', { pktsIn: 2 }), o('ebpf'), o('conntrack'), o('ebpf', { localPort: 54 })]);
+    const d = t.drain(T);
+    expect(d.map((x) => [x.localPort, x.source, x.pktsIn])).toEqual([
+      [53, 'hook', 2],
+      [54, 'ebpf', 5],
+    ]);
+  });
+
+  it('a sampled source keeps its scaled counters and the flow says its sample rate', () => {
+    const t = table();
+    t.ingest([o('ebpf', { pktsIn: 40, sampleRate: 8 })]);
+    expect(t.drain(T)).toEqual([expect.objectContaining({ pktsIn: 40, sampleRate: 8 })]);
+  });
+});
+
+describe('missing requirements', () => {
+  const ok: EbpfFacts = {
+    bpftraceVersion: 'bpftrace v0.17.0',
+    bpftraceCommand: 'bpftrace',
+    euid: 0,
+    capEff: (1n << BigInt(CAP.SYS_ADMIN)) | (1n << BigInt(CAP.BPF)) | (1n << BigInt(CAP.PERFMON)),
+    tracefs: true,
+    btf: true,
+  };
+
+  it('says nothing when everything is there, and one precise fix for each gap', () => {
+    expect(ebpfProblem(ok)).toBeNull();
+    expect(ebpfProblem({ ...ok, bpftraceVersion: null })).toMatch(
+      /no bpftrace command on PATH: install bpftrace .*apt-get install bpftrace/,
+    );
+    expect(ebpfProblem({ ...ok, euid: 998 })).toMatch(
+      /bpftrace v0\.17\.0 runs only as uid 0 and the agent runs as uid 998: run the agent as root/,
+    );
+    expect(ebpfProblem({ ...ok, capEff: 1n << BigInt(CAP.BPF) })).toMatch(
+      /missing capability CAP_SYS_ADMIN .*AmbientCapabilities/,
+    );
+    expect(ebpfProblem({ ...ok, btf: false })).toMatch(
+      /no kernel BTF at \/sys\/kernel\/btf\/vmlinux .*CONFIG_DEBUG_INFO_BTF/,
+    );
+    expect(
+      ebpfProblem({ ...ok, tracefs: false, tracefsMountError: 'mount: permission denied' }),
+    ).toBe(
+      'tracefs is not mounted at /sys/kernel/tracing and mounting it failed (mount: permission denied): run `mount -t tracefs nodev /sys/kernel/tracing` (to keep it: add `tracefs /sys/kernel/tracing tracefs defaults 0 0` to /etc/fstab)',
+    );
+  });
+});
