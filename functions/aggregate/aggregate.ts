@@ -21,7 +21,7 @@ import {
   type WriterOptions,
 } from '../store/item-writer.js';
 import { runBounded } from './bounded-pool.js';
-import { planRecord, type RecordPlan, type RecordWhere } from './record-plan.js';
+import { isLate, planRecord, type RecordPlan, type RecordWhere } from './record-plan.js';
 import type { ServiceRefresh } from './service-refresh.js';
 
 /** Per-batch metrics of the aggregate function besides the contract's BadLines/BadRecords. */
@@ -116,7 +116,9 @@ async function writeRecord(plan: RecordPlan, deps: AggregateDeps, counts: Counts
       }
     } else counts.stored++;
     // After the block, so a summarizer that sees the mark also sees the block.
-    if (b.late) {
+    // Late by arrival, or by when it was stored: a function far behind its
+    // stream stores blocks after their minute may already be summarized.
+    if (b.late || isLate(b.minute, (deps.now ?? Date.now)())) {
       await putLateMark(deps.writer, {
         service: b.service,
         minute: b.minute,

@@ -11,10 +11,10 @@ import { createDocumentClient } from '../store/document-client.js';
 import { aggregateBatch } from './aggregate.js';
 import { ServiceRefresh } from './service-refresh.js';
 
-/** Builds the wrapped aggregate handler for a configuration (tests pass their own). */
+/** Builds the wrapped aggregate handler for a configuration (tests pass their own and may pin the clock). */
 export function createAggregateHandler(
   config: FunctionConfig,
-  options: { maxAttempts?: number } = {},
+  options: { maxAttempts?: number; now?: () => number } = {},
 ) {
   const logger = new Logger({ serviceName: RESOURCE_NAMES.powertoolsService });
   const metrics = new Metrics({
@@ -30,7 +30,9 @@ export function createAggregateHandler(
   return middy<KinesisStreamEvent, KinesisStreamBatchResponse>()
     .use(injectLambdaContext(logger))
     .use(logMetrics(metrics))
-    .handler((event) => aggregateBatch(event, { writer, logger, metrics, serviceRefresh }));
+    .handler((event) =>
+      aggregateBatch(event, { writer, logger, metrics, serviceRefresh, now: options.now }),
+    );
 }
 
 let built: ReturnType<typeof createAggregateHandler> | undefined;

@@ -215,9 +215,14 @@ describe('aggregate: v2 blocks', () => {
     const limit = (m + 1) * MINUTE_MS + 70_000;
     const timely = encodeBlock(sealParts(head({ service: 'ntp', minute: m }), [endpoint(0)])[0]!);
     const late = encodeBlock(sealParts(head({ service: 'dns', minute: m }), [endpoint(0)])[0]!);
-    const { failures, metric } = await runAll([
-      { Records: [rawRecord(timely, '1', 'a/0', limit), rawRecord(late, '2', 'a/0', limit + 1)] },
-    ]);
+    // Stored right when each arrived: lateness by arrival alone decides here.
+    const stored = createAggregateHandler(localConfig(table, emu.dynamodbEndpoint), {
+      now: () => limit,
+    });
+    const { failures, metric } = await runAll(
+      [{ Records: [rawRecord(timely, '1', 'a/0', limit), rawRecord(late, '2', 'a/0', limit + 1)] }],
+      stored,
+    );
     expect(failures).toEqual([]);
     expect(metric(AGGREGATE_METRICS.lateBlocks)).toBe(1);
     const items = await tableItems(emu.dynamodbEndpoint, table);
@@ -230,6 +235,27 @@ describe('aggregate: v2 blocks', () => {
     });
     expect(find(items, lateKey('ntp', m))).toBeUndefined();
     expect(blockItems(items)).toHaveLength(2);
+  });
+
+  it('marks a minute late when a timely block is stored after the lag (function behind its stream)', async () => {
+    const m = MINUTE - 20;
+    const arrived = (m + 1) * MINUTE_MS + 5_000;
+    const timely = encodeBlock(sealParts(head({ service: 'sip', minute: m }), [endpoint(0)])[0]!);
+    const behind = createAggregateHandler(localConfig(table, emu.dynamodbEndpoint), {
+      now: () => arrived + 10 * MINUTE_MS,
+    });
+    const { failures, metric } = await runAll(
+      [{ Records: [rawRecord(timely, '3', 'a/0', arrived)] }],
+      behind,
+    );
+    expect(failures).toEqual([]);
+    expect(metric(AGGREGATE_METRICS.lateBlocks)).toBe(1);
+    const items = await tableItems(emu.dynamodbEndpoint, table);
+    expect(find(items, lateKey('sip', m))).toMatchObject({
+      service: 'sip',
+      minute: m,
+      at: arrived,
+    });
   });
 });
 
