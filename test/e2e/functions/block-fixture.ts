@@ -1,8 +1,7 @@
 /**
- * Puts store items exactly as the spec lays them out (what the aggregate
- * function writes): block parts by content under blockKey with d, h, service,
- * agentId, host, minute, n, lastMs and ttl; services-list, agents-list and
- * late-mark items. Lets the read side be tested on its own.
+ * Puts store items as the aggregate function lays them out: block parts by
+ * content (the item from its blockPut), services-list, agents-list and
+ * late-mark items. Lets the read side be tested without Kinesis.
  */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
@@ -15,6 +14,7 @@ import {
 } from '../../../contract/block-codec.js';
 import { BLOCK_ATTRIBUTES } from '../../../contract/resources.js';
 import { agentKey, blockKey, lateKey, serviceKey, ttlFor } from '../../../contract/table-keys.js';
+import { blockPut } from '../../../functions/store/item-writer.js';
 
 /** Where fixture items go. */
 export interface FixtureTarget {
@@ -56,26 +56,16 @@ export function lastMsOf(block: Block): number {
 /** Puts one part by content: 'stored', or 'conflict' when a different part holds its key. */
 export async function putPart(t: FixtureTarget, block: Block): Promise<'stored' | 'conflict'> {
   const data = encodeBlock(block);
-  const lastMs = lastMsOf(block);
+  // The item exactly as the aggregate function builds it.
+  const put = blockPut(data, block, t.retentionHours ?? 24);
   try {
     await t.doc.send(
       new PutCommand({
         TableName: t.table,
-        Item: {
-          ...blockKey(block.service, block.minute, block.agentId, block.seq, block.part),
-          [BLOCK_ATTRIBUTES.data]: data,
-          [BLOCK_ATTRIBUTES.hash]: blockHash(data),
-          service: block.service,
-          agentId: block.agentId,
-          host: block.host,
-          minute: block.minute,
-          n: block.endpoints.length,
-          lastMs,
-          ttl: ttlFor(lastMs, t.retentionHours ?? 24),
-        },
+        Item: put.item,
         ConditionExpression: 'attribute_not_exists(pk) OR #h = :h',
         ExpressionAttributeNames: { '#h': BLOCK_ATTRIBUTES.hash },
-        ExpressionAttributeValues: { ':h': blockHash(data) },
+        ExpressionAttributeValues: { ':h': put.hash },
       }),
     );
     return 'stored';
