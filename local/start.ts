@@ -400,9 +400,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     return 1;
   }
-  // The schedule's first run is a minute away. An early one summarizes the
-  // latest complete minute of blocks kept on disk (--data-dir) at once; on a
-  // fresh start no minute is complete yet and it finds nothing to do.
+  // The schedule's first run is a minute away. An early one summarizes at once
+  // the latest complete minute (it ended 2-3 minutes ago) of each listed
+  // service, so services kept on disk (--data-dir) get fresh counts. On a fresh
+  // start that minute is before every service's first traffic: it reads its
+  // window, finds no blocks and writes no summary, so counts show "-" (not
+  // counted yet) until the first minute with traffic is complete.
   setTimeout(() => void stack.summarize?.runOnce().catch(() => {}), 5_000).unref();
   if (stack.summarize) {
     extra.push(

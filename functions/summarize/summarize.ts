@@ -5,7 +5,10 @@
  * MAX_CATCH_UP_MINUTES of them), re-summarizes the minutes late marks name
  * (and the later summaries whose window includes them), rolls up each hour
  * once its last minute is summarized (and again when a late block lands in
- * it), and deletes the late marks it handled.
+ * it), and deletes the late marks it handled. A minute before a service's
+ * listed firstSeen whose window holds none of its parts gets no summary: the
+ * service was not counted yet, which is not a count of 0 (the API answers
+ * null until the first summary).
  *
  * A minute is read once (BLOCK_SHARDS Queries) and merged into its minute
  * state; a warm instance keeps settled states across runs (minute-cache.ts),
@@ -135,6 +138,7 @@ export async function summarizeAll(
       const service = String(item.service);
       const run = await summarizeService(reader, settings, cost, {
         service,
+        firstSeen: num(item.firstSeen),
         lastSeen: num(item.lastSeen) ?? 0,
         minute,
         now,
@@ -162,6 +166,8 @@ export async function summarizeAll(
 
 interface ServiceJob {
   service: string;
+  /** The services list's firstSeen (epoch ms); absent on an item without one. */
+  firstSeen: number | undefined;
   lastSeen: number;
   minute: number;
   now: number;
@@ -246,6 +252,8 @@ async function summarizeService(
   for (const m of toSummarize) {
     if ((m + 1) % ROLLUP_MINUTES === 0 && (done === undefined || m > done)) rollups.add(hourOf(m));
   }
+  // The service's first listed minute: earlier minutes are summarized only if they hold parts.
+  const born = job.firstSeen === undefined ? undefined : Math.floor(job.firstSeen / MINUTE_MS);
   const summarized: number[] = [];
   let latest: SummaryItem | null = previous ?? null;
   const states = new ServiceMinutes(
@@ -296,6 +304,11 @@ async function summarizeService(
         parts: [...before, ...own],
         badParts: local.badParts,
       });
+    }
+    // Nothing of the service up to m (m before its firstSeen): not counted yet, not 0. Parts
+    // there (a block stored after a later one set firstSeen, or a late one) make it a real count.
+    if (born !== undefined && m < born && summary.partsRead === 0 && summary.badParts === 0) {
+      continue;
     }
     await reader.doc.send(
       new PutCommand({

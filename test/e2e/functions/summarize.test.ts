@@ -3,8 +3,10 @@
  * store's layout says: summaries equal an in-memory oracle (active endpoints
  * and IPs over the window, minute totals, one-way clients, top talkers,
  * socket health), EMF per service, a rerun that changes nothing, late marks
- * re-summarized and deleted, hourly roll-ups written once and exact, and a
- * 24 h window that reads roll-ups instead of 1,440 minutes.
+ * re-summarized and deleted, hourly roll-ups written once and exact, a
+ * 24 h window that reads roll-ups instead of 1,440 minutes, no summary (null
+ * counts in the API) for minutes before a service's first traffic, and real
+ * zero summaries once a service went quiet.
  */
 import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +20,7 @@ import {
   rollupPartition,
   summaryKey,
 } from '../../../contract/table-keys.js';
+import { createQueryHandler } from '../../../functions/query/handler.js';
 import { newCost, readBlockParts, readLateMarks } from '../../../functions/store/block-reader.js';
 import { createDocumentClient } from '../../../functions/store/document-client.js';
 import { mergeParts } from '../../../functions/store/endpoint-merge.js';
@@ -42,6 +45,8 @@ import {
   seal,
 } from './block-fixture.js';
 import {
+  apiEvent,
+  body,
   captureStdout,
   ctx,
   emfDocuments,
@@ -129,7 +134,41 @@ async function setup() {
     );
     return out.Item ? SummaryItem.parse(out.Item) : undefined;
   };
-  return { table, target, sightings, put, run, instance, uncached, summary };
+  /** Every stored summary minute of a service. */
+  const summaryMinutes = async (service: string) => {
+    const out = await target.doc.send(
+      new QueryCommand({
+        TableName: table,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': summaryKey(service, 0).pk },
+      }),
+    );
+    return (out.Items ?? []).map((i) => SummaryItem.parse(i).minute);
+  };
+  /** The API's services answer at `now`: service -> [activeClients, activeClientIps]. */
+  const listed = async (now: number) => {
+    const handler = createQueryHandler(localConfig(table, emu.dynamodbEndpoint), {
+      now: () => now,
+    });
+    const answer = body<{ services: Record<string, unknown>[] }>(
+      await handler(apiEvent('/v1/services'), ctx()),
+    );
+    return Object.fromEntries(
+      answer.services.map((e) => [String(e.service), [e.activeClients, e.activeClientIps]]),
+    );
+  };
+  return {
+    table,
+    target,
+    sightings,
+    put,
+    run,
+    instance,
+    uncached,
+    summary,
+    summaryMinutes,
+    listed,
+  };
 }
 
 /** The oracle's summary counts of minute m (window 300 s). */
@@ -450,5 +489,89 @@ describe('summarize', () => {
     const [last] = await readLateMarks(reader, newCost());
     expect(await deleteLateMark(reader, last!)).toBe(true);
     expect(await readLateMarks(reader, newCost())).toEqual([]);
+  });
+
+  it('writes no summary before a service was first seen, and real zeros once it went quiet', async () => {
+    const s = await setup();
+    const at = (m: number, second: number) => (M0 + m) * MINUTE_MS + second * 1000;
+    const runAt = (m: number) => at(m + 3, 5); // lastCompleteMinute(runAt(m)) = M0 + m
+    const summarized = (r: Awaited<ReturnType<typeof s.run>>, service: string) =>
+      r.result.services.find((x) => x.service === service)!.summarized;
+    const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => M0 + a + i);
+    const countsOf = (m: number, service: string) => {
+      const want = expected(s.sightings, service, m);
+      return { activeClients: want.activeClients, activeClientIps: want.activeClientIps };
+    };
+    // "quiet": traffic in minutes M0 and M0+1 only.
+    for (const m of [0, 1]) {
+      await s.put('quiet', 'q1', M0 + m, [
+        endpoint({ ip: '198.51.100.1', port: 100 + m, firstSecond: 5, lastSecond: 40 + m }),
+        endpoint({ ip: '198.51.100.2', port: 200, firstSecond: 6, lastSecond: 50 }),
+      ]);
+    }
+    await putService(s.target, 'quiet', at(0, 5), at(1, 50));
+    // "fresh": first traffic at second 2 of minute M0+4, as the runs of a fresh start see it.
+    const B = 4;
+    const freshEndpoints = (m: number) =>
+      [1, 2, 3].map((i) =>
+        endpoint({ ip: `203.0.113.${i}`, port: 5000 + m, firstSecond: 2, lastSecond: 2 + i }),
+      );
+    await s.put('fresh', 'f1', M0 + B, freshEndpoints(B));
+    await putService(s.target, 'fresh', at(B, 2), at(B, 5));
+
+    // Minutes before fresh's first traffic: nothing written, so the API says "not counted yet".
+    const r1 = await s.run(runAt(1));
+    expect(summarized(r1, 'quiet')).toEqual([M0 + 1]);
+    expect(summarized(r1, 'fresh')).toEqual([]);
+    expect(r1.result.services.find((x) => x.service === 'fresh')!.latest).toBeNull();
+    const r2 = await s.run(runAt(3));
+    expect(summarized(r2, 'quiet')).toEqual(range(2, 3));
+    expect(summarized(r2, 'fresh')).toEqual([]);
+    expect(await s.summaryMinutes('fresh')).toEqual([]);
+    const quiet3 = countsOf(M0 + 3, 'quiet');
+    expect(quiet3.activeClients).toBeGreaterThan(0);
+    expect(await s.listed(runAt(3))).toEqual({
+      fresh: [null, null],
+      quiet: [quiet3.activeClients, quiet3.activeClientIps],
+    });
+
+    // Its first minute is a real count.
+    const r3 = await s.run(runAt(B));
+    expect(summarized(r3, 'fresh')).toEqual([M0 + B]);
+    expect(await s.summary('fresh', M0 + B)).toMatchObject(countsOf(M0 + B, 'fresh'));
+    expect(countsOf(M0 + B, 'fresh').activeClients).toBe(3);
+    expect((await s.listed(runAt(B))).fresh).toEqual([3, 3]);
+
+    // Ten minutes later: each catches up on at most ten minutes; quiet's empty windows are real zeros.
+    await s.put('fresh', 'f1', M0 + B + 1, freshEndpoints(B + 1));
+    await putService(s.target, 'fresh', at(B, 2), at(B + 1, 5));
+    const r4 = await s.run(runAt(15));
+    expect(summarized(r4, 'fresh')).toEqual(range(6, 15));
+    expect(summarized(r4, 'quiet')).toEqual(expect.arrayContaining(range(6, 8)));
+    expect(await s.summary('quiet', M0 + 5)).toBeUndefined(); // beyond the catch-up bound
+    for (const m of range(6, 8)) {
+      expect(await s.summary('quiet', m)).toMatchObject({ activeClients: 0, activeClientIps: 0 });
+    }
+    expect(await s.listed(runAt(15))).toEqual({ fresh: [0, 0], quiet: [0, 0] });
+    for (const m of range(6, 15)) {
+      expect(await s.summary('fresh', m)).toMatchObject(countsOf(m, 'fresh'));
+    }
+
+    // A late block of a minute before fresh's firstSeen is counted: its minute has data now.
+    await s.put('fresh', 'f2', M0 + B - 1, [
+      endpoint({ ip: '203.0.113.9', port: 9, firstSecond: 30, lastSecond: 31 }),
+    ]);
+    await putLateMark(s.target, 'fresh', M0 + B - 1, runAt(15) + 1000);
+    const r5 = await s.run(runAt(16));
+    // (M0+16 is idle like M0+15 before it: no new zero.)
+    expect(summarized(r5, 'fresh')).toEqual(range(B - 1, B + 3));
+    expect(r5.result.lateMarksHandled).toBe(1);
+    for (const m of range(B - 1, B + 3)) {
+      expect(await s.summary('fresh', m)).toMatchObject(countsOf(m, 'fresh'));
+    }
+    expect((await s.summary('fresh', M0 + B - 1))!.activeClients).toBe(1);
+    expect((await s.summary('fresh', M0 + B))!.activeClients).toBe(4);
+    // Still nothing for the minutes before any of its parts.
+    expect((await s.summaryMinutes('fresh'))[0]).toBe(M0 + B - 1);
   });
 });
