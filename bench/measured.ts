@@ -21,6 +21,12 @@ export interface Measurements {
   aggregateEndpointMinutesPerSecond: number;
   /** aggregator case: wall ms of an invocation with one tiny record. */
   aggregateFixedMs: number;
+  /** aggregator case: endpoint-minutes stored per CPU second of the handler's process. */
+  aggregateCpuEndpointMinutesPerSecond: number;
+  /** aggregator case: resident memory an invocation took, per record, and the process's peak. */
+  aggregateMemory: { records: number; rssGrowthMbPerRecord: number; rssPeakMb: number };
+  /** blocks case: endpoints per second one core encodes (serialize + brotli), host-minute parts. */
+  encodeEndpointsPerSecond: number;
   /** agent-cost case. */
   agentCpuMsPerSecondPer1000Flows: number;
 }

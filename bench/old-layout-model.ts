@@ -25,6 +25,8 @@ export const OLD_LAYOUT_RECORDED = {
   activityBucketSeconds: 300,
   writeUnitsPerClientBatch: 3,
   indexWriteUnitsPerBucketChange: 8,
+  /** The aggregate function's memory then (GB). */
+  aggregateMemoryGb: 1,
 } as const;
 
 /** What the model needs to know about the fleet and about udpwatch. */
@@ -152,7 +154,7 @@ export function projectFleet(i: FleetInputs): FleetProjection {
     (invocations / 1e6) * PRICES.lambdaRequestsPerMillion.value +
     invocations *
       durationSeconds *
-      MODEL_INPUTS.aggregateMemoryGb.value *
+      OLD_LAYOUT_RECORDED.aggregateMemoryGb *
       PRICES.lambdaArmGbSecond.value;
   const dynamodb =
     ((dynamodbWriteUnitsPerSecond * SECONDS_PER_MONTH) / 1e6) *

@@ -178,9 +178,10 @@ export const MODEL_INPUTS = {
     source: 'Kinesis write limit per shard (DESIGN.md, Known traits)',
   },
   aggregateMemoryGb: {
-    value: 1,
+    value: 0.5,
     unit: 'GB',
-    source: 'infra/functions.ts (aggregate: 1024 MB, arm64)',
+    source: 'infra/functions.ts (aggregate: 512 MB, arm64)',
+    asOf: '2026-12-02',
   },
   flowLogRecordBytes: {
     value: 136,

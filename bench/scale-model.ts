@@ -6,7 +6,10 @@
  * rules (bench/prices.ts): a DynamoDB write is one unit per started 1 KB of
  * item, a failed conditional write costs the same; a Query sums its items'
  * sizes per page of at most 1 MB, rounds up to 4 KB, eventually consistent
- * reads cost half; a Kinesis on-demand record is billed rounded up to 1 KB.
+ * reads cost half; a Kinesis on-demand record is billed rounded up to 1 KB,
+ * a provisioned stream by the shard-hour plus a PUT payload unit per started
+ * 25 KB of a record. Lambda time is the larger of the measured wall time and
+ * the measured CPU time stretched by the CPU share of the function's memory.
  * Pure arithmetic, so it is tested line by line.
  */
 import { MODEL_INPUTS, PRICES } from './prices.js';
@@ -56,12 +59,32 @@ export interface BlockFleetInputs {
   batchSize: number;
   batchWindowSeconds: number;
   parallelizationFactor: number;
+  /** The stream's capacity mode; a provisioned stream has `provisionedShards` shards. */
+  streamMode: 'provisioned' | 'on-demand';
+  provisionedShards: number;
+  /** Memory of the functions (infra/functions.ts), GB. */
+  aggregateMemoryGb: number;
+  summarizeMemoryGb: number;
+  queryMemoryGb: number;
   /** Measured: endpoint-minutes one aggregate invocation stores per second (wall time). */
   aggregateEndpointMinutesPerSecond: number;
+  /** Measured: endpoint-minutes the aggregate stores per CPU second (one full core). */
+  aggregateCpuEndpointMinutesPerSecond: number;
   /** Measured: wall time of an aggregate invocation beyond its endpoints (ms). */
   aggregateFixedMs: number;
   /** Measured: endpoint-minutes one core decodes and merges per second (summaries, roll-ups, queries). */
   mergeEndpointMinutesPerSecond: number;
+  /** Measured: endpoints one core encodes per second (roll-up parts are encoded when built). */
+  encodeEndpointsPerSecond: number;
+  /**
+   * What a summarize run reads: 'warm-cache' = the one newly complete minute
+   * (earlier minutes of the window are cached), except after a cold start,
+   * which reads the whole window, and a late mark re-reads only its minute;
+   * 'whole-window' = the window every run and every re-summary.
+   */
+  summarizeReads: 'warm-cache' | 'whole-window';
+  /** Assumed: summarize cold starts (cache lost) per hour, with 'warm-cache'. */
+  summarizeColdStartsPerHour: number;
   /** Assumed API load: queries a minute that read one whole service's window of blocks. */
   apiWindowQueriesPerMinute: number;
   /** Operational alarms of the stack, and alarms per service (assumed). */
@@ -85,13 +108,24 @@ export interface BlockFleetProjection {
   };
   recordsPerSecond: number;
   wireBytesPerSecond: number;
+  /** Shards the stream runs with (provisioned: as configured; on-demand: its floor or need). */
   shards: number;
+  /** Shards the write load needs (1,000 records/s and 1 MiB/s each). */
+  shardsNeeded: number;
+  /** A provisioned stream with fewer shards than needed throttles the agents. */
+  streamOverCapacity: boolean;
   batchIntervalSeconds: number;
   aggregateInvocationsPerSecond: number;
   aggregateSecondsPerInvocation: number;
   aggregateConcurrency: number;
-  /** Wall seconds of one summarize run (must stay under 60). */
+  /** Wall seconds of one warm summarize run, or of every run with 'whole-window' (must stay under 60). */
   summarizeSecondsPerRun: number;
+  /** Wall seconds of a run that reads the whole window (a cold start). */
+  summarizeColdSecondsPerRun: number;
+  /** Wall seconds of the hourly roll-up build (reads and merges the hour, encodes the parts). */
+  rollupSecondsPerHour: number;
+  /** GB-seconds a month per function. */
+  gbSeconds: { aggregate: number; summarize: number; rollups: number; query: number };
   writeUnits: {
     main: number;
     early: number;
@@ -182,13 +216,26 @@ export function expectedDistinctServices(k: number, mix: readonly number[]): num
   return mix.reduce((sum, p) => sum + (1 - Math.exp(-k * p)), 0);
 }
 
+/** Kinesis shards a write load needs: 1,000 records/s and 1 MiB/s per shard, at least one. */
+export function shardsNeeded(recordsPerSecond: number, bytesPerSecond: number): number {
+  return Math.max(
+    1,
+    Math.ceil(recordsPerSecond / MODEL_INPUTS.kinesisShardRecordsPerSecond.value),
+    Math.ceil(bytesPerSecond / MODEL_INPUTS.kinesisShardBytesPerSecond.value),
+  );
+}
+
 /** Kinesis shards an on-demand stream runs with: its floor, or what records/s and bytes/s need. */
 export function onDemandShards(recordsPerSecond: number, bytesPerSecond: number): number {
   return Math.max(
     MODEL_INPUTS.kinesisOnDemandMinShards.value,
-    Math.ceil(recordsPerSecond / MODEL_INPUTS.kinesisShardRecordsPerSecond.value),
-    Math.ceil(bytesPerSecond / MODEL_INPUTS.kinesisShardBytesPerSecond.value),
+    shardsNeeded(recordsPerSecond, bytesPerSecond),
   );
+}
+
+/** PUT payload units of one record on a provisioned stream: one per started 25 KB. */
+export function putPayloadUnits(recordBytes: number): number {
+  return Math.max(1, Math.ceil(recordBytes / (25 * KB)));
 }
 
 /** Seconds a CPU-bound task of `coreSeconds` takes in a Lambda of `memoryGb`. */
@@ -217,21 +264,34 @@ export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
     mainKb +
     earlyParts * kinesisBilledKb(i.earlyPart.dataBytes) +
     kinesisBilledKb(i.heartbeatRecordBytes);
+  const payloadUnits =
+    i.mainParts.reduce((s, p) => s + putPayloadUnits(p.dataBytes), 0) * sealsPerMinute +
+    earlyParts * putPayloadUnits(i.earlyPart.dataBytes) +
+    putPayloadUnits(i.heartbeatRecordBytes);
   const wireBytes = mainBytes + earlyParts * i.earlyPart.dataBytes + i.heartbeatRecordBytes;
 
   // --- Kinesis and the aggregate function ---
   const recordsPerSecond = (i.hosts * records) / 60;
   const wireBytesPerSecond = (i.hosts * wireBytes) / 60;
-  const shards = onDemandShards(recordsPerSecond, wireBytesPerSecond);
+  const needed = shardsNeeded(recordsPerSecond, wireBytesPerSecond);
+  const provisioned = i.streamMode === 'provisioned';
+  const shards = provisioned
+    ? i.provisionedShards
+    : onDemandShards(recordsPerSecond, wireBytesPerSecond);
   const pollers = shards * i.parallelizationFactor;
   const fillSeconds = (i.batchSize * pollers) / recordsPerSecond;
   const batchIntervalSeconds = Math.min(i.batchWindowSeconds, fillSeconds);
   const aggregateInvocationsPerSecond = (pollers / batchIntervalSeconds) * (1 + i.redeliveredShare);
   const endpointMinutesPerSecond =
     (i.hosts * (i.endpointsPerHost * sealsPerMinute + earlyParts * i.earlyPart.endpoints)) / 60;
+  // Wall time as measured, unless the CPU work, at the memory's CPU share, takes longer.
+  const perInvocation = endpointMinutesPerSecond / aggregateInvocationsPerSecond;
   const aggregateSecondsPerInvocation =
     i.aggregateFixedMs / 1000 +
-    endpointMinutesPerSecond / aggregateInvocationsPerSecond / i.aggregateEndpointMinutesPerSecond;
+    Math.max(
+      perInvocation / i.aggregateEndpointMinutesPerSecond,
+      lambdaSeconds(perInvocation / i.aggregateCpuEndpointMinutesPerSecond, i.aggregateMemoryGb),
+    );
   const aggregateConcurrency = aggregateInvocationsPerSecond * aggregateSecondsPerInvocation;
 
   // --- DynamoDB writes, per month ---
@@ -276,8 +336,16 @@ export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
     );
   };
   const minuteReadUnits = i.serviceMix.map((_, s) => i.blockShards * queryReadUnits(shardBytes(s)));
-  const windowReadUnitsAll = minuteReadUnits.reduce((s, u) => s + u, 0) * i.windowMinutes;
-  const summariesRead = windowReadUnitsAll * MINUTES_PER_MONTH * (1 + resummaryShare);
+  const minuteReadUnitsAll = minuteReadUnits.reduce((s, u) => s + u, 0);
+  const windowReadUnitsAll = minuteReadUnitsAll * i.windowMinutes;
+  // Minutes of blocks a run reads on average: warm runs one, cold ones (and every run without the cache) the window.
+  const coldShare =
+    i.summarizeReads === 'whole-window' ? 1 : Math.min(1, i.summarizeColdStartsPerHour / 60);
+  const minutesPerRun = coldShare * i.windowMinutes + (1 - coldShare) * 1;
+  // A late minute is summarized again: from the cache plus its own minute re-read, or from its whole window.
+  const minutesPerResummary = i.summarizeReads === 'whole-window' ? i.windowMinutes : 1;
+  const minutesReadPerMinute = minutesPerRun + resummaryShare * minutesPerResummary;
+  const summariesRead = minuteReadUnitsAll * MINUTES_PER_MONTH * minutesReadPerMinute;
   const rollupsRead = (windowReadUnitsAll / i.windowMinutes) * 60 * HOURS_PER_MONTH;
   const biggest = Math.max(...minuteReadUnits);
   const apiRead = i.apiWindowQueriesPerMinute * biggest * i.windowMinutes * MINUTES_PER_MONTH;
@@ -286,42 +354,52 @@ export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
   // --- Lambda: aggregate (wall time measured), summarize and query (CPU-bound merges) ---
   const fleetEndpointMinutes =
     i.hosts * i.endpointsPerHost * sealsPerMinute + i.hosts * earlyParts * i.earlyPart.endpoints;
-  const summarizeCoreSeconds =
-    (fleetEndpointMinutes * i.windowMinutes) / i.mergeEndpointMinutesPerSecond;
-  const summarizeSecondsPerRun = lambdaSeconds(
-    summarizeCoreSeconds,
-    MODEL_INPUTS.summarizeMemoryGb.value,
+  const mergeSeconds = (endpointMinutes: number, memoryGb: number) =>
+    lambdaSeconds(endpointMinutes / i.mergeEndpointMinutesPerSecond, memoryGb);
+  const summarizeColdSecondsPerRun = mergeSeconds(
+    fleetEndpointMinutes * i.windowMinutes,
+    i.summarizeMemoryGb,
   );
-  const rollupSecondsPerHour = lambdaSeconds(
-    (fleetEndpointMinutes * 60) / i.mergeEndpointMinutesPerSecond,
-    MODEL_INPUTS.summarizeMemoryGb.value,
+  const summarizeSecondsPerRun =
+    i.summarizeReads === 'whole-window'
+      ? summarizeColdSecondsPerRun
+      : mergeSeconds(fleetEndpointMinutes, i.summarizeMemoryGb);
+  const meanSummarizeSeconds = mergeSeconds(
+    fleetEndpointMinutes * minutesReadPerMinute,
+    i.summarizeMemoryGb,
   );
+  // Roll-up parts of 20,000 endpoints are compressed three times: sealParts checks the chunk and the part, the builder encodes it.
+  const hourEndpoints = i.hosts * hourEndpointsPerHost;
+  const rollupSecondsPerHour =
+    mergeSeconds(fleetEndpointMinutes * 60, i.summarizeMemoryGb) +
+    lambdaSeconds((3 * hourEndpoints) / i.encodeEndpointsPerSecond, i.summarizeMemoryGb);
   const biggestShare = Math.max(...i.serviceMix);
-  const querySeconds = lambdaSeconds(
-    (fleetEndpointMinutes * biggestShare * i.windowMinutes) / i.mergeEndpointMinutesPerSecond,
-    MODEL_INPUTS.queryMemoryGb.value,
+  const querySeconds = mergeSeconds(
+    fleetEndpointMinutes * biggestShare * i.windowMinutes,
+    i.queryMemoryGb,
   );
   const aggregateInvocations = aggregateInvocationsPerSecond * SECONDS_PER_MONTH;
   const summarizeInvocations = MINUTES_PER_MONTH;
   const queryInvocations = i.apiWindowQueriesPerMinute * MINUTES_PER_MONTH;
-  const gbSeconds =
-    aggregateInvocations * aggregateSecondsPerInvocation * MODEL_INPUTS.aggregateMemoryGb.value +
-    summarizeInvocations *
-      summarizeSecondsPerRun *
-      (1 + resummaryShare) *
-      MODEL_INPUTS.summarizeMemoryGb.value +
-    HOURS_PER_MONTH * rollupSecondsPerHour * MODEL_INPUTS.summarizeMemoryGb.value +
-    queryInvocations * querySeconds * MODEL_INPUTS.queryMemoryGb.value;
+  const gb = {
+    aggregate: aggregateInvocations * aggregateSecondsPerInvocation * i.aggregateMemoryGb,
+    summarize: summarizeInvocations * meanSummarizeSeconds * i.summarizeMemoryGb,
+    rollups: HOURS_PER_MONTH * rollupSecondsPerHour * i.summarizeMemoryGb,
+    query: queryInvocations * querySeconds * i.queryMemoryGb,
+  };
+  const gbSeconds = gb.aggregate + gb.summarize + gb.rollups + gb.query;
   const invocations = aggregateInvocations + summarizeInvocations + queryInvocations;
   const lambda =
     (invocations / 1e6) * PRICES.lambdaRequestsPerMillion.value +
     gbSeconds * PRICES.lambdaArmGbSecond.value;
 
-  // --- Kinesis on-demand ---
-  const kinesis =
-    PRICES.kinesisOnDemandStreamHour.value * HOURS_PER_MONTH +
-    ((kinesisKb * KB * agentMinutes) / GB) * PRICES.kinesisOnDemandGbIn.value +
-    ((wireBytes * agentMinutes) / GB) * PRICES.kinesisOnDemandGbOut.value;
+  // --- Kinesis: provisioned shard-hours and PUT payload units, or on-demand stream-hours and GB ---
+  const kinesis = provisioned
+    ? PRICES.kinesisShardHour.value * shards * HOURS_PER_MONTH +
+      ((payloadUnits * agentMinutes) / 1e6) * PRICES.kinesisPutPayloadUnitsPerMillion.value
+    : PRICES.kinesisOnDemandStreamHour.value * HOURS_PER_MONTH +
+      ((kinesisKb * KB * agentMinutes) / GB) * PRICES.kinesisOnDemandGbIn.value +
+      ((wireBytes * agentMinutes) / GB) * PRICES.kinesisOnDemandGbOut.value;
 
   // --- DynamoDB storage over the retention ---
   const retainedMinutes = i.retentionHours * 60;
@@ -367,11 +445,16 @@ export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
     recordsPerSecond,
     wireBytesPerSecond,
     shards,
+    shardsNeeded: needed,
+    streamOverCapacity: provisioned && shards < needed,
     batchIntervalSeconds,
     aggregateInvocationsPerSecond,
     aggregateSecondsPerInvocation,
     aggregateConcurrency,
     summarizeSecondsPerRun,
+    summarizeColdSecondsPerRun,
+    rollupSecondsPerHour,
+    gbSeconds: gb,
     writeUnits: {
       main,
       early,

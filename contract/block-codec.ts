@@ -1,9 +1,10 @@
 /**
  * Wire format v2: a sealed block part as deterministic bytes, and back.
  *
- * Record = magic `UWB` + version byte 2 + a raw-deflate (level 9) stream of a
+ * Record = magic `UWB` + version byte 2 + a brotli (quality 11) stream of a
  * columnar body: the header, then one column per field over the endpoints in
- * canonical order (client IPs front-coded, numbers as varints, repeated
+ * canonical order (client IPs front-coded, numbers as varints, byte counters
+ * as residuals against the previous endpoint's datagram size, repeated
  * strings and local endpoints as first-use dictionaries). docs/blocks.md
  * gives the layout byte by byte. The same content always gives the same
  * body, and the decoder only accepts a body in that one canonical form, so
@@ -13,7 +14,7 @@
  * where (`endpoint 17: port 70000 out of range`).
  */
 import { createHash } from 'node:crypto';
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { brotliCompressSync, brotliDecompressSync, constants as zlib } from 'node:zlib';
 import {
   BLOCK_VERSION,
   type Block,
@@ -31,7 +32,7 @@ import { FLOW_SOURCES, type FlowSource } from './wire.js';
 /** The first three bytes of every v2 record: ASCII `UWB`. */
 export const BLOCK_MAGIC = Buffer.from('UWB', 'ascii');
 
-/** Bytes before the deflate stream: magic and version. */
+/** Bytes before the compressed stream: magic and version. */
 const PREFIX_BYTES = BLOCK_MAGIC.length + 1;
 
 /** A block without its part numbering and endpoints: what all parts of one block share. */
@@ -310,6 +311,48 @@ function writeIp(w: ByteWriter, ip: string): void {
 
 const ownerKey = (o: BlockOwner): string => `${o.pid ?? ''}|${o.process ?? ''}`;
 
+/** Signed to unsigned, small magnitudes small (arithmetic: values exceed 32 bits). */
+const zigzag = (v: number): number => (v >= 0 ? 2 * v : -2 * v - 1);
+const unzigzag = (v: number): number => (v % 2 === 0 ? v / 2 : -(v + 1) / 2);
+
+/**
+ * The byte counter endpoint i is coded against: its packets times the
+ * previous endpoint's whole mean datagram size in that direction (0 for the
+ * first). A service's datagrams are of similar sizes, so the residual is
+ * small. Exact in doubles: the mean is floored, the product capped at
+ * MAX_BLOCK_COUNTER before it can lose precision.
+ */
+function predictedBytes(eps: readonly BlockEndpoint[], i: number, dir: 'in' | 'out'): number {
+  if (i === 0) return 0;
+  const prev = eps[i - 1]!;
+  const e = eps[i]!;
+  const [prevPkts, prevBytes, pkts] =
+    dir === 'in' ? [prev.pktsIn, prev.bytesIn, e.pktsIn] : [prev.pktsOut, prev.bytesOut, e.pktsOut];
+  if (prevPkts === 0) return 0;
+  return Math.min(MAX_BLOCK_COUNTER, pkts * Math.floor(prevBytes / prevPkts));
+}
+
+/** Brotli window bits for a body: just large enough to hold it (10..24), so small parts stay small. */
+const windowBits = (bytes: number): number =>
+  Math.max(zlib.BROTLI_MIN_WINDOW_BITS, Math.min(24, Math.ceil(Math.log2(bytes + 1))));
+
+/** The compressed stream of a body: brotli quality 11, the window sized to the body. */
+function compressBody(body: Uint8Array): Buffer {
+  return brotliCompressSync(body, {
+    params: {
+      [zlib.BROTLI_PARAM_QUALITY]: 11,
+      [zlib.BROTLI_PARAM_LGWIN]: windowBits(body.length),
+      [zlib.BROTLI_PARAM_SIZE_HINT]: body.length,
+    },
+  });
+}
+
+/**
+ * The most bytes brotli can turn `n` bytes into (incompressible input is
+ * stored in meta-blocks: a few bytes of framing per 16 KiB and at the ends).
+ */
+const maxCompressedBytes = (n: number): number => n + 4 * Math.ceil(n / 16_384) + 8;
+
 /** The uncompressed columnar body of a valid block. */
 function serializeBody(block: Block): Uint8Array {
   const w = new ByteWriter();
@@ -365,7 +408,10 @@ function serializeBody(block: Block): Uint8Array {
   if (sources.entries.length > 1) for (const i of sources.index) w.varint(i);
 
   for (const e of eps) w.varint(e.sampleRate);
-  for (const c of COUNTERS) for (const e of eps) w.varint(e[c]);
+  for (const e of eps) w.varint(e.pktsIn);
+  for (let i = 0; i < n; i++) w.varint(zigzag(eps[i]!.bytesIn - predictedBytes(eps, i, 'in')));
+  for (const e of eps) w.varint(e.pktsOut);
+  for (let i = 0; i < n; i++) w.varint(zigzag(eps[i]!.bytesOut - predictedBytes(eps, i, 'out')));
   for (const e of eps) w.byte(e.firstSecond);
   for (const e of eps) w.byte(e.lastSecond);
 
@@ -408,22 +454,23 @@ function serializeBody(block: Block): Uint8Array {
  * the decoder's tests. Everything else uses encodeBlock.
  */
 export function encodeBlockUnchecked(block: Block): Buffer {
-  return Buffer.concat([
-    BLOCK_MAGIC,
-    Buffer.of(BLOCK_VERSION),
-    deflateRawSync(serializeBody(block), { level: 9 }),
-  ]);
+  return Buffer.concat([BLOCK_MAGIC, Buffer.of(BLOCK_VERSION), compressBody(serializeBody(block))]);
 }
 
 /** Encodes a valid block part; throws RangeError naming the problem when it is not valid (a bug in the caller). */
 export function encodeBlock(block: Block): Buffer {
+  assertValid(block);
+  return encodeBlockUnchecked(block);
+}
+
+/** Throws RangeError naming the problem when a block to encode breaks the format's bounds. */
+function assertValid(block: Block): void {
   const problem = blockProblem(block);
   if (problem) {
     throw new RangeError(
       `block part ${block.part} of agent ${String(block.agentId).slice(0, 128)} seq ${block.seq}: ${problem}`,
     );
   }
-  return encodeBlockUnchecked(block);
 }
 
 // ---------------------------------------------------------------------------
@@ -583,9 +630,24 @@ function parseBody(body: Uint8Array): Block {
   const sourceIndex = sourceCount > 1 ? readIndexes(r, n, sourceCount, 0, 'source') : null;
 
   const sampleRates = Array.from({ length: n }, (_, i) => r.varint(`endpoint ${i}: sampleRate`));
-  const counters = COUNTERS.map((c) =>
-    Array.from({ length: n }, (_, i) => r.varint(`endpoint ${i}: ${c}`)),
-  );
+  // Bytes are residuals against the previous endpoint's packets and bytes, read just before.
+  const counters = COUNTERS.map(() => new Array<number>(n));
+  const [pktsIn, bytesIn, pktsOut, bytesOut] = counters as [number[], number[], number[], number[]];
+  const readDirection = (pkts: number[], bytes: number[], dir: 'In' | 'Out'): void => {
+    for (let i = 0; i < n; i++) pkts[i] = r.varint(`endpoint ${i}: pkts${dir}`);
+    for (let i = 0; i < n; i++) {
+      const residual = unzigzag(r.varint(`endpoint ${i}: bytes${dir}`));
+      const mean = i > 0 && pkts[i - 1]! > 0 ? Math.floor(bytes[i - 1]! / pkts[i - 1]!) : 0;
+      const value = Math.min(MAX_BLOCK_COUNTER, pkts[i]! * mean) + residual;
+      // Out of range here would also put the next prediction out of range: refuse at once.
+      if (!isInt(value, 0, MAX_BLOCK_COUNTER)) {
+        throw new FormatError(`endpoint ${i}: bytes${dir} ${value} out of range`);
+      }
+      bytes[i] = value;
+    }
+  };
+  readDirection(pktsIn, bytesIn, 'In');
+  readDirection(pktsOut, bytesOut, 'Out');
   const firsts = r.bytes(n, 'firstSecond column');
   const lasts = r.bytes(n, 'lastSecond column');
 
@@ -680,7 +742,7 @@ export function decodeBlock(data: Uint8Array): DecodedBlock {
     }
     let body: Buffer;
     try {
-      body = inflateRawSync(data.subarray(PREFIX_BYTES), {
+      body = brotliDecompressSync(data.subarray(PREFIX_BYTES), {
         maxOutputLength: MAX_INFLATED_PART_BYTES,
       });
     } catch (err) {
@@ -688,7 +750,7 @@ export function decodeBlock(data: Uint8Array): DecodedBlock {
       if (code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
         return { ok: false, reason: `body inflates to more than ${MAX_INFLATED_PART_BYTES} bytes` };
       }
-      return { ok: false, reason: `body is not valid deflate data: ${(err as Error).message}` };
+      return { ok: false, reason: `body is not valid brotli data: ${(err as Error).message}` };
     }
     const block = parseBody(body);
     const problem = blockProblem(block);
@@ -715,6 +777,19 @@ export function blockHash(data: Uint8Array): string {
 
 // ---------------------------------------------------------------------------
 // Sealing
+
+/**
+ * The encoded size of a valid block when it is over `limit` bytes, else null.
+ * Compresses only when the body's worst case could be over: brotli quality 11
+ * is slow (~0.4 MB/s), and a part far below the limit needs no proof.
+ */
+function encodedBytesOver(block: Block, limit: number): number | null {
+  assertValid(block);
+  const body = serializeBody(block);
+  if (PREFIX_BYTES + maxCompressedBytes(body.length) <= limit) return null;
+  const size = PREFIX_BYTES + compressBody(body).length;
+  return size > limit ? size : null;
+}
 
 /** Limits of one part; tests shrink them, everyone else uses the contract's. */
 export interface PartLimits {
@@ -841,7 +916,7 @@ export function sealParts(
   const chunks: BlockEndpoint[][] = [];
   // Halve a chunk until it encodes within budget: deterministic, and few encodes for real data.
   const place = (eps: BlockEndpoint[]): void => {
-    if (eps.length > 1 && encodeBlock(build(eps, 0, 1)).length > budget) {
+    if (eps.length > 1 && encodedBytesOver(build(eps, 0, 1), budget) !== null) {
       const half = Math.ceil(eps.length / 2);
       place(eps.slice(0, half));
       place(eps.slice(half));
@@ -860,8 +935,8 @@ export function sealParts(
   }
   return chunks.map((eps, part) => {
     const block = build(eps, part, chunks.length);
-    const size = encodeBlock(block).length;
-    if (size > limits.maxBytes) {
+    const size = encodedBytesOver(block, limits.maxBytes);
+    if (size !== null) {
       throw new RangeError(
         `block part ${part} of agent ${head.agentId} seq ${head.seq}: ${size} bytes, more than ${limits.maxBytes}`,
       );

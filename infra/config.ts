@@ -41,6 +41,18 @@ const ServiceAlarmsContext = fromString(
   ServiceAlarmsSchema,
 );
 
+/**
+ * The stream's capacity by default: provisioned, 2 shards (2 MB/s and 2,000
+ * records/s of writes). A fleet of 1,000 hosts x 1,000 endpoints writes
+ * ~0.3 MB/s in ~160 records/s (bench scale-model), so 2 shards leave ~6x
+ * headroom at ~$25 a month, where on-demand costs ~$130 (its stream-hour and
+ * per-KB charges). docs/deploy.md gives the sizing rule for larger fleets.
+ */
+export const STREAM_DEFAULTS = { mode: 'provisioned', shardCount: 2 } as const;
+
+/** Stream capacity modes the `streamMode` context key accepts. */
+export const STREAM_MODES = ['provisioned', 'on-demand'] as const;
+
 /** Every context key the app reads, with its default. */
 export const ConfigSchema = z.strictObject({
   /** CloudFormation stack name. */
@@ -55,7 +67,14 @@ export const ConfigSchema = z.strictObject({
     .default(''),
   /** Production keeps the table and its data when the stack or the resource goes away. */
   production: flag.default(true),
-  /** Provisioned shards; absent means on-demand capacity. */
+  /** Stream capacity: provisioned shards (the default) or on-demand. */
+  streamMode: z
+    .enum(STREAM_MODES, { error: `expected ${STREAM_MODES.join(' or ')}` })
+    .default(STREAM_DEFAULTS.mode),
+  /**
+   * Provisioned shards (default STREAM_DEFAULTS.shardCount); only with
+   * streamMode=provisioned. After parseConfig: undefined exactly when on-demand.
+   */
   shardCount: integer(1, 500).optional(),
   /** How long Kinesis keeps records that the aggregator has not read yet. */
   streamRetentionHours: integer(24, 8760).default(24),
@@ -142,9 +161,23 @@ export function parseConfig(context: Record<string, unknown>): Config {
       .map((key) => [key, context[key]]),
   );
   const result = ConfigSchema.safeParse(ours);
-  if (result.success) return result.data;
+  if (result.success) return withStreamCapacity(result.data);
   const lines = result.error.issues.map(
     (issue) => `  context "${issue.path.map(String).join('.')}": ${issue.message}`,
   );
   throw new ConfigError(`invalid CDK context:\n${lines.join('\n')}`);
+}
+
+/** Fills in the default shard count of a provisioned stream; refuses shards for an on-demand one. */
+function withStreamCapacity(config: Config): Config {
+  if (config.streamMode === 'on-demand') {
+    if (config.shardCount !== undefined) {
+      throw new ConfigError(
+        `invalid CDK context:\n  context "shardCount": ${config.shardCount} shards given with ` +
+          'streamMode=on-demand, which sizes itself; drop shardCount or use streamMode=provisioned',
+      );
+    }
+    return config;
+  }
+  return { ...config, shardCount: config.shardCount ?? STREAM_DEFAULTS.shardCount };
 }

@@ -76,13 +76,24 @@ export const aggregator: BenchCase = {
         );
       const invoke = async (event: ReturnType<typeof eventOf>) => {
         await store.counts(); // reset
+        // This process's CPU (dynalite runs in another) and resident memory, sampled while the handler awaits.
+        const rssBefore = process.memoryUsage.rss();
+        let rssPeak = rssBefore;
+        const sampler = setInterval(() => {
+          rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
+        }, 2);
+        const cpu0 = process.cpuUsage();
         const t0 = performance.now();
         const result = await handler(event, ctx);
         const ms = performance.now() - t0;
+        const cpu = process.cpuUsage(cpu0);
+        clearInterval(sampler);
+        rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
         if (result && result.batchItemFailures.length > 0) {
           throw new Error(`aggregate reported ${result.batchItemFailures.length} failed records`);
         }
-        return { ms, counts: await store.counts() };
+        const cpuMs = (cpu.user + cpu.system) / 1000;
+        return { ms, cpuMs, rssBefore, rssPeak, counts: await store.counts() };
       };
       /** The same items put directly, IN_FLIGHT at a time, with the handler's condition. */
       const rawPut = async (parts: readonly Block[]) => {
@@ -115,6 +126,9 @@ export const aggregator: BenchCase = {
         fixed.push((await invoke(eventOf([{ ...tinyPart, seq: nextSeq() }]))).ms);
       }
       const rates: number[] = [];
+      const cpuRates: number[] = [];
+      const rssGrowthMb: number[] = [];
+      let rssPeakMb = 0;
       const rawRates: number[] = [];
       let last = minuteParts(agents, minute, nextSeq());
       let lastEvent = eventOf(last);
@@ -130,6 +144,9 @@ export const aggregator: BenchCase = {
         const res = await invoke(lastEvent);
         const raw = rawMs ?? (await rawPut(last));
         rates.push(endpointMinutes / (res.ms / 1000));
+        cpuRates.push(endpointMinutes / (res.cpuMs / 1000));
+        rssGrowthMb.push((res.rssPeak - res.rssBefore) / 2 ** 20);
+        rssPeakMb = Math.max(rssPeakMb, res.rssPeak / 2 ** 20);
         rawRates.push(endpointMinutes / (raw / 1000));
         puts = countOf(res.counts, 'PutItem');
         log(
@@ -141,6 +158,12 @@ export const aggregator: BenchCase = {
       const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
       recordMeasurement('aggregateEndpointMinutesPerSecond', median(rates));
       recordMeasurement('aggregateFixedMs', median(fixed));
+      recordMeasurement('aggregateCpuEndpointMinutesPerSecond', median(cpuRates));
+      recordMeasurement('aggregateMemory', {
+        records: last.length,
+        rssGrowthMbPerRecord: Math.max(...rssGrowthMb) / last.length,
+        rssPeakMb,
+      });
       return [
         compared(
           'endpoint-minutes stored per second per invocation',
@@ -151,6 +174,22 @@ export const aggregator: BenchCase = {
           'higher',
           {
             note: `${agents} agents x ${ENDPOINTS_PER_AGENT.toLocaleString('en-US')} endpoints = ${last.length} v2 records per invocation; dynalite in another process`,
+          },
+        ),
+        plain(
+          'endpoint-minutes stored per CPU second (handler process)',
+          'endpoint-min/s',
+          cpuRates,
+          {
+            note: 'user + system CPU of the process running the handler during the invocation; the scale model stretches this by the Lambda CPU share of its memory',
+          },
+        ),
+        plain(
+          `resident memory growth during an invocation of ${last.length} records`,
+          'MB',
+          rssGrowthMb,
+          {
+            note: `peak RSS of the whole bench process ${rssPeakMb.toFixed(0)} MB (includes the bench harness and its data); growth is what the batch itself took`,
           },
         ),
         plain('invocation with one small part', 'ms', fixed, {

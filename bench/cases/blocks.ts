@@ -135,6 +135,19 @@ export function mergeRates(parts: readonly Sized[], n: number, rounds: number): 
   return out;
 }
 
+/** Endpoints per second one core encodes (encodeBlock: validate, serialize, brotli), over `rounds` rounds after a warm-up. */
+export function encodeRates(parts: readonly Sized[], rounds: number): number[] {
+  const n = parts.reduce((s, p) => s + p.endpoints, 0);
+  const out: number[] = [];
+  for (let r = 0; r <= rounds; r++) {
+    const t0 = performance.now();
+    for (const p of parts) encodeBlock(p.block);
+    const ms = performance.now() - t0;
+    if (r > 0) out.push(n / (ms / 1000));
+  }
+  return out;
+}
+
 /** Sizes of the parts, as the scale model takes them. */
 export function partSizes(parts: readonly Sized[]): PartSize[] {
   return parts.map(({ service, endpoints, dataBytes, itemBytes }) => ({
@@ -240,9 +253,11 @@ export const blocks: BenchCase = {
           if (lines !== n) throw new Error(`decoded ${lines} v1 lines, expected ${n}`);
           if (r > 0) oldRate.push(n / (ms / 1000));
         }
+        const encodeRate = encodeRates(parts, roundCount);
         if (n === 1_000) {
           // The best round: the machine is shared, the fastest round is the least disturbed.
           recordMeasurement('mergeEndpointMinutesPerSecond', Math.max(...rate));
+          recordMeasurement('encodeEndpointsPerSecond', Math.max(...encodeRate));
         }
         figures.push(
           compared(
@@ -254,6 +269,9 @@ export const blocks: BenchCase = {
             'higher',
             { note: 'one core; the summarizer and the query function do this per block' },
           ),
+          plain(`encode (validate + serialize + brotli q11), ${label}`, 'endpoints/s', encodeRate, {
+            note: 'one core; the agent does this once per part, the roll-up builder per roll-up part',
+          }),
         );
       }
 

@@ -11,13 +11,20 @@
 import { MAX_PART_BYTES } from '../../contract/block.js';
 import { AGGREGATE_EVENT_SOURCE, DEFAULTS } from '../../contract/resources.js';
 import { BLOCK_SHARDS } from '../../contract/table-keys.js';
+import { STREAM_DEFAULTS } from '../../infra/config.js';
 import { projectFlowLogsToCloudWatch, projectFlowLogsToS3 } from '../flow-logs-model.js';
 import { type BenchCase, type Figure, plain } from '../harness.js';
 import { measurement } from '../measured.js';
 import { OLD_LAYOUT_RECORDED, oldLayoutInputs, projectFleet } from '../old-layout-model.js';
 import { MODEL_INPUTS, PRICES, PRICES_AS_OF, type Sourced } from '../prices.js';
 import { type BlockFleetInputs, projectBlocks } from '../scale-model.js';
-import { earlyAndHeartbeat, hostMinuteSample, mergeRates, partSizes } from './blocks.js';
+import {
+  earlyAndHeartbeat,
+  encodeRates,
+  hostMinuteSample,
+  mergeRates,
+  partSizes,
+} from './blocks.js';
 
 const HOSTS = 1_000;
 const ENDPOINTS_PER_HOST = 1_000;
@@ -29,7 +36,15 @@ export const GOALS = { monthlyUsd: 600, earlyShareOfWrites: 0.15 } as const;
  * The agent's shipped defaults as the spec states them (early parts: token
  * bucket of burst 2, one token per 30 s; one main part per service-minute).
  */
-export const SHIPPED = { earlyBurst: 2, earlyRefillSeconds: 30, sealSeconds: 60 } as const;
+export const SHIPPED = {
+  earlyBurst: 2,
+  earlyRefillSeconds: 30,
+  sealSeconds: 60,
+  streamMode: STREAM_DEFAULTS.mode,
+  provisionedShards: STREAM_DEFAULTS.shardCount,
+  /** The summarizer keeps the window's earlier minutes (functions/summarize/). */
+  summarizeReads: 'warm-cache',
+} as const;
 
 /**
  * Assumptions (not measured), stated with every projection. Churn: 5
@@ -46,13 +61,19 @@ export const ASSUMED = {
   alarmsPerService: 2,
   operationalAlarms: 10,
   operationalMetrics: 4,
+  /** The summarizer loses its cache (a new instance) about once an hour, and then reads the whole window. */
+  summarizeColdStartsPerHour: 1,
 } as const;
 
 /**
  * Used when the aggregator case did not run: a deliberately slow figure
  * (endpoint-minutes stored per second per invocation, and ms per invocation).
  */
-const AGGREGATE_FALLBACK = { endpointMinutesPerSecond: 20_000, fixedMs: 50 } as const;
+const AGGREGATE_FALLBACK = {
+  endpointMinutesPerSecond: 20_000,
+  cpuEndpointMinutesPerSecond: 20_000,
+  fixedMs: 50,
+} as const;
 
 /** Builds the model's inputs from this run's measurements (or measures them here). */
 export function blockInputs(overrides: Partial<BlockFleetInputs> = {}): {
@@ -82,12 +103,19 @@ export function blockInputs(overrides: Partial<BlockFleetInputs> = {}): {
     merge = Math.max(...mergeRates(s.parts, ENDPOINTS_PER_HOST, 5));
     from.push(`decode+merge ${merge.toFixed(0)} endpoint-min/s (best of 5 rounds): measured here`);
   } else from.push(`decode+merge ${merge.toFixed(0)} endpoint-min/s (best round): blocks case`);
+  let encode = overrides.encodeEndpointsPerSecond ?? measurement('encodeEndpointsPerSecond');
+  if (encode === undefined) {
+    const s = hostMinuteSample(ENDPOINTS_PER_HOST);
+    encode = Math.max(...encodeRates(s.parts, 3));
+    from.push(`encode ${encode.toFixed(0)} endpoints/s (best of 3 rounds): measured here`);
+  } else from.push(`encode ${encode.toFixed(0)} endpoints/s (best round): blocks case`);
   const aggRate = measurement('aggregateEndpointMinutesPerSecond');
+  const aggCpu = measurement('aggregateCpuEndpointMinutesPerSecond');
   const aggFixed = measurement('aggregateFixedMs');
   from.push(
     aggRate === undefined
       ? `aggregate ${AGGREGATE_FALLBACK.endpointMinutesPerSecond} endpoint-min/s: DEFAULT (aggregator case did not run)`
-      : `aggregate ${aggRate.toFixed(0)} endpoint-min/s: aggregator case`,
+      : `aggregate ${aggRate.toFixed(0)} endpoint-min/s wall, ${aggCpu?.toFixed(0)} per CPU second: aggregator case`,
   );
   const inputs: BlockFleetInputs = {
     hosts: HOSTS,
@@ -111,9 +139,18 @@ export function blockInputs(overrides: Partial<BlockFleetInputs> = {}): {
     batchSize: AGGREGATE_EVENT_SOURCE.batchSize,
     batchWindowSeconds: AGGREGATE_EVENT_SOURCE.maxBatchingWindowSeconds,
     parallelizationFactor: AGGREGATE_EVENT_SOURCE.parallelizationFactor,
+    streamMode: SHIPPED.streamMode,
+    provisionedShards: SHIPPED.provisionedShards,
+    aggregateMemoryGb: MODEL_INPUTS.aggregateMemoryGb.value,
+    summarizeMemoryGb: MODEL_INPUTS.summarizeMemoryGb.value,
+    queryMemoryGb: MODEL_INPUTS.queryMemoryGb.value,
     aggregateEndpointMinutesPerSecond: aggRate ?? AGGREGATE_FALLBACK.endpointMinutesPerSecond,
+    aggregateCpuEndpointMinutesPerSecond: aggCpu ?? AGGREGATE_FALLBACK.cpuEndpointMinutesPerSecond,
     aggregateFixedMs: aggFixed ?? AGGREGATE_FALLBACK.fixedMs,
     mergeEndpointMinutesPerSecond: merge,
+    encodeEndpointsPerSecond: encode,
+    summarizeReads: SHIPPED.summarizeReads,
+    summarizeColdStartsPerHour: ASSUMED.summarizeColdStartsPerHour,
     apiWindowQueriesPerMinute: ASSUMED.apiWindowQueriesPerMinute,
     operationalAlarms: ASSUMED.operationalAlarms,
     alarmsPerService: ASSUMED.alarmsPerService,
@@ -121,6 +158,34 @@ export function blockInputs(overrides: Partial<BlockFleetInputs> = {}): {
     ...overrides,
   };
   return { inputs, from };
+}
+
+/**
+ * The rows of the projection: the shipped defaults first (the headline),
+ * then sensitivities, then settings that cost more, labelled EXPENSIVE.
+ */
+export const SCENARIOS: readonly { label: string; overrides: Partial<BlockFleetInputs> }[] = [
+  { label: 'blocks, shipped defaults', overrides: {} },
+  { label: 'blocks, churn 1/agent-min', overrides: { churnPerAgentMinute: 1 } },
+  { label: 'blocks, churn 50/agent-min', overrides: { churnPerAgentMinute: 50 } },
+  {
+    label: 'blocks, summarizer without its cache (reads the window every run)',
+    overrides: { summarizeReads: 'whole-window' },
+  },
+  { label: 'blocks, aggregate at 1 GB (the earlier size)', overrides: { aggregateMemoryGb: 1 } },
+  { label: 'blocks, EXPENSIVE: on-demand stream', overrides: { streamMode: 'on-demand' } },
+  {
+    label: 'blocks, EXPENSIVE: on-demand stream, churn 50/agent-min',
+    overrides: { streamMode: 'on-demand', churnPerAgentMinute: 50 },
+  },
+  { label: 'blocks, EXPENSIVE: main parts every 10 s', overrides: { sealSeconds: 10 } },
+];
+
+/** How a monthly total stands against the goal, as the row states it. */
+export function goalVerdict(totalUsd: number): string {
+  return totalUsd <= GOALS.monthlyUsd
+    ? `meets the $${GOALS.monthlyUsd} goal`
+    : `MISSES the $${GOALS.monthlyUsd} goal by $${Math.ceil(totalUsd - GOALS.monthlyUsd)}`;
 }
 
 const usd = (n: number) => `$${n.toLocaleString('en-US', { maximumFractionDigits: 0 })}`;
@@ -135,12 +200,7 @@ export const scaleModel: BenchCase = {
     log(from.join('; '));
     log(assumed);
     const figures: Figure[] = [];
-    const scenarios: { label: string; overrides: Partial<BlockFleetInputs> }[] = [
-      { label: 'blocks, shipped defaults', overrides: {} },
-      { label: 'blocks, churn 1/agent-min', overrides: { churnPerAgentMinute: 1 } },
-      { label: 'blocks, churn 50/agent-min', overrides: { churnPerAgentMinute: 50 } },
-      { label: 'blocks, EXPENSIVE: main parts every 10 s', overrides: { sealSeconds: 10 } },
-    ];
+    const scenarios = SCENARIOS;
     for (const s of scenarios) {
       const p = projectBlocks({ ...inputs, ...s.overrides });
       const m = p.monthly;
@@ -155,7 +215,7 @@ export const scaleModel: BenchCase = {
           [m.total],
           {
             goal: `≤ $${GOALS.monthlyUsd}`,
-            note: `Kinesis ${usd(m.kinesis)}, Lambda ${usd(m.lambda)}, DynamoDB writes ${usd(m.dynamodbWrites)} + reads ${usd(m.dynamodbReads)} + storage ${usd(m.dynamodbStorage)} (${p.storageGb.toFixed(1)} GB), CloudWatch ${usd(m.cloudWatch)} (${p.cloudWatch.metrics} metrics, ${p.cloudWatch.alarms} alarms, ${p.cloudWatch.logGb.toFixed(1)} GB logs)${isDefault ? `; ${from.join('; ')}; ${assumed}` : ''}`,
+            note: `${goalVerdict(m.total)}: Kinesis ${usd(m.kinesis)}, Lambda ${usd(m.lambda)}, DynamoDB writes ${usd(m.dynamodbWrites)} + reads ${usd(m.dynamodbReads)} + storage ${usd(m.dynamodbStorage)} (${p.storageGb.toFixed(1)} GB), CloudWatch ${usd(m.cloudWatch)} (${p.cloudWatch.metrics} metrics, ${p.cloudWatch.alarms} alarms, ${p.cloudWatch.logGb.toFixed(1)} GB logs)${isDefault ? `; ${from.join('; ')}; ${assumed}` : ''}`,
           },
         ),
         plain(
@@ -171,15 +231,28 @@ export const scaleModel: BenchCase = {
       if (isDefault) {
         figures.push(
           plain(`${tag}: Kinesis records`, 'records/s', [p.recordsPerSecond], {
-            note: `${(p.wireBytesPerSecond / 1e3).toFixed(0)} kB/s, ${a.kinesisBilledKb} billed KB per agent-minute, ${p.shards} shards (on-demand floor or need)`,
+            note: `${(p.wireBytesPerSecond / 1e3).toFixed(0)} kB/s; ${p.shardsNeeded} shard(s) needed (1,000 records/s and 1 MiB/s each), ${p.shards} ${inputs.streamMode}${p.streamOverCapacity ? ' — OVER CAPACITY' : ''}`,
           }),
           plain(`${tag}: aggregate Lambda concurrency`, 'instances', [p.aggregateConcurrency], {
             note: `${p.aggregateInvocationsPerSecond.toFixed(2)} invocations/s (a batch per poller every ${p.batchIntervalSeconds.toFixed(1)} s), ${(p.aggregateSecondsPerInvocation * 1000).toFixed(0)} ms each`,
           }),
           plain(`${tag}: summarize run time`, 's', [p.summarizeSecondsPerRun], {
             goal: '< 60 s',
-            note: `${inputs.windowMinutes} minutes of every service's blocks decoded and merged per run at the measured rate, scaled to the Lambda's CPU share`,
+            note: `${inputs.summarizeReads}: ${inputs.summarizeReads === 'warm-cache' ? `the newly complete minute of every service's blocks per warm run; a cold start (${inputs.summarizeColdStartsPerHour}/h assumed) reads the ${inputs.windowMinutes}-minute window in ${p.summarizeColdSecondsPerRun.toFixed(0)} s` : `${inputs.windowMinutes} minutes of every service's blocks per run`}; decoded and merged at the measured rate, scaled to the Lambda's CPU share; hourly roll-up build ${p.rollupSecondsPerHour.toFixed(0)} s`,
           }),
+          plain(
+            `${tag}: Lambda GB-seconds`,
+            'GB-s/month',
+            [
+              p.gbSeconds.aggregate +
+                p.gbSeconds.summarize +
+                p.gbSeconds.rollups +
+                p.gbSeconds.query,
+            ],
+            {
+              note: `aggregate ${(p.gbSeconds.aggregate / 1e6).toFixed(2)}M at ${inputs.aggregateMemoryGb} GB (${(p.aggregateSecondsPerInvocation * 1000).toFixed(0)} ms x ${p.aggregateInvocationsPerSecond.toFixed(2)}/s), summarize ${(p.gbSeconds.summarize / 1e6).toFixed(2)}M, roll-ups ${(p.gbSeconds.rollups / 1e6).toFixed(2)}M, query ${(p.gbSeconds.query / 1e6).toFixed(2)}M`,
+            },
+          ),
           plain(`${tag}: DynamoDB read units`, 'RRU/month', [p.readUnits.total], {
             note: `summaries ${(p.readUnits.summaries / 1e6).toFixed(0)}M (every minute re-reads the window), roll-ups ${(p.readUnits.rollups / 1e6).toFixed(0)}M, API ${(p.readUnits.api / 1e6).toFixed(0)}M; eventually consistent, 4 KB per unit per page`,
           }),

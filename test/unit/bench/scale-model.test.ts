@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ASSUMED, blockInputs, GOALS, SHIPPED } from '../../../bench/cases/scale-model.js';
+import {
+  ASSUMED,
+  blockInputs,
+  GOALS,
+  goalVerdict,
+  SCENARIOS,
+  SHIPPED,
+} from '../../../bench/cases/scale-model.js';
 import {
   projectFlowLogsToCloudWatch,
   projectFlowLogsToS3,
@@ -20,7 +27,9 @@ import {
   lambdaSeconds,
   onDemandShards,
   projectBlocks,
+  putPayloadUnits,
   queryReadUnits,
+  shardsNeeded,
   splitWriteUnits,
   writeUnits,
 } from '../../../bench/scale-model.js';
@@ -75,6 +84,19 @@ describe('model pieces', () => {
     expect(expectedDistinctServices(1, [1])).toBeCloseTo(1 - Math.exp(-1), 12);
   });
 
+  it('shards needed: 1,000 records/s and 1 MiB/s each, at least one', () => {
+    expect(shardsNeeded(0, 0)).toBe(1);
+    expect(shardsNeeded(160, 300_000)).toBe(1);
+    expect(shardsNeeded(2_001, 0)).toBe(3);
+    expect(shardsNeeded(10, 2 * 1024 * 1024 + 1)).toBe(3);
+  });
+
+  it('a provisioned PUT is one payload unit per started 25 KB', () => {
+    expect(putPayloadUnits(1)).toBe(1);
+    expect(putPayloadUnits(25 * 1024)).toBe(1);
+    expect(putPayloadUnits(25 * 1024 + 1)).toBe(2);
+  });
+
   it('on-demand shards: the floor of 4, or records/s and bytes/s', () => {
     expect(onDemandShards(100, 1000)).toBe(4);
     expect(onDemandShards(5_001, 1000)).toBe(6);
@@ -113,9 +135,19 @@ const base: BlockFleetInputs = {
   batchSize: 1000,
   batchWindowSeconds: 5,
   parallelizationFactor: 2,
+  streamMode: 'on-demand',
+  provisionedShards: 2,
+  aggregateMemoryGb: 1,
+  summarizeMemoryGb: 2,
+  queryMemoryGb: 0.5,
   aggregateEndpointMinutesPerSecond: 10_000,
+  // Far faster than the wall rate: the wall time decides (a separate test makes the CPU decide).
+  aggregateCpuEndpointMinutesPerSecond: 1e12,
   aggregateFixedMs: 0,
   mergeEndpointMinutesPerSecond: 100_000,
+  encodeEndpointsPerSecond: 50_000,
+  summarizeReads: 'whole-window',
+  summarizeColdStartsPerHour: 1,
   apiWindowQueriesPerMinute: 0,
   operationalAlarms: 10,
   alarmsPerService: 2,
@@ -210,6 +242,59 @@ describe('block store projection, line by line', () => {
     );
   });
 
+  it('a provisioned stream: shard-hours and a payload unit per record; its pollers set the batches', () => {
+    const pv = projectBlocks({ ...base, streamMode: 'provisioned', provisionedShards: 2 });
+    const agentMinutes = 10 * MINUTES_PER_MONTH;
+    // Records per agent-minute: 2 main + early parts + 1 heartbeat, each under 25 KB.
+    const units = (2 + early + 1) * agentMinutes;
+    expect(pv.monthly.kinesis).toBeCloseTo(0.015 * 2 * 730 + (units / 1e6) * 0.014, 9);
+    expect(pv.shards).toBe(2);
+    expect(pv.shardsNeeded).toBe(1);
+    expect(pv.streamOverCapacity).toBe(false);
+    // 2 shards x 2 = 4 pollers, each a batch per 5 s window.
+    expect(pv.aggregateInvocationsPerSecond).toBeCloseTo(4 / 5, 12);
+    const small = projectBlocks({ ...base, hosts: 100_000, streamMode: 'provisioned' });
+    expect(small.shardsNeeded).toBeGreaterThan(2);
+    expect(small.streamOverCapacity).toBe(true);
+  });
+
+  it('aggregate time: the CPU work stretched by the memory share when it exceeds the wall time', () => {
+    const cpu = projectBlocks({
+      ...base,
+      aggregateCpuEndpointMinutesPerSecond: 5_000,
+      aggregateMemoryGb: 0.5,
+    });
+    const epmPerInvocation = (10 * (300 + early * 2)) / 60 / 1.6;
+    expect(cpu.aggregateSecondsPerInvocation).toBeCloseTo(
+      epmPerInvocation / 5_000 / (512 / 1769),
+      12,
+    );
+    expect(cpu.gbSeconds.aggregate).toBeCloseTo(
+      cpu.aggregateInvocationsPerSecond * 730 * 3600 * cpu.aggregateSecondsPerInvocation * 0.5,
+      3,
+    );
+  });
+
+  it('a warm summarizer reads the newly complete minute; a cold start reads the window', () => {
+    const warm = projectBlocks({ ...base, summarizeReads: 'warm-cache' });
+    const cold = 1 / 60;
+    const minutes = cold * 5 + (1 - cold) * 1;
+    expect(warm.readUnits.summaries).toBeCloseTo((p.readUnits.summaries / 5) * minutes, 6);
+    const fleetEpm = 10 * (300 + early * 2);
+    expect(warm.summarizeSecondsPerRun).toBeCloseTo(fleetEpm / 100_000, 12);
+    expect(warm.summarizeColdSecondsPerRun).toBeCloseTo((5 * fleetEpm) / 100_000, 12);
+    expect(warm.gbSeconds.summarize).toBeCloseTo(
+      MINUTES_PER_MONTH * ((minutes * fleetEpm) / 100_000) * 2,
+      3,
+    );
+    // Roll-ups: the hour merged, and (300 + 59 new) x 10 endpoints encoded three times.
+    expect(warm.rollupSecondsPerHour).toBeCloseTo(
+      (60 * fleetEpm) / 100_000 + (3 * 3590) / 50_000,
+      9,
+    );
+    expect(warm.monthly.total).toBeLessThan(p.monthly.total);
+  });
+
   it('a redelivered record costs its writes again; a late part re-summarizes its minute', () => {
     const r = projectBlocks({ ...base, redeliveredShare: 0.1, lateShare: 0.01 });
     expect(r.writeUnits.redelivered).toBeCloseTo(
@@ -219,7 +304,19 @@ describe('block store projection, line by line', () => {
     // 10 hosts x 1 part per service: a service-minute has a late part with 1 - 0.99^10.
     const resummary = 1 - 0.99 ** 10;
     expect(r.writeUnits.summaries).toBeCloseTo(p.writeUnits.summaries * (1 + resummary), 6);
+    // Without the cache a re-summary reads the window again; with it, its own minute.
     expect(r.readUnits.summaries).toBeCloseTo(p.readUnits.summaries * (1 + resummary), 3);
+    const rw = projectBlocks({
+      ...base,
+      redeliveredShare: 0.1,
+      lateShare: 0.01,
+      summarizeReads: 'warm-cache',
+    });
+    const w = projectBlocks({ ...base, summarizeReads: 'warm-cache' });
+    expect(rw.readUnits.summaries - w.readUnits.summaries).toBeCloseTo(
+      (p.readUnits.summaries / 5) * resummary,
+      3,
+    );
   });
 
   it('sealing every 10 s multiplies the main parts by 6', () => {
@@ -239,7 +336,9 @@ describe('shipped defaults', () => {
   // Real part sizes of the codec on the synthetic host; speeds fixed (tests do not time).
   const speeds = {
     mergeEndpointMinutesPerSecond: 200_000,
+    encodeEndpointsPerSecond: 20_000,
     aggregateEndpointMinutesPerSecond: 20_000,
+    aggregateCpuEndpointMinutesPerSecond: 30_000,
   };
   const { inputs } = blockInputs(speeds);
   const d = projectBlocks(inputs);
@@ -252,6 +351,40 @@ describe('shipped defaults', () => {
     expect(d.perAgentMinute.earlySends).toBeLessThanOrEqual(2);
     expect(inputs.batchWindowSeconds).toBe(AGGREGATE_EVENT_SOURCE.maxBatchingWindowSeconds);
     expect(inputs.churnPerAgentMinute).toBe(ASSUMED.churnPerAgentMinute);
+  });
+
+  it('are a provisioned stream of 2 shards with room for the fleet, and the cached summarizer', () => {
+    expect(inputs.streamMode).toBe('provisioned');
+    expect(d.shards).toBe(2);
+    expect(d.streamOverCapacity).toBe(false);
+    expect(d.recordsPerSecond).toBeLessThan(2 * 1000);
+    expect(d.wireBytesPerSecond).toBeLessThan(2 * 1024 * 1024);
+    expect(inputs.summarizeReads).toBe('warm-cache');
+    expect(inputs.aggregateMemoryGb).toBe(0.5);
+  });
+
+  it('are the headline row, and no EXPENSIVE row is cheaper', () => {
+    expect(SCENARIOS[0]!.overrides).toEqual({});
+    for (const s of SCENARIOS.filter((x) => x.label.includes('EXPENSIVE'))) {
+      expect(projectBlocks({ ...inputs, ...s.overrides }).monthly.total).toBeGreaterThan(
+        d.monthly.total,
+      );
+    }
+    // Provisioned beats on-demand by the on-demand stream-hour and per-KB charges.
+    const od = projectBlocks({ ...inputs, streamMode: 'on-demand' });
+    expect(od.monthly.kinesis - d.monthly.kinesis).toBeGreaterThan(50);
+  });
+
+  it('state against the goal exactly what they cost', () => {
+    const verdict = goalVerdict(d.monthly.total);
+    if (d.monthly.total <= GOALS.monthlyUsd) expect(verdict).toMatch(/^meets/);
+    else {
+      expect(verdict).toBe(
+        `MISSES the $600 goal by $${Math.ceil(d.monthly.total - GOALS.monthlyUsd)}`,
+      );
+    }
+    expect(goalVerdict(GOALS.monthlyUsd)).toMatch(/^meets/);
+    expect(goalVerdict(GOALS.monthlyUsd + 0.5)).toBe('MISSES the $600 goal by $1');
   });
 
   it('keep the early parts within their share of the write cost', () => {

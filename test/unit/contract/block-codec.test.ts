@@ -1,4 +1,4 @@
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { brotliCompressSync, brotliDecompressSync } from 'node:zlib';
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import {
@@ -158,9 +158,9 @@ function reasonOf(data: Uint8Array): string {
   return out.reason;
 }
 
-const body = (data: Buffer): Buffer => inflateRawSync(data.subarray(4));
+const body = (data: Buffer): Buffer => brotliDecompressSync(data.subarray(4));
 const wrap = (b: Uint8Array): Buffer =>
-  Buffer.concat([Buffer.from('UWB'), Buffer.of(2), deflateRawSync(b)]);
+  Buffer.concat([Buffer.from('UWB'), Buffer.of(2), brotliCompressSync(b)]);
 const shuffle = <T>(items: readonly T[], seed: number): T[] => {
   const out = [...items];
   let s = seed >>> 0 || 1;
@@ -192,6 +192,31 @@ describe('encodeBlock / decodeBlock', () => {
     const changed = encodeBlock(more);
     const same = JSON.stringify(more.endpoints) === JSON.stringify(b.endpoints);
     expect(changed.equals(encodeBlock(b))).toBe(same);
+  });
+
+  it('codes byte counters against the previous endpoint: equal datagram sizes cost a zero each', () => {
+    const sized = (bytesPerPacket: number) =>
+      validBlock(
+        [0, 1, 2, 3].map((i) =>
+          baseEndpoint(i, {
+            pktsIn: 1000 + i * 977,
+            bytesIn: (1000 + i * 977) * bytesPerPacket,
+            pktsOut: 0,
+            bytesOut: 0,
+          }),
+        ),
+      );
+    const even = body(encodeBlock(sized(1200)));
+    // The bytesIn column: the first endpoint against nothing (zigzag 1,200,000), then three zeros.
+    const first = [0x80, 0xbe, 0x92, 0x01]; // varint of 2 x 1,200,000
+    expect(even.indexOf(Buffer.of(...first, 0, 0, 0))).toBeGreaterThan(0);
+    // Extremes still round-trip: a huge mean times a huge packet count is capped, not imprecise.
+    const extreme = validBlock([
+      baseEndpoint(0, { pktsIn: 1, bytesIn: MAX_BLOCK_COUNTER }),
+      baseEndpoint(1, { pktsIn: MAX_BLOCK_COUNTER, bytesIn: 0 }),
+      baseEndpoint(2, { pktsIn: 0, bytesIn: 5 }),
+    ]);
+    expect(decodeBlock(encodeBlock(extreme))).toStrictEqual({ ok: true, block: extreme });
   });
 
   it('tells v2 records from v1 NDJSON and gzip', () => {
@@ -399,7 +424,7 @@ describe('decodeBlock on untrusted bytes', () => {
     },
   );
 
-  it('refuses a deflate bomb with a reason', () => {
+  it('refuses a decompression bomb with a reason', () => {
     const bomb = wrap(Buffer.alloc(MAX_INFLATED_PART_BYTES + 1024));
     expect(bomb.length).toBeLessThan(10_000);
     expect(reasonOf(bomb)).toBe(`body inflates to more than ${MAX_INFLATED_PART_BYTES} bytes`);
@@ -436,7 +461,7 @@ describe('every reason', () => {
       () => Buffer.concat([valid, Buffer.alloc(MAX_PART_BYTES)]),
       /^record of \d+ bytes is larger than 358400$/,
     ],
-    ['not deflate', () => Buffer.from('UWB\x02\xff\xff\xff'), /^body is not valid deflate data/],
+    ['not brotli', () => Buffer.from('UWB\x02\xff\xff\xff'), /^body is not valid brotli data/],
     ['truncated body', () => wrap(raw.subarray(0, raw.length - 3)), /^body ends while reading/],
     [
       'trailing bytes',
@@ -507,6 +532,16 @@ describe('every reason', () => {
       `endpoint count ${MAX_PART_ENDPOINTS + 1} is more than ${MAX_PART_ENDPOINTS}`,
     ],
     ['port', () => unchecked({}, { port: 70_000 }), 'endpoint 1: port 70000 out of range'],
+    [
+      'bytes residual past the counter range',
+      () => unchecked({}, { bytesIn: MAX_BLOCK_COUNTER + 1 }),
+      `endpoint 1: bytesIn ${MAX_BLOCK_COUNTER + 1} out of range`,
+    ],
+    [
+      'bytes residual below zero',
+      () => unchecked({}, { bytesOut: -3 }),
+      'endpoint 1: bytesOut -3 out of range',
+    ],
     [
       'local port',
       () => unchecked({}, { localPort: 70_000 }),

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../../contract/resources.js';
-import { ConfigError, parseConfig } from '../../../infra/config.js';
+import { ConfigError, parseConfig, STREAM_DEFAULTS } from '../../../infra/config.js';
 
 /** The message parseConfig throws for `context`. */
 function errorOf(context: Record<string, unknown>): string {
@@ -33,7 +33,25 @@ describe('parseConfig', () => {
       minAgentsReporting: 1,
       agentInstanceProfile: false,
     });
+    // A provisioned stream of 2 shards, not on-demand (the cheap default, docs/deploy.md).
+    expect(config.streamMode).toBe('provisioned');
+    expect(config.shardCount).toBe(STREAM_DEFAULTS.shardCount);
+    expect(STREAM_DEFAULTS.shardCount).toBe(2);
+  });
+
+  it('switches the stream to on-demand with streamMode, with no shard count', () => {
+    const config = parseConfig({ streamMode: 'on-demand' });
+    expect(config.streamMode).toBe('on-demand');
     expect(config.shardCount).toBeUndefined();
+    expect(parseConfig({ streamMode: 'provisioned', shardCount: 6 }).shardCount).toBe(6);
+  });
+
+  it('refuses shards for an on-demand stream and an unknown stream mode, naming the key', () => {
+    const both = errorOf({ streamMode: 'on-demand', shardCount: '4' });
+    expect(both).toContain('context "shardCount": 4 shards given with streamMode=on-demand');
+    expect(both).toContain('drop shardCount or use streamMode=provisioned');
+    const unknown = errorOf({ streamMode: 'ondemand' });
+    expect(unknown).toContain('context "streamMode": expected provisioned or on-demand');
   });
 
   it('accepts the string forms that `cdk -c key=value` passes', () => {

@@ -154,10 +154,11 @@ describe('clients table', () => {
 });
 
 describe('stream and aggregate event source', () => {
-  it('is an on-demand stream named from the contract by default', () => {
+  it('is a provisioned stream of 2 shards named from the contract by default', () => {
     template.hasResourceProperties('AWS::Kinesis::Stream', {
       Name: RESOURCE_NAMES.stream,
-      StreamModeDetails: { StreamMode: 'ON_DEMAND' },
+      StreamModeDetails: { StreamMode: 'PROVISIONED' },
+      ShardCount: 2,
       RetentionPeriodHours: 24,
     });
   });

@@ -151,6 +151,12 @@ describe('buildApp with bad context', () => {
     expect(() => buildApp({ shardCount: 'many' })).toThrow(/context "shardCount"/);
   });
 
+  it('fails on shards for an on-demand stream', () => {
+    expect(() => buildApp({ streamMode: 'on-demand', shardCount: '4' })).toThrow(
+      /context "shardCount": 4 shards given with streamMode=on-demand/,
+    );
+  });
+
   it('fails on the removed batchingWindowSeconds key given with -c', () => {
     expect(() => buildApp({ batchingWindowSeconds: '5' })).toThrow(
       /context "batchingWindowSeconds": removed/,
