@@ -128,7 +128,8 @@ describe('request validation', () => {
 
   it('sees __proto__ as a key of the strict query schema when the object has no prototype', () => {
     const query = Object.create(null) as Record<string, string>;
-    query.__proto__ = '1';
+    const name = '__proto__';
+    query[name] = '1';
     expect(Object.keys(query)).toEqual(['__proto__']);
     const parsed = ClientsQuery.safeParse(query);
     expect(parsed.success).toBe(false);
