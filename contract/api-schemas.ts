@@ -37,20 +37,49 @@ export const HostParam = z
 /** A client IP in the path (any IPv4/IPv6 text form; answered in canonical form). */
 export const IpParam = IpAddress.describe('Client IPv4 or IPv6 address.');
 
-const Window = z.coerce
-  .number()
-  .int()
-  .min(1)
-  .max(MAX_WINDOW_SECONDS)
+/**
+ * Plain decimal digits: no sign, exponent, radix prefix, fraction, blanks or
+ * leading zeros ("0" alone is fine). Sixteen digits at most, beyond any bound.
+ */
+const DECIMAL_RE = /^(?:0|[1-9][0-9]{0,15})$/;
+/** Longest piece of a refused value an error quotes. */
+const QUOTED_MAX = 40;
+
+/** A value quoted for an error message, cut short when long. */
+export function quoteValue(value: unknown): string {
+  const text = typeof value === 'string' ? value : String(value);
+  return JSON.stringify(text.length > QUOTED_MAX ? `${text.slice(0, QUOTED_MAX)}…` : text);
+}
+
+/**
+ * A whole-number query parameter of `unit` in [min, max], given as plain
+ * decimal digits. z.coerce.number would take `0x10`, `1e3`, `+5`, ` 5` and
+ * `5.0`; this refuses them before any conversion. The JSON Schema of its
+ * input is the integer range, as OpenAPI describes a query parameter.
+ */
+function decimalParam(unit: string, min: number, max: number) {
+  const range = (issue: { input?: unknown }) =>
+    `${String(issue.input)} is out of range: ${min} to ${max} ${unit}`;
+  return z.preprocess(
+    (v) => (typeof v === 'string' && DECIMAL_RE.test(v) ? Number(v) : v),
+    z
+      .int({
+        error: (issue) =>
+          issue.code === 'invalid_type'
+            ? `${quoteValue(issue.input)} is not a decimal number of ${unit}`
+            : undefined,
+      })
+      .min(min, { error: range })
+      .max(max, { error: range }),
+  );
+}
+
+const Window = decimalParam('seconds', 1, MAX_WINDOW_SECONDS)
   .optional()
   .describe(
     `Seconds: a client is active if its last packet is younger than this (default: the configured active window, ${DEFAULTS.activeWindowSeconds}).`,
   );
-const Limit = z.coerce
-  .number()
-  .int()
-  .min(1)
-  .max(MAX_LIMIT)
+const Limit = decimalParam('entries', 1, MAX_LIMIT)
   .default(DEFAULT_LIMIT)
   .describe('Largest number of entries in one page.');
 const Cursor = z
@@ -255,3 +284,22 @@ export const Problem = z.object({
   parameter: z.string().optional().describe('The request parameter at fault.'),
 });
 export type Problem = z.infer<typeof Problem>;
+
+/** Content type of every error answer, from the query function and the local HTTP adapter alike. */
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/** The problem document of an error answer; `parameter` only when one is at fault. */
+export function problemBody(
+  status: number,
+  title: string,
+  detail: string,
+  parameter?: string,
+): Problem {
+  return {
+    type: 'about:blank',
+    title,
+    status,
+    detail,
+    ...(parameter !== undefined ? { parameter } : {}),
+  };
+}

@@ -6,8 +6,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
+import { PROBLEM_CONTENT_TYPE, problemBody } from '../contract/api-schemas.js';
 import { LOCAL_REGION } from './aws-clients.js';
 import { PortInUseError } from './emulators.js';
 import { LOCAL_ACCOUNT_ID, lambdaContext } from './lambda-context.js';
@@ -27,6 +28,10 @@ export interface ApiServerOptions {
   accountId?: string;
   /** Where a handler's thrown error is reported (default console.error). */
   onError?: (err: unknown, event: APIGatewayProxyEventV2) => void;
+  /** Longest a handler may take before the request is answered 504 (default 30 s, API Gateway's limit). */
+  timeoutMs?: number;
+  /** Largest request body (default 6 MB, Lambda's payload limit). */
+  maxBodyBytes?: number;
 }
 
 export interface ApiServer {
@@ -37,6 +42,10 @@ export interface ApiServer {
 
 /** API Gateway refuses larger requests than Lambda accepts (6 MB payload). */
 const MAX_BODY_BYTES = 6 * 1024 * 1024;
+/** API Gateway gives an integration at most 30 s. */
+const TIMEOUT_MS = 30_000;
+/** The methods an HTTP API route can match; others never reach a function. */
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 const API_ID = 'local';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -81,12 +90,16 @@ function gatewayHeaders(req: IncomingMessage): {
   return { headers, cookies };
 }
 
-/** queryStringParameters: decoded, repeated keys joined with commas. */
+/**
+ * queryStringParameters: decoded, repeated keys joined with commas. Built
+ * without a prototype so that `__proto__` is kept as a key and `constructor`
+ * or `toString` are not taken for repeats of inherited members.
+ */
 function queryParameters(raw: string): Record<string, string> | undefined {
   if (raw === '') return undefined;
-  const out: Record<string, string> = {};
+  const out = Object.create(null) as Record<string, string>;
   for (const [key, value] of new URLSearchParams(raw)) {
-    out[key] = key in out ? `${out[key]},${value}` : value;
+    out[key] = Object.hasOwn(out, key) ? `${out[key]},${value}` : value;
   }
   return out;
 }
@@ -150,6 +163,42 @@ const jsonAnswer = (statusCode: number, value: unknown): HttpAnswer => ({
   body: Buffer.from(JSON.stringify(value)),
 });
 
+/** An error the adapter answers itself, as the same problem document the query function sends. */
+function problemAnswer(
+  statusCode: number,
+  title: string,
+  detail: string,
+  headers: Record<string, string> = {},
+): HttpAnswer {
+  return {
+    statusCode,
+    headers: { 'content-type': PROBLEM_CONTENT_TYPE, 'cache-control': 'no-store', ...headers },
+    body: Buffer.from(JSON.stringify(problemBody(statusCode, title, detail))),
+  };
+}
+
+/** Why a request cannot become an event, as the answer to send; undefined when it can. */
+function refusal(req: IncomingMessage): HttpAnswer | undefined {
+  const method = req.method ?? '';
+  if (!METHODS.includes(method)) {
+    return problemAnswer(
+      405,
+      'Method Not Allowed',
+      `${method} is not a method an HTTP API routes; use one of ${METHODS.join(', ')}`,
+      { allow: METHODS.join(', ') },
+    );
+  }
+  // Absolute-form (`GET http://host/path`) and `*` targets have no path to route.
+  if (!(req.url ?? '').startsWith('/')) {
+    return problemAnswer(
+      400,
+      'Bad Request',
+      `request target ${JSON.stringify((req.url ?? '').slice(0, 100))} is not a path starting with /`,
+    );
+  }
+  return undefined;
+}
+
 /**
  * Turns a handler's result into a response. A result with a numeric statusCode
  * is taken as structured; anything else is inferred as API Gateway does:
@@ -174,8 +223,11 @@ export function fromGatewayResult(result: unknown): HttpAnswer {
     statusCode < 100 ||
     statusCode > 599
   ) {
-    // API Gateway answers a malformed Lambda response this way.
-    return jsonAnswer(500, { message: 'Internal Server Error' });
+    return problemAnswer(
+      500,
+      'Internal Server Error',
+      `the function returned a malformed result: statusCode ${JSON.stringify(String(statusCode)).slice(0, 40)} is not an HTTP status`,
+    );
   }
   const headers: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(shaped.headers ?? {}))
@@ -186,17 +238,56 @@ export function fromGatewayResult(result: unknown): HttpAnswer {
   return { statusCode, headers, body };
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+/** The request body, or undefined when it passes maxBytes (the rest is read and dropped). */
+function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size <= MAX_BODY_BYTES) chunks.push(c);
+      if (size <= maxBytes) chunks.push(c);
     });
-    req.on('end', () => resolve(size > MAX_BODY_BYTES ? undefined : Buffer.concat(chunks)));
+    req.on('end', () => resolve(size > maxBytes ? undefined : Buffer.concat(chunks)));
     req.on('error', reject);
   });
+}
+
+/** The handler's result, or `timedOut` when it takes longer than ms. */
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T | typeof timedOut> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<typeof timedOut>((resolve) => {
+    timer = setTimeout(() => resolve(timedOut), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+const timedOut = Symbol('timed out');
+
+/** Answers a request node:http could not parse, straight on the socket. */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, title] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout']
+        : [400, 'Bad Request'];
+  const detail =
+    status === 431
+      ? 'the request header fields are larger than the server accepts'
+      : status === 408
+        ? 'the request did not arrive in time'
+        : `malformed HTTP request (${err.code ?? 'unknown'}): ${err.message}`;
+  const answer = problemAnswer(status, title, detail);
+  const head = [
+    `HTTP/1.1 ${status} ${title}`,
+    ...Object.entries(answer.headers).map(([name, value]) => `${name}: ${value}`),
+    `content-length: ${answer.body.length}`,
+    'connection: close',
+  ];
+  socket.end(Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`), answer.body]));
 }
 
 function send(res: ServerResponse, answer: HttpAnswer): void {
@@ -211,6 +302,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const accountId = options.accountId ?? LOCAL_ACCOUNT_ID;
   const region = options.region ?? LOCAL_REGION;
   const functionName = options.functionName ?? 'udpwatch-query';
+  const timeoutMs = options.timeoutMs ?? TIMEOUT_MS;
+  const maxBodyBytes = options.maxBodyBytes ?? MAX_BODY_BYTES;
   const onError =
     options.onError ??
     ((err: unknown, event: APIGatewayProxyEventV2) => {
@@ -218,28 +311,64 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     });
 
   const server: Server = createServer((req, res) => {
-    readBody(req)
+    readBody(req, maxBodyBytes)
       .then(async (body) => {
+        const refused = refusal(req);
+        if (refused) {
+          send(res, refused);
+          return;
+        }
         if (body === undefined) {
-          send(res, jsonAnswer(413, { message: 'Request Entity Too Large' }));
+          send(
+            res,
+            problemAnswer(
+              413,
+              'Content Too Large',
+              `the request body is larger than ${maxBodyBytes} bytes`,
+            ),
+          );
           return;
         }
         const event = toGatewayEvent(req, body, { stage, accountId });
         let result: unknown;
         try {
-          result = await options.handler(event, lambdaContext({ functionName, region, accountId }));
-        } catch (err) {
-          onError(err, event);
-          send(res, jsonAnswer(500, { message: 'Internal Server Error' }));
+          // Through a promise so that a synchronous throw is caught like a rejection.
+          const work = Promise.resolve().then(() =>
+            options.handler(event, lambdaContext({ functionName, region, accountId })),
+          );
+          // A late failure is still reported; its answer is long gone.
+          work.catch((err: unknown) => onError(err, event));
+          result = await withTimeout(work, timeoutMs);
+        } catch {
+          send(
+            res,
+            problemAnswer(500, 'Internal Server Error', 'the function failed; see its log'),
+          );
+          return;
+        }
+        if (result === timedOut) {
+          send(
+            res,
+            problemAnswer(
+              504,
+              'Gateway Timeout',
+              `the function did not answer within ${timeoutMs} ms`,
+            ),
+          );
           return;
         }
         send(res, fromGatewayResult(result));
       })
-      .catch(() => {
-        if (!res.headersSent) send(res, jsonAnswer(400, { message: 'Bad Request' }));
-        else res.destroy();
+      .catch((err: unknown) => {
+        if (!res.headersSent) {
+          send(
+            res,
+            problemAnswer(400, 'Bad Request', `the request could not be read: ${String(err)}`),
+          );
+        } else res.destroy();
       });
   });
+  server.on('clientError', answerClientError);
 
   const port = await new Promise<number>((resolve, reject) => {
     const requested = options.port ?? 0;

@@ -32,12 +32,13 @@ function event(
   path: string,
   query?: Record<string, string>,
   method = 'GET',
+  rawQueryString = '',
 ): APIGatewayProxyEventV2 {
   return {
     version: '2.0',
     routeKey: '$default',
     rawPath: path,
-    rawQueryString: '',
+    rawQueryString,
     headers: {},
     queryStringParameters: query,
     requestContext: { http: { method, path } },
@@ -45,9 +46,38 @@ function event(
   } as unknown as APIGatewayProxyEventV2;
 }
 
-async function answer(path: string, query?: Record<string, string>, method?: string) {
-  const res = await handleRequest(event(path, query, method), deps);
+async function answer(
+  path: string,
+  query?: Record<string, string>,
+  method?: string,
+  rawQueryString?: string,
+) {
+  const res = await handleRequest(event(path, query, method, rawQueryString), deps);
   return { status: res.statusCode, body: JSON.parse(String(res.body)), headers: res.headers };
+}
+
+/** queryStringParameters as the Lambda runtime hands them over: parsed from JSON, own keys only. */
+function runtimeQuery(pairs: [string, string][]): Record<string, string> {
+  return JSON.parse(
+    `{${pairs.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`,
+  );
+}
+
+/** Expects a 400 problem document naming `parameter`, with exactly this detail, and no store read. */
+async function expectBadRequest(
+  res: Awaited<ReturnType<typeof answer>>,
+  parameter: string,
+  detail: string,
+) {
+  expect(res.status, detail).toBe(400);
+  expect(res.headers?.['content-type']).toBe('application/problem+json');
+  expect(res.body).toEqual({
+    type: 'about:blank',
+    title: 'Bad Request',
+    status: 400,
+    detail,
+    parameter,
+  });
 }
 
 describe('request validation', () => {
@@ -73,6 +103,154 @@ describe('request validation', () => {
       expect(res.body.parameter).toBe(parameter);
       expect(res.body.detail).toMatch(detail);
     }
+    expect(reads).toBe(0);
+  });
+
+  it('refuses every unknown parameter, prototype member names included, by name', async () => {
+    reads = 0;
+    for (const name of ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty']) {
+      const query = runtimeQuery([[name, '1']]);
+      expect(Object.keys(query)).toEqual([name]);
+      for (const path of ['/v1/services', '/v1/services/dns/clients', '/v1/clients/::1']) {
+        const res = await answer(path, query, 'GET', `${name}=1`);
+        await expectBadRequest(res, name, `unknown query parameter: ${name}`);
+      }
+      // Next to valid parameters too.
+      const mixed = runtimeQuery([
+        ['window', '5'],
+        [name, 'x'],
+      ]);
+      const res = await answer('/v1/services/dns/count', mixed, 'GET', `window=5&${name}=x`);
+      await expectBadRequest(res, name, `unknown query parameter: ${name}`);
+    }
+    expect(reads).toBe(0);
+  });
+
+  it('sees __proto__ as a key of the strict query schema when the object has no prototype', () => {
+    const query = Object.create(null) as Record<string, string>;
+    const name = '__proto__';
+    query[name] = '1';
+    expect(Object.keys(query)).toEqual(['__proto__']);
+    const parsed = ClientsQuery.safeParse(query);
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]).toMatchObject({
+      code: 'unrecognized_keys',
+      keys: ['__proto__'],
+    });
+  });
+
+  it('quotes an odd unknown name, cut short, and counts the names past the fifth', async () => {
+    const long = 'x'.repeat(300);
+    const one = await answer('/v1/agents', runtimeQuery([[long, '1']]));
+    expect(one.status).toBe(400);
+    expect(one.body.parameter).toBe('x'.repeat(64));
+    expect(one.body.detail).toBe(`unknown query parameter: "${'x'.repeat(40)}…"`);
+    const blank = await answer('/v1/agents', runtimeQuery([['', '1']]));
+    await expectBadRequest(blank, '', 'unknown query parameter: ""');
+    const many = await answer(
+      '/v1/agents',
+      runtimeQuery(['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((k) => [k, '1'])),
+    );
+    await expectBadRequest(many, 'a', 'unknown query parameter: a, b, c, d, e and 2 more');
+  });
+
+  it('takes numbers only as plain decimal digits', async () => {
+    reads = 0;
+    for (const text of [
+      '0x10',
+      '1e3',
+      '+5',
+      ' 5',
+      '5 ',
+      '5.0',
+      '05',
+      '00',
+      '-1',
+      '',
+      '1_000',
+      'Infinity',
+      '５',
+    ]) {
+      const res = await answer('/v1/services/dns/clients', { window: text });
+      await expectBadRequest(
+        res,
+        'window',
+        `window: ${JSON.stringify(text)} is not a decimal number of seconds`,
+      );
+      const lim = await answer('/v1/hosts/h/clients', { limit: text });
+      await expectBadRequest(
+        lim,
+        'limit',
+        `limit: ${JSON.stringify(text)} is not a decimal number of entries`,
+      );
+    }
+    const huge = await answer('/v1/agents', { window: '9'.repeat(100) });
+    await expectBadRequest(
+      huge,
+      'window',
+      `window: "${'9'.repeat(40)}…" is not a decimal number of seconds`,
+    );
+    await expectBadRequest(
+      await answer('/v1/agents', { window: '0' }),
+      'window',
+      'window: 0 is out of range: 1 to 604800 seconds',
+    );
+    await expectBadRequest(
+      await answer('/v1/clients/::1', { limit: '1001' }),
+      'limit',
+      'limit: 1001 is out of range: 1 to 1000 entries',
+    );
+    expect(reads).toBe(0);
+    expect(ClientsQuery.parse({ window: '1', limit: '1000' })).toMatchObject({
+      window: 1,
+      limit: 1000,
+    });
+    expect(ClientsQuery.parse({ window: '604800', limit: '10' })).toMatchObject({
+      window: 604800,
+      limit: 10,
+    });
+    // A valid number reaches the store (which fails here).
+    expect((await answer('/v1/services/dns/count', { window: '60' })).status).toBe(500);
+    expect(reads).toBeGreaterThan(0);
+  });
+
+  it('refuses a parameter given more than once', async () => {
+    reads = 0;
+    // API Gateway joins repeats with commas; the raw query string shows them.
+    const twice = await answer(
+      '/v1/services/dns/clients',
+      { window: '5,6' },
+      'GET',
+      'window=5&window=6',
+    );
+    await expectBadRequest(twice, 'window', 'window: given more than once');
+    const by = await answer('/v1/services/dns/clients', { by: 'ip,ip' }, 'GET', 'by=ip&by=ip');
+    await expectBadRequest(by, 'by', 'by: given more than once');
+    const ctor = await answer(
+      '/v1/agents',
+      runtimeQuery([['constructor', '1,2']]),
+      'GET',
+      'constructor=1&constructor=2',
+    );
+    await expectBadRequest(ctor, 'constructor', 'constructor: given more than once');
+    // Without the raw string (or with an encoded comma), the comma alone refuses it.
+    const joined = await answer('/v1/services/dns/clients', { cursor: 'a,b' });
+    await expectBadRequest(
+      joined,
+      'cursor',
+      'cursor: "a,b" holds a comma: give the parameter once, with one value',
+    );
+    const encoded = await answer(
+      '/v1/services/dns/clients',
+      { by: 'ip,endpoint' },
+      'GET',
+      'by=ip%2Cendpoint',
+    );
+    await expectBadRequest(
+      encoded,
+      'by',
+      'by: "ip,endpoint" holds a comma: give the parameter once, with one value',
+    );
     expect(reads).toBe(0);
   });
 
