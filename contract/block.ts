@@ -7,7 +7,7 @@
  * replays and re-sends overwrite identical bytes and nothing counts twice.
  *
  * `block-codec.ts` turns a Block into deterministic bytes (columnar, varint
- * and prefix coded, deflated) and back; this file is the shape and its bounds.
+ * and prefix coded, brotli-compressed) and back; this file is the shape and its bounds.
  */
 import type { FlowSource } from './wire.js';
 
@@ -29,7 +29,7 @@ export const MAX_PART_ENDPOINTS = 20_000;
  */
 export const MAX_PART_BYTES = 350 * 1024;
 
-/** Largest body a decoder inflates a part to (guards against deflate bombs). */
+/** Largest body a decoder inflates a part to (guards against decompression bombs). */
 export const MAX_INFLATED_PART_BYTES = 4 * 1024 * 1024;
 
 /** Most parts one block may be split into. */

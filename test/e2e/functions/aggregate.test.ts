@@ -3,7 +3,7 @@
  * NDJSON records become immutable items put by content, exactly once across
  * replays, re-sends, conflicts, throttling and bad input.
  */
-import { deflateRawSync } from 'node:zlib';
+import { brotliCompressSync } from 'node:zlib';
 import type { KinesisStreamBatchResponse, KinesisStreamEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type Block, type BlockEndpoint, MINUTE_MS, minuteOf } from '../../../contract/block.js';
@@ -418,7 +418,7 @@ describe('aggregate: bad input and failures', () => {
     const badIp = goodLine.replace('203.0.113.1', 'zz:01');
     const bomb = Buffer.concat([
       Buffer.from('UWB\x02'),
-      deflateRawSync(Buffer.alloc(8 * 1024 * 1024)),
+      brotliCompressSync(Buffer.alloc(8 * 1024 * 1024)),
     ]);
     const batch = [
       rawRecord(Buffer.from('UWB\x02garbage'), '900', 'bad/1'),
