@@ -20,6 +20,9 @@ import { ebpfProblem, readEbpfFacts } from './ebpf-requirements.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
 import { type ConnectedSocket, interfaceAddresses, SocketIndex } from './socket-index.js';
 
+/** How long a stopping bpftrace may take to print its last counts before it is killed. */
+const STOP_GRACE_MS = 3_000;
+
 /** Where the source stands. */
 export interface EbpfStatus {
   /** Attached and counting: its counters own every flow not hooked. */
@@ -163,6 +166,11 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
     // Map capacity above the program's own bound, so the bound (counted) is
     // hit before the kernel's (silent); racing first packets may overshoot a little.
     const capacity = maxFlows + Math.ceil(maxFlows / 8) + 64;
+    // Stopped while the requirements were being read: never start bpftrace.
+    if (stopping) {
+      set({ live: false, state: 'stopped' });
+      return status;
+    }
     const proc = spawn(
       command,
       [
@@ -258,8 +266,20 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
 
   const stop = async (): Promise<void> => {
     stopping = true;
-    // SIGINT: bpftrace prints the maps it still holds before exiting.
-    if (child) child.kill('SIGINT');
+    const running = child;
+    if (running) {
+      if (status.state === 'starting') {
+        // Still compiling or attaching: it has counted nothing, and it does
+        // not act on SIGINT until attached, so a stop must not wait for it.
+        running.kill('SIGKILL');
+      } else {
+        // SIGINT: bpftrace prints the maps it still holds before exiting.
+        running.kill('SIGINT');
+        const grace = setTimeout(() => running.kill('SIGKILL'), STOP_GRACE_MS);
+        await exited;
+        clearTimeout(grace);
+      }
+    }
     await exited;
     if (status.state !== 'unavailable') set({ live: false, state: 'stopped' });
   };
