@@ -140,7 +140,7 @@ function minutePart(
     reportBad(options, cost, item, `no binary ${BLOCK_ATTRIBUTES.data} attribute`);
     return null;
   }
-  const decoded = decodeBlock(data);
+  const decoded = decodeBlock(data, { stored: true });
   if (!decoded.ok) {
     reportBad(options, cost, item, decoded.reason);
     return null;
@@ -223,7 +223,7 @@ export async function readRollupShard(
     const data = bytesOf(item[BLOCK_ATTRIBUTES.data]);
     if (!data) continue; // The marker of a shard with no data in the hour.
     if (agentId !== undefined && item.agentId !== agentId) continue;
-    const decoded = decodeBlock(data);
+    const decoded = decodeBlock(data, { stored: true });
     const seconds = bytesOf(item[ROLLUP_ATTRIBUTES.seconds]);
     const bad = decoded.ok
       ? decoded.block.service !== service || decoded.block.minute !== hour * ROLLUP_MINUTES
