@@ -7,7 +7,7 @@
  * meters for a PutItem of that item (ReturnConsumedCapacity, metered like
  * DynamoDB); and decoding speed against decoding the old lines.
  */
-import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Block } from '../../contract/block.js';
 import { decodeBlock, encodeBlock, mergeEndpoints, sealParts } from '../../contract/block-codec.js';
 import { decodeRecord, encodeRecords } from '../../contract/codec.js';
@@ -197,6 +197,12 @@ export const blocks: BenchCase = {
         const oldKb = old.reduce((s, r) => s + kinesisBilledKb(r.data.length), 0);
         const meteredUnits: number[] = [];
         for (const p of parts) meteredUnits.push(await metered(p.item));
+        // Every size seals the same keys: clear them so the next size's puts are new items.
+        for (const p of parts) {
+          await doc.send(
+            new DeleteCommand({ TableName: table, Key: { pk: p.item.pk, sk: p.item.sk } }),
+          );
+        }
         const meteredTotal = meteredUnits.reduce((s, u) => s + u, 0);
         const label = `${n.toLocaleString('en-US')}-endpoint host-minute, ${services.length} services`;
         log(
