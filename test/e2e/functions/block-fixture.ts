@@ -3,7 +3,6 @@
  * content (the item from its blockPut), services-list, agents-list and
  * late-mark items. Lets the read side be tested without Kinesis.
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { type Block, type BlockEndpoint, MINUTE_MS } from '../../../contract/block.js';
 import {
@@ -14,7 +13,7 @@ import {
 } from '../../../contract/block-codec.js';
 import { BLOCK_ATTRIBUTES } from '../../../contract/resources.js';
 import { agentKey, blockKey, lateKey, serviceKey, ttlFor } from '../../../contract/table-keys.js';
-import { blockPut } from '../../../functions/store/item-writer.js';
+import { blockPut, putBlock } from '../../../functions/store/item-writer.js';
 
 /** Where fixture items go. */
 export interface FixtureTarget {
@@ -53,26 +52,13 @@ export function lastMsOf(block: Block): number {
   return block.minute * MINUTE_MS + last * 1000;
 }
 
-/** Puts one part by content: 'stored', or 'conflict' when a different part holds its key. */
-export async function putPart(t: FixtureTarget, block: Block): Promise<'stored' | 'conflict'> {
-  const data = encodeBlock(block);
-  // The item exactly as the aggregate function builds it.
-  const put = blockPut(data, block, t.retentionHours ?? 24);
-  try {
-    await t.doc.send(
-      new PutCommand({
-        TableName: t.table,
-        Item: put.item,
-        ConditionExpression: 'attribute_not_exists(pk) OR #h = :h',
-        ExpressionAttributeNames: { '#h': BLOCK_ATTRIBUTES.hash },
-        ExpressionAttributeValues: { ':h': put.hash },
-      }),
-    );
-    return 'stored';
-  } catch (err) {
-    if (err instanceof ConditionalCheckFailedException) return 'conflict';
-    throw err;
-  }
+/** Puts one part by content, as the aggregate function does: 'stored', or 'conflict' (then kept aside). */
+export function putPart(t: FixtureTarget, block: Block): Promise<'stored' | 'conflict'> {
+  const retentionHours = t.retentionHours ?? 24;
+  return putBlock(
+    { doc: t.doc, table: t.table, retentionHours },
+    blockPut(encodeBlock(block), block, retentionHours),
+  );
 }
 
 /** Puts raw bytes under a block key (a corrupt or foreign part). */
