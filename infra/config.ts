@@ -53,6 +53,24 @@ export const STREAM_DEFAULTS = { mode: 'provisioned', shardCount: 2 } as const;
 /** Stream capacity modes the `streamMode` context key accepts. */
 export const STREAM_MODES = ['provisioned', 'on-demand'] as const;
 
+/**
+ * The table's shipped capacity: provisioned read and write capacity under
+ * target-tracking auto scaling. The load is steady (every agent writes its
+ * blocks once a minute, spread over the minute), which is the case where
+ * provisioned capacity costs about a third of on-demand (docs/deploy.md,
+ * docs/performance.md). The maximum is also a cost ceiling.
+ */
+export const TABLE_CAPACITY_DEFAULTS = {
+  mode: 'provisioned',
+  minCapacity: 5,
+  maxWriteCapacity: 4_000,
+  maxReadCapacity: 4_000,
+  targetUtilizationPercent: 70,
+} as const;
+
+/** Table capacity modes the `tableMode` context key accepts. */
+export const TABLE_MODES = ['provisioned', 'on-demand'] as const;
+
 /** Every context key the app reads, with its default. */
 export const ConfigSchema = z.strictObject({
   /** CloudFormation stack name. */
@@ -76,6 +94,14 @@ export const ConfigSchema = z.strictObject({
    * streamMode=provisioned. After parseConfig: undefined exactly when on-demand.
    */
   shardCount: integer(1, 500).optional(),
+  /** Table capacity: provisioned with auto scaling (the default) or on-demand. */
+  tableMode: z
+    .enum(TABLE_MODES, { error: `expected ${TABLE_MODES.join(' or ')}` })
+    .default(TABLE_CAPACITY_DEFAULTS.mode),
+  /** Auto scaling's ceiling for write capacity units; only with tableMode=provisioned. */
+  tableMaxWriteCapacity: integer(TABLE_CAPACITY_DEFAULTS.minCapacity, 40_000).optional(),
+  /** Auto scaling's ceiling for read capacity units; only with tableMode=provisioned. */
+  tableMaxReadCapacity: integer(TABLE_CAPACITY_DEFAULTS.minCapacity, 40_000).optional(),
   /** How long Kinesis keeps records that the aggregator has not read yet. */
   streamRetentionHours: integer(24, 8760).default(24),
   /** Retention of the functions' and the API's logs. */
@@ -161,7 +187,7 @@ export function parseConfig(context: Record<string, unknown>): Config {
       .map((key) => [key, context[key]]),
   );
   const result = ConfigSchema.safeParse(ours);
-  if (result.success) return withStreamCapacity(result.data);
+  if (result.success) return withTableCapacity(withStreamCapacity(result.data));
   const lines = result.error.issues.map(
     (issue) => `  context "${issue.path.map(String).join('.')}": ${issue.message}`,
   );
@@ -180,4 +206,41 @@ function withStreamCapacity(config: Config): Config {
     return config;
   }
   return { ...config, shardCount: config.shardCount ?? STREAM_DEFAULTS.shardCount };
+}
+
+/** Fills in the auto scaling ceilings of a provisioned table; refuses them for an on-demand one. */
+function withTableCapacity(config: Config): Config {
+  if (config.tableMode === 'on-demand') {
+    const given = (['tableMaxWriteCapacity', 'tableMaxReadCapacity'] as const).filter(
+      (key) => config[key] !== undefined,
+    );
+    if (given.length > 0) {
+      throw new ConfigError(
+        `invalid CDK context:\n${given
+          .map(
+            (key) =>
+              `  context "${key}": ${config[key]} given with tableMode=on-demand, which has no ` +
+              'provisioned capacity; drop it or use tableMode=provisioned',
+          )
+          .join('\n')}`,
+      );
+    }
+    return config;
+  }
+  return {
+    ...config,
+    tableMaxWriteCapacity: config.tableMaxWriteCapacity ?? TABLE_CAPACITY_DEFAULTS.maxWriteCapacity,
+    tableMaxReadCapacity: config.tableMaxReadCapacity ?? TABLE_CAPACITY_DEFAULTS.maxReadCapacity,
+  };
+}
+
+/** The table's auto scaling ceilings, or undefined for an on-demand table. */
+export function provisionedTableCapacity(
+  config: Config,
+): { maxWriteCapacity: number; maxReadCapacity: number } | undefined {
+  if (config.tableMode === 'on-demand') return undefined;
+  return {
+    maxWriteCapacity: config.tableMaxWriteCapacity ?? TABLE_CAPACITY_DEFAULTS.maxWriteCapacity,
+    maxReadCapacity: config.tableMaxReadCapacity ?? TABLE_CAPACITY_DEFAULTS.maxReadCapacity,
+  };
 }

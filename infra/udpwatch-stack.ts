@@ -9,7 +9,7 @@ import { AgentAccess } from './agent-access.js';
 import { AlarmTopic } from './alarm-topic.js';
 import { ClientAlarms } from './client-alarms.js';
 import { ClientsTable } from './clients-table.js';
-import type { Config } from './config.js';
+import { type Config, provisionedTableCapacity } from './config.js';
 import { Functions } from './functions.js';
 import { IngestStream } from './ingest-stream.js';
 import { OperationsAlarms } from './operations-alarms.js';
@@ -42,6 +42,7 @@ export class UdpwatchStack extends Stack {
     const clients = new ClientsTable(this, 'Clients', {
       namePrefix: prefix,
       production: config.production,
+      provisioned: provisionedTableCapacity(config),
     });
     const functions = new Functions(this, 'Functions', {
       namePrefix: prefix,

@@ -5,7 +5,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../../contract/resources.js';
-import { ConfigError, parseConfig, STREAM_DEFAULTS } from '../../../infra/config.js';
+import {
+  ConfigError,
+  parseConfig,
+  provisionedTableCapacity,
+  STREAM_DEFAULTS,
+  TABLE_CAPACITY_DEFAULTS,
+} from '../../../infra/config.js';
 
 /** The message parseConfig throws for `context`. */
 function errorOf(context: Record<string, unknown>): string {
@@ -44,6 +50,30 @@ describe('parseConfig', () => {
     expect(config.streamMode).toBe('on-demand');
     expect(config.shardCount).toBeUndefined();
     expect(parseConfig({ streamMode: 'provisioned', shardCount: 6 }).shardCount).toBe(6);
+  });
+
+  it('provisions the table under auto scaling by default, with ceilings that -c can raise', () => {
+    const config = parseConfig({});
+    expect(config.tableMode).toBe('provisioned');
+    expect(provisionedTableCapacity(config)).toEqual({
+      maxWriteCapacity: TABLE_CAPACITY_DEFAULTS.maxWriteCapacity,
+      maxReadCapacity: TABLE_CAPACITY_DEFAULTS.maxReadCapacity,
+    });
+    const raised = parseConfig({ tableMaxWriteCapacity: '12000', tableMaxReadCapacity: 800 });
+    expect(provisionedTableCapacity(raised)).toEqual({
+      maxWriteCapacity: 12_000,
+      maxReadCapacity: 800,
+    });
+    expect(provisionedTableCapacity(parseConfig({ tableMode: 'on-demand' }))).toBeUndefined();
+  });
+
+  it('refuses ceilings below the minimum, for an on-demand table, and an unknown table mode', () => {
+    expect(errorOf({ tableMaxWriteCapacity: '2' })).toContain('context "tableMaxWriteCapacity"');
+    const both = errorOf({ tableMode: 'on-demand', tableMaxReadCapacity: '50' });
+    expect(both).toContain('context "tableMaxReadCapacity": 50 given with tableMode=on-demand');
+    expect(errorOf({ tableMode: 'ondemand' })).toContain(
+      'context "tableMode": expected provisioned or on-demand',
+    );
   });
 
   it('refuses shards for an on-demand stream and an unknown stream mode, naming the key', () => {

@@ -19,6 +19,7 @@ import {
 import { AGENT_KINESIS_ACTIONS } from '../../../infra/agent-access.js';
 import { type BuiltApp, buildApp } from '../../../infra/app.js';
 import { BUNDLING } from '../../../infra/bundled-function.js';
+import { TABLE_CAPACITY_DEFAULTS } from '../../../infra/config.js';
 import { API_ROUTE_PATH } from '../../../infra/query-api.js';
 
 type Resource = { Type: string; Properties: Record<string, any>; [key: string]: any };
@@ -122,13 +123,41 @@ describe('encryption at rest', () => {
 });
 
 describe('clients table', () => {
-  it('is on-demand with TTL on the contract attribute and point-in-time recovery', () => {
+  it('is provisioned under auto scaling with TTL on the contract attribute and point-in-time recovery', () => {
+    const min = TABLE_CAPACITY_DEFAULTS.minCapacity;
     template.hasResourceProperties('AWS::DynamoDB::Table', {
-      BillingMode: 'PAY_PER_REQUEST',
+      ProvisionedThroughput: { ReadCapacityUnits: min, WriteCapacityUnits: min },
       TimeToLiveSpecification: { AttributeName: TABLE.ttlAttribute, Enabled: true },
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       TableName: RESOURCE_NAMES.table,
     });
+  });
+
+  it('scales reads and writes by target tracking between the minimum and the ceilings', () => {
+    const targets = Object.values(resources).filter(
+      (r: any) => r.Type === 'AWS::ApplicationAutoScaling::ScalableTarget',
+    ) as any[];
+    expect(targets.map((t) => t.Properties.ScalableDimension).sort()).toEqual([
+      'dynamodb:table:ReadCapacityUnits',
+      'dynamodb:table:WriteCapacityUnits',
+    ]);
+    for (const t of targets) {
+      expect(t.Properties.MinCapacity).toBe(TABLE_CAPACITY_DEFAULTS.minCapacity);
+      expect(t.Properties.MaxCapacity).toBe(
+        t.Properties.ScalableDimension.startsWith('dynamodb:table:Write')
+          ? TABLE_CAPACITY_DEFAULTS.maxWriteCapacity
+          : TABLE_CAPACITY_DEFAULTS.maxReadCapacity,
+      );
+    }
+    const policies = Object.values(resources).filter(
+      (r: any) => r.Type === 'AWS::ApplicationAutoScaling::ScalingPolicy',
+    ) as any[];
+    expect(
+      policies.map((p) => p.Properties.TargetTrackingScalingPolicyConfiguration.TargetValue),
+    ).toEqual([
+      TABLE_CAPACITY_DEFAULTS.targetUtilizationPercent,
+      TABLE_CAPACITY_DEFAULTS.targetUtilizationPercent,
+    ]);
   });
 
   it('has exactly the keys of the contract and no secondary index', () => {

@@ -33,6 +33,7 @@ beforeAll(() => {
       namePrefix: 'staging-',
       production: 'false',
       shardCount: '4',
+      tableMode: 'on-demand',
       streamRetentionHours: '48',
       serviceAlarms: '{"dns":{"max":100}}',
       alarmEvaluationPeriods: '10',
@@ -78,6 +79,13 @@ describe('a staging deployment from -c strings', () => {
       AttributeName: TABLE.ttlAttribute,
       Enabled: true,
     });
+  });
+
+  it('makes an on-demand table with tableMode=on-demand, with no auto scaling', () => {
+    const [table] = ofType('AWS::DynamoDB::Table');
+    expect(table.Properties.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(table.Properties.ProvisionedThroughput).toBeUndefined();
+    expect(ofType('AWS::ApplicationAutoScaling::ScalableTarget')).toEqual([]);
   });
 
   it('provisions the stream with the given shards and retention', () => {
@@ -154,6 +162,12 @@ describe('buildApp with bad context', () => {
   it('fails on shards for an on-demand stream', () => {
     expect(() => buildApp({ streamMode: 'on-demand', shardCount: '4' })).toThrow(
       /context "shardCount": 4 shards given with streamMode=on-demand/,
+    );
+  });
+
+  it('fails on auto scaling ceilings for an on-demand table', () => {
+    expect(() => buildApp({ tableMode: 'on-demand', tableMaxWriteCapacity: '100' })).toThrow(
+      /context "tableMaxWriteCapacity": 100 given with tableMode=on-demand/,
     );
   });
 
