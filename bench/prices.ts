@@ -29,6 +29,7 @@ export const PRICE_PAGES = {
   kinesis: 'https://aws.amazon.com/kinesis/data-streams/pricing/',
   lambda: 'https://aws.amazon.com/lambda/pricing/',
   dynamodb: 'https://aws.amazon.com/dynamodb/pricing/on-demand/',
+  dynamodbProvisioned: 'https://aws.amazon.com/dynamodb/pricing/provisioned/',
   cloudwatch: 'https://aws.amazon.com/cloudwatch/pricing/',
   vpcFlowLogs: 'https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs.html',
   vpcFlowLogsS3: 'https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-s3.html',
@@ -82,6 +83,18 @@ export const PRICES = {
     value: 0.125,
     unit: 'USD per million read request units (on-demand)',
     source: `${PRICE_PAGES.dynamodb} (also quoted by airbyte.com, DynamoDB pricing, 2025)`,
+  },
+  dynamodbWriteCapacityUnitHour: {
+    value: 0.00065,
+    unit: 'USD per provisioned write capacity unit-hour',
+    source: `${PRICE_PAGES.dynamodbProvisioned} (us-east-1; the same figure is quoted in several public cost calculators, 2024-2026)`,
+    asOf: '2026-12-02',
+  },
+  dynamodbReadCapacityUnitHour: {
+    value: 0.00013,
+    unit: 'USD per provisioned read capacity unit-hour',
+    source: `${PRICE_PAGES.dynamodbProvisioned} (us-east-1; the same figure is quoted in several public cost calculators, 2024-2026)`,
+    asOf: '2026-12-02',
   },
   dynamodbStorageGbMonth: {
     value: 0.25,

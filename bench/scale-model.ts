@@ -8,7 +8,10 @@
  * sizes per page of at most 1 MB, rounds up to 4 KB, eventually consistent
  * reads cost half; a Kinesis on-demand record is billed rounded up to 1 KB,
  * a provisioned stream by the shard-hour plus a PUT payload unit per started
- * 25 KB of a record. Lambda time is the larger of the measured wall time and
+ * 25 KB of a record. A provisioned table is billed by the capacity unit-hour:
+ * auto scaling holds the per-minute mean at its target utilization, and the
+ * capacity must also carry the agents' writes at their peak within the minute
+ * (they arrive in the first `sendSpreadSeconds` of it). Lambda time is the larger of the measured wall time and
  * the measured CPU time stretched by the CPU share of the function's memory.
  * Pure arithmetic, so it is tested line by line.
  */
@@ -62,6 +65,12 @@ export interface BlockFleetInputs {
   /** The stream's capacity mode; a provisioned stream has `provisionedShards` shards. */
   streamMode: 'provisioned' | 'on-demand';
   provisionedShards: number;
+  /** The table's capacity mode (infra/config.ts) and, when provisioned, its auto scaling. */
+  tableMode: 'provisioned' | 'on-demand';
+  tableTargetUtilization: number;
+  tableMinCapacity: number;
+  /** Seconds of each minute over which agents spread their sends (contract/block.ts). */
+  sendSpreadSeconds: number;
   /** Memory of the functions (infra/functions.ts), GB. */
   aggregateMemoryGb: number;
   summarizeMemoryGb: number;
@@ -140,6 +149,10 @@ export interface BlockFleetProjection {
   /** Early parts' write units over all DynamoDB write units. */
   earlyShareOfWrites: number;
   readUnits: { summaries: number; rollups: number; api: number; total: number };
+  /** Mean and peak (within the minute) write units per second, and mean read units per second. */
+  tableRates: { meanWrite: number; peakWrite: number; meanRead: number };
+  /** Capacity units a provisioned table runs with (0 when on-demand). */
+  provisionedCapacity: { write: number; read: number };
   storageGb: number;
   cloudWatch: { logGb: number; metrics: number; alarms: number };
   monthly: {
@@ -241,6 +254,28 @@ export function putPayloadUnits(recordBytes: number): number {
 /** Seconds a CPU-bound task of `coreSeconds` takes in a Lambda of `memoryGb`. */
 export function lambdaSeconds(coreSeconds: number, memoryGb: number): number {
   return coreSeconds / Math.min(1, (memoryGb * 1024) / LAMBDA_MB_PER_VCPU);
+}
+
+/**
+ * Capacity units a provisioned table settles at under target tracking: the
+ * mean over the target utilization, at least the agents' in-minute peak and
+ * the auto scaling minimum. Reads are eventually consistent, so one read
+ * capacity unit serves one read request unit a second.
+ */
+export function provisionedTableCapacity(
+  meanWrite: number,
+  peakWrite: number,
+  meanRead: number,
+  i: Pick<BlockFleetInputs, 'tableTargetUtilization' | 'tableMinCapacity'>,
+): { write: number; read: number } {
+  return {
+    write: Math.max(
+      i.tableMinCapacity,
+      Math.ceil(meanWrite / i.tableTargetUtilization),
+      Math.ceil(peakWrite),
+    ),
+    read: Math.max(i.tableMinCapacity, Math.ceil(meanRead / i.tableTargetUtilization)),
+  };
 }
 
 /** Projects billed units and monthly cost of the block store for a fleet. */
@@ -428,8 +463,22 @@ export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
     metrics * PRICES.cloudWatchCustomMetricMonth.value +
     alarms * PRICES.cloudWatchAlarmMonth.value;
 
-  const dynamodbWrites = (writeTotal / 1e6) * PRICES.dynamodbWriteRequestUnitsPerMillion.value;
-  const dynamodbReads = (readTotal / 1e6) * PRICES.dynamodbReadRequestUnitsPerMillion.value;
+  // --- DynamoDB capacity: on-demand per request unit, provisioned per capacity unit-hour ---
+  const meanWrite = writeTotal / SECONDS_PER_MONTH;
+  const agentWrites = main + early + heartbeats + redelivered;
+  const peakWrite =
+    ((agentWrites * 60) / i.sendSpreadSeconds + (writeTotal - agentWrites)) / SECONDS_PER_MONTH;
+  const meanRead = readTotal / SECONDS_PER_MONTH;
+  const tableProvisioned = i.tableMode === 'provisioned';
+  const provisionedCapacity = tableProvisioned
+    ? provisionedTableCapacity(meanWrite, peakWrite, meanRead, i)
+    : { write: 0, read: 0 };
+  const dynamodbWrites = tableProvisioned
+    ? provisionedCapacity.write * HOURS_PER_MONTH * PRICES.dynamodbWriteCapacityUnitHour.value
+    : (writeTotal / 1e6) * PRICES.dynamodbWriteRequestUnitsPerMillion.value;
+  const dynamodbReads = tableProvisioned
+    ? provisionedCapacity.read * HOURS_PER_MONTH * PRICES.dynamodbReadCapacityUnitHour.value
+    : (readTotal / 1e6) * PRICES.dynamodbReadRequestUnitsPerMillion.value;
   const dynamodbStorage = storageGb * PRICES.dynamodbStorageGbMonth.value;
   return {
     perAgentMinute: {
@@ -468,6 +517,8 @@ export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
     },
     earlyShareOfWrites: early / writeTotal,
     readUnits: { summaries: summariesRead, rollups: rollupsRead, api: apiRead, total: readTotal },
+    tableRates: { meanWrite, peakWrite, meanRead },
+    provisionedCapacity,
     storageGb,
     cloudWatch: { logGb, metrics, alarms },
     monthly: {

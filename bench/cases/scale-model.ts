@@ -8,10 +8,10 @@
  * into CloudWatch Logs and into S3. Prices and their sources: bench/prices.ts.
  */
 
-import { MAX_PART_BYTES } from '../../contract/block.js';
+import { MAX_PART_BYTES, SEND_SPREAD_SECONDS } from '../../contract/block.js';
 import { AGGREGATE_EVENT_SOURCE, DEFAULTS } from '../../contract/resources.js';
 import { BLOCK_SHARDS } from '../../contract/table-keys.js';
-import { STREAM_DEFAULTS } from '../../infra/config.js';
+import { STREAM_DEFAULTS, TABLE_CAPACITY_DEFAULTS } from '../../infra/config.js';
 import { projectFlowLogsToCloudWatch, projectFlowLogsToS3 } from '../flow-logs-model.js';
 import { type BenchCase, type Figure, plain } from '../harness.js';
 import { measurement } from '../measured.js';
@@ -42,6 +42,9 @@ export const SHIPPED = {
   sealSeconds: 60,
   streamMode: STREAM_DEFAULTS.mode,
   provisionedShards: STREAM_DEFAULTS.shardCount,
+  tableMode: TABLE_CAPACITY_DEFAULTS.mode,
+  tableTargetUtilization: TABLE_CAPACITY_DEFAULTS.targetUtilizationPercent / 100,
+  tableMinCapacity: TABLE_CAPACITY_DEFAULTS.minCapacity,
   /** The summarizer keeps the window's earlier minutes (functions/summarize/). */
   summarizeReads: 'warm-cache',
 } as const;
@@ -141,6 +144,10 @@ export function blockInputs(overrides: Partial<BlockFleetInputs> = {}): {
     parallelizationFactor: AGGREGATE_EVENT_SOURCE.parallelizationFactor,
     streamMode: SHIPPED.streamMode,
     provisionedShards: SHIPPED.provisionedShards,
+    tableMode: SHIPPED.tableMode,
+    tableTargetUtilization: SHIPPED.tableTargetUtilization,
+    tableMinCapacity: SHIPPED.tableMinCapacity,
+    sendSpreadSeconds: SEND_SPREAD_SECONDS,
     aggregateMemoryGb: MODEL_INPUTS.aggregateMemoryGb.value,
     summarizeMemoryGb: MODEL_INPUTS.summarizeMemoryGb.value,
     queryMemoryGb: MODEL_INPUTS.queryMemoryGb.value,
@@ -173,10 +180,15 @@ export const SCENARIOS: readonly { label: string; overrides: Partial<BlockFleetI
     overrides: { summarizeReads: 'whole-window' },
   },
   { label: 'blocks, aggregate at 1 GB (the earlier size)', overrides: { aggregateMemoryGb: 1 } },
+  {
+    label: 'blocks, auto scaling at a 50 % target (more headroom)',
+    overrides: { tableTargetUtilization: 0.5 },
+  },
+  { label: 'blocks, EXPENSIVE: on-demand table', overrides: { tableMode: 'on-demand' } },
   { label: 'blocks, EXPENSIVE: on-demand stream', overrides: { streamMode: 'on-demand' } },
   {
-    label: 'blocks, EXPENSIVE: on-demand stream, churn 50/agent-min',
-    overrides: { streamMode: 'on-demand', churnPerAgentMinute: 50 },
+    label: 'blocks, EXPENSIVE: on-demand stream and table, churn 50/agent-min',
+    overrides: { streamMode: 'on-demand', tableMode: 'on-demand', churnPerAgentMinute: 50 },
   },
   { label: 'blocks, EXPENSIVE: main parts every 10 s', overrides: { sealSeconds: 10 } },
 ];
@@ -251,6 +263,14 @@ export const scaleModel: BenchCase = {
             ],
             {
               note: `aggregate ${(p.gbSeconds.aggregate / 1e6).toFixed(2)}M at ${inputs.aggregateMemoryGb} GB (${(p.aggregateSecondsPerInvocation * 1000).toFixed(0)} ms x ${p.aggregateInvocationsPerSecond.toFixed(2)}/s), summarize ${(p.gbSeconds.summarize / 1e6).toFixed(2)}M, roll-ups ${(p.gbSeconds.rollups / 1e6).toFixed(2)}M, query ${(p.gbSeconds.query / 1e6).toFixed(2)}M`,
+            },
+          ),
+          plain(
+            `${tag}: DynamoDB capacity (${inputs.tableMode})`,
+            'WCU',
+            [p.provisionedCapacity.write],
+            {
+              note: `writes: mean ${p.tableRates.meanWrite.toFixed(0)} WRU/s, peak ${p.tableRates.peakWrite.toFixed(0)} WRU/s (agents send within ${inputs.sendSpreadSeconds} s of each minute); reads: mean ${p.tableRates.meanRead.toFixed(0)} RRU/s; provisioned ${p.provisionedCapacity.write} WCU and ${p.provisionedCapacity.read} RCU at a ${(inputs.tableTargetUtilization * 100).toFixed(0)} % target (minimum ${inputs.tableMinCapacity}); the same load on-demand: ${usd((p.writeUnits.total / 1e6) * PRICES.dynamodbWriteRequestUnitsPerMillion.value)} writes + ${usd((p.readUnits.total / 1e6) * PRICES.dynamodbReadRequestUnitsPerMillion.value)} reads`,
             },
           ),
           plain(`${tag}: DynamoDB read units`, 'RRU/month', [p.readUnits.total], {

@@ -33,7 +33,9 @@ import {
   splitWriteUnits,
   writeUnits,
 } from '../../../bench/scale-model.js';
+import { SEND_SPREAD_SECONDS } from '../../../contract/block.js';
 import { AGGREGATE_EVENT_SOURCE } from '../../../contract/resources.js';
+import { TABLE_CAPACITY_DEFAULTS } from '../../../infra/config.js';
 
 const MINUTES_PER_MONTH = 730 * 60;
 
@@ -137,6 +139,10 @@ const base: BlockFleetInputs = {
   parallelizationFactor: 2,
   streamMode: 'on-demand',
   provisionedShards: 2,
+  tableMode: 'on-demand',
+  tableTargetUtilization: 0.7,
+  tableMinCapacity: 5,
+  sendSpreadSeconds: 50,
   aggregateMemoryGb: 1,
   summarizeMemoryGb: 2,
   queryMemoryGb: 0.5,
@@ -240,6 +246,39 @@ describe('block store projection, line by line', () => {
       m.kinesis + m.lambda + m.dynamodbWrites + m.dynamodbReads + m.dynamodbStorage + m.cloudWatch,
       9,
     );
+  });
+
+  it('a provisioned table: capacity unit-hours at the target over the mean, at least the peak and the minimum', () => {
+    const pv = projectBlocks({ ...base, tableMode: 'provisioned', hosts: 10_000 });
+    const od = projectBlocks({ ...base, hosts: 10_000 });
+    const seconds = 730 * 3600;
+    const meanWrite = od.writeUnits.total / seconds;
+    expect(pv.tableRates.meanWrite).toBeCloseTo(meanWrite, 9);
+    // The agents' writes (main, early, heartbeats) come within 50 s of each minute.
+    const agents = od.writeUnits.main + od.writeUnits.early + od.writeUnits.heartbeats;
+    expect(pv.tableRates.peakWrite).toBeCloseTo(
+      ((agents * 60) / 50 + od.writeUnits.total - agents) / seconds,
+      9,
+    );
+    expect(pv.provisionedCapacity.write).toBe(Math.ceil(meanWrite / 0.7));
+    expect(pv.provisionedCapacity.read).toBe(
+      Math.max(5, Math.ceil(od.readUnits.total / seconds / 0.7)),
+    );
+    expect(pv.monthly.dynamodbWrites).toBeCloseTo(pv.provisionedCapacity.write * 730 * 0.00065, 9);
+    expect(pv.monthly.dynamodbReads).toBeCloseTo(pv.provisionedCapacity.read * 730 * 0.00013, 9);
+    // Same units, so the same everything else.
+    expect(pv.writeUnits.total).toBe(od.writeUnits.total);
+    expect(pv.monthly.kinesis).toBe(od.monthly.kinesis);
+    // A small fleet pays the auto scaling minimum; the peak decides when the target leaves less headroom.
+    const tiny = projectBlocks({ ...base, tableMode: 'provisioned', hosts: 1 });
+    expect(tiny.provisionedCapacity).toEqual({ write: 5, read: 5 });
+    const tight = projectBlocks({
+      ...base,
+      tableMode: 'provisioned',
+      hosts: 10_000,
+      tableTargetUtilization: 0.95,
+    });
+    expect(tight.provisionedCapacity.write).toBe(Math.ceil(tight.tableRates.peakWrite));
   });
 
   it('a provisioned stream: shard-hours and a payload unit per record; its pollers set the batches', () => {
@@ -361,6 +400,22 @@ describe('shipped defaults', () => {
     expect(d.wireBytesPerSecond).toBeLessThan(2 * 1024 * 1024);
     expect(inputs.summarizeReads).toBe('warm-cache');
     expect(inputs.aggregateMemoryGb).toBe(0.5);
+  });
+
+  it('are a provisioned table under auto scaling at the settings of the stack, cheaper than on-demand', () => {
+    expect(inputs.tableMode).toBe(TABLE_CAPACITY_DEFAULTS.mode);
+    expect(inputs.tableMode).toBe('provisioned');
+    expect(inputs.tableTargetUtilization).toBe(
+      TABLE_CAPACITY_DEFAULTS.targetUtilizationPercent / 100,
+    );
+    expect(inputs.sendSpreadSeconds).toBe(SEND_SPREAD_SECONDS);
+    // The fleet fits under the stack's default ceilings.
+    expect(d.provisionedCapacity.write).toBeLessThanOrEqual(
+      TABLE_CAPACITY_DEFAULTS.maxWriteCapacity,
+    );
+    expect(d.provisionedCapacity.read).toBeLessThanOrEqual(TABLE_CAPACITY_DEFAULTS.maxReadCapacity);
+    const od = projectBlocks({ ...inputs, tableMode: 'on-demand' });
+    expect(od.monthly.dynamodbWrites).toBeGreaterThan(2 * d.monthly.dynamodbWrites);
   });
 
   it('are the headline row, and no EXPENSIVE row is cheaper', () => {
