@@ -44,7 +44,14 @@ export const METRICS = {
   socketDrops: 'SocketDrops',
   /** Stored block or roll-up parts a reader could not decode and skipped (summarize). */
   badBlockParts: 'BadBlockParts',
+  /** Service-hours whose roll-up is due and not built yet, after a roll-up run (rollup). */
+  rollupsPending: 'RollupsPending',
 } as const;
+
+/** Minutes between two runs of the roll-up function (its schedule rule, and local mode). */
+export const ROLLUP_SCHEDULE_MINUTES = 5;
+/** The roll-up function's timeout, minutes (Lambda's longest). */
+export const ROLLUP_TIMEOUT_MINUTES = 15;
 
 /** Defaults that the agent, the functions and the API agree on. */
 export const DEFAULTS = {

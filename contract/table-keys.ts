@@ -11,6 +11,7 @@
  * | service         | `SERVICES`                        | `SVC#<service>`                      |
  * | agent           | `AGENTS`                          | `AGENT#<agentId>`                    |
  * | late minute     | `LATE`                            | `<minute, 10 digits>#<service>`      |
+ * | roll-up due     | `ROLLUPS`                         | `<hour, 8 digits>#<service>`         |
  * | conflict        | `CONFLICT#<service>#<minute>`     | block sk + `#<content hash>`         |
  *
  * Blocks of one service-minute are spread over BLOCK_SHARDS partitions by a
@@ -41,6 +42,8 @@ export const SERVICES_PK = 'SERVICES';
 export const AGENTS_PK = 'AGENTS';
 /** Partition key of the minutes that got blocks after they were summarized. */
 export const LATE_PK = 'LATE';
+/** Partition key of the service-hours whose roll-up is to be built (again). */
+export const ROLLUP_DUE_PK = 'ROLLUPS';
 
 const pad = (n: number, width: number): string => String(n).padStart(width, '0');
 
@@ -122,6 +125,17 @@ export function lateKey(service: string, minute: number): ItemKey {
 export function parseLateSortKey(sk: string): { minute: number; service: string } | null {
   const m = /^(\d{10})#(.+)$/.exec(sk);
   return m ? { minute: Number(m[1]), service: m[2]! } : null;
+}
+
+/** Key of the mark that a service-hour's roll-up is to be built; sorts oldest hour first. */
+export function rollupDueKey(service: string, hour: number): ItemKey {
+  return { pk: ROLLUP_DUE_PK, sk: `${pad(hour, 8)}#${service}` };
+}
+
+/** Parses a roll-up mark's sort key back into its service and hour. */
+export function parseRollupDueSortKey(sk: string): { hour: number; service: string } | null {
+  const m = /^(\d{8})#(.+)$/.exec(sk);
+  return m ? { hour: Number(m[1]), service: m[2]! } : null;
 }
 
 /** Key under which a block that differs from the one already stored is kept for inspection. */

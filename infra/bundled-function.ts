@@ -46,7 +46,7 @@ export const BUNDLING = {
 /** Settings of one bundled function. */
 export interface BundledFunctionProps {
   /** Folder under functions/ whose handler.ts exports `handler`. */
-  name: 'aggregate' | 'query' | 'summarize';
+  name: 'aggregate' | 'query' | 'summarize' | 'rollup';
   description: string;
   memorySize: number;
   timeout: Duration;

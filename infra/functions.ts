@@ -1,10 +1,12 @@
 /**
- * The three functions and what drives them: the aggregator reads the stream
+ * The four functions and what drives them: the aggregator reads the stream
  * through an event source mapping (failed batches are bisected, then land in
  * an encrypted queue), the query function serves the API (wired in
- * query-api.ts), and the summarize function runs every minute on an
- * EventBridge schedule, one run at a time. Each role gets only the table
- * actions its function performs.
+ * query-api.ts), the summarize function runs every minute on an EventBridge
+ * schedule, one run at a time, and the roll-up function builds the hourly
+ * roll-ups it marks as due, on its own schedule so that a long hour never
+ * delays a minute's summary. Each role gets only the table actions its
+ * function performs.
  */
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
@@ -18,21 +20,30 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { AGGREGATE_EVENT_SOURCE, ENV, RESOURCE_NAMES } from '../contract/resources.js';
+import {
+  AGGREGATE_EVENT_SOURCE,
+  ENV,
+  RESOURCE_NAMES,
+  ROLLUP_SCHEDULE_MINUTES,
+  ROLLUP_TIMEOUT_MINUTES,
+} from '../contract/resources.js';
 import { BundledFunction, type BundledFunctionProps } from './bundled-function.js';
 
 /**
  * Table actions by function, exactly what its code calls; every one on the
  * table's ARN (there is no index). The aggregator only puts: blocks and marks
  * with a condition, never reading or updating an item. The summarizer reads
- * blocks by Query, puts summaries and roll-ups, and deletes the late marks it
- * has handled. The query function only runs Queries. No Scan anywhere, no
- * batch operations, no UpdateItem or GetItem.
+ * blocks by Query, puts summaries and roll-up marks, and deletes the late
+ * marks it has handled. The roll-up function reads blocks and marks by Query,
+ * puts roll-up parts, records a shard done on its mark (the one UpdateItem),
+ * and deletes finished marks and parts of a replaced set. The query function
+ * only runs Queries. No Scan anywhere, no batch operations, no GetItem.
  */
 export const TABLE_ACTIONS = {
   aggregate: ['dynamodb:PutItem'],
   summarize: ['dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
   query: ['dynamodb:Query'],
+  rollup: ['dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
 } as const satisfies Record<BundledFunctionProps['name'], readonly string[]>;
 
 /**
@@ -42,10 +53,9 @@ export const TABLE_ACTIONS = {
  * about a million endpoints, a few hundred MB of objects and CPU-bound
  * inflate/merge work. 2 GB holds the merged window beside the decoded parts
  * and buys more than one vCPU (Lambda gives CPU in proportion to memory).
- * Once an hour a run also rolls the complete hour up (60 minutes of blocks
- * per service), which does not fit a one-minute budget: hence 5 minutes.
- * Reserved concurrency 1 makes such a long run delay the next tick instead of
- * racing it on the same summary items.
+ * A run catching up after an outage reads up to MAX_CATCH_UP_MINUTES more:
+ * hence 5 minutes. Reserved concurrency 1 makes such a long run delay the
+ * next tick instead of racing it on the same summary items.
  */
 const SUMMARIZE_SIZE = { memorySize: 2048, timeout: Duration.minutes(5) } as const;
 
@@ -65,6 +75,7 @@ export class Functions extends Construct {
   readonly aggregate: BundledFunction;
   readonly query: BundledFunction;
   readonly summarize: BundledFunction;
+  readonly rollup: BundledFunction;
   /** Where the event source mapping puts batches it gave up on. */
   readonly onFailureQueue: Queue;
   /** Signs the query API's pagination cursors. */
@@ -179,6 +190,28 @@ export class Functions extends Construct {
       // Summaries are per minute, so is the schedule.
       schedule: Schedule.rate(Duration.minutes(1)),
       targets: [new LambdaFunction(this.summarize.function, { retryAttempts: 0 })],
+    });
+
+    // --- rollup: schedule -> table (the hours the summarizer marked) ------
+    this.rollup = new BundledFunction(this, 'Rollup', {
+      ...common,
+      name: 'rollup',
+      description: 'Builds the hourly roll-ups of the stored blocks that are due',
+      // The size of the summarizer: a shard of an hour is 60 minutes of its blocks.
+      memorySize: SUMMARIZE_SIZE.memorySize,
+      timeout: Duration.minutes(ROLLUP_TIMEOUT_MINUTES),
+      environment: tableEnvironment,
+      // One run at a time: two would build the same shard twice (harmless, but paid).
+      reservedConcurrentExecutions: 1,
+      maxEventAge: Duration.minutes(1),
+      // The marks stay until built, so the next run picks up what a failed one left.
+      retryAttempts: 0,
+    });
+    allowTable(this.rollup, table, TABLE_ACTIONS.rollup);
+    new Rule(this, 'RollupSchedule', {
+      description: 'Runs the udpwatch roll-up function',
+      schedule: Schedule.rate(Duration.minutes(ROLLUP_SCHEDULE_MINUTES)),
+      targets: [new LambdaFunction(this.rollup.function, { retryAttempts: 0 })],
     });
   }
 }

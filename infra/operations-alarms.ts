@@ -2,8 +2,8 @@
  * Alarms on the pipeline itself: the aggregator falling behind the stream,
  * failing or throttled, batches given up on, records it could not decode,
  * blocks that conflict with a stored block under the same key, the API
- * failing, the summarize function failing (client alarms would go blind), and
- * too few agents reporting.
+ * failing, the summarize function failing (client alarms would go blind), the
+ * roll-up function failing, and too few agents reporting.
  */
 import { Duration } from 'aws-cdk-lib';
 import type { HttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
@@ -30,6 +30,7 @@ export interface OperationsAlarmsProps {
   aggregate: IFunction;
   query: IFunction;
   summarize: IFunction;
+  rollup: IFunction;
   onFailureQueue: IQueue;
   api: HttpApi;
   topic: ITopic;
@@ -110,6 +111,10 @@ export class OperationsAlarms extends Construct {
     this.add('SummarizeErrors', 'The summarize function failed; client alarms go blind', {
       ...atLeastOne,
       metric: props.summarize.metricErrors({ period: COUNT_PERIOD, statistic: 'Sum' }),
+    });
+    this.add('RollupErrors', 'The roll-up function failed; long windows read minutes instead', {
+      ...atLeastOne,
+      metric: props.rollup.metricErrors({ period: COUNT_PERIOD, statistic: 'Sum' }),
     });
     if (props.minAgentsReporting > 0) {
       this.add('TooFewAgents', `Fewer than ${props.minAgentsReporting} agents report`, {

@@ -24,6 +24,7 @@ export interface OperationsDashboardProps {
   aggregate: IFunction;
   query: IFunction;
   summarize: IFunction;
+  rollup: IFunction;
   onFailureQueue: IQueue;
   api: HttpApi;
   alarms: Alarm[];
@@ -92,6 +93,7 @@ export class OperationsDashboard extends Construct {
           ...errors(props.aggregate, 'aggregate'),
           ...errors(props.query, 'query'),
           ...errors(props.summarize, 'summarize'),
+          ...errors(props.rollup, 'rollup'),
         ],
         8,
       ),

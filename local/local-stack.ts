@@ -1,10 +1,10 @@
 /**
  * The whole local AWS runtime in one call: emulators with the stream and
  * table, the event-source poller feeding the aggregate handler, the HTTP API
- * in front of the query handler, the summarize schedule and the TTL sweeper,
+ * in front of the query handler, the summarize and roll-up schedules and the TTL sweeper,
  * with the environment the functions expect. Tests and `npm start` use it.
  */
-import { ENV } from '../contract/resources.js';
+import { ENV, ROLLUP_SCHEDULE_MINUTES, ROLLUP_TIMEOUT_MINUTES } from '../contract/resources.js';
 import { type ApiHandler, type ApiServer, startApiServer } from './api-gateway-adapter.js';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from './aws-clients.js';
 import { type Emulators, startEmulators } from './emulators.js';
@@ -25,6 +25,7 @@ export interface LocalHandlers {
   aggregate?: AggregateHandler;
   query?: ApiHandler;
   summarize?: ScheduledHandler;
+  rollup?: ScheduledHandler;
 }
 
 export interface LocalStackOptions {
@@ -37,6 +38,7 @@ export interface LocalStackOptions {
   aggregateHandler?: AggregateHandler;
   queryHandler?: ApiHandler;
   summarizeHandler?: ScheduledHandler;
+  rollupHandler?: ScheduledHandler;
   /**
    * Loads handlers once the functions' environment is set. The real handlers
    * build their clients from that environment on first use, not at import;
@@ -51,6 +53,8 @@ export interface LocalStackOptions {
   summarizeIntervalMs?: number;
   /** Each summarize run's result. */
   onSummarize?: (result: unknown) => void;
+  /** How often the roll-up function runs (default ROLLUP_SCHEDULE_MINUTES, like its schedule rule). */
+  rollupIntervalMs?: number;
   /** How often expired items are swept (default 60 s). */
   sweepIntervalMs?: number;
   /** Told each step as it starts, for progress output. */
@@ -66,6 +70,8 @@ export interface LocalStack {
   api?: ApiServer;
   /** The summarize schedule; never two runs at once, as reserved concurrency 1 deploys it. */
   summarize?: Schedule;
+  /** The roll-up schedule, one run at a time like the deployed function. */
+  rollup?: Schedule;
   sweeper: TtlSweeper;
   /** The on-failure destination: batches the poller gave up on, oldest first. */
   failures: PollerFailure[];
@@ -150,6 +156,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const aggregate = options.aggregateHandler ?? loaded.aggregate;
     const query = options.queryHandler ?? loaded.query;
     const summarizeHandler = options.summarizeHandler ?? loaded.summarize;
+    const rollupHandler = options.rollupHandler ?? loaded.rollup;
     const failures: PollerFailure[] = [];
 
     const sweeper = startTtlSweeper({
@@ -198,7 +205,20 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       stoppers.push(() => started.stop());
     }
 
-    return { emulators, env, poller, api, summarize, sweeper, failures, stop: stopAll };
+    let rollup: Schedule | undefined;
+    if (rollupHandler) {
+      progress('starting the roll-up schedule');
+      const started = startSchedule({
+        handler: rollupHandler,
+        intervalMs: options.rollupIntervalMs ?? ROLLUP_SCHEDULE_MINUTES * 60_000,
+        functionName: 'udpwatch-rollup',
+        timeoutMs: ROLLUP_TIMEOUT_MINUTES * 60_000,
+      });
+      rollup = started;
+      stoppers.push(() => started.stop());
+    }
+
+    return { emulators, env, poller, api, summarize, rollup, sweeper, failures, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

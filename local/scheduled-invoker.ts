@@ -17,6 +17,8 @@ export interface ScheduleOptions {
   ruleName?: string;
   region?: string;
   accountId?: string;
+  /** The function's timeout, as its context counts it down (default 60 s). */
+  timeoutMs?: number;
   /** Each invocation's result (e.g. to print or to evaluate local alarms). */
   onResult?: (result: unknown) => void;
   /** A failed invocation (default console.error). */
@@ -54,7 +56,12 @@ export function startSchedule(options: ScheduleOptions): Schedule {
     };
     const result = await options.handler(
       event,
-      lambdaContext({ functionName: options.functionName, region, accountId }),
+      lambdaContext({
+        functionName: options.functionName,
+        region,
+        accountId,
+        timeoutMs: options.timeoutMs,
+      }),
     );
     options.onResult?.(result);
     return result;

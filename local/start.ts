@@ -181,15 +181,17 @@ export function portInUseMessage(err: PortInUseError): string {
 
 /** Imports the real function handlers; called once the stack has set their environment. */
 export async function loadFunctionHandlers(): Promise<LocalHandlers> {
-  const [aggregate, query, summarize] = await Promise.all([
+  const [aggregate, query, summarize, rollup] = await Promise.all([
     import('../functions/aggregate/handler.js'),
     import('../functions/query/handler.js'),
     import('../functions/summarize/handler.js'),
+    import('../functions/rollup/handler.js'),
   ]);
   return {
     aggregate: aggregate.handler as LocalHandlers['aggregate'],
     query: query.handler as LocalHandlers['query'],
     summarize: summarize.handler as LocalHandlers['summarize'],
+    rollup: rollup.handler as LocalHandlers['rollup'],
   };
 }
 

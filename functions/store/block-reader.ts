@@ -25,6 +25,7 @@ import {
   allShards,
   blockPartition,
   LATE_PK,
+  ROLLUP_DUE_PK,
   ROLLUP_MINUTES,
   rollupPartition,
   SERVICES_PK,
@@ -325,6 +326,11 @@ export async function readLatestSummary(
     cost,
   );
   return items[0];
+}
+
+/** Every roll-up mark (service-hours whose roll-up is to be built), oldest hour first. */
+export function readRollupMarks(options: ReaderOptions, cost: ReadCost): Promise<RawItem[]> {
+  return queryAll(options, partitionQuery(ROLLUP_DUE_PK), cost);
 }
 
 /** Every late mark (minutes that got blocks after they were summarized). */

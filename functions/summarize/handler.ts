@@ -1,6 +1,6 @@
 /**
  * Entry point of the summarize function: every minute, per-minute summaries,
- * hourly roll-ups and late marks -> DynamoDB; active counts -> CloudWatch (EMF).
+ * roll-up marks and late marks -> DynamoDB; active counts -> CloudWatch (EMF).
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
@@ -75,7 +75,7 @@ export function createSummarizeHandler(
         minute: result.minute,
         services: result.services.length,
         summaries: result.services.reduce((n, s) => n + s.summarized.length, 0),
-        rollups: result.services.reduce((n, s) => n + s.rolledUp.length, 0),
+        rollupsDue: result.services.reduce((n, s) => n + s.rollupsDue.length, 0),
         lateMarksHandled: result.lateMarksHandled,
         agentsReporting: result.agentsReporting,
         queries: result.cost.queries,

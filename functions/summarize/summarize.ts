@@ -3,9 +3,10 @@
  * the retention it summarizes each minute not yet summarized up to the last
  * complete minute (`floor(now / 60 s) - 1 - ceil(SUMMARY_LAG / 60)`, at most
  * MAX_CATCH_UP_MINUTES of them), re-summarizes the minutes late marks name
- * (and the later summaries whose window includes them), rolls up each hour
- * once its last minute is summarized (and again when a late block lands in
- * it), and deletes the late marks it handled. A minute before a service's
+ * (and the later summaries whose window includes them), marks each hour's
+ * roll-up as due once its last minute is summarized (and again when a late
+ * block lands in it; the roll-up function builds it), and deletes the late
+ * marks it handled. A minute before a service's
  * listed firstSeen whose window holds none of its parts gets no summary: the
  * service was not counted yet, which is not a count of 0 (the API answers
  * null until the first summary).
@@ -16,24 +17,18 @@
  * dropped them. Cold, a run reads the whole window, as the summaries need.
  * Windows that hold a whole hour read it from roll-ups, uncached.
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { MINUTE_MS, SUMMARY_LAG_SECONDS } from '../../contract/block.js';
-import { BLOCK_ATTRIBUTES, ROLLUP_ATTRIBUTES } from '../../contract/resources.js';
 import { SummaryItem } from '../../contract/summary.js';
 import {
-  allShards,
   hourOf,
   parseLateSortKey,
   ROLLUP_MINUTES,
-  rollupKey,
-  rollupPartition,
   summaryKey,
   ttlFor,
 } from '../../contract/table-keys.js';
 import {
   newCost,
-  queryAll,
   type RawItem,
   type ReadCost,
   type ReaderOptions,
@@ -46,9 +41,10 @@ import {
   wholeHours,
 } from '../store/block-reader.js';
 import { mapBounded } from '../store/bounded-map.js';
+import { markRollupDue } from '../store/rollup-marks.js';
+import { deleteUnlessChanged } from '../store/unchanged-delete.js';
 import { MinuteCache } from './minute-cache.js';
 import { buildMinuteState, type MinuteState } from './minute-state.js';
-import { buildRollup } from './rollup-builder.js';
 import { buildSummary, summariesIncluding, summaryWindow } from './summary-builder.js';
 import { summarizeStates } from './window-summary.js';
 
@@ -67,7 +63,8 @@ export interface ServiceRun {
   /** The summary of the newest minute summarized (or re-stated) in this run. */
   latest: SummaryItem | null;
   summarized: number[];
-  rolledUp: number[];
+  /** Hours whose roll-up this run marked as due (built by the roll-up function). */
+  rollupsDue: number[];
 }
 
 /** What one run did. */
@@ -78,7 +75,6 @@ export interface SummarizeResult {
   services: ServiceRun[];
   agentsReporting: number;
   lateMarksHandled: number;
-  rollupPartsWritten: number;
   cost: ReadCost;
   /** Service-minutes read from the table and taken from the instance's cache in this run. */
   minutes: { read: number; cached: number };
@@ -127,7 +123,6 @@ export async function summarizeAll(
     lateByService.set(parsed.service, list);
   }
   cache.evictBefore(oldestUsefulMinute(minute, settings.activeWindowSeconds));
-  let rollupPartsWritten = 0;
   let lateMarksHandled = 0;
   const runs = await mapBounded(
     services.filter(
@@ -146,9 +141,13 @@ export async function summarizeAll(
         cache,
         minutes,
       });
-      rollupPartsWritten += run.rollupParts;
       lateMarksHandled += run.marksDeleted;
-      return { service, latest: run.latest, summarized: run.summarized, rolledUp: run.rolledUp };
+      return {
+        service,
+        latest: run.latest,
+        summarized: run.summarized,
+        rollupsDue: run.rollupsDue,
+      };
     },
   );
   const reportingSince = now - settings.activeWindowSeconds * 1000;
@@ -158,7 +157,6 @@ export async function summarizeAll(
     services: runs,
     agentsReporting: agents.filter((a) => (num(a.lastHeartbeat) ?? -1) >= reportingSince).length,
     lateMarksHandled,
-    rollupPartsWritten,
     cost,
     minutes,
   };
@@ -323,18 +321,18 @@ async function summarizeService(
     summarized.push(m);
     if (!latest || m >= latest.minute) latest = summary;
   }
-  const rolledUp: number[] = [];
-  let rollupParts = 0;
+  // The roll-up function builds the hour (functions/rollup/): this run only says so.
+  const rollupsDue: number[] = [];
   for (const h of [...rollups].sort((a, b) => a - b)) {
     if (job.lastSeen < h * ROLLUP_MINUTES * MINUTE_MS - SERVICE_LAST_SEEN_SLACK_MS) continue;
-    rollupParts += await rollUpHour(reader, settings, cost, job.service, h);
-    rolledUp.push(h);
+    await markRollupDue(reader, job.service, h, job.now, settings.retentionHours);
+    rollupsDue.push(h);
   }
   let marksDeleted = 0;
   for (const mark of job.late) {
-    if (await deleteLateMark(reader, mark.item)) marksDeleted++;
+    if (await deleteUnlessChanged(reader, mark.item)) marksDeleted++;
   }
-  return { latest, summarized, rolledUp, rollupParts, marksDeleted };
+  return { latest, summarized, rollupsDue, marksDeleted };
 }
 
 function addCost(into: ReadCost, from: ReadCost): void {
@@ -343,131 +341,4 @@ function addCost(into: ReadCost, from: ReadCost): void {
   into.parts += from.parts;
   into.badParts += from.badParts;
   into.rollups += from.rollups;
-}
-
-function isConditionFailure(err: unknown): boolean {
-  return (
-    err instanceof ConditionalCheckFailedException ||
-    (err instanceof Error && err.name === 'ConditionalCheckFailedException')
-  );
-}
-
-/**
- * Writes the roll-up of every shard of one service-hour; returns the parts
- * written. A part already stored with the same content is left alone (a
- * rerun is a no-op); parts of an older, longer set are deleted after the new
- * set is complete (until then readers see mixed sets and read minutes).
- */
-export async function rollUpHour(
-  reader: ReaderOptions,
-  settings: SummarizeSettings,
-  cost: ReadCost,
-  service: string,
-  hour: number,
-): Promise<number> {
-  let written = 0;
-  const first = hour * ROLLUP_MINUTES;
-  for (const shard of allShards()) {
-    const local = newCost();
-    const parts = await readBlockParts(reader, service, first, first + ROLLUP_MINUTES - 1, local, {
-      rollups: false,
-      shards: [shard],
-    });
-    addCost(cost, local);
-    const set = buildRollup(service, hour, parts);
-    for (const p of set) {
-      const key = rollupKey(service, hour, shard, p.part);
-      try {
-        await reader.doc.send(
-          new PutCommand({
-            TableName: reader.table,
-            Item: {
-              ...key,
-              service,
-              hour,
-              shard,
-              ...(p.data ? { [BLOCK_ATTRIBUTES.data]: p.data } : {}),
-              ...(p.seconds ? { [ROLLUP_ATTRIBUTES.seconds]: p.seconds } : {}),
-              [BLOCK_ATTRIBUTES.hash]: p.hash,
-              [ROLLUP_ATTRIBUTES.set]: p.set,
-              [ROLLUP_ATTRIBUTES.parts]: p.parts,
-              ...(p.agentId !== undefined ? { agentId: p.agentId, host: p.host } : {}),
-              n: p.endpoints,
-              lastMs: p.lastMs,
-              ttl: ttlFor(
-                Math.max(p.lastMs, (first + ROLLUP_MINUTES) * MINUTE_MS),
-                settings.retentionHours,
-              ),
-            },
-            ConditionExpression: 'attribute_not_exists(pk) OR #h <> :h OR #g <> :g',
-            ExpressionAttributeNames: { '#h': BLOCK_ATTRIBUTES.hash, '#g': ROLLUP_ATTRIBUTES.set },
-            ExpressionAttributeValues: { ':h': p.hash, ':g': p.set },
-          }),
-        );
-        written++;
-      } catch (err) {
-        if (!isConditionFailure(err)) throw err;
-      }
-    }
-    // Drop parts of an older set beyond the new set's length.
-    const stored = await queryAll(
-      reader,
-      {
-        KeyConditionExpression: 'pk = :pk AND sk >= :from',
-        ExpressionAttributeValues: {
-          ':pk': rollupPartition(service, hour, shard),
-          ':from': String(set.length).padStart(4, '0'),
-        },
-        ProjectionExpression: 'pk, sk',
-      },
-      cost,
-    );
-    for (const old of stored) {
-      await reader.doc.send(
-        new DeleteCommand({ TableName: reader.table, Key: { pk: old.pk, sk: old.sk } }),
-      );
-    }
-  }
-  return written;
-}
-
-/**
- * Deletes a late mark unless it changed since it was read: every scalar
- * attribute must still be as read, the arrival time `at` and the block's key
- * among them, so a mark re-put meanwhile by a newer late block stays for the
- * next run. Returns whether it was deleted.
- */
-export async function deleteLateMark(reader: ReaderOptions, item: RawItem): Promise<boolean> {
-  const names: Record<string, string> = {};
-  const values: Record<string, unknown> = {};
-  const terms: string[] = [];
-  let i = 0;
-  for (const [name, value] of Object.entries(item)) {
-    if (name === 'pk' || name === 'sk') continue;
-    if (typeof value !== 'number' && typeof value !== 'string' && typeof value !== 'boolean')
-      continue;
-    names[`#a${i}`] = name;
-    values[`:v${i}`] = value;
-    terms.push(`#a${i} = :v${i}`);
-    i++;
-  }
-  try {
-    await reader.doc.send(
-      new DeleteCommand({
-        TableName: reader.table,
-        Key: { pk: item.pk, sk: item.sk },
-        ...(terms.length
-          ? {
-              ConditionExpression: terms.join(' AND '),
-              ExpressionAttributeNames: names,
-              ExpressionAttributeValues: values,
-            }
-          : {}),
-      }),
-    );
-    return true;
-  } catch (err) {
-    if (!isConditionFailure(err)) throw err;
-    return false;
-  }
 }

@@ -17,21 +17,27 @@ import {
   allShards,
   LATE_PK,
   lateKey,
+  rollupDueKey,
   rollupPartition,
   summaryKey,
 } from '../../../contract/table-keys.js';
 import { createQueryHandler } from '../../../functions/query/handler.js';
-import { newCost, readBlockParts, readLateMarks } from '../../../functions/store/block-reader.js';
+import { createRollupHandler } from '../../../functions/rollup/handler.js';
+import { rollUpDue, rollUpHour } from '../../../functions/rollup/rollup.js';
+import {
+  newCost,
+  readBlockParts,
+  readLateMarks,
+  readRollupMarks,
+} from '../../../functions/store/block-reader.js';
 import { createDocumentClient } from '../../../functions/store/document-client.js';
 import { mergeParts } from '../../../functions/store/endpoint-merge.js';
 import { putLateMark as writeLateMark } from '../../../functions/store/item-writer.js';
+import { markRollupDue } from '../../../functions/store/rollup-marks.js';
+import { deleteUnlessChanged as deleteLateMark } from '../../../functions/store/unchanged-delete.js';
 import { createSummarizeHandler } from '../../../functions/summarize/handler.js';
 import { MinuteCache } from '../../../functions/summarize/minute-cache.js';
-import {
-  deleteLateMark,
-  lastCompleteMinute,
-  rollUpHour,
-} from '../../../functions/summarize/summarize.js';
+import { lastCompleteMinute } from '../../../functions/summarize/summarize.js';
 import { buildSummary, summaryWindow } from '../../../functions/summarize/summary-builder.js';
 import { type Emulators, startEmulators } from '../../../local/emulators.js';
 import { oracle, type Sighting } from './activity-oracle.js';
@@ -320,23 +326,65 @@ describe('summarize', () => {
     const reader = { doc: s.target.doc, table: s.table };
     const settings = { activeWindowSeconds: 300, retentionHours: 48 };
 
-    // The summarizer rolls up hour H once its last minute is summarized.
+    // The summarizer marks hour H due once its last minute is summarized; it builds nothing itself.
     const now = (H * 60 + 59 + 3) * MINUTE_MS;
     expect(lastCompleteMinute(now)).toBe(H * 60 + 59);
     const run = await s.run(now);
-    expect(run.result.services.find((r) => r.service === 'roll')!.rolledUp).toEqual([H]);
-    for (const shard of allShards()) {
-      const items = await s.target.doc.send(
+    expect(run.result.services.find((r) => r.service === 'roll')!.rollupsDue).toEqual([H]);
+    const rolledPartition = (shard: number) =>
+      s.target.doc.send(
         new QueryCommand({
           TableName: s.table,
           KeyConditionExpression: 'pk = :pk',
           ExpressionAttributeValues: { ':pk': rollupPartition('roll', H, shard) },
         }),
       );
+    for (const shard of allShards()) expect((await rolledPartition(shard)).Items).toEqual([]);
+    expect((await readRollupMarks(reader, newCost())).map((m) => m.sk)).toEqual([
+      rollupDueKey('roll', H).sk,
+    ]);
+    // The roll-up function builds it: a run whose deadline comes after one shard stops there...
+    let started = 0;
+    const first = await rollUpDue(reader, settings, () => started++ >= 1);
+    expect(first).toMatchObject({ shardsBuilt: 1, completed: [], pending: 1 });
+    const [half] = await readRollupMarks(reader, newCost());
+    expect(half!.doneShards).toEqual([0]);
+    // ... and the next one resumes with the other shards, then deletes the mark.
+    const second = await rollUpDue(reader, settings, () => false);
+    expect(second).toMatchObject({
+      shardsBuilt: allShards().length - 1,
+      completed: [{ service: 'roll', hour: H }],
+      pending: 0,
+    });
+    expect(await readRollupMarks(reader, newCost())).toEqual([]);
+    for (const shard of allShards()) {
+      const items = await rolledPartition(shard);
       expect(items.Items!.length).toBeGreaterThan(0);
     }
     // A rerun writes nothing: every part is already stored with the same content.
     expect(await rollUpHour(reader, settings, newCost(), 'roll', H)).toBe(0);
+    // A mark re-put while its hour is being built (a late block) is not deleted with the old
+    // work: the run stops at the changed mark, and the next one builds every shard again.
+    await markRollupDue(reader, 'roll', H, now + 1, 48);
+    let checks = 0;
+    const interrupted = await rollUpDue(reader, settings, async () => {
+      if (++checks === 2) await markRollupDue(reader, 'roll', H, now + 2, 48);
+      return false;
+    });
+    expect(interrupted.completed).toEqual([]);
+    expect(interrupted.pending).toBe(1);
+    // The deployed handler runs the same, and says how many hours are still pending.
+    await markRollupDue(reader, 'roll', H - 1, now + 3, 48);
+    const viaHandler = await captureStdout(() =>
+      createRollupHandler(localConfig(s.table, emu.dynamodbEndpoint))({}, ctx('udpwatch-rollup')),
+    );
+    expect(viaHandler.result.completed).toEqual([
+      { service: 'roll', hour: H - 1 },
+      { service: 'roll', hour: H },
+    ]);
+    expect(viaHandler.result.shardsBuilt).toBe(2 * allShards().length);
+    const pending = emfDocuments(viaHandler.lines).find((d) => METRICS.rollupsPending in d);
+    expect(pending?.[METRICS.rollupsPending]).toBe(0);
     for (let h = H - 23; h < H; h++) await rollUpHour(reader, settings, newCost(), 'roll', h);
 
     // 24 h and a minute, [a, b]: hours H-23 .. H are whole and read as roll-ups, minute b as a minute.

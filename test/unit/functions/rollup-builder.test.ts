@@ -8,7 +8,7 @@ import type { BlockEndpoint } from '../../../contract/block.js';
 import { decodeBlock } from '../../../contract/block-codec.js';
 import { mergeParts } from '../../../functions/store/endpoint-merge.js';
 import { checkRollupSeconds, type StoredPart } from '../../../functions/store/stored-part.js';
-import { buildRollup } from '../../../functions/summarize/rollup-builder.js';
+import { buildRollup } from '../../../functions/rollup/rollup-builder.js';
 
 const HOUR = 500_000;
 

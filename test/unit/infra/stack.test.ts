@@ -14,6 +14,8 @@ import {
   ENV,
   METRICS,
   RESOURCE_NAMES,
+  ROLLUP_SCHEDULE_MINUTES,
+  ROLLUP_TIMEOUT_MINUTES,
   TABLE,
 } from '../../../contract/resources.js';
 import { AGENT_KINESIS_ACTIONS } from '../../../infra/agent-access.js';
@@ -226,9 +228,9 @@ describe('stream and aggregate event source', () => {
 });
 
 describe('functions', () => {
-  it('runs all three on nodejs22.x, arm64, with Powertools settings and table env', () => {
+  it('runs all four on nodejs22.x, arm64, with Powertools settings and table env', () => {
     const functions = Object.values(ofType('AWS::Lambda::Function'));
-    expect(functions).toHaveLength(3);
+    expect(functions).toHaveLength(4);
     const [tableId] = single('AWS::DynamoDB::Table');
     for (const fn of functions) {
       expect(fn.Properties.Runtime).toBe('nodejs22.x');
@@ -258,7 +260,7 @@ describe('functions', () => {
     expect(BUNDLING.forceDockerBundling).toBe(false);
     const assetDirs = readdirSync(outdir).filter((name) => name.startsWith('asset.'));
     const bundles = assetDirs.filter((dir) => existsSync(join(outdir, dir, 'index.mjs')));
-    expect(bundles).toHaveLength(3);
+    expect(bundles).toHaveLength(4);
     for (const dir of bundles) {
       const code = readFileSync(join(outdir, dir, 'index.mjs'), 'utf8');
       expect(code.startsWith(BUNDLING.banner)).toBe(true);
@@ -267,31 +269,46 @@ describe('functions', () => {
     }
   });
 
-  it('runs the summarize function every minute from EventBridge, without retries', () => {
-    const [, rule] = single('AWS::Events::Rule');
-    expect(rule.Properties.ScheduleExpression).toBe('rate(1 minute)');
-    expect(rule.Properties.State).toBe('ENABLED');
-    expect(rule.Properties.Targets).toEqual([
-      expect.objectContaining({
-        Arn: { 'Fn::GetAtt': [functionId('Summarizes'), 'Arn'] },
-        RetryPolicy: { MaximumRetryAttempts: 0 },
-      }),
-    ]);
+  it('runs summarize every minute and roll-up every few minutes from EventBridge, without retries', () => {
+    const rules = Object.values(ofType('AWS::Events::Rule'));
+    const byTarget = new Map(
+      rules.map((r) => [r.Properties.Targets[0].Arn['Fn::GetAtt'][0], r.Properties]),
+    );
+    expect(byTarget.size).toBe(2);
+    const schedules = {
+      Summarizes: 'rate(1 minute)',
+      Builds: `rate(${ROLLUP_SCHEDULE_MINUTES} minutes)`,
+    };
+    for (const [prefix, expression] of Object.entries(schedules)) {
+      const rule = byTarget.get(functionId(prefix))!;
+      expect(rule.ScheduleExpression, prefix).toBe(expression);
+      expect(rule.State).toBe('ENABLED');
+      expect(rule.Targets).toEqual([
+        expect.objectContaining({ RetryPolicy: { MaximumRetryAttempts: 0 } }),
+      ]);
+    }
   });
 
-  it('never runs two summarize runs at once and drops a tick stuck behind one', () => {
-    const summarize = functionId('Summarizes');
-    expect(resources[summarize]!.Properties).toMatchObject({
-      ReservedConcurrentExecutions: 1,
-      MemorySize: 2048,
-      Timeout: 300,
-    });
-    const [, invokeConfig] = single('AWS::Lambda::EventInvokeConfig');
-    expect(invokeConfig.Properties).toMatchObject({
-      FunctionName: { Ref: summarize },
-      MaximumEventAgeInSeconds: 60,
-      MaximumRetryAttempts: 0,
-    });
+  it('never runs two summarize (or roll-up) runs at once and drops a tick stuck behind one', () => {
+    const sizes = {
+      Summarizes: { ReservedConcurrentExecutions: 1, MemorySize: 2048, Timeout: 300 },
+      Builds: {
+        ReservedConcurrentExecutions: 1,
+        MemorySize: 2048,
+        Timeout: ROLLUP_TIMEOUT_MINUTES * 60,
+      },
+    };
+    const configs = Object.values(ofType('AWS::Lambda::EventInvokeConfig'));
+    expect(configs).toHaveLength(2);
+    for (const [prefix, size] of Object.entries(sizes)) {
+      const id = functionId(prefix);
+      expect(resources[id]!.Properties).toMatchObject(size);
+      const config = configs.find((c) => c.Properties.FunctionName.Ref === id);
+      expect(config?.Properties).toMatchObject({
+        MaximumEventAgeInSeconds: 60,
+        MaximumRetryAttempts: 0,
+      });
+    }
     for (const other of [functionId('Stores'), functionId('Answers')]) {
       expect(resources[other]!.Properties.ReservedConcurrentExecutions).toBeUndefined();
     }
@@ -370,8 +387,10 @@ describe('least privilege', () => {
     const expected: Record<string, string[]> = {
       // Conditional puts of blocks, marks, services and agents: no read, no update.
       Stores: ['dynamodb:PutItem'],
-      // Reads blocks, writes summaries and roll-ups, deletes handled late marks.
+      // Reads blocks, writes summaries and roll-up marks, deletes handled late marks.
       Summarizes: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+      // Reads blocks and marks, writes roll-up parts, records a shard done on its mark.
+      Builds: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
       Answers: ['dynamodb:Query'],
     };
     for (const [prefix, actions] of Object.entries(expected)) {
@@ -388,11 +407,11 @@ describe('least privilege', () => {
     const all = identityStatements().filter((s) =>
       asList(s.Action).some((a) => a.startsWith('dynamodb:')),
     );
-    expect(all).toHaveLength(3);
+    expect(all).toHaveLength(4);
   });
 
-  it('lets the query and summarize functions use only logs and the table', () => {
-    for (const prefix of ['Answers', 'Summarizes']) {
+  it('lets the query, summarize and roll-up functions use only logs and the table', () => {
+    for (const prefix of ['Answers', 'Summarizes', 'Builds']) {
       const services = new Set(
         roleStatements(functionId(prefix)).flatMap((s) =>
           asList(s.Action).map((a) => a.split(':')[0]),

@@ -14,6 +14,7 @@ import {
   AGGREGATE_EVENT_SOURCE,
   METRICS,
   RESOURCE_NAMES,
+  ROLLUP_SCHEDULE_MINUTES,
   TABLE,
 } from '../../../contract/resources.js';
 import { type BuiltApp, buildApp } from '../../../infra/app.js';
@@ -57,7 +58,7 @@ afterAll(() => {
 const ofType = (type: string) => Object.values(resources).filter((r) => r.Type === type);
 
 describe('a staging deployment from -c strings', () => {
-  it('keeps the contract event source and the one-at-a-time summarizer whatever the context', () => {
+  it('keeps the contract event source and the one-at-a-time summarizer and roll-up whatever the context', () => {
     const [mapping] = ofType('AWS::Lambda::EventSourceMapping');
     expect(mapping.Properties).toMatchObject({
       MaximumBatchingWindowInSeconds: AGGREGATE_EVENT_SOURCE.maxBatchingWindowSeconds,
@@ -66,10 +67,12 @@ describe('a staging deployment from -c strings', () => {
     const reserved = ofType('AWS::Lambda::Function')
       .map((f) => f.Properties.ReservedConcurrentExecutions)
       .filter((n) => n !== undefined);
-    expect(reserved).toEqual([1]);
-    expect(ofType('AWS::Events::Rule').map((r) => r.Properties.ScheduleExpression)).toEqual([
-      'rate(1 minute)',
-    ]);
+    expect(reserved).toEqual([1, 1]);
+    expect(
+      ofType('AWS::Events::Rule')
+        .map((r) => r.Properties.ScheduleExpression)
+        .sort(),
+    ).toEqual(['rate(1 minute)', `rate(${ROLLUP_SCHEDULE_MINUTES} minutes)`]);
   });
 
   it('has no secondary index outside production either', () => {
