@@ -133,6 +133,13 @@ export interface BlockFleetProjection {
   summarizeColdSecondsPerRun: number;
   /** Wall seconds of the hourly roll-up build (reads and merges the hour, encodes the parts). */
   rollupSecondsPerHour: number;
+  /** Wall seconds of the biggest (service, shard) roll-up job, which one roll-up run must finish. */
+  rollupLongestShardSeconds: number;
+  /**
+   * Seconds a provisioned table needs to serve the hour's roll-up reads from
+   * the capacity the other reads leave (0 when on-demand).
+   */
+  rollupReadSecondsPerHour: number;
   /** GB-seconds a month per function. */
   gbSeconds: { aggregate: number; summarize: number; rollups: number; query: number };
   writeUnits: {
@@ -354,7 +361,9 @@ export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
     const bytes = (i.hosts / i.blockShards) * hourEndpointsPerHost * p * bytesPerEndpoint;
     rollupUnitsPerHour += i.blockShards * splitWriteUnits(bytes, i.maxPartBytes, overheadBytes);
   }
-  const rollups = rollupUnitsPerHour * HOURS_PER_MONTH;
+  // Each service-hour's roll-up mark: put by the summarizer, a shard recorded per shard, deleted.
+  const rollupMarkUnits = services * (1 + i.blockShards + 1);
+  const rollups = (rollupUnitsPerHour + rollupMarkUnits) * HOURS_PER_MONTH;
   const writeTotal =
     main + early + heartbeats + servicesWrites + lateMarks + redelivered + summaries + rollups;
 
@@ -409,6 +418,7 @@ export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
     mergeSeconds(fleetEndpointMinutes * 60, i.summarizeMemoryGb) +
     lambdaSeconds((3 * hourEndpoints) / i.encodeEndpointsPerSecond, i.summarizeMemoryGb);
   const biggestShare = Math.max(...i.serviceMix);
+  const rollupLongestShardSeconds = (rollupSecondsPerHour * biggestShare) / i.blockShards;
   const querySeconds = mergeSeconds(
     fleetEndpointMinutes * biggestShare * i.windowMinutes,
     i.queryMemoryGb,
@@ -503,6 +513,12 @@ export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
     summarizeSecondsPerRun,
     summarizeColdSecondsPerRun,
     rollupSecondsPerHour,
+    rollupLongestShardSeconds,
+    rollupReadSecondsPerHour: tableProvisioned
+      ? rollupsRead /
+        HOURS_PER_MONTH /
+        Math.max(1e-9, provisionedCapacity.read - (summariesRead + apiRead) / SECONDS_PER_MONTH)
+      : 0,
     gbSeconds: gb,
     writeUnits: {
       main,

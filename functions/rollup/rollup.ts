@@ -49,6 +49,13 @@ export interface RollupResult {
   cost: ReadCost;
 }
 
+/**
+ * Queries a roll-up shard keeps in flight. Fewer than the readers' default:
+ * the build is background work, and on a provisioned table it should take
+ * the capacity the summaries and the API leave rather than all of it.
+ */
+const ROLLUP_READS_IN_FLIGHT = 4;
+
 /** Attribute of a roll-up mark listing its shards already built. */
 const DONE_SHARDS = 'doneShards';
 
@@ -160,7 +167,8 @@ export async function rollUpShard(
   let written = 0;
   const first = hour * ROLLUP_MINUTES;
   const local = newCost();
-  const parts = await readBlockParts(reader, service, first, first + ROLLUP_MINUTES - 1, local, {
+  const paced = { ...reader, inFlight: ROLLUP_READS_IN_FLIGHT };
+  const parts = await readBlockParts(paced, service, first, first + ROLLUP_MINUTES - 1, local, {
     rollups: false,
     shards: [shard],
   });

@@ -201,7 +201,8 @@ describe('block store projection, line by line', () => {
     const shardBytes = (share: number) => 5 * 359 * share * perEndpoint;
     const rollupPerHour =
       2 * writeUnits(shardBytes(2 / 3) + overhead) + 2 * writeUnits(shardBytes(1 / 3) + overhead);
-    expect(p.writeUnits.rollups).toBe(rollupPerHour * 730);
+    // Plus each service-hour's mark: put, one update per shard, deleted.
+    expect(p.writeUnits.rollups).toBe((rollupPerHour + 2 * (1 + 2 + 1)) * 730);
     const sum =
       p.writeUnits.main +
       p.writeUnits.early +
@@ -246,6 +247,15 @@ describe('block store projection, line by line', () => {
       m.kinesis + m.lambda + m.dynamodbWrites + m.dynamodbReads + m.dynamodbStorage + m.cloudWatch,
       9,
     );
+  });
+
+  it('roll-ups: the work of the hour, its biggest shard, and its reads from the spare capacity', () => {
+    expect(p.rollupLongestShardSeconds).toBeCloseTo((p.rollupSecondsPerHour * (2 / 3)) / 2, 9);
+    expect(p.rollupReadSecondsPerHour).toBe(0); // on-demand: no capacity to share
+    const pv = projectBlocks({ ...base, tableMode: 'provisioned', hosts: 10_000 });
+    const spare =
+      pv.provisionedCapacity.read - (pv.readUnits.summaries + pv.readUnits.api) / (730 * 3600);
+    expect(pv.rollupReadSecondsPerHour).toBeCloseTo(pv.readUnits.rollups / 730 / spare, 9);
   });
 
   it('a provisioned table: capacity unit-hours at the target over the mean, at least the peak and the minimum', () => {
