@@ -6,9 +6,9 @@
 import { describe, expect, it } from 'vitest';
 import type { BlockEndpoint } from '../../../contract/block.js';
 import { decodeBlock } from '../../../contract/block-codec.js';
+import { buildRollup } from '../../../functions/rollup/rollup-builder.js';
 import { mergeParts } from '../../../functions/store/endpoint-merge.js';
 import { checkRollupSeconds, type StoredPart } from '../../../functions/store/stored-part.js';
-import { buildRollup } from '../../../functions/rollup/rollup-builder.js';
 
 const HOUR = 500_000;
 
