@@ -14,8 +14,13 @@ import type { FlowLine, HeartbeatLine } from '../../contract/wire.js';
 import { type BlockPut, blockPut } from '../store/item-writer.js';
 import { blocksOfFlowLines } from './v1-blocks.js';
 
-/** A heartbeat may claim a time at most this far past its record's arrival. */
-export const HEARTBEAT_FUTURE_MS = 5 * 60_000;
+/**
+ * How far past its record's arrival a time may be (an agent's clock may run
+ * ahead by this much): a heartbeat claiming later is clamped to it, a block
+ * or flow line of a later minute is rejected, so a clock far off can neither
+ * keep an agent "reporting" nor a service "active" for years.
+ */
+export const CLOCK_AHEAD_MS = 5 * 60_000;
 
 /** Where a record was, for logs. */
 export interface RecordWhere {
@@ -56,7 +61,7 @@ export function isLate(minute: number, arrival: number): boolean {
   return arrival > (minute + 1) * MINUTE_MS + SUMMARY_LAG_SECONDS * 1000;
 }
 
-/** The newest heartbeat of a record, its claimed time clamped to arrival + HEARTBEAT_FUTURE_MS. */
+/** The newest heartbeat of a record, its claimed time clamped to arrival + CLOCK_AHEAD_MS. */
 function newestHeartbeat(
   lines: readonly HeartbeatLine[],
   arrival: number,
@@ -64,7 +69,16 @@ function newestHeartbeat(
   let best: HeartbeatLine | undefined;
   for (const l of lines) if (!best || l.at > best.at) best = l;
   if (!best) return undefined;
-  return { ...best, at: Math.min(best.at, arrival + HEARTBEAT_FUTURE_MS) };
+  return { ...best, at: Math.min(best.at, arrival + CLOCK_AHEAD_MS) };
+}
+
+/** Why a time of `what` is refused: it lies more than CLOCK_AHEAD_MS past the record's arrival. */
+function aheadReason(what: string, ms: number, arrival: number): string | null {
+  if (ms <= arrival + CLOCK_AHEAD_MS) return null;
+  return (
+    `${what} ${new Date(ms).toISOString()} is ${Math.round((ms - arrival) / 1000)} s past the ` +
+    `record's arrival (more than ${CLOCK_AHEAD_MS / 1000} s ahead): fix the sending host's clock`
+  );
 }
 
 /** Plans one record of a batch. Never throws. */
@@ -93,6 +107,8 @@ export function planRecord(
       return { where, format: 'v2', blocks: [], badLines: [], badRecord: decoded.reason };
     }
     const b = decoded.block;
+    const ahead = aheadReason(`block minute ${b.minute}`, b.minute * MINUTE_MS, arrival);
+    if (ahead) return { where, format: 'v2', blocks: [], badLines: [], badRecord: ahead };
     return {
       where,
       format: 'v2',
@@ -104,12 +120,18 @@ export function planRecord(
   const decoded = decodeRecord(data);
   const flows: { line: number; flow: FlowLine }[] = [];
   const heartbeats: HeartbeatLine[] = [];
+  const aheadLines: LineError[] = [];
   decoded.lines.forEach((l, i) => {
-    if (l.type === 'flow') flows.push({ line: decoded.lineNumbers[i]!, flow: l });
-    else heartbeats.push(l);
+    const line = decoded.lineNumbers[i]!;
+    if (l.type !== 'flow') heartbeats.push(l);
+    else {
+      const ahead = aheadReason('lastSeen', l.lastSeen, arrival);
+      if (ahead) aheadLines.push({ line, reason: ahead });
+      else flows.push({ line, flow: l });
+    }
   });
   const v1 = blocksOfFlowLines(flows);
-  const badLines = [...decoded.errors, ...v1.errors].sort((a, b) => a.line - b.line);
+  const badLines = [...decoded.errors, ...aheadLines, ...v1.errors].sort((a, b) => a.line - b.line);
   const heartbeat = newestHeartbeat(heartbeats, arrival);
   const blocks = v1.blocks.map((b) => planned(encodeBlock(b), b));
   if (blocks.length === 0 && !heartbeat) {

@@ -159,6 +159,50 @@ describe('planRecord', () => {
     expect(late.blocks[0]!.late).toBe(true);
   });
 
+  it('rejects a block or a flow line dated more than 5 minutes past the arrival, naming the fix', () => {
+    const [block] = blocksOfFlowLines(numbered([flowLine(1)])).blocks;
+    const v2 = Buffer.from(encodeBlock(block!));
+    const minuteStart = block!.minute * MINUTE_MS;
+    // The minute may start up to 5 minutes after the arrival (a clock that runs ahead)...
+    const near = planRecord(kinesisRecord(v2, minuteStart - 300_000), 0, {
+      retentionHours: 24,
+      nowMs: 0,
+    });
+    expect(near.badRecord).toBeUndefined();
+    expect(near.blocks).toHaveLength(1);
+    // ... but not later: the whole record is a counted, located skip.
+    const far = planRecord(kinesisRecord(v2, minuteStart - 300_001), 0, {
+      retentionHours: 24,
+      nowMs: 0,
+    });
+    expect(far.blocks).toEqual([]);
+    expect(far.badRecord).toMatch(
+      new RegExp(
+        `^block minute ${block!.minute} .* is 300 s past the record's arrival .*fix the sending host's clock$`,
+      ),
+    );
+    // A v1 record: the line dated 2099 is rejected, the others are stored.
+    const year2099 = Date.UTC(2099, 0, 1);
+    const v1 = encodeRecords(
+      [flowLine(1), flowLine(2, { lastSeen: year2099, firstSeen: year2099 })],
+      {
+        nextSeq: () => 12,
+      },
+    )[0]!.data;
+    const mixed = planRecord(kinesisRecord(v1, START + 10_000), 0, {
+      retentionHours: 24,
+      nowMs: 0,
+    });
+    expect(mixed.badRecord).toBeUndefined();
+    expect(mixed.badLines).toEqual([
+      {
+        line: 2,
+        reason: expect.stringMatching(/^lastSeen 2099-01-01T00:00:00\.000Z is \d+ s past/),
+      },
+    ]);
+    expect(mixed.blocks.map((b) => [b.service, b.minute])).toEqual([['dns', block!.minute]]);
+  });
+
   it('uses the clock when the record has no arrival time', () => {
     const plan = planRecord(kinesisRecord(data, 0), 0, { retentionHours: 24, nowMs: START });
     expect(plan.heartbeat?.at).toBe(START + 300_000);
