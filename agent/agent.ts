@@ -90,6 +90,8 @@ export class Agent {
   private lastHookDrops = 0;
   private conntrackBaselined = false;
   private lastEbpfRefused = 0;
+  /** Packets refused since the eBPF map filled (an episode), or null while it has room. */
+  private ebpfRefusing: { since: number; packets: number } | null = null;
   /** eBPF was live when stop() began: its last counts still own their flows. */
   private ebpfStopped = false;
   private readonly errorsSeen = new Set<string>();
@@ -149,6 +151,31 @@ export class Agent {
     this.deps.log(message);
   }
 
+  /**
+   * One log line when the eBPF map starts refusing packets and one when a
+   * cycle passes without any, with the episode's total; the count itself is
+   * in every heartbeat (`dropped`).
+   */
+  private noteEbpfRefused(refused: number): void {
+    const fresh = refused - this.lastEbpfRefused;
+    this.lastEbpfRefused = refused;
+    if (fresh > 0) {
+      if (!this.ebpfRefusing) {
+        this.ebpfRefusing = { since: this.deps.clock(), packets: 0 };
+        this.deps.log(
+          'eBPF source: its flow map is full, packets of new flows are not counted (raise ebpf.maxFlows in the config, or set ebpf.sampleRate)',
+        );
+      }
+      this.ebpfRefusing.packets += fresh;
+    } else if (this.ebpfRefusing) {
+      const { since, packets } = this.ebpfRefusing;
+      this.ebpfRefusing = null;
+      this.deps.log(
+        `eBPF source: its flow map has room again; ${packets} packets were not counted over ${Math.round((this.deps.clock() - since) / 1000)} s`,
+      );
+    }
+  }
+
   private async readConntrack(conntrack: ConntrackPeers): Promise<PeerObservation[]> {
     const seen = await conntrack.poll();
     if (!conntrack.status().available) {
@@ -180,13 +207,7 @@ export class Agent {
     if (ebpf) {
       // After /proc, so the flows go to the sockets of this scan.
       out.push(...ebpf.poll());
-      const refused = ebpf.status().refusedPackets;
-      if (refused > this.lastEbpfRefused) {
-        this.deps.log(
-          `eBPF source: ${refused - this.lastEbpfRefused} packets not counted, its flow map was full (raise ebpf.maxFlows in the config, or set ebpf.sampleRate)`,
-        );
-        this.lastEbpfRefused = refused;
-      }
+      this.noteEbpfRefused(ebpf.status().refusedPackets);
     }
     if (conntrack) {
       try {

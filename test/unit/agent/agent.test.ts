@@ -311,4 +311,39 @@ describe('Agent cycle', () => {
     const record = shipper.records.find((r) => decodePayload(r.data).block)!;
     expect(record.partitionKey).toBe(`agent-1/${main!.seq % 16}`);
   });
+
+  it('logs the eBPF map filling once when it starts and once when it ends, and counts every refused packet', async () => {
+    let refused = 0;
+    const ebpf = {
+      poll: () => [],
+      status: () => ({
+        live: true,
+        state: 'live' as const,
+        refusedPackets: refused,
+        unownedPackets: 0,
+        lostEvents: 0,
+        sampleRate: 1,
+      }),
+      stop: async () => {},
+    };
+    const { agent, log } = build({}, { ebpf });
+    const mapLines = () => log.filter((l) => l.includes('flow map'));
+    await agent.tick();
+    expect(mapLines()).toEqual([]);
+    refused = 10;
+    await agent.tick();
+    refused = 25;
+    await agent.tick();
+    // One line for the episode so far, however many cycles it lasts.
+    expect(mapLines()).toEqual([expect.stringContaining('flow map is full')]);
+    expect(agent.counters().dropped).toBe(25);
+    await agent.tick();
+    expect(mapLines()).toHaveLength(2);
+    expect(mapLines()[1]).toMatch(/room again; 25 packets were not counted/);
+    // A new episode starts a new pair.
+    refused = 26;
+    await agent.tick();
+    expect(mapLines()).toHaveLength(3);
+    expect(agent.counters().dropped).toBe(26);
+  });
 });
