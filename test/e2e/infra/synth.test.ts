@@ -82,7 +82,7 @@ describe('npm run synth, offline', () => {
       10, 50000,
     ]);
     const bundles = readdirSync(out).filter((dir) => existsSync(join(out, dir, 'index.mjs')));
-    expect(bundles).toHaveLength(3);
+    expect(bundles).toHaveLength(4);
   }, 240_000);
 
   it('fails on a bad context value with a message naming the key', async () => {
