@@ -3,53 +3,18 @@
  * (`systemd-analyze security --offline=yes`, the systemd package on Debian),
  * and the directives each agent source depends on.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import {
+  allowedSyscalls,
+  systemdAnalyze as analyze,
+  directive,
+  expandGroup,
+  AGENT_UNIT as UNIT,
+  words,
+} from '../../support/systemd-unit.js';
 
-const UNIT = join(import.meta.dirname, '../../../agent/packaging/udpwatch-agent.service');
 const MAX_EXPOSURE = 2.5;
-
-function analyze(args: string[]): string {
-  try {
-    return execFileSync('systemd-analyze', args, { encoding: 'utf8', stdio: 'pipe' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new Error(
-        'systemd-analyze is missing: install the systemd package (Debian: apt-get install systemd; .ci/run does) to measure the agent unit',
-      );
-    }
-    const e = err as { stdout?: string; stderr?: string };
-    // `security` exits non-zero when a --threshold is passed and exceeded; we pass none.
-    throw new Error(`systemd-analyze ${args.join(' ')} failed: ${e.stderr || e.stdout || err}`);
-  }
-}
-
-/** Every value a directive is given in the unit, in order (repeated lines accumulate). */
-function directive(name: string): string[] {
-  return readFileSync(UNIT, 'utf8')
-    .split('\n')
-    .filter((l) => l.startsWith(`${name}=`))
-    .map((l) => l.slice(name.length + 1).trim());
-}
-
-/** The system calls a filter group stands for, nested groups expanded. */
-function expandGroup(group: string, seen = new Set<string>()): Set<string> {
-  const calls = new Set<string>();
-  if (seen.has(group)) return calls;
-  seen.add(group);
-  const out = analyze(['syscall-filter', '--no-pager', group]);
-  for (const line of out.split('\n')) {
-    const name = line.trim();
-    if (!/^@?[a-z0-9_-]+$/.test(name) || name === group) continue;
-    if (name.startsWith('@')) for (const c of expandGroup(name, seen)) calls.add(c);
-    else calls.add(name);
-  }
-  return calls;
-}
-
-const words = (name: string) => directive(name).flatMap((v) => v.split(/\s+/).filter(Boolean));
 
 describe('agent systemd unit', () => {
   it(`scores at most ${MAX_EXPOSURE} in systemd-analyze security`, () => {
@@ -110,8 +75,22 @@ describe('agent systemd unit', () => {
     ]) {
       expect(service.has(call), call).toBe(true);
     }
-    // bpftrace's memlock raise is denied by ~@resources, and harmless under LimitMEMLOCK.
-    expect(expandGroup('@resources').has('setrlimit')).toBe(true);
+    // The unit's effective list: ~@resources removes priorities and affinity,
+    // rlimits stay reachable through prlimit64 (bpftrace's memlock raise).
+    const calls = allowedSyscalls();
+    for (const call of ['bpf', 'perf_event_open', 'prlimit64', 'socket']) {
+      expect(calls.has(call), call).toBe(true);
+    }
+    for (const call of [
+      'setpriority',
+      'sched_setaffinity',
+      'mount',
+      'ptrace',
+      'init_module',
+      'reboot',
+    ]) {
+      expect(calls.has(call), call).toBe(false);
+    }
     expect(directive('SystemCallErrorNumber')).toEqual(['EPERM']);
     expect(words('RestrictAddressFamilies').sort()).toEqual(
       ['AF_INET', 'AF_INET6', 'AF_NETLINK', 'AF_UNIX'].sort(),
