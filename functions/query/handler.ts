@@ -9,6 +9,7 @@ import type {
   APIGatewayProxyStructuredResultV2,
   Context,
 } from 'aws-lambda';
+import { PROBLEM_CONTENT_TYPE } from '../../contract/api-schemas.js';
 import { ENV, RESOURCE_NAMES } from '../../contract/resources.js';
 import type { ReadCost } from '../store/block-reader.js';
 import { configFromEnv, type FunctionConfig } from '../store/config.js';
@@ -19,6 +20,7 @@ import {
   secretsManagerCursorKeys,
   staticCursorKeys,
 } from './cursor-keys.js';
+import { HttpProblem } from './problem.js';
 import { handleRequest } from './query.js';
 
 /** Where cursor keys come from: the given provider, the configured secret, key, or a random key. */
@@ -67,12 +69,28 @@ export function createQueryHandler(
   return middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>()
     .use(injectLambdaContext(logger))
     .handler(async (event) => {
-      let cursors = codecOf(await cursorKeys.keys());
-      // A cursor signed with a key this instance has not loaded yet (another
-      // instance saw a rotation first): reload once, then decide.
-      const cursor = event.queryStringParameters?.cursor;
-      if (cursor && !cursors.knowsKeyOf(cursor)) {
-        cursors = codecOf(await cursorKeys.keys({ refresh: true }));
+      let cursors: CursorCodec;
+      try {
+        cursors = codecOf(await cursorKeys.keys());
+        // A cursor signed with a key this instance has not loaded yet (another
+        // instance saw a rotation first): reload once, then decide.
+        const cursor = event.queryStringParameters?.cursor;
+        if (cursor && !cursors.knowsKeyOf(cursor)) {
+          cursors = codecOf(await cursorKeys.keys({ refresh: true }));
+        }
+      } catch (err) {
+        // No keys at all (cold start, Secrets Manager unreachable or denied).
+        logger.error('cursor keys unavailable', { error: err as Error });
+        const problem = new HttpProblem(
+          503,
+          'Service Unavailable',
+          'the cursor keys cannot be read right now; retry later',
+        );
+        return {
+          statusCode: 503,
+          headers: { 'content-type': PROBLEM_CONTENT_TYPE, 'retry-after': '5' },
+          body: JSON.stringify(problem.toBody()),
+        };
       }
       return handleRequest(event, { ...deps, cursors });
     });

@@ -337,6 +337,26 @@ describe('query API on sealed blocks', () => {
     );
   });
 
+  it('answers 503 problem+json when no cursor keys can be read, and recovers once they can', async () => {
+    let failing = true;
+    const flaky = createQueryHandler(localConfig(target.table, emu.dynamodbEndpoint), {
+      now: () => NOW,
+      cursorKeys: {
+        keys: async () => {
+          if (failing) throw new Error('AccessDeniedException: not authorized');
+          return { current: 'recovered-key', previous: [] };
+        },
+      },
+    });
+    const down = await flaky(apiEvent('/v1/services/big/clients', { limit: '5' }), ctx());
+    expect(down.statusCode).toBe(503);
+    expect(down.headers?.['content-type']).toBe('application/problem+json');
+    expect(String(body(down).detail)).toMatch(/cursor keys cannot be read/);
+    failing = false;
+    const up = await flaky(apiEvent('/v1/services/big/clients', { limit: '5' }), ctx());
+    expect(up.statusCode).toBe(200);
+  });
+
   it('answers 400 for bad parameters, 404 and 405', async () => {
     const bad: [string, Record<string, string>, string][] = [
       ['/v1/services/big/clients', { window: '-5' }, 'window'],
