@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AGGREGATE_EVENT_SOURCE,
@@ -475,6 +476,57 @@ describe('least privilege', () => {
       ),
     );
     expect(kinesisUsers).toEqual(['Stores']);
+  });
+
+  it('gives each role exactly the data actions its bundled code calls, no more, no fewer', async () => {
+    // The SDK commands each handler's bundle really constructs (tree-shaken,
+    // SDK external), mapped to the IAM actions they need.
+    const ACTION_OF: Record<string, string> = {
+      PutCommand: 'dynamodb:PutItem',
+      UpdateCommand: 'dynamodb:UpdateItem',
+      DeleteCommand: 'dynamodb:DeleteItem',
+      QueryCommand: 'dynamodb:Query',
+      GetCommand: 'dynamodb:GetItem',
+      ScanCommand: 'dynamodb:Scan',
+      BatchWriteCommand: 'dynamodb:BatchWriteItem',
+      BatchGetCommand: 'dynamodb:BatchGetItem',
+      TransactWriteCommand: 'dynamodb:TransactWriteItems',
+      GetSecretValueCommand: 'secretsmanager:GetSecretValue',
+      DescribeSecretCommand: 'secretsmanager:DescribeSecret',
+      PutSecretValueCommand: 'secretsmanager:PutSecretValue',
+      UpdateSecretVersionStageCommand: 'secretsmanager:UpdateSecretVersionStage',
+    };
+    const functions: Record<string, string> = {
+      Stores: 'aggregate',
+      Summarizes: 'summarize',
+      Answers: 'query',
+      Rotates: 'cursor-rotation',
+    };
+    for (const [prefix, folder] of Object.entries(functions)) {
+      const out = await build({
+        entryPoints: [join(import.meta.dirname, '../../../functions', folder, 'handler.ts')],
+        bundle: true,
+        write: false,
+        platform: 'node',
+        format: 'esm',
+        packages: 'external',
+        logLevel: 'silent',
+      });
+      const commands = new Set(
+        [...out.outputFiles[0]!.text.matchAll(/new (\w+?Command)\d*\(/g)].map((m) => m[1]!),
+      );
+      const called = [...commands].map((c) => {
+        const action = ACTION_OF[c];
+        if (!action) throw new Error(`${folder} constructs ${c}: add its IAM action to ACTION_OF`);
+        return action;
+      });
+      // The stream and failure-queue grants serve the event source mapping
+      // (Lambda's poller), not the function's code.
+      const granted = roleStatements(functionId(prefix))
+        .flatMap((st) => asList(st.Action) as string[])
+        .filter((a) => !/^(logs|kinesis|sqs):/.test(a));
+      expect([...new Set(granted)].sort(), folder).toEqual([...new Set(called)].sort());
+    }
   });
 
   it('scopes every function log statement to its own log group', () => {
