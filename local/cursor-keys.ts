@@ -21,6 +21,7 @@ export class LocalCursorKeys implements CursorKeyProvider {
     };
   }
 
+  /** The keys now: current signs, previous still verifies. */
   async keys(): Promise<CursorKeys> {
     return this.set;
   }
