@@ -4,8 +4,10 @@
  * in, message out); `readEbpfFacts` gathers the facts.
  *
  * Measured with bpftrace 0.17: it refuses to run unless the effective uid is
- * 0, and without CAP_SYS_ADMIN it cannot use kernel BTF ("Unknown
- * struct/union: 'struct sk_buff'"), whatever CAP_BPF and CAP_PERFMON allow.
+ * 0. Left to find kernel BTF itself it walks BTF objects by id, which needs
+ * CAP_SYS_ADMIN ("Unknown struct/union: 'struct sk_buff'" without it); given
+ * the vmlinux BTF file by path (BPFTRACE_BTF, which the source sets) CAP_BPF
+ * and CAP_PERFMON are enough.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -35,10 +37,16 @@ export interface EbpfFacts {
 
 const has = (caps: bigint, cap: number) => ((caps >> BigInt(cap)) & 1n) === 1n;
 
-/** Capabilities the source lacks, by name (CAP_SYS_RESOURCE only raises memlock: a warning, not a need). */
+/**
+ * Capabilities the source lacks, by name. CAP_SYS_ADMIN stands in for both on
+ * kernels before 5.8 (no CAP_BPF / CAP_PERFMON); CAP_SYS_RESOURCE only raises
+ * memlock, a warning, not a need.
+ */
 export function missingCapabilities(capEff: bigint): string[] {
+  if (has(capEff, CAP.SYS_ADMIN)) return [];
   const out: string[] = [];
-  if (!has(capEff, CAP.SYS_ADMIN)) out.push('CAP_SYS_ADMIN');
+  if (!has(capEff, CAP.BPF)) out.push('CAP_BPF');
+  if (!has(capEff, CAP.PERFMON)) out.push('CAP_PERFMON');
   return out;
 }
 
@@ -52,7 +60,7 @@ export function ebpfProblem(f: EbpfFacts): string | null {
   }
   const missing = missingCapabilities(f.capEff);
   if (missing.length > 0) {
-    return `missing capability ${missing.join(', ')} (bpftrace needs it to read kernel BTF and load its programs): add it to AmbientCapabilities and CapabilityBoundingSet of the agent's unit`;
+    return `missing capability ${missing.join(', ')} (bpftrace needs CAP_BPF to load its programs and maps, CAP_PERFMON to attach them to tracepoints): add it to CapabilityBoundingSet of the agent's unit`;
   }
   if (!f.btf) {
     return `no kernel BTF at ${KERNEL_BTF} (kernel built without CONFIG_DEBUG_INFO_BTF): bpftrace cannot read packet headers; use a kernel with BTF or set sources.ebpf to false`;

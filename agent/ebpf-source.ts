@@ -16,7 +16,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { BpftraceOutputParser, KernelClock, type RawTuple } from './bpftrace-output.js';
 import { type ClassifyStats, tuplesToObservations } from './ebpf-flows.js';
-import { ebpfProblem, readEbpfFacts } from './ebpf-requirements.js';
+import { ebpfProblem, KERNEL_BTF, readEbpfFacts } from './ebpf-requirements.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
 import { type ConnectedSocket, interfaceAddresses, SocketIndex } from './socket-index.js';
 
@@ -184,7 +184,12 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
       ],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: String(capacity) },
+        env: {
+          ...process.env,
+          BPFTRACE_MAP_KEYS_MAX: String(capacity),
+          // The BTF file by path: bpftrace then needs no CAP_SYS_ADMIN to find it.
+          BPFTRACE_BTF: process.env.BPFTRACE_BTF ?? KERNEL_BTF,
+        },
       },
     );
     child = proc;

@@ -22,8 +22,10 @@ export const ENV = {
   activeWindow: 'UDPWATCH_ACTIVE_WINDOW',
   /** Hours items are kept after their last packet before TTL removes them (default 24). */
   retentionHours: 'UDPWATCH_RETENTION_HOURS',
-  /** Key that signs pagination cursors. */
+  /** Key that signs pagination cursors (local mode and tests; deployed: cursorSecret). */
   cursorKey: 'UDPWATCH_CURSOR_KEY',
+  /** Secrets Manager secret (ARN) holding the cursor keys: AWSCURRENT signs, AWSPREVIOUS verifies. */
+  cursorSecret: 'UDPWATCH_CURSOR_SECRET',
   /** Endpoint override (local mode) for DynamoDB. */
   dynamodbEndpoint: 'UDPWATCH_DYNAMODB_ENDPOINT',
 } as const;

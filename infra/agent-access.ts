@@ -14,13 +14,8 @@ import {
 import type { Stream } from 'aws-cdk-lib/aws-kinesis';
 import { Construct } from 'constructs';
 
-/** The only Kinesis actions an agent performs. */
-export const AGENT_KINESIS_ACTIONS = [
-  'kinesis:PutRecords',
-  'kinesis:PutRecord',
-  'kinesis:DescribeStreamSummary',
-  'kinesis:ListShards',
-];
+/** The only Kinesis call an agent makes (agent/kinesis-shipper.ts): PutRecords. */
+export const AGENT_KINESIS_ACTIONS = ['kinesis:PutRecords'];
 
 /** Settings of the agent access. */
 export interface AgentAccessProps {

@@ -1,14 +1,15 @@
 /**
  * One Lambda function as udpwatch deploys them all: TypeScript from
  * functions/, bundled by the esbuild in node_modules (never Docker) into an
- * ESM file with a source map, Node.js 22 on arm64, its own log group with a
- * retention, and its own role that may write only to that log group. Each
+ * ESM file with a source map, Node.js 22 on arm64, its own KMS-encrypted log
+ * group with a retention, and its own role that may write only to that log group. Each
  * caller adds exactly the data permissions the function needs.
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { type BundlingOptions, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -46,7 +47,7 @@ export const BUNDLING = {
 /** Settings of one bundled function. */
 export interface BundledFunctionProps {
   /** Folder under functions/ whose handler.ts exports `handler`. */
-  name: 'aggregate' | 'query' | 'summarize' | 'rollup';
+  name: 'aggregate' | 'query' | 'summarize' | 'rollup' | 'cursor-rotation';
   description: string;
   memorySize: number;
   timeout: Duration;
@@ -57,6 +58,10 @@ export interface BundledFunctionProps {
   /** Asynchronous invocations only: retries after a failed run. */
   retryAttempts?: number;
   logRetention: RetentionDays;
+  /** Encrypts the log group (its lines may hold client addresses). */
+  logKey: IKey;
+  /** The log group's name (the key policy admits only this stack's names). */
+  logGroupName: string;
   logLevel: string;
   environment: Record<string, string>;
 }
@@ -70,6 +75,8 @@ export class BundledFunction extends Construct {
   constructor(scope: Construct, id: string, props: BundledFunctionProps) {
     super(scope, id);
     this.logGroup = new LogGroup(this, 'Logs', {
+      logGroupName: props.logGroupName,
+      encryptionKey: props.logKey,
       retention: props.logRetention,
       removalPolicy: RemovalPolicy.DESTROY,
     });

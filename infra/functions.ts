@@ -8,16 +8,16 @@
  * delays a minute's summary. Each role gets only the table actions its
  * function performs.
  */
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { Stream } from 'aws-cdk-lib/aws-kinesis';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { KinesisEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import {
@@ -28,23 +28,30 @@ import {
   ROLLUP_TIMEOUT_MINUTES,
 } from '../contract/resources.js';
 import { BundledFunction, type BundledFunctionProps } from './bundled-function.js';
+import { CURSOR_KEY_STAGES, CursorKey } from './cursor-key.js';
+import { logGroupName } from './log-key.js';
 
 /**
  * Table actions by function, exactly what its code calls; every one on the
- * table's ARN (there is no index). The aggregator only puts: blocks and marks
- * with a condition, never reading or updating an item. The summarizer reads
- * blocks by Query, puts summaries and roll-up marks, and deletes the late
- * marks it has handled. The roll-up function reads blocks and marks by Query,
- * puts roll-up parts, records a shard done on its mark (the one UpdateItem),
- * and deletes finished marks and parts of a replaced set. The query function
- * only runs Queries. No Scan anywhere, no batch operations, no GetItem.
+ * table's ARN (there is no index). The aggregator puts blocks, marks and
+ * heartbeats with a condition and moves a service's lastSeen forward with a
+ * conditional UpdateItem (refreshService); it never reads an item. The
+ * summarizer reads blocks by Query, puts summaries and roll-up marks, and
+ * deletes the late marks it has handled. The roll-up function reads blocks
+ * and marks by Query, puts roll-up parts, records a shard done on its mark
+ * (UpdateItem), and deletes finished marks and parts of a replaced set. The
+ * query function only runs Queries. No Scan anywhere, no batch operations,
+ * no GetItem.
  */
 export const TABLE_ACTIONS = {
-  aggregate: ['dynamodb:PutItem'],
+  aggregate: ['dynamodb:PutItem', 'dynamodb:UpdateItem'],
   summarize: ['dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
   query: ['dynamodb:Query'],
   rollup: ['dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
-} as const satisfies Record<BundledFunctionProps['name'], readonly string[]>;
+} as const satisfies Record<
+  Exclude<BundledFunctionProps['name'], 'cursor-rotation'>,
+  readonly string[]
+>;
 
 /**
  * The summarizer's size. Each run reads the active window's blocks of every
@@ -65,6 +72,8 @@ export interface FunctionsProps {
   stream: Stream;
   table: Table;
   logRetention: RetentionDays;
+  /** Encrypts the functions' log groups. */
+  logKey: IKey;
   logLevel: string;
   activeWindowSeconds: number;
   retentionHours: number;
@@ -78,13 +87,15 @@ export class Functions extends Construct {
   readonly rollup: BundledFunction;
   /** Where the event source mapping puts batches it gave up on. */
   readonly onFailureQueue: Queue;
-  /** Signs the query API's pagination cursors. */
-  readonly cursorKey: Secret;
+  /** Signs the query API's pagination cursors, rotated. */
+  readonly cursorKey: CursorKey;
 
   constructor(scope: Construct, id: string, props: FunctionsProps) {
     super(scope, id);
     const { table } = props;
+    const stackName = Stack.of(this).stackName;
     const common = {
+      logKey: props.logKey,
       logRetention: props.logRetention,
       logLevel: props.logLevel,
     };
@@ -98,6 +109,7 @@ export class Functions extends Construct {
     this.aggregate = new BundledFunction(this, 'Aggregate', {
       ...common,
       name: 'aggregate',
+      logGroupName: logGroupName(stackName, 'aggregate'),
       description: 'Stores connection logs from Kinesis as sealed activity blocks',
       // 512 MB: a batch is a few hundred small records (bench aggregator: at most
       // ~0.1 MB of resident memory per record; an event is 6 MB at most). The
@@ -140,17 +152,9 @@ export class Functions extends Construct {
     );
 
     // --- query: API -> table (read only) --------------------------------
-    this.cursorKey = new Secret(this, 'CursorKey', {
-      description: 'udpwatch: signs the query API pagination cursors',
-      generateSecretString: { passwordLength: 64, excludePunctuation: true },
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    Validations.of(this.cursorKey).acknowledge({
-      id: 'AwsSolutions-SMG4',
-      reason:
-        'The key only signs short-lived pagination cursors and reaches the function at ' +
-        'deploy time; rotating it would just invalidate open cursors. Rotate by replacing ' +
-        'the secret and redeploying.',
+    this.cursorKey = new CursorKey(this, 'CursorKey', {
+      ...common,
+      logGroupName: logGroupName(stackName, 'cursor-rotation'),
     });
     this.query = new BundledFunction(this, 'Query', {
       ...common,
@@ -158,20 +162,28 @@ export class Functions extends Construct {
       description: 'Answers the udpwatch HTTP API from the stored blocks and summaries',
       memorySize: 512,
       timeout: Duration.seconds(10),
-      environment: {
-        ...tableEnvironment,
-        // A CloudFormation dynamic reference: the template holds only the
-        // secret's ARN; the value is resolved into the (KMS-encrypted)
-        // function configuration at deploy time.
-        [ENV.cursorKey]: this.cursorKey.secretValue.unsafeUnwrap(),
-      },
+      logGroupName: logGroupName(stackName, 'query'),
+      // The secret's ARN only: the function reads the keys at run time, so a
+      // rotation needs no redeploy.
+      environment: { ...tableEnvironment, [ENV.cursorSecret]: this.cursorKey.secret.secretArn },
     });
+    // Only the stages that sign and verify; AWSPENDING is the rotation's business.
+    this.query.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['secretsmanager:GetSecretValue'],
+        resources: [this.cursorKey.secret.secretArn],
+        conditions: {
+          StringEquals: { 'secretsmanager:VersionStage': CURSOR_KEY_STAGES },
+        },
+      }),
+    );
     allowTable(this.query, table, TABLE_ACTIONS.query);
 
     // --- summarize: schedule -> table -> CloudWatch (EMF via its logs) --
     this.summarize = new BundledFunction(this, 'Summarize', {
       ...common,
       name: 'summarize',
+      logGroupName: logGroupName(stackName, 'summarize'),
       description: 'Summarizes each complete minute per service and publishes client counts',
       ...SUMMARIZE_SIZE,
       environment: tableEnvironment,
@@ -196,6 +208,7 @@ export class Functions extends Construct {
     this.rollup = new BundledFunction(this, 'Rollup', {
       ...common,
       name: 'rollup',
+      logGroupName: logGroupName(stackName, 'rollup'),
       description: 'Builds the hourly roll-ups of the stored blocks that are due',
       // The size of the summarizer: a shard of an hour is 60 minutes of its blocks.
       memorySize: SUMMARIZE_SIZE.memorySize,

@@ -13,6 +13,7 @@ import {
 } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
@@ -24,6 +25,9 @@ export interface QueryApiProps {
   rateLimit: number;
   burstLimit: number;
   logRetention: RetentionDays;
+  /** Encrypts the access logs (they hold callers' source addresses). */
+  logKey: IKey;
+  logGroupName: string;
 }
 
 /** Every API path lives under /v1; anything else is a 404 from API Gateway itself. */
@@ -51,6 +55,8 @@ export class QueryApi extends Construct {
       authorizer,
     });
     const accessLogs = new LogGroup(this, 'AccessLogs', {
+      logGroupName: props.logGroupName,
+      encryptionKey: props.logKey,
       retention: props.logRetention,
       removalPolicy: RemovalPolicy.DESTROY,
     });

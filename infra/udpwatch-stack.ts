@@ -12,6 +12,7 @@ import { ClientsTable } from './clients-table.js';
 import { type Config, provisionedTableCapacity } from './config.js';
 import { Functions } from './functions.js';
 import { IngestStream } from './ingest-stream.js';
+import { LogsKey, logGroupName } from './log-key.js';
 import { OperationsAlarms } from './operations-alarms.js';
 import { OperationsDashboard } from './operations-dashboard.js';
 import { QueryApi } from './query-api.js';
@@ -44,8 +45,11 @@ export class UdpwatchStack extends Stack {
       production: config.production,
       provisioned: provisionedTableCapacity(config),
     });
+    // Function and access logs hold client addresses: a key of their own.
+    const logs = new LogsKey(this, 'Logs');
     const functions = new Functions(this, 'Functions', {
       namePrefix: prefix,
+      logKey: logs.key,
       stream: ingest.stream,
       table: clients.table,
       logRetention,
@@ -59,6 +63,8 @@ export class UdpwatchStack extends Stack {
       rateLimit: config.apiRateLimit,
       burstLimit: config.apiBurstLimit,
       logRetention,
+      logKey: logs.key,
+      logGroupName: logGroupName(this.stackName, 'api-access'),
     });
 
     const notifications = new AlarmTopic(this, 'Alarms', {

@@ -16,6 +16,7 @@ import { ENV } from '../contract/resources.js';
 import { type ServiceAlarms, ServiceAlarmsSchema } from '../contract/service-alarms.js';
 import type { FlowLine } from '../contract/wire.js';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from './aws-clients.js';
+import { LocalCursorKeys } from './cursor-keys.js';
 import { startDemoClients } from './demo/demo-clients.js';
 import { PortInUseError } from './emulators.js';
 import type { PollerFailure } from './event-source-poller.js';
@@ -181,15 +182,21 @@ export function portInUseMessage(err: PortInUseError): string {
 
 /** Imports the real function handlers; called once the stack has set their environment. */
 export async function loadFunctionHandlers(): Promise<LocalHandlers> {
-  const [aggregate, query, summarize, rollup] = await Promise.all([
+  const [aggregate, query, summarize, rollup, config] = await Promise.all([
     import('../functions/aggregate/handler.js'),
     import('../functions/query/handler.js'),
     import('../functions/summarize/handler.js'),
     import('../functions/rollup/handler.js'),
+    import('../functions/store/config.js'),
   ]);
+  // The deployed handler reads its keys from Secrets Manager; here the same
+  // code path gets them from memory (the configured key, or a random one).
+  const cursorKeys = new LocalCursorKeys(process.env[ENV.cursorKey]);
   return {
     aggregate: aggregate.handler as LocalHandlers['aggregate'],
-    query: query.handler as LocalHandlers['query'],
+    query: query.createQueryHandler(config.configFromEnv(), {
+      cursorKeys,
+    }) as LocalHandlers['query'],
     summarize: summarize.handler as LocalHandlers['summarize'],
     rollup: rollup.handler as LocalHandlers['rollup'],
   };

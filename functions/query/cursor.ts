@@ -5,8 +5,12 @@
  * forge one nor use one to read another service or window. Every page reads
  * the same minutes with the same since, so pages are stable: each entry is
  * listed once, newest first across all pages.
+ *
+ * Each cursor names the key that signed it and when it was issued: the
+ * current key signs, the previous one (until the next rotation) still
+ * verifies, and a cursor is refused CURSOR_TTL_SECONDS after it was issued.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { ListPosition } from '../store/endpoint-merge.js';
 
@@ -24,12 +28,20 @@ export interface CursorState {
 /** A cursor that must be refused; `reason` says why. */
 export class CursorError extends Error {}
 
-// v3: a position in the merged listing of the block store; cursors of the
-// earlier index layouts are refused, not misread.
-const CURSOR_VERSION = 3;
+/** How long a cursor is accepted after it was issued (each page issues a new one). */
+export const CURSOR_TTL_SECONDS = 3600;
+/** Clock difference between function instances tolerated in a cursor's issue time. */
+const CLOCK_SKEW_MS = 60_000;
+
+// v4: adds the signing key's id and the issue time. v3 and earlier are refused.
+const CURSOR_VERSION = 4;
 
 const Payload = z.strictObject({
   v: z.literal(CURSOR_VERSION),
+  /** Id of the key that signed it (see keyId). */
+  k: z.string().max(16),
+  /** Issued at, epoch ms. */
+  i: z.number().int(),
   s: z.string(),
   t: z.number().int(),
   n: z.number().int(),
@@ -37,42 +49,108 @@ const Payload = z.strictObject({
 });
 
 const MAC_BYTES = 16;
+const KEY_ID_CHARS = 8;
 
-/** Signs and checks cursors with one key. */
+/** The keys cursors are checked with: `current` signs, every one verifies. */
+export interface CursorKeys {
+  current: string;
+  /** Keys that still verify: the one `current` replaced at the last rotation. */
+  previous: string[];
+}
+
+/** A short public id of a key, so a cursor names the key that verifies it (not secret: a hash prefix). */
+export function keyId(key: string): string {
+  return createHash('sha256')
+    .update(`udpwatch-cursor-key-id\u0000${key}`)
+    .digest('base64url')
+    .slice(0, KEY_ID_CHARS);
+}
+
+/** Signs cursors with the current key; verifies with the current or a previous one, and expires them. */
 export class CursorCodec {
-  private readonly key: Buffer;
+  private readonly signing: { id: string; key: Buffer };
+  private readonly byId = new Map<string, Buffer>();
+  private readonly now: () => number;
+  private readonly ttlMs: number;
 
-  /** With no key, a random one is made (cursors then live as long as the process). */
-  constructor(key?: string) {
-    this.key = key ? Buffer.from(key, 'utf8') : randomBytes(32);
+  /**
+   * `keys` a key set, one key (local and tests), or nothing: a random key
+   * (cursors then live as long as the process).
+   */
+  constructor(
+    keys?: CursorKeys | string,
+    options: { now?: () => number; ttlSeconds?: number } = {},
+  ) {
+    const set: CursorKeys =
+      typeof keys === 'string'
+        ? { current: keys, previous: [] }
+        : (keys ?? { current: randomBytes(32).toString('base64url'), previous: [] });
+    for (const key of [set.current, ...set.previous]) {
+      this.byId.set(keyId(key), Buffer.from(key, 'utf8'));
+    }
+    this.signing = { id: keyId(set.current), key: Buffer.from(set.current, 'utf8') };
+    this.now = options.now ?? Date.now;
+    this.ttlMs = (options.ttlSeconds ?? CURSOR_TTL_SECONDS) * 1000;
   }
 
-  private mac(payload: string): Buffer {
-    return createHmac('sha256', this.key).update(payload).digest().subarray(0, MAC_BYTES);
+  private static mac(key: Buffer, payload: string): Buffer {
+    return createHmac('sha256', key).update(payload).digest().subarray(0, MAC_BYTES);
   }
 
-  /** Encodes and signs a cursor. */
+  /** Encodes and signs a cursor, stamped with the current time. */
   encode(state: CursorState): string {
     const payload = Buffer.from(
       JSON.stringify({
         v: CURSOR_VERSION,
+        k: this.signing.id,
+        i: Math.round(this.now()),
         s: state.scope,
         t: state.since,
         n: state.now,
         a: [state.after.lastSeen, state.after.key],
       }),
     ).toString('base64url');
-    return `${payload}.${this.mac(payload).toString('base64url')}`;
+    return `${payload}.${CursorCodec.mac(this.signing.key, payload).toString('base64url')}`;
+  }
+
+  /**
+   * Whether this codec holds the key a cursor names (unsigned peek, for
+   * deciding to reload keys; decode still verifies everything).
+   */
+  knowsKeyOf(cursor: string): boolean {
+    const id = CursorCodec.peekKeyId(cursor);
+    return id === null || this.byId.has(id);
+  }
+
+  private static peekKeyId(cursor: string): string | null {
+    try {
+      const raw = JSON.parse(Buffer.from(cursor.split('.')[0] ?? '', 'base64url').toString('utf8'));
+      return typeof raw?.k === 'string' ? raw.k : null;
+    } catch {
+      return null;
+    }
   }
 
   /** Verifies and decodes a cursor issued for `scope`. */
   decode(cursor: string, scope: string): CursorState {
+    if (cursor.length > 4096)
+      throw new CursorError('cursor is malformed (longer than 4096 characters)');
     const [payload, mac, ...rest] = cursor.split('.');
     if (!payload || !mac || rest.length > 0) throw new CursorError('cursor is malformed');
+    const id = CursorCodec.peekKeyId(cursor);
+    const key = id === null ? undefined : this.byId.get(id);
+    if (!key) {
+      throw new CursorError(
+        id === null
+          ? 'cursor is malformed or from an earlier version of the API: request the first page again (without cursor)'
+          : 'cursor was signed with a key that is no longer valid (keys rotate; a cursor lasts at most ' +
+              `${this.ttlMs / 1000} s): request the first page again (without cursor)`,
+      );
+    }
     // Compared as text: base64 decoding ignores the last character's spare bits,
     // so comparing decoded bytes would accept more than one spelling of a MAC.
     const given = Buffer.from(mac, 'utf8');
-    const expected = Buffer.from(this.mac(payload).toString('base64url'), 'utf8');
+    const expected = Buffer.from(CursorCodec.mac(key, payload).toString('base64url'), 'utf8');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       throw new CursorError('cursor signature does not match: it was altered or not issued here');
     }
@@ -80,7 +158,19 @@ export class CursorCodec {
     try {
       parsed = Payload.parse(JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')));
     } catch {
-      throw new CursorError('cursor is malformed');
+      throw new CursorError(
+        'cursor is malformed or from an earlier version of the API: request the first page again (without cursor)',
+      );
+    }
+    const now = this.now();
+    if (parsed.i > now + CLOCK_SKEW_MS) {
+      throw new CursorError('cursor is malformed (issued in the future)');
+    }
+    if (now - parsed.i > this.ttlMs) {
+      throw new CursorError(
+        `cursor expired: issued at ${new Date(parsed.i).toISOString()}, and a cursor is valid for ` +
+          `${this.ttlMs / 1000} s; request the first page again (without cursor)`,
+      );
     }
     if (parsed.s !== scope) {
       throw new CursorError('cursor belongs to a different query (service, view or window)');

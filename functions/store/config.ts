@@ -1,6 +1,6 @@
 /**
  * What a function learns from its environment: the table, the windows, the
- * cursor key, and (local mode) where DynamoDB is.
+ * cursor key or its secret, and (local mode) where DynamoDB is.
  */
 import { DEFAULTS, ENV, RESOURCE_NAMES } from '../../contract/resources.js';
 
@@ -13,6 +13,8 @@ export interface FunctionConfig {
   retentionHours: number;
   /** Key that signs pagination cursors; undefined means "make one up per process". */
   cursorKey?: string;
+  /** Secret holding the cursor keys (deployed); takes precedence over cursorKey. */
+  cursorSecretId?: string;
   /** Endpoint override for DynamoDB (local mode). */
   dynamodbEndpoint?: string;
 }
@@ -34,6 +36,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): FunctionCon
     activeWindowSeconds: positiveNumber(env, ENV.activeWindow, DEFAULTS.activeWindowSeconds),
     retentionHours: positiveNumber(env, ENV.retentionHours, DEFAULTS.retentionHours),
     cursorKey: env[ENV.cursorKey] || undefined,
+    cursorSecretId: env[ENV.cursorSecret] || undefined,
     dynamodbEndpoint: env[ENV.dynamodbEndpoint] || undefined,
   };
 }

@@ -14,6 +14,7 @@ import { agentShard, allShards } from '../../../contract/table-keys.js';
 import { createQueryHandler } from '../../../functions/query/handler.js';
 import { createDocumentClient } from '../../../functions/store/document-client.js';
 import { type ApiServer, startApiServer } from '../../../local/api-gateway-adapter.js';
+import { LocalCursorKeys } from '../../../local/cursor-keys.js';
 import { type Emulators, startEmulators } from '../../../local/emulators.js';
 import { comparable, oracle, type Sighting } from './activity-oracle.js';
 import {
@@ -299,6 +300,61 @@ describe('query API on sealed blocks', () => {
     expect(String(body(other).detail)).toContain('different query');
     // The genuine cursor still works.
     expect((await get('/v1/services/big/clients', { limit: '5', cursor })).statusCode).toBe(200);
+  });
+
+  it('pages across a key rotation, and answers an expired cursor with a 400 problem naming the fix', async () => {
+    const keys = new LocalCursorKeys();
+    const clock = { t: NOW };
+    const rotating = createQueryHandler(localConfig(target.table, emu.dynamodbEndpoint), {
+      now: () => clock.t,
+      cursorKeys: keys,
+    });
+    const ask = (cursor?: string) =>
+      rotating(
+        apiEvent('/v1/services/big/clients', { limit: '5', ...(cursor ? { cursor } : {}) }),
+        ctx(),
+      );
+    const first = body<{ nextCursor: string; clients: unknown[] }>(await ask());
+    keys.rotate();
+    // Signed before the rotation, verified by the previous key after it.
+    const second = await ask(first.nextCursor);
+    expect(second.statusCode).toBe(200);
+    const next = body<{ nextCursor: string; clients: unknown[] }>(second);
+    expect(next.clients).toHaveLength(5);
+    // A second rotation retires the first key: its cursors are refused with the reason.
+    keys.rotate();
+    const retired = await ask(first.nextCursor);
+    expect(retired.statusCode).toBe(400);
+    expect(String(body(retired).detail)).toMatch(/no longer valid/);
+    // An hour and a second after it was issued, a cursor has expired.
+    clock.t = NOW + 3_601_000;
+    const expired = await ask(next.nextCursor);
+    expect(expired.statusCode).toBe(400);
+    expect(expired.headers?.['content-type']).toBe('application/problem+json');
+    expect(body(expired).parameter).toBe('cursor');
+    expect(String(body(expired).detail)).toMatch(
+      /cursor expired: issued at .*, and a cursor is valid for 3600 s; request the first page again \(without cursor\)/,
+    );
+  });
+
+  it('answers 503 problem+json when no cursor keys can be read, and recovers once they can', async () => {
+    let failing = true;
+    const flaky = createQueryHandler(localConfig(target.table, emu.dynamodbEndpoint), {
+      now: () => NOW,
+      cursorKeys: {
+        keys: async () => {
+          if (failing) throw new Error('AccessDeniedException: not authorized');
+          return { current: 'recovered-key', previous: [] };
+        },
+      },
+    });
+    const down = await flaky(apiEvent('/v1/services/big/clients', { limit: '5' }), ctx());
+    expect(down.statusCode).toBe(503);
+    expect(down.headers?.['content-type']).toBe('application/problem+json');
+    expect(String(body(down).detail)).toMatch(/cursor keys cannot be read/);
+    failing = false;
+    const up = await flaky(apiEvent('/v1/services/big/clients', { limit: '5' }), ctx());
+    expect(up.statusCode).toBe(200);
   });
 
   it('answers 400 for bad parameters, 404 and 405', async () => {

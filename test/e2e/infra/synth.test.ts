@@ -15,7 +15,7 @@ import { METRICS } from '../../../contract/resources.js';
 /** The part of a synthesized resource these checks read. */
 interface SynthesizedResource {
   Type: string;
-  Properties: { MetricName?: string; Threshold?: number };
+  Properties: { MetricName?: string; Threshold?: number; KmsKeyId?: unknown };
 }
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -81,8 +81,15 @@ describe('npm run synth, offline', () => {
     expect(alarms.map((a) => a.Properties.Threshold ?? -1).sort((a, b) => a - b)).toEqual([
       10, 50000,
     ]);
+    // aggregate, query, summarize, rollup and the cursor key rotation.
     const bundles = readdirSync(out).filter((dir) => existsSync(join(out, dir, 'index.mjs')));
-    expect(bundles).toHaveLength(4);
+    expect(bundles).toHaveLength(5);
+    // Every log group is encrypted with the stack's log key.
+    const logGroups = Object.values<SynthesizedResource>(template.Resources).filter(
+      (r) => r.Type === 'AWS::Logs::LogGroup',
+    );
+    expect(logGroups).toHaveLength(6);
+    for (const g of logGroups) expect(g.Properties.KmsKeyId).toBeDefined();
   }, 240_000);
 
   it('fails on a bad context value with a message naming the key', async () => {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AGGREGATE_EVENT_SOURCE,
@@ -22,6 +23,8 @@ import { AGENT_KINESIS_ACTIONS } from '../../../infra/agent-access.js';
 import { type BuiltApp, buildApp } from '../../../infra/app.js';
 import { BUNDLING } from '../../../infra/bundled-function.js';
 import { TABLE_CAPACITY_DEFAULTS } from '../../../infra/config.js';
+import { ROTATION_ACTIONS, ROTATION_DAYS } from '../../../infra/cursor-key.js';
+import { LOGS_KEY_ACTIONS } from '../../../infra/log-key.js';
 import { API_ROUTE_PATH } from '../../../infra/query-api.js';
 
 type Resource = { Type: string; Properties: Record<string, any>; [key: string]: any };
@@ -106,21 +109,104 @@ describe('encryption at rest', () => {
   });
 
   it('lets CloudWatch publish to the encrypted topic through its key policy', () => {
-    const [, key] = single('AWS::KMS::Key');
+    const [, topic] = single('AWS::SNS::Topic');
+    const key = resources[topic.Properties.KmsMasterKeyId['Fn::GetAtt'][0]]!;
     const statement = key.Properties.KeyPolicy.Statement.find(
       (s: any) => s.Principal?.Service === 'cloudwatch.amazonaws.com',
     );
     expect(statement.Action).toEqual(expect.arrayContaining(['kms:Decrypt']));
   });
 
-  it('puts the cursor key into the query function by dynamic reference, not by value', () => {
+  it('encrypts every log group with one rotated customer managed key', () => {
+    const groups = Object.values(ofType('AWS::Logs::LogGroup'));
+    // Five functions and the API access logs.
+    expect(groups).toHaveLength(6);
+    const keyIds = new Set(groups.map((g) => g.Properties.KmsKeyId['Fn::GetAtt'][0]));
+    expect(keyIds.size).toBe(1);
+    const key = resources[[...keyIds][0]!]!;
+    expect(key.Type).toBe('AWS::KMS::Key');
+    expect(key.Properties.EnableKeyRotation).toBe(true);
+    for (const g of groups) expect(g.Properties.LogGroupName).toMatch(/^\/udpwatch\/Udpwatch\//);
+  });
+
+  it("lets only this region's CloudWatch Logs use the log key, for this stack's log groups", () => {
+    const group = Object.values(ofType('AWS::Logs::LogGroup'))[0]!;
+    const key = resources[group.Properties.KmsKeyId['Fn::GetAtt'][0]]!;
+    const statements = key.Properties.KeyPolicy.Statement;
+    const services = statements.filter((st: any) => st.Principal?.Service);
+    expect(services).toHaveLength(1);
+    const logs = services[0];
+    expect(logs.Principal.Service).toEqual({
+      'Fn::Join': ['', ['logs.', { Ref: 'AWS::Region' }, '.amazonaws.com']],
+    });
+    expect([...asList(logs.Action)].sort()).toEqual([...LOGS_KEY_ACTIONS].sort());
+    for (const action of asList(logs.Action)) expect(action).not.toContain('*');
+    expect(logs.Condition).toEqual({
+      ArnLike: {
+        'kms:EncryptionContext:aws:logs:arn': {
+          'Fn::Join': [
+            '',
+            [
+              'arn:',
+              { Ref: 'AWS::Partition' },
+              ':logs:',
+              { Ref: 'AWS::Region' },
+              ':',
+              { Ref: 'AWS::AccountId' },
+              ':log-group:/udpwatch/Udpwatch/*',
+            ],
+          ],
+        },
+      },
+    });
+    // Otherwise only the account's administration statement (the CDK default).
+    expect(statements.filter((st: any) => !st.Principal?.Service)).toHaveLength(1);
+  });
+
+  it('gives the query function only the cursor secret ARN, and only its signing and verifying stages', () => {
     const [secretId, secret] = single('AWS::SecretsManager::Secret');
-    expect(secret.Properties.GenerateSecretString).toBeDefined();
     expect(secret.Properties.SecretString).toBeUndefined();
     const env = resources[functionId('Answers')]!.Properties.Environment.Variables;
-    expect(env[ENV.cursorKey]).toEqual({
-      'Fn::Join': ['', ['{{resolve:secretsmanager:', { Ref: secretId }, ':SecretString:::}}']],
+    expect(env[ENV.cursorSecret]).toEqual({ Ref: secretId });
+    expect(env[ENV.cursorKey]).toBeUndefined();
+    const sm = roleStatements(functionId('Answers')).filter((st) =>
+      asList(st.Action).some((a) => a.startsWith('secretsmanager:')),
+    );
+    expect(sm).toEqual([
+      {
+        Effect: 'Allow',
+        Action: 'secretsmanager:GetSecretValue',
+        Resource: { Ref: secretId },
+        Condition: {
+          StringEquals: { 'secretsmanager:VersionStage': ['AWSCURRENT', 'AWSPREVIOUS'] },
+        },
+      },
+    ]);
+  });
+
+  it('rotates the cursor secret every 30 days with its own function, limited to that secret', () => {
+    const [secretId] = single('AWS::SecretsManager::Secret');
+    const [, schedule] = single('AWS::SecretsManager::RotationSchedule');
+    const rotationId = functionId('Rotates');
+    expect(schedule.Properties).toEqual({
+      SecretId: { Ref: secretId },
+      RotationLambdaARN: { 'Fn::GetAtt': [rotationId, 'Arn'] },
+      RotationRules: { ScheduleExpression: `rate(${ROTATION_DAYS} days)` },
     });
+    expect(ROTATION_DAYS).toBe(30);
+    const statements = roleStatements(rotationId).filter((st) =>
+      asList(st.Action).some((a) => !a.startsWith('logs:')),
+    );
+    expect(statements).toEqual([
+      { Effect: 'Allow', Action: ROTATION_ACTIONS, Resource: { Ref: secretId } },
+    ]);
+    const permissions = Object.values(ofType('AWS::Lambda::Permission')).filter(
+      (p) => p.Properties.FunctionName['Fn::GetAtt']?.[0] === rotationId,
+    );
+    expect(permissions.map((p) => p.Properties.Principal)).toEqual([
+      'secretsmanager.amazonaws.com',
+    ]);
+    expect(permissions[0]!.Properties.SourceAccount).toEqual({ Ref: 'AWS::AccountId' });
   });
 });
 
@@ -228,9 +314,11 @@ describe('stream and aggregate event source', () => {
 });
 
 describe('functions', () => {
-  it('runs all four on nodejs22.x, arm64, with Powertools settings and table env', () => {
-    const functions = Object.values(ofType('AWS::Lambda::Function'));
-    expect(functions).toHaveLength(4);
+  it('runs all four table functions on nodejs22.x, arm64, with Powertools settings and table env', () => {
+    const functions = ['Stores', 'Answers', 'Summarizes', 'Builds'].map(
+      (p) => resources[functionId(p)]!,
+    );
+    expect(Object.values(ofType('AWS::Lambda::Function'))).toHaveLength(5);
     const [tableId] = single('AWS::DynamoDB::Table');
     for (const fn of functions) {
       expect(fn.Properties.Runtime).toBe('nodejs22.x');
@@ -260,7 +348,7 @@ describe('functions', () => {
     expect(BUNDLING.forceDockerBundling).toBe(false);
     const assetDirs = readdirSync(outdir).filter((name) => name.startsWith('asset.'));
     const bundles = assetDirs.filter((dir) => existsSync(join(outdir, dir, 'index.mjs')));
-    expect(bundles).toHaveLength(4);
+    expect(bundles).toHaveLength(5);
     for (const dir of bundles) {
       const code = readFileSync(join(outdir, dir, 'index.mjs'), 'utf8');
       expect(code.startsWith(BUNDLING.banner)).toBe(true);
@@ -385,8 +473,9 @@ describe('least privilege', () => {
   it('gives each role exactly the table actions its code performs, on the table ARN only', () => {
     const [tableId] = single('AWS::DynamoDB::Table');
     const expected: Record<string, string[]> = {
-      // Conditional puts of blocks, marks, services and agents: no read, no update.
-      Stores: ['dynamodb:PutItem'],
+      // Conditional puts of blocks, marks and agents, the services' lastSeen by
+      // conditional UpdateItem (item-writer.ts refreshService): no read.
+      Stores: ['dynamodb:PutItem', 'dynamodb:UpdateItem'],
       // Reads blocks, writes summaries and roll-up marks, deletes handled late marks.
       Summarizes: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query'],
       // Reads blocks and marks, writes roll-up parts, records a shard done on its mark.
@@ -410,14 +499,19 @@ describe('least privilege', () => {
     expect(all).toHaveLength(4);
   });
 
-  it('lets the query, summarize and roll-up functions use only logs and the table', () => {
+  it('lets the query, summarize and roll-up functions use only logs, the table (and the cursor secret)', () => {
+    const allowed: Record<string, string[]> = {
+      Answers: ['logs', 'dynamodb', 'secretsmanager'],
+      Summarizes: ['logs', 'dynamodb'],
+      Builds: ['logs', 'dynamodb'],
+    };
     for (const prefix of ['Answers', 'Summarizes', 'Builds']) {
       const services = new Set(
         roleStatements(functionId(prefix)).flatMap((s) =>
           asList(s.Action).map((a) => a.split(':')[0]),
         ),
       );
-      expect(services, prefix).toEqual(new Set(['logs', 'dynamodb']));
+      expect(services, prefix).toEqual(new Set(allowed[prefix]));
     }
   });
 
@@ -427,12 +521,63 @@ describe('least privilege', () => {
       asList(s.Action).some((a) => a.startsWith('sqs:')),
     );
     expect(sqs.map((s) => s.Resource)).toEqual([{ 'Fn::GetAtt': [queueId, 'Arn'] }]);
-    const kinesisUsers = ['Stores', 'Summarizes', 'Answers'].filter((prefix) =>
+    const kinesisUsers = ['Stores', 'Summarizes', 'Answers', 'Rotates'].filter((prefix) =>
       roleStatements(functionId(prefix)).some((s) =>
         asList(s.Action).some((a) => a.startsWith('kinesis:')),
       ),
     );
     expect(kinesisUsers).toEqual(['Stores']);
+  });
+
+  it('gives each role exactly the data actions its bundled code calls, no more, no fewer', async () => {
+    // The SDK commands each handler's bundle really constructs (tree-shaken,
+    // SDK external), mapped to the IAM actions they need.
+    const ACTION_OF: Record<string, string> = {
+      PutCommand: 'dynamodb:PutItem',
+      UpdateCommand: 'dynamodb:UpdateItem',
+      DeleteCommand: 'dynamodb:DeleteItem',
+      QueryCommand: 'dynamodb:Query',
+      GetCommand: 'dynamodb:GetItem',
+      ScanCommand: 'dynamodb:Scan',
+      BatchWriteCommand: 'dynamodb:BatchWriteItem',
+      BatchGetCommand: 'dynamodb:BatchGetItem',
+      TransactWriteCommand: 'dynamodb:TransactWriteItems',
+      GetSecretValueCommand: 'secretsmanager:GetSecretValue',
+      DescribeSecretCommand: 'secretsmanager:DescribeSecret',
+      PutSecretValueCommand: 'secretsmanager:PutSecretValue',
+      UpdateSecretVersionStageCommand: 'secretsmanager:UpdateSecretVersionStage',
+    };
+    const functions: Record<string, string> = {
+      Stores: 'aggregate',
+      Summarizes: 'summarize',
+      Answers: 'query',
+      Rotates: 'cursor-rotation',
+    };
+    for (const [prefix, folder] of Object.entries(functions)) {
+      const out = await build({
+        entryPoints: [join(import.meta.dirname, '../../../functions', folder, 'handler.ts')],
+        bundle: true,
+        write: false,
+        platform: 'node',
+        format: 'esm',
+        packages: 'external',
+        logLevel: 'silent',
+      });
+      const commands = new Set(
+        [...out.outputFiles[0]!.text.matchAll(/new (\w+?Command)\d*\(/g)].map((m) => m[1]!),
+      );
+      const called = [...commands].map((c) => {
+        const action = ACTION_OF[c];
+        if (!action) throw new Error(`${folder} constructs ${c}: add its IAM action to ACTION_OF`);
+        return action;
+      });
+      // The stream and failure-queue grants serve the event source mapping
+      // (Lambda's poller), not the function's code.
+      const granted = roleStatements(functionId(prefix))
+        .flatMap((st) => asList(st.Action) as string[])
+        .filter((a) => !/^(logs|kinesis|sqs):/.test(a));
+      expect([...new Set(granted)].sort(), folder).toEqual([...new Set(called)].sort());
+    }
   });
 
   it('scopes every function log statement to its own log group', () => {
@@ -456,16 +601,13 @@ describe('agent access', () => {
       {
         Sid: 'PutConnectionLogs',
         Effect: 'Allow',
-        Action: AGENT_KINESIS_ACTIONS,
+        Action: 'kinesis:PutRecords',
         Resource: { 'Fn::GetAtt': [streamId, 'Arn'] },
       },
     ]);
-    expect([...AGENT_KINESIS_ACTIONS].sort()).toEqual([
-      'kinesis:DescribeStreamSummary',
-      'kinesis:ListShards',
-      'kinesis:PutRecord',
-      'kinesis:PutRecords',
-    ]);
+    // The shipper's only call; a holder can still put any record into the stream,
+    // so the aggregate function validates every record it reads.
+    expect(AGENT_KINESIS_ACTIONS).toEqual(['kinesis:PutRecords']);
   });
 
   it('creates the optional EC2 role and instance profile carrying the policy', () => {
