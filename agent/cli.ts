@@ -23,7 +23,7 @@ import { createEbpfSource, type EbpfSource } from './ebpf-source.js';
 import { type HookReceiver, startHookReceiver } from './hook-receiver.js';
 import { openHookSource } from './hook-source.js';
 import { scanHostSockets } from './host-sockets.js';
-import { KinesisShipper } from './kinesis-shipper.js';
+import { DEFAULT_CALL_TIMEOUT_MS, KinesisShipper } from './kinesis-shipper.js';
 import type { PeerObservation } from './observation.js';
 import { createProcSource, peerObservation } from './proc-source.js';
 import { buildSnapshot, formatSnapshot } from './snapshot.js';
@@ -121,7 +121,11 @@ function kinesisFor(config: AgentConfig): KinesisClient {
     // The shipper does its own retries, per record and in order.
     maxAttempts: 1,
     ...localCreds,
-    requestHandler: new NodeHttpHandler({ connectionTimeout: 3_000, requestTimeout: 15_000 }),
+    // Records are on disk before a call carries them: a hung call only delays them.
+    requestHandler: new NodeHttpHandler({
+      connectionTimeout: 3_000,
+      requestTimeout: DEFAULT_CALL_TIMEOUT_MS,
+    }),
   });
 }
 

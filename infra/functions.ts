@@ -18,7 +18,12 @@ import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { AGGREGATE_EVENT_SOURCE, ENV, RESOURCE_NAMES } from '../contract/resources.js';
+import {
+  AGGREGATE_EVENT_SOURCE,
+  aggregateMaxRecordAgeSeconds,
+  ENV,
+  RESOURCE_NAMES,
+} from '../contract/resources.js';
 import { BundledFunction, type BundledFunctionProps } from './bundled-function.js';
 
 /**
@@ -58,6 +63,8 @@ export interface FunctionsProps {
   logLevel: string;
   activeWindowSeconds: number;
   retentionHours: number;
+  /** The stream's retention: failed batches are retried until shortly before it . */
+  streamRetentionHours: number;
 }
 
 /** The aggregate, query and summarize functions with their triggers. */
@@ -123,7 +130,7 @@ export class Functions extends Construct {
         reportBatchItemFailures: true,
         bisectBatchOnError: AGGREGATE_EVENT_SOURCE.bisectBatchOnError,
         retryAttempts: AGGREGATE_EVENT_SOURCE.retryAttempts,
-        maxRecordAge: Duration.seconds(AGGREGATE_EVENT_SOURCE.maxRecordAgeSeconds),
+        maxRecordAge: Duration.seconds(aggregateMaxRecordAgeSeconds(props.streamRetentionHours)),
         onFailure: new SqsDlq(this.onFailureQueue),
       }),
     );

@@ -51,6 +51,7 @@ export class UdpwatchStack extends Stack {
       logLevel: config.logLevel,
       activeWindowSeconds: config.activeWindowSeconds,
       retentionHours: config.retentionHours,
+      streamRetentionHours: config.streamRetentionHours,
     });
     const api = new QueryApi(this, 'QueryApi', {
       namePrefix: prefix,

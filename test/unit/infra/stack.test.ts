@@ -11,6 +11,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AGGREGATE_EVENT_SOURCE,
+  aggregateMaxRecordAgeSeconds,
   ENV,
   METRICS,
   RESOURCE_NAMES,
@@ -174,7 +175,7 @@ describe('stream and aggregate event source', () => {
       MaximumBatchingWindowInSeconds: AGGREGATE_EVENT_SOURCE.maxBatchingWindowSeconds,
       ParallelizationFactor: AGGREGATE_EVENT_SOURCE.parallelizationFactor,
       MaximumRetryAttempts: AGGREGATE_EVENT_SOURCE.retryAttempts,
-      MaximumRecordAgeInSeconds: AGGREGATE_EVENT_SOURCE.maxRecordAgeSeconds,
+      MaximumRecordAgeInSeconds: aggregateMaxRecordAgeSeconds(24),
       FunctionResponseTypes: ['ReportBatchItemFailures'],
       BisectBatchOnFunctionError: AGGREGATE_EVENT_SOURCE.bisectBatchOnError,
       StartingPosition: 'TRIM_HORIZON',
