@@ -15,6 +15,7 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  unlinkSync,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -97,5 +98,32 @@ export class SeqAllocator {
       writeFileDurably(this.stateDir, SEQ_FILE, `${this.reservedUpTo}\n`);
     }
     return this.next++;
+  }
+}
+
+const RUNNING_FILE = 'running';
+
+/**
+ * Marks the agent as running; returns when the previous run began if it never
+ * stopped cleanly (SIGKILL, crash, power loss), else null.
+ */
+export function markRunning(stateDir: string, now: number = Date.now()): number | null {
+  let previous: number | null = null;
+  try {
+    const n = Number(readFileSync(join(stateDir, RUNNING_FILE), 'utf8').trim());
+    previous = Number.isFinite(n) ? n : 0;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  writeFileDurably(stateDir, RUNNING_FILE, `${now}\n`);
+  return previous;
+}
+
+/** Marks a clean stop (everything sealed went to the spool). */
+export function markStopped(stateDir: string): void {
+  try {
+    unlinkSync(join(stateDir, RUNNING_FILE));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
 }

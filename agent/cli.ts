@@ -8,6 +8,7 @@ import { connect } from 'node:net';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { SEND_SPREAD_SECONDS } from '../contract/block.js';
 import type { FlowSource } from '../contract/wire.js';
 import { createAgent } from './agent.js';
 import {
@@ -16,7 +17,7 @@ import {
   ConfigError,
   loadAgentConfig,
 } from './agent-config.js';
-import { loadAgentId, SeqAllocator } from './agent-state.js';
+import { loadAgentId, markRunning, markStopped, SeqAllocator } from './agent-state.js';
 import { createConntrackSource } from './conntrack-source.js';
 import { DiskSpool } from './disk-spool.js';
 import { createEbpfSource, type EbpfSource } from './ebpf-source.js';
@@ -129,6 +130,21 @@ function kinesisFor(config: AgentConfig): KinesisClient {
   });
 }
 
+/**
+ * Longest an observation can be in the agent's memory before it is sealed and
+ * on disk, which is what a crash can lose: a hook window (1 s) and a cycle to
+ * reach the table, then the wait for its seal moment (a minute's main part:
+ * the minute, its grace and this agent's send offset; a shorter seal interval:
+ * that interval and the cycle that seals it).
+ */
+export function unsealedBoundSeconds(config: AgentConfig): number {
+  const sealWait =
+    config.sealIntervalSeconds >= 60
+      ? 60 + config.intervalSeconds + 2 + SEND_SPREAD_SECONDS
+      : config.sealIntervalSeconds + config.intervalSeconds;
+  return Math.ceil(1 + config.intervalSeconds + sealWait);
+}
+
 function log(message: string): void {
   process.stderr.write(`${new Date().toISOString()} udpwatch-agent: ${message}\n`);
 }
@@ -169,6 +185,14 @@ async function runCommand(args: string[], out: Out): Promise<number> {
   }
   const kinesis = kinesisFor(config);
   const agentId = loadAgentId(config.stateDir);
+  const unclean = markRunning(config.stateDir);
+  if (unclean !== null) {
+    // Sealed records were on disk (the spool); only what was not sealed yet is gone.
+    const boundS = unsealedBoundSeconds(config);
+    log(
+      `the previous run${unclean > 0 ? ` (started ${new Date(unclean).toISOString()})` : ''} did not stop cleanly (killed or crashed): its spool is delivered, but what it observed in the last ${boundS} s before it died, not yet sealed, is lost`,
+    );
+  }
   const spool = new DiskSpool(`${config.stateDir}/spool`, config.spoolMaxBytes, log);
   const shipper = new KinesisShipper({
     kinesis,
@@ -235,6 +259,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     process.once('SIGINT', () => onSignal('SIGINT'));
   });
   await agent.stop();
+  markStopped(config.stateDir);
   kinesis.destroy();
   const st = shipper.stats();
   log(`stopped: ${st.sentRecords} records sent, ${st.spooledRecords} records left in the spool`);
