@@ -123,6 +123,11 @@ export class UdpwatchStack extends Stack {
         'EC2 instance profile for agent hosts',
       );
     }
+    output(
+      'OnFailureQueueUrl',
+      functions.onFailureQueue.queueUrl,
+      'Batches the aggregate gave up on: replay with udpwatch replay-failures --queue-url',
+    );
     output('AlarmTopicArn', notifications.topic.topicArn, 'SNS topic the alarms notify');
     output('DashboardUrl', dashboard.url, 'CloudWatch dashboard');
   }

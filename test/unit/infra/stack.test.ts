@@ -606,6 +606,8 @@ describe('dashboard and outputs', () => {
     expect(outputs.StreamName.Value).toEqual({ Ref: streamId });
     expect(outputs.StreamArn.Value).toEqual({ 'Fn::GetAtt': [streamId, 'Arn'] });
     expect(outputs.TableName.Value).toEqual({ Ref: tableId });
+    const [queueId] = single('AWS::SQS::Queue');
+    expect(outputs.OnFailureQueueUrl.Value).toEqual({ Ref: queueId });
     expect(outputs.AgentPolicyArn.Value).toEqual({ Ref: policyId });
     expect(outputs.AgentPolicyArn.Export.Name).toBe('Udpwatch-AgentPolicyArn');
     expect(JSON.stringify(outputs.ApiUrl.Value)).toContain('.execute-api.');
