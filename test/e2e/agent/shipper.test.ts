@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -296,6 +296,8 @@ describe('KinesisShipper', () => {
         expect(st.memoryRecords).toBe(12);
         expect(st.droppedLines).toBeGreaterThan(0);
         expect(st.spooledRecords).toBe(s.spool.stats().records + 12);
+        // A write the full disk cut short leaves no partial file behind.
+        expect(readdirSync(s.spoolDir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
       } finally {
         await proxy.refuse(false);
       }
