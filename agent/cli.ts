@@ -236,7 +236,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     ebpf,
     hook,
     shipper,
-    seq: new SeqAllocator(config.stateDir),
+    seq: new SeqAllocator(config.stateDir, undefined, log),
     clock: Date.now,
     log,
   });

@@ -111,7 +111,8 @@ export class DiskSpool {
     for (const file of readdirSync(dir).sort()) {
       const m = NAME_RE.exec(file);
       if (!m) {
-        if (file.endsWith('.tmp')) unlinkSync(join(dir, file));
+        // A write a crash cut short; a spool that refuses the unlink still starts.
+        if (file.endsWith('.tmp')) this.removeFile(file);
         continue;
       }
       const no = Number(m[1]);
@@ -194,10 +195,14 @@ export class DiskSpool {
   }
 
   private remove(seg: Segment): void {
+    this.removeFile(seg.file);
+  }
+
+  private removeFile(file: string): void {
     try {
-      unlinkSync(join(this.dir, seg.file));
+      unlinkSync(join(this.dir, file));
     } catch (err) {
-      this.onError(`spool ${seg.file}: ${(err as Error).message}`);
+      this.onError(`spool ${file}: ${(err as Error).message}`);
     }
   }
 

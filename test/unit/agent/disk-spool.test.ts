@@ -97,6 +97,25 @@ describe('DiskSpool', () => {
     expect(s.peek(10).map((x) => x.record.seq)).toEqual([1]);
   });
 
+  it('sequence numbers keep coming while the reservation cannot be written, and it is retried', () => {
+    const dir = tempDir();
+    const errors: string[] = [];
+    const seq = new SeqAllocator(dir, 3, (m) => errors.push(m));
+    expect([seq.take(), seq.take(), seq.take()]).toEqual([0, 1, 2]);
+    execFileSync('chattr', ['+i', dir]);
+    try {
+      expect([seq.take(), seq.take(), seq.take(), seq.take()]).toEqual([3, 4, 5, 6]);
+    } finally {
+      execFileSync('chattr', ['-i', dir]);
+    }
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/cannot reserve sequence numbers in .*seq-reserved/);
+    expect(seq.take()).toBe(7);
+    expect(errors[1]).toMatch(/written again/);
+    // The next run starts above everything handed out since.
+    expect(new SeqAllocator(dir, 3).take()).toBe(10);
+  });
+
   it('sets a damaged segment aside, counts it, and keeps the good ones', () => {
     const dir = tempDir();
     const s = new DiskSpool(dir, 1 << 20);
