@@ -8,6 +8,7 @@ import { connect } from 'node:net';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { SEND_SPREAD_SECONDS } from '../contract/block.js';
 import type { FlowSource } from '../contract/wire.js';
 import { createAgent } from './agent.js';
 import {
@@ -16,14 +17,14 @@ import {
   ConfigError,
   loadAgentConfig,
 } from './agent-config.js';
-import { loadAgentId, SeqAllocator } from './agent-state.js';
+import { loadAgentId, markRunning, markStopped, SeqAllocator } from './agent-state.js';
 import { createConntrackSource } from './conntrack-source.js';
 import { DiskSpool } from './disk-spool.js';
 import { createEbpfSource, type EbpfSource } from './ebpf-source.js';
 import { type HookReceiver, startHookReceiver } from './hook-receiver.js';
 import { openHookSource } from './hook-source.js';
 import { scanHostSockets } from './host-sockets.js';
-import { KinesisShipper } from './kinesis-shipper.js';
+import { DEFAULT_CALL_TIMEOUT_MS, KinesisShipper } from './kinesis-shipper.js';
 import type { PeerObservation } from './observation.js';
 import { createProcSource, peerObservation } from './proc-source.js';
 import { buildSnapshot, formatSnapshot } from './snapshot.js';
@@ -121,8 +122,27 @@ function kinesisFor(config: AgentConfig): KinesisClient {
     // The shipper does its own retries, per record and in order.
     maxAttempts: 1,
     ...localCreds,
-    requestHandler: new NodeHttpHandler({ connectionTimeout: 3_000, requestTimeout: 15_000 }),
+    // Records are on disk before a call carries them: a hung call only delays them.
+    requestHandler: new NodeHttpHandler({
+      connectionTimeout: 3_000,
+      requestTimeout: DEFAULT_CALL_TIMEOUT_MS,
+    }),
   });
+}
+
+/**
+ * Longest an observation can be in the agent's memory before it is sealed and
+ * on disk, which is what a crash can lose: a hook window (1 s) and a cycle to
+ * reach the table, then the wait for its seal moment (a minute's main part:
+ * the minute, its grace and this agent's send offset; a shorter seal interval:
+ * that interval and the cycle that seals it).
+ */
+export function unsealedBoundSeconds(config: AgentConfig): number {
+  const sealWait =
+    config.sealIntervalSeconds >= 60
+      ? 60 + config.intervalSeconds + 2 + SEND_SPREAD_SECONDS
+      : config.sealIntervalSeconds + config.intervalSeconds;
+  return Math.ceil(1 + config.intervalSeconds + sealWait);
 }
 
 function log(message: string): void {
@@ -165,6 +185,14 @@ async function runCommand(args: string[], out: Out): Promise<number> {
   }
   const kinesis = kinesisFor(config);
   const agentId = loadAgentId(config.stateDir);
+  const unclean = markRunning(config.stateDir);
+  if (unclean !== null) {
+    // Sealed records were on disk (the spool); only what was not sealed yet is gone.
+    const boundS = unsealedBoundSeconds(config);
+    log(
+      `the previous run${unclean > 0 ? ` (started ${new Date(unclean).toISOString()})` : ''} did not stop cleanly (killed or crashed): its spool is delivered, but what it observed in the last ${boundS} s before it died, not yet sealed, is lost`,
+    );
+  }
   const spool = new DiskSpool(`${config.stateDir}/spool`, config.spoolMaxBytes, log);
   const shipper = new KinesisShipper({
     kinesis,
@@ -208,7 +236,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     ebpf,
     hook,
     shipper,
-    seq: new SeqAllocator(config.stateDir),
+    seq: new SeqAllocator(config.stateDir, undefined, log),
     clock: Date.now,
     log,
   });
@@ -231,6 +259,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     process.once('SIGINT', () => onSignal('SIGINT'));
   });
   await agent.stop();
+  markStopped(config.stateDir);
   kinesis.destroy();
   const st = shipper.stats();
   log(`stopped: ${st.sentRecords} records sent, ${st.spooledRecords} records left in the spool`);

@@ -4,7 +4,8 @@
  * fsync'd and renamed, so a crash leaves whole segments or none. Segments are
  * read back in order; a segment is deleted once all its records are acked.
  * When the spool would exceed its byte bound, the oldest segments go first and
- * their records and lines are counted as dropped.
+ * their records and lines are counted as dropped (a record of a dropped
+ * segment that is in a call at that moment counts only if the call fails).
  */
 import {
   closeSync,
@@ -96,6 +97,10 @@ export class DiskSpool {
   private segments: Segment[] = [];
   private nextNo = 1;
   private counters = { droppedRecords: 0, droppedLines: 0, badSegments: 0 };
+  /** Ids of records in the call in flight. */
+  private readonly inFlight = new Set<string>();
+  /** In-flight records whose segment was dropped meanwhile: id -> lines. */
+  private readonly orphans = new Map<string, number>();
 
   constructor(
     private readonly dir: string,
@@ -106,7 +111,8 @@ export class DiskSpool {
     for (const file of readdirSync(dir).sort()) {
       const m = NAME_RE.exec(file);
       if (!m) {
-        if (file.endsWith('.tmp')) unlinkSync(join(dir, file));
+        // A write a crash cut short; a spool that refuses the unlink still starts.
+        if (file.endsWith('.tmp')) this.removeFile(file);
         continue;
       }
       const no = Number(m[1]);
@@ -131,15 +137,28 @@ export class DiskSpool {
     const no = this.nextNo++;
     const file = `${String(no).padStart(12, '0')}.r${records.length}.l${lines}.spool`;
     const tmp = join(this.dir, `${file}.tmp`);
-    const fd = openSync(tmp, 'w', 0o640);
     try {
-      writeSync(fd, data);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      const fd = openSync(tmp, 'w', 0o640);
+      try {
+        writeSync(fd, data);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, join(this.dir, file));
+      fsyncDir(this.dir);
+    } catch (err) {
+      // A partial temp file (disk full) would only take space: remove it, then report.
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // Never created, or the directory refuses changes.
+      }
+      throw new Error(
+        `spool ${this.dir}: cannot write ${records.length} records (${data.length} bytes): ${(err as Error).message}`,
+        { cause: err },
+      );
     }
-    renameSync(tmp, join(this.dir, file));
-    fsyncDir(this.dir);
     this.segments.push({
       no,
       file,
@@ -160,7 +179,11 @@ export class DiskSpool {
     const records = seg.loaded ?? null;
     if (records) {
       records.forEach((r, i) => {
-        if (!seg.acked.has(i)) {
+        if (seg.acked.has(i)) return;
+        const id = `${seg.no}:${i}`;
+        // In a call right now: lost only if that call fails (see endSend).
+        if (this.inFlight.has(id)) this.orphans.set(id, r.lines);
+        else {
           this.counters.droppedRecords++;
           this.counters.droppedLines += r.lines;
         }
@@ -172,10 +195,14 @@ export class DiskSpool {
   }
 
   private remove(seg: Segment): void {
+    this.removeFile(seg.file);
+  }
+
+  private removeFile(file: string): void {
     try {
-      unlinkSync(join(this.dir, seg.file));
+      unlinkSync(join(this.dir, file));
     } catch (err) {
-      this.onError(`spool ${seg.file}: ${(err as Error).message}`);
+      this.onError(`spool ${file}: ${(err as Error).message}`);
     }
   }
 
@@ -217,9 +244,28 @@ export class DiskSpool {
     return out;
   }
 
+  /** Marks records as being in a call, so dropping their segment meanwhile does not yet count them. */
+  beginSend(ids: readonly string[]): void {
+    for (const id of ids) this.inFlight.add(id);
+  }
+
+  /** The call of `beginSend` ended (after `ack` of what it delivered): its dropped, undelivered records count now. */
+  endSend(ids: readonly string[]): void {
+    for (const id of ids) {
+      this.inFlight.delete(id);
+      const lines = this.orphans.get(id);
+      if (lines === undefined) continue;
+      this.orphans.delete(id);
+      this.counters.droppedRecords++;
+      this.counters.droppedLines += lines;
+    }
+  }
+
   /** Marks records delivered; deletes segments that are fully delivered. */
   ack(ids: readonly string[]): void {
     for (const id of ids) {
+      // Delivered after all, though its segment was dropped: not a loss.
+      this.orphans.delete(id);
       const [no, i] = id.split(':').map(Number) as [number, number];
       const seg = this.segments.find((s) => s.no === no);
       seg?.acked.add(i);

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { MAX_LIMIT, MAX_WINDOW_SECONDS } from '../contract/api-schemas.js';
 import { UsageError } from './cli-errors.js';
 import { DurationError, parseDuration, parseWholeSeconds } from './duration.js';
+import { REPLAY_SUMMARY } from './replay-failures-command.js';
 
 /** Where the API is when neither --api nor UDPWATCH_API says otherwise (the local stack). */
 export const DEFAULT_API = 'http://127.0.0.1:7787';
@@ -155,6 +156,9 @@ export function toolHelp(): string {
       (n) => `  ${usageLine(n).slice('udpwatch '.length).padEnd(width)}  ${COMMANDS[n].summary}`,
     ),
     '',
+    'Operations (AWS credentials, not the API):',
+    `  ${REPLAY_SUMMARY.usage.padEnd(width)}  ${REPLAY_SUMMARY.summary}`,
+    '',
     'Options for every command:',
     ...GLOBAL_FLAGS.map((f) => `  ${FLAG_HELP[f]}`),
     '',
@@ -256,7 +260,9 @@ export function parseCommandLine(
   const [name, ...rest] = positionals;
   if (name === undefined) {
     if (values.help) return { kind: 'help', text: toolHelp() };
-    throw new UsageError('missing command (services, clients, count, client, host, agents, top)');
+    throw new UsageError(
+      'missing command (services, clients, count, client, host, agents, top, replay-failures)',
+    );
   }
   if (!isCommand(name)) throw new UsageError(`unknown command ${JSON.stringify(name)}`);
   if (values.help) return { kind: 'help', text: commandHelp(name) };

@@ -15,6 +15,7 @@ import {
 import { type Answer, ApiClient } from './api-client.js';
 import { CliError, EXIT, UsageError } from './cli-errors.js';
 import { type CommandLine, parseCommandLine } from './command-line.js';
+import { runReplayFailures } from './replay-failures-command.js';
 import {
   createSigV4Fetch,
   defaultCredentials,
@@ -173,6 +174,11 @@ async function runCommand(line: CommandLine, api: ApiClient, io: CliIo): Promise
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   let command: string | undefined;
   try {
+    // An operations command on the AWS resources, not the API: its own flags.
+    if (argv[0] === 'replay-failures') {
+      command = argv[0];
+      return await runReplayFailures(argv.slice(1), io);
+    }
     const request = parseCommandLine(argv, io.env);
     if (request.kind === 'help') {
       await write(io.stdout, `${request.text}\n`);

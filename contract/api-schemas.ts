@@ -268,7 +268,12 @@ export const AgentsResponse = z.object({
       reporting: z.boolean().describe('Whether the last heartbeat is within the window.'),
       flows: z.number().int(),
       dropped: z.number().int().describe('Flow lines the agent had to shed so far.'),
-      spooled: z.number().int().describe("Records waiting in the agent's disk spool."),
+      spooled: z
+        .number()
+        .int()
+        .describe(
+          "Records waiting to be sent (the agent's disk spool, or memory while it refuses writes).",
+        ),
       sources: z.array(z.string()),
     }),
   ),

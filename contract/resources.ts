@@ -106,16 +106,31 @@ export const ROLLUP_ATTRIBUTES = {
   set: 'g',
 } as const;
 
-/** Kinesis event source settings shared by the CDK event source mapping and the local poller. */
+/**
+ * Kinesis event source settings shared by the CDK event source mapping and the
+ * local poller. Every write of the aggregate function is idempotent, so a
+ * batch that fails (DynamoDB down or throttling) is retried until its records
+ * are about to leave the stream, never given up after a few attempts; what
+ * reaches the on-failure queue is what could not succeed in that time, and
+ * `udpwatch replay-failures` can still re-read it for the replay window.
+ */
 export const AGGREGATE_EVENT_SOURCE = {
   batchSize: 1000,
   // Each block is one PutItem whatever the window, so the window only trades
   // Lambda invocations against how soon an early part is visible.
   maxBatchingWindowSeconds: 5,
-  retryAttempts: 10,
-  maxRecordAgeSeconds: 24 * 3600,
+  /** -1: retry until the record is maxRecordAge old. */
+  retryAttempts: -1,
+  /** Records still in the stream this long after they are given up, to be replayed. */
+  replayWindowSeconds: 4 * 3600,
   parallelizationFactor: 2,
   // A batch whose handler fails is split in two and each half retried on its
   // own, so one poison record ends up alone in the on-failure queue.
   bisectBatchOnError: true,
 } as const;
+
+/** The event source's maximum record age for a stream retention: the retention less the replay window (60 s .. 7 days). */
+export function aggregateMaxRecordAgeSeconds(streamRetentionHours: number): number {
+  const age = streamRetentionHours * 3600 - AGGREGATE_EVENT_SOURCE.replayWindowSeconds;
+  return Math.min(7 * 24 * 3600, Math.max(60, age));
+}

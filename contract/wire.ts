@@ -90,7 +90,7 @@ export const HeartbeatLineSchema = z.object({
   flows: COUNTER,
   /** Flow lines the agent had to shed so far (memory bound, full spool). */
   dropped: COUNTER,
-  /** Records waiting in the agent's disk spool. */
+  /** Records waiting to be sent: in the disk spool, or in memory while the spool refuses writes. */
   spooled: COUNTER,
   /** Sources the agent is reading (optional, informative). */
   sources: z.array(z.enum(FLOW_SOURCES)).max(FLOW_SOURCES.length).optional(),

@@ -22,6 +22,7 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import {
   AGGREGATE_EVENT_SOURCE,
+  aggregateMaxRecordAgeSeconds,
   ENV,
   RESOURCE_NAMES,
   ROLLUP_SCHEDULE_MINUTES,
@@ -77,6 +78,8 @@ export interface FunctionsProps {
   logLevel: string;
   activeWindowSeconds: number;
   retentionHours: number;
+  /** The stream's retention: failed batches are retried until shortly before it . */
+  streamRetentionHours: number;
 }
 
 /** The aggregate, query and summarize functions with their triggers. */
@@ -146,7 +149,7 @@ export class Functions extends Construct {
         reportBatchItemFailures: true,
         bisectBatchOnError: AGGREGATE_EVENT_SOURCE.bisectBatchOnError,
         retryAttempts: AGGREGATE_EVENT_SOURCE.retryAttempts,
-        maxRecordAge: Duration.seconds(AGGREGATE_EVENT_SOURCE.maxRecordAgeSeconds),
+        maxRecordAge: Duration.seconds(aggregateMaxRecordAgeSeconds(props.streamRetentionHours)),
         onFailure: new SqsDlq(this.onFailureQueue),
       }),
     );

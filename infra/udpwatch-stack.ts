@@ -56,6 +56,7 @@ export class UdpwatchStack extends Stack {
       logLevel: config.logLevel,
       activeWindowSeconds: config.activeWindowSeconds,
       retentionHours: config.retentionHours,
+      streamRetentionHours: config.streamRetentionHours,
     });
     const api = new QueryApi(this, 'QueryApi', {
       namePrefix: prefix,
@@ -131,6 +132,11 @@ export class UdpwatchStack extends Stack {
         'EC2 instance profile for agent hosts',
       );
     }
+    output(
+      'OnFailureQueueUrl',
+      functions.onFailureQueue.queueUrl,
+      'Batches the aggregate gave up on: replay with udpwatch replay-failures --queue-url',
+    );
     output('AlarmTopicArn', notifications.topic.topicArn, 'SNS topic the alarms notify');
     output('DashboardUrl', dashboard.url, 'CloudWatch dashboard');
   }

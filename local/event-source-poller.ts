@@ -4,8 +4,10 @@
  * KinesisStreamEvent Lambda would build, honours the partial-batch-failure
  * response, and, as the deployed mapping does with bisect on, splits a batch
  * whose handler threw in two and retries each half on its own, so a poison
- * record ends up alone. A part that still fails after a bounded number of
- * retries goes to an on-failure sink and the shard moves on.
+ * record ends up alone. As the deployed mapping is set up, a failing part is
+ * retried until its oldest record is older than the maximum record age (or,
+ * if set, a bounded number of retries); only then does it go to the
+ * on-failure sink, and the shard moves on.
  */
 import {
   ExpiredIteratorException,
@@ -22,7 +24,7 @@ import type {
   KinesisStreamEvent,
   KinesisStreamRecord,
 } from 'aws-lambda';
-import { AGGREGATE_EVENT_SOURCE } from '../contract/resources.js';
+import { AGGREGATE_EVENT_SOURCE, aggregateMaxRecordAgeSeconds } from '../contract/resources.js';
 import { LOCAL_REGION } from './aws-clients.js';
 import { LOCAL_ACCOUNT_ID, lambdaContext } from './lambda-context.js';
 
@@ -37,8 +39,10 @@ export interface PollerOptions {
   startingPosition?: 'TRIM_HORIZON' | 'LATEST'; // default TRIM_HORIZON
   batchSize?: number; // default AGGREGATE_EVENT_SOURCE.batchSize
   maxBatchingWindowMs?: number; // default 500 locally
-  /** Retries after the first failed invocation; a negative value retries forever. */
+  /** Retries after the first failed invocation; a negative value retries until maxRecordAgeSeconds. */
   retryAttempts?: number; // default AGGREGATE_EVENT_SOURCE.retryAttempts
+  /** A failing part whose oldest record arrived longer ago than this goes to onFailure. */
+  maxRecordAgeSeconds?: number; // default aggregateMaxRecordAgeSeconds(24)
   /** Split a batch whose handler threw in two before retrying (splits use no retry). */
   bisectBatchOnError?: boolean; // default AGGREGATE_EVENT_SOURCE.bisectBatchOnError
   pollIntervalMs?: number; // idle GetRecords interval, default 200
@@ -126,6 +130,7 @@ export function startEventSourcePoller(options: PollerOptions): EventSourcePolle
   const windowMs = options.maxBatchingWindowMs ?? 500;
   const retryAttempts = options.retryAttempts ?? AGGREGATE_EVENT_SOURCE.retryAttempts;
   const bisect = options.bisectBatchOnError ?? AGGREGATE_EVENT_SOURCE.bisectBatchOnError;
+  const maxRecordAgeMs = (options.maxRecordAgeSeconds ?? aggregateMaxRecordAgeSeconds(24)) * 1000;
   const pollIntervalMs = options.pollIntervalMs ?? 200;
   const region = options.region ?? LOCAL_REGION;
   const accountId = options.accountId ?? LOCAL_ACCOUNT_ID;
@@ -229,7 +234,9 @@ export function startEventSourcePoller(options: PollerOptions): EventSourcePolle
         if (!(await deliverPart(state, pending.slice(0, half)))) return false;
         return deliverPart(state, pending.slice(half));
       }
-      if (retryAttempts >= 0 && attempts > retryAttempts) {
+      const oldest = pending[0]?.kinesis.approximateArrivalTimestamp ?? 0;
+      const tooOld = Date.now() - oldest * 1000 > maxRecordAgeMs;
+      if (tooOld || (retryAttempts >= 0 && attempts > retryAttempts)) {
         counters.failures++;
         const failure: PollerFailure = {
           shardId: state.shardId,

@@ -36,6 +36,38 @@ export const AGGREGATE_METRICS = {
 /** At most this many bad lines, records and conflicts are logged one by one per batch; all are counted. */
 const MAX_LOGGED = 20;
 
+/**
+ * Write failures of one function instance: while DynamoDB is down every
+ * retry of every batch fails, so only the batch that starts the episode logs
+ * its errors; the batch that succeeds again logs how long it lasted and what
+ * it retried. Each batch still counts its failures in FailedRecords.
+ */
+export class WriteFailures {
+  private episode: { since: number; batches: number; records: number } | null = null;
+
+  /** Whether an episode is under way (its errors are already logged). */
+  get failing(): boolean {
+    return this.episode !== null;
+  }
+
+  /** Counts a failed batch; true when it starts the episode. */
+  begin(now: number, records: number): boolean {
+    const first = this.episode === null;
+    this.episode ??= { since: now, batches: 0, records: 0 };
+    this.episode.batches++;
+    this.episode.records += records;
+    return first;
+  }
+
+  /** Ends the episode after a batch whose writes all landed; what it was, if there was one. */
+  end(now: number): { failingForMs: number; failedBatches: number; retriedRecords: number } | null {
+    const e = this.episode;
+    if (!e) return null;
+    this.episode = null;
+    return { failingForMs: now - e.since, failedBatches: e.batches, retriedRecords: e.records };
+  }
+}
+
 /** What the batch processing needs from its surroundings. */
 export interface AggregateDeps {
   writer: WriterOptions;
@@ -47,6 +79,8 @@ export interface AggregateDeps {
   serviceRefresh?: ServiceRefresh;
   /** Clock for records without an arrival time (default Date.now). */
   now?: () => number;
+  /** Kept for the life of the function instance: logs write failures once per episode. */
+  writeFailures?: WriteFailures;
 }
 
 interface Counts {
@@ -168,7 +202,8 @@ export async function aggregateBatch(
 
   const counts: Counts = { stored: 0, conflicts: 0, late: 0, heartbeats: 0 };
   const failed = new Set<number>();
-  let logged = 0;
+  // Within an episode the errors were logged when it began.
+  let logged = deps.writeFailures?.failing ? 5 : 0;
   const fail = (records: Iterable<number>, what: string, err: unknown) => {
     for (const r of records) failed.add(r);
     if (logged++ < 5) logger.error('write failed', { what, reason: describe(err) });
@@ -209,12 +244,24 @@ export async function aggregateBatch(
     ...counts,
     failed: failed.size,
   });
-  if (failed.size === 0) return { batchItemFailures: [] };
+  const at = (deps.now ?? Date.now)();
+  if (failed.size === 0) {
+    const ended = work.length > 0 ? deps.writeFailures?.end(at) : null;
+    if (ended) logger.warn('writes succeed again', ended);
+    return { batchItemFailures: [] };
+  }
   const records = [...failed].sort((a, b) => a - b).map((i) => event.Records[i]!);
-  logger.warn('reporting failed records for retry', {
-    firstSequenceNumber: records[0]?.kinesis.sequenceNumber,
-    records: records.length,
-  });
+  if (deps.writeFailures?.begin(at, records.length) ?? true) {
+    logger.warn('reporting failed records for retry', {
+      firstSequenceNumber: records[0]?.kinesis.sequenceNumber,
+      records: records.length,
+      ...(deps.writeFailures
+        ? {
+            note: 'later failures of this instance are counted (FailedRecords), logged again when writes succeed',
+          }
+        : {}),
+    });
+  }
   return {
     batchItemFailures: records.map((r) => ({ itemIdentifier: r.kinesis.sequenceNumber })),
   };

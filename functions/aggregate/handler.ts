@@ -8,7 +8,7 @@ import type { Context, KinesisStreamBatchResponse, KinesisStreamEvent } from 'aw
 import { RESOURCE_NAMES } from '../../contract/resources.js';
 import { configFromEnv, type FunctionConfig } from '../store/config.js';
 import { createDocumentClient } from '../store/document-client.js';
-import { aggregateBatch } from './aggregate.js';
+import { aggregateBatch, WriteFailures } from './aggregate.js';
 import { ServiceRefresh } from './service-refresh.js';
 
 /** Builds the wrapped aggregate handler for a configuration (tests pass their own and may pin the clock). */
@@ -27,11 +27,19 @@ export function createAggregateHandler(
   });
   const writer = { doc, table: config.table, retentionHours: config.retentionHours };
   const serviceRefresh = new ServiceRefresh();
+  const writeFailures = new WriteFailures();
   return middy<KinesisStreamEvent, KinesisStreamBatchResponse>()
     .use(injectLambdaContext(logger))
     .use(logMetrics(metrics))
     .handler((event) =>
-      aggregateBatch(event, { writer, logger, metrics, serviceRefresh, now: options.now }),
+      aggregateBatch(event, {
+        writer,
+        logger,
+        metrics,
+        serviceRefresh,
+        writeFailures,
+        now: options.now,
+      }),
     );
 }
 

@@ -449,6 +449,38 @@ describe('aggregate: bad input and failures', () => {
     expect(blockItems(items)).toHaveLength(2);
   });
 
+  it('DynamoDB down: the batch that starts the episode logs its errors, retries only count, recovery is logged once', async () => {
+    const part = sealParts(head({ agentId: 'agent-w', seq: 900 }), [endpoint(1)])[0]!;
+    const [event] = await throughKinesis(emu.kinesis, [record(part)]);
+    const single = createAggregateHandler(localConfig(table, proxy.url), { maxAttempts: 1 });
+    const count = (lines: string[], message: string) =>
+      lines.filter((l) => l.includes(`"message":"${message}"`)).length;
+    await proxy.refuse(true);
+    let first: Awaited<ReturnType<typeof runAll>>;
+    let retries: Awaited<ReturnType<typeof runAll>>;
+    try {
+      first = await runAll([event!], single);
+      retries = await runAll([event!, event!, event!], single);
+    } finally {
+      await proxy.refuse(false);
+    }
+    expect(first.failures).toHaveLength(1);
+    expect(count(first.lines, 'write failed')).toBeGreaterThan(0);
+    expect(count(first.lines, 'reporting failed records for retry')).toBe(1);
+    // Every retry fails and is counted, none is logged.
+    expect(retries.failures).toHaveLength(3);
+    expect(retries.metric(AGGREGATE_METRICS.failedRecords)).toBe(3);
+    expect(count(retries.lines, 'write failed')).toBe(0);
+    expect(count(retries.lines, 'reporting failed records for retry')).toBe(0);
+    const up = await runAll([event!], single);
+    expect(up.failures).toEqual([]);
+    const recovered = up.lines.filter((l) => l.includes('"message":"writes succeed again"'));
+    expect(recovered).toHaveLength(1);
+    expect(JSON.parse(recovered[0]!)).toMatchObject({ failedBatches: 4, retriedRecords: 4 });
+    const again = await runAll([event!], single);
+    expect(count(again.lines, 'writes succeed again')).toBe(0);
+  });
+
   it('throttled and failing writes are reported, retried by the poller and stored exactly', async () => {
     const parts = Array.from(
       { length: 24 },

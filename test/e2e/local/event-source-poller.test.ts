@@ -286,6 +286,38 @@ describe('event source poller', () => {
     expect(poller.stats()).toMatchObject({ batches: 1, retries: 2, failures: 0 });
   });
 
+  it('by default retries a failing part until it is maxRecordAge old, not a fixed number of times', async () => {
+    const stream = await newStream(1);
+    const puts = await putNumbered(stream, 3);
+    // Always fails r1: only its age can end the retries.
+    const rec = recorder((event) => {
+      const r1 = event.Records.find((r) => r.kinesis.sequenceNumber === puts[1]?.seq);
+      return r1
+        ? { batchItemFailures: [{ itemIdentifier: r1.kinesis.sequenceNumber }] }
+        : undefined;
+    });
+    const failures: PollerFailure[] = [];
+    const startedAt = Date.now();
+    const poller = start({
+      kinesis: emu.kinesis,
+      streamName: stream,
+      handler: rec.handler,
+      batchSize: 3,
+      maxRecordAgeSeconds: 3,
+      onFailure: (f) => {
+        failures.push(f);
+      },
+    });
+    await poller.drain(20_000);
+    // It kept retrying until r1 was 3 s old, then gave the rest of the batch up once.
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(2_500);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]!.startSequenceNumber).toBe(puts[1]?.seq);
+    expect(failures[0]!.endSequenceNumber).toBe(puts[2]?.seq);
+    expect(failures[0]!.attempts).toBeGreaterThan(3);
+    expect(poller.stats().failures).toBe(1);
+  });
+
   it('after retryAttempts hands the failed part to onFailure and moves on', async () => {
     const stream = await newStream(1);
     const puts = await putNumbered(stream, 10);

@@ -30,6 +30,7 @@ import {
   type Pipeline,
   readAllRecords,
   runClients,
+  sleep,
   startAgent,
   startHookedDaemon,
   startPipeline,
@@ -37,6 +38,8 @@ import {
 } from './fleet-harness.js';
 
 const SERVICE = 'ft-game';
+/** How long DynamoDB is down in the outage case (env UDPWATCH_TEST_DYNAMODB_OUTAGE_MS). */
+const DYNAMODB_OUTAGE_MS = Number(process.env.UDPWATCH_TEST_DYNAMODB_OUTAGE_MS ?? 30_000);
 const HOST = 'uwe-faults-host';
 const dir = mkdtempSync(join(tmpdir(), 'uwe-faults-'));
 const stateDir = join(dir, 'state');
@@ -196,7 +199,7 @@ describe('faults between the agent and the API', () => {
   it('Kinesis unreachable for a while: the agent spools, then drains everything once', async () => {
     await pipeline.kinesisProxy.refuse(true);
     const ports = await send([[11, 12, 13], [1400], [5, 5, 5, 5]]);
-    await agent.waitForLog(/spooling to disk until Kinesis answers/);
+    await agent.waitForLog(/wait in the spool until Kinesis answers/);
     await waitFor('the outage traffic to be spooled', () =>
       spooledPackets(ports) === 8 ? true : undefined,
     );
@@ -204,7 +207,7 @@ describe('faults between the agent and the API', () => {
     const during = snapshot(await endpoints());
     for (const p of ports) expect(during[`127.0.0.1:${p}`]).toBeUndefined();
     await pipeline.kinesisProxy.refuse(false);
-    await agent.waitForLog(/Kinesis reachable again; draining/);
+    await agent.waitForLog(/Kinesis reachable again after [0-9.]+ s/);
     await expectExactTotals();
   });
 
@@ -274,6 +277,28 @@ describe('faults between the agent and the API', () => {
     expect(pipeline.stack.poller!.stats().retries).toBeGreaterThan(retriesBefore);
     proxy.clear();
   });
+
+  it(
+    'DynamoDB unreachable for a long while: the aggregate retries throughout, nothing reaches the failure queue',
+    async () => {
+      const proxy = pipeline.dynamodbProxy!;
+      const poller = pipeline.stack.poller!;
+      const before = poller.stats();
+      await proxy.refuse(true);
+      try {
+        await send([[300, 301], [5, 6, 7], [90]]);
+        await sleep(DYNAMODB_OUTAGE_MS);
+        // Far past the old budget of 10 retries (about 6 s of backoff): still retrying.
+        expect(poller.stats().retries - before.retries).toBeGreaterThan(10);
+        expect(poller.stats().failures).toBe(before.failures);
+      } finally {
+        await proxy.refuse(false);
+      }
+      await expectExactTotals();
+      expect(poller.stats().failures).toBe(0);
+    },
+    DYNAMODB_OUTAGE_MS + 90_000,
+  );
 
   it('every record of the stream delivered a second time changes nothing', async () => {
     const { kinesis, streamName } = pipeline.stack.emulators;

@@ -98,7 +98,8 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   let dynamodbProxy: FaultProxy | undefined;
   const stack = await startLocalStack({
     ports: { kinesis: 0, dynamodb: 0, api: 0 },
-    poller: { maxBatchingWindowMs: 50, pollIntervalMs: 50, retryAttempts: 30 },
+    // Retries as deployed: until a record is about to leave the stream.
+    poller: { maxBatchingWindowMs: 50, pollIntervalMs: 50 },
     // Quiet functions: warnings and errors only, metrics only where a suite reads them.
     functionEnv: {
       [ENV.cursorKey]: 'udpwatch-e2e-cursor-key',

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,6 +58,62 @@ describe('DiskSpool', () => {
     expect(st.droppedRecords).toBe(3);
     expect(st.droppedLines).toBe(6);
     expect(s.peek(10).map((x) => x.record.seq)).toEqual([3, 4]);
+  });
+
+  it('a record dropped while in a call counts as lost only if that call fails', () => {
+    const dir = tempDir();
+    const s = new DiskSpool(dir, 2500);
+    s.append([rec(1, 'k/0', 1000)]);
+    s.append([rec(2, 'k/1', 1000)]);
+    const inCall = s.peek(2).map((x) => x.id);
+    s.beginSend(inCall);
+    // Both segments in the call are pushed out by newer records.
+    s.append([rec(3, 'k/2', 1000)]);
+    s.append([rec(4, 'k/3', 1000)]);
+    expect(s.peek(10).map((x) => x.record.seq)).toEqual([3, 4]);
+    expect(s.stats().droppedRecords).toBe(0);
+    // The call delivered the first and failed the second.
+    s.ack([inCall[0]!]);
+    s.endSend(inCall);
+    expect(s.stats()).toMatchObject({ droppedRecords: 1, droppedLines: 2, records: 2 });
+    // Nothing counts twice on a later end.
+    s.endSend(inCall);
+    expect(s.stats().droppedRecords).toBe(1);
+  });
+
+  it('a failed append names the spool and leaves no temp file', () => {
+    const dir = tempDir();
+    const s = new DiskSpool(dir, 1 << 20);
+    s.append([rec(1)]);
+    execFileSync('chattr', ['+i', dir]);
+    try {
+      expect(() => s.append([rec(2)])).toThrow(
+        new RegExp(`spool ${dir}: cannot write 1 records \\(\\d+ bytes\\): .*EPERM`),
+      );
+    } finally {
+      execFileSync('chattr', ['-i', dir]);
+    }
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(s.peek(10).map((x) => x.record.seq)).toEqual([1]);
+  });
+
+  it('sequence numbers keep coming while the reservation cannot be written, and it is retried', () => {
+    const dir = tempDir();
+    const errors: string[] = [];
+    const seq = new SeqAllocator(dir, 3, (m) => errors.push(m));
+    expect([seq.take(), seq.take(), seq.take()]).toEqual([0, 1, 2]);
+    execFileSync('chattr', ['+i', dir]);
+    try {
+      expect([seq.take(), seq.take(), seq.take(), seq.take()]).toEqual([3, 4, 5, 6]);
+    } finally {
+      execFileSync('chattr', ['-i', dir]);
+    }
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/cannot reserve sequence numbers in .*seq-reserved/);
+    expect(seq.take()).toBe(7);
+    expect(errors[1]).toMatch(/written again/);
+    // The next run starts above everything handed out since.
+    expect(new SeqAllocator(dir, 3).take()).toBe(10);
   });
 
   it('sets a damaged segment aside, counts it, and keeps the good ones', () => {

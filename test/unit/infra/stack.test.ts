@@ -12,6 +12,7 @@ import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AGGREGATE_EVENT_SOURCE,
+  aggregateMaxRecordAgeSeconds,
   ENV,
   METRICS,
   RESOURCE_NAMES,
@@ -291,7 +292,7 @@ describe('stream and aggregate event source', () => {
       MaximumBatchingWindowInSeconds: AGGREGATE_EVENT_SOURCE.maxBatchingWindowSeconds,
       ParallelizationFactor: AGGREGATE_EVENT_SOURCE.parallelizationFactor,
       MaximumRetryAttempts: AGGREGATE_EVENT_SOURCE.retryAttempts,
-      MaximumRecordAgeInSeconds: AGGREGATE_EVENT_SOURCE.maxRecordAgeSeconds,
+      MaximumRecordAgeInSeconds: aggregateMaxRecordAgeSeconds(24),
       FunctionResponseTypes: ['ReportBatchItemFailures'],
       BisectBatchOnFunctionError: AGGREGATE_EVENT_SOURCE.bisectBatchOnError,
       StartingPosition: 'TRIM_HORIZON',
@@ -795,6 +796,8 @@ describe('dashboard and outputs', () => {
     expect(outputs.StreamName.Value).toEqual({ Ref: streamId });
     expect(outputs.StreamArn.Value).toEqual({ 'Fn::GetAtt': [streamId, 'Arn'] });
     expect(outputs.TableName.Value).toEqual({ Ref: tableId });
+    const [queueId] = single('AWS::SQS::Queue');
+    expect(outputs.OnFailureQueueUrl.Value).toEqual({ Ref: queueId });
     expect(outputs.AgentPolicyArn.Value).toEqual({ Ref: policyId });
     expect(outputs.AgentPolicyArn.Export.Name).toBe('Udpwatch-AgentPolicyArn');
     expect(JSON.stringify(outputs.ApiUrl.Value)).toContain('.execute-api.');
