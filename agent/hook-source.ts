@@ -6,6 +6,7 @@
  */
 
 import { type HookReceiverStats, startHookReceiver } from './hook-receiver.js';
+import { HookSocketInUseError, HookSocketPathError } from './hook-socket-file.js';
 import type { PeerObservation } from './observation.js';
 
 /** What the agent needs of the hook. */
@@ -20,16 +21,21 @@ export interface HookSource {
 
 /**
  * Listens on the hook socket; resolves undefined (after logging why) when the
- * socket cannot be opened, so the agent runs on its other sources.
+ * socket cannot be opened, so the agent runs on its other sources. Throws
+ * when another agent owns the path or the path is unsafe (HookSocketInUseError,
+ * HookSocketPathError): starting anyway would leave that agent deaf or let
+ * others replace the socket.
  */
 export async function openHookSource(
   path: string,
+  group: string,
   log: (message: string) => void,
 ): Promise<HookSource | undefined> {
   const listeners: Array<() => void> = [];
   try {
     const receiver = await startHookReceiver(path, {
-      onError: log,
+      group,
+      onError: (m) => log(`hook: ${m}`),
       onDaemon: (pid, name) => log(`hook: daemon pid ${pid} (${name ?? '?'}) reports`),
       onObservations: () => {
         for (const l of listeners) l();
@@ -44,6 +50,7 @@ export async function openHookSource(
       close: () => receiver.close(),
     };
   } catch (err) {
+    if (err instanceof HookSocketInUseError || err instanceof HookSocketPathError) throw err;
     log(`hook socket ${path} unavailable (${(err as Error).message}); running without the hook`);
     return undefined;
   }
