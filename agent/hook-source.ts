@@ -13,7 +13,10 @@ import type { PeerObservation } from './observation.js';
 export interface HookSource {
   /** Returns and forgets every observation received since the previous drain. */
   drain(): PeerObservation[];
-  stats(): Pick<HookReceiverStats, 'droppedPackets' | 'shed'>;
+  stats(): Pick<
+    HookReceiverStats,
+    'droppedPackets' | 'shed' | 'badMessages' | 'badRows' | 'pidMismatches' | 'unidentified'
+  >;
   /** Calls `listener` after each report that brought observations. */
   onObservations(listener: () => void): void;
   close(): Promise<void>;
