@@ -8,7 +8,10 @@
  * acknowledges the lines it took in, so a hook re-sends what an agent that
  * went away never took.
  */
+import { randomBytes } from 'node:crypto';
+import { link, unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
+import { basename, dirname, join } from 'node:path';
 import {
   HOOK_PROTOCOL_VERSION,
   type HookMessage,
@@ -22,6 +25,8 @@ import {
   claimSocketPath,
   DEFAULT_HOOK_SOCKET_GROUP,
   inUse,
+  type SocketAccess,
+  type SocketFileId,
   socketFileId,
   unlinkIfOwn,
 } from './hook-socket-file.js';
@@ -194,7 +199,13 @@ export async function startHookReceiver(
   const totals = new HookDropTotals();
   const loggedVersions = new Set<string>();
   const sockets = new Map<Socket, Connection>();
-  const resolver = new HookPeerResolver(path, { ss: options.ss });
+  // The name the socket is bound to; `path` is a hard link to it (see listenAt).
+  const bound = join(
+    dirname(path),
+    `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}`,
+  );
+  // ss names our accepted sockets by the bound name, though it is unlinked by then.
+  const resolver = new HookPeerResolver(bound, { ss: options.ss });
   let closing = false;
   const counters = {
     connections: 0,
@@ -362,9 +373,12 @@ export async function startHookReceiver(
       serve(socket, conn);
     });
   });
-  await listenOwnerOnly(server, path);
-  const id = await socketFileId(path);
-  const access = await applySocketAccess(path, options.group ?? DEFAULT_HOOK_SOCKET_GROUP);
+  const { id, access } = await listenAt(
+    server,
+    path,
+    bound,
+    options.group ?? DEFAULT_HOOK_SOCKET_GROUP,
+  );
   if (access.warning !== undefined) say(access.warning);
 
   return {
@@ -420,20 +434,28 @@ function fromConn(conn: Connection): string {
 }
 
 /**
- * Listens with a umask that leaves the new socket to its owner only, so no
- * one can connect in the moment before the group and mode are set.
+ * Listens on a fresh name beside `path`, gives it its group and mode, then
+ * hard-links it to `path`: the link fails if anyone created `path` meanwhile,
+ * and no one can connect before the mode is set. libuv unlinks a listening
+ * socket's bound name when it closes; binding to the private name keeps it
+ * from removing `path`, which may by then be another agent's socket.
  */
-async function listenOwnerOnly(server: Server, path: string): Promise<void> {
+async function listenAt(
+  server: Server,
+  path: string,
+  bound: string,
+  group: string,
+): Promise<{ id: SocketFileId; access: SocketAccess }> {
   let previous: number | undefined;
   try {
     previous = process.umask(0o177);
   } catch {
-    // Worker threads cannot change the umask; the chmod right after listening still applies.
+    // Worker threads cannot change the umask; the private name is not yet known to anyone anyway.
   }
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(path, () => {
+      server.listen(bound, () => {
         server.off('error', reject);
         resolve();
       });
@@ -443,12 +465,25 @@ async function listenOwnerOnly(server: Server, path: string): Promise<void> {
         previous = undefined;
       }
     });
-  } catch (err) {
-    // Two agents started at once: the other one bound first.
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw inUse(path, 'race');
-    throw err;
   } finally {
     if (previous !== undefined) process.umask(previous);
+  }
+  try {
+    const access = await applySocketAccess(bound, group);
+    try {
+      await link(bound, path);
+    } catch (err) {
+      // Two agents started at once: the other one took the path first.
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw inUse(path, 'race');
+      throw err;
+    }
+    // Unlinking the bound name changes the inode's ctime: read the identity after it.
+    await unlink(bound);
+    return { id: await socketFileId(path), access };
+  } catch (err) {
+    await unlink(bound).catch(() => {});
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    throw err;
   }
 }
 

@@ -149,23 +149,28 @@ export async function applySocketAccess(path: string, group: string): Promise<So
   return { mode: 0o660, gid };
 }
 
-/** The identity of the socket file this agent created. */
+/**
+ * The identity of the socket file this agent created: device, inode and the
+ * inode's change time in ns (a file created after ours was removed may reuse
+ * its inode number, never also its change time).
+ */
 export interface SocketFileId {
-  dev: number;
-  ino: number;
+  dev: bigint;
+  ino: bigint;
+  ctimeNs: bigint;
 }
 
-/** Reads the device and inode of `path`. */
+/** Reads the identity of `path`. */
 export async function socketFileId(path: string): Promise<SocketFileId> {
-  const st = await lstat(path);
-  return { dev: st.dev, ino: st.ino };
+  const st = await lstat(path, { bigint: true });
+  return { dev: st.dev, ino: st.ino, ctimeNs: st.ctimeNs };
 }
 
 /** Removes `path` only if it is still the socket `id` names; true if removed. */
 export async function unlinkIfOwn(path: string, id: SocketFileId): Promise<boolean> {
   try {
-    const st = await lstat(path);
-    if (st.dev !== id.dev || st.ino !== id.ino) return false;
+    const st = await lstat(path, { bigint: true });
+    if (st.dev !== id.dev || st.ino !== id.ino || st.ctimeNs !== id.ctimeNs) return false;
     await unlink(path);
     return true;
   } catch {
