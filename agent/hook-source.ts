@@ -38,7 +38,7 @@ export async function openHookSource(
   try {
     const receiver = await startHookReceiver(path, {
       group,
-      onError: (m) => log(`hook: ${m}`),
+      onError: log,
       onDaemon: (pid, name) => log(`hook: daemon pid ${pid} (${name ?? '?'}) reports`),
       onObservations: () => {
         for (const l of listeners) l();

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,12 +104,17 @@ async function until(
 describe('npm start', () => {
   it('runs the pipeline: a record put into Kinesis shows up in the HTTP API; SIGINT stops it cleanly', async () => {
     const [kinesisPort, dynamodbPort, apiPort] = await freePorts(3);
-    const run = start([...portFlags(kinesisPort, dynamodbPort, apiPort), ...agentDirs()]);
+    const dirsFlags = agentDirs();
+    const run = start([...portFlags(kinesisPort, dynamodbPort, apiPort), ...dirsFlags]);
     await until(
       'the ready message',
       () => run.out.stdout.includes('Ctrl-C stops everything'),
       60_000,
     );
+    // Only this user's primary group may report on the local hook socket (root's in CI).
+    const hookSocket = statSync(dirsFlags[3]!);
+    expect(hookSocket.mode & 0o777).toBe(0o660);
+    expect(hookSocket.gid).toBe(process.getgid!());
     expect(run.out.stdout).toContain(`HTTP API   http://127.0.0.1:${apiPort}`);
     expect(run.out.stdout).toContain(`Kinesis    http://127.0.0.1:${kinesisPort}`);
     expect(run.out.stdout).toContain(`DynamoDB   http://127.0.0.1:${dynamodbPort}`);
