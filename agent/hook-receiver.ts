@@ -65,7 +65,7 @@ export interface HookReceiverStats {
   shed: number;
   /** Pids of the daemons that reported (the latest MAX_DAEMONS). */
   pids: number[];
-  /** Connections refused because MAX_CONNECTIONS were open. */
+  /** Connections refused because MAX_CONNECTIONS were open, or MAX_CONNECTIONS_PER_PID of one process. */
   refusedConnections: number;
   /** Connections whose process the kernel could not name; their rows carry no pid. */
   unidentified: number;
@@ -361,10 +361,23 @@ export async function startHookReceiver(
     socket.setEncoding('utf8');
     socket.on('error', () => {});
     socket.on('close', () => sockets.delete(socket));
+    // A hook reports every window (at most a minute); a connection silent far longer only holds a slot.
+    socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
     void resolver.lookup(socket).then((r) => {
       if (socket.destroyed || closing) return;
-      if (r.ok) conn.peer = r.peer;
-      else {
+      if (r.ok) {
+        conn.peer = r.peer;
+        let same = 0;
+        for (const other of sockets.values()) if (other.peer?.pid === r.peer.pid) same++;
+        if (same > MAX_CONNECTIONS_PER_PID) {
+          counters.refusedConnections++;
+          report(
+            `hook connection${fromConn(conn)} refused: that process already has ${MAX_CONNECTIONS_PER_PID} connections`,
+          );
+          socket.destroy();
+          return;
+        }
+      } else {
         counters.unidentified++;
         report(
           `hook connection: cannot learn its process from the kernel (${r.reason}); its reports are used without a pid or process name`,
@@ -425,6 +438,10 @@ export async function startHookReceiver(
 const MAX_REPORTS_PER_MINUTE = 20;
 /** Connections at once; more are refused and counted. */
 const MAX_CONNECTIONS = 1024;
+/** Connections of one process at once (a hook needs one): a group member cannot take every slot alone. */
+const MAX_CONNECTIONS_PER_PID = 8;
+/** A connection that sends nothing this long is closed. */
+const IDLE_TIMEOUT_MS = 180_000;
 /** How long close() waits for a hook to see the end of its connection. */
 const CLOSE_GRACE_MS = 1_000;
 

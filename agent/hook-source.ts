@@ -15,7 +15,13 @@ export interface HookSource {
   drain(): PeerObservation[];
   stats(): Pick<
     HookReceiverStats,
-    'droppedPackets' | 'shed' | 'badMessages' | 'badRows' | 'pidMismatches' | 'unidentified'
+    | 'droppedPackets'
+    | 'shed'
+    | 'badMessages'
+    | 'badRows'
+    | 'pidMismatches'
+    | 'unidentified'
+    | 'refusedConnections'
   >;
   /** Calls `listener` after each report that brought observations. */
   onObservations(listener: () => void): void;

@@ -200,4 +200,48 @@ describe('the hook socket and an unprivileged local user', () => {
     expect(logs.some((l) => l.includes(`claims pid 1; using the kernel's pid ${pid}`))).toBe(true);
     expect(logs.filter((l) => /cycle failed|early flush failed/.test(l))).toEqual([]);
   });
+
+  it('serves a group member at most 8 connections at once, and a real daemon still reports', async () => {
+    const before = hook.stats();
+    const code = `
+      const net = require('node:net');
+      let ready = 0;
+      const conns = [];
+      for (let i = 0; i < 20; i++) {
+        const c = net.createConnection(process.env.HOOK_PATH);
+        c.on('error', () => {});
+        c.setEncoding('utf8');
+        c.on('data', (d) => { if (d.includes('"ack":0')) ready++; });
+        conns.push(c);
+      }
+      setTimeout(() => { process.stdout.write(JSON.stringify({ ready }) + '\\n'); process.exit(0); }, 2000);`;
+    const child = spawn(
+      'setpriv',
+      [
+        `--reuid=${NOBODY}`,
+        `--regid=${NOBODY}`,
+        `--groups=${HOOK_GID}`,
+        process.execPath,
+        '-e',
+        code,
+      ],
+      {
+        env: { PATH: process.env.PATH, HOOK_PATH: socketPath },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    await new Promise((r) => child.once('exit', r));
+    expect(JSON.parse(out)).toEqual({ ready: 8 });
+    expect(hook.stats().refusedConnections - before.refusedConnections).toBe(12);
+
+    const c = await openClient(4);
+    clients.push(c);
+    expect(await c.echo(daemon.v4, [9, 9])).toBe(2);
+    const real = () => shipped().filter((e) => e.port === c.port);
+    expect(await waitFor(() => real().reduce((n, e) => n + e.pktsIn, 0) === 2, 5_000)).toBe(true);
+  });
 });

@@ -69,6 +69,7 @@ export class FakeHook implements HookSource {
       badRows: 0,
       pidMismatches: 0,
       unidentified: 0,
+      refusedConnections: 0,
     };
   }
   onObservations(listener: () => void): void {
