@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutRecordCommand } from '@aws-sdk/client-kinesis';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startHookReceiver } from '../../../agent/hook-receiver.js';
 import { RESOURCE_NAMES } from '../../../contract/resources.js';
 import { kinesisClient } from '../../../local/aws-clients.js';
 import { exampleFlowLine } from '../../../local/start.js';
@@ -259,6 +260,25 @@ describe('npm start', () => {
       expect(run.out.stderr).toContain('--api-port');
     } finally {
       await new Promise((r) => blocker.close(r));
+    }
+  });
+
+  it('a hook socket another npm start (or agent) holds exits 1 naming --hook-socket, and leaves it alone', async () => {
+    const [kinesisPort, dynamodbPort, apiPort] = await freePorts(3);
+    const flags = agentDirs();
+    const hookSocket = flags[3]!;
+    const holder = await startHookReceiver(hookSocket, { group: String(process.getgid!()) });
+    try {
+      const inode = statSync(hookSocket).ino;
+      const run = start([...portFlags(kinesisPort, dynamodbPort, apiPort), ...flags]);
+      expect(await run.exited).toBe(1);
+      expect(run.out.stderr).toContain(
+        `not starting: hook socket ${hookSocket} is in use: another agent listens on it`,
+      );
+      expect(run.out.stderr).toContain('--hook-socket');
+      expect(statSync(hookSocket).ino).toBe(inode);
+    } finally {
+      await holder.close();
     }
   });
 
