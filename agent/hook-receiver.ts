@@ -240,7 +240,9 @@ export async function startHookReceiver(
       json = JSON.parse(line);
     } catch {
       counters.badMessages++;
-      report(`hook message is not JSON: ${JSON.stringify(line.slice(0, 40))}`);
+      // JSON.stringify escapes C0 controls, not C1 ones or line separators.
+      const shown = JSON.stringify(line.slice(0, 40)).replace(/[\u007f-\u009f\u2028\u2029]/g, '?');
+      report(`hook message${fromConn(conn)} is not JSON: ${shown}`);
       return;
     }
     const parsed = parseHookMessage(json);
