@@ -14,6 +14,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import {
   HOOK_PROTOCOL_VERSION,
+  type HookAck,
   type HookMessage,
   MAX_HOOK_MESSAGE_BYTES,
   parseHookMessage,
@@ -343,10 +344,10 @@ export async function startHookReceiver(
         socket.destroy();
         return;
       }
-      if (conn.lines > before) socket.write(`${JSON.stringify({ ack: conn.lines })}\n`);
+      if (conn.lines > before) socket.write(ackLine(conn.lines));
     });
     // Taken in and acknowledged only now that the peer is known.
-    socket.write(`${JSON.stringify({ ack: 0 })}\n`);
+    socket.write(ackLine(0));
     socket.resume();
   };
 
@@ -446,6 +447,12 @@ const MAX_CONNECTIONS_PER_PID = 8;
 const IDLE_TIMEOUT_MS = 180_000;
 /** How long close() waits for a hook to see the end of its connection. */
 const CLOSE_GRACE_MS = 1_000;
+
+/** The acknowledgement of the first `lines` lines of a connection (HookAckSchema). */
+function ackLine(lines: number): string {
+  const ack: HookAck = { ack: lines };
+  return `${JSON.stringify(ack)}\n`;
+}
 
 /** " from pid N (name)" for a connection whose peer is known. */
 function fromConn(conn: Connection): string {

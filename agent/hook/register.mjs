@@ -49,7 +49,7 @@ function createState() {
     maxFlows: envInt('UDPWATCH_HOOK_MAX_FLOWS', 10_000, 1, 1_000_000),
     /** Unsent bytes the channel may hold before windows are held back (still counting) instead. */
     maxBuffered: envInt('UDPWATCH_HOOK_MAX_BUFFER', 1024 * 1024, 1024, 64 * 1024 * 1024),
-    /** Deltas of the current window: key -> entry. Cleared at every send. */
+    /** Deltas since the last report that went out: key -> entry. Zeroed at every send. */
     flows: new Map(),
     /** Application client ids by flow key, bounded like the flows. */
     tags: new Map(),

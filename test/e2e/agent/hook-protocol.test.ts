@@ -7,6 +7,7 @@ import { type HookReceiver, startHookReceiver } from '../../../agent/hook-receiv
 import type { PeerObservation } from '../../../agent/observation.js';
 import {
   HOOK_PROTOCOL_VERSION,
+  HookAckSchema,
   HookMessageSchema,
   MAX_HOOK_MESSAGE_BYTES,
   parseHookMessage,
@@ -40,12 +41,15 @@ afterAll(async () => {
  */
 interface Tee {
   lines: string[];
+  /** What the receiver wrote back, as it came. */
+  acks: string[];
   up(): Promise<void>;
   down(): Promise<void>;
 }
 
 function startTee(path: string, upstream: string): Tee {
   const lines: string[] = [];
+  const acks: string[] = [];
   let server: Server | undefined;
   const conns = new Set<Socket>();
   const onConnection = (hook: Socket) => {
@@ -79,6 +83,7 @@ function startTee(path: string, upstream: string): Tee {
     });
     // The receiver's acknowledgements go back to the hook.
     out.on('data', (d) => {
+      acks.push(d.toString());
       if (!hook.destroyed) hook.write(d);
     });
     out.on('close', () => hook.destroy());
@@ -86,6 +91,7 @@ function startTee(path: string, upstream: string): Tee {
   };
   return {
     lines,
+    acks,
     up: () =>
       new Promise<void>((resolve, reject) => {
         server = createServer(onConnection);
@@ -223,6 +229,14 @@ describe('the real hook speaks the hook protocol', () => {
       }
     }
     expect([...pids].sort()).toEqual([a.child.pid, b.child.pid].sort());
+    // The receiver wrote back only acknowledgements of the protocol, ready (0) first.
+    const ackLines = tee.acks
+      .join('')
+      .split('\n')
+      .filter((l) => l !== '');
+    expect(ackLines.length).toBeGreaterThan(3);
+    for (const l of ackLines) expect(HookAckSchema.safeParse(JSON.parse(l)).success, l).toBe(true);
+    expect(ackLines.filter((l) => l === '{"ack":0}').length).toBeGreaterThanOrEqual(2);
     // ...the receiver used every one of them, and the dropped clients never appear.
     const st = receiver.stats();
     expect(st.messages).toBe(lines.length);
