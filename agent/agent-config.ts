@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { DEFAULTS } from '../contract/resources.js';
 import { DEFAULT_HOOK_SOCKET } from './hook-receiver.js';
+import { DEFAULT_HOOK_SOCKET_GROUP } from './hook-socket-file.js';
 
 /** Where the agent keeps its id, sequence reservation and spool. */
 export const DEFAULT_STATE_DIR = '/var/lib/udpwatch';
@@ -22,6 +23,7 @@ export const AGENT_ENV = {
   endpoint: 'UDPWATCH_KINESIS_ENDPOINT',
   stateDir: 'UDPWATCH_STATE_DIR',
   hookSocket: 'UDPWATCH_HOOK_SOCKET',
+  hookSocketGroup: 'UDPWATCH_HOOK_SOCKET_GROUP',
   interval: 'UDPWATCH_INTERVAL',
   sealInterval: 'UDPWATCH_SEAL_INTERVAL',
   maxFlows: 'UDPWATCH_MAX_FLOWS',
@@ -56,6 +58,14 @@ export const AgentConfigSchema = z
     host: NAME.max(253).default(hostname()),
     stateDir: z.string().min(1).default(DEFAULT_STATE_DIR),
     hookSocket: z.string().min(1).default(DEFAULT_HOOK_SOCKET),
+    /**
+     * Group (name or numeric gid) whose members' daemons may connect to the
+     * hook socket (mode 0660); when it does not exist the socket is 0600.
+     */
+    hookSocketGroup: z
+      .string()
+      .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/, 'must be a group name or a numeric gid')
+      .default(DEFAULT_HOOK_SOCKET_GROUP),
     intervalSeconds: z.number().min(0.05).max(60).default(1),
     /** One heartbeat line a minute keeps the agents list fresh at one record a minute. */
     heartbeatSeconds: z.number().min(0.1).max(3600).default(60),
@@ -174,6 +184,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): AgentConfigInput {
   set('endpoint', env[AGENT_ENV.endpoint]);
   set('stateDir', env[AGENT_ENV.stateDir]);
   set('hookSocket', env[AGENT_ENV.hookSocket]);
+  set('hookSocketGroup', env[AGENT_ENV.hookSocketGroup]);
   set('host', env[AGENT_ENV.host]);
   set('intervalSeconds', numberFromEnv(env, AGENT_ENV.interval));
   set('sealIntervalSeconds', numberFromEnv(env, AGENT_ENV.sealInterval));

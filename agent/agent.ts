@@ -135,10 +135,11 @@ export class Agent {
     const shipper = this.deps.shipper.stats();
     return {
       flows: this.flowTable.size,
-      // Plus packets the eBPF source could not count (its map was full).
+      // Plus packets hooked daemons could not report and the eBPF source could not count (its map was full).
       dropped:
         shipper.droppedLines +
         (this.deps.hook?.stats().shed ?? 0) +
+        (this.deps.hook?.stats().droppedPackets ?? 0) +
         (this.deps.ebpf?.status().refusedPackets ?? 0),
       spooled: shipper.spooledRecords,
     };
@@ -221,7 +222,7 @@ export class Agent {
       const drops = hook.stats().droppedPackets;
       if (drops > this.lastHookDrops) {
         this.deps.log(
-          `hooked daemons could not report ${drops - this.lastHookDrops} packets (agent absent, slow, or hook table full)`,
+          `hooked daemons could not report ${drops - this.lastHookDrops} packets (a hook's flow table was full: raise UDPWATCH_HOOK_MAX_FLOWS; or an older hook lost windows while no agent listened)`,
         );
         this.lastHookDrops = drops;
       }
@@ -340,6 +341,8 @@ export class Agent {
       this.ebpfStopped = this.deps.ebpf.status().live;
       await this.deps.ebpf.stop();
     }
+    // Before the last cycle: what hooked daemons report after this goes to the next agent.
+    await this.deps.hook?.close();
     try {
       // Everything counted so far leaves now, whatever minute it belongs to.
       await this.tick(this.deps.clock(), { all: true });
@@ -347,6 +350,5 @@ export class Agent {
       this.deps.log(`final cycle failed: ${(err as Error).message}`);
     }
     await this.deps.shipper.stop();
-    await this.deps.hook?.close();
   }
 }

@@ -22,6 +22,7 @@ import { createConntrackSource } from './conntrack-source.js';
 import { DiskSpool } from './disk-spool.js';
 import { createEbpfSource, type EbpfSource } from './ebpf-source.js';
 import { type HookReceiver, startHookReceiver } from './hook-receiver.js';
+import { HookSocketInUseError, HookSocketPathError } from './hook-socket-file.js';
 import { openHookSource } from './hook-source.js';
 import { scanHostSockets } from './host-sockets.js';
 import { DEFAULT_CALL_TIMEOUT_MS, KinesisShipper } from './kinesis-shipper.js';
@@ -214,7 +215,17 @@ async function runCommand(args: string[], out: Out): Promise<number> {
           ),
       })
     : undefined;
-  const hook = config.sources.hook ? await openHookSource(config.hookSocket, log) : undefined;
+  let hook: Awaited<ReturnType<typeof openHookSource>>;
+  try {
+    hook = config.sources.hook
+      ? await openHookSource(config.hookSocket, config.hookSocketGroup, log)
+      : undefined;
+  } catch (err) {
+    if (!(err instanceof HookSocketInUseError || err instanceof HookSocketPathError)) throw err;
+    kinesis.destroy();
+    log(`not starting: ${err.message}`);
+    return 1;
+  }
   let ebpf: EbpfSource | undefined;
   if (config.sources.ebpf && !proc) {
     log(
@@ -327,7 +338,7 @@ async function snapshotCommand(args: string[], out: Out): Promise<number> {
       sources.hook = `${config.hookSocket} is held by a running agent`;
     } else {
       try {
-        hook = await startHookReceiver(config.hookSocket);
+        hook = await startHookReceiver(config.hookSocket, { group: config.hookSocketGroup });
         sources.hook = `listening on ${config.hookSocket}`;
       } catch (err) {
         sources.hook = `cannot listen on ${config.hookSocket}: ${(err as Error).message}`;

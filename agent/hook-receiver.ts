@@ -2,18 +2,35 @@
  * The agent's end of the dgram hook channel: a Unix stream socket on which
  * hooked daemons write one JSON message per line per window, in the format
  * of contract/hook-protocol.ts (docs/hook-protocol.md). Each message turns
- * into PeerObservations (source 'hook') carrying the daemon's pid and
- * process name; nothing a message says can throw out of the receiver.
+ * into PeerObservations (source 'hook') carrying the pid and process name
+ * the kernel gives for the connection (never the ones the message claims);
+ * nothing a message says can throw out of the receiver. The receiver
+ * acknowledges the lines it took in, so a hook re-sends what an agent that
+ * went away never took.
  */
-import { chmod, mkdir, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { link, unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import {
   HOOK_PROTOCOL_VERSION,
+  type HookAck,
   type HookMessage,
   MAX_HOOK_MESSAGE_BYTES,
   parseHookMessage,
 } from '../contract/hook-protocol.js';
+import { type HookPeer, HookPeerResolver } from './hook-peer.js';
+import {
+  applySocketAccess,
+  checkSocketDirectory,
+  claimSocketPath,
+  DEFAULT_HOOK_SOCKET_GROUP,
+  inUse,
+  type SocketAccess,
+  type SocketFileId,
+  socketFileId,
+  unlinkIfOwn,
+} from './hook-socket-file.js';
 import type { PeerObservation } from './observation.js';
 
 /** Default path of the hook socket; the systemd unit's RuntimeDirectory holds it. */
@@ -49,6 +66,14 @@ export interface HookReceiverStats {
   shed: number;
   /** Pids of the daemons that reported (the latest MAX_DAEMONS). */
   pids: number[];
+  /** Connections refused because MAX_CONNECTIONS were open, or MAX_CONNECTIONS_PER_PID of one process. */
+  refusedConnections: number;
+  /** Connections whose process the kernel could not name; their rows carry no pid. */
+  unidentified: number;
+  /** Messages whose pid differs from the kernel's pid of their connection (the kernel's is used). */
+  pidMismatches: number;
+  /** Mode of the socket file: 0660 with the group, 0600 without. */
+  socketMode: number;
 }
 
 export interface HookReceiver {
@@ -107,8 +132,12 @@ export class HookDropTotals {
   }
 }
 
-/** A valid message's rows as observations (source 'hook') carrying the daemon's pid and name. */
-export function hookObservations(m: HookMessage): PeerObservation[] {
+/**
+ * A valid message's rows as observations (source 'hook') carrying the
+ * daemon's pid and name; with `identified` false (the kernel could not name
+ * the connection's process) they carry neither.
+ */
+export function hookObservations(m: HookMessage, identified = true): PeerObservation[] {
   return m.flows.map(([li, lp, ri, rp, pi, bi, po, bo, f, l, tag]) => {
     const obs: PeerObservation = {
       source: 'hook',
@@ -123,31 +152,62 @@ export function hookObservations(m: HookMessage): PeerObservation[] {
       firstSeen: f,
       // A clock stepped back mid-window can put the last datagram before the first.
       lastSeen: Math.max(f, l),
-      pid: m.pid,
-      process: m.process,
     };
+    if (identified) {
+      obs.pid = m.pid;
+      obs.process = m.process;
+    }
     if (typeof tag === 'string') obs.clientId = tag;
     return obs;
   });
 }
 
-/** Listens on `path` (replacing a stale socket file) for hooked daemons. */
+/** Options of startHookReceiver. */
+export interface HookReceiverOptions {
+  /** Group allowed to connect (socket mode 0660); default `udpwatch-hook`. A name or a numeric gid. */
+  group?: string;
+  /** Called with problems and warnings (rate-limited); each names what happened. */
+  onError?: (message: string) => void;
+  /** Called for the first message of each daemon process. */
+  onDaemon?: (pid: number, process: string | undefined) => void;
+  /** Called after a message added observations (the agent may flush early). */
+  onObservations?: () => void;
+  /** `ss` binary (tests); default `ss` from PATH. */
+  ss?: string;
+}
+
+/** One hook connection: who the kernel says is on the other end, and what it sent. */
+interface Connection {
+  peer: HookPeer | null;
+  /** Lines taken in (bad ones too): what the acknowledgements count. */
+  lines: number;
+  /** The peer's pid already said it was someone else. */
+  mismatchLogged: boolean;
+}
+
+/**
+ * Listens on `path` for hooked daemons. Refuses to start (HookSocketInUseError)
+ * when another agent listens there, replaces a stale socket, and limits who
+ * can connect (see hook-socket-file.ts).
+ */
 export async function startHookReceiver(
   path: string = DEFAULT_HOOK_SOCKET,
-  options: {
-    onError?: (message: string) => void;
-    /** Called for the first message of each daemon process. */
-    onDaemon?: (pid: number, process: string | undefined) => void;
-    /** Called after a message added observations (the agent may flush early). */
-    onObservations?: () => void;
-  } = {},
+  options: HookReceiverOptions = {},
 ): Promise<HookReceiver> {
-  await mkdir(dirname(path), { recursive: true });
-  await unlink(path).catch(() => {});
+  await checkSocketDirectory(path);
+  await claimSocketPath(path);
   let pending: PeerObservation[] = [];
   const totals = new HookDropTotals();
   const loggedVersions = new Set<string>();
-  const sockets = new Set<Socket>();
+  const sockets = new Map<Socket, Connection>();
+  // The name the socket is bound to; `path` is a hard link to it (see listenAt).
+  const bound = join(
+    dirname(path),
+    `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}`,
+  );
+  // ss names our accepted sockets by the bound name, though it is unlinked by then.
+  const resolver = new HookPeerResolver(bound, { ss: options.ss });
+  let closing = false;
   const counters = {
     connections: 0,
     messages: 0,
@@ -155,23 +215,35 @@ export async function startHookReceiver(
     unsupportedVersions: 0,
     badRows: 0,
     shed: 0,
+    refusedConnections: 0,
+    unidentified: 0,
+    pidMismatches: 0,
   };
-  const report = (message: string): void => {
+  const limiter = new ReportLimiter(MAX_REPORTS_PER_MINUTE, 60_000);
+  const say = (message: string): void => {
     try {
       options.onError?.(message);
     } catch {
       // A failing logger must not cost the message.
     }
   };
+  const report = (message: string): void => {
+    const suppressed = limiter.take(Date.now());
+    if (suppressed === null) return;
+    if (suppressed > 0) say(`(${suppressed} more hook problems not logged in the last minute)`);
+    say(message);
+  };
 
-  const handleLine = (line: string): void => {
+  const handleLine = (line: string, conn: Connection): void => {
     if (line.trim() === '') return;
     let json: unknown;
     try {
       json = JSON.parse(line);
     } catch {
       counters.badMessages++;
-      report(`hook message is not JSON: ${JSON.stringify(line.slice(0, 40))}`);
+      // JSON.stringify escapes C0 controls, not C1 ones or line separators.
+      const shown = JSON.stringify(line.slice(0, 40)).replace(/[\u007f-\u009f\u2028\u2029]/g, '?');
+      report(`hook message${fromConn(conn)} is not JSON: ${shown}`);
       return;
     }
     const parsed = parseHookMessage(json);
@@ -186,11 +258,24 @@ export async function startHookReceiver(
           `hook messages refused: ${parsed.reason} (this agent speaks version ${HOOK_PROTOCOL_VERSION})`,
         );
       } else {
-        report(`hook message refused: ${parsed.reason}`);
+        report(`hook message${fromConn(conn)} refused: ${parsed.reason}`);
       }
       return;
     }
-    const m = parsed.message;
+    // The kernel's pid and name, not the message's: any member of the group could claim any pid.
+    const m: HookMessage =
+      conn.peer === null
+        ? parsed.message
+        : { ...parsed.message, pid: conn.peer.pid, process: conn.peer.process };
+    if (conn.peer !== null && parsed.message.pid !== conn.peer.pid) {
+      counters.pidMismatches++;
+      if (!conn.mismatchLogged) {
+        conn.mismatchLogged = true;
+        report(
+          `hook connection${fromConn(conn)} claims pid ${parsed.message.pid}; using the kernel's pid ${conn.peer.pid}`,
+        );
+      }
+    }
     counters.messages++;
     counters.badRows += parsed.skipped.length;
     if (parsed.skipped.length > 0) {
@@ -198,11 +283,11 @@ export async function startHookReceiver(
       report(`hook message from pid ${m.pid}: ${parsed.skipped[0]!.reason}${more}`);
     }
     try {
-      if (totals.add(m)) options.onDaemon?.(m.pid, m.process);
+      if (totals.add(m)) options.onDaemon?.(m.pid, conn.peer === null ? undefined : m.process);
     } catch {
       // The counters are folded; only the callback failed.
     }
-    const observations = hookObservations(m);
+    const observations = hookObservations(m, conn.peer !== null);
     for (const o of observations) pending.push(o);
     if (pending.length > MAX_PENDING) {
       const excess = pending.length - MAX_PENDING;
@@ -218,23 +303,29 @@ export async function startHookReceiver(
     }
   };
 
-  const server: Server = createServer((socket) => {
-    counters.connections++;
-    sockets.add(socket);
+  const serve = (socket: Socket, conn: Connection): void => {
     // The unfinished line, in pieces: scanning only each new chunk for a
     // newline keeps a long line linear in its length.
     let parts: string[] = [];
     let partLength = 0;
-    socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => {
+      // A closing receiver takes nothing more: unacknowledged lines go to the next agent.
+      if (closing) return;
       let from = 0;
       let nl = chunk.indexOf('\n');
+      const before = conn.lines;
       while (nl >= 0) {
         parts.push(chunk.slice(from, nl));
         const line = parts.join('');
         parts = [];
         partLength = 0;
-        handleLine(line);
+        conn.lines++;
+        try {
+          handleLine(line, conn);
+        } catch (err) {
+          counters.badMessages++;
+          report(`hook message${fromConn(conn)} could not be used: ${(err as Error).message}`);
+        }
         from = nl + 1;
         nl = chunk.indexOf('\n', from);
       }
@@ -245,24 +336,66 @@ export async function startHookReceiver(
       // Characters, not bytes: a line over the limit in characters is over it in bytes too.
       if (partLength > MAX_HOOK_MESSAGE_BYTES) {
         counters.badMessages++;
-        report(`hook message longer than ${MAX_HOOK_MESSAGE_BYTES} bytes; closing its connection`);
+        report(
+          `hook message${fromConn(conn)} longer than ${MAX_HOOK_MESSAGE_BYTES} bytes; closing its connection`,
+        );
         parts = [];
         partLength = 0;
         socket.destroy();
+        return;
       }
+      if (conn.lines > before) socket.write(ackLine(conn.lines));
     });
+    // Taken in and acknowledged only now that the peer is known.
+    socket.write(ackLine(0));
+    socket.resume();
+  };
+
+  const server: Server = createServer({ pauseOnConnect: true }, (socket) => {
+    if (closing || sockets.size >= MAX_CONNECTIONS) {
+      counters.refusedConnections++;
+      if (!closing) report(`hook connection refused: already ${MAX_CONNECTIONS} connections`);
+      socket.destroy();
+      return;
+    }
+    counters.connections++;
+    const conn: Connection = { peer: null, lines: 0, mismatchLogged: false };
+    sockets.set(socket, conn);
+    socket.setEncoding('utf8');
     socket.on('error', () => {});
     socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve();
+    // A hook reports every window (at most a minute); a connection silent far longer only holds a slot.
+    socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
+    void resolver.lookup(socket).then((r) => {
+      if (socket.destroyed || closing) return;
+      if (r.ok) {
+        conn.peer = r.peer;
+        let same = 0;
+        for (const other of sockets.values()) if (other.peer?.pid === r.peer.pid) same++;
+        if (same > MAX_CONNECTIONS_PER_PID) {
+          counters.refusedConnections++;
+          report(
+            `hook connection${fromConn(conn)} refused: that process already has ${MAX_CONNECTIONS_PER_PID} connections`,
+          );
+          socket.destroy();
+          return;
+        }
+      } else {
+        counters.unidentified++;
+        report(
+          `hook connection: cannot learn its process from the kernel (${r.reason}); its reports are used without a pid or process name`,
+        );
+      }
+      serve(socket, conn);
     });
   });
-  // Daemons may run as other users; access is governed by the directory's mode.
-  await chmod(path, 0o666).catch(() => {});
+  const { id, access } = await listenAt(
+    server,
+    path,
+    bound,
+    options.group ?? DEFAULT_HOOK_SOCKET_GROUP,
+  );
+  if (access.warning !== undefined) say(access.warning);
 
   return {
     path,
@@ -277,18 +410,130 @@ export async function startHookReceiver(
         droppedPackets: totals.droppedPackets,
         droppedFlows: totals.droppedFlows,
         pids: totals.pids(),
+        socketMode: access.mode,
       };
     },
-    close() {
-      return new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => {
-          unlink(path).then(
-            () => resolve(),
-            () => resolve(),
-          );
-        });
-      });
+    async close() {
+      closing = true;
+      // end() flushes the acknowledgements already written before the hooks see the close.
+      const ended = [...sockets.keys()].map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            if (s.destroyed) return resolve();
+            const timer = setTimeout(() => s.destroy(), CLOSE_GRACE_MS);
+            s.once('close', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            s.end();
+          }),
+      );
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all(ended);
+      if (!(await unlinkIfOwn(path, id))) {
+        say(`hook socket ${path} is no longer this agent's (replaced or removed); left as it is`);
+      }
     },
   };
+}
+
+/** Lines of hostile or broken clients logged per minute at most; the rest are counted. */
+const MAX_REPORTS_PER_MINUTE = 20;
+/** Connections at once; more are refused and counted. */
+const MAX_CONNECTIONS = 1024;
+/** Connections of one process at once (a hook needs one): a group member cannot take every slot alone. */
+const MAX_CONNECTIONS_PER_PID = 8;
+/** A connection that sends nothing this long is closed. */
+const IDLE_TIMEOUT_MS = 180_000;
+/** How long close() waits for a hook to see the end of its connection. */
+const CLOSE_GRACE_MS = 1_000;
+
+/** The acknowledgement of the first `lines` lines of a connection (HookAckSchema). */
+function ackLine(lines: number): string {
+  const ack: HookAck = { ack: lines };
+  return `${JSON.stringify(ack)}\n`;
+}
+
+/** " from pid N (name)" for a connection whose peer is known. */
+function fromConn(conn: Connection): string {
+  return conn.peer === null ? '' : ` from pid ${conn.peer.pid} (${conn.peer.process})`;
+}
+
+/**
+ * Listens on a fresh name beside `path`, gives it its group and mode, then
+ * hard-links it to `path`: the link fails if anyone created `path` meanwhile,
+ * and no one can connect before the mode is set. libuv unlinks a listening
+ * socket's bound name when it closes; binding to the private name keeps it
+ * from removing `path`, which may by then be another agent's socket.
+ */
+async function listenAt(
+  server: Server,
+  path: string,
+  bound: string,
+  group: string,
+): Promise<{ id: SocketFileId; access: SocketAccess }> {
+  let previous: number | undefined;
+  try {
+    previous = process.umask(0o177);
+  } catch {
+    // Worker threads cannot change the umask; the private name is not yet known to anyone anyway.
+  }
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(bound, () => {
+        server.off('error', reject);
+        resolve();
+      });
+      // The socket file is created synchronously inside listen().
+      if (previous !== undefined) {
+        process.umask(previous);
+        previous = undefined;
+      }
+    });
+  } finally {
+    if (previous !== undefined) process.umask(previous);
+  }
+  try {
+    const access = await applySocketAccess(bound, group);
+    try {
+      await link(bound, path);
+    } catch (err) {
+      // Two agents started at once: the other one took the path first.
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw inUse(path, 'race');
+      throw err;
+    }
+    // Unlinking the bound name changes the inode's ctime: read the identity after it.
+    await unlink(bound);
+    return { id: await socketFileId(path), access };
+  } catch (err) {
+    await unlink(bound).catch(() => {});
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    throw err;
+  }
+}
+
+/** Allows `max` reports per period; take() returns null to stay quiet, else how many were held back before. */
+class ReportLimiter {
+  private windowStart = 0;
+  private used = 0;
+  private held = 0;
+  constructor(
+    private readonly max: number,
+    private readonly periodMs: number,
+  ) {}
+  take(now: number): number | null {
+    if (now - this.windowStart >= this.periodMs) {
+      this.windowStart = now;
+      this.used = 0;
+    }
+    if (this.used >= this.max) {
+      this.held++;
+      return null;
+    }
+    this.used++;
+    const held = this.held;
+    this.held = 0;
+    return held;
+  }
 }

@@ -6,13 +6,23 @@
  */
 
 import { type HookReceiverStats, startHookReceiver } from './hook-receiver.js';
+import { HookSocketInUseError, HookSocketPathError } from './hook-socket-file.js';
 import type { PeerObservation } from './observation.js';
 
 /** What the agent needs of the hook. */
 export interface HookSource {
   /** Returns and forgets every observation received since the previous drain. */
   drain(): PeerObservation[];
-  stats(): Pick<HookReceiverStats, 'droppedPackets' | 'shed'>;
+  stats(): Pick<
+    HookReceiverStats,
+    | 'droppedPackets'
+    | 'shed'
+    | 'badMessages'
+    | 'badRows'
+    | 'pidMismatches'
+    | 'unidentified'
+    | 'refusedConnections'
+  >;
   /** Calls `listener` after each report that brought observations. */
   onObservations(listener: () => void): void;
   close(): Promise<void>;
@@ -20,15 +30,20 @@ export interface HookSource {
 
 /**
  * Listens on the hook socket; resolves undefined (after logging why) when the
- * socket cannot be opened, so the agent runs on its other sources.
+ * socket cannot be opened, so the agent runs on its other sources. Throws
+ * when another agent owns the path or the path is unsafe (HookSocketInUseError,
+ * HookSocketPathError): starting anyway would leave that agent deaf or let
+ * others replace the socket.
  */
 export async function openHookSource(
   path: string,
+  group: string,
   log: (message: string) => void,
 ): Promise<HookSource | undefined> {
   const listeners: Array<() => void> = [];
   try {
     const receiver = await startHookReceiver(path, {
+      group,
       onError: log,
       onDaemon: (pid, name) => log(`hook: daemon pid ${pid} (${name ?? '?'}) reports`),
       onObservations: () => {
@@ -44,6 +59,7 @@ export async function openHookSource(
       close: () => receiver.close(),
     };
   } catch (err) {
+    if (err instanceof HookSocketInUseError || err instanceof HookSocketPathError) throw err;
     log(`hook socket ${path} unavailable (${(err as Error).message}); running without the hook`);
     return undefined;
   }

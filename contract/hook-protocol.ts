@@ -34,6 +34,32 @@ export const MAX_HOOK_MESSAGE_BYTES = 8 * 1024 * 1024;
  */
 export const MAX_HOOK_ROWS = 10_000;
 
+/**
+ * Largest datagram count and byte count one row may carry. A hook that kept
+ * counting while no agent listened sends a larger count over several reports;
+ * a receiver skips a row above these. 2^32 - 1 datagrams is over an hour at a
+ * million a second; 2^48 bytes is that many datagrams of 64 KiB.
+ */
+export const MAX_ROW_PACKETS = 4_294_967_295;
+export const MAX_ROW_BYTES = 2 ** 48;
+/** Largest value of a message's drop counters (overflowPackets, droppedFlows, droppedPackets). */
+export const MAX_DROP_COUNTER = 2 ** 48;
+
+/**
+ * What the agent writes back, one JSON line each: `{"ack": n}`, the number of
+ * lines of this connection it has taken in (bad ones included). The first,
+ * `{"ack": 0}`, comes once the agent has learned from the kernel which process
+ * is connected and means "ready". A hook re-sends the counts of lines not
+ * acknowledged when a connection ends.
+ */
+export const HookAckSchema = z.object({
+  ack: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+});
+/** An acknowledgement line as the agent writes it. */
+export type HookAck = z.output<typeof HookAckSchema>;
+/** Longest acknowledgement line a hook accepts, bytes. */
+export const MAX_HOOK_ACK_BYTES = 64;
+
 /** Longest process name and client id, UTF-16 code units. */
 export const MAX_PROCESS_NAME = 256;
 export const MAX_CLIENT_ID = 256;
@@ -81,7 +107,9 @@ const integer = (min: number, max: number) =>
     .max(max, 'out of range')
     .int('must be an integer');
 
-const Counter = integer(0, Number.MAX_SAFE_INTEGER);
+const Packets = integer(0, MAX_ROW_PACKETS);
+const Bytes = integer(0, MAX_ROW_BYTES);
+const DropCounter = integer(0, MAX_DROP_COUNTER);
 const Port = integer(0, 65_535);
 const EpochMs = integer(MIN_EPOCH_MS, MAX_EPOCH_MS);
 
@@ -111,10 +139,10 @@ export const FlowRowSchema = z
       Port.describe('localPort: the daemon socket’s bound port'),
       Ip.describe('remoteIp: the client’s address as the daemon sees it'),
       Port.describe('remotePort: the client’s port'),
-      Counter.describe('pktsIn: datagrams received from the client in the window'),
-      Counter.describe('bytesIn: their payload bytes'),
-      Counter.describe('pktsOut: datagrams sent to the client in the window'),
-      Counter.describe('bytesOut: their payload bytes'),
+      Packets.describe('pktsIn: datagrams received from the client in the window'),
+      Bytes.describe('bytesIn: their payload bytes'),
+      Packets.describe('pktsOut: datagrams sent to the client in the window'),
+      Bytes.describe('bytesOut: their payload bytes'),
       EpochMs.describe('firstSeen: epoch ms of the flow’s first datagram in the window'),
       EpochMs.describe('lastSeen: epoch ms of the flow’s last datagram in the window'),
       text(MAX_CLIENT_ID)
@@ -134,16 +162,20 @@ export type FlowRow = z.output<typeof FlowRowSchema>;
 /** The fields of a message besides its rows. */
 const envelope = {
   v: z.literal(HOOK_PROTOCOL_VERSION).describe('major protocol version'),
-  pid: integer(1, MAX_PID).describe('the daemon’s process id'),
-  process: text(MAX_PROCESS_NAME).describe('the daemon’s process name (/proc/self/comm)'),
+  pid: integer(1, MAX_PID).describe(
+    'the daemon’s process id as it says; the agent uses the kernel’s (the socket’s peer) instead',
+  ),
+  process: text(MAX_PROCESS_NAME).describe(
+    'the daemon’s process name (/proc/self/comm) as it says; the agent reads the kernel’s',
+  ),
   at: EpochMs.describe('epoch ms at which the window ended: no row’s times are later'),
-  overflowPackets: Counter.describe(
-    'datagrams of this window that no row counts because the hook’s flow table was full (a delta)',
+  overflowPackets: DropCounter.describe(
+    'datagrams since the previous delivered report that no row counts because the hook’s flow table was full (a delta)',
   ),
-  droppedFlows: Counter.describe(
-    'flow windows whose deltas never reached an agent, since the hook started (cumulative)',
+  droppedFlows: DropCounter.describe(
+    'flow windows whose deltas never reached an agent, since the hook started (cumulative; 0 from hooks that keep counts while the agent is away)',
   ),
-  droppedPackets: Counter.describe(
+  droppedPackets: DropCounter.describe(
     'datagrams in those windows, plus overflow of undelivered windows, since the hook started (cumulative)',
   ),
 };

@@ -60,7 +60,8 @@ export interface LocalAgentOptions {
 /** Starts `udpwatch-agent run` against the local Kinesis endpoint. */
 export async function startLocalAgent(options: LocalAgentOptions): Promise<LocalChild> {
   mkdirSync(options.stateDir, { recursive: true });
-  mkdirSync(dirname(options.hookSocket), { recursive: true });
+  // Only this user writes the hook socket's directory; the agent refuses one others could write.
+  mkdirSync(dirname(options.hookSocket), { recursive: true, mode: 0o750 });
   const configFile = join(options.stateDir, 'local-agent.json');
   writeFileSync(
     configFile,
@@ -69,6 +70,9 @@ export async function startLocalAgent(options: LocalAgentOptions): Promise<Local
         services: options.services ?? [],
         heartbeatSeconds: 10,
         sealIntervalSeconds: options.sealIntervalSeconds ?? 1,
+        // Daemons of this user's primary group may report (root's in CI): the
+        // socket is 0660 for it, as the systemd unit's is for udpwatch-hook.
+        hookSocketGroup: String(process.getgid?.() ?? 0),
       },
       null,
       2,

@@ -8,8 +8,10 @@
  *
  * Plain JavaScript on purpose: the watched daemon must not need a TypeScript
  * loader. Every path that runs inside the daemon is wrapped in try/catch, does
- * O(1) work per packet and never blocks; if the agent is absent or slow, the
- * deltas are dropped and counted, and the count is reported on reconnect.
+ * O(1) work per packet and never blocks. If the agent is absent or slow, the
+ * flows keep counting in the (bounded) table and go out once an agent listens
+ * again; the agent acknowledges what it took in, and the counts of reports it
+ * never acknowledged are sent again, so an agent restart loses nothing.
  */
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
@@ -45,24 +47,40 @@ function createState() {
     socketPath: process.env.UDPWATCH_HOOK_SOCKET || '/run/udpwatch/hook.sock',
     intervalMs: envInt('UDPWATCH_HOOK_INTERVAL_MS', 1000, 10, 60_000),
     maxFlows: envInt('UDPWATCH_HOOK_MAX_FLOWS', 10_000, 1, 1_000_000),
-    /** Unsent bytes the channel may hold before a window's deltas are dropped instead. */
+    /** Unsent bytes the channel may hold before windows are held back (still counting) instead. */
     maxBuffered: envInt('UDPWATCH_HOOK_MAX_BUFFER', 1024 * 1024, 1024, 64 * 1024 * 1024),
-    /** Deltas of the current window: key -> entry. Cleared at every send. */
+    /** Deltas since the last report that went out: key -> entry. Zeroed at every send. */
     flows: new Map(),
     /** Application client ids by flow key, bounded like the flows. */
     tags: new Map(),
     /** Packets not counted in a flow because the window's table was full. */
     overflowPackets: 0,
     /**
-     * Cumulative since the hook started (so a lost message loses no count):
-     * flow windows whose deltas never reached the agent, and their packets
-     * plus the overflow of those windows.
+     * The protocol's cumulative drop counters. This hook keeps counting while
+     * no agent listens and re-sends what was not acknowledged, so it loses no
+     * window: they stay 0 (losses from a full table go out as overflowPackets).
      */
     droppedFlows: 0,
     droppedPackets: 0,
     conn: null,
     connected: false,
     connecting: false,
+    /** When the connection was made; an agent that never acknowledges is an older one. */
+    connectedAt: 0,
+    /** The agent on this connection acknowledges lines (it said ready with {"ack":0}). */
+    acks: false,
+    /** Lines written on this connection, and lines the agent acknowledged. */
+    sent: 0,
+    acked: 0,
+    /** Lines sent before the agent said ready (an agent slower than LEGACY_AFTER_MS): acknowledged, never held. */
+    untracked: 0,
+    /** Per unacknowledged line: its rows' deltas and overflow, to restore if the line is lost. */
+    unacked: [],
+    /** Unfinished line the agent wrote. */
+    ackPart: '',
+    /** Next reconnect delay; doubles per failure up to MAX_BACKOFF_MS. */
+    backoffMs: 0,
+    reconnect: null,
     comm: null,
     timer: null,
     /** Pending early send for a window that saw a new flow. */
@@ -138,6 +156,8 @@ function adopt(local, remoteIp, remotePort, now) {
       f: now,
       l: now,
       q: 0,
+      /** Unacknowledged lines holding deltas of this flow: it is not forgotten meanwhile. */
+      u: 0,
       homes: [],
     };
     state.flows.set(key, e);
@@ -165,7 +185,7 @@ function makeRoom() {
   if (state.sweptThisWindow) return false;
   state.sweptThisWindow = true;
   for (const e of state.flows.values()) {
-    if (e.pi === 0 && e.po === 0) forget(e);
+    if (e.pi === 0 && e.po === 0 && e.u === 0) forget(e);
   }
   return state.flows.size < state.maxFlows;
 }
@@ -273,79 +293,201 @@ function patch() {
   };
 }
 
+/** First reconnect delay after a failure, and the most it backs off to. */
+const MIN_BACKOFF_MS = 50;
+const MAX_BACKOFF_MS = 1000;
+/** An agent that has not said ready this long after the connection is an older one that never acknowledges. */
+const LEGACY_AFTER_MS = 1000;
+/** Unacknowledged lines at most; beyond, windows are held back (still counting) until acks come. */
+const MAX_UNACKED = 64;
+/** MAX_HOOK_ACK_BYTES of contract/hook-protocol.ts. */
+const MAX_ACK_LINE = 64;
+
 function connect() {
   if (state.connecting || state.connected) return;
+  if (state.reconnect !== null) {
+    clearTimeout(state.reconnect);
+    state.reconnect = null;
+  }
   state.connecting = true;
   try {
     const conn = net.createConnection({ path: state.socketPath });
     conn.unref();
     conn.setNoDelay?.(true);
+    conn.setEncoding('utf8');
     state.conn = conn;
     conn.on('connect', () => {
       state.connecting = false;
       state.connected = true;
+      state.connectedAt = Date.now();
+      state.acks = false;
+      state.sent = 0;
+      state.acked = 0;
+      state.untracked = 0;
+      state.ackPart = '';
     });
     conn.on('error', () => {});
     conn.on('close', () => {
+      if (state.conn !== conn) return;
+      state.conn = null;
       state.connecting = false;
       state.connected = false;
-      if (state.conn === conn) state.conn = null;
+      restoreUnacked();
+      scheduleReconnect();
     });
-    // The agent never writes to us; drain anything so the socket never stalls.
-    conn.on('data', () => {});
+    conn.on('data', (chunk) => {
+      try {
+        onAgentData(conn, chunk);
+      } catch {
+        conn.destroy();
+      }
+    });
   } catch {
     state.connecting = false;
+    scheduleReconnect();
   }
 }
 
+/** Tries again soon, then less and less often (with jitter, so daemons do not all come at once). */
+function scheduleReconnect() {
+  if (state.reconnect !== null) return;
+  const base = state.backoffMs === 0 ? MIN_BACKOFF_MS : state.backoffMs;
+  state.backoffMs = Math.min(base * 2, MAX_BACKOFF_MS);
+  state.reconnect = setTimeout(
+    () => {
+      state.reconnect = null;
+      connect();
+    },
+    Math.round(base * (0.8 + 0.4 * Math.random())),
+  );
+  state.reconnect.unref();
+}
+
+/** Reads the agent's acknowledgement lines ({"ack":n}); anything else ends the connection. */
+function onAgentData(conn, chunk) {
+  let text = state.ackPart + chunk;
+  let nl = text.indexOf('\n');
+  while (nl >= 0) {
+    const line = text.slice(0, nl);
+    text = text.slice(nl + 1);
+    const ack = JSON.parse(line)?.ack;
+    if (!Number.isSafeInteger(ack) || ack < state.acked || ack > state.sent) {
+      conn.destroy();
+      return;
+    }
+    if (!state.acks) {
+      state.acks = true;
+      state.backoffMs = 0;
+      // Lines sent before the agent said ready are not held; the next ones are.
+      state.untracked = state.sent;
+      // Counts held while no agent listened go out now, not at the window's end.
+      sendSoon();
+    }
+    while (state.acked < ack) {
+      if (state.acked >= state.untracked) {
+        const held = state.unacked.shift();
+        if (held !== undefined) for (const r of held.rows) r[0].u--;
+      }
+      state.acked++;
+    }
+    nl = text.indexOf('\n');
+  }
+  if (text.length > MAX_ACK_LINE) {
+    conn.destroy();
+    return;
+  }
+  state.ackPart = text;
+}
+
+/** The connection ended: the counts of lines the agent never acknowledged are counted again. */
+function restoreUnacked() {
+  for (const held of state.unacked) {
+    state.overflowPackets += held.overflow;
+    for (const [e, pi, bi, po, bo, f, l] of held.rows) {
+      e.u--;
+      if (e.pi === 0 && e.po === 0) {
+        e.f = f;
+        e.l = l;
+      } else {
+        if (f < e.f) e.f = f;
+        if (l > e.l) e.l = l;
+      }
+      e.pi += pi;
+      e.bi += bi;
+      e.po += po;
+      e.bo += bo;
+    }
+  }
+  state.unacked = [];
+}
+
+/** Whether a window may go out now: an agent is there, has said ready (or is an older one), and keeps up. */
+function canSend(conn) {
+  if (!state.connected || conn === null) return false;
+  if (!state.acks && Date.now() - state.connectedAt < LEGACY_AFTER_MS) return false;
+  return conn.writableLength < state.maxBuffered && state.unacked.length < MAX_UNACKED;
+}
+
+/** The part of a count one row may carry; the rest waits for the next report. */
+function take(n, max) {
+  return Math.min(n, max);
+}
+
 /**
- * Ends the current window: sends its deltas, or drops and counts them. Flows
- * stay in the table with zeroed counters (so only a really new client triggers
- * an early send) until they have been quiet for FORGET_AFTER_WINDOWS windows.
+ * Ends the current window: sends its deltas, or keeps counting them while no
+ * agent can take them. Flows stay in the table with zeroed counters (so only
+ * a really new client triggers an early send) until they have been quiet for
+ * FORGET_AFTER_WINDOWS windows.
  */
 function tick() {
   try {
     state.sweptThisWindow = false;
     const conn = state.conn;
-    const writable = state.connected && conn !== null && conn.writableLength < state.maxBuffered;
-    const overflow = state.overflowPackets;
-    state.overflowPackets = 0;
+    if (!canSend(conn)) {
+      for (const e of state.flows.values()) {
+        if (e.pi === 0 && e.po === 0 && e.u === 0 && ++e.q > FORGET_AFTER_WINDOWS) forget(e);
+      }
+      if (!state.connected && !state.connecting) connect();
+      return;
+    }
+    const overflow = take(state.overflowPackets, MAX_DROP);
+    state.overflowPackets -= overflow;
     const rows = [];
-    let packets = overflow;
+    const held = [];
     // No row may be later than the window's end, even if the clock stepped back.
     let at = Date.now();
     for (const [key, e] of state.flows) {
       if (e.pi === 0 && e.po === 0) {
-        if (++e.q > FORGET_AFTER_WINDOWS) forget(e);
+        if (e.u === 0 && ++e.q > FORGET_AFTER_WINDOWS) forget(e);
         continue;
       }
       e.q = 0;
-      if (writable) {
-        rows.push(flowRow(e, state.tags.get(key)));
-        if (e.l > at) at = e.l;
-        if (e.f > at) at = e.f;
-      } else {
-        packets += e.pi + e.po;
-        state.droppedFlows++;
-      }
-      e.pi = 0;
-      e.bi = 0;
-      e.po = 0;
-      e.bo = 0;
-    }
-    if (!writable) {
-      state.droppedPackets += packets;
-      connect();
-      return;
+      const pi = take(e.pi, MAX_PACKETS);
+      const po = take(e.po, MAX_PACKETS);
+      const bi = take(e.bi, MAX_BYTES);
+      const bo = take(e.bo, MAX_BYTES);
+      rows.push(flowRow(e, pi, bi, po, bo, state.tags.get(key)));
+      held.push([e, pi, bi, po, bo, e.f, e.l]);
+      if (e.l > at) at = e.l;
+      if (e.f > at) at = e.f;
+      e.pi -= pi;
+      e.bi -= bi;
+      e.po -= po;
+      e.bo -= bo;
     }
     state.comm ??= readComm();
     // A window with more rows than one message may hold goes out in several;
     // the window's overflow is counted in the first only.
     let first = 0;
     do {
-      conn.write(
-        `${JSON.stringify(message(at, rows.slice(first, first + MAX_ROWS), first === 0 ? overflow : 0))}\n`,
-      );
+      const part = first === 0 ? overflow : 0;
+      conn.write(`${JSON.stringify(message(at, rows.slice(first, first + MAX_ROWS), part))}\n`);
+      state.sent++;
+      if (state.acks) {
+        const mine = held.slice(first, first + MAX_ROWS);
+        for (const r of mine) r[0].u++;
+        state.unacked.push({ rows: mine, overflow: part });
+      }
       first += MAX_ROWS;
     } while (first < rows.length);
   } catch {
@@ -363,13 +505,17 @@ function tick() {
 
 /** MAX_HOOK_ROWS of contract/hook-protocol.ts. */
 const MAX_ROWS = 10_000;
+/** MAX_ROW_PACKETS, MAX_ROW_BYTES and MAX_DROP_COUNTER of contract/hook-protocol.ts. */
+const MAX_PACKETS = 4_294_967_295;
+const MAX_BYTES = 2 ** 48;
+const MAX_DROP = 2 ** 48;
 
 /** One flow's window as a row: positions as FLOW_ROW_FIELDS of contract/hook-protocol.ts. */
-function flowRow(e, tag) {
+function flowRow(e, pi, bi, po, bo, tag) {
   // A link-local peer arrives with a zone index (fe80::1%eth0), which the protocol does not carry.
   const ri = e.ri.includes('%') ? e.ri.slice(0, e.ri.indexOf('%')) : e.ri;
   const li = e.li.includes('%') ? e.li.slice(0, e.li.indexOf('%')) : e.li;
-  const row = [li, e.lp, ri, e.rp, e.pi, e.bi, e.po, e.bo, e.f, e.l];
+  const row = [li, e.lp, ri, e.rp, pi, bi, po, bo, e.f, e.l];
   if (tag !== undefined) row.push(tag);
   return row;
 }
@@ -426,6 +572,10 @@ export function untagClient(socket, remoteAddress, remotePort) {
 export function hookStats() {
   return {
     connected: state.connected,
+    /** Whether the agent on the connection acknowledges reports. */
+    acknowledged: state.acks,
+    /** Reports sent but not acknowledged yet (their counts are re-sent if the connection ends). */
+    unacknowledged: state.unacked.length,
     socketPath: state.socketPath,
     pendingFlows: state.flows.size,
     droppedFlows: state.droppedFlows,

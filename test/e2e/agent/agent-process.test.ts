@@ -169,7 +169,7 @@ describe('udpwatch-agent run (real process, hooked daemon, kinesalite)', () => {
     expect(spooled.seqs.size).toBeGreaterThan(0);
     const maxSeqBefore = Math.max(...spooled.seqs);
 
-    // The daemon keeps serving with no agent; the hook drops and counts those packets.
+    // The daemon keeps serving with no agent; the hook keeps those counts for the next agent.
     expect(await d!.echo(daemon.v4, [7, 7, 7])).toBe(3);
     await new Promise((r) => setTimeout(r, 300));
 
@@ -182,9 +182,8 @@ describe('udpwatch-agent run (real process, hooked daemon, kinesalite)', () => {
       return [...spooled.seqs].every((s) => got.has(s));
     };
     expect(await waitFor(allSpoolArrived, 15_000)).toBe(true);
-    expect(await waitFor(() => /could not report 6 packets/.test(agent.stderr()), 5_000)).toBe(
-      true,
-    );
+    const dArrived = async () => pktsFrom((await streamFlows()).flows, d!.port) >= 3;
+    expect(await waitFor(dArrived, 10_000)).toBe(true);
 
     // Phase C: after the restart.
     expect(await c!.echo(daemon.v4, [1, 2, 3, 4])).toBe(4);
@@ -198,7 +197,8 @@ describe('udpwatch-agent run (real process, hooked daemon, kinesalite)', () => {
     expect(pktsFrom(flows, a!.port)).toBe(5);
     expect(pktsFrom(flows, b!.port)).toBe(5);
     expect(pktsFrom(flows, c!.port)).toBe(4);
-    expect(pktsFrom(flows, d!.port)).toBe(0);
+    expect(pktsFrom(flows, d!.port)).toBe(3);
+    expect(agent.stderr()).not.toMatch(/could not report/);
     const bBytes = flows.filter((e) => e.port === b!.port).reduce((n, e) => n + e.bytesOut, 0);
     expect(bBytes).toBe(11 + 12 + 13 + 14 + 15);
     // Other connected sockets on this host show up too (proc source); ours are the daemon's.

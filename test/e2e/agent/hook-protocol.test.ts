@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { type HookReceiver, startHookReceiver } from '../../../agent/hook-receiv
 import type { PeerObservation } from '../../../agent/observation.js';
 import {
   HOOK_PROTOCOL_VERSION,
+  HookAckSchema,
   HookMessageSchema,
   MAX_HOOK_MESSAGE_BYTES,
   parseHookMessage,
@@ -40,12 +41,15 @@ afterAll(async () => {
  */
 interface Tee {
   lines: string[];
+  /** What the receiver wrote back, as it came. */
+  acks: string[];
   up(): Promise<void>;
   down(): Promise<void>;
 }
 
 function startTee(path: string, upstream: string): Tee {
   const lines: string[] = [];
+  const acks: string[] = [];
   let server: Server | undefined;
   const conns = new Set<Socket>();
   const onConnection = (hook: Socket) => {
@@ -73,37 +77,50 @@ function startTee(path: string, upstream: string): Tee {
     };
     hook.on('close', close);
     hook.on('error', close);
+    hook.once('upstream-end', () => {
+      hook.pause();
+      out.end();
+    });
+    // The receiver's acknowledgements go back to the hook.
+    out.on('data', (d) => {
+      acks.push(d.toString());
+      if (!hook.destroyed) hook.write(d);
+    });
     out.on('close', () => hook.destroy());
     out.on('error', () => hook.destroy());
   };
   return {
     lines,
+    acks,
     up: () =>
       new Promise<void>((resolve, reject) => {
         server = createServer(onConnection);
         server.once('error', reject);
         server.listen(path, () => resolve());
       }),
-    down: () =>
-      new Promise<void>((resolve) => {
-        for (const c of conns) c.destroy();
-        conns.clear();
-        if (server === undefined) return resolve();
-        server.close(() => resolve());
-        server = undefined;
-      }),
+    down: async () => {
+      // Upstream first, so the acknowledgements of lines in flight reach the hooks.
+      for (const c of conns) c.emit('upstream-end');
+      await sleep(200);
+      for (const c of conns) c.destroy();
+      conns.clear();
+      if (server === undefined) return;
+      await new Promise<void>((resolve) => server!.close(() => resolve()));
+      server = undefined;
+    },
   };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('the real hook speaks the hook protocol', () => {
-  it('sends only valid messages, and the receiver counts traffic and drops exactly across an outage and a daemon restart', async () => {
+  it('sends only valid messages, and the receiver counts traffic exactly across agent outages and a daemon restart', async () => {
     const receiverPath = join(dir, 'receiver.sock');
     const teePath = join(dir, 'tee.sock');
     const errors: string[] = [];
     const seen: PeerObservation[] = [];
     const receiver = await startHookReceiver(receiverPath, {
+      group: String(process.getgid!()),
       onError: (m) => errors.push(m),
       onObservations: () => seen.push(...receiver.drain()),
     });
@@ -136,7 +153,8 @@ describe('the real hook speaks the hook protocol', () => {
         e.pkts,
         e.bytes,
       ]);
-      expect(mine.every((o) => o.pid === a.child.pid && o.source === 'hook')).toBe(true);
+      // The receiver's peer is the tee (this process): the kernel's pid, not the message's.
+      expect(mine.every((o) => o.pid === process.pid && o.source === 'hook')).toBe(true);
     }
     expect(seen).toHaveLength(
       seen.filter((o) => expected.has(o.remotePort)).length, // nothing else was reported
@@ -144,23 +162,25 @@ describe('the real hook speaks the hook protocol', () => {
     expect(receiver.stats().droppedFlows).toBe(0);
     expect(receiver.stats().droppedPackets).toBe(0);
 
-    // The agent goes away; three clients echo one datagram each: one flow
-    // window each (the echo is sent within the same turn as the receive).
+    // The agent goes away; three clients echo one datagram each. The hook
+    // keeps their counts and delivers them once the agent is back.
     await tee.down();
     await sleep(300);
+    const away = new Map<number, number>();
     for (let i = 0; i < 3; i++) {
       const c = await openClient(4);
       clients.push(c);
       expect(await c.echo(a.v4, [20 + i])).toBe(1);
+      away.set(c.port, 20 + i);
     }
     await sleep(300);
     await tee.up();
-    expect(await waitFor(() => receiver.stats().droppedFlows >= 3, 10_000)).toBe(true);
-    expect(receiver.stats().droppedFlows).toBe(3);
-    expect(receiver.stats().droppedPackets).toBe(6);
+    const heardAway = () =>
+      seen.filter((o) => away.has(o.remotePort)).reduce((n, o) => n + o.pktsIn, 0);
+    expect(await waitFor(() => heardAway() >= 3, 10_000)).toBe(true);
 
     // The daemon dies and a new one (a new pid) starts while the agent is away:
-    // its own drops add to the old daemon's, which stay counted.
+    // its counts from then arrive too.
     await a.stop();
     await tee.down();
     const b = await startHookedDaemon(teePath, 100);
@@ -169,15 +189,28 @@ describe('the real hook speaks the hook protocol', () => {
       const c = await openClient(6);
       clients.push(c);
       expect(await c.echo(b.v6, [40 + i])).toBe(1);
+      away.set(c.port, 40 + i);
     }
     await sleep(300);
     await tee.up();
-    expect(await waitFor(() => receiver.stats().pids.includes(b.child.pid!), 10_000)).toBe(true);
-    expect(receiver.stats().droppedFlows).toBe(3 + 2);
-    expect(receiver.stats().droppedPackets).toBe(6 + 4);
+    expect(await waitFor(() => heardAway() >= 5, 10_000)).toBe(true);
     await sleep(300);
     await tee.down();
     await sleep(100);
+    // Exactly once each, both ways, though every client was served with no agent listening.
+    for (const [port, size] of away) {
+      const rows = seen.filter((o) => o.remotePort === port);
+      const sum = (k: 'pktsIn' | 'bytesIn' | 'pktsOut' | 'bytesOut') =>
+        rows.reduce((n, o) => n + o[k], 0);
+      expect([sum('pktsIn'), sum('bytesIn'), sum('pktsOut'), sum('bytesOut')]).toEqual([
+        1,
+        size,
+        1,
+        size,
+      ]);
+    }
+    expect(receiver.stats().droppedFlows).toBe(0);
+    expect(receiver.stats().droppedPackets).toBe(0);
 
     // Every line either hook wrote is a valid message of this protocol version...
     const lines = tee.lines;
@@ -196,17 +229,28 @@ describe('the real hook speaks the hook protocol', () => {
       }
     }
     expect([...pids].sort()).toEqual([a.child.pid, b.child.pid].sort());
+    // The receiver wrote back only acknowledgements of the protocol, ready (0) first.
+    const ackLines = tee.acks
+      .join('')
+      .split('\n')
+      .filter((l) => l !== '');
+    expect(ackLines.length).toBeGreaterThan(3);
+    for (const l of ackLines) expect(HookAckSchema.safeParse(JSON.parse(l)).success, l).toBe(true);
+    expect(ackLines.filter((l) => l === '{"ack":0}').length).toBeGreaterThanOrEqual(2);
     // ...the receiver used every one of them, and the dropped clients never appear.
     const st = receiver.stats();
     expect(st.messages).toBe(lines.length);
     expect([st.badMessages, st.badRows, st.unsupportedVersions, st.shed]).toEqual([0, 0, 0, 0]);
-    expect(errors).toEqual([]);
+    // Only the tee's relaying is remarked on: the kernel names it, not the daemons.
+    expect(
+      errors.filter((e) => !/^hook connection from pid \d+ \(\S+\) claims pid/.test(e)),
+    ).toEqual([]);
     const rowsSent = lines.reduce(
       (n, l) => n + (JSON.parse(l) as { flows: unknown[] }).flows.length,
       0,
     );
     expect(seen).toHaveLength(rowsSent);
-    expect(seen.filter((o) => !expected.has(o.remotePort))).toEqual([]);
+    expect(seen.filter((o) => !expected.has(o.remotePort) && !away.has(o.remotePort))).toEqual([]);
   });
 });
 
@@ -250,17 +294,20 @@ describe('the receiver and hostile messages', () => {
     expect(st.unsupportedVersions).toBe(3);
     expect(st.badRows).toBe(2);
     expect(st.droppedPackets).toBe(4);
+    // The messages claim pid 77; the kernel says this process wrote them.
     expect(receiver.drain().map((o) => [o.remotePort, o.pktsIn, o.pid])).toEqual([
-      [4000, 3, 77],
-      [4000, 3, 77],
+      [4000, 3, process.pid],
+      [4000, 3, process.pid],
     ]);
+    expect(st.pidMismatches).toBe(2);
     expect(errors.filter((e) => e.includes('version'))).toEqual([
       'hook messages refused: unknown major version 2 (this agent speaks version 1)',
       'hook messages refused: unknown major version 3 (this agent speaks version 1)',
     ]);
-    expect(errors).toContain('hook message refused: pid -5 out of range');
+    const from = `from pid ${process.pid} (${readFileSync('/proc/self/comm', 'utf8').trim()})`;
+    expect(errors).toContain(`hook message ${from} refused: pid -5 out of range`);
     expect(errors).toContain(
-      'hook message from pid 77: row 1: remotePort 70000 out of range (and 1 more rows)',
+      `hook message from pid ${process.pid}: row 1: remotePort 70000 out of range (and 1 more rows)`,
     );
 
     // A line longer than the protocol allows closes that connection only.
@@ -274,7 +321,7 @@ describe('the receiver and hostile messages', () => {
     await new Promise<void>((r) => again.once('connect', () => r()));
     again.write(`${JSON.stringify({ ...good, pid: 78 })}\n`);
     expect(await waitFor(() => receiver.stats().messages === 3, 5_000)).toBe(true);
-    expect(receiver.stats().pids).toEqual([77, 78]);
+    expect(receiver.stats().pids).toEqual([process.pid]);
     again.destroy();
   });
 });

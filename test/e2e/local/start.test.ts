@@ -1,11 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutRecordCommand } from '@aws-sdk/client-kinesis';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startHookReceiver } from '../../../agent/hook-receiver.js';
 import { RESOURCE_NAMES } from '../../../contract/resources.js';
 import { kinesisClient } from '../../../local/aws-clients.js';
 import { exampleFlowLine } from '../../../local/start.js';
@@ -104,12 +105,17 @@ async function until(
 describe('npm start', () => {
   it('runs the pipeline: a record put into Kinesis shows up in the HTTP API; SIGINT stops it cleanly', async () => {
     const [kinesisPort, dynamodbPort, apiPort] = await freePorts(3);
-    const run = start([...portFlags(kinesisPort, dynamodbPort, apiPort), ...agentDirs()]);
+    const dirsFlags = agentDirs();
+    const run = start([...portFlags(kinesisPort, dynamodbPort, apiPort), ...dirsFlags]);
     await until(
       'the ready message',
       () => run.out.stdout.includes('Ctrl-C stops everything'),
       60_000,
     );
+    // Only this user's primary group may report on the local hook socket (root's in CI).
+    const hookSocket = statSync(dirsFlags[3]!);
+    expect(hookSocket.mode & 0o777).toBe(0o660);
+    expect(hookSocket.gid).toBe(process.getgid!());
     expect(run.out.stdout).toContain(`HTTP API   http://127.0.0.1:${apiPort}`);
     expect(run.out.stdout).toContain(`Kinesis    http://127.0.0.1:${kinesisPort}`);
     expect(run.out.stdout).toContain(`DynamoDB   http://127.0.0.1:${dynamodbPort}`);
@@ -254,6 +260,25 @@ describe('npm start', () => {
       expect(run.out.stderr).toContain('--api-port');
     } finally {
       await new Promise((r) => blocker.close(r));
+    }
+  });
+
+  it('a hook socket another npm start (or agent) holds exits 1 naming --hook-socket, and leaves it alone', async () => {
+    const [kinesisPort, dynamodbPort, apiPort] = await freePorts(3);
+    const flags = agentDirs();
+    const hookSocket = flags[3]!;
+    const holder = await startHookReceiver(hookSocket, { group: String(process.getgid!()) });
+    try {
+      const inode = statSync(hookSocket).ino;
+      const run = start([...portFlags(kinesisPort, dynamodbPort, apiPort), ...flags]);
+      expect(await run.exited).toBe(1);
+      expect(run.out.stderr).toContain(
+        `not starting: hook socket ${hookSocket} is in use: another agent listens on it`,
+      );
+      expect(run.out.stderr).toContain('--hook-socket');
+      expect(statSync(hookSocket).ino).toBe(inode);
+    } finally {
+      await holder.close();
     }
   });
 

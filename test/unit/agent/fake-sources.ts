@@ -62,7 +62,15 @@ export class FakeHook implements HookSource {
     return out;
   }
   stats() {
-    return { droppedPackets: this.droppedPackets, shed: this.shed };
+    return {
+      droppedPackets: this.droppedPackets,
+      shed: this.shed,
+      badMessages: 0,
+      badRows: 0,
+      pidMismatches: 0,
+      unidentified: 0,
+      refusedConnections: 0,
+    };
   }
   onObservations(listener: () => void): void {
     this.listeners.push(listener);
