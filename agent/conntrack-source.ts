@@ -5,8 +5,10 @@
  * Each poll reads the table (/proc/net/nf_conntrack, or `conntrack -L` where
  * the file is absent), keeps UDP flows whose destination is a local listening
  * socket, and turns each entry's cumulative counters into deltas since the
- * previous poll. When conntrack is missing or not permitted, poll() returns []
- * and status() says why; the agent runs on with its other sources.
+ * previous poll. Bytes are UDP payload, as every source counts them: the
+ * kernel's IP packet lengths less the IP and UDP headers of each packet.
+ * When conntrack is missing or not permitted, poll() returns [] and status()
+ * says why; the agent runs on with its other sources.
  */
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -14,6 +16,22 @@ import { type ConntrackEntry, parseConntrack } from './nf-conntrack.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
 import type { LineError } from './proc-net-udp.js';
 import { interfaceAddresses, SocketIndex } from './socket-index.js';
+
+/**
+ * IP + UDP header bytes per packet that conntrack's byte counters include and
+ * payload does not: 20 + 8 for IPv4, 40 + 8 for IPv6. Conntrack counts
+ * reassembled datagrams, so a fragmented datagram is one packet here.
+ */
+export const IP_UDP_HEADER_BYTES: Readonly<Record<4 | 6, number>> = { 4: 28, 6: 48 };
+
+/**
+ * Payload bytes of a cumulative conntrack byte count over `packets` packets;
+ * never below zero (IPv4 options or IPv6 extension headers make the real
+ * headers longer, which only ever lowers the result).
+ */
+export function payloadBytes(bytes: number, packets: number, family: 4 | 6): number {
+  return Math.max(0, bytes - packets * IP_UDP_HEADER_BYTES[family]);
+}
 
 /** Where the table comes from, or why it cannot be read. */
 export interface ConntrackStatus {
@@ -161,9 +179,9 @@ export function createConntrackSource(opts: ConntrackSourceOptions): ConntrackSo
       if (!listener) continue;
       const hasCounters = e.orig.packets !== undefined && e.reply.packets !== undefined;
       const pktsIn = e.orig.packets ?? 0;
-      const bytesIn = e.orig.bytes ?? 0;
+      const bytesIn = payloadBytes(e.orig.bytes ?? 0, pktsIn, e.family);
       const pktsOut = e.reply.packets ?? 0;
-      const bytesOut = e.reply.bytes ?? 0;
+      const bytesOut = payloadBytes(e.reply.bytes ?? 0, pktsOut, e.family);
       const key = entryKey(e);
       let prev = state.get(key);
       // Counters going backwards mean the entry died and was re-created between polls.
