@@ -178,6 +178,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
   const conntrack = config.sources.conntrack
     ? createConntrackSource({
         listeners: () => proc?.listeners() ?? [],
+        connected: () => proc?.connected() ?? [],
         onStatus: (s) =>
           log(
             s.available
@@ -239,17 +240,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
 
 /** The proc source's latest sockets in the shape the eBPF source attributes packets to. */
 function procSockets(proc: ReturnType<typeof createProcSource>) {
-  const connected = (proc.lastScan()?.sockets ?? [])
-    .filter((s) => s.connected)
-    .map((s) => ({
-      localIp: s.localIp,
-      localPort: s.localPort,
-      remoteIp: s.remoteIp,
-      remotePort: s.remotePort,
-      pid: s.owner?.pid,
-      process: s.owner?.comm,
-    }));
-  return { listeners: proc.listeners(), connected };
+  return { listeners: proc.listeners(), connected: proc.connected() };
 }
 
 /** Whether some process already listens on a Unix socket path (a running agent). */

@@ -48,6 +48,8 @@ export interface ListeningSocket {
   family: 4 | 6;
   inode: number;
   pid?: number;
+  /** Every process holding the socket (fork, fd passing), `pid` first. */
+  pids?: number[];
   process?: string;
   cmdline?: string;
   /** Datagrams the kernel dropped on this socket (receive buffer full, ...). */
