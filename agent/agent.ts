@@ -218,9 +218,8 @@ export class Agent {
     this.flowTable.ingest(observations);
     const blocks = this.sealer.addDeltas(this.flowTable.drain(now), now);
     if (this.deps.proc) {
-      const health = this.socketHealth.sample(
-        this.deps.proc.listeners(),
-        (l) => this.serviceFor(l.localPort, l.process).service,
+      const health = this.socketHealth.sample(this.deps.proc.listeners(), (l) =>
+        this.flowTable.serviceOf(l),
       );
       this.sealer.addSocketHealth(health, now);
     }

@@ -26,7 +26,7 @@
 import { fnv1a } from '../contract/partitioning.js';
 import type { FlowSource } from '../contract/wire.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
-import type { ServiceNamer } from './service-names.js';
+import type { OwnerName, ServiceNamer } from './service-names.js';
 
 export interface FlowTableOptions {
   serviceFor: ServiceNamer;
@@ -130,6 +130,8 @@ export class FlowTable {
   /** Deltas of evicted flows not drained yet. */
   private evicted: FlowDelta[] = [];
   private listeners: ListeningSocket[] = [];
+  /** Listening ports per owner name: a name with several gets `:<port>` in its service names. */
+  private readonly portsByName = new Map<string, Set<number>>();
   private readonly counters = { evicted: 0, expired: 0, sampledOut: 0, shadowed: 0 };
 
   constructor(private readonly options: FlowTableOptions) {}
@@ -141,12 +143,39 @@ export class FlowTable {
    */
   setListeners(listeners: ListeningSocket[]): void {
     this.listeners = listeners;
+    this.portsByName.clear();
     const live = new Set<number>();
-    for (const l of listeners) live.add(l.inode);
+    for (const l of listeners) {
+      live.add(l.inode);
+      if (l.name === undefined) continue;
+      const ports = this.portsByName.get(l.name);
+      if (ports) ports.add(l.localPort);
+      else this.portsByName.set(l.name, new Set([l.localPort]));
+    }
     for (const inode of this.hookedSockets) if (!live.has(inode)) this.hookedSockets.delete(inode);
     for (const [k, p] of this.hookPending) {
       if (this.markHookedSockets(p.ip, p.port, p.pid)) this.hookPending.delete(k);
     }
+  }
+
+  /**
+   * The recognizable name of a listener's owner for naming its service, when
+   * the observation is of that owner (a hook report from another process, say
+   * one that reports after its socket closed, keeps its own process name).
+   */
+  private ownerName(
+    l: ListeningSocket | undefined,
+    pid: number | undefined,
+  ): OwnerName | undefined {
+    if (l?.name === undefined) return undefined;
+    if (pid !== undefined && l.pid !== undefined && !(l.pids ?? [l.pid]).includes(pid))
+      return undefined;
+    return { name: l.name, shared: (this.portsByName.get(l.name)?.size ?? 0) > 1 };
+  }
+
+  /** The service name of a listener's flows: what socket health is reported under. */
+  serviceOf(l: ListeningSocket): string {
+    return this.options.serviceFor(l.localPort, l.process, this.ownerName(l, undefined)).service;
   }
 
   /** Tells the table whether the eBPF source is counting (decides who owns counters, see the top). */
@@ -243,14 +272,10 @@ export class FlowTable {
       if (o.natFromIp !== undefined) this.copyNatToPacketFlow(o);
       return;
     }
-    let pid = o.pid;
-    let processName = o.process;
-    if (pid === undefined || processName === undefined) {
-      const owner = this.ownerOf(o.localIp, o.localPort);
-      pid ??= owner?.pid;
-      processName ??= owner?.process;
-    }
-    const info = this.options.serviceFor(o.localPort, processName);
+    const owner = this.ownerOf(o.localIp, o.localPort);
+    const pid = o.pid ?? owner?.pid;
+    const processName = o.process ?? owner?.process;
+    const info = this.options.serviceFor(o.localPort, processName, this.ownerName(owner, o.pid));
     const key = `${info.service}|${o.localIp}|${o.localPort}|${o.remoteIp}|${o.remotePort}`;
     let flow = this.flows.get(key);
     if (flow === undefined) {

@@ -60,6 +60,7 @@ export function toListeningSocket(s: HostSocket): ListeningSocket {
     l.pids = s.owners.map((o) => o.pid);
     l.process = s.owner.comm;
     l.cmdline = s.owner.cmdline;
+    l.name = s.owner.name;
   }
   return l;
 }

@@ -52,6 +52,8 @@ export interface ListeningSocket {
   pids?: number[];
   process?: string;
   cmdline?: string;
+  /** The owner's recognizable name (unit, container, script or process; see process-identity.ts). */
+  name?: string;
   /** Datagrams the kernel dropped on this socket (receive buffer full, ...). */
   drops: number;
   rxQueueBytes: number;

@@ -114,6 +114,52 @@ describe('FlowTable', () => {
     expect(line!.source).toBe('conntrack');
   });
 
+  it("names a service after its owner's recognizable name, adding the port only when that owner has several", () => {
+    const t = table([{ name: 'resolver', port: 5353 }]);
+    const l = (port: number, name: string, inode: number, pid = 7): ListeningSocket => ({
+      localIp: '0.0.0.0',
+      localPort: port,
+      family: 4,
+      inode,
+      pid,
+      pids: [pid],
+      process: 'python3',
+      name,
+      drops: 0,
+      rxQueueBytes: 0,
+    });
+    t.setListeners([
+      l(53, 'dnsmasq.service', 1),
+      // The same port over IPv6 is still one service.
+      { ...l(53, 'dnsmasq.service', 2), localIp: '::', family: 6 },
+      l(7000, 'relay', 3, 8),
+      l(7001, 'relay', 4, 8),
+      l(5353, 'mdns', 5, 9),
+    ]);
+    const seen = (localPort: number) =>
+      obs({
+        source: 'conntrack',
+        localIp: '0.0.0.0',
+        localPort,
+        pid: undefined,
+        process: undefined,
+      });
+    t.ingest([seen(53), seen(7000), seen(7001), seen(5353), seen(9999)]);
+    expect(
+      t
+        .drain(T0)
+        .map((d) => `${d.localPort} ${d.service}`)
+        .sort(),
+    ).toEqual([
+      '53 dnsmasq.service',
+      '5353 resolver', // configured names win
+      '7000 relay:7000',
+      '7001 relay:7001',
+      '9999 unknown:9999', // no owner known
+    ]);
+    expect(t.serviceOf(l(7000, 'relay', 3, 8))).toBe('relay:7000');
+  });
+
   it('lets hook counters win over conntrack for a hooked socket, keeping conntrack NAT info', () => {
     const t = table();
     t.ingest([
