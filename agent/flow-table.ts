@@ -46,6 +46,12 @@ export interface FlowTableStats {
   sampledOut: number;
   /** Observations whose counters another source owns (eBPF or conntrack of hooked sockets, conntrack while eBPF is live). */
   shadowed: number;
+  /**
+   * Hooked processes whose reports matched no socket /proc listed for a
+   * minute (one that reported after its socket closed, or a pid from another
+   * pid namespace): their sockets were not taken as hooked.
+   */
+  hookUnmatched: number;
 }
 
 /** A flow as `list()` shows it, with counters since it entered the table. */
@@ -132,7 +138,13 @@ export class FlowTable {
   private listeners: ListeningSocket[] = [];
   /** Listening ports per owner name: a name with several gets `:<port>` in its service names. */
   private readonly portsByName = new Map<string, Set<number>>();
-  private readonly counters = { evicted: 0, expired: 0, sampledOut: 0, shadowed: 0 };
+  private readonly counters = {
+    evicted: 0,
+    expired: 0,
+    sampledOut: 0,
+    shadowed: 0,
+    hookUnmatched: 0,
+  };
 
   constructor(private readonly options: FlowTableOptions) {}
 
@@ -436,7 +448,10 @@ export class FlowTable {
       if (now - at > HOOK_PORT_MARK_MS) this.hookedPorts.delete(k);
     }
     for (const [k, p] of this.hookPending) {
-      if (now - p.at > HOOK_PENDING_MS) this.hookPending.delete(k);
+      if (now - p.at > HOOK_PENDING_MS) {
+        this.hookPending.delete(k);
+        this.counters.hookUnmatched++;
+      }
     }
   }
 

@@ -236,6 +236,10 @@ describe('FlowTable', () => {
       ebpf(40003, later + 2),
     ]);
     expect(t.drain(later + 2).map((d) => [d.source, d.remotePort])).toEqual([['hook', 40003]]);
+    // The old process's report never found a socket of its own: counted, once.
+    expect(t.stats().hookUnmatched).toBe(0);
+    t.drain(later + 2 + 61_000);
+    expect(t.stats().hookUnmatched).toBe(1);
   });
 
   it('waits for the scan that lists a hooked socket reported before /proc saw it', () => {
