@@ -50,6 +50,8 @@ export interface AgentDeps {
   seq: { take(): number };
   /** Epoch ms now. */
   clock: () => number;
+  /** Names a process by pid for flows /proc has not placed yet (process-identity.ts createPidNamer). */
+  nameOfPid?: (pid: number) => string | undefined;
   log: (message: string) => void;
 }
 
@@ -104,6 +106,7 @@ export class Agent {
       serviceFor: this.serviceFor,
       maxFlows: config.maxFlows,
       sampleSeed: deps.agentId,
+      nameOfPid: deps.nameOfPid,
     });
     this.sealer = new BlockSealer({
       agentId: deps.agentId,

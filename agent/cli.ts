@@ -26,6 +26,7 @@ import { scanHostSockets } from './host-sockets.js';
 import { KinesisShipper } from './kinesis-shipper.js';
 import type { PeerObservation } from './observation.js';
 import { createProcSource, peerObservation } from './proc-source.js';
+import { createPidNamer } from './process-identity.js';
 import { buildSnapshot, formatSnapshot } from './snapshot.js';
 
 /** A usage error: printed with a hint, exit code 2. */
@@ -211,6 +212,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     shipper,
     seq: new SeqAllocator(config.stateDir),
     clock: Date.now,
+    nameOfPid: config.sources.proc ? createPidNamer() : undefined,
     log,
   });
   await agent.tick();

@@ -33,6 +33,12 @@ export interface FlowTableOptions {
   maxFlows: number;
   /** Seeds the 1-in-N flow sampling, so a run is reproducible. */
   sampleSeed?: string;
+  /**
+   * Names a process by pid (process-identity.ts) for flows whose socket /proc
+   * has not listed yet, so a hooked daemon's first flows get the service
+   * name its later ones get. Without it those flows are `<process>:<port>`.
+   */
+  nameOfPid?: (pid: number) => string | undefined;
 }
 
 /** Counters the agent reports in heartbeats and logs. */
@@ -179,10 +185,13 @@ export class FlowTable {
     l: ListeningSocket | undefined,
     pid: number | undefined,
   ): OwnerName | undefined {
-    if (l?.name === undefined) return undefined;
-    if (pid !== undefined && l.pid !== undefined && !(l.pids ?? [l.pid]).includes(pid))
-      return undefined;
-    return { name: l.name, shared: (this.portsByName.get(l.name)?.size ?? 0) > 1 };
+    let name = l?.name;
+    // A report from a process that does not hold the listed socket is not named after it.
+    if (pid !== undefined && l?.pid !== undefined && !(l.pids ?? [l.pid]).includes(pid))
+      name = undefined;
+    if (name === undefined && pid !== undefined) name = this.options.nameOfPid?.(pid);
+    if (name === undefined) return undefined;
+    return { name, shared: (this.portsByName.get(name)?.size ?? 0) > 1 };
   }
 
   /** The service name of a listener's flows: what socket health is reported under. */

@@ -68,11 +68,10 @@ function describeProcess(
   const rawComm = readBounded(`${procRoot}/${pid}/comm`, 64);
   const comm = rawComm.endsWith('\n') ? rawComm.slice(0, -1) : rawComm;
   const args = splitCmdline(readBounded(`${procRoot}/${pid}/cmdline`));
-  const cgroup = readBounded(`${procRoot}/${pid}/cgroup`);
   return {
     comm,
     cmdline: args.join(' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '?'),
-    name: processName(cgroup, args, comm),
+    name: processName(readBounded(`${procRoot}/${pid}/cgroup`), args, comm),
   };
 }
 

@@ -179,3 +179,35 @@ export function processName(cgroupText: string, args: readonly string[], comm: s
   if (fromCgroup) return cleanName(fromCgroup);
   return scriptFromArgs(args) ?? (cleanName(comm) || 'unknown');
 }
+
+/** Reads the recognizable name of one process under `procRoot`; undefined when it is gone. */
+export function readProcessName(pid: number, procRoot = '/proc'): string | undefined {
+  const rawComm = readBounded(`${procRoot}/${pid}/comm`, 64);
+  if (rawComm === '') return undefined;
+  const comm = rawComm.endsWith('\n') ? rawComm.slice(0, -1) : rawComm;
+  const args = splitCmdline(readBounded(`${procRoot}/${pid}/cmdline`));
+  return processName(readBounded(`${procRoot}/${pid}/cgroup`), args, comm);
+}
+
+/**
+ * A cached readProcessName for processes that report before /proc listed
+ * their socket (a hooked daemon's first seconds). Entries last `ttlMs`, so a
+ * reused pid is named afresh; at most `max` are held.
+ */
+export function createPidNamer(
+  opts: { procRoot?: string; ttlMs?: number; max?: number; now?: () => number } = {},
+): (pid: number) => string | undefined {
+  const ttl = opts.ttlMs ?? 60_000;
+  const max = opts.max ?? 4096;
+  const now = opts.now ?? Date.now;
+  const cache = new Map<number, { name: string | undefined; at: number }>();
+  return (pid) => {
+    const t = now();
+    const hit = cache.get(pid);
+    if (hit && t - hit.at < ttl) return hit.name;
+    const name = readProcessName(pid, opts.procRoot);
+    if (cache.size >= max) cache.clear();
+    cache.set(pid, { name, at: t });
+    return name;
+  };
+}

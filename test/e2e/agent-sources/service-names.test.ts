@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FlowTable } from '../../../agent/flow-table.js';
 import type { ListeningSocket } from '../../../agent/observation.js';
 import { createProcSource } from '../../../agent/proc-source.js';
+import { createPidNamer } from '../../../agent/process-identity.js';
 import { createServiceNamer } from '../../../agent/service-names.js';
 
 const UNIT = `udpwatch-test-dns-${process.pid}.service`;
@@ -166,6 +167,9 @@ describe('service names of real processes', () => {
       `udpwatch-probe-relay:${a}`,
       `udpwatch-probe-relay:${b}`,
     ]);
+    // Named alike by pid alone, as a hooked daemon's first report is.
+    expect(createPidNamer()(children[0]!.pid!)).toBe(UNIT);
+    expect(createPidNamer()(children[3]!.pid!)).toBe('udpwatch-probe-relay');
     // The owner is on each listener too, with its process name unchanged.
     const unit = listeners.find((l) => l.localPort === ports.unit![0])!;
     expect(unit).toMatchObject({ process: 'python3', pid: children[0]!.pid, name: UNIT });

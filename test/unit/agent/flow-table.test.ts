@@ -160,6 +160,21 @@ describe('FlowTable', () => {
     expect(t.serviceOf(l(7000, 'relay', 3, 8))).toBe('relay:7000');
   });
 
+  it('names a hooked daemon by its pid before /proc lists its socket, as it will after', () => {
+    const t = new FlowTable({
+      serviceFor: createServiceNamer([], 300),
+      maxFlows: 10,
+      nameOfPid: (pid) => (pid === 42 ? 'dns.service' : undefined),
+    });
+    t.ingest([obs({ pid: 42 }), obs({ pid: 43, localPort: 6000 })]);
+    expect(
+      t
+        .drain(T0)
+        .map((d) => d.service)
+        .sort(),
+    ).toEqual(['dns.service', 'echod:6000']);
+  });
+
   it('lets hook counters win over conntrack for a hooked socket, keeping conntrack NAT info', () => {
     const t = table();
     t.ingest([
