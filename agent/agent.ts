@@ -50,6 +50,8 @@ export interface AgentDeps {
   seq: { take(): number };
   /** Epoch ms now. */
   clock: () => number;
+  /** Names a process by pid for flows /proc has not placed yet (process-identity.ts createPidNamer). */
+  nameOfPid?: (pid: number) => string | undefined;
   log: (message: string) => void;
 }
 
@@ -106,6 +108,7 @@ export class Agent {
       serviceFor: this.serviceFor,
       maxFlows: config.maxFlows,
       sampleSeed: deps.agentId,
+      nameOfPid: deps.nameOfPid,
     });
     this.sealer = new BlockSealer({
       agentId: deps.agentId,
@@ -240,9 +243,8 @@ export class Agent {
     this.flowTable.ingest(observations);
     const blocks = this.sealer.addDeltas(this.flowTable.drain(now), now);
     if (this.deps.proc) {
-      const health = this.socketHealth.sample(
-        this.deps.proc.listeners(),
-        (l) => this.serviceFor(l.localPort, l.process).service,
+      const health = this.socketHealth.sample(this.deps.proc.listeners(), (l) =>
+        this.flowTable.serviceOf(l),
       );
       this.sealer.addSocketHealth(health, now);
     }

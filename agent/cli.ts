@@ -28,6 +28,7 @@ import { scanHostSockets } from './host-sockets.js';
 import { DEFAULT_CALL_TIMEOUT_MS, KinesisShipper } from './kinesis-shipper.js';
 import type { PeerObservation } from './observation.js';
 import { createProcSource, peerObservation } from './proc-source.js';
+import { createPidNamer } from './process-identity.js';
 import { buildSnapshot, formatSnapshot } from './snapshot.js';
 
 /** A usage error: printed with a hint, exit code 2. */
@@ -207,6 +208,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
   const conntrack = config.sources.conntrack
     ? createConntrackSource({
         listeners: () => proc?.listeners() ?? [],
+        connected: () => proc?.connected() ?? [],
         onStatus: (s) =>
           log(
             s.available
@@ -249,6 +251,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     shipper,
     seq: new SeqAllocator(config.stateDir, undefined, log),
     clock: Date.now,
+    nameOfPid: config.sources.proc ? createPidNamer() : undefined,
     log,
   });
   await agent.tick();
@@ -279,17 +282,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
 
 /** The proc source's latest sockets in the shape the eBPF source attributes packets to. */
 function procSockets(proc: ReturnType<typeof createProcSource>) {
-  const connected = (proc.lastScan()?.sockets ?? [])
-    .filter((s) => s.connected)
-    .map((s) => ({
-      localIp: s.localIp,
-      localPort: s.localPort,
-      remoteIp: s.remoteIp,
-      remotePort: s.remotePort,
-      pid: s.owner?.pid,
-      process: s.owner?.comm,
-    }));
-  return { listeners: proc.listeners(), connected };
+  return { listeners: proc.listeners(), connected: proc.connected() };
 }
 
 /** Whether some process already listens on a Unix socket path (a running agent). */

@@ -3,17 +3,35 @@
  * change, read from the kernel's connection-tracking table.
  *
  * Each poll reads the table (/proc/net/nf_conntrack, or `conntrack -L` where
- * the file is absent), keeps UDP flows whose destination is a local listening
- * socket, and turns each entry's cumulative counters into deltas since the
- * previous poll. When conntrack is missing or not permitted, poll() returns []
- * and status() says why; the agent runs on with its other sources.
+ * the file is absent), keeps UDP flows whose destination is a local socket
+ * (a listener, or a socket connected to that very client), and turns each
+ * entry's cumulative counters into deltas since the previous poll. Bytes are UDP payload, as every source counts them: the
+ * kernel's IP packet lengths less the IP and UDP headers of each packet.
+ * When conntrack is missing or not permitted, poll() returns [] and status()
+ * says why; the agent runs on with its other sources.
  */
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { type ConntrackEntry, parseConntrack } from './nf-conntrack.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
 import type { LineError } from './proc-net-udp.js';
-import { interfaceAddresses, SocketIndex } from './socket-index.js';
+import { type ConnectedSocket, interfaceAddresses, SocketIndex } from './socket-index.js';
+
+/**
+ * IP + UDP header bytes per packet that conntrack's byte counters include and
+ * payload does not: 20 + 8 for IPv4, 40 + 8 for IPv6. Conntrack counts
+ * reassembled datagrams, so a fragmented datagram is one packet here.
+ */
+export const IP_UDP_HEADER_BYTES: Readonly<Record<4 | 6, number>> = { 4: 28, 6: 48 };
+
+/**
+ * Payload bytes of a cumulative conntrack byte count over `packets` packets;
+ * never below zero (IPv4 options or IPv6 extension headers make the real
+ * headers longer, which only ever lowers the result).
+ */
+export function payloadBytes(bytes: number, packets: number, family: 4 | 6): number {
+  return Math.max(0, bytes - packets * IP_UDP_HEADER_BYTES[family]);
+}
 
 /** Where the table comes from, or why it cannot be read. */
 export interface ConntrackStatus {
@@ -31,6 +49,12 @@ export interface ConntrackSourceOptions {
   procRoot?: string;
   /** The local listening sockets, asked once per poll (e.g. the proc source's listeners()). */
   listeners: () => Iterable<ListeningSocket> | Map<unknown, ListeningSocket>;
+  /**
+   * The local connected sockets (the proc source's connected()): a server that
+   * connect()s a socket per client answers from it, and its flows are that
+   * socket's, as the kernel delivers them.
+   */
+  connected?: () => Iterable<ConnectedSocket>;
   /**
    * Addresses of this host/namespace; a wildcard listener (0.0.0.0, ::) only
    * matches flows to these (plus loopback and multicast), so forwarded traffic
@@ -144,7 +168,11 @@ export function createConntrackSource(opts: ConntrackSourceOptions): ConntrackSo
     errors = parsed.errors;
     const local = new Set(opts.localAddresses ? opts.localAddresses() : interfaceAddresses());
     const ls = opts.listeners();
-    const index = new SocketIndex(ls instanceof Map ? ls.values() : ls, local);
+    const index = new SocketIndex(
+      ls instanceof Map ? ls.values() : ls,
+      local,
+      opts.connected ? opts.connected() : [],
+    );
     const next = new Map<string, EntryState>();
     const out: PeerObservation[] = [];
     // Entries tell whether they carry counters; an empty table does not, so
@@ -157,13 +185,14 @@ export function createConntrackSource(opts: ConntrackSourceOptions): ConntrackSo
       // The daemon's socket is where the reply comes from: the reply source,
       // which differs from the original destination after DNAT.
       const listener =
-        index.find(e.reply.src, e.reply.sport) ?? index.find(e.orig.dst, e.orig.dport);
+        index.find(e.reply.src, e.reply.sport, { ip: e.reply.dst, port: e.reply.dport }) ??
+        index.find(e.orig.dst, e.orig.dport, { ip: e.orig.src, port: e.orig.sport });
       if (!listener) continue;
       const hasCounters = e.orig.packets !== undefined && e.reply.packets !== undefined;
       const pktsIn = e.orig.packets ?? 0;
-      const bytesIn = e.orig.bytes ?? 0;
+      const bytesIn = payloadBytes(e.orig.bytes ?? 0, pktsIn, e.family);
       const pktsOut = e.reply.packets ?? 0;
-      const bytesOut = e.reply.bytes ?? 0;
+      const bytesOut = payloadBytes(e.reply.bytes ?? 0, pktsOut, e.family);
       const key = entryKey(e);
       let prev = state.get(key);
       // Counters going backwards mean the entry died and was re-created between polls.

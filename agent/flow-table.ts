@@ -6,7 +6,10 @@
  * Merging, one rule: per flow exactly one source owns the counters, the most
  * precise one that can count it.
  *  - A hooked socket's flows: the hook. eBPF and conntrack counters for them
- *    are ignored (conntrack's NAT info is kept).
+ *    are ignored (conntrack's NAT info is kept). A socket is hooked while it
+ *    lives: the live socket (/proc inode) a hooked process holds on the
+ *    reported port. When it closes, its port's next socket (say the daemon
+ *    restarted without the hook) is counted by the others at once.
  *  - Every other flow, while eBPF is live: eBPF. Conntrack then only adds NAT
  *    info, except for entries translated on this host to reach the socket
  *    (DNAT, REDIRECT): eBPF sees those packets at the device before the
@@ -23,13 +26,19 @@
 import { fnv1a } from '../contract/partitioning.js';
 import type { FlowSource } from '../contract/wire.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
-import type { ServiceNamer } from './service-names.js';
+import type { OwnerName, ServiceNamer } from './service-names.js';
 
 export interface FlowTableOptions {
   serviceFor: ServiceNamer;
   maxFlows: number;
   /** Seeds the 1-in-N flow sampling, so a run is reproducible. */
   sampleSeed?: string;
+  /**
+   * Names a process by pid (process-identity.ts) for flows whose socket /proc
+   * has not listed yet, so a hooked daemon's first flows get the service
+   * name its later ones get. Without it those flows are `<process>:<port>`.
+   */
+  nameOfPid?: (pid: number) => string | undefined;
 }
 
 /** Counters the agent reports in heartbeats and logs. */
@@ -43,6 +52,12 @@ export interface FlowTableStats {
   sampledOut: number;
   /** Observations whose counters another source owns (eBPF or conntrack of hooked sockets, conntrack while eBPF is live). */
   shadowed: number;
+  /**
+   * Hooked processes whose reports matched no socket /proc listed for a
+   * minute (one that reported after its socket closed, or a pid from another
+   * pid namespace): their sockets were not taken as hooked.
+   */
+  hookUnmatched: number;
 }
 
 /** A flow as `list()` shows it, with counters since it entered the table. */
@@ -95,6 +110,15 @@ interface Flow extends FlowView {
   drained: boolean;
 }
 
+/**
+ * Without /proc (no socket known for an endpoint) the hook's mark is by port
+ * and lasts this long after its latest report; with /proc it lasts as long as
+ * the socket.
+ */
+const HOOK_PORT_MARK_MS = 60_000;
+/** A hook report whose socket /proc has not listed yet waits this long for the scan that shows it. */
+const HOOK_PENDING_MS = 60_000;
+
 /** Which source wins when several saw a flow: the one that counts packets best. */
 export const SOURCE_RANK: Record<FlowSource, number> = { hook: 4, ebpf: 3, conntrack: 2, proc: 1 };
 const WILDCARDS = new Set(['0.0.0.0', '::']);
@@ -102,8 +126,15 @@ const WILDCARDS = new Set(['0.0.0.0', '::']);
 /** The table, with its merge, flush and expiry logic. */
 export class FlowTable {
   private readonly flows = new Map<string, Flow>();
-  /** Hooked local sockets: `port` and `ip|port` -> last time the hook reported them. */
-  private readonly hooked = new Map<string, number>();
+  /** Inodes of live sockets a hooked process holds: their flows are the hook's. */
+  private readonly hookedSockets = new Set<number>();
+  /** Hook reports not matched to a listed socket yet: `port|pid` -> {ip, latest report}. */
+  private readonly hookPending = new Map<
+    string,
+    { ip: string; port: number; pid: number; at: number }
+  >();
+  /** Fallback for endpoints no listed socket owns: `ip|port` and `*|port` -> latest report. */
+  private readonly hookedPorts = new Map<string, number>();
   /** Flows the hook or eBPF counts, by `localPort|remoteIp|remotePort`, for attaching conntrack's NAT info. */
   private readonly packetFlows = new Map<string, Flow>();
   /** eBPF is attached: it owns the counters of every flow not hooked. */
@@ -111,13 +142,61 @@ export class FlowTable {
   /** Deltas of evicted flows not drained yet. */
   private evicted: FlowDelta[] = [];
   private listeners: ListeningSocket[] = [];
-  private readonly counters = { evicted: 0, expired: 0, sampledOut: 0, shadowed: 0 };
+  /** Listening ports per owner name: a name with several gets `:<port>` in its service names. */
+  private readonly portsByName = new Map<string, Set<number>>();
+  private readonly counters = {
+    evicted: 0,
+    expired: 0,
+    sampledOut: 0,
+    shadowed: 0,
+    hookUnmatched: 0,
+  };
 
   constructor(private readonly options: FlowTableOptions) {}
 
-  /** Tells the table which process owns which listening socket (from /proc). */
+  /**
+   * Tells the table which process owns which listening socket (from /proc).
+   * Closed sockets stop being hooked; hook reports waiting for their socket
+   * to be listed find it now.
+   */
   setListeners(listeners: ListeningSocket[]): void {
     this.listeners = listeners;
+    this.portsByName.clear();
+    const live = new Set<number>();
+    for (const l of listeners) {
+      live.add(l.inode);
+      if (l.name === undefined) continue;
+      const ports = this.portsByName.get(l.name);
+      if (ports) ports.add(l.localPort);
+      else this.portsByName.set(l.name, new Set([l.localPort]));
+    }
+    for (const inode of this.hookedSockets) if (!live.has(inode)) this.hookedSockets.delete(inode);
+    for (const [k, p] of this.hookPending) {
+      if (this.markHookedSockets(p.ip, p.port, p.pid)) this.hookPending.delete(k);
+    }
+  }
+
+  /**
+   * The recognizable name of a listener's owner for naming its service, when
+   * the observation is of that owner (a hook report from another process, say
+   * one that reports after its socket closed, keeps its own process name).
+   */
+  private ownerName(
+    l: ListeningSocket | undefined,
+    pid: number | undefined,
+  ): OwnerName | undefined {
+    let name = l?.name;
+    // A report from a process that does not hold the listed socket is not named after it.
+    if (pid !== undefined && l?.pid !== undefined && !(l.pids ?? [l.pid]).includes(pid))
+      name = undefined;
+    if (name === undefined && pid !== undefined) name = this.options.nameOfPid?.(pid);
+    if (name === undefined) return undefined;
+    return { name, shared: (this.portsByName.get(name)?.size ?? 0) > 1 };
+  }
+
+  /** The service name of a listener's flows: what socket health is reported under. */
+  serviceOf(l: ListeningSocket): string {
+    return this.options.serviceFor(l.localPort, l.process, this.ownerName(l, undefined)).service;
   }
 
   /** Tells the table whether the eBPF source is counting (decides who owns counters, see the top). */
@@ -150,15 +229,44 @@ export class FlowTable {
   private markHooked(o: PeerObservation): void {
     const at = o.lastSeen;
     const exact = `${o.localIp}|${o.localPort}`;
-    if ((this.hooked.get(exact) ?? 0) < at) this.hooked.set(exact, at);
+    if ((this.hookedPorts.get(exact) ?? 0) < at) this.hookedPorts.set(exact, at);
     if (WILDCARDS.has(o.localIp)) {
       const any = `*|${o.localPort}`;
-      if ((this.hooked.get(any) ?? 0) < at) this.hooked.set(any, at);
+      if ((this.hookedPorts.get(any) ?? 0) < at) this.hookedPorts.set(any, at);
     }
+    if (o.pid === undefined || this.markHookedSockets(o.localIp, o.localPort, o.pid)) return;
+    // Bounded like the flows: a flood of distinct pids cannot grow it past that.
+    if (this.hookPending.size >= this.options.maxFlows) return;
+    this.hookPending.set(`${o.localPort}|${o.pid}`, {
+      ip: o.localIp,
+      port: o.localPort,
+      pid: o.pid,
+      at,
+    });
+  }
+
+  /**
+   * Marks the listed sockets on ip:port that process `pid` holds (or whose
+   * holders /proc could not tell) as hooked; false when there is none. A
+   * process that reports after its socket closed (a restart) marks nothing.
+   */
+  private markHookedSockets(ip: string, port: number, pid: number): boolean {
+    let found = false;
+    for (const l of this.listeners) {
+      if (l.localPort !== port) continue;
+      if (l.localIp !== ip && !WILDCARDS.has(l.localIp) && !WILDCARDS.has(ip)) continue;
+      const holders = l.pids ?? (l.pid === undefined ? [] : [l.pid]);
+      if (holders.length > 0 && !holders.includes(pid)) continue;
+      this.hookedSockets.add(l.inode);
+      found = true;
+    }
+    return found;
   }
 
   private isHooked(ip: string, port: number): boolean {
-    return this.hooked.has(`${ip}|${port}`) || this.hooked.has(`*|${port}`);
+    const socket = this.ownerOf(ip, port);
+    if (socket) return this.hookedSockets.has(socket.inode);
+    return this.hookedPorts.has(`${ip}|${port}`) || this.hookedPorts.has(`*|${port}`);
   }
 
   /** The owner of a local endpoint per /proc: exact address first, then a wildcard bind. */
@@ -185,14 +293,10 @@ export class FlowTable {
       if (o.natFromIp !== undefined) this.copyNatToPacketFlow(o);
       return;
     }
-    let pid = o.pid;
-    let processName = o.process;
-    if (pid === undefined || processName === undefined) {
-      const owner = this.ownerOf(o.localIp, o.localPort);
-      pid ??= owner?.pid;
-      processName ??= owner?.process;
-    }
-    const info = this.options.serviceFor(o.localPort, processName);
+    const owner = this.ownerOf(o.localIp, o.localPort);
+    const pid = o.pid ?? owner?.pid;
+    const processName = o.process ?? owner?.process;
+    const info = this.options.serviceFor(o.localPort, processName, this.ownerName(owner, o.pid));
     const key = `${info.service}|${o.localIp}|${o.localPort}|${o.remoteIp}|${o.remotePort}`;
     let flow = this.flows.get(key);
     if (flow === undefined) {
@@ -349,8 +453,14 @@ export class FlowTable {
         this.counters.expired++;
       }
     }
-    for (const [k, at] of this.hooked) {
-      if (now - at > 3_600_000) this.hooked.delete(k);
+    for (const [k, at] of this.hookedPorts) {
+      if (now - at > HOOK_PORT_MARK_MS) this.hookedPorts.delete(k);
+    }
+    for (const [k, p] of this.hookPending) {
+      if (now - p.at > HOOK_PENDING_MS) {
+        this.hookPending.delete(k);
+        this.counters.hookUnmatched++;
+      }
     }
   }
 

@@ -57,8 +57,10 @@ export function toListeningSocket(s: HostSocket): ListeningSocket {
   };
   if (s.owner) {
     l.pid = s.owner.pid;
+    l.pids = s.owners.map((o) => o.pid);
     l.process = s.owner.comm;
     l.cmdline = s.owner.cmdline;
+    l.name = s.owner.name;
   }
   return l;
 }

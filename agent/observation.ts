@@ -48,8 +48,12 @@ export interface ListeningSocket {
   family: 4 | 6;
   inode: number;
   pid?: number;
+  /** Every process holding the socket (fork, fd passing), `pid` first. */
+  pids?: number[];
   process?: string;
   cmdline?: string;
+  /** The owner's recognizable name (unit, container, script or process; see process-identity.ts). */
+  name?: string;
   /** Datagrams the kernel dropped on this socket (receive buffer full, ...). */
   drops: number;
   rxQueueBytes: number;

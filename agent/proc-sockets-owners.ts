@@ -8,10 +8,11 @@
  * tens (measured: 1,650 fds walked in 10 ms synchronously, 30-40 ms with
  * fs/promises). To keep the event loop responsive it yields between batches
  * of processes.
- * comm and cmdline are read only for processes that own a wanted inode.
+ * comm, cmdline and cgroup are read (bounded) only for processes that own a
+ * wanted inode.
  */
 import { readdirSync, readlinkSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { processName, readBounded, splitCmdline } from './process-identity.js';
 
 /** One process holding a socket. */
 export interface SocketOwner {
@@ -20,8 +21,10 @@ export interface SocketOwner {
   fd: number;
   /** The kernel's short process name (/proc/<pid>/comm, at most 15 characters). */
   comm: string;
-  /** The command line, arguments joined by spaces ('' for kernel threads). */
+  /** The command line, arguments joined by spaces ('' for kernel threads), its first 4 KiB, controls replaced. */
   cmdline: string;
+  /** A name a person recognizes: systemd unit, container, interpreted script, else comm (process-identity.ts). */
+  name: string;
 }
 
 /** Result of one owner walk. */
@@ -57,21 +60,18 @@ function isPidName(name: string): boolean {
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** Reads comm and cmdline of one process; '' where it vanished meanwhile. */
-async function describeProcess(
+/** Reads comm, the bounded cmdline and cgroup of one process; '' where it vanished meanwhile. */
+function describeProcess(
   procRoot: string,
   pid: number,
-): Promise<{ comm: string; cmdline: string }> {
-  const [comm, cmdline] = await Promise.all([
-    readFile(`${procRoot}/${pid}/comm`, 'utf8').catch(() => ''),
-    readFile(`${procRoot}/${pid}/cmdline`, 'utf8').catch(() => ''),
-  ]);
+): { comm: string; cmdline: string; name: string } {
+  const rawComm = readBounded(`${procRoot}/${pid}/comm`, 64);
+  const comm = rawComm.endsWith('\n') ? rawComm.slice(0, -1) : rawComm;
+  const args = splitCmdline(readBounded(`${procRoot}/${pid}/cmdline`));
   return {
-    comm: comm.endsWith('\n') ? comm.slice(0, -1) : comm,
-    cmdline: cmdline
-      .split('\0')
-      .filter((a) => a.length > 0)
-      .join(' '),
+    comm,
+    cmdline: args.join(' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '?'),
+    name: processName(readBounded(`${procRoot}/${pid}/cgroup`), args, comm),
   };
 }
 
@@ -123,12 +123,18 @@ export async function findSocketOwners(
     }
   }
   const pids = [...new Set(found.map((f) => f.pid))];
-  const described = await Promise.all(pids.map((pid) => describeProcess(procRoot, pid)));
+  const described = pids.map((pid) => describeProcess(procRoot, pid));
   const byPid = new Map(pids.map((pid, i) => [pid, described[i]!]));
   const owners = new Map<number, SocketOwner[]>();
   for (const f of found) {
     const d = byPid.get(f.pid)!;
-    const owner: SocketOwner = { pid: f.pid, fd: f.fd, comm: d.comm, cmdline: d.cmdline };
+    const owner: SocketOwner = {
+      pid: f.pid,
+      fd: f.fd,
+      comm: d.comm,
+      cmdline: d.cmdline,
+      name: d.name,
+    };
     const list = owners.get(f.inode);
     if (list) list.push(owner);
     else owners.set(f.inode, [owner]);

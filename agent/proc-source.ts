@@ -13,6 +13,7 @@ import {
 } from './host-sockets.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
 import type { SocketOwner } from './proc-sockets-owners.js';
+import type { ConnectedSocket } from './socket-index.js';
 
 /** Options for createProcSource. */
 export interface ProcSourceOptions {
@@ -33,6 +34,8 @@ export interface ProcSource {
   poll(): Promise<PeerObservation[]>;
   /** Listeners of the latest scan ([] before the first poll). */
   listeners(): ListeningSocket[];
+  /** Connected sockets of the latest scan, with their one peer ([] before the first poll). */
+  connected(): ConnectedSocket[];
   /** The latest full scan, or undefined before the first poll. */
   lastScan(): HostSocketScan | undefined;
 }
@@ -81,5 +84,24 @@ export function createProcSource(opts: ProcSourceOptions = {}): ProcSource {
     return out;
   };
 
-  return { poll, listeners: () => scan?.listeners ?? [], lastScan: () => scan };
+  const connected = (): ConnectedSocket[] => {
+    const out: ConnectedSocket[] = [];
+    for (const s of scan?.sockets ?? []) {
+      if (!s.connected) continue;
+      const c: ConnectedSocket = {
+        localIp: s.localIp,
+        localPort: s.localPort,
+        remoteIp: s.remoteIp,
+        remotePort: s.remotePort,
+      };
+      if (s.owner) {
+        c.pid = s.owner.pid;
+        c.process = s.owner.comm;
+      }
+      out.push(c);
+    }
+    return out;
+  };
+
+  return { poll, listeners: () => scan?.listeners ?? [], connected, lastScan: () => scan };
 }

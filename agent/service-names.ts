@@ -1,6 +1,9 @@
 /**
- * Names the service a flow belongs to from its local port and owning process,
- * by configured rules, falling back to `<process>:<port>`.
+ * Names the service a flow belongs to: a configured rule (by local port and
+ * process) first; else the owning socket's recognizable name (systemd unit,
+ * container, interpreted script or process, see process-identity.ts), with
+ * `:<port>` added only when that name owns several listening ports; else,
+ * with no owner known, `<process>:<port>`.
  */
 import { DEFAULTS } from '../contract/resources.js';
 
@@ -22,8 +25,20 @@ export interface ServiceInfo {
   sampleRate: number;
 }
 
-/** Maps (local port, process name) to service info. */
-export type ServiceNamer = (localPort: number, process: string | undefined) => ServiceInfo;
+/** The owner of a flow's local socket, as the flow table knows it from /proc. */
+export interface OwnerName {
+  /** Its recognizable name. */
+  name: string;
+  /** The name owns several listening ports: the port tells its services apart. */
+  shared: boolean;
+}
+
+/** Maps (local port, process name, owner when known) to service info. */
+export type ServiceNamer = (
+  localPort: number,
+  process: string | undefined,
+  owner?: OwnerName,
+) => ServiceInfo;
 
 /** Replaces characters a wire service name may not hold (spaces, controls). */
 export function sanitizeName(text: string): string {
@@ -37,8 +52,8 @@ export function createServiceNamer(
   defaultTimeoutSeconds: number = DEFAULTS.activeWindowSeconds,
 ): ServiceNamer {
   const cache = new Map<string, ServiceInfo>();
-  return (localPort, process) => {
-    const cacheKey = `${localPort}|${process ?? ''}`;
+  return (localPort, process, owner) => {
+    const cacheKey = `${localPort}|${process ?? ''}|${owner ? `${owner.shared}|${owner.name}` : ''}`;
     const hit = cache.get(cacheKey);
     if (hit) return hit;
     const rule = rules.find(
@@ -53,7 +68,11 @@ export function createServiceNamer(
           sampleRate: rule.sampleRate ?? 1,
         }
       : {
-          service: `${sanitizeName(process ?? 'unknown')}:${localPort}`,
+          service: owner
+            ? owner.shared
+              ? `${sanitizeName(owner.name)}:${localPort}`
+              : sanitizeName(owner.name)
+            : `${sanitizeName(process ?? 'unknown')}:${localPort}`,
           timeoutSeconds: defaultTimeoutSeconds,
           sampleRate: 1,
         };

@@ -223,7 +223,8 @@ export const ROUTES: Route[] = [
   }),
   route({
     path: '/v1/clients/{ip}',
-    summary: 'Everything one client IP talked to within the window, one entry per service.',
+    summary:
+      'Everything one client IP talked to within the window (by its own or its pre-NAT address), one entry per service.',
     pathParams: { ip: IpParam },
     query: ClientIpQuery,
     response: ClientIpResponse,

@@ -79,7 +79,7 @@ interface Accumulator {
 /** Options of a merge. */
 export interface MergeOptions {
   view: MergeView;
-  /** Only endpoints of this client IP (canonical text). */
+  /** Only endpoints of this client IP (canonical text), as seen or as its pre-NAT address. */
   ip?: string;
 }
 
@@ -112,7 +112,7 @@ export class EndpointMerger {
     const eps = block.endpoints;
     for (let i = 0; i < eps.length; i++) {
       const e = eps[i]!;
-      if (onlyIp !== undefined && e.ip !== onlyIp) continue;
+      if (onlyIp !== undefined && e.ip !== onlyIp && e.natFromIp !== onlyIp) continue;
       const [first, last] = endpointTimes(part, i);
       const key = entryKey(block.service, e.ip, byEndpoint ? e.port : undefined);
       let acc = this.entries.get(key);

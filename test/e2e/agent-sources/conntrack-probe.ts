@@ -14,6 +14,7 @@ const procSource = createProcSource();
 await procSource.poll();
 const conntrack = createConntrackSource({
   listeners: () => procSource.listeners(),
+  connected: () => procSource.connected(),
   ...(process.argv[2] ? { procRoot: process.argv[2] } : {}),
 });
 const observations = await conntrack.poll();

@@ -29,9 +29,6 @@ const AGENT_BIN = join(REPO, 'bin/udpwatch-agent.js');
 const ACK_DAEMON = join(import.meta.dirname, 'ack-daemon.mjs');
 const UDP_CLIENTS = join(import.meta.dirname, 'udp-clients.mjs');
 
-/** IPv4 (20) + UDP (8) header bytes: conntrack counts whole packets, the hook only payloads. */
-export const IPV4_UDP_OVERHEAD = 28;
-
 /** Waits `ms` milliseconds. */
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -378,9 +375,9 @@ export function ackDaemonCounters(sizes: number[]): Counters {
   };
 }
 
-/** What conntrack must count for datagrams of these sizes echoed back whole (IPv4). */
+/** What conntrack must count for datagrams of these sizes echoed back whole: payload bytes, as every source. */
 export function echoedConntrackCounters(sizes: number[]): Counters {
-  const bytes = sum(sizes.map((s) => s + IPV4_UDP_OVERHEAD));
+  const bytes = sum(sizes);
   return { pktsIn: sizes.length, bytesIn: bytes, pktsOut: sizes.length, bytesOut: bytes };
 }
 

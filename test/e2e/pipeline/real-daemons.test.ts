@@ -318,4 +318,54 @@ describe.skipIf(!namespacesOk)('socat in a namespace, seen through conntrack', (
     expect(none.status).toBe(200);
     expect((none.body as ClientsResponse).clients).toEqual([]);
   });
+
+  it('finds a client translated on the server host by its pre-NAT address', async () => {
+    const srv = await lab.add('ns');
+    const cli = await lab.add('nc');
+    await lab.link(srv, '203.0.113.2/24', cli, '203.0.113.3/24');
+    await nsExec(srv, 'sysctl', '-qw', 'net.netfilter.nf_conntrack_acct=1');
+    // The server host rewrites its clients' source address on the way in:
+    // the daemon sees 203.0.113.99, conntrack remembers 203.0.113.3.
+    const port = 5354;
+    await nsExec(
+      srv,
+      'nft',
+      [
+        'add table ip uwn',
+        'add chain ip uwn in { type nat hook input priority 100 ; }',
+        `add rule ip uwn in udp dport ${port} snat to 203.0.113.99`,
+      ].join(' ; '),
+    );
+    await lab.bridgeLoopback(srv, 14568, pipeline.kinesisProxy.port);
+    lab.track(nsSpawn(srv, 'socat', [`UDP4-RECVFROM:${port},fork`, 'PIPE']));
+    await waitFor('socat to listen', async () =>
+      (await nsExec(srv, 'ss', '-Huln', `sport = :${port}`)).trim() ? true : undefined,
+    );
+    const agent = await startAgent({
+      ns: srv,
+      stream: pipeline.stack.emulators.streamName,
+      endpoint: 'http://127.0.0.1:14568',
+      stateDir: join(dir, 'state-nat'),
+      hookSocket: join(dir, 'hook-nat.sock'),
+      configPath: join(dir, 'agent-nat.json'),
+      settings: {
+        host: 'uwe-nat-host',
+        services: [{ name: 'rd-natted', port }],
+        sources: { hook: false, conntrack: true, proc: true },
+      },
+    });
+    agents.push(agent);
+    const plan: ClientPlan[] = [{ sport: 42101, sizes: [40, 50], target: '203.0.113.2', port }];
+    await runClients(plan, cli);
+    const seen = await clientsUntil('rd-natted', (a) => a.clients.length === 1);
+    expect(seen.clients[0]).toMatchObject({ ip: '203.0.113.99', natFrom: ['203.0.113.3:42101'] });
+    const byPreNat = await pipeline.get<ClientIpResponse>('/v1/clients/203.0.113.3');
+    expect(byPreNat.status).toBe(200);
+    expect(byPreNat.body.services.map((e) => [e.service, e.ip, e.natFrom, countersOf(e)])).toEqual([
+      ['rd-natted', '203.0.113.99', ['203.0.113.3:42101'], echoedConntrackCounters([40, 50])],
+    ]);
+    // The address the daemon saw finds it too.
+    const bySeen = await pipeline.get<ClientIpResponse>('/v1/clients/203.0.113.99');
+    expect(bySeen.body.services.map((e) => e.service)).toEqual(['rd-natted']);
+  });
 });

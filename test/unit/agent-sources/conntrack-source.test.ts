@@ -57,7 +57,7 @@ function source(listeners: ListeningSocket[], onStatus?: (s: ConntrackStatus) =>
   return createConntrackSource({
     procRoot: root,
     listeners: () => listeners,
-    localAddresses: () => ['203.0.113.2'],
+    localAddresses: () => ['203.0.113.2', '2001:db8::2'],
     now: () => clock,
     conntrackCommand: '/nonexistent/uws-conntrack',
     ...(onStatus ? { onStatus } : {}),
@@ -67,9 +67,10 @@ function source(listeners: ListeningSocket[], onStatus?: (s: ConntrackStatus) =>
 describe('conntrack source', () => {
   it('reports inbound flows of a listener as cumulative-to-delta observations', async () => {
     const src = source([listener('203.0.113.2', 5000, { pid: 42, process: 'dnsd' })]);
+    // IP packet lengths, as conntrack counts them: 3 x (60 payload + 28) in, 2 x (22 + 28) out.
     table(
       udp(
-        ['198.51.100.7', 40001, '203.0.113.2', 5000, 3, 180],
+        ['198.51.100.7', 40001, '203.0.113.2', 5000, 3, 264],
         ['203.0.113.2', 5000, '198.51.100.7', 40001, 2, 100],
       ),
     );
@@ -81,10 +82,11 @@ describe('conntrack source', () => {
         localPort: 5000,
         remoteIp: '198.51.100.7',
         remotePort: 40001,
+        // UDP payload, as the hook and eBPF count it.
         pktsIn: 3,
         bytesIn: 180,
         pktsOut: 2,
-        bytesOut: 100,
+        bytesOut: 44,
         firstSeen: T0,
         lastSeen: T0,
         pid: 42,
@@ -96,7 +98,7 @@ describe('conntrack source', () => {
     clock += 1000;
     table(
       udp(
-        ['198.51.100.7', 40001, '203.0.113.2', 5000, 5, 300],
+        ['198.51.100.7', 40001, '203.0.113.2', 5000, 5, 264 + 2 * (60 + 28)],
         ['203.0.113.2', 5000, '198.51.100.7', 40001, 2, 100],
       ),
     );
@@ -113,6 +115,17 @@ describe('conntrack source', () => {
 
     clock += 1000;
     expect(await src.poll()).toEqual([]); // nothing moved
+  });
+
+  it('counts UDP payload bytes for IPv6 too: 48 header bytes less per packet', async () => {
+    const src = source([listener('::', 5353)]);
+    table(
+      'ipv6     10 udp      17 29 src=2001:db8::7 dst=2001:db8::2 sport=40001 dport=5353 ' +
+        `packets=4 bytes=${4 * (100 + 48)} src=2001:db8::2 dst=2001:db8::7 sport=5353 dport=40001 ` +
+        `packets=1 bytes=${1 * (7 + 48)} mark=0 zone=0 use=2`,
+    );
+    const src6 = await src.poll();
+    expect(src6).toMatchObject([{ pktsIn: 4, bytesIn: 400, pktsOut: 1, bytesOut: 7 }]);
   });
 
   it('ignores flows that are not to a local listener (outbound, forwarded, other ports)', async () => {
@@ -186,7 +199,7 @@ describe('conntrack source', () => {
     const src = source([listener('203.0.113.2', 5000)]);
     const entry = (p: number) =>
       udp(
-        ['198.51.100.7', 40001, '203.0.113.2', 5000, p, p * 50],
+        ['198.51.100.7', 40001, '203.0.113.2', 5000, p, p * (50 + 28)],
         ['203.0.113.2', 5000, '198.51.100.7', 40001, 0, 0],
       );
     table(entry(10));

@@ -65,8 +65,8 @@ describe('findSocketOwners', () => {
     const scan = await findSocketOwners(new Set([555]), { procRoot: root });
     const owners = scan.owners.get(555)!.sort((a, b) => a.pid - b.pid);
     expect(owners).toEqual([
-      { pid: 100, fd: 3, comm: 'dnsd', cmdline: '/usr/sbin/dnsd -c /etc/dnsd.conf' },
-      { pid: 300, fd: 7, comm: '', cmdline: '' },
+      { pid: 100, fd: 3, comm: 'dnsd', cmdline: '/usr/sbin/dnsd -c /etc/dnsd.conf', name: 'dnsd' },
+      { pid: 300, fd: 7, comm: '', cmdline: '', name: 'unknown' },
     ]);
     expect(scan.owners.has(777)).toBe(false); // not wanted
     expect(scan.skipped).toBe(1);
@@ -111,8 +111,10 @@ describe('scanHostSockets', () => {
         drops: 4,
         rxQueueBytes: 768,
         pid: 100,
+        pids: [100],
         process: 'dnsd',
         cmdline: 'dnsd',
+        name: 'dnsd',
       },
       {
         localIp: '::',
@@ -122,8 +124,10 @@ describe('scanHostSockets', () => {
         drops: 0,
         rxQueueBytes: 0,
         pid: 101,
+        pids: [101],
         process: 'ntpd',
         cmdline: 'ntpd -g',
+        name: 'ntpd',
       },
     ]);
   });

@@ -114,6 +114,67 @@ describe('FlowTable', () => {
     expect(line!.source).toBe('conntrack');
   });
 
+  it("names a service after its owner's recognizable name, adding the port only when that owner has several", () => {
+    const t = table([{ name: 'resolver', port: 5353 }]);
+    const l = (port: number, name: string, inode: number, pid = 7): ListeningSocket => ({
+      localIp: '0.0.0.0',
+      localPort: port,
+      family: 4,
+      inode,
+      pid,
+      pids: [pid],
+      process: 'python3',
+      name,
+      drops: 0,
+      rxQueueBytes: 0,
+    });
+    t.setListeners([
+      l(53, 'dnsmasq.service', 1),
+      // The same port over IPv6 is still one service.
+      { ...l(53, 'dnsmasq.service', 2), localIp: '::', family: 6 },
+      l(7000, 'relay', 3, 8),
+      l(7001, 'relay', 4, 8),
+      l(5353, 'mdns', 5, 9),
+    ]);
+    const seen = (localPort: number) =>
+      obs({
+        source: 'conntrack',
+        localIp: '0.0.0.0',
+        localPort,
+        pid: undefined,
+        process: undefined,
+      });
+    t.ingest([seen(53), seen(7000), seen(7001), seen(5353), seen(9999)]);
+    expect(
+      t
+        .drain(T0)
+        .map((d) => `${d.localPort} ${d.service}`)
+        .sort(),
+    ).toEqual([
+      '53 dnsmasq.service',
+      '5353 resolver', // configured names win
+      '7000 relay:7000',
+      '7001 relay:7001',
+      '9999 unknown:9999', // no owner known
+    ]);
+    expect(t.serviceOf(l(7000, 'relay', 3, 8))).toBe('relay:7000');
+  });
+
+  it('names a hooked daemon by its pid before /proc lists its socket, as it will after', () => {
+    const t = new FlowTable({
+      serviceFor: createServiceNamer([], 300),
+      maxFlows: 10,
+      nameOfPid: (pid) => (pid === 42 ? 'dns.service' : undefined),
+    });
+    t.ingest([obs({ pid: 42 }), obs({ pid: 43, localPort: 6000 })]);
+    expect(
+      t
+        .drain(T0)
+        .map((d) => d.service)
+        .sort(),
+    ).toEqual(['dns.service', 'echod:6000']);
+  });
+
   it('lets hook counters win over conntrack for a hooked socket, keeping conntrack NAT info', () => {
     const t = table();
     t.ingest([
@@ -144,6 +205,83 @@ describe('FlowTable', () => {
     expect(hooked.natFromIp).toBe('203.0.113.9');
     expect(lines.find((l) => l.localPort === 6000)!.pktsIn).toBe(3);
     expect(t.stats().shadowed).toBe(1);
+  });
+
+  it('ties hook ownership to the live socket: a restart without the hook on the same port is counted by eBPF at once', () => {
+    const t = table();
+    const socket = (inode: number, pid: number): ListeningSocket => ({
+      localIp: '0.0.0.0',
+      localPort: 5000,
+      family: 4,
+      inode,
+      pid,
+      pids: [pid],
+      process: 'node',
+      drops: 0,
+      rxQueueBytes: 0,
+    });
+    const ebpf = (remotePort: number, at: number) =>
+      obs({ source: 'ebpf', localIp: '0.0.0.0', remotePort, lastSeen: at, pid: undefined });
+    t.setEbpfLive(true);
+    t.setListeners([socket(11, 42)]);
+    t.ingest([obs({ localIp: '0.0.0.0', pid: 42, pktsIn: 5 }), ebpf(40000, T0)]);
+    expect(t.drain(T0).map((d) => [d.source, d.pktsIn])).toEqual([['hook', 5]]);
+    // Idle for two hours, socket still open: still hooked, eBPF still shadowed.
+    const later = T0 + 2 * 3_600_000;
+    t.setListeners([socket(11, 42)]);
+    t.ingest([ebpf(40001, later)]);
+    expect(t.drain(later)).toEqual([]);
+    expect(t.stats().shadowed).toBe(2);
+    // Restarted without the hook: new socket, new pid. The old process's last
+    // report, arriving after the scan, must not claim the new socket.
+    t.setListeners([socket(12, 43)]);
+    t.ingest([
+      obs({ localIp: '0.0.0.0', pid: 42, remotePort: 40000, pktsIn: 1, lastSeen: later }),
+      ebpf(40002, later + 1),
+    ]);
+    const deltas = t.drain(later + 1);
+    expect(deltas.map((d) => [d.source, d.remotePort, d.pktsIn, d.pid])).toEqual([
+      ['hook', 40000, 1, 42],
+      ['ebpf', 40002, 1, 43],
+    ]);
+    // The hook comes back (new process 44 on a new socket): its flows are the hook's again.
+    t.setListeners([socket(13, 44)]);
+    t.ingest([
+      obs({ localIp: '0.0.0.0', pid: 44, remotePort: 40003, lastSeen: later + 2 }),
+      ebpf(40003, later + 2),
+    ]);
+    expect(t.drain(later + 2).map((d) => [d.source, d.remotePort])).toEqual([['hook', 40003]]);
+    // The old process's report never found a socket of its own: counted, once.
+    expect(t.stats().hookUnmatched).toBe(0);
+    t.drain(later + 2 + 61_000);
+    expect(t.stats().hookUnmatched).toBe(1);
+  });
+
+  it('waits for the scan that lists a hooked socket reported before /proc saw it', () => {
+    const t = table();
+    t.setEbpfLive(true);
+    t.setListeners([]);
+    // Reported before any scan listed the socket: the port mark covers it.
+    t.ingest([
+      obs({ localIp: '0.0.0.0', pid: 42 }),
+      obs({ source: 'conntrack', localIp: '0.0.0.0', localNat: true, remotePort: 1 }),
+    ]);
+    expect(t.drain(T0).map((d) => d.source)).toEqual(['hook']);
+    const listed: ListeningSocket = {
+      localIp: '0.0.0.0',
+      localPort: 5000,
+      family: 4,
+      inode: 21,
+      pid: 42,
+      pids: [42],
+      drops: 0,
+      rxQueueBytes: 0,
+    };
+    t.setListeners([listed]);
+    // Long past the port mark: the socket itself is hooked now.
+    const later = T0 + 10 * 60_000;
+    t.ingest([obs({ source: 'ebpf', localIp: '0.0.0.0', remotePort: 2, lastSeen: later })]);
+    expect(t.drain(later)).toEqual([]);
   });
 
   it('expires a flow idle past its service timeout, after reporting its last deltas', () => {

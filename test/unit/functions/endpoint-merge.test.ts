@@ -123,6 +123,25 @@ describe('mergeParts', () => {
     expect(one.map((e) => e.service).sort()).toEqual(['dns', 'ntp']);
   });
 
+  it('finds a client by its pre-NAT address too, under the address the daemon saw', () => {
+    const parts = [
+      part({
+        endpoints: [
+          ep({ ip: '203.0.113.99', port: 1, natFromIp: '192.0.2.2', natFromPort: 40001 }),
+          ep({ ip: '203.0.113.99', port: 2, natFromIp: '192.0.2.3', natFromPort: 40001 }),
+          ep({ ip: '192.0.2.2', port: 3 }),
+        ],
+      }),
+    ];
+    const found = mergeParts(parts, { view: 'ip', ip: '192.0.2.2' });
+    expect(found.map((e) => [e.ip, e.pktsIn, e.natFrom])).toEqual([
+      ['203.0.113.99', 1, ['192.0.2.2:40001']],
+      ['192.0.2.2', 1, []],
+    ]);
+    // The other client behind the same translated address is not this one.
+    expect(mergeParts(parts, { view: 'ip', ip: '192.0.2.3' })).toHaveLength(1);
+  });
+
   it('lists IPv6 pre-NAT addresses in brackets', () => {
     const [e] = mergeParts(
       [
