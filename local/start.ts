@@ -15,6 +15,7 @@ import { SUMMARY_LAG_SECONDS } from '../contract/block.js';
 import { ENV } from '../contract/resources.js';
 import { type ServiceAlarms, ServiceAlarmsSchema } from '../contract/service-alarms.js';
 import type { FlowLine } from '../contract/wire.js';
+import { buildPage } from '../ui/build-page.js';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from './aws-clients.js';
 import { startDemoClients } from './demo/demo-clients.js';
 import { PortInUseError } from './emulators.js';
@@ -319,7 +320,10 @@ export async function main(argv: string[]): Promise<number> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   let stack: LocalStack;
   try {
+    console.log('… building the web view');
+    const page = (await buildPage()).html;
     stack = await startLocalStack({
+      page,
       host: flags.host,
       ports: { kinesis: flags.kinesisPort, dynamodb: flags.dynamodbPort, api: flags.apiPort },
       dataDir: flags.dataDir,
@@ -345,6 +349,7 @@ export async function main(argv: string[]): Promise<number> {
   const children: LocalChild[] = [];
   let demoClients: ReturnType<typeof startDemoClients> | undefined;
   const extra: string[] = [];
+  if (stack.api) extra.push(`  web view   ${stack.api.url}/   (docs/ui.md)`);
   // Clients first, then the daemon and the agent (newest first), then the AWS side.
   const stopAll = async () => {
     await demoClients?.stop();
