@@ -49,11 +49,20 @@ export async function buildPage(): Promise<BuiltPage> {
     throw new Error('the bundled page contains </script or </style and cannot be inlined');
   }
   const template = readFileSync(join(PAGE_DIR, 'index.html'), 'utf8');
-  const html = template
-    .replace('{{SCRIPT_HASH}}', hashOf(script))
-    .replace('{{STYLE_HASH}}', hashOf(style))
-    .replace('/* STYLE */', () => style)
-    .replace('/* SCRIPT */', () => script);
+  const fills: [string, string][] = [
+    ['{{SCRIPT_HASH}}', hashOf(script)],
+    ['{{STYLE_HASH}}', hashOf(style)],
+    ['/* STYLE */', style],
+    ['/* SCRIPT */', script],
+  ];
+  let html = template;
+  for (const [placeholder, text] of fills) {
+    // Each placeholder exactly once, or the policy's hashes would not match what runs.
+    if (html.split(placeholder).length !== 2) {
+      throw new Error(`${PAGE_DIR}index.html must hold ${placeholder} exactly once`);
+    }
+    html = html.replace(placeholder, () => text);
+  }
   return { html, scriptBytes: script.length, styleBytes: style.length };
 }
 

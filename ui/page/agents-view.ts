@@ -55,7 +55,7 @@ export function agentsView(route: Extract<Route, { view: 'agents' }>): View {
     h(
       'p',
       { class: 'crumbs' },
-      h('a', { href: formatRoute({ view: 'services', ...w }) }, 'Services'),
+      h('a', { href: formatRoute({ view: 'services', q: '', ...w }) }, 'Services'),
       ' / ',
     ),
     h('h1', { id: 'view-title' }, 'Agents'),

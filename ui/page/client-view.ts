@@ -53,7 +53,7 @@ export function clientView(route: Extract<Route, { view: 'client' }>): View {
     h(
       'p',
       { class: 'crumbs' },
-      h('a', { href: formatRoute({ view: 'services', ...w }) }, 'Services'),
+      h('a', { href: formatRoute({ view: 'services', q: '', ...w }) }, 'Services'),
       ' / client',
     ),
     h('h1', { id: 'view-title' }, route.ip),

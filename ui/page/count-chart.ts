@@ -24,7 +24,18 @@ export class CountChart {
         height,
         cursor: { show: false },
         legend: { show: true, live: false },
-        scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
+        scales: {
+          // Always the last hour up to the newest sample, however few samples there are.
+          x: {
+            time: true,
+            range: (u) => {
+              const t = u.data[0];
+              const end = t.length > 0 ? t[t.length - 1]! : Math.floor(Date.now() / 1000);
+              return [end - 3600, end];
+            },
+          },
+          y: { range: (_u, _min, max) => [0, Math.max(1, max)] },
+        },
         axes: [
           { stroke: '#333', grid: { stroke: '#ddd' }, size: 24, font: '10px sans-serif' },
           { stroke: '#333', grid: { stroke: '#ddd' }, size: 36, font: '10px sans-serif' },

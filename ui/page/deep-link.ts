@@ -2,7 +2,7 @@
  * The page's address: the URL hash names the view and its settings, so a
  * link pasted into a chat reopens the same view with the same filter.
  *
- *   #/                                  services
+ *   #/?q=<text>                         services (those whose name holds the text)
  *   #/service/<name>?filter=..&sort=..&dir=..   one service's clients
  *   #/client/<ip>                       everything one client IP talks to
  *   #/agents                            agents
@@ -16,7 +16,7 @@ export type SortKey = (typeof SORT_KEYS)[number];
 
 /** Which view, and its settings. */
 export type Route =
-  | { view: 'services'; window?: number }
+  | { view: 'services'; q: string; window?: number }
   | {
       view: 'service';
       service: string;
@@ -73,7 +73,7 @@ export function parseRoute(hash: string): Route {
   }
   if (kind === 'client' && name) return { view: 'client', ip: name, ...w };
   if (kind === 'agents') return { view: 'agents', ...w };
-  return { view: 'services', ...w };
+  return { view: 'services', q: (params.get('q') ?? '').slice(0, 128), ...w };
 }
 
 /** The hash of a route (defaults left out, so links stay short). */
@@ -83,6 +83,7 @@ export function formatRoute(route: Route): string {
   switch (route.view) {
     case 'services':
       path = '/';
+      if (route.q) params.set('q', route.q);
       break;
     case 'agents':
       path = '/agents';

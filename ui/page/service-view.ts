@@ -184,6 +184,7 @@ export function serviceView(route: ServiceRoute, ctx: ViewContext): View {
         {
           href: formatRoute({
             view: 'services',
+            q: '',
             ...(route.window ? { window: route.window } : {}),
           }),
         },

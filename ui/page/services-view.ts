@@ -13,6 +13,8 @@ import type { View, ViewContext } from './view.js';
 
 /** Active services counted live each refresh; more get their summary's counts. */
 const MAX_COUNTED = 50;
+/** Services shown at once; the name filter finds the others. */
+const MAX_CARDS = 100;
 
 /** Runs `fn` over items, `limit` at a time. */
 export async function mapLimit<T, R>(
@@ -47,12 +49,30 @@ interface Card {
 /** The page's first view. */
 export function servicesView(route: Extract<Route, { view: 'services' }>, ctx: ViewContext): View {
   const list = h('div', { class: 'cards', 'data-testid': 'services' });
+  const filterInput = h('input', {
+    id: 'service-filter',
+    type: 'search',
+    value: route.q,
+    placeholder: 'part of a name',
+    autocomplete: 'off',
+    spellcheck: 'false',
+  });
+  filterInput.addEventListener('input', () =>
+    ctx.navigate({ ...route, q: filterInput.value }, true),
+  );
+  let last: Awaited<ReturnType<typeof services>> | undefined;
   const summary = h('p', { class: 'summary' });
   const empty = h('p', { class: 'empty', hidden: true }, 'No service reported yet.');
   const element = h(
     'section',
     { 'aria-labelledby': 'view-title' },
     h('h1', { id: 'view-title' }, 'Services'),
+    h(
+      'form',
+      { class: 'controls' },
+      h('label', { for: 'service-filter' }, 'Services named'),
+      filterInput,
+    ),
     summary,
     h(
       'p',
@@ -65,6 +85,14 @@ export function servicesView(route: Extract<Route, { view: 'services' }>, ctx: V
     list,
   );
   const cards = new Map<string, Card>();
+  /** Services whose card shows a live count (not a summary's). */
+  const live = new Set<string>();
+  const showCounts = (c: Card, endpoints: number | null, ips: number | null, note: string) => {
+    setText(c.endpoints, `${formatCount(endpoints)}${note}`);
+    setText(c.ips, `${formatCount(ips)}${note}`);
+    // Tells tests and the benchmark whether the numbers are this refresh's live counts.
+    c.root.dataset.counts = note ? 'summary' : 'live';
+  };
 
   const card = (name: string): Card => {
     const found = cards.get(name);
@@ -121,53 +149,80 @@ export function servicesView(route: Extract<Route, { view: 'services' }>, ctx: V
     return c;
   };
 
+  /** Shows the cards of an answer's services that match the name filter. */
+  const render = (answer: Awaited<ReturnType<typeof services>>) => {
+    const q = route.q.toLowerCase();
+    const all = answer.services.filter((r) => r.service.toLowerCase().includes(q));
+    const rows = [...all].sort(
+      (a, b) => Number(b.active) - Number(a.active) || b.lastSeen - a.lastSeen,
+    );
+    const active = rows.filter((r) => r.active);
+    const shown = rows.slice(0, MAX_CARDS);
+    const names = new Set(shown.map((r) => r.service));
+    // Cards first (with the counts of the last refresh), live counts as they come in.
+    let order: HTMLElement | null = null;
+    for (const row of shown) {
+      const c = card(row.service);
+      setText(c.state, row.active ? 'active' : 'idle');
+      c.state.className = row.active ? 'state active' : 'state idle';
+      setText(c.lastSeen, formatAgo(row.lastSeen, answer.now));
+      setText(c.oneWay, row.summary ? formatCount(row.summary.oneWay) : '–');
+      setText(c.drops, row.summary?.socket ? formatCount(row.summary.socket.drops) : '–');
+      showWarning(c.warning, row);
+      if (!row.active) showCounts(c, 0, 0, '');
+      else if (!live.has(row.service)) {
+        showCounts(c, row.activeClients, row.activeClientIps, ' (latest summary)');
+      }
+      const expected: ChildNode | null = order ? order.nextSibling : list.firstChild;
+      if (expected !== c.root) list.insertBefore(c.root, expected);
+      order = c.root;
+    }
+    for (const [name, c] of cards) {
+      if (!names.has(name)) {
+        c.root.remove();
+        cards.delete(name);
+        live.delete(name);
+      }
+    }
+    empty.hidden = rows.length > 0;
+    setText(empty, route.q ? `No service name holds "${route.q}".` : 'No service reported yet.');
+    setText(
+      summary,
+      `${active.length} of ${rows.length} services active in the last ${formatWindow(answer.window)}` +
+        (route.q ? ` named *${route.q}*` : '') +
+        (rows.length > MAX_CARDS ? `; showing the first ${MAX_CARDS}, narrow by name` : '') +
+        (Math.min(active.length, MAX_CARDS) > MAX_COUNTED
+          ? `; the first ${MAX_COUNTED} counted live, the others from their latest summary`
+          : ''),
+    );
+    return { answer, rows: shown, active: active.filter((r) => names.has(r.service)) };
+  };
+
   return {
     element,
     title: 'Services',
+    setRoute(next) {
+      if (next.view !== 'services') return;
+      route = next;
+      if (filterInput.value !== route.q) filterInput.value = route.q;
+      if (last) render(last);
+    },
     async refresh() {
-      const answer = await services(route.window);
-      const rows = [...answer.services].sort(
-        (a, b) => Number(b.active) - Number(a.active) || b.lastSeen - a.lastSeen,
-      );
-      const counted = rows.filter((r) => r.active).slice(0, MAX_COUNTED);
-      const counts = await mapLimit(counted, 4, (r) => count(r.service, route.window));
-      const live = new Map(counts.map((c) => [c.service, c]));
-      let order: HTMLElement | null = null;
+      last = await services(route.window);
+      const { answer, rows, active } = render(last);
+      await mapLimit(active.slice(0, MAX_COUNTED), 4, async (row) => {
+        const n = await count(row.service, route.window);
+        live.add(row.service);
+        const c = cards.get(row.service);
+        if (c) showCounts(c, n.endpoints, n.ips, '');
+        ctx.history.add(row.service, n.now, n.endpoints, n.ips);
+        c?.chart.update(ctx.history.get(row.service));
+      });
       for (const row of rows) {
-        const c = card(row.service);
-        const n = live.get(row.service);
-        const endpoints = n ? n.endpoints : row.active ? row.activeClients : 0;
-        const ips = n ? n.ips : row.active ? row.activeClientIps : 0;
-        if (endpoints !== null && ips !== null)
-          ctx.history.add(row.service, answer.now, endpoints, ips);
-        setText(c.state, row.active ? 'active' : 'idle');
-        c.state.className = row.active ? 'state active' : 'state idle';
-        setText(c.endpoints, formatCount(endpoints) + (n || !row.active ? '' : ' (summary)'));
-        setText(c.ips, formatCount(ips) + (n || !row.active ? '' : ' (summary)'));
-        setText(c.lastSeen, formatAgo(row.lastSeen, answer.now));
-        setText(c.oneWay, row.summary ? formatCount(row.summary.oneWay) : '–');
-        setText(c.drops, row.summary?.socket ? formatCount(row.summary.socket.drops) : '–');
-        showWarning(c.warning, row);
-        c.chart.update(ctx.history.get(row.service));
-        const expected: ChildNode | null = order ? order.nextSibling : list.firstChild;
-        if (expected !== c.root) list.insertBefore(c.root, expected);
-        order = c.root;
-      }
-      for (const [name, c] of cards) {
-        if (!rows.some((r) => r.service === name)) {
-          c.root.remove();
-          cards.delete(name);
-        }
+        if (!row.active) ctx.history.add(row.service, answer.now, 0, 0);
+        cards.get(row.service)?.chart.update(ctx.history.get(row.service));
       }
       ctx.history.save();
-      empty.hidden = rows.length > 0;
-      setText(
-        summary,
-        `${rows.filter((r) => r.active).length} of ${rows.length} services active in the last ${formatWindow(answer.window)}` +
-          (rows.filter((r) => r.active).length > MAX_COUNTED
-            ? `; the first ${MAX_COUNTED} counted live, the others from their latest summary`
-            : ''),
-      );
     },
   };
 }
