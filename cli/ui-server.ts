@@ -105,7 +105,9 @@ async function forward(api: ApiClient, transport: FetchLike, target: string): Pr
     });
     body = Buffer.from(await res.arrayBuffer());
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
+    // fetch says only "fetch failed"; the cause has the code (ECONNREFUSED, ENOTFOUND).
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
     return problem(502, 'Bad Gateway', `udpwatch ui could not get ${url}: ${why}`);
   }
   if (body.length > MAX_ANSWER_BYTES) {

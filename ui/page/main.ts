@@ -1,8 +1,8 @@
 /**
  * The page: reads the route from the address, builds its view, refreshes it
  * every few seconds (one refresh at a time) and shows API errors with their
- * message. Each refresh records `udpwatch:refresh` and `udpwatch:render`
- * performance measures, which the benchmark reads.
+ * message. Each refresh records a `udpwatch:refresh` performance measure (the
+ * service view also `udpwatch:render`, its DOM work), which the benchmark reads.
  */
 import 'uplot/dist/uPlot.min.css';
 import './styles.css';
@@ -31,6 +31,8 @@ let currentKey = '';
 let generation = 0;
 let timer: ReturnType<typeof setTimeout> | undefined;
 let refreshes = 0;
+/** The generation whose refresh is under way (-1: none). */
+let running = -1;
 
 const context: ViewContext = {
   history: new CountHistory(window.sessionStorage),
@@ -74,7 +76,9 @@ function clearError(): void {
 async function refresh(): Promise<void> {
   const view = current;
   const mine = generation;
-  if (!view) return;
+  // One refresh of a view at a time; a new view starts its own at once.
+  if (!view || running === mine) return;
+  running = mine;
   clearTimeout(timer);
   const start = performance.now();
   try {
@@ -87,6 +91,7 @@ async function refresh(): Promise<void> {
     showError(err);
     setText(status, `Update failed at ${formatUtc(Date.now())}; retrying every ${REFRESH_S} s`);
   }
+  if (running === mine) running = -1;
   const end = performance.now();
   performance.measure('udpwatch:refresh', { start, end, detail: { view: currentKey } });
   refreshes++;

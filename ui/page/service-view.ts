@@ -276,6 +276,7 @@ export function serviceView(route: ServiceRoute, ctx: ViewContext): View {
         allClients(route.service, route.by, route.window),
         services(route.window),
       ]);
+      const rendering = performance.now();
       now = answer.first.now;
       latest = answer.clients;
       const entry = list.services.find((s) => s.service === route.service);
@@ -319,6 +320,7 @@ export function serviceView(route: ServiceRoute, ctx: ViewContext): View {
       const natRows = latest.flatMap((c) => (c.natFrom ?? []).map((from) => ({ from, client: c })));
       nat.update(natRows.slice(0, 200));
       setText(natEmpty, natRows.length ? '' : 'No client came through NAT that the agents saw.');
+      performance.measure('udpwatch:render', { start: rendering, end: performance.now() });
     },
   };
 }
