@@ -28,8 +28,9 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function open(url: string): Promise<Page> {
+async function open(url: string, before?: (page: Page) => Promise<unknown>): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await before?.(page);
   page.on('console', (m) => {
     if (m.type() === 'error') pageErrors.push(m.text());
   });
@@ -47,7 +48,7 @@ async function clientCells(page: Page): Promise<string[]> {
 async function demoCard(page: Page): Promise<{ endpoints: number; ips: number }> {
   const card = page.locator(`[data-service="${DEMO}"][data-counts=live]`);
   const number = async (field: string) =>
-    Number((await card.locator(`[data-field=${field}]`).innerText()).replace(/,/g, ''));
+    Number(((await card.locator(`[data-field=${field}]`).textContent()) ?? '').replace(/,/g, ''));
   let counts = { endpoints: 0, ips: 0 };
   await until(
     'the demo service with its live client counts',
@@ -73,9 +74,37 @@ describe('the web view at the root of the local API', () => {
     };
     // Both counted within seconds: the demo adds a few endpoints at most in between.
     expect(Math.abs(api.endpoints - counts.endpoints)).toBeLessThanOrEqual(6);
-    await expect(page.locator(`[data-service="${DEMO}"] .state`).innerText()).resolves.toBe(
+    await expect(page.locator(`[data-service="${DEMO}"] .warning`).isHidden()).resolves.toBe(true);
+    await expect(page.locator(`[data-service="${DEMO}"] .state`).textContent()).resolves.toBe(
       'active',
     );
+    await page.close();
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('warns "peers unobserved" with its reason when a service entry says so', async () => {
+    const reason = 'the daemon runs in a network namespace no agent reads';
+    // The services answer gains these fields in another change; here they are added to the real answer.
+    const page = await open(`${stack.apiUrl}/#/?q=${DEMO}`, (p) =>
+      p.route('**/v1/services*', async (route) => {
+        const response = await route.fetch();
+        const body = (await response.json()) as { services: { service: string }[] };
+        for (const entry of body.services) {
+          if (entry.service === DEMO)
+            Object.assign(entry, { peersUnobserved: true, unobservedReason: reason });
+        }
+        await route.fulfill({ response, json: body });
+      }),
+    );
+    const warning = page.locator(`[data-service="${DEMO}"] .warning`);
+    await until('the warning', () => warning.isVisible(), 30_000);
+    await expect(warning.textContent()).resolves.toBe(
+      `Warning: peers unobserved — ${reason}. The counts miss the clients the agents cannot see.`,
+    );
+    await page.goto(`${stack.apiUrl}/#/service/${DEMO}`);
+    const inView = page.locator('section > .warning');
+    await until('the warning in the service view', () => inView.isVisible(), 30_000);
+    await expect(inView.textContent()).resolves.toContain(reason);
     await page.close();
     expect(pageErrors).toEqual([]);
   });
@@ -92,7 +121,7 @@ describe('the web view at the root of the local API', () => {
     expect(narrowed.length).toBeGreaterThan(0);
     expect(narrowed.length).toBeLessThan(all.length);
     for (const c of narrowed) expect(c.startsWith('127.0.0.3:')).toBe(true);
-    await expect(page.getByTestId('match-count').innerText()).resolves.toMatch(
+    await expect(page.getByTestId('match-count').textContent()).resolves.toMatch(
       /^\d+ of \d+ clients match "127\.0\.0\.3"/,
     );
 
@@ -101,7 +130,7 @@ describe('the web view at the root of the local API', () => {
     expect(new Set(cidr.map((c) => c.split(':')[0]))).toEqual(new Set(['127.0.0.4', '127.0.0.5']));
 
     await page.locator('#filter').fill('127.0.0.300');
-    await expect(page.locator('#filter-error').innerText()).resolves.toContain(
+    await expect(page.locator('#filter-error').textContent()).resolves.toContain(
       '127.0.0.300: not an IP',
     );
     await expect(page.locator('#filter').getAttribute('aria-invalid')).resolves.toBe('true');
@@ -137,7 +166,7 @@ describe('the web view at the root of the local API', () => {
     for (let i = 0; i < 80 && !reached; i++) {
       await page.keyboard.press('Tab');
       const focused = page.locator('a:focus');
-      reached = (await focused.count()) === 1 && (await focused.innerText()) === DEMO;
+      reached = (await focused.count()) === 1 && (await focused.textContent()) === DEMO;
     }
     expect(reached).toBe(true);
     await page.keyboard.press('Enter');
@@ -150,7 +179,7 @@ describe('the web view at the root of the local API', () => {
     const page = await open(`${stack.apiUrl}/#/client/not-an-ip`);
     const error = page.locator('#error');
     await until('the error', () => error.isVisible(), 20_000);
-    await expect(error.innerText()).resolves.toContain(
+    await expect(error.textContent()).resolves.toContain(
       'GET v1/clients/not-an-ip: 400 Bad Request: ip: not an IPv4 or IPv6 address: "not-an-ip"',
     );
     await expect(error.getAttribute('role')).resolves.toBe('alert');
@@ -272,7 +301,7 @@ describe('udpwatch ui', () => {
       const page = await open(url);
       const error = page.locator('#error');
       await until('the error', () => error.isVisible(), 20_000);
-      await expect(error.innerText()).resolves.toContain(
+      await expect(error.textContent()).resolves.toContain(
         'GET v1/services: 403 Forbidden: Missing Authentication Token',
       );
       expect(proxy.log.verified).toEqual([]);
