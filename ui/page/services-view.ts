@@ -11,8 +11,11 @@ import { h, setText } from './dom.js';
 import { formatAgo, formatCount, formatWindow } from './format.js';
 import type { View, ViewContext } from './view.js';
 
-/** Active services counted live each refresh; more get their summary's counts. */
-const MAX_COUNTED = 50;
+/**
+ * Active services counted live each refresh (each count reads the service's
+ * window of blocks); the others show their latest summary's counts.
+ */
+const MAX_COUNTED = 20;
 /** Services shown at once; the name filter finds the others. */
 const MAX_CARDS = 100;
 

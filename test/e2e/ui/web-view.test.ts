@@ -3,6 +3,7 @@
  * API's root, and by `udpwatch ui` with its API calls signed by the CLI.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -283,6 +284,25 @@ describe('udpwatch ui', () => {
       for (const c of await clientCells(page)) expect(c.startsWith('127.0.0.5:')).toBe(true);
       expect(proxy.log.refused).toEqual([]);
       await page.close();
+      // Another name for this machine (DNS rebinding) is refused before anything is forwarded.
+      const forwarded = proxy.log.verified.length;
+      const rebound = await new Promise<number>((resolve, reject) => {
+        const u = new URL(`${url}v1/services`);
+        get(
+          {
+            host: u.hostname,
+            port: u.port,
+            path: u.pathname,
+            headers: { host: 'rebound.example' },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        ).on('error', reject);
+      });
+      expect(rebound).toBe(403);
+      expect(proxy.log.verified.length).toBe(forwarded);
     } finally {
       await proxy.stop();
     }
@@ -306,6 +326,15 @@ describe('udpwatch ui', () => {
       );
       expect(proxy.log.verified).toEqual([]);
       expect(proxy.log.refused.length).toBeGreaterThan(0);
+      // The check is real: a well-formed signature that is wrong is refused too.
+      const forged = await fetch(`${proxy.url}/v1/services`, {
+        headers: {
+          'x-amz-date': '20261202T000000Z',
+          authorization: `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/20261202/us-east-1/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=${'0'.repeat(64)}`,
+        },
+      });
+      expect(forged.status).toBe(403);
+      await expect(forged.text()).resolves.toContain('does not match');
       await page.close();
       pageErrors.length = 0;
     } finally {
