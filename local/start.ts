@@ -319,11 +319,18 @@ export async function main(argv: string[]): Promise<number> {
   // The SDK's notice about its future Node support says nothing about this run.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   let stack: LocalStack;
+  console.log('… building the web view');
+  // The pipeline does not need the page: without it the API still runs, and says why.
+  const page = await buildPage().then(
+    (built) => built.html,
+    (err: unknown) => {
+      console.warn(`warning: the web view is not served: ${(err as Error).message}`);
+      return undefined;
+    },
+  );
   try {
-    console.log('… building the web view');
-    const page = (await buildPage()).html;
     stack = await startLocalStack({
-      page,
+      ...(page !== undefined ? { page } : {}),
       host: flags.host,
       ports: { kinesis: flags.kinesisPort, dynamodb: flags.dynamodbPort, api: flags.apiPort },
       dataDir: flags.dataDir,
@@ -349,7 +356,9 @@ export async function main(argv: string[]): Promise<number> {
   const children: LocalChild[] = [];
   let demoClients: ReturnType<typeof startDemoClients> | undefined;
   const extra: string[] = [];
-  if (stack.api) extra.push(`  web view   ${stack.api.url}/   (docs/ui.md)`);
+  if (stack.api && page !== undefined) {
+    extra.push(`  web view   ${stack.api.url}/   (docs/ui.md)`);
+  }
   // Clients first, then the daemon and the agent (newest first), then the AWS side.
   const stopAll = async () => {
     await demoClients?.stop();
