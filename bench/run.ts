@@ -13,6 +13,7 @@ import { scaleModel } from './cases/scale-model.js';
 import { socketDiscovery } from './cases/socket-discovery.js';
 import { storeReads } from './cases/store-reads.js';
 import { timeToVisibility } from './cases/time-to-visibility.js';
+import { webView } from './cases/web-view.js';
 import { type BenchCase, type Figure, renderTable } from './harness.js';
 
 const CASES: BenchCase[] = [
@@ -24,6 +25,7 @@ const CASES: BenchCase[] = [
   storeReads,
   timeToVisibility,
   scaleModel,
+  webView,
 ];
 
 const HELP = `usage: npm run bench -- [--quick] [--only id[,id...]] [--out file]

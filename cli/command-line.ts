@@ -12,6 +12,9 @@ import { REPLAY_SUMMARY } from './replay-failures-command.js';
 /** Where the API is when neither --api nor UDPWATCH_API says otherwise (the local stack). */
 export const DEFAULT_API = 'http://127.0.0.1:7787';
 
+/** Where `udpwatch ui` serves the page unless --port says otherwise. */
+export const DEFAULT_UI_PORT = 7788;
+
 /** Every flag the tool knows; each command accepts a subset. */
 const OPTIONS = {
   api: { type: 'string' },
@@ -25,6 +28,8 @@ const OPTIONS = {
   all: { type: 'boolean' },
   interval: { type: 'string' },
   iterations: { type: 'string' },
+  port: { type: 'string', short: 'p' },
+  sign: { type: 'boolean' },
 } as const;
 
 type FlagName = keyof typeof OPTIONS;
@@ -93,6 +98,17 @@ export const COMMANDS = {
       'Example: udpwatch top dns --interval 5s',
     ],
   },
+  ui: {
+    args: [],
+    flags: ['port', 'sign'],
+    summary: 'A live web view of services, clients and agents, served on localhost.',
+    details: [
+      'Serves the page on 127.0.0.1 and prints its URL; Ctrl-C stops it. The page calls',
+      'the API through this process, which signs each request with SigV4 for a deployed',
+      'stack, so credentials never reach the browser. Links keep the view: docs/ui.md.',
+      'Example: udpwatch ui --api https://abc123.execute-api.eu-west-1.amazonaws.com',
+    ],
+  },
 } as const satisfies Record<string, CommandSpec>;
 
 /** A command's name. */
@@ -115,6 +131,10 @@ export interface CommandLine {
   interval: number;
   /** top: frames to draw before exiting (unbounded when absent). */
   iterations?: number;
+  /** ui: the local port to serve the page on (0 picks a free one). */
+  port: number;
+  /** ui: sign API requests even when the API is plain http or on this machine. */
+  sign: boolean;
 }
 
 /** What the user asked for: a command to run, or help to print. */
@@ -133,6 +153,8 @@ const FLAG_HELP: Record<FlagName, string> = {
   all: '--all               follow cursors and print every page',
   interval: '--interval <dur>    top: time between refreshes (default: 2s)',
   iterations: '--iterations <n>    top: stop after n frames',
+  port: `-p, --port <n>      ui: local port to serve the page on (default: ${DEFAULT_UI_PORT}; 0 picks one)`,
+  sign: '--sign              sign with SigV4 even for an http or local API (tunnel, proxy)',
 };
 
 function usageLine(name: CommandName): string {
@@ -163,7 +185,7 @@ export function toolHelp(): string {
     ...GLOBAL_FLAGS.map((f) => `  ${FLAG_HELP[f]}`),
     '',
     'Against a deployed stack (an https API that is not on this machine), requests are',
-    'signed with SigV4 using the default AWS credential chain.',
+    'signed with SigV4 using the default AWS credential chain (`ui --sign` forces it).',
     'Exit codes: 0 ok, 2 bad usage, 3 API unreachable, 4 API refused the request, 5 other failure.',
     "Run `udpwatch <command> --help` for a command's options.",
   ].join('\n');
@@ -261,7 +283,7 @@ export function parseCommandLine(
   if (name === undefined) {
     if (values.help) return { kind: 'help', text: toolHelp() };
     throw new UsageError(
-      'missing command (services, clients, count, client, host, agents, top, replay-failures)',
+      'missing command (services, clients, count, client, host, agents, top, ui, replay-failures)',
     );
   }
   if (!isCommand(name)) throw new UsageError(`unknown command ${JSON.stringify(name)}`);
@@ -299,6 +321,12 @@ export function parseCommandLine(
   if (values.by !== undefined && values.by !== 'ip' && values.by !== 'endpoint') {
     throw new UsageError(`--by must be "endpoint" or "ip", got ${JSON.stringify(values.by)}`, name);
   }
+  if (name === 'ui' && values.json) {
+    throw new UsageError(
+      '--json does not apply to `udpwatch ui` (the page shows the answers)',
+      name,
+    );
+  }
   if (values.all && values.cursor !== undefined) {
     throw new UsageError('--all and --cursor cannot be combined', name);
   }
@@ -310,7 +338,10 @@ export function parseCommandLine(
     json: values.json ?? false,
     all: values.all ?? false,
     interval: 2,
+    port: DEFAULT_UI_PORT,
+    sign: values.sign ?? false,
   };
+  if (values.port !== undefined) line.port = wholeNumber(name, 'port', values.port, 0, 65535);
   if (values.region !== undefined) line.region = values.region;
   if (values.by !== undefined) line.by = values.by;
   if (values.cursor !== undefined) line.cursor = values.cursor;

@@ -24,6 +24,7 @@ import {
   resolveRegion,
 } from './sigv4-fetch.js';
 import { runTop, type TopTerminal } from './top-view.js';
+import { findUiPage, startUiServer } from './ui-server.js';
 
 /** Pages `--all` follows at most, so a misbehaving API cannot keep the CLI looping. */
 const MAX_PAGES = 10_000;
@@ -32,6 +33,8 @@ const TOP_ROWS = 20;
 
 /** What a run reads and writes. */
 export interface CliIo {
+  /** `ui` serves until this settles (default: SIGINT or SIGTERM). */
+  until?: Promise<unknown>;
   stdout: Writable;
   stderr: Writable;
   env: Record<string, string | undefined>;
@@ -53,7 +56,7 @@ async function transportFor(
   env: Record<string, string | undefined>,
 ): Promise<FetchLike> {
   const url = new URL(line.api);
-  if (!needsSigning(url)) return fetch;
+  if (!line.sign && !needsSigning(url)) return fetch;
   const region = resolveRegion(url, line.region, env);
   if (!region) {
     throw new UsageError(
@@ -100,7 +103,12 @@ async function allPages<T extends { nextCursor: string | null }, K extends keyof
 }
 
 /** Runs one command and prints its answer. */
-async function runCommand(line: CommandLine, api: ApiClient, io: CliIo): Promise<void> {
+async function runCommand(
+  line: CommandLine,
+  api: ApiClient,
+  io: CliIo,
+  transport: FetchLike,
+): Promise<void> {
   const { window, limit, cursor } = line;
   const target = line.target ?? '';
   let answer: Answer<unknown>;
@@ -165,9 +173,35 @@ async function runCommand(line: CommandLine, api: ApiClient, io: CliIo): Promise
       );
       return;
     }
+    case 'ui':
+      await runUi(line, transport, io);
+      return;
   }
   const text = line.json ? JSON.stringify(answer.body, null, 2) : lines().join('\n');
   await write(io.stdout, `${text}\n`);
+}
+
+/** `udpwatch ui`: serves the page and forwards its API requests until stopped. */
+async function runUi(line: CommandLine, transport: FetchLike, io: CliIo): Promise<void> {
+  const server = await startUiServer({
+    html: findUiPage(),
+    apiUrl: line.api,
+    transport,
+    port: line.port,
+  });
+  const signing = transport === fetch ? 'unsigned' : 'signed with SigV4';
+  await write(
+    io.stdout,
+    `udpwatch ui: open ${server.url}
+  API ${line.api} (requests ${signing}); Ctrl-C stops.
+`,
+  );
+  await (io.until ??
+    new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve());
+      process.once('SIGTERM', () => resolve());
+    }));
+  await server.stop();
 }
 
 /** Runs a command line (argv without node and script) and returns its exit code. */
@@ -186,8 +220,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     }
     const line = request.line;
     command = line.command;
-    const api = new ApiClient({ baseUrl: line.api, fetch: await transportFor(line, io.env) });
-    await runCommand(line, api, io);
+    const transport = await transportFor(line, io.env);
+    const api = new ApiClient({ baseUrl: line.api, fetch: transport });
+    await runCommand(line, api, io, transport);
     return EXIT.ok;
   } catch (err) {
     if (err instanceof UsageError) {

@@ -32,6 +32,8 @@ export interface ApiServerOptions {
   timeoutMs?: number;
   /** Largest request body (default 6 MB, Lambda's payload limit). */
   maxBodyBytes?: number;
+  /** The web view's HTML, answered at GET / (and /index.html) instead of the function. */
+  page?: string;
 }
 
 export interface ApiServer {
@@ -290,6 +292,24 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   socket.end(Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`), answer.body]));
 }
 
+/** The web view for GET or HEAD of / or /index.html (any query: the page reads only its hash). */
+function pageAnswer(req: IncomingMessage, html: string): HttpAnswer | undefined {
+  const path = (req.url ?? '').split('?')[0];
+  if ((req.method !== 'GET' && req.method !== 'HEAD') || (path !== '/' && path !== '/index.html')) {
+    return undefined;
+  }
+  return {
+    statusCode: 200,
+    headers: {
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-cache',
+      'x-content-type-options': 'nosniff',
+      'x-frame-options': 'DENY',
+    },
+    body: req.method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(html),
+  };
+}
+
 function send(res: ServerResponse, answer: HttpAnswer): void {
   res.writeHead(answer.statusCode, { ...answer.headers, 'content-length': answer.body.length });
   res.end(answer.body);
@@ -316,6 +336,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         const refused = refusal(req);
         if (refused) {
           send(res, refused);
+          return;
+        }
+        const page = options.page !== undefined ? pageAnswer(req, options.page) : undefined;
+        if (page) {
+          send(res, page);
           return;
         }
         if (body === undefined) {

@@ -57,6 +57,8 @@ export interface LocalStackOptions {
   rollupIntervalMs?: number;
   /** How often expired items are swept (default 60 s). */
   sweepIntervalMs?: number;
+  /** The web view's HTML, served at the API's root. */
+  page?: string;
   /** Told each step as it starts, for progress output. */
   onProgress?: (step: string) => void;
 }
@@ -187,7 +189,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     let api: ApiServer | undefined;
     if (query) {
       progress('starting the HTTP API');
-      const started = await startApiServer({ handler: query, host, port: ports.api ?? 0 });
+      const started = await startApiServer({
+        handler: query,
+        host,
+        port: ports.api ?? 0,
+        ...(options.page !== undefined ? { page: options.page } : {}),
+      });
       api = started;
       stoppers.push(() => started.stop());
     }

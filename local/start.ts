@@ -15,6 +15,7 @@ import { SUMMARY_LAG_SECONDS } from '../contract/block.js';
 import { ENV } from '../contract/resources.js';
 import { type ServiceAlarms, ServiceAlarmsSchema } from '../contract/service-alarms.js';
 import type { FlowLine } from '../contract/wire.js';
+import { buildPage } from '../ui/build-page.js';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from './aws-clients.js';
 import { LocalCursorKeys } from './cursor-keys.js';
 import { startDemoClients } from './demo/demo-clients.js';
@@ -327,8 +328,18 @@ export async function main(argv: string[]): Promise<number> {
   // The SDK's notice about its future Node support says nothing about this run.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   let stack: LocalStack;
+  console.log('… building the web view');
+  // The pipeline does not need the page: without it the API still runs, and says why.
+  const page = await buildPage().then(
+    (built) => built.html,
+    (err: unknown) => {
+      console.warn(`warning: the web view is not served: ${(err as Error).message}`);
+      return undefined;
+    },
+  );
   try {
     stack = await startLocalStack({
+      ...(page !== undefined ? { page } : {}),
       host: flags.host,
       ports: { kinesis: flags.kinesisPort, dynamodb: flags.dynamodbPort, api: flags.apiPort },
       dataDir: flags.dataDir,
@@ -354,6 +365,9 @@ export async function main(argv: string[]): Promise<number> {
   const children: LocalChild[] = [];
   let demoClients: ReturnType<typeof startDemoClients> | undefined;
   const extra: string[] = [];
+  if (stack.api && page !== undefined) {
+    extra.push(`  web view   ${stack.api.url}/   (docs/ui.md)`);
+  }
   // Clients first, then the daemon and the agent (newest first), then the AWS side.
   const stopAll = async () => {
     await demoClients?.stop();

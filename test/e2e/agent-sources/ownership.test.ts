@@ -138,7 +138,9 @@ describe.skipIf(skipReason !== null)('one owner per flow, following the live soc
       /\[(\d+)\]/.exec(await nsExec(srv, 'readlink', '/proc/self/ns/net'))![1],
     );
 
-    const hook = await openHookSource(join(dir, 'hook.sock'), (m) => console.log(m));
+    const hook = await openHookSource(join(dir, 'hook.sock'), String(process.getgid!()), (m) =>
+      console.log(m),
+    );
     expect(hook).toBeDefined();
     const proc = createProcSource({ netDir: `${nsProc}/net` });
     const conntrack = createConntrackSource({

@@ -94,7 +94,7 @@ afterAll(() => {
 });
 
 describe('the installed package', () => {
-  it('ships the built programs, the eBPF program, the dgram hook and the systemd unit, and no sources', () => {
+  it('ships the built programs, the web view, the eBPF program, the dgram hook and the systemd unit, and no sources', () => {
     const shipped = filesUnder(installed).filter((f) => !f.startsWith('node_modules/'));
     // npm adds these on its own when they exist.
     const always = /^(package\.json|README(\.md)?|LICENSE(\.txt)?)$/i;
@@ -105,6 +105,7 @@ describe('the installed package', () => {
       'agent/packaging/udpwatch-agent.service',
       'dist/udpwatch-agent.js',
       'dist/udpwatch.js',
+      'dist/ui/index.html',
     ]);
   });
 
@@ -123,6 +124,46 @@ describe('the installed package', () => {
     const agent = await run(bin('udpwatch-agent'), ['--help'], { env: hostEnv });
     expect(agent.stdout).toMatch(/^udpwatch-agent: .*\n\nUsage:\n {2}udpwatch-agent run/);
     expect(cli.stderr + agent.stderr).toBe('');
+  });
+
+  it('serves the shipped web view with `udpwatch ui` and forwards its API calls', async () => {
+    // An API nobody listens on: the page is still served, its API calls answer 502 with why.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as { port: number };
+    await new Promise((resolve) => closed.close(resolve));
+    const child = spawn(
+      bin('udpwatch'),
+      ['ui', '--port', '0', '--api', `http://127.0.0.1:${port}`],
+      {
+        env: hostEnv,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    try {
+      let out = '';
+      child.stdout!.setEncoding('utf8');
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout!.on('data', (chunk: string) => {
+          out += chunk;
+          const m = /open (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        child.once('exit', (code) => reject(new Error(`udpwatch ui exited ${code}: ${out}`)));
+      });
+      const page = await fetch(url);
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      expect(html).toContain('<title>udpwatch</title>');
+      expect(html).toMatch(/script-src 'sha256-[A-Za-z0-9+/=]+'/);
+      const api = await fetch(`${url}v1/services`);
+      expect(api.status).toBe(502);
+      expect(((await api.json()) as { detail: string }).detail).toContain(
+        `127.0.0.1:${port}/v1/services: ECONNREFUSED`,
+      );
+    } finally {
+      child.kill('SIGTERM');
+    }
   });
 
   it('lists a UDP socket this test opened in `udpwatch-agent snapshot --json`', async () => {

@@ -1,0 +1,90 @@
+/**
+ * The agents: when each last reported, whether it is within the window, its
+ * live sources, and what it had to drop or spool.
+ */
+import type { AgentsResponse } from '../../contract/api-schemas.js';
+import { agents } from './api-fetch.js';
+import { formatRoute, type Route } from './deep-link.js';
+import { h, KeyedTable, setText } from './dom.js';
+import { formatAgo, formatCount, formatUtc, formatWindow } from './format.js';
+import type { View } from './view.js';
+
+type Agent = AgentsResponse['agents'][number] & {
+  /** Why a source is off, if the API says (name -> reason). */
+  sourcesOff?: Record<string, string>;
+};
+
+/** The agents view of a route. */
+export function agentsView(route: Extract<Route, { view: 'agents' }>): View {
+  let now = Date.now();
+  const w = route.window ? { window: route.window } : {};
+  const summary = h('p', { class: 'summary' });
+  const table = new KeyedTable<Agent>(
+    'Agents',
+    [
+      { title: 'Host', text: (a) => a.host },
+      { title: 'Agent', text: (a) => a.agentId },
+      {
+        title: 'Reporting',
+        text: (a) => (a.reporting ? 'yes' : 'NO — no heartbeat in the window'),
+      },
+      {
+        title: 'Last report',
+        text: (a) => `${formatAgo(a.lastHeartbeat, now)} (${formatUtc(a.lastHeartbeat)})`,
+      },
+      { title: 'Live sources', text: (a) => a.sources.join(', ') || 'none' },
+      {
+        title: 'Sources off',
+        text: (a) =>
+          a.sourcesOff
+            ? Object.entries(a.sourcesOff)
+                .map(([s, why]) => `${s}: ${why}`)
+                .join('; ') || 'none'
+            : 'not reported by the API',
+      },
+      { title: 'Flows', text: (a) => formatCount(a.flows), numeric: true },
+      { title: 'Dropped', text: (a) => formatCount(a.dropped), numeric: true },
+      { title: 'Spooled', text: (a) => formatCount(a.spooled), numeric: true },
+    ],
+    (a) => a.agentId,
+  );
+  table.element.dataset.testid = 'agents';
+  const element = h(
+    'section',
+    { 'aria-labelledby': 'view-title' },
+    h(
+      'p',
+      { class: 'crumbs' },
+      h('a', { href: formatRoute({ view: 'services', q: '', ...w }) }, 'Services'),
+      ' / ',
+    ),
+    h('h1', { id: 'view-title' }, 'Agents'),
+    summary,
+    h(
+      'p',
+      { class: 'note' },
+      "Why a source is off (conntrack not readable, no eBPF, no hooked daemon) is in the agent's log and in ",
+      h('code', {}, 'udpwatch-agent snapshot'),
+      ' on its host, when the API does not report it.',
+    ),
+    h('div', { class: 'scroll' }, table.element),
+  );
+  return {
+    element,
+    title: 'Agents',
+    async refresh() {
+      const answer = await agents(route.window);
+      now = answer.now;
+      const list = [...(answer.agents as Agent[])].sort(
+        (a, b) => Number(a.reporting) - Number(b.reporting) || (a.host < b.host ? -1 : 1),
+      );
+      table.update(list);
+      const silent = list.filter((a) => !a.reporting).length;
+      setText(
+        summary,
+        `${formatCount(list.length)} agents, ${formatCount(silent)} not reporting in the last ${formatWindow(answer.window)}; ` +
+          `${formatCount(list.reduce((n, a) => n + a.dropped, 0))} flow lines dropped, ${formatCount(list.reduce((n, a) => n + a.spooled, 0))} records spooled`,
+      );
+    },
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * The last hour of each service's active counts, as the page sampled them.
+ * The API answers counts as of now (and summaries of one minute), not a time
+ * series, so the page keeps what it saw; sessionStorage keeps it across
+ * reloads of the tab.
+ */
+
+/** One service's samples: times (epoch seconds), endpoints, IPs. */
+export interface Series {
+  t: number[];
+  endpoints: number[];
+  ips: number[];
+}
+
+const KEY = 'udpwatch:count-history:v1';
+const HOUR_S = 3600;
+/** Bounds: a sample every 5 s for an hour, for the services one page shows. */
+const MAX_SAMPLES = 800;
+const MAX_SERVICES = 200;
+
+/** Samples of every service the page has counted within the last hour. */
+export class CountHistory {
+  private readonly series = new Map<string, Series>();
+
+  constructor(private readonly storage?: Storage) {
+    try {
+      const saved = JSON.parse(storage?.getItem(KEY) ?? '{}') as Record<string, Series>;
+      for (const [name, s] of Object.entries(saved).slice(0, MAX_SERVICES)) {
+        if (Array.isArray(s.t) && Array.isArray(s.endpoints) && Array.isArray(s.ips)) {
+          this.series.set(name, { t: s.t, endpoints: s.endpoints, ips: s.ips });
+        }
+      }
+    } catch {
+      // A damaged entry only loses the history the tab had.
+    }
+  }
+
+  /** Adds a sample of one service at `nowMs` and drops samples older than an hour. */
+  add(service: string, nowMs: number, endpoints: number, ips: number): void {
+    let s = this.series.get(service);
+    if (!s) {
+      if (this.series.size >= MAX_SERVICES) return;
+      s = { t: [], endpoints: [], ips: [] };
+      this.series.set(service, s);
+    }
+    const t = Math.floor(nowMs / 1000);
+    if (s.t.length > 0 && s.t[s.t.length - 1]! >= t) return;
+    s.t.push(t);
+    s.endpoints.push(endpoints);
+    s.ips.push(ips);
+    let drop = 0;
+    while (drop < s.t.length && s.t[drop]! < t - HOUR_S) drop++;
+    drop = Math.max(drop, s.t.length - MAX_SAMPLES);
+    if (drop > 0) {
+      s.t.splice(0, drop);
+      s.endpoints.splice(0, drop);
+      s.ips.splice(0, drop);
+    }
+  }
+
+  /** A service's samples (empty before the first). */
+  get(service: string): Series {
+    return this.series.get(service) ?? { t: [], endpoints: [], ips: [] };
+  }
+
+  /** Writes the samples to storage (quota errors only lose the history). */
+  save(): void {
+    try {
+      this.storage?.setItem(KEY, JSON.stringify(Object.fromEntries(this.series)));
+    } catch {
+      // storage full or disabled
+    }
+  }
+}
