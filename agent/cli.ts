@@ -24,6 +24,7 @@ import { type HookReceiver, startHookReceiver } from './hook-receiver.js';
 import { openHookSource } from './hook-source.js';
 import { scanHostSockets } from './host-sockets.js';
 import { KinesisShipper } from './kinesis-shipper.js';
+import { readConntrackRules } from './nft-ruleset.js';
 import type { PeerObservation } from './observation.js';
 import { createProcSource, peerObservation } from './proc-source.js';
 import { buildSnapshot, formatSnapshot } from './snapshot.js';
@@ -208,6 +209,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     ebpf,
     hook,
     shipper,
+    conntrackRules: () => readConntrackRules(),
     seq: new SeqAllocator(config.stateDir),
     clock: Date.now,
     log,
