@@ -143,6 +143,7 @@ export class BlindSpotWatch {
   private lastTotal: number | undefined;
   private samples: { at: number; delivered: number; accounted: number }[] = [];
   private readonly observedPorts = new Map<number, number>();
+  /** Pids of daemons the hook reported for, with when they first did. */
   private readonly observedPids = new Map<number, number>();
   private readonly evidenceAt = new Map<number, number>();
   private dropsByInode = new Map<number, number>();
@@ -160,7 +161,8 @@ export class BlindSpotWatch {
     const { now } = s;
     for (const o of s.observations) {
       this.observedPorts.set(o.localPort, now);
-      if (o.source === 'hook' && o.pid !== undefined) this.observedPids.set(o.pid, now);
+      if (o.source === 'hook' && o.pid !== undefined && !this.observedPids.has(o.pid))
+        this.observedPids.set(o.pid, now);
     }
     this.noteEvidence(s.listeners, now);
     const total = udpDelivered(s.snmp);
@@ -174,8 +176,13 @@ export class BlindSpotWatch {
     }
     const cutoff = now - this.windowMs;
     this.samples = this.samples.filter((x) => x.at > cutoff);
-    for (const m of [this.observedPorts, this.observedPids, this.evidenceAt])
+    for (const m of [this.observedPorts, this.evidenceAt])
       for (const [k, at] of m) if (at <= cutoff) m.delete(k);
+    // The hook stays loaded for a daemon's life: a hooked pid stays covered, quiet or not,
+    // until no listener of it is left.
+    const livePids = new Set(s.listeners.map((l) => l.pid));
+    for (const pid of this.observedPids.keys())
+      if (!livePids.has(pid)) this.observedPids.delete(pid);
     if (!('off' in s.facts.ebpf) && s.facts.ebpf.live) {
       // eBPF counts every socket's packets: nothing is unobserved.
       this.expire(now, true);

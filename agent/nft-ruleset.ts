@@ -25,8 +25,10 @@ const MAX_PORTS = 65_536;
 const CT_USE_RE =
   /\bct (?:state|status|mark|direction|zone|label|expiration|helper|original|reply|count|event|id)\b|\b(?:masquerade|snat|dnat|redirect)\b|\btype nat hook\b|\bxt (?:match|target) "?(?:conntrack|state|MASQUERADE|SNAT|DNAT|CT)\b/;
 const NOTRACK_RE = /\bnotrack\b/;
-/** `dport 53`, `dport { 53, 5353 }`, `dport 6000-6010`, `dport { 1-3, 9 }`. */
-const DPORT_RE = /\bdport (\{[^}]*\}|[0-9]+(?:-[0-9]+)?)/;
+/** `dport 53`, `dport { 53, 5353 }`, `dport 6000-6010`, `sport { 1-3, 9 }`, `dport @set`. */
+const PORT_RE = /\b([ds])port (\{[^}]*\}|@\S+|[0-9]+(?:-[0-9]+)?)/g;
+/** A base chain's hook: packets coming in name the local port as dport, going out as sport. */
+const HOOK_RE = /\bhook (prerouting|input|forward|output|postrouting)\b/;
 
 function portsOf(spec: string, into: Set<number>): boolean {
   const items = spec.replace(/[{}]/g, '').split(',');
@@ -45,18 +47,24 @@ function portsOf(spec: string, into: Set<number>): boolean {
 export function parseConntrackRules(text: string): ConntrackRules {
   let usesConntrack = false;
   let notrack: Set<number> | 'all' = new Set();
+  let localPort: 'd' | 's' = 'd';
   for (const line of text.split('\n')) {
     if (CT_USE_RE.test(line)) usesConntrack = true;
+    const hook = HOOK_RE.exec(line);
+    if (hook) localPort = hook[1] === 'output' || hook[1] === 'postrouting' ? 's' : 'd';
     if (!NOTRACK_RE.test(line) || notrack === 'all') continue;
     // A TCP-only exemption leaves UDP tracked.
     if (/\btcp\b/.test(line) && !/\budp\b/.test(line)) continue;
-    const m = DPORT_RE.exec(line);
-    if (!m) {
+    const matches = [...line.matchAll(PORT_RE)];
+    if (matches.length === 0) {
       notrack = 'all';
       continue;
     }
-    // Unreadable port lists count as all ports: saying "maybe NOTRACK" beats silence.
-    if (!portsOf(m[1]!, notrack)) notrack = 'all';
+    // Only the remote side's port is matched: local ports of every kind stay tracked.
+    const local = matches.find((m) => m[1] === localPort);
+    if (!local) continue;
+    // Unreadable port lists (named sets) count as all ports: "maybe NOTRACK" beats silence.
+    if (!portsOf(local[2]!, notrack)) notrack = 'all';
   }
   return { usesConntrack, notrack };
 }

@@ -14,6 +14,12 @@ const RULESET = `table inet uwraw {
 		udp dport { 53, 5353 } notrack
 		udp dport 6000-6002 notrack
 		tcp dport 80 notrack
+		udp sport 4000 notrack
+	}
+	chain out {
+		type filter hook output priority raw; policy accept;
+		udp sport 5000 notrack
+		udp dport 53 notrack
 	}
 	chain in {
 		type filter hook input priority filter; policy accept;
@@ -28,6 +34,13 @@ describe('parseConntrackRules', () => {
     expect([...(r.notrack as Set<number>)].sort((a, b) => a - b)).toEqual([
       53, 5000, 5353, 6000, 6001, 6002,
     ]);
+  });
+
+  it('takes the local port of each direction: dport coming in, sport going out', () => {
+    const r = parseConntrackRules(RULESET);
+    // sport 4000 in prerouting and dport 53 in output are remote ports.
+    expect((r.notrack as Set<number>).has(4000)).toBe(false);
+    expect((r.notrack as Set<number>).has(5000)).toBe(true);
   });
 
   it('sees no conntrack use in an empty ruleset or a filter without ct', () => {
