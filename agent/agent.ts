@@ -294,7 +294,12 @@ export class Agent {
         now,
         snmp: this.deps.proc.lastScan?.()?.snmp,
         observations: early.length > 0 ? observations.concat(early) : observations,
-        countsComplete: !(ct?.available && ct.accounting === false),
+        // Conntrack without accounting only matters once it reports peers (uncounted).
+        countsComplete: !(
+          ct?.available &&
+          ct.accounting === false &&
+          observations.some((o) => o.source === 'conntrack')
+        ),
         listeners: this.deps.proc.listeners(),
         facts: this.coverage(),
         serviceOf: (l) => this.serviceFor(l.localPort, l.process).service,

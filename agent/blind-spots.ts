@@ -109,7 +109,10 @@ export interface BlindSpotSample {
   snmp: UdpSnmp | undefined;
   /** This cycle's observations of live sources (their pktsIn are accounted). */
   observations: readonly PeerObservation[];
-  /** False when a live source reports peers without counts (conntrack without accounting). */
+  /**
+   * False when a live source reported peers without counts this cycle
+   * (conntrack without accounting): the totals are not compared for a window.
+   */
   countsComplete: boolean;
   listeners: readonly ListeningSocket[];
   facts: CoverageFacts;
@@ -141,6 +144,7 @@ export class BlindSpotWatch {
   private readonly minShare: number;
   private readonly holdMs: number;
   private lastTotal: number | undefined;
+  private incompleteAt = Number.NEGATIVE_INFINITY;
   private samples: { at: number; delivered: number; accounted: number }[] = [];
   private readonly observedPorts = new Map<number, number>();
   /** Pids of daemons the hook reported for, with when they first did. */
@@ -159,6 +163,7 @@ export class BlindSpotWatch {
   /** Folds in one cycle and updates the flagged set. */
   sample(s: BlindSpotSample): void {
     const { now } = s;
+    if (!s.countsComplete) this.incompleteAt = now;
     for (const o of s.observations) {
       this.observedPorts.set(o.localPort, now);
       if (o.source === 'hook' && o.pid !== undefined && !this.observedPids.has(o.pid))
@@ -216,7 +221,7 @@ export class BlindSpotWatch {
     const accounted = this.samples.reduce((a, x) => a + x.accounted, 0);
     const surplus = delivered - accounted;
     const hostBusy =
-      s.countsComplete &&
+      now - this.incompleteAt > this.windowMs &&
       this.samples.length >= 2 &&
       surplus >= this.minDatagrams &&
       surplus >= this.minShare * delivered;

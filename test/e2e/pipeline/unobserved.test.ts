@@ -127,7 +127,11 @@ async function servicesUntil(done: (a: ServicesResponse) => boolean): Promise<Se
       last = res.body;
       return res.status === 200 && done(res.body) ? res.body : undefined;
     },
-    { timeoutMs: 40_000, describe: () => `last answer: ${JSON.stringify(last)}` },
+    {
+      timeoutMs: 40_000,
+      describe: () =>
+        `last answer: ${JSON.stringify(last)}\nagent logs:\n${agents.map((a) => a.log().slice(-3000)).join('\n---\n')}`,
+    },
   );
 }
 

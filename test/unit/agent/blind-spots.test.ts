@@ -156,6 +156,24 @@ describe('BlindSpotWatch', () => {
     expect(quiet.current()).toEqual([]);
   });
 
+  it('does not compare totals for a window after a source reported uncounted peers', () => {
+    const watch = new BlindSpotWatch({ log: () => {} });
+    let total = 0;
+    for (let i = 0; i < 5; i++) {
+      total += 300;
+      watch.sample({
+        now: NOW + i * 1000,
+        snmp: { udp: { inDatagrams: total }, errors: [] },
+        observations: [],
+        countsComplete: i !== 0,
+        listeners: [listener(5000)],
+        facts: notrackFacts,
+        serviceOf: (l) => `svc-${l.localPort}`,
+      });
+    }
+    expect(watch.current()).toEqual([]);
+  });
+
   it('blames missing conntrack rules in a rule-less namespace, and trusts socket drops alone', () => {
     const facts: CoverageFacts = { ...notrackFacts, rules: parseConntrackRules('') };
     const watch = new BlindSpotWatch({ log: () => {} });
