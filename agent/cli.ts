@@ -17,6 +17,7 @@ import {
   loadAgentConfig,
 } from './agent-config.js';
 import { loadAgentId, SeqAllocator } from './agent-state.js';
+import { sourceStates } from './blind-spots.js';
 import { createConntrackSource } from './conntrack-source.js';
 import { DiskSpool } from './disk-spool.js';
 import { createEbpfSource, type EbpfSource } from './ebpf-source.js';
@@ -319,6 +320,20 @@ async function snapshotCommand(args: string[], out: Out): Promise<number> {
   }
   const ct = conntrack.status();
   sources.conntrack = ct.available ? `via ${ct.via}` : `unavailable (${ct.reason})`;
+  if (ct.available) {
+    // Readable is not seeing: say when the ruleset leaves conntrack blind.
+    const read = await readConntrackRules();
+    const state = sourceStates({
+      hook: false,
+      proc: true,
+      ebpf: { off: '' },
+      conntrack: ct,
+      rules: read.rules,
+    }).find((x) => x.source === 'conntrack');
+    if (!read.rules) sources.conntrack += ` (ruleset unknown: ${read.reason})`;
+    else if (state && state.state !== 'live')
+      sources.conntrack += `, ${state.state}: ${state.reason}`;
+  }
   const now = Date.now();
   for (const s of scan.sockets) if (s.connected) observations.push(peerObservation(s, now));
   const snap = buildSnapshot(scan, observations, sources, Date.now());
