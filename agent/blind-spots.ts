@@ -130,6 +130,11 @@ export interface BlindSpotOptions {
   minShare?: number;
   /** A flagged service stays flagged this long after the last evidence. */
   holdMs?: number;
+  /**
+   * A socket must stay a candidate this long before it is named: a daemon's
+   * first hook report, or conntrack's first entry, lags its first packets.
+   */
+  settleMs?: number;
 }
 
 interface Flagged {
@@ -143,6 +148,9 @@ export class BlindSpotWatch {
   private readonly minDatagrams: number;
   private readonly minShare: number;
   private readonly holdMs: number;
+  private readonly settleMs: number;
+  /** When each candidate port became one (it stops being one once a source covers it). */
+  private candidateSince = new Map<number, number>();
   private lastTotal: number | undefined;
   private incompleteAt = Number.NEGATIVE_INFINITY;
   private samples: { at: number; delivered: number; accounted: number }[] = [];
@@ -158,6 +166,7 @@ export class BlindSpotWatch {
     this.minDatagrams = opts.minDatagrams ?? 100;
     this.minShare = opts.minShare ?? 0.2;
     this.holdMs = opts.holdMs ?? 30_000;
+    this.settleMs = opts.settleMs ?? 3_000;
   }
 
   /** Folds in one cycle and updates the flagged set. */
@@ -233,6 +242,10 @@ export class BlindSpotWatch {
       if (ct === null) continue;
       candidates.set(l.localPort, { l, ct });
     }
+    const since = new Map<number, number>();
+    for (const port of candidates.keys()) since.set(port, this.candidateSince.get(port) ?? now);
+    this.candidateSince = since;
+    for (const [port, at] of since) if (now - at < this.settleMs) candidates.delete(port);
     const withEvidence = [...candidates.values()].filter((c) => this.evidenceAt.has(c.l.localPort));
     const named = withEvidence.length > 0 ? withEvidence : hostBusy ? [...candidates.values()] : [];
     const spanS = Math.max(1, Math.round((now - (this.samples[0]?.at ?? now)) / 1000));

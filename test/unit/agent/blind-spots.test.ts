@@ -106,10 +106,13 @@ function run(
     perCycle: number;
     observations?: (i: number) => PeerObservation[];
     cycles?: number;
+    /** Cycles already run before this call (time and totals go on from there). */
+    from?: number;
   },
 ) {
-  let total = 1_000;
-  for (let i = 0; i < (opts.cycles ?? 5); i++) {
+  const from = opts.from ?? 0;
+  let total = 1_000 + from * opts.perCycle;
+  for (let i = from; i < from + (opts.cycles ?? 5); i++) {
     total += opts.perCycle;
     watch.sample({
       now: NOW + i * 1000,
@@ -179,7 +182,7 @@ describe('BlindSpotWatch', () => {
     const watch = new BlindSpotWatch({ log: () => {} });
     let drops = 0;
     let total = 0;
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 5; i++) {
       drops += 5;
       total += 1; // far below any host-wide threshold
       watch.sample({
@@ -198,6 +201,20 @@ describe('BlindSpotWatch', () => {
     expect(u[0]!.reason).toMatch(/queues or drops/);
   });
 
+  it('waits until a socket has been a candidate for a while (first reports lag packets)', () => {
+    const watch = new BlindSpotWatch({ log: () => {} });
+    run(watch, { facts: notrackFacts, listeners: [listener(5000)], perCycle: 300, cycles: 3 });
+    expect(watch.current()).toEqual([]);
+    run(watch, {
+      facts: notrackFacts,
+      listeners: [listener(5000)],
+      perCycle: 300,
+      cycles: 2,
+      from: 3,
+    });
+    expect(watch.current().map((u) => u.port)).toEqual([5000]);
+  });
+
   it('clears everything once eBPF is live, and reports the episode end', () => {
     const logs: string[] = [];
     const watch = new BlindSpotWatch({ log: (m) => logs.push(m) });
@@ -208,6 +225,7 @@ describe('BlindSpotWatch', () => {
       listeners: [listener(5000)],
       perCycle: 300,
       cycles: 1,
+      from: 5,
     });
     expect(watch.current()).toEqual([]);
     expect(logs.at(-1)).toMatch(/observed again/);
