@@ -179,8 +179,10 @@ export type ServiceSummary = z.infer<typeof ServiceSummary>;
 
 /** Whether a reporting agent says the service is busy while no live source sees its clients. */
 const UnobservedFields = {
+  // Defaults keep the CLI reading answers of an API from before these fields.
   peersUnobserved: z
     .boolean()
+    .default(false)
     .describe(
       'A reporting agent found the service busy while none of its live sources sees the clients (NOTRACK, no conntrack rules, no eBPF): no clients listed does not mean no clients.',
     ),
@@ -291,11 +293,13 @@ export const AgentsResponse = z.object({
         .describe('Sources that see clients (live, or blind to some ports).'),
       sourceStates: z
         .array(SourceStateSchema)
+        .default([])
         .describe(
           'Every source with its state (live, partial, blind, off) and why it is not live; empty for agents that do not report it.',
         ),
       unobserved: z
         .array(UnobservedServiceSchema)
+        .default([])
         .describe('Busy services on this agent whose peers no live source observes.'),
     }),
   ),

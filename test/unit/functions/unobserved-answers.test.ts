@@ -1,5 +1,6 @@
 /** Which services the API flags as having unobserved peers, from the stored agent heartbeats. */
 import { describe, expect, it } from 'vitest';
+import { AgentsResponse, ServicesResponse } from '../../../contract/api-schemas.js';
 import { agentEntry, unobservedServices } from '../../../functions/query/answers.js';
 
 const SINCE = 1_800_000_000_000;
@@ -62,5 +63,42 @@ describe('unobservedServices', () => {
     // An agent from before these fields answers empty lists.
     const old = agentEntry({ agentId: 'a0', host: 'h', lastHeartbeat: SINCE }, SINCE);
     expect([old.sourceStates, old.unobserved]).toEqual([[], []]);
+  });
+});
+
+describe('answers of an API from before the unobserved fields', () => {
+  it('still parse, as not unobserved and with no source states', () => {
+    const at = { window: 300, since: SINCE, now: SINCE + 1 };
+    const services = ServicesResponse.parse({
+      ...at,
+      services: [
+        {
+          service: 'dns',
+          firstSeen: SINCE,
+          lastSeen: SINCE,
+          active: true,
+          activeClients: 1,
+          activeClientIps: 1,
+          countsAt: SINCE,
+        },
+      ],
+    });
+    expect(services.services[0]!.peersUnobserved).toBe(false);
+    const agents = AgentsResponse.parse({
+      ...at,
+      agents: [
+        {
+          agentId: 'a',
+          host: 'h',
+          lastHeartbeat: SINCE,
+          reporting: true,
+          flows: 0,
+          dropped: 0,
+          spooled: 0,
+          sources: ['proc'],
+        },
+      ],
+    });
+    expect(agents.agents[0]).toMatchObject({ sourceStates: [], unobserved: [] });
   });
 });
