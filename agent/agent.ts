@@ -9,14 +9,16 @@
  */
 import type { Block } from '../contract/block.js';
 import type { UnsequencedLine } from '../contract/codec.js';
-import { type FlowSource, WIRE_VERSION } from '../contract/wire.js';
+import { type FlowSource, type SourceState, WIRE_VERSION } from '../contract/wire.js';
 import type { AgentConfig } from './agent-config.js';
+import { BlindSpotWatch, type CoverageFacts, sourceStates } from './blind-spots.js';
 import { BlockSealer, blockRecord, sendOffsetMs } from './block-sealer.js';
 import type { ConntrackSource } from './conntrack-source.js';
 import type { EbpfSource } from './ebpf-source.js';
 import { FlowTable } from './flow-table.js';
 import type { HookSource } from './hook-source.js';
 import type { KinesisShipper } from './kinesis-shipper.js';
+import type { ConntrackRules } from './nft-ruleset.js';
 import type { PeerObservation } from './observation.js';
 import type { ProcSource } from './proc-source.js';
 import { packRecords, type ShipRecord } from './record-packer.js';
@@ -29,7 +31,8 @@ export type RecordShipper = Pick<KinesisShipper, 'enqueue' | 'start' | 'stop'> &
 };
 
 /** What the agent needs of /proc: peers of connected sockets, and the listeners. */
-export type ProcPeers = Pick<ProcSource, 'poll' | 'listeners'>;
+export type ProcPeers = Pick<ProcSource, 'poll' | 'listeners'> &
+  Partial<Pick<ProcSource, 'lastScan'>>;
 
 /** What the agent needs of conntrack. */
 export type ConntrackPeers = Pick<ConntrackSource, 'poll' | 'status'>;
@@ -46,6 +49,8 @@ export interface AgentDeps {
   ebpf?: EbpfPeers;
   hook?: HookSource;
   shipper: RecordShipper;
+  /** Reads the namespace's ruleset (readConntrackRules); without it conntrack's rules are unknown. */
+  conntrackRules?: () => Promise<{ rules: ConntrackRules } | { rules: null; reason: string }>;
   /** The persistent record sequence (SeqAllocator). */
   seq: { take(): number };
   /** Epoch ms now. */
@@ -78,6 +83,9 @@ export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
  */
 const HOOK_WINDOW_MS = 1000;
 
+/** How often the ruleset is read again: rules change rarely, and `nft` costs a process. */
+const RULES_REFRESH_MS = 30_000;
+
 /** One agent: sources -> flow table -> block sealer -> shipper. */
 export class Agent {
   readonly flowTable: FlowTable;
@@ -97,12 +105,19 @@ export class Agent {
   /** eBPF was live when stop() began: its last counts still own their flows. */
   private ebpfStopped = false;
   private readonly errorsSeen = new Set<string>();
+  private readonly blindSpots: BlindSpotWatch;
+  /** Hook reports the early flush folded in, for the next blind-spot sample. */
+  private earlyObservations: PeerObservation[] = [];
+  /** Each source's state as last logged, so a change is logged once. */
+  private loggedStates = new Map<FlowSource, string>();
+  private rules: { rules: ConntrackRules | null; reason?: string; at: number } | null = null;
 
   /** Use createAgent, which also subscribes the agent to the hook's reports. */
   constructor(
     private readonly config: AgentConfig,
     private readonly deps: AgentDeps,
   ) {
+    this.blindSpots = new BlindSpotWatch({ log: deps.log });
     this.serviceFor = createServiceNamer(config.services, config.defaultTimeoutSeconds);
     this.flowTable = new FlowTable({
       serviceFor: this.serviceFor,
@@ -123,14 +138,70 @@ export class Agent {
     });
   }
 
-  /** Sources that are on. */
+  /** Sources that see something: live, or blind to some ports only. */
   sources(): FlowSource[] {
-    const out: FlowSource[] = [];
-    if (this.deps.hook) out.push('hook');
-    if (this.deps.ebpf?.status().live) out.push('ebpf');
-    if (this.deps.conntrack?.status().available) out.push('conntrack');
-    if (this.deps.proc) out.push('proc');
-    return out;
+    return this.sourceStates()
+      .filter((s) => s.state === 'live' || s.state === 'partial')
+      .map((s) => s.source);
+  }
+
+  /** Every source's state, with why it is not live. */
+  sourceStates(): SourceState[] {
+    return sourceStates(this.coverage());
+  }
+
+  /** Unobserved busy services found so far (what the next heartbeat names). */
+  unobserved() {
+    return this.blindSpots.current();
+  }
+
+  private coverage(): CoverageFacts {
+    const { ebpf, conntrack, hook, proc } = this.deps;
+    const on = this.config.sources;
+    return {
+      hook: hook !== undefined,
+      proc: proc !== undefined,
+      ebpf: ebpf
+        ? ebpf.status()
+        : {
+            off: on.ebpf
+              ? 'needs the proc source (sources.proc)'
+              : 'turned off in the config (sources.ebpf)',
+          },
+      conntrack: conntrack?.status() ?? { off: 'turned off in the config (sources.conntrack)' },
+      rules: this.rules?.rules ?? null,
+      ...(this.rules?.reason ? { rulesReason: this.rules.reason } : {}),
+    };
+  }
+
+  /** Logs each source whose state or reason changed (a blind source once per episode). */
+  private logStateChanges(): void {
+    for (const s of this.sourceStates()) {
+      const tag = `${s.state} ${s.reason ?? ''}`;
+      const before = this.loggedStates.get(s.source);
+      if (before === tag) continue;
+      this.loggedStates.set(s.source, tag);
+      // 'off' is what the config asked for, and 'starting' eBPF says so itself.
+      if (s.state === 'off' || (before === undefined && s.state === 'live' && !s.reason)) continue;
+      this.deps.log(
+        `source ${s.source}: ${s.state}${s.reason ? ` (${s.reason})` : ''}${s.state === 'blind' ? ': its clients go unseen unless another source is live' : ''}`,
+      );
+    }
+  }
+
+  /** Reads the ruleset when due; a failure is logged once and leaves the rules unknown. */
+  private async refreshRules(now: number): Promise<void> {
+    const read = this.deps.conntrackRules;
+    if (!read || !this.deps.conntrack) return;
+    if (this.rules && now - this.rules.at < RULES_REFRESH_MS) return;
+    const got = await read();
+    if (got.rules) this.rules = { rules: got.rules, at: now };
+    else {
+      this.rules = { rules: null, reason: got.reason, at: now };
+      this.logOnce(
+        `cannot read the firewall ruleset (${got.reason}): NOTRACK rules and rule-less namespaces go unnoticed; install nftables or grant CAP_NET_ADMIN`,
+      );
+    }
   }
 
   /** Shedding and spool counters for heartbeats. */
@@ -239,6 +310,27 @@ export class Agent {
    */
   async tick(now: number = this.deps.clock(), options: { all?: boolean } = {}): Promise<number> {
     const observations = await this.collect();
+    if (this.deps.proc) {
+      await this.refreshRules(now);
+      const early = this.earlyObservations;
+      this.earlyObservations = [];
+      const ct = this.deps.conntrack?.status();
+      this.blindSpots.sample({
+        now,
+        snmp: this.deps.proc.lastScan?.()?.snmp,
+        observations: early.length > 0 ? observations.concat(early) : observations,
+        // Conntrack without accounting only matters once it reports peers (uncounted).
+        countsComplete: !(
+          ct?.available &&
+          ct.accounting === false &&
+          observations.some((o) => o.source === 'conntrack')
+        ),
+        listeners: this.deps.proc.listeners(),
+        facts: this.coverage(),
+        serviceOf: (l) => this.serviceFor(l.localPort, l.process).service,
+      });
+    }
+    this.logStateChanges();
     this.flowTable.setEbpfLive(this.ebpfStopped || (this.deps.ebpf?.status().live ?? false));
     this.flowTable.ingest(observations);
     const blocks = this.sealer.addDeltas(this.flowTable.drain(now), now);
@@ -268,7 +360,10 @@ export class Agent {
       at: now,
       ...this.counters(),
       sources: this.sources(),
+      sourceStates: this.sourceStates(),
     };
+    const unobserved = this.blindSpots.current();
+    if (unobserved.length > 0) line.unobserved = unobserved;
     return packRecords([line], { agentId: this.deps.agentId, nextSeq: () => this.deps.seq.take() });
   }
 
@@ -282,7 +377,11 @@ export class Agent {
     const { hook } = this.deps;
     if (!hook) return 0;
     const now = this.deps.clock();
-    this.flowTable.ingest(hook.drain());
+    const drained = hook.drain();
+    // Bounded: the next cycle takes them; a stopped loop keeps only the latest batch.
+    this.earlyObservations =
+      this.earlyObservations.length > 100_000 ? drained : this.earlyObservations.concat(drained);
+    this.flowTable.ingest(drained);
     const blocks: Block[] = this.sealer.addDeltas(this.flowTable.drain(now), now);
     this.deps.shipper.enqueue(blocks.map(blockRecord));
     return blocks.length;

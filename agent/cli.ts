@@ -18,6 +18,7 @@ import {
   loadAgentConfig,
 } from './agent-config.js';
 import { loadAgentId, markRunning, markStopped, SeqAllocator } from './agent-state.js';
+import { sourceStates } from './blind-spots.js';
 import { createConntrackSource } from './conntrack-source.js';
 import { DiskSpool } from './disk-spool.js';
 import { createEbpfSource, type EbpfSource } from './ebpf-source.js';
@@ -26,6 +27,7 @@ import { HookSocketInUseError, HookSocketPathError } from './hook-socket-file.js
 import { openHookSource } from './hook-source.js';
 import { scanHostSockets } from './host-sockets.js';
 import { DEFAULT_CALL_TIMEOUT_MS, KinesisShipper } from './kinesis-shipper.js';
+import { readConntrackRules } from './nft-ruleset.js';
 import type { PeerObservation } from './observation.js';
 import { createProcSource, peerObservation } from './proc-source.js';
 import { createPidNamer } from './process-identity.js';
@@ -249,6 +251,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     ebpf,
     hook,
     shipper,
+    conntrackRules: () => readConntrackRules(),
     seq: new SeqAllocator(config.stateDir, undefined, log),
     clock: Date.now,
     nameOfPid: config.sources.proc ? createPidNamer() : undefined,
@@ -350,6 +353,20 @@ async function snapshotCommand(args: string[], out: Out): Promise<number> {
   }
   const ct = conntrack.status();
   sources.conntrack = ct.available ? `via ${ct.via}` : `unavailable (${ct.reason})`;
+  if (ct.available) {
+    // Readable is not seeing: say when the ruleset leaves conntrack blind.
+    const read = await readConntrackRules();
+    const state = sourceStates({
+      hook: false,
+      proc: true,
+      ebpf: { off: '' },
+      conntrack: ct,
+      rules: read.rules,
+    }).find((x) => x.source === 'conntrack');
+    if (!read.rules) sources.conntrack += ` (ruleset unknown: ${read.reason})`;
+    else if (state && state.state !== 'live')
+      sources.conntrack += `, ${state.state}: ${state.reason}`;
+  }
   const now = Date.now();
   for (const s of scan.sockets) if (s.connected) observations.push(peerObservation(s, now));
   const snap = buildSnapshot(scan, observations, sources, Date.now());

@@ -54,7 +54,12 @@ export function servicesView(a: ServicesResponse): string[] {
       {
         header: 'clients',
         align: 'right',
-        cell: (s) => (s.activeClients === null ? dash : formatCount(s.activeClients)),
+        cell: (s) =>
+          s.peersUnobserved && !s.activeClients
+            ? UNOBSERVED
+            : s.activeClients === null
+              ? dash
+              : formatCount(s.activeClients),
       },
       {
         header: 'ips',
@@ -87,7 +92,23 @@ export function servicesView(a: ServicesResponse): string[] {
   const counted = a.services.some((s) => s.countsAt === null)
     ? ' (client counts come from the per-minute summaries; "-" = not summarized yet)'
     : '';
-  return [...table, '', summary + counted];
+  return [...table, '', summary + counted, ...unobservedLines(a.services)];
+}
+
+/** What the clients column says of a busy service whose peers no live source sees. */
+const UNOBSERVED = 'peers unobserved';
+
+/** One line per service flagged as busy with unobserved peers, with the agent's reason. */
+function unobservedLines(
+  services: readonly { service: string; peersUnobserved: boolean; unobservedReason?: string }[],
+): string[] {
+  const flagged = services.filter((s) => s.peersUnobserved);
+  if (flagged.length === 0) return [];
+  return [
+    '',
+    `${plural(flagged.length, 'service')} busy with ${UNOBSERVED} (missing clients are not absent clients):`,
+    ...flagged.map((s) => `  ${s.service}: ${s.unobservedReason ?? 'no reason given'}`),
+  ];
 }
 
 /** GET /v1/services/{service}/clients (possibly several pages merged). */
@@ -125,7 +146,7 @@ export function countView(a: CountResponse): string[] {
       { header: 'ips', align: 'right', cell: (c) => String(c.ips) },
     ],
     [a],
-  );
+  ).concat(unobservedLines([a]));
 }
 
 /** GET /v1/clients/{ip} */
@@ -192,9 +213,19 @@ export function agentsView(a: AgentsResponse): string[] {
     a.agents,
   );
   const reporting = a.agents.filter((g) => g.reporting).length;
+  const notLive: string[] = [];
+  for (const g of a.agents) {
+    for (const s of g.sourceStates) {
+      if (s.state === 'live' && !s.reason) continue;
+      notLive.push(`  ${g.agentId} ${s.source}: ${s.state}${s.reason ? ` - ${s.reason}` : ''}`);
+    }
+    for (const u of g.unobserved)
+      notLive.push(`  ${g.agentId} ${UNOBSERVED}: ${u.service} (udp port ${u.port}) - ${u.reason}`);
+  }
   return [
     ...table,
     '',
     `${plural(a.agents.length, 'agent')}, ${reporting} reporting in the last ${formatSpan(a.window)}`,
+    ...(notLive.length > 0 ? ['', 'sources not live, and what they miss:', ...notLive] : []),
   ];
 }

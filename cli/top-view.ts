@@ -30,6 +30,8 @@ export interface TopSample {
   clients: ClientEntry[];
   /** Services whose clients did not all fit in the pages read. */
   truncated: string[];
+  /** Busy services whose peers no live source of their agent observes. */
+  unobserved?: string[];
 }
 
 /** A client with what top derives for it. */
@@ -155,6 +157,10 @@ export function renderTopFrame(
     `${plural(services.length, 'service')}, ${plural(clients.length, 'endpoint')}, ${plural(ips, 'client IP')} active in the last ${formatSpan(sample.window)}`,
   ];
   if (options.error) lines.push(`! ${options.error}`);
+  if (sample.unobserved?.length) {
+    // Their clients are missing from the counts below, not absent.
+    lines.push(`! peers unobserved: ${sample.unobserved.join(', ')} (why: udpwatch services)`);
+  }
   lines.push('');
   if (clients.length === 0) {
     lines.push('no active clients');
@@ -265,6 +271,7 @@ export async function collectTopSample(
     window: data.window,
     clients: reads.flatMap((r) => r.clients),
     truncated: active.filter((_, i) => reads[i]!.truncated).map((s) => s.service),
+    unobserved: data.services.filter((s) => s.peersUnobserved).map((s) => s.service),
   };
 }
 

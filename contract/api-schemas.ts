@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { DEFAULTS } from './resources.js';
 import { SocketSummary, TopTalker } from './summary.js';
-import { IpAddress } from './wire.js';
+import { IpAddress, SourceStateSchema, UnobservedServiceSchema } from './wire.js';
 
 /** Longest window a query may ask for: a week (data is kept for the retention, 24 h by default). */
 export const MAX_WINDOW_SECONDS = 7 * 24 * 3600;
@@ -177,6 +177,23 @@ export const ServiceSummary = z.object({
 });
 export type ServiceSummary = z.infer<typeof ServiceSummary>;
 
+/** Whether a reporting agent says the service is busy while no live source sees its clients. */
+const UnobservedFields = {
+  // Defaults keep the CLI reading answers of an API from before these fields.
+  peersUnobserved: z
+    .boolean()
+    .default(false)
+    .describe(
+      'A reporting agent found the service busy while none of its live sources sees the clients (NOTRACK, no conntrack rules, no eBPF): no clients listed does not mean no clients.',
+    ),
+  unobservedReason: z
+    .string()
+    .optional()
+    .describe(
+      'Present with peersUnobserved: host, likely cause and the fix, as the agent gave it.',
+    ),
+};
+
 /** GET /v1/services */
 export const ServicesResponse = z.object({
   ...WindowFields,
@@ -204,6 +221,7 @@ export const ServicesResponse = z.object({
       summary: ServiceSummary.nullable()
         .optional()
         .describe('The latest per-minute summary of the service, null before the first.'),
+      ...UnobservedFields,
     }),
   ),
 });
@@ -232,6 +250,7 @@ export const CountResponse = z.object({
   ...WindowFields,
   endpoints: z.number().int().describe('Active endpoints (ip:port).'),
   ips: z.number().int().describe('Active distinct client IPs.'),
+  ...UnobservedFields,
 });
 export type CountResponse = z.infer<typeof CountResponse>;
 
@@ -274,7 +293,19 @@ export const AgentsResponse = z.object({
         .describe(
           "Records waiting to be sent (the agent's disk spool, or memory while it refuses writes).",
         ),
-      sources: z.array(z.string()),
+      sources: z
+        .array(z.string())
+        .describe('Sources that see clients (live, or blind to some ports).'),
+      sourceStates: z
+        .array(SourceStateSchema)
+        .default([])
+        .describe(
+          'Every source with its state (live, partial, blind, off) and why it is not live; empty for agents that do not report it.',
+        ),
+      unobserved: z
+        .array(UnobservedServiceSchema)
+        .default([])
+        .describe('Busy services on this agent whose peers no live source observes.'),
     }),
   ),
 });

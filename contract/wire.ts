@@ -82,6 +82,34 @@ export const FlowLineSchema = z
     path: ['lastSeen'],
   });
 
+/** How one source fares on an agent: reading, blind to some ports, blind, or turned off. */
+export const SOURCE_STATES = ['live', 'partial', 'blind', 'off'] as const;
+export type SourceStateName = (typeof SOURCE_STATES)[number];
+
+/** Longest reason an agent sends for a source state or an unobserved service. */
+export const MAX_REASON_CHARS = 400;
+/** Unobserved services one heartbeat names at most (the busiest candidates first). */
+export const MAX_UNOBSERVED = 32;
+
+const REASON = z.string().min(1).max(MAX_REASON_CHARS);
+
+/** One source's state on the agent, with why it is not live and the fix. */
+export const SourceStateSchema = z.object({
+  source: z.enum(FLOW_SOURCES),
+  state: z.enum(SOURCE_STATES),
+  reason: REASON.optional(),
+});
+export type SourceState = z.output<typeof SourceStateSchema>;
+
+/** A busy listening socket whose peers no live source of the agent observes. */
+export const UnobservedServiceSchema = z.object({
+  service: NAME(128),
+  port: PORT,
+  /** Likely cause and fix, e.g. a NOTRACK rule on the port and no eBPF. */
+  reason: REASON,
+});
+export type UnobservedService = z.output<typeof UnobservedServiceSchema>;
+
 /** An agent's periodic sign of life, with its shedding counters. */
 export const HeartbeatLineSchema = z.object({
   ...Envelope,
@@ -94,6 +122,10 @@ export const HeartbeatLineSchema = z.object({
   spooled: COUNTER,
   /** Sources the agent is reading (optional, informative). */
   sources: z.array(z.enum(FLOW_SOURCES)).max(FLOW_SOURCES.length).optional(),
+  /** Every source's state with the reason it is not live (optional). */
+  sourceStates: z.array(SourceStateSchema).max(FLOW_SOURCES.length).optional(),
+  /** Busy services whose peers no live source sees (optional; absent = none found). */
+  unobserved: z.array(UnobservedServiceSchema).max(MAX_UNOBSERVED).optional(),
 });
 
 export const LineSchema = z.discriminatedUnion('type', [FlowLineSchema, HeartbeatLineSchema]);

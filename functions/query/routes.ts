@@ -43,7 +43,15 @@ import {
   pageAfter,
   windowSince,
 } from '../store/endpoint-merge.js';
-import { agentEntry, clientEntry, parseSummary, serviceEntry } from './answers.js';
+import {
+  agentEntry,
+  clientEntry,
+  parseSummary,
+  serviceEntry,
+  unobservedFields,
+  unobservedOnlyEntry,
+  unobservedServices,
+} from './answers.js';
 import { type CursorCodec, CursorError } from './cursor.js';
 import { badRequest } from './problem.js';
 
@@ -164,19 +172,30 @@ export const ROUTES: Route[] = [
       const window = windowOf(query.window, deps);
       const since = windowSince(now, window);
       const cost = newCost();
-      const items = await readServices(deps.reader, cost);
+      const [items, agentItems] = await Promise.all([
+        readServices(deps.reader, cost),
+        readAgents(deps.reader, cost),
+      ]);
       const summaries = await mapBounded(items, 8, (i) =>
         typeof i.service === 'string'
           ? readLatestSummary(deps.reader, i.service, cost)
           : Promise.resolve(undefined),
       );
       deps.onCost?.('/v1/services', cost);
-      return {
-        window,
-        since,
-        now,
-        services: items.map((i, n) => serviceEntry(i, parseSummary(summaries[n]), since)),
-      };
+      const unobserved = unobservedServices(agentItems, since);
+      const services = items.map((i, n) =>
+        serviceEntry(
+          i,
+          parseSummary(summaries[n]),
+          since,
+          unobserved.get(String(i.service))?.reason,
+        ),
+      );
+      // Busy services no source saw a client of have no block: list them from the heartbeats.
+      const listed = new Set(services.map((s) => s.service));
+      for (const [service, u] of [...unobserved].sort(([a], [b]) => a.localeCompare(b)))
+        if (!listed.has(service)) services.push(unobservedOnlyEntry(service, u.reason, u.at));
+      return { window, since, now, services };
     },
   }),
   route({
@@ -215,10 +234,21 @@ export const ROUTES: Route[] = [
       const window = windowOf(query.window, deps);
       const since = windowSince(now, window);
       const cost = newCost();
-      const entries = await serviceEntries(deps, cost, params.service, since, now, 'endpoint');
+      const [entries, agentItems] = await Promise.all([
+        serviceEntries(deps, cost, params.service, since, now, 'endpoint'),
+        readAgents(deps.reader, cost),
+      ]);
       const counted = countActive(entries, since);
       deps.onCost?.('/v1/services/{service}/count', cost);
-      return { service: params.service, window, since, now, ...counted };
+      const reason = unobservedServices(agentItems, since).get(params.service)?.reason;
+      return {
+        service: params.service,
+        window,
+        since,
+        now,
+        ...counted,
+        ...unobservedFields(reason),
+      };
     },
   }),
   route({

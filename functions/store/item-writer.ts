@@ -159,6 +159,8 @@ export async function putAgentHeartbeat(
           spooled: hb.spooled,
           // A list, not a set: an agent may read no sources, and sets cannot be empty.
           sources: hb.sources ?? [],
+          sourceStates: hb.sourceStates ?? [],
+          unobserved: hb.unobserved ?? [],
           ttl: ttlFor(hb.at, options.retentionHours),
         },
         ConditionExpression: 'attribute_not_exists(pk) OR lastHeartbeat <= :at',

@@ -144,3 +144,16 @@ describe('renderTopFrame', () => {
     expect(json.services.map((x) => x.service)).toEqual(['ntp', 'dns']);
   });
 });
+
+describe('renderTopFrame with unobserved peers', () => {
+  it('warns about busy services whose peers no live source sees, even with no client listed', () => {
+    const frame = renderTopFrame({ ...sample(T0, []), unobserved: ['resolver'] }, undefined, {
+      title: 'udpwatch top',
+      limit: 10,
+    });
+    expect(frame).toContain('! peers unobserved: resolver (why: udpwatch services)');
+    expect(frame).toContain('no active clients');
+    const plain = renderTopFrame(sample(T0, []), undefined, { title: 'udpwatch top', limit: 10 });
+    expect(plain.some((l) => l.includes('peers unobserved'))).toBe(false);
+  });
+});
