@@ -234,7 +234,9 @@ export class FlowTable {
       const any = `*|${o.localPort}`;
       if ((this.hookedPorts.get(any) ?? 0) < at) this.hookedPorts.set(any, at);
     }
-    if (o.pid === undefined || this.markHookedSockets(o.localIp, o.localPort, o.pid)) return;
+    // Without the reporter's pid (the kernel could not name it, e.g. a daemon in
+    // another network namespace), every listed socket on the port is taken as hooked.
+    if (this.markHookedSockets(o.localIp, o.localPort, o.pid) || o.pid === undefined) return;
     // Bounded like the flows: a flood of distinct pids cannot grow it past that.
     if (this.hookPending.size >= this.options.maxFlows) return;
     this.hookPending.set(`${o.localPort}|${o.pid}`, {
@@ -246,17 +248,18 @@ export class FlowTable {
   }
 
   /**
-   * Marks the listed sockets on ip:port that process `pid` holds (or whose
-   * holders /proc could not tell) as hooked; false when there is none. A
-   * process that reports after its socket closed (a restart) marks nothing.
+   * Marks the listed sockets on ip:port that process `pid` holds (any holder
+   * when `pid` is unknown, or when /proc could not tell the holders) as
+   * hooked; false when there is none. A process that reports after its socket
+   * closed (a restart) marks nothing.
    */
-  private markHookedSockets(ip: string, port: number, pid: number): boolean {
+  private markHookedSockets(ip: string, port: number, pid: number | undefined): boolean {
     let found = false;
     for (const l of this.listeners) {
       if (l.localPort !== port) continue;
       if (l.localIp !== ip && !WILDCARDS.has(l.localIp) && !WILDCARDS.has(ip)) continue;
       const holders = l.pids ?? (l.pid === undefined ? [] : [l.pid]);
-      if (holders.length > 0 && !holders.includes(pid)) continue;
+      if (pid !== undefined && holders.length > 0 && !holders.includes(pid)) continue;
       this.hookedSockets.add(l.inode);
       found = true;
     }

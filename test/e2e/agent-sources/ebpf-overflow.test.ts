@@ -4,7 +4,10 @@
  * count is counted as refused, so counted + refused equals what crossed the
  * wire (real bpftrace, a python echo server, namespaces built here):
  *
- *   cl 203.0.113.2 ---- 203.0.113.1 sv (echo server on 5000, no nftables rules)
+ *   cl 203.0.113.2 ---- 203.0.113.1 sv (a sink on 5000 that never answers, no nftables rules)
+ *
+ * The sink never answers, so what crossed the wire is exactly what was sent
+ * (ingress is counted before the socket's queue, whatever it drops).
  */
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -35,19 +38,25 @@ let source: EbpfSource;
 let proc: ReturnType<typeof createProcSource>;
 let client: string;
 
+const SINK = `import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", ${PORT}))
+print("ready", flush=True)
+while True:
+    s.recv(2048)
+`;
+
 function startServer(ns: string): Promise<ChildProcess> {
-  const child = lab.track(
-    nsSpawn(ns, 'python3', [join(FIXTURES, 'udp-echo.py'), 'echo', String(PORT)]),
-  );
+  const child = lab.track(nsSpawn(ns, 'python3', ['-c', SINK]));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`echo server in ${ns}: no ready`)), 10_000);
+    const timer = setTimeout(() => reject(new Error(`sink in ${ns}: no ready`)), 10_000);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       if (line.trim() === 'ready') {
         clearTimeout(timer);
         resolve(child);
       }
     });
-    child.once('exit', (code) => reject(new Error(`echo server in ${ns} exited ${code}`)));
+    child.once('exit', (code) => reject(new Error(`sink in ${ns} exited ${code}`)));
   });
 }
 
@@ -56,8 +65,8 @@ describe.skipIf(skipReason !== null)('eBPF source under a flood of client ports'
     const server = await lab.add('sv');
     client = await lab.add('cl');
     await lab.link(server, '203.0.113.1/24', client, '203.0.113.2/24');
-    const echo = await startServer(server);
-    proc = createProcSource({ netDir: `/proc/${echo.pid}/net` });
+    const sink = await startServer(server);
+    proc = createProcSource({ netDir: `/proc/${sink.pid}/net` });
     await proc.poll();
     const inode = Number(
       /\[(\d+)\]/.exec(await nsExec(server, 'readlink', '/proc/self/ns/net'))![1],
@@ -89,8 +98,8 @@ describe.skipIf(skipReason !== null)('eBPF source under a flood of client ports'
     }));
     await nsExec(client, 'python3', join(FIXTURES, 'udp-client.py'), JSON.stringify(specs));
     const seen: PeerObservation[] = [];
-    // Each datagram in and its echo out: counted into a flow, or refused.
-    const wire = 2 * CLIENT_PORTS;
+    // Each datagram in, nothing out: counted into a flow, or refused.
+    const wire = CLIENT_PORTS;
     const accounted = () =>
       seen.reduce((n, o) => n + o.pktsIn + o.pktsOut, 0) + source.status().refusedPackets;
     const deadline = Date.now() + 15_000;
@@ -110,9 +119,8 @@ describe.skipIf(skipReason !== null)('eBPF source under a flood of client ports'
     );
     expect(status.refusedPackets).toBeGreaterThan(0);
     expect(accounted()).toBe(wire);
-    // A buffer holds at most MAX_FLOWS entries (one per flow and direction), and the flood
-    // lasts well under two drain intervals, so at most two buffers took any of it.
-    expect(flows.size).toBeLessThanOrEqual(2 * MAX_FLOWS);
+    // Each drain interval's buffer holds at most MAX_FLOWS entries: far fewer flows than sent.
+    expect(flows.size).toBeLessThan(CLIENT_PORTS);
     expect(flows.size).toBeGreaterThan(0);
     expect(status.lostEvents).toBe(0);
     expect(seen.every((o) => o.remoteIp === '203.0.113.2' && o.localPort === PORT)).toBe(true);

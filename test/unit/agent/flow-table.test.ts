@@ -257,6 +257,32 @@ describe('FlowTable', () => {
     expect(t.stats().hookUnmatched).toBe(1);
   });
 
+  it('takes every listed socket on the port as hooked when the kernel could not name the reporter', () => {
+    const t = table();
+    t.setEbpfLive(true);
+    t.setListeners([
+      {
+        localIp: '0.0.0.0',
+        localPort: 5000,
+        family: 4,
+        inode: 21,
+        pid: 42,
+        pids: [42],
+        process: 'node',
+        drops: 0,
+        rxQueueBytes: 0,
+      },
+    ]);
+    // A hook report without a pid (its daemon is in another network namespace) and
+    // eBPF seeing the same datagrams: counted once, by the hook.
+    t.ingest([
+      obs({ localIp: '0.0.0.0', pid: undefined, pktsIn: 6 }),
+      obs({ source: 'ebpf', localIp: '0.0.0.0', pid: undefined, pktsIn: 6 }),
+    ]);
+    expect(t.drain(T0).map((d) => [d.source, d.pktsIn])).toEqual([['hook', 6]]);
+    expect(t.stats().shadowed).toBe(1);
+  });
+
   it('waits for the scan that lists a hooked socket reported before /proc saw it', () => {
     const t = table();
     t.setEbpfLive(true);
