@@ -87,7 +87,7 @@ interface WholeResult {
 async function startWholeAgent(netns: string, socketPath: string) {
   const agent = await spawnReady<{ ready: boolean; sources: string[] }>(
     'ip',
-    ['netns', 'exec', netns, process.execPath, '--import', 'tsx', WHOLE, socketPath],
+    ['netns', 'exec', netns, process.execPath, '--expose-gc', '--import', 'tsx', WHOLE, socketPath],
     { timeoutMs: 90_000 },
   );
   const answers: string[] = [];
@@ -180,7 +180,7 @@ async function wholeAgentFigures(
             note: 'RSS growth over the idle stage; includes V8 heap not yet returned',
           }),
           plain(`whole agent live heap per active flow, ${label}`, 'B', [heapPerFlow], {
-            note: 'heapUsed growth over the idle stage (after the last cycle, not a full GC)',
+            note: 'heapUsed growth over the idle stage, after a full collection',
           }),
         );
       }

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { createEbpfSource, type EbpfSource } from '../../agent/ebpf-source.js';
 import type { ListeningSocket } from '../../agent/observation.js';
 import { runForJson, spawnReady } from '../child-json.js';
-import { type BenchCase, compared, type Figure, plain } from '../harness.js';
+import { type BenchCase, compared, type Figure, plain, spread } from '../harness.js';
 import { createBenchNamespace } from '../netns.js';
 import { childrenNamed, cpuSeconds, rssMiB } from '../proc-stat.js';
 
@@ -89,6 +89,8 @@ async function startSession(netnsInode: number, listeners: ListeningSocket[]): P
     },
   };
 }
+
+const median = (xs: number[]) => (xs.length === 0 ? Number.NaN : spread(xs).median);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -169,6 +171,7 @@ export const ebpfSource: BenchCase = {
     const blastRates: number[] = [];
     const kernelLoss: number[] = [];
     const flowCpu = new Map(flowSizes.map((n) => [n, [] as number[]]));
+    const flowRate = new Map(flowSizes.map((n) => [n, [] as number[]]));
     const flowBpf = new Map(flowSizes.map((n) => [n, [] as number[]]));
     const flowRss = new Map(flowSizes.map((n) => [n, [] as number[]]));
     const figures: Figure[] = [];
@@ -238,6 +241,8 @@ export const ebpfSource: BenchCase = {
                 const counted = session.take();
                 flowCpu.get(n)!.push(((msPerSec - idleMsPerSec) * 1000) / n);
                 flowBpf.get(n)!.push(((bpfMs - idleBpf) * 1000) / n);
+                // Since the previous take: the warm-up and the window.
+                flowRate.get(n)!.push(counted.ownedIn / n / (flowWarmMs / 1000 + flowSeconds));
                 flowRss.get(n)!.push(((rssMiB(session.pid) - rss0) * 1000) / n);
                 log(
                   `round ${r + 1}, ${n} flows: bpftrace ${bpfMs.toFixed(1)} + source ${selfMs.toFixed(1)} ms CPU/s (idle ${idleMsPerSec.toFixed(1)}), ${counted.ownedIn} packets counted`,
@@ -316,7 +321,7 @@ export const ebpfSource: BenchCase = {
           'ms CPU/s',
           flowCpu.get(n)!,
           {
-            note: 'each client sends one datagram a second; idle bpftrace of the same session subtracted',
+            note: `each client sends one datagram a second (counted: ${median(flowRate.get(n)!).toFixed(2)} per flow per second; below 1 when the machine cannot keep the generator's pace); idle bpftrace of the same session subtracted`,
           },
         ),
         plain(

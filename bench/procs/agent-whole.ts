@@ -5,13 +5,14 @@
  * counts (shipping is network I/O, measured by the shipper's own tests).
  * Run it inside the benchmark's namespace (ip netns exec).
  *
- *   node --import tsx agent-whole.ts <hookSocket>
+ *   node --expose-gc --import tsx agent-whole.ts <hookSocket>
  *
  * Prints {"ready":true,"sources":[..]} once eBPF is attached. Then each stdin
  * line `measure <seconds> [heapSnapshotFile]` is answered, after that many
  * seconds, with
  * {"cpuMs":..,"bpftraceCpuMs":..,"rssBytes":..,"bpftraceRssBytes":..,"heapBytes":..,"flows":..,"records":..}
- * (CPU over the window, memory at its end); `stop` stops the agent.
+ * (CPU over the window, RSS at its end, heap after a full collection); `stop`
+ * stops the agent.
  */
 import { createInterface } from 'node:readline';
 import { writeHeapSnapshot } from 'node:v8';
@@ -96,13 +97,15 @@ async function measure(windowSeconds: number, snapshot?: string): Promise<Record
   const bpf0 = cpuSeconds(bpftrace!);
   await new Promise((resolve) => setTimeout(resolve, windowSeconds * 1000));
   const cpu = process.cpuUsage(cpu0);
-  const mem = process.memoryUsage();
+  const rssBytes = process.memoryUsage().rss;
+  // Live heap: after a full collection when --expose-gc allows one (after the CPU window).
+  (globalThis as { gc?: () => void }).gc?.();
   const result = {
     cpuMs: (cpu.user + cpu.system) / 1000,
     bpftraceCpuMs: (cpuSeconds(bpftrace!) - bpf0) * 1000,
-    rssBytes: mem.rss,
+    rssBytes,
     bpftraceRssBytes: rssMiB(bpftrace!) * 1024 * 1024,
-    heapBytes: mem.heapUsed,
+    heapBytes: process.memoryUsage().heapUsed,
     flows: agent.flowTable.size,
     sources: agent.sources(),
     ...totals,
