@@ -123,8 +123,8 @@ async function wholeAgentFigures(
   quick: boolean,
   log: (m: string) => void,
 ): Promise<Figure[]> {
-  const warm = quick ? 2 : 4;
-  const measure = quick ? 2.5 : 8;
+  const warm = quick ? 1.5 : 4;
+  const measure = quick ? 1.5 : 8;
   const sizes = quick ? [1_000, 20_000] : [1_000, 10_000, 100_000];
   const ns = createBenchNamespace('ac');
   const socketPath = join(dir, 'whole-hook.sock');

@@ -110,11 +110,12 @@ export const ebpfSource: BenchCase = {
   title: 'eBPF source: daemon throughput, bpftrace CPU, memory and start-up, count accuracy',
   async run({ quick, log }) {
     const seconds = quick ? 1 : 3;
-    const roundCount = quick ? 2 : 6;
+    // Quick: one round, a smoke of every figure (no alternation to read ratios by).
+    const roundCount = quick ? 1 : 6;
     const blastSeconds = quick ? 1 : 3;
     const flowSizes = quick ? [1_000] : [1_000, 10_000];
-    const flowWarmMs = quick ? 1_500 : 2_500;
-    const flowSeconds = quick ? 1.5 : 4;
+    const flowWarmMs = quick ? 1_000 : 2_500;
+    const flowSeconds = quick ? 1 : 4;
     const sizes = [64, 1024];
     const ns = createBenchNamespace('eb');
     const inNs = (file: string, args: string[]) => [
