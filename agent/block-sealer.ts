@@ -26,6 +26,7 @@ import {
 } from '../contract/block.js';
 import { blockProblem, encodeBlock, sealParts } from '../contract/block-codec.js';
 import { fnv1a, PARTITION_BUCKETS, partitionKey } from '../contract/partitioning.js';
+import type { FlowKey } from './flow-keys.js';
 import { type FlowDelta, SOURCE_RANK } from './flow-table.js';
 import type { ShipRecord } from './record-packer.js';
 import { TokenBucket } from './token-bucket.js';
@@ -90,9 +91,9 @@ export function blockRecord(block: Block): ShipRecord {
 interface Pending {
   service: string;
   minute: number;
-  endpoints: Map<string, BlockEndpoint>;
+  endpoints: Map<FlowKey, BlockEndpoint>;
   /** Keys of endpoints whose first delta ever is in `endpoints`. */
-  fresh: Set<string>;
+  fresh: Set<FlowKey>;
   socket?: BlockSocketHealth;
 }
 
@@ -157,19 +158,22 @@ export class BlockSealer {
     return MAX_BLOCK_COUNTER;
   }
 
-  private fold(g: Pending, d: FlowDelta, lastSeen: number): string {
+  private fold(g: Pending, d: FlowDelta, lastSeen: number): FlowKey {
     const minuteStart = g.minute * MINUTE_MS;
     const lastSecond = secondIn(g.minute, lastSeen);
     const firstSecond = Math.min(
       lastSecond,
       secondIn(g.minute, Math.max(d.firstSeen, minuteStart)),
     );
-    const key = endpointKey({
-      ip: d.remoteIp,
-      port: d.remotePort,
-      localIp: d.localIp,
-      localPort: d.localPort,
-    });
+    // The table's compact key names the same endpoint within a service, without a string per delta.
+    const key =
+      d.flowKey ??
+      endpointKey({
+        ip: d.remoteIp,
+        port: d.remotePort,
+        localIp: d.localIp,
+        localPort: d.localPort,
+      });
     let e = g.endpoints.get(key);
     if (!e) {
       e = {
@@ -185,6 +189,11 @@ export class BlockSealer {
         lastSecond,
         source: d.source,
         sampleRate: d.sampleRate,
+        // Declared up front, so endpoints share one shape and no property store.
+        natFromIp: undefined,
+        natFromPort: undefined,
+        owner: undefined,
+        clientId: undefined,
       };
       g.endpoints.set(key, e);
     }
@@ -199,10 +208,15 @@ export class BlockSealer {
     if (d.natFromIp !== undefined) {
       e.natFromIp = d.natFromIp;
       if (d.natFromPort !== undefined) e.natFromPort = d.natFromPort;
-      else delete e.natFromPort;
+      else e.natFromPort = undefined;
     }
-    if (d.pid !== undefined || d.process !== undefined) {
-      const owner = { ...e.owner };
+    const had = e.owner;
+    // A new owner object only when it changes: the same daemon reports every cycle.
+    if (
+      (d.pid !== undefined && d.pid !== had?.pid) ||
+      (d.process !== undefined && d.process !== had?.process)
+    ) {
+      const owner = { ...had };
       if (d.pid !== undefined) owner.pid = d.pid;
       if (d.process !== undefined) owner.process = d.process;
       e.owner = owner;

@@ -81,6 +81,24 @@ export function decodeTupleKey(key: string): PacketTuple | null {
   };
 }
 
+/**
+ * decodeTupleKey behind a bounded cache: a busy flow's tuples print the same
+ * keys every drain, so each is decoded once instead of once a second. The
+ * cache starts over once it holds `max` keys.
+ */
+export function cachedTupleDecoder(max: number): (key: string) => PacketTuple | null {
+  const cache = new Map<string, PacketTuple | null>();
+  return (key) => {
+    let t = cache.get(key);
+    if (t === undefined) {
+      if (cache.size >= max) cache.clear();
+      t = decodeTupleKey(key);
+      cache.set(key, t);
+    }
+    return t;
+  };
+}
+
 /** What turning one batch into observations left out. */
 export interface ClassifyStats {
   /** Packets to or from ports no local socket owns (not clients). */
@@ -96,12 +114,19 @@ export interface ClassifyStats {
 export function tuplesToObservations(
   tuples: readonly RawTuple[],
   sockets: SocketIndex,
-  options: { sampleRate: number; toEpochMs: (ns: number) => number; stats?: ClassifyStats },
+  options: {
+    sampleRate: number;
+    toEpochMs: (ns: number) => number;
+    stats?: ClassifyStats;
+    /** How keys are decoded (default decodeTupleKey; the source passes a cachedTupleDecoder). */
+    decode?: (key: string) => PacketTuple | null;
+  },
 ): PeerObservation[] {
   const flows = new Map<string, PeerObservation>();
   const scale = options.sampleRate;
+  const decode = options.decode ?? decodeTupleKey;
   for (const t of tuples) {
-    const tuple = decodeTupleKey(t.key);
+    const tuple = decode(t.key);
     if (!tuple) {
       if (options.stats) options.stats.badKeys++;
       continue;

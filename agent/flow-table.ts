@@ -25,6 +25,7 @@
 
 import { fnv1a } from '../contract/partitioning.js';
 import type { FlowSource } from '../contract/wire.js';
+import { type FlowKey, FlowKeys, peerKey, StringPool } from './flow-keys.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
 import type { OwnerName, ServiceNamer } from './service-names.js';
 
@@ -90,14 +91,19 @@ export interface FlowView {
 export interface FlowDelta extends FlowView {
   /** The flow's first delta since it entered the table: a client not reported before. */
   fresh: boolean;
+  /** The table's compact key of the flow (unique per service and endpoints), for keying it downstream. */
+  flowKey?: FlowKey;
 }
 
 /** A flow in the table: what list() shows (counters are the undrained deltas) plus bookkeeping. */
 interface Flow extends FlowView {
-  key: string;
+  key: FlowKey;
   timeoutMs: number;
-  /** Counters since the flow entered the table (scaled like the deltas). */
-  total: { pktsIn: number; bytesIn: number; pktsOut: number; bytesOut: number };
+  /** Counters since the flow entered the table (scaled like the deltas); flat fields, no object per flow. */
+  totalPktsIn: number;
+  totalBytesIn: number;
+  totalPktsOut: number;
+  totalBytesOut: number;
   /** Observed since the previous drain. */
   touched: boolean;
   /** Factor the table itself scales counters by: 1 in `scale` flows kept (the service's sampleRate). */
@@ -125,7 +131,10 @@ const WILDCARDS = new Set(['0.0.0.0', '::']);
 
 /** The table, with its merge, flush and expiry logic. */
 export class FlowTable {
-  private readonly flows = new Map<string, Flow>();
+  private readonly flows = new Map<FlowKey, Flow>();
+  private readonly keys = new FlowKeys();
+  /** One instance per distinct service, address and process name across flows. */
+  private readonly strings = new StringPool();
   /** Inodes of live sockets a hooked process holds: their flows are the hook's. */
   private readonly hookedSockets = new Set<number>();
   /** Hook reports not matched to a listed socket yet: `port|pid` -> {ip, latest report}. */
@@ -135,8 +144,8 @@ export class FlowTable {
   >();
   /** Fallback for endpoints no listed socket owns: `ip|port` and `*|port` -> latest report. */
   private readonly hookedPorts = new Map<string, number>();
-  /** Flows the hook or eBPF counts, by `localPort|remoteIp|remotePort`, for attaching conntrack's NAT info. */
-  private readonly packetFlows = new Map<string, Flow>();
+  /** Flows the hook or eBPF counts, by local port then peer, for attaching conntrack's NAT info. */
+  private readonly packetFlows = new Map<number, Map<FlowKey, Flow>>();
   /** eBPF is attached: it owns the counters of every flow not hooked. */
   private ebpfLive = false;
   /** Deltas of evicted flows not drained yet. */
@@ -300,22 +309,30 @@ export class FlowTable {
     const pid = o.pid ?? owner?.pid;
     const processName = o.process ?? owner?.process;
     const info = this.options.serviceFor(o.localPort, processName, this.ownerName(owner, o.pid));
-    const key = `${info.service}|${o.localIp}|${o.localPort}|${o.remoteIp}|${o.remotePort}`;
+    const key = this.keys.key(info.service, o.localIp, o.localPort, o.remoteIp, o.remotePort);
     let flow = this.flows.get(key);
     if (flow === undefined) {
-      if (info.sampleRate > 1 && !this.sampledIn(key, info.sampleRate)) {
+      if (
+        info.sampleRate > 1 &&
+        !this.sampledIn(
+          `${info.service}|${o.localIp}|${o.localPort}|${o.remoteIp}|${o.remotePort}`,
+          info.sampleRate,
+        )
+      ) {
         this.counters.sampledOut++;
         return;
       }
       if (this.flows.size >= this.options.maxFlows) this.evictOldest();
+      const pool = this.strings;
+      // Every field set here, optional ones too, so flows share one shape and no property store.
       flow = {
         key,
-        service: info.service,
+        service: pool.get(info.service),
         timeoutMs: info.timeoutSeconds * 1000,
         sampleRate: info.sampleRate,
         scale: info.sampleRate,
         source: o.source,
-        localIp: o.localIp,
+        localIp: pool.get(o.localIp),
         localPort: o.localPort,
         remoteIp: o.remoteIp,
         remotePort: o.remotePort,
@@ -325,19 +342,33 @@ export class FlowTable {
         bytesIn: 0,
         pktsOut: 0,
         bytesOut: 0,
-        total: { pktsIn: 0, bytesIn: 0, pktsOut: 0, bytesOut: 0 },
+        totalPktsIn: 0,
+        totalBytesIn: 0,
+        totalPktsOut: 0,
+        totalBytesOut: 0,
         touched: false,
         deltaFirstSeen: Number.POSITIVE_INFINITY,
         drainedLastSeen: 0,
         drained: false,
+        pid: undefined,
+        process: undefined,
+        natFromIp: undefined,
+        natFromPort: undefined,
+        clientId: undefined,
       };
     } else {
       // Re-insert so the Map's order stays least-recently-seen first.
       this.flows.delete(key);
     }
     this.flows.set(key, flow);
-    if (o.source === 'hook' || o.source === 'ebpf')
-      this.packetFlows.set(`${o.localPort}|${o.remoteIp}|${o.remotePort}`, flow);
+    if (o.source === 'hook' || o.source === 'ebpf') {
+      let byPeer = this.packetFlows.get(o.localPort);
+      if (!byPeer) {
+        byPeer = new Map();
+        this.packetFlows.set(o.localPort, byPeer);
+      }
+      byPeer.set(peerKey(o.remoteIp, o.remotePort), flow);
+    }
     if (SOURCE_RANK[o.source] > SOURCE_RANK[flow.source]) flow.source = o.source;
     // A source that sampled packets scaled its counters already; the rate says so.
     const scale = flow.scale;
@@ -347,10 +378,10 @@ export class FlowTable {
     flow.bytesIn += o.bytesIn * scale;
     flow.pktsOut += o.pktsOut * scale;
     flow.bytesOut += o.bytesOut * scale;
-    flow.total.pktsIn += o.pktsIn * scale;
-    flow.total.bytesIn += o.bytesIn * scale;
-    flow.total.pktsOut += o.pktsOut * scale;
-    flow.total.bytesOut += o.bytesOut * scale;
+    flow.totalPktsIn += o.pktsIn * scale;
+    flow.totalBytesIn += o.bytesIn * scale;
+    flow.totalPktsOut += o.pktsOut * scale;
+    flow.totalBytesOut += o.bytesOut * scale;
     if (o.firstSeen !== undefined && o.firstSeen < flow.firstSeen) flow.firstSeen = o.firstSeen;
     if (o.lastSeen > flow.lastSeen) flow.lastSeen = o.lastSeen;
     // Packets up to the previous delta's last one were in that delta.
@@ -358,7 +389,7 @@ export class FlowTable {
     if (first < flow.deltaFirstSeen) flow.deltaFirstSeen = first;
     flow.touched = true;
     if (pid !== undefined) flow.pid ??= pid;
-    if (processName !== undefined) flow.process ??= processName;
+    if (processName !== undefined) flow.process ??= this.strings.get(processName);
     if (o.natFromIp !== undefined) {
       flow.natFromIp = o.natFromIp;
       flow.natFromPort = o.natFromPort;
@@ -367,7 +398,7 @@ export class FlowTable {
   }
 
   private copyNatToPacketFlow(o: PeerObservation): void {
-    const flow = this.packetFlows.get(`${o.localPort}|${o.remoteIp}|${o.remotePort}`);
+    const flow = this.packetFlows.get(o.localPort)?.get(peerKey(o.remoteIp, o.remotePort));
     if (flow) {
       flow.natFromIp = o.natFromIp;
       flow.natFromPort = o.natFromPort;
@@ -376,8 +407,11 @@ export class FlowTable {
 
   private forget(flow: Flow): void {
     this.flows.delete(flow.key);
-    const packetKey = `${flow.localPort}|${flow.remoteIp}|${flow.remotePort}`;
-    if (this.packetFlows.get(packetKey) === flow) this.packetFlows.delete(packetKey);
+    const byPeer = this.packetFlows.get(flow.localPort);
+    if (!byPeer) return;
+    const peer = peerKey(flow.remoteIp, flow.remotePort);
+    if (byPeer.get(peer) === flow) byPeer.delete(peer);
+    if (byPeer.size === 0) this.packetFlows.delete(flow.localPort);
   }
 
   /** Deterministic 1-in-N choice per flow key, so a flow is always in or always out. */
@@ -413,6 +447,7 @@ export class FlowTable {
       pktsOut: flow.pktsOut,
       bytesOut: flow.bytesOut,
       fresh: !flow.drained,
+      flowKey: flow.key,
     };
     if (flow.pid !== undefined) delta.pid = flow.pid;
     if (flow.process !== undefined) delta.process = flow.process;
@@ -484,7 +519,10 @@ export class FlowTable {
       natFromIp: f.natFromIp,
       natFromPort: f.natFromPort,
       clientId: f.clientId,
-      ...f.total,
+      pktsIn: f.totalPktsIn,
+      bytesIn: f.totalBytesIn,
+      pktsOut: f.totalPktsOut,
+      bytesOut: f.totalBytesOut,
     }));
   }
 }

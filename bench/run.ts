@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { agentCost } from './cases/agent-cost.js';
 import { aggregator } from './cases/aggregator.js';
 import { blocks } from './cases/blocks.js';
+import { ebpfSource } from './cases/ebpf-source.js';
 import { hookOverhead } from './cases/hook-overhead.js';
 import { scaleModel } from './cases/scale-model.js';
 import { socketDiscovery } from './cases/socket-discovery.js';
@@ -20,6 +21,7 @@ const CASES: BenchCase[] = [
   hookOverhead,
   socketDiscovery,
   agentCost,
+  ebpfSource,
   blocks,
   aggregator,
   storeReads,

@@ -259,12 +259,55 @@ function parseOrRefuse(json: unknown): HookParse {
   const flows: FlowRow[] = [];
   const skipped: SkippedRow[] = [];
   env.data.flows.forEach((raw, i) => {
+    // The common row (canonical addresses, no extra positions) passes as it is;
+    // anything else gets the schema, which also says what is wrong.
+    if (isPlainValidRow(raw)) {
+      const late = rowAfterWindow(raw, env.data.at);
+      if (late === null) flows.push(raw);
+      else skipped.push({ row: i, reason: `row ${i}: ${late}` });
+      return;
+    }
     const r = FlowRowSchema.safeParse(raw);
     const reason = r.success ? rowAfterWindow(r.data, env.data.at) : locateRow(r.error.issues, raw);
     if (reason === null && r.success) flows.push(r.data);
     else skipped.push({ row: i, reason: `row ${i}: ${reason}` });
   });
   return { ok: true, message: { ...env.data, flows }, skipped };
+}
+
+const isInt = (v: unknown, min: number, max: number): v is number =>
+  typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+
+const isCanonicalIp = (v: unknown): v is string =>
+  typeof v === 'string' && v.length <= 45 && normalizeIp(v) === v;
+
+/**
+ * Whether a row is one FlowRowSchema accepts and would return unchanged: 10
+ * or 11 positions, addresses already canonical. Checks exactly what the
+ * schema checks, without its per-row copies (100,000 rows a second on a busy
+ * host).
+ */
+function isPlainValidRow(raw: unknown): raw is FlowRow {
+  if (!Array.isArray(raw) || raw.length < 10 || raw.length > 11) return false;
+  const clientId: unknown = raw[10];
+  return (
+    isCanonicalIp(raw[0]) &&
+    isInt(raw[1], 0, 65_535) &&
+    isCanonicalIp(raw[2]) &&
+    isInt(raw[3], 0, 65_535) &&
+    isInt(raw[4], 0, Number.MAX_SAFE_INTEGER) &&
+    isInt(raw[5], 0, Number.MAX_SAFE_INTEGER) &&
+    isInt(raw[6], 0, Number.MAX_SAFE_INTEGER) &&
+    isInt(raw[7], 0, Number.MAX_SAFE_INTEGER) &&
+    isInt(raw[8], MIN_EPOCH_MS, MAX_EPOCH_MS) &&
+    isInt(raw[9], MIN_EPOCH_MS, MAX_EPOCH_MS) &&
+    (clientId === undefined ||
+      clientId === null ||
+      (typeof clientId === 'string' &&
+        clientId.length >= 1 &&
+        clientId.length <= MAX_CLIENT_ID &&
+        !CONTROL_RE.test(clientId)))
+  );
 }
 
 /** Why a row's times lie after its window's end, or null. */

@@ -8,12 +8,41 @@
  * reports IPv4 peers that way.
  */
 
-const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+/** A canonical dotted-quad IPv4 address as an unsigned 32-bit number, or -1 when it is not one. */
+export function ipv4Number(text: string): number {
+  const n = text.length;
+  if (n < 7 || n > 15) return -1;
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      // Canonical form only: no leading zeros.
+      if (digits > 0 && octet === 0) return -1;
+      octet = octet * 10 + (c - 48);
+      digits++;
+      if (octet > 255) return -1;
+    } else {
+      return -1;
+    }
+  }
+  if (dots !== 3 || digits === 0) return -1;
+  return value * 256 + octet;
+}
 
-/** Parses dotted-quad IPv4 into its four bytes, or null. */
+/** Parses dotted-quad IPv4 (decimal octets, no leading zeros) into its four bytes, or null. */
 export function parseIpv4(text: string): number[] | null {
-  if (!IPV4_RE.test(text)) return null;
-  return text.split('.').map(Number);
+  const n = ipv4Number(text);
+  if (n < 0) return null;
+  return [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
 }
 
 /** Parses IPv6 text (with optional embedded IPv4 tail) into eight 16-bit words, or null. */
@@ -96,8 +125,8 @@ export function formatIpWords(words: readonly number[]): string {
 
 /** Returns the canonical form of an IPv4 or IPv6 address, or null when it is not one. */
 export function normalizeIp(text: string): string | null {
-  const v4 = parseIpv4(text);
-  if (v4) return v4.join('.');
+  // Dotted quad is accepted only in canonical form: the text is its own canonical form.
+  if (ipv4Number(text) >= 0) return text;
   const v6 = parseIpv6(text);
   if (v6) return formatIpWords(v6);
   return null;

@@ -8,18 +8,26 @@
  * Flows: a feeder plays a hooked daemon whose N clients are all busy every
  * second (the worst case per flow). Datagrams: a real hooked echo daemon
  * driven by the load generator on loopback.
+ *
+ * Then the whole agent with every source on (/proc, conntrack, eBPF, hook) in
+ * a network namespace of its own, one process through growing stages: idle,
+ * then 1,000, 10,000 and 100,000 busy hooked flows (quick: 1,000 and 20,000),
+ * each stage's window against the idle stage of the same process.
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { runForJson, spawnReady } from '../child-json.js';
 import { type BenchCase, type Figure, plain } from '../harness.js';
 import { recordMeasurement } from '../measured.js';
+import { createBenchNamespace } from '../netns.js';
 
 const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
 const PIPELINE = here('../procs/agent-pipeline.ts');
+const WHOLE = here('../procs/agent-whole.ts');
 const FEEDER = here('../procs/hook-feeder.mjs');
 const DAEMON = here('../procs/echo-daemon.mjs');
 const LOAD = here('../procs/udp-load.mjs');
@@ -64,6 +72,127 @@ async function runPipeline(
   return result;
 }
 
+interface WholeResult {
+  cpuMs: number;
+  bpftraceCpuMs: number;
+  rssBytes: number;
+  bpftraceRssBytes: number;
+  heapBytes: number;
+  flows: number;
+  sources: string[];
+  records: number;
+}
+
+/** The whole agent in `netns`, driven by `measure` lines (see bench/procs/agent-whole.ts). */
+async function startWholeAgent(netns: string, socketPath: string) {
+  const agent = await spawnReady<{ ready: boolean; sources: string[] }>(
+    'ip',
+    ['netns', 'exec', netns, process.execPath, '--expose-gc', '--import', 'tsx', WHOLE, socketPath],
+    { timeoutMs: 90_000 },
+  );
+  const answers: string[] = [];
+  let wake: (() => void) | null = null;
+  createInterface({ input: agent.child.stdout! }).on('line', (line) => {
+    answers.push(line);
+    wake?.();
+  });
+  return {
+    sources: agent.ready.sources,
+    async measure(seconds: number): Promise<WholeResult> {
+      agent.child.stdin!.write(`measure ${seconds}\n`);
+      const until = Date.now() + (seconds + 30) * 1000;
+      while (answers.length === 0) {
+        if (Date.now() > until || agent.child.exitCode !== null)
+          throw new Error(`whole agent did not answer a ${seconds} s measurement`);
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, 500);
+        });
+      }
+      const r = JSON.parse(answers.shift()!) as WholeResult & { error?: string };
+      if (r.error) throw new Error(`whole agent: ${r.error}`);
+      return r;
+    },
+    stop: () => agent.stop(),
+  };
+}
+
+/** The whole agent through its stages; returns its figures. */
+async function wholeAgentFigures(
+  dir: string,
+  quick: boolean,
+  log: (m: string) => void,
+): Promise<Figure[]> {
+  const warm = quick ? 1.5 : 4;
+  const measure = quick ? 1.5 : 8;
+  const sizes = quick ? [1_000, 20_000] : [1_000, 10_000, 100_000];
+  const ns = createBenchNamespace('ac');
+  const socketPath = join(dir, 'whole-hook.sock');
+  const figures: Figure[] = [];
+  try {
+    const agent = await startWholeAgent(ns.name, socketPath);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, warm * 1000));
+      const idle = await agent.measure(measure);
+      for (const s of ['hook', 'ebpf', 'conntrack', 'proc']) {
+        if (!idle.sources.includes(s))
+          throw new Error(`whole agent runs without ${s}: ${idle.sources.join(', ')}`);
+      }
+      const idleCpu = (idle.cpuMs + idle.bpftraceCpuMs) / measure;
+      log(
+        `whole agent idle: ${(idle.cpuMs / measure).toFixed(1)} + bpftrace ${(idle.bpftraceCpuMs / measure).toFixed(1)} ms CPU/s, rss ${(idle.rssBytes / MiB).toFixed(0)} MiB + bpftrace ${(idle.bpftraceRssBytes / MiB).toFixed(0)} MiB`,
+      );
+      figures.push(
+        plain('whole agent, every source on, idle: CPU (subtracted below)', 'ms CPU/s', [idleCpu], {
+          note: 'agent process plus bpftrace; /proc and conntrack scans every second',
+        }),
+        plain('whole agent, idle: RSS (subtracted below)', 'MiB', [idle.rssBytes / MiB], {
+          note: `bpftrace another ${(idle.bpftraceRssBytes / MiB).toFixed(0)} MiB`,
+        }),
+      );
+      for (const n of sizes) {
+        const feeder = runForJson(
+          process.execPath,
+          [FEEDER, socketPath, String(n), String(warm + measure + 0.5)],
+          {
+            timeoutMs: (warm + measure + 30) * 1000,
+          },
+        );
+        await new Promise((resolve) => setTimeout(resolve, warm * 1000));
+        const res = await agent.measure(measure);
+        await feeder;
+        if (res.flows < n) throw new Error(`whole agent holds ${res.flows} flows, fed ${n}`);
+        const cpu = (res.cpuMs + res.bpftraceCpuMs) / measure;
+        const perK = (cpu - idleCpu) / (n / 1000);
+        const bytesPerFlow = (res.rssBytes - idle.rssBytes) / n;
+        const heapPerFlow = (res.heapBytes - idle.heapBytes) / n;
+        log(
+          `whole agent, ${n} flows: ${cpu.toFixed(1)} ms CPU/s, ${perK.toFixed(2)} per 1,000 flows; rss ${(res.rssBytes / MiB).toFixed(0)} MiB, ${bytesPerFlow.toFixed(0)} B/flow (heap ${heapPerFlow.toFixed(0)} B/flow)`,
+        );
+        const label = `at ${n.toLocaleString('en-US')} busy flows`;
+        figures.push(
+          plain(`whole agent CPU per 1,000 active flows, ${label}`, 'ms CPU/s', [perK], {
+            goal: '≤ 5 (0.5 % of a core)',
+            note: 'every source on; every flow has new counts every second (worst case)',
+          }),
+          plain(`whole agent memory per active flow (RSS), ${label}`, 'B', [bytesPerFlow], {
+            goal: '≤ 1,024',
+            note: 'RSS growth over the idle stage; includes V8 heap not yet returned',
+          }),
+          plain(`whole agent live heap per active flow, ${label}`, 'B', [heapPerFlow], {
+            note: 'heapUsed growth over the idle stage, after a full collection',
+          }),
+        );
+      }
+    } finally {
+      await agent.stop();
+    }
+  } finally {
+    ns.remove();
+  }
+  return figures;
+}
+
 export const agentCost: BenchCase = {
   id: 'agent-cost',
   title: 'agent CPU and memory per active flow and per datagram rate',
@@ -80,6 +209,7 @@ export const agentCost: BenchCase = {
     const idleRss: number[] = [];
     const cpuPer10k: number[] = [];
     const rates: number[] = [];
+    let whole: Figure[] = [];
     try {
       for (let r = 0; r < roundCount; r++) {
         const idle = await runPipeline(dir, warm, measure, (path, s) =>
@@ -130,6 +260,7 @@ export const agentCost: BenchCase = {
           `round ${r + 1}, real traffic: ${datagramsPerSec.toFixed(0)} datagrams/s, ${(real.cpuMs / measure).toFixed(1)} ms CPU/s, ${real.packets} packets reported`,
         );
       }
+      whole = await wholeAgentFigures(dir, quick, log);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -154,6 +285,7 @@ export const agentCost: BenchCase = {
         note: `real hooked echo daemon, 32 flows, ${(rates.reduce((a, b) => a + b, 0) / rates.length / 1000).toFixed(0)}k datagrams/s; the hook sums per flow in the daemon, so the agent's cost follows flows, not datagrams`,
       }),
     );
+    figures.push(...whole);
     return figures;
   },
 };

@@ -7,7 +7,6 @@
  * Each round measures both daemons back to back, in alternating order, so
  * drift on a shared machine (other load, thermal) hits both sides alike.
  */
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { startHookReceiver } from '../../agent/hook-receiver.js';
 import { runForJson, spawnReady } from '../child-json.js';
 import { type BenchCase, compared, type Figure, plain } from '../harness.js';
+import { cpuSeconds } from '../proc-stat.js';
 
 const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
 const DAEMON = here('../procs/echo-daemon.mjs');
@@ -30,14 +30,6 @@ interface LoadResult {
   echoed: number;
   ms: number;
   heard: number;
-}
-
-/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat (clock ticks of 10 ms). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the parenthesised comm; utime and stime are fields 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** Echoes heard by load generators of the hooked daemon, warm-ups included. */

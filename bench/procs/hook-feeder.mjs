@@ -1,7 +1,7 @@
 /**
  * Plays a hooked daemon with many clients for the agent-cost benchmark:
- * connects to the agent's hook socket and, once a second, writes one hook
- * protocol message with a row per flow, every flow busy in every window
+ * connects to the agent's hook socket and, once a second, writes hook
+ * protocol messages (10,000 rows at most each) with a row per flow, every flow busy in every window
  * (the agent's worst case per flow).
  *
  *   node hook-feeder.mjs <hookSocket> <flows> <seconds>
@@ -46,17 +46,20 @@ const send = () => {
       now - (i % 900),
     ];
   });
-  const message = {
-    v: 1,
-    pid: process.pid,
-    process: 'srcds_linux',
-    at: now,
-    flows: rows,
-    overflowPackets: 0,
-    droppedFlows: 0,
-    droppedPackets: 0,
-  };
-  conn.write(`${JSON.stringify(message)}\n`);
+  // A message holds at most MAX_HOOK_ROWS (10,000) rows, as the hook sends them.
+  for (let at = 0; at < rows.length || at === 0; at += 10_000) {
+    const message = {
+      v: 1,
+      pid: process.pid,
+      process: 'srcds_linux',
+      at: now,
+      flows: rows.slice(at, at + 10_000),
+      overflowPackets: 0,
+      droppedFlows: 0,
+      droppedPackets: 0,
+    };
+    conn.write(`${JSON.stringify(message)}\n`);
+  }
   messages++;
 };
 send();

@@ -10,7 +10,11 @@ import {
   KernelClock,
   type RawTuple,
 } from '../../../agent/bpftrace-output.js';
-import { decodeTupleKey, tuplesToObservations } from '../../../agent/ebpf-flows.js';
+import {
+  cachedTupleDecoder,
+  decodeTupleKey,
+  tuplesToObservations,
+} from '../../../agent/ebpf-flows.js';
 import { CAP, type EbpfFacts, ebpfProblem } from '../../../agent/ebpf-requirements.js';
 import { FlowTable } from '../../../agent/flow-table.js';
 import type { ListeningSocket, PeerObservation } from '../../../agent/observation.js';
@@ -160,6 +164,20 @@ describe('tuple keys', () => {
     ]) {
       expect(decodeTupleKey(bad), bad).toBeNull();
     }
+  });
+});
+
+describe('cached tuple decoder', () => {
+  it('answers as decodeTupleKey does, malformed keys included, and stays bounded', () => {
+    const decode = cachedTupleDecoder(2);
+    const keys = [
+      key('in', '192.0.2.2', 41001, '192.0.2.1', 53),
+      key('out', '2001:db8::1', 443, '2001:db8::2', 65535),
+      '0,1,5,1,0',
+      key('in', '198.51.100.7', 1, '192.0.2.1', 53),
+    ];
+    // Twice round, with a bound below the key count: hits, misses and restarts.
+    for (const k of [...keys, ...keys]) expect(decode(k), k).toEqual(decodeTupleKey(k));
   });
 });
 

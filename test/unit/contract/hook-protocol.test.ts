@@ -2,6 +2,7 @@ import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import {
   FLOW_ROW_FIELDS,
+  FlowRowSchema,
   HOOK_PROTOCOL_VERSION,
   HookMessageSchema,
   MAX_CLIENT_ID,
@@ -205,6 +206,42 @@ describe('parseHookMessage', () => {
     const bad = message({ flows: [row(), row({ lastSeen: T + 1 })] });
     expect(HookMessageSchema.safeParse(bad).success).toBe(false);
     expect(reasons(bad)).toEqual([`row 1: lastSeen ${T + 1} is after the window's end ${T}`]);
+  });
+
+  it('keeps exactly the rows FlowRowSchema accepts, as the schema returns them (its fast path included)', () => {
+    const rows = [
+      row(),
+      row({ localPort: 65_535, remotePort: 0 }),
+      row({ remotePort: 65_536 }),
+      row({ remotePort: 1.5 }),
+      row({ pktsIn: Number.MAX_SAFE_INTEGER }),
+      row({ pktsIn: Number.MAX_SAFE_INTEGER + 1 }),
+      row({ bytesOut: -1 }),
+      row({ firstSeen: MIN_EPOCH_MS, lastSeen: MIN_EPOCH_MS }),
+      row({ firstSeen: MIN_EPOCH_MS - 1 }),
+      row({ remoteIp: '192.0.2.01' }),
+      row({ remoteIp: '2001:DB8:0:0::1' }),
+      row({ remoteIp: '::ffff:192.0.2.7' }),
+      row({ localIp: '256.0.0.1' }),
+      row({ clientId: null }),
+      row({ clientId: '' }),
+      row({ clientId: 'a\u0007b' }),
+      row({ clientId: 'c'.repeat(MAX_CLIENT_ID) }),
+      row({ clientId: 'c'.repeat(MAX_CLIENT_ID + 1) }),
+      [...row({ clientId: 'x' }), 'extra', 7],
+      row().slice(0, 9),
+    ];
+    const r = parseHookMessage(message({ flows: rows }));
+    if (!r.ok) throw new Error(r.reason);
+    const expected = rows.flatMap((raw) => {
+      const p = FlowRowSchema.safeParse(raw);
+      return p.success ? [p.data] : [];
+    });
+    expect(r.message.flows).toEqual(expected);
+    expect(r.message.flows.length + r.skipped.length).toBe(rows.length);
+    // Sanity of the list itself: both kinds are in it.
+    expect(expected.length).toBeGreaterThan(5);
+    expect(r.skipped.length).toBeGreaterThan(5);
   });
 
   // Arbitrary JSON, and near-misses of a good message with any one field or position replaced.

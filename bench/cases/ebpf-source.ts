@@ -1,0 +1,366 @@
+/**
+ * eBPF source cost and accuracy, all inside a network namespace the case
+ * makes (so other traffic on the machine is neither counted nor measured):
+ *
+ *  - an echo daemon's throughput with the eBPF source running vs not (64 B
+ *    and 1 KiB), rounds alternating which side goes first; bpftrace is
+ *    started and stopped every round, which also gives its start-up time and
+ *    resident memory;
+ *  - bpftrace's and the source's CPU per 10,000 datagrams/s (that echo
+ *    traffic) and per 1,000 active flows (many quiet clients), against an
+ *    idle bpftrace of the same session;
+ *  - count accuracy at the highest rate the machine sustains: an open-loop
+ *    sender's datagrams against what the source counted.
+ */
+import { statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { createEbpfSource, type EbpfSource } from '../../agent/ebpf-source.js';
+import type { ListeningSocket } from '../../agent/observation.js';
+import { runForJson, spawnReady } from '../child-json.js';
+import { type BenchCase, compared, type Figure, plain, spread } from '../harness.js';
+import { createBenchNamespace } from '../netns.js';
+import { childrenNamed, cpuSeconds, rssMiB } from '../proc-stat.js';
+
+const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
+const DAEMON = here('../procs/echo-daemon.mjs');
+const LOAD = here('../procs/udp-load.mjs');
+const BLAST = here('../procs/udp-blast.mjs');
+const FLOWS = here('../procs/udp-flows.mjs');
+
+/** Client sockets and datagrams in flight each, as hook-overhead uses. */
+const ECHO_FLOWS = 8;
+const ECHO_WINDOW = 16;
+/** Ports inside the namespace (nothing else binds there). */
+const BLAST_PORT = 47_001;
+const FLOWS_PORT = 47_002;
+
+const listener = (port: number): ListeningSocket => ({
+  localIp: '127.0.0.1',
+  localPort: port,
+  family: 4,
+  inode: 0,
+  drops: 0,
+  rxQueueBytes: 0,
+});
+
+/** A running eBPF source with its bpftrace process. */
+interface Session {
+  source: EbpfSource;
+  pid: number;
+  startupMs: number;
+  /** Counted by poll() since the last take(): packets into owned sockets, and unowned ones. */
+  take(): { ownedIn: number; unowned: number };
+  stop(): Promise<void>;
+}
+
+async function startSession(netnsInode: number, listeners: ListeningSocket[]): Promise<Session> {
+  const source = createEbpfSource({
+    sockets: () => ({ listeners, connected: [] }),
+    netnsInode,
+    localAddresses: () => ['127.0.0.1'],
+    drainIntervalMs: 1000,
+  });
+  const status = await source.start();
+  if (!status.live) throw new Error(`eBPF source did not start: ${status.reason}`);
+  const pids = childrenNamed('bpftrace');
+  if (pids.length !== 1) throw new Error(`expected one bpftrace child, found ${pids.length}`);
+  let ownedIn = 0;
+  let unownedBase = 0;
+  // Polled like the agent does, once a second.
+  const poll = () => {
+    for (const o of source.poll()) ownedIn += o.pktsIn;
+  };
+  const timer = setInterval(poll, 1000);
+  return {
+    source,
+    pid: pids[0]!,
+    startupMs: status.startupMs ?? Number.NaN,
+    take() {
+      poll();
+      const unowned = source.status().unownedPackets;
+      const out = { ownedIn, unowned: unowned - unownedBase };
+      ownedIn = 0;
+      unownedBase = unowned;
+      return out;
+    },
+    async stop() {
+      clearInterval(timer);
+      await source.stop();
+    },
+  };
+}
+
+const median = (xs: number[]) => (xs.length === 0 ? Number.NaN : spread(xs).median);
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** UDP receive errors (socket buffer full) of the namespace, from its /proc/net/snmp. */
+function rcvbufErrors(exec: (c: string, a: string[]) => string): number {
+  const lines = exec('cat', ['/proc/net/snmp'])
+    .split('\n')
+    .filter((l) => l.startsWith('Udp:'));
+  const names = lines[0]?.split(/\s+/) ?? [];
+  const values = lines[1]?.split(/\s+/) ?? [];
+  const at = names.indexOf('RcvbufErrors');
+  return at < 0 ? 0 : Number(values[at]);
+}
+
+export const ebpfSource: BenchCase = {
+  id: 'ebpf-source',
+  title: 'eBPF source: daemon throughput, bpftrace CPU, memory and start-up, count accuracy',
+  async run({ quick, log }) {
+    const seconds = quick ? 1 : 3;
+    // Quick: one round, a smoke of every figure (no alternation to read ratios by).
+    const roundCount = quick ? 1 : 6;
+    const blastSeconds = quick ? 1 : 3;
+    const flowSizes = quick ? [1_000] : [1_000, 10_000];
+    const flowWarmMs = quick ? 1_000 : 2_500;
+    const flowSeconds = quick ? 1 : 4;
+    const sizes = [64, 1024];
+    const ns = createBenchNamespace('eb');
+    const inNs = (file: string, args: string[]) => [
+      'netns',
+      'exec',
+      ns.name,
+      process.execPath,
+      file,
+      ...args,
+    ];
+    const netnsInode = statSync(`/run/netns/${ns.name}`).ino;
+    const daemon = await spawnReady<{ port: number }>('ip', inNs(DAEMON, []));
+    const daemonPid = daemon.child.pid!;
+    const port = daemon.ready.port;
+    const listeners = [listener(port), listener(BLAST_PORT), listener(FLOWS_PORT)];
+
+    /** One echo load run: echoes/s, and daemon and bench-process CPU seconds during it. */
+    const echo = async (size: number, s: number, bpftracePid?: number) => {
+      const d0 = cpuSeconds(daemonPid);
+      const b0 = bpftracePid ? cpuSeconds(bpftracePid) : 0;
+      const self0 = process.cpuUsage();
+      const r = await runForJson<{ echoed: number; ms: number; heard: number }>(
+        'ip',
+        inNs(LOAD, [
+          String(port),
+          String(size),
+          String(s),
+          String(ECHO_FLOWS),
+          String(ECHO_WINDOW),
+        ]),
+        { timeoutMs: (s + 15) * 1000 },
+      );
+      const self = process.cpuUsage(self0);
+      return {
+        rate: r.echoed / (r.ms / 1000),
+        daemonUs: ((cpuSeconds(daemonPid) - d0) * 1e6) / Math.max(1, r.heard),
+        bpftraceSec: bpftracePid ? cpuSeconds(bpftracePid) - b0 : 0,
+        // User time only: softirq packet processing (the probes included) is charged to
+        // whichever process it interrupts, this one too, and is not the source's work.
+        selfSec: self.user / 1e6,
+        ms: r.ms,
+      };
+    };
+
+    const off = new Map(sizes.map((s) => [s, [] as number[]]));
+    const on = new Map(sizes.map((s) => [s, [] as number[]]));
+    const perRound = new Map(sizes.map((s) => [s, [] as number[]]));
+    const daemonOff = new Map(sizes.map((s) => [s, [] as number[]]));
+    const daemonOn = new Map(sizes.map((s) => [s, [] as number[]]));
+    const cpuPer10k: number[] = [];
+    const startup: number[] = [];
+    const rssIdle: number[] = [];
+    const rssAfter: number[] = [];
+    const countedOut: number[] = [];
+    const countedIn: number[] = [];
+    const blastRates: number[] = [];
+    const kernelLoss: number[] = [];
+    const flowCpu = new Map(flowSizes.map((n) => [n, [] as number[]]));
+    const flowRate = new Map(flowSizes.map((n) => [n, [] as number[]]));
+    const flowBpf = new Map(flowSizes.map((n) => [n, [] as number[]]));
+    const flowRss = new Map(flowSizes.map((n) => [n, [] as number[]]));
+    const figures: Figure[] = [];
+    try {
+      // Warm-up: JIT and socket buffers.
+      for (const size of sizes) await echo(size, 0.5);
+      for (let r = 0; r < roundCount; r++) {
+        const onFirst = r % 2 === 1;
+        const offRuns = new Map<number, Awaited<ReturnType<typeof echo>>>();
+        const runOff = async () => {
+          for (const size of sizes) offRuns.set(size, await echo(size, seconds));
+        };
+        if (!onFirst) await runOff();
+        const session = await startSession(netnsInode, listeners);
+        startup.push(session.startupMs);
+        rssIdle.push(rssMiB(session.pid));
+        const onRuns = new Map<number, Awaited<ReturnType<typeof echo>>>();
+        try {
+          for (const size of sizes) onRuns.set(size, await echo(size, seconds, session.pid));
+          {
+            // Accuracy at full speed: everything this session counts from here is the blaster's.
+            await sleep(1_600);
+            session.take();
+            const errs0 = rcvbufErrors(ns.exec);
+            const blast = await runForJson<{ sent: number; received: number; ms: number }>(
+              'ip',
+              inNs(BLAST, [String(BLAST_PORT), String(blastSeconds), '4', '64']),
+              { timeoutMs: (blastSeconds + 15) * 1000 },
+            );
+            const sockDrops = rcvbufErrors(ns.exec) - errs0;
+            await sleep(1_600);
+            const counted = session.take();
+            // Out: at net_dev_queue, from the (unowned) sender sockets; in: at netif_receive_skb, to the sink.
+            countedOut.push(counted.unowned / blast.sent);
+            countedIn.push(counted.ownedIn / blast.sent);
+            kernelLoss.push(blast.sent - counted.ownedIn);
+            blastRates.push(blast.sent / (blast.ms / 1000));
+            log(
+              `round ${r + 1}: blast ${blast.sent} sent (${(blast.sent / (blast.ms / 1000)).toFixed(0)}/s), counted out ${counted.unowned}, in ${counted.ownedIn}, sink read ${blast.received}, socket drops ${sockDrops}`,
+            );
+          }
+          if (r === 0 || (!quick && r === 1)) {
+            // Per active flow: an idle window of this bpftrace, then N quiet clients.
+            const b0 = cpuSeconds(session.pid);
+            const s0 = process.cpuUsage();
+            await sleep(flowSeconds * 1000);
+            const s1 = process.cpuUsage(s0);
+            const idleBpf = ((cpuSeconds(session.pid) - b0) * 1000) / flowSeconds;
+            const idleSelf = s1.user / 1e3 / flowSeconds;
+            const idleMsPerSec = idleBpf + idleSelf;
+            const rss0 = rssMiB(session.pid);
+            for (const n of flowSizes) {
+              const gen = await spawnReady<{ flows: number }>(
+                'ip',
+                inNs(FLOWS, [String(FLOWS_PORT), String(n)]),
+                { timeoutMs: 60_000 },
+              );
+              try {
+                await sleep(flowWarmMs);
+                const f0 = cpuSeconds(session.pid);
+                const g0 = process.cpuUsage();
+                await sleep(flowSeconds * 1000);
+                const g1 = process.cpuUsage(g0);
+                const bpfMs = ((cpuSeconds(session.pid) - f0) * 1000) / flowSeconds;
+                const selfMs = g1.user / 1e3 / flowSeconds;
+                const msPerSec = bpfMs + selfMs;
+                const counted = session.take();
+                flowCpu.get(n)!.push(((msPerSec - idleMsPerSec) * 1000) / n);
+                flowBpf.get(n)!.push(((bpfMs - idleBpf) * 1000) / n);
+                // Since the previous take: the warm-up and the window.
+                flowRate.get(n)!.push(counted.ownedIn / n / (flowWarmMs / 1000 + flowSeconds));
+                flowRss.get(n)!.push(((rssMiB(session.pid) - rss0) * 1000) / n);
+                log(
+                  `round ${r + 1}, ${n} flows: bpftrace ${bpfMs.toFixed(1)} + source ${selfMs.toFixed(1)} ms CPU/s (idle ${idleMsPerSec.toFixed(1)}), ${counted.ownedIn} packets counted`,
+                );
+              } finally {
+                await gen.stop();
+              }
+            }
+          }
+          rssAfter.push(rssMiB(session.pid));
+        } finally {
+          await session.stop();
+        }
+        if (onFirst) await runOff();
+        for (const size of sizes) {
+          const u = offRuns.get(size)!;
+          const e = onRuns.get(size)!;
+          off.get(size)!.push(u.rate);
+          on.get(size)!.push(e.rate);
+          perRound.get(size)!.push(e.rate / u.rate);
+          daemonOff.get(size)!.push(u.daemonUs);
+          daemonOn.get(size)!.push(e.daemonUs);
+          if (size === 64) {
+            // bpftrace plus the source's share of this process, beyond the same window without eBPF.
+            const extraMsPerSec = ((e.bpftraceSec + e.selfSec - u.selfSec) * 1000) / (e.ms / 1000);
+            // Each echo is two datagrams through the daemon (one in, one out).
+            cpuPer10k.push((extraMsPerSec * 10_000) / (e.rate * 2));
+          }
+          log(
+            `${size} B round ${r + 1}: without ${u.rate.toFixed(0)}/s ${u.daemonUs.toFixed(2)} µs, with eBPF ${e.rate.toFixed(0)}/s ${e.daemonUs.toFixed(2)} µs`,
+          );
+        }
+      }
+    } finally {
+      await daemon.stop();
+      ns.remove();
+    }
+    const note = `${ECHO_FLOWS} client flows, ${ECHO_WINDOW} in flight each, loopback of a namespace`;
+    for (const size of sizes) {
+      figures.push(
+        compared(
+          `echo throughput, ${size} B, eBPF source running`,
+          'datagrams/s',
+          on.get(size)!,
+          'no eBPF',
+          off.get(size)!,
+          'higher',
+          { goal: '≥ 0.97×', note },
+        ),
+        plain(`with/without eBPF per round, ${size} B`, '×', perRound.get(size)!, {
+          goal: '≥ 0.97',
+          note: 'ratio of the two runs of the same round (alternating order)',
+        }),
+        compared(
+          `daemon CPU per echoed datagram, ${size} B, eBPF source running`,
+          'µs',
+          daemonOn.get(size)!,
+          'no eBPF',
+          daemonOff.get(size)!,
+          'lower',
+          {
+            note: "the probes run in the sending and receiving process's context: their kernel time shows here",
+          },
+        ),
+      );
+    }
+    figures.push(
+      plain('bpftrace + source CPU per 10,000 datagrams/s', 'ms CPU/s', cpuPer10k, {
+        note: 'echo traffic, 64 B, 8 flows; bpftrace process (user + system) plus the agent-side parse and attribution (user time of this process); 10 ms CPU/s = 1% of a core',
+      }),
+    );
+    for (const n of flowSizes) {
+      figures.push(
+        plain(
+          `bpftrace + source CPU per 1,000 active flows, at ${n.toLocaleString('en-US')} flows`,
+          'ms CPU/s',
+          flowCpu.get(n)!,
+          {
+            note: `each client sends one datagram a second (counted: ${median(flowRate.get(n)!).toFixed(2)} per flow per second; below 1 when the machine cannot keep the generator's pace); idle bpftrace of the same session subtracted`,
+          },
+        ),
+        plain(
+          `  of which bpftrace itself, at ${n.toLocaleString('en-US')} flows`,
+          'ms CPU/s',
+          flowBpf.get(n)!,
+          { note: 'printing and clearing its maps each drain; the rest is the agent parsing them' },
+        ),
+        plain(
+          `bpftrace RSS growth per 1,000 active flows, at ${n.toLocaleString('en-US')} flows`,
+          'MiB',
+          flowRss.get(n)!,
+        ),
+      );
+    }
+    figures.push(
+      plain('bpftrace start-up (start to attached)', 'ms', startup, {
+        note: 'compile, load and attach; one bpftrace per round',
+      }),
+      plain('bpftrace RSS, attached and idle', 'MiB', rssIdle),
+      plain('bpftrace RSS after the round’s traffic', 'MiB', rssAfter),
+      plain('highest sustained send rate (blaster)', 'datagrams/s', blastRates, {
+        note: '4 sender sockets, 64 B, open loop, 256 sends in flight',
+      }),
+      plain('eBPF counted out / datagrams sent', '×', countedOut, {
+        goal: '= 1',
+        note: 'at net_dev_queue, every datagram the kernel took',
+      }),
+      plain('eBPF counted in / datagrams sent', '×', countedIn, {
+        goal: '= 1, or the loss counted',
+        note: 'at netif_receive_skb; below 1 only by datagrams the kernel dropped before receive (backlog)',
+      }),
+      plain('datagrams sent but not counted in', 'datagrams', kernelLoss, {
+        note: 'dropped by the kernel between send and receive (softnet backlog), not by the source',
+      }),
+    );
+    return figures;
+  },
+};

@@ -1,0 +1,41 @@
+/**
+ * What the benchmarks read of a process in /proc: CPU time and resident
+ * memory, and bpftrace children of this process.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Fields after the parenthesised comm of /proc/<pid>/stat (field 3 is index 0). */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat (clock ticks of 10 ms). */
+export function cpuSeconds(pid: number): number {
+  const fields = statFields(pid);
+  // utime and stime are fields 14 and 15.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Resident memory of a process in MiB (VmRSS of /proc/<pid>/status). */
+export function rssMiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`/proc/${pid}/status has no VmRSS line`);
+  return Number(m[1]) / 1024;
+}
+
+/** Pids of this process's children whose comm is `comm`. */
+export function childrenNamed(comm: string, parent: number = process.pid): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      if (name === comm && Number(statFields(Number(entry))[1]) === parent) out.push(Number(entry));
+    } catch {
+      // Exited while listing.
+    }
+  }
+  return out;
+}

@@ -1,0 +1,133 @@
+/**
+ * The whole agent for the agent-cost benchmark, every source on: the real
+ * Agent with the /proc, conntrack, eBPF (bpftrace) and hook sources of the
+ * network namespace it runs in, one cycle a second, with a shipper that only
+ * counts (shipping is network I/O, measured by the shipper's own tests).
+ * Run it inside the benchmark's namespace (ip netns exec).
+ *
+ *   node --expose-gc --import tsx agent-whole.ts <hookSocket>
+ *
+ * Prints {"ready":true,"sources":[..]} once eBPF is attached. Then each stdin
+ * line `measure <seconds> [heapSnapshotFile]` is answered, after that many
+ * seconds, with
+ * {"cpuMs":..,"bpftraceCpuMs":..,"rssBytes":..,"bpftraceRssBytes":..,"heapBytes":..,"flows":..,"records":..}
+ * (CPU over the window, RSS at its end, heap after a full collection); `stop`
+ * stops the agent.
+ */
+import { createInterface } from 'node:readline';
+import { writeHeapSnapshot } from 'node:v8';
+import { createAgent } from '../../agent/agent.js';
+import { AgentConfigSchema } from '../../agent/agent-config.js';
+import { createConntrackSource } from '../../agent/conntrack-source.js';
+import { createEbpfSource } from '../../agent/ebpf-source.js';
+import { openHookSource } from '../../agent/hook-source.js';
+import { createProcSource } from '../../agent/proc-source.js';
+import { childrenNamed, cpuSeconds, rssMiB } from '../proc-stat.js';
+
+const [socketPath] = process.argv.slice(2);
+if (!socketPath) {
+  console.error(
+    'usage: agent-whole.ts <hookSocket>   (then `measure <seconds> [heapSnapshotFile]` lines on stdin)',
+  );
+  process.exit(2);
+}
+
+const logs: string[] = [];
+const log = (m: string) => {
+  if (logs.length < 50) logs.push(m);
+};
+const config = AgentConfigSchema.parse({
+  stream: 'bench',
+  host: 'bench-host',
+  stateDir: '/nonexistent',
+  hookSocket: socketPath,
+  maxFlows: 200_000,
+});
+const proc = createProcSource();
+const conntrack = createConntrackSource({ listeners: () => proc.listeners() });
+const hook = await openHookSource(socketPath, String(process.getgid!()), log);
+if (!hook) throw new Error(`hook socket ${socketPath} did not open: ${logs.join('; ')}`);
+const ebpf = createEbpfSource({
+  sockets: () => ({
+    listeners: proc.listeners(),
+    connected: (proc.lastScan()?.sockets ?? [])
+      .filter((s) => s.connected)
+      .map((s) => ({
+        localIp: s.localIp,
+        localPort: s.localPort,
+        remoteIp: s.remoteIp,
+        remotePort: s.remotePort,
+      })),
+  }),
+  log,
+});
+let seq = 0;
+const totals = { records: 0, bytes: 0 };
+const agent = createAgent(config, {
+  agentId: 'bench-agent',
+  proc,
+  conntrack,
+  ebpf,
+  hook,
+  shipper: {
+    enqueue(records) {
+      totals.records += records.length;
+      for (const r of records) totals.bytes += r.data.length;
+    },
+    start() {},
+    async stop() {},
+    stats: () => ({ droppedLines: 0, spooledRecords: 0 }),
+  },
+  seq: { take: () => seq++ },
+  clock: Date.now,
+  log,
+});
+const status = await ebpf.start();
+if (!status.live) throw new Error(`eBPF source did not start: ${status.reason}`);
+const bpftrace = childrenNamed('bpftrace')[0];
+if (bpftrace === undefined) throw new Error('no bpftrace child after the eBPF source started');
+agent.start();
+process.stdout.write(`${JSON.stringify({ ready: true, sources: agent.sources() })}\n`);
+
+/** One measured window: this process's and bpftrace's CPU over it, memory at its end. */
+async function measure(windowSeconds: number, snapshot?: string): Promise<Record<string, unknown>> {
+  totals.records = 0;
+  totals.bytes = 0;
+  const cpu0 = process.cpuUsage();
+  const bpf0 = cpuSeconds(bpftrace!);
+  await new Promise((resolve) => setTimeout(resolve, windowSeconds * 1000));
+  const cpu = process.cpuUsage(cpu0);
+  const rssBytes = process.memoryUsage().rss;
+  // Live heap: after a full collection when --expose-gc allows one (after the CPU window).
+  (globalThis as { gc?: () => void }).gc?.();
+  const result = {
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    bpftraceCpuMs: (cpuSeconds(bpftrace!) - bpf0) * 1000,
+    rssBytes,
+    bpftraceRssBytes: rssMiB(bpftrace!) * 1024 * 1024,
+    heapBytes: process.memoryUsage().heapUsed,
+    flows: agent.flowTable.size,
+    sources: agent.sources(),
+    ...totals,
+  };
+  if (snapshot) writeHeapSnapshot(snapshot);
+  return result;
+}
+
+// Commands, one a line: `measure <seconds> [heapSnapshotFile]` answers with a
+// JSON line; `stop` (or the end of stdin) stops the agent and exits.
+const lines = createInterface({ input: process.stdin });
+for await (const line of lines) {
+  const [cmd, arg, file] = line.trim().split(' ');
+  if (cmd === 'measure' && Number(arg) > 0 && Number(arg) <= 120) {
+    process.stdout.write(`${JSON.stringify(await measure(Number(arg), file))}\n`);
+  } else if (cmd === 'stop') {
+    break;
+  } else {
+    process.stdout.write(
+      `${JSON.stringify({ error: `unknown command ${JSON.stringify(line)}` })}\n`,
+    );
+  }
+}
+await agent.stop();
+process.exit(0);
