@@ -295,10 +295,10 @@ function isPlainValidRow(raw: unknown): raw is FlowRow {
     isInt(raw[1], 0, 65_535) &&
     isCanonicalIp(raw[2]) &&
     isInt(raw[3], 0, 65_535) &&
-    isInt(raw[4], 0, Number.MAX_SAFE_INTEGER) &&
-    isInt(raw[5], 0, Number.MAX_SAFE_INTEGER) &&
-    isInt(raw[6], 0, Number.MAX_SAFE_INTEGER) &&
-    isInt(raw[7], 0, Number.MAX_SAFE_INTEGER) &&
+    isInt(raw[4], 0, MAX_ROW_PACKETS) &&
+    isInt(raw[5], 0, MAX_ROW_BYTES) &&
+    isInt(raw[6], 0, MAX_ROW_PACKETS) &&
+    isInt(raw[7], 0, MAX_ROW_BYTES) &&
     isInt(raw[8], MIN_EPOCH_MS, MAX_EPOCH_MS) &&
     isInt(raw[9], MIN_EPOCH_MS, MAX_EPOCH_MS) &&
     (clientId === undefined ||
