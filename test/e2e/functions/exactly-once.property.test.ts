@@ -153,7 +153,15 @@ describe('exactly once on the block store', () => {
       for (let i = 0, n = 0; i < shuffled.length; i += batch, n++) {
         const records = shuffled
           .slice(i, i + batch)
-          .map((p) => rawRecord(encodeBlock(p), String(sequence++), `${p.agentId}/0`));
+          // Each arrives as an agent sends it: just after its minute ends.
+          .map((p) =>
+            rawRecord(
+              encodeBlock(p),
+              String(sequence++),
+              `${p.agentId}/0`,
+              (p.minute + 1) * MINUTE_MS + 5_000,
+            ),
+          );
         for (let d = 0; d < (replays[n % replays.length] ? 2 : 1); d++) {
           const res = await captureStdout(() => aggregate({ Records: records }, ctx()));
           expect(res.result).toEqual({ batchItemFailures: [] });
