@@ -1,18 +1,17 @@
 /**
  * The agents: when each last reported, whether it is within the window, its
- * live sources, and what it had to drop or spool.
+ * live sources and why the others are not live, the busy services it cannot
+ * observe, and what it had to drop or spool.
  */
 import type { AgentsResponse } from '../../contract/api-schemas.js';
 import { agents } from './api-fetch.js';
 import { formatRoute, type Route } from './deep-link.js';
 import { h, KeyedTable, setText } from './dom.js';
 import { formatAgo, formatCount, formatUtc, formatWindow } from './format.js';
+import { sourcesNotLive } from './source-states.js';
 import type { View } from './view.js';
 
-type Agent = AgentsResponse['agents'][number] & {
-  /** Why a source is off, if the API says (name -> reason). */
-  sourcesOff?: Record<string, string>;
-};
+type Agent = AgentsResponse['agents'][number];
 
 /** The agents view of a route. */
 export function agentsView(route: Extract<Route, { view: 'agents' }>): View {
@@ -34,13 +33,18 @@ export function agentsView(route: Extract<Route, { view: 'agents' }>): View {
       },
       { title: 'Live sources', text: (a) => a.sources.join(', ') || 'none' },
       {
-        title: 'Sources off',
+        title: 'Sources not live, and why',
         text: (a) =>
-          a.sourcesOff
-            ? Object.entries(a.sourcesOff)
-                .map(([s, why]) => `${s}: ${why}`)
-                .join('; ') || 'none'
-            : 'not reported by the API',
+          (a.sourceStates ?? []).length === 0
+            ? 'not reported by this agent'
+            : sourcesNotLive(a) || 'none',
+      },
+      {
+        title: 'Peers unobserved',
+        text: (a) =>
+          (a.unobserved ?? [])
+            .map((u) => `${u.service} (port ${u.port}): ${u.reason}`)
+            .join('; ') || 'none',
       },
       { title: 'Flows', text: (a) => formatCount(a.flows), numeric: true },
       { title: 'Dropped', text: (a) => formatCount(a.dropped), numeric: true },
@@ -63,9 +67,9 @@ export function agentsView(route: Extract<Route, { view: 'agents' }>): View {
     h(
       'p',
       { class: 'note' },
-      "Why a source is off (conntrack not readable, no eBPF, no hooked daemon) is in the agent's log and in ",
+      "An older agent does not report its sources' states; its log and ",
       h('code', {}, 'udpwatch-agent snapshot'),
-      ' on its host, when the API does not report it.',
+      ' on its host say why a source is off.',
     ),
     h('div', { class: 'scroll' }, table.element),
   );
@@ -75,7 +79,7 @@ export function agentsView(route: Extract<Route, { view: 'agents' }>): View {
     async refresh() {
       const answer = await agents(route.window);
       now = answer.now;
-      const list = [...(answer.agents as Agent[])].sort(
+      const list = [...answer.agents].sort(
         (a, b) => Number(a.reporting) - Number(b.reporting) || (a.host < b.host ? -1 : 1),
       );
       table.update(list);
