@@ -35,6 +35,12 @@ export const METRICS = {
   activeClients: 'ActiveClients',
   activeClientIps: 'ActiveClientIPs',
   agentsReporting: 'AgentsReporting',
+  /**
+   * What the reporting agents' heartbeats say they lost since each started
+   * (spool full, memory bound, hook tables), summed (summarize); an alarm
+   * fires while it grows.
+   */
+  agentsDropped: 'AgentsDropped',
   serviceDimension: 'Service',
   badLines: 'BadLines',
   badRecords: 'BadRecords',

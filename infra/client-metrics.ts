@@ -61,6 +61,17 @@ export function agentsReportingMetric(): Metric {
   });
 }
 
+/** What the reporting agents lost since each started, summed, as the summarize function publishes it. */
+export function agentsDroppedMetric(): Metric {
+  return new Metric({
+    namespace: RESOURCE_NAMES.metricsNamespace,
+    metricName: METRICS.agentsDropped,
+    dimensionsMap: POWERTOOLS_DIMENSIONS,
+    statistic: 'Maximum',
+    period: METRIC_PERIOD,
+  });
+}
+
 /**
  * Every series of a metric in the udpwatch namespace, whatever its dimensions
  * (one line per service on a dashboard, including services without alarms).

@@ -3,7 +3,8 @@
  * failing or throttled, batches given up on, records it could not decode,
  * blocks that conflict with a stored block under the same key, the API
  * failing, the summarize function failing (client alarms would go blind), the
- * roll-up function failing, and too few agents reporting.
+ * roll-up function failing, agents losing observations, and too few agents
+ * reporting.
  */
 import { Duration } from 'aws-cdk-lib';
 import type { HttpApi } from 'aws-cdk-lib/aws-apigatewayv2';
@@ -11,6 +12,7 @@ import {
   Alarm,
   ComparisonOperator,
   type IMetric,
+  MathExpression,
   TreatMissingData,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -19,7 +21,11 @@ import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { METRICS } from '../contract/resources.js';
-import { agentsReportingMetric, pipelineCountMetric } from './client-metrics.js';
+import {
+  agentsDroppedMetric,
+  agentsReportingMetric,
+  pipelineCountMetric,
+} from './client-metrics.js';
 
 /** Window of the count-based alarms (errors, throttles, 5xx). */
 const COUNT_PERIOD = Duration.minutes(5);
@@ -115,6 +121,20 @@ export class OperationsAlarms extends Construct {
     this.add('RollupErrors', 'The roll-up function failed; long windows read minutes instead', {
       ...atLeastOne,
       metric: props.rollup.metricErrors({ period: COUNT_PERIOD, statistic: 'Sum' }),
+    });
+    // DIFF, not the level: the counters are since each agent's start, so the
+    // alarm fires while losses grow and clears once they stop (or an agent restarts).
+    this.add('AgentLoss', 'Agents are losing observations (spool full, memory or hook bounds)', {
+      metric: new MathExpression({
+        expression: 'DIFF(dropped)',
+        usingMetrics: { dropped: agentsDroppedMetric() },
+        label: 'observations lost by agents since the previous minute',
+        period: Duration.minutes(1),
+      }),
+      threshold: 0,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
     });
     if (props.minAgentsReporting > 0) {
       this.add('TooFewAgents', `Fewer than ${props.minAgentsReporting} agents report`, {

@@ -66,9 +66,9 @@ export const ASSUMED = {
   summaryItemBytes: 2_048,
   apiWindowQueriesPerMinute: 1,
   alarmsPerService: 2,
-  /** The stack's operations alarms (infra/operations-alarms.ts: 11 with the defaults). */
-  operationalAlarms: 11,
-  operationalMetrics: 5,
+  /** The stack's operations alarms (infra/operations-alarms.ts: 12 with the defaults). */
+  operationalAlarms: 12,
+  operationalMetrics: 6,
   /** The summarizer loses its cache (a new instance) about once an hour, and then reads the whole window. */
   summarizeColdStartsPerHour: 1,
 } as const;

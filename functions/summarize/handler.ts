@@ -70,6 +70,7 @@ export function createSummarizeHandler(
         perService.publishStoredMetrics();
       }
       metrics.addMetric(METRICS.agentsReporting, MetricUnit.Count, result.agentsReporting);
+      metrics.addMetric(METRICS.agentsDropped, MetricUnit.Count, result.agentsDropped);
       metrics.addMetric(METRICS.badBlockParts, MetricUnit.Count, result.cost.badParts);
       logger.info('services summarized', {
         minute: result.minute,
@@ -78,6 +79,7 @@ export function createSummarizeHandler(
         rollupsDue: result.services.reduce((n, s) => n + s.rollupsDue.length, 0),
         lateMarksHandled: result.lateMarksHandled,
         agentsReporting: result.agentsReporting,
+        agentsDropped: result.agentsDropped,
         queries: result.cost.queries,
         readUnits: result.cost.readUnits,
         minutesRead: result.minutes.read,

@@ -74,6 +74,8 @@ export interface SummarizeResult {
   minute: number;
   services: ServiceRun[];
   agentsReporting: number;
+  /** The `dropped` counters of the reporting agents' latest heartbeats, summed. */
+  agentsDropped: number;
   lateMarksHandled: number;
   cost: ReadCost;
   /** Service-minutes read from the table and taken from the instance's cache in this run. */
@@ -151,11 +153,13 @@ export async function summarizeAll(
     },
   );
   const reportingSince = now - settings.activeWindowSeconds * 1000;
+  const reporting = agents.filter((a) => (num(a.lastHeartbeat) ?? -1) >= reportingSince);
   return {
     now,
     minute,
     services: runs,
-    agentsReporting: agents.filter((a) => (num(a.lastHeartbeat) ?? -1) >= reportingSince).length,
+    agentsReporting: reporting.length,
+    agentsDropped: reporting.reduce((n, a) => n + Math.max(0, num(a.dropped) ?? 0), 0),
     lateMarksHandled,
     cost,
     minutes,

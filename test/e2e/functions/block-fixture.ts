@@ -109,6 +109,7 @@ export async function putAgent(
   agentId: string,
   host: string,
   lastHeartbeat: number,
+  dropped = 0,
 ): Promise<void> {
   await t.doc.send(
     new PutCommand({
@@ -119,7 +120,7 @@ export async function putAgent(
         host,
         lastHeartbeat,
         flows: 0,
-        dropped: 0,
+        dropped,
         spooled: 0,
         sources: ['hook'],
         ttl: ttlFor(lastHeartbeat, t.retentionHours ?? 24),

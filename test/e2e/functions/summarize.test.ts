@@ -230,8 +230,9 @@ describe('summarize', () => {
     await s.put('dns', 'a1', M0 - 600, [endpoint({ ip: '203.0.113.1', port: 53 })]);
     await putService(s.target, 'web', M0 * MINUTE_MS, (M0 + 20) * MINUTE_MS + 59_000);
     await putService(s.target, 'dns', (M0 - 600) * MINUTE_MS, (M0 - 600) * MINUTE_MS);
-    await putAgent(s.target, 'a1', 'host-a1', now - 10_000);
-    await putAgent(s.target, 'a2', 'host-a2', now - 1_000_000);
+    await putAgent(s.target, 'a1', 'host-a1', now - 10_000, 7);
+    // Not reporting: its losses are old news, not in AgentsDropped.
+    await putAgent(s.target, 'a2', 'host-a2', now - 1_000_000, 500);
 
     const first = await s.run(now);
     const web = first.result.services.find((r) => r.service === 'web')!;
@@ -267,6 +268,7 @@ describe('summarize', () => {
     expect(web1[METRICS.socketDrops]).toBe(41);
     expect(emf.find((d) => d[METRICS.serviceDimension] === 'dns')![METRICS.activeClients]).toBe(0);
     expect(emf.find((d) => METRICS.agentsReporting in d)![METRICS.agentsReporting]).toBe(1);
+    expect(emf.find((d) => METRICS.agentsDropped in d)![METRICS.agentsDropped]).toBe(7);
 
     const again = await s.run(now);
     expect(again.result.services.find((r) => r.service === 'web')!.summarized).toEqual([]);

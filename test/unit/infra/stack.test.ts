@@ -831,3 +831,23 @@ describe('cdk-nag', () => {
     }
   });
 });
+
+describe('agent loss alarm', () => {
+  it("fires while the reporting agents' losses grow (DIFF of AgentsDropped), not on their level", () => {
+    const [, alarm] = Object.entries(ofType('AWS::CloudWatch::Alarm')).find(([id]) =>
+      id.includes('AgentLoss'),
+    )!;
+    expect(alarm.Properties).toMatchObject({
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      EvaluationPeriods: 1,
+      TreatMissingData: 'notBreaching',
+    });
+    const queries = alarm.Properties.Metrics as any[];
+    expect(queries.find((q) => q.ReturnData !== false).Expression).toBe('DIFF(dropped)');
+    const source = queries.find((q) => q.Id === 'dropped');
+    expect(source.MetricStat.Metric.MetricName).toBe(METRICS.agentsDropped);
+    expect(source.MetricStat.Metric.Namespace).toBe(RESOURCE_NAMES.metricsNamespace);
+    expect(alarm.Properties.AlarmActions).toHaveLength(1);
+  });
+});
