@@ -20,6 +20,7 @@ import {
   ttlFor,
 } from '../../contract/table-keys.js';
 import {
+  addCost,
   newCost,
   queryAll,
   type RawItem,
@@ -227,12 +228,4 @@ export async function rollUpShard(
     );
   }
   return written;
-}
-
-function addCost(into: ReadCost, from: ReadCost): void {
-  into.queries += from.queries;
-  into.readUnits += from.readUnits;
-  into.parts += from.parts;
-  into.badParts += from.badParts;
-  into.rollups += from.rollups;
 }

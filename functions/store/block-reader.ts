@@ -77,6 +77,15 @@ export function newCost(): ReadCost {
   return { queries: 0, readUnits: 0, parts: 0, badParts: 0, rollups: 0 };
 }
 
+/** Adds the counts of `from` to `into` (a sub-read's cost to its run's). */
+export function addCost(into: ReadCost, from: ReadCost): void {
+  into.queries += from.queries;
+  into.readUnits += from.readUnits;
+  into.parts += from.parts;
+  into.badParts += from.badParts;
+  into.rollups += from.rollups;
+}
+
 /** Upper bound on pages one Query follows (a safety net, not a limit in practice). */
 const MAX_PAGES = 10_000;
 

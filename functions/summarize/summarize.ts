@@ -28,6 +28,7 @@ import {
   ttlFor,
 } from '../../contract/table-keys.js';
 import {
+  addCost,
   newCost,
   type RawItem,
   type ReadCost,
@@ -337,12 +338,4 @@ async function summarizeService(
     if (await deleteUnlessChanged(reader, mark.item)) marksDeleted++;
   }
   return { latest, summarized, rollupsDue, marksDeleted };
-}
-
-function addCost(into: ReadCost, from: ReadCost): void {
-  into.queries += from.queries;
-  into.readUnits += from.readUnits;
-  into.parts += from.parts;
-  into.badParts += from.badParts;
-  into.rollups += from.rollups;
 }

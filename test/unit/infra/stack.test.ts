@@ -223,9 +223,7 @@ describe('clients table', () => {
   });
 
   it('scales reads and writes by target tracking between the minimum and the ceilings', () => {
-    const targets = Object.values(resources).filter(
-      (r: any) => r.Type === 'AWS::ApplicationAutoScaling::ScalableTarget',
-    ) as any[];
+    const targets = Object.values(ofType('AWS::ApplicationAutoScaling::ScalableTarget'));
     expect(targets.map((t) => t.Properties.ScalableDimension).sort()).toEqual([
       'dynamodb:table:ReadCapacityUnits',
       'dynamodb:table:WriteCapacityUnits',
@@ -238,9 +236,7 @@ describe('clients table', () => {
           : TABLE_CAPACITY_DEFAULTS.maxReadCapacity,
       );
     }
-    const policies = Object.values(resources).filter(
-      (r: any) => r.Type === 'AWS::ApplicationAutoScaling::ScalingPolicy',
-    ) as any[];
+    const policies = Object.values(ofType('AWS::ApplicationAutoScaling::ScalingPolicy'));
     expect(
       policies.map((p) => p.Properties.TargetTrackingScalingPolicyConfiguration.TargetValue),
     ).toEqual([
@@ -843,11 +839,16 @@ describe('agent loss alarm', () => {
       EvaluationPeriods: 1,
       TreatMissingData: 'notBreaching',
     });
-    const queries = alarm.Properties.Metrics as any[];
-    expect(queries.find((q) => q.ReturnData !== false).Expression).toBe('DIFF(dropped)');
-    const source = queries.find((q) => q.Id === 'dropped');
-    expect(source.MetricStat.Metric.MetricName).toBe(METRICS.agentsDropped);
-    expect(source.MetricStat.Metric.Namespace).toBe(RESOURCE_NAMES.metricsNamespace);
+    const queries: {
+      Id: string;
+      ReturnData?: boolean;
+      Expression?: string;
+      MetricStat?: { Metric: { MetricName: string; Namespace: string } };
+    }[] = alarm.Properties.Metrics;
+    expect(queries.find((q) => q.ReturnData !== false)?.Expression).toBe('DIFF(dropped)');
+    const source = queries.find((q) => q.Id === 'dropped')!;
+    expect(source.MetricStat?.Metric.MetricName).toBe(METRICS.agentsDropped);
+    expect(source.MetricStat?.Metric.Namespace).toBe(RESOURCE_NAMES.metricsNamespace);
     expect(alarm.Properties.AlarmActions).toHaveLength(1);
   });
 });
