@@ -3,7 +3,8 @@ import type { ClientEntry } from '../../contract/api-schemas.js';
 import { clientIp } from './api-fetch.js';
 import { formatRoute, type Route } from './deep-link.js';
 import { h, KeyedTable, setText } from './dom.js';
-import { formatAgo, formatBytes, formatCount, formatUtc, formatWindow } from './format.js';
+import { formatCount, formatUtc, formatWindow } from './format.js';
+import { trafficColumns } from './traffic-columns.js';
 import type { View } from './view.js';
 
 /** The client view of a route. */
@@ -28,21 +29,7 @@ export function clientView(route: Extract<Route, { view: 'client' }>): View {
             ...w,
           }),
       },
-      {
-        title: 'Packets',
-        text: (c) => `${formatCount(c.pktsIn)} in / ${formatCount(c.pktsOut)} out`,
-        numeric: true,
-      },
-      {
-        title: 'Bytes',
-        text: (c) => `${formatBytes(c.bytesIn)} in / ${formatBytes(c.bytesOut)} out`,
-        numeric: true,
-      },
-      { title: 'First seen', text: (c) => formatAgo(c.firstSeen, now) },
-      { title: 'Last seen', text: (c) => formatAgo(c.lastSeen, now) },
-      { title: 'Hosts', text: (c) => c.hosts.join(', ') },
-      { title: 'Sources', text: (c) => c.sources.join(', ') },
-      { title: 'Pre-NAT', text: (c) => (c.natFrom ?? []).join(', ') },
+      ...trafficColumns(() => now),
     ],
     (c) => c.service,
   );

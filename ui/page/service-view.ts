@@ -9,8 +9,9 @@ import { parseClientFilter } from './client-filter.js';
 import { CountChart } from './count-chart.js';
 import { formatRoute, type Route, type SortKey } from './deep-link.js';
 import { type Column, h, KeyedTable, setText } from './dom.js';
-import { formatAgo, formatBytes, formatCount, formatUtc, formatWindow } from './format.js';
+import { formatBytes, formatCount, formatUtc, formatWindow } from './format.js';
 import { showWarning } from './services-view.js';
+import { trafficColumns } from './traffic-columns.js';
 import type { View, ViewContext } from './view.js';
 
 type ServiceRoute = Extract<Route, { view: 'service' }>;
@@ -89,21 +90,7 @@ export function serviceView(route: ServiceRoute, ctx: ViewContext): View {
   };
   const columns: Column<ClientEntry>[] = [
     { title: route.by === 'ip' ? 'Client IP' : 'Client', text: keyOf, href: clientHref },
-    {
-      title: 'Packets',
-      text: (c) => `${formatCount(c.pktsIn)} in / ${formatCount(c.pktsOut)} out`,
-      numeric: true,
-    },
-    {
-      title: 'Bytes',
-      text: (c) => `${formatBytes(c.bytesIn)} in / ${formatBytes(c.bytesOut)} out`,
-      numeric: true,
-    },
-    { title: 'First seen', text: (c) => formatAgo(c.firstSeen, now) },
-    { title: 'Last seen', text: (c) => formatAgo(c.lastSeen, now) },
-    { title: 'Hosts', text: (c) => c.hosts.join(', ') },
-    { title: 'Sources', text: (c) => c.sources.join(', ') },
-    { title: 'Pre-NAT', text: (c) => (c.natFrom ?? []).join(', ') },
+    ...trafficColumns(() => now),
   ];
   const table = new KeyedTable<ClientEntry>(
     `Active clients of ${route.service}`,
