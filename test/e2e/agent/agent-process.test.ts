@@ -9,10 +9,13 @@ import { type Emulators, startEmulators } from '../../../local/emulators.js';
 import { type FaultProxy, startFaultProxy } from '../../../local/fault-proxy.js';
 import { decodePayload } from '../../support/stream-records.js';
 import {
+  type AgentProcess,
   type Client,
   type Daemon,
+  exited,
   openClient,
   REPO,
+  startAgentProcess,
   startHookedDaemon,
   waitFor,
 } from './daemon-fixture.js';
@@ -33,47 +36,16 @@ let daemon: Daemon;
 const clients: Client[] = [];
 const agents: ChildProcess[] = [];
 
-interface AgentProcess {
-  child: ChildProcess;
-  stderr: () => string;
-}
-
 function startAgent(configPath: string, state = stateDir): AgentProcess {
-  const child = spawn(
-    process.execPath,
-    [
-      'bin/udpwatch-agent.js',
-      'run',
-      '--stream',
-      emulators.streamName,
-      '--endpoint',
-      proxy.url,
-      '--state-dir',
-      state,
-      '--hook-socket',
-      hookSocket,
-      '--interval',
-      '0.2',
-      '--config',
-      configPath,
-    ],
-    {
-      cwd: REPO,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, AWS_ACCESS_KEY_ID: '', AWS_PROFILE: '' },
-    },
-  );
-  agents.push(child);
-  let err = '';
-  child.stderr!.on('data', (d) => {
-    err += d;
+  const agent = startAgentProcess({
+    stream: emulators.streamName,
+    endpoint: proxy.url,
+    stateDir: state,
+    hookSocket,
+    configPath,
   });
-  return { child, stderr: () => err };
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  agents.push(agent.child);
+  return agent;
 }
 
 /** Block endpoints of the spool files on disk right now. */

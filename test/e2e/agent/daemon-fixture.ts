@@ -105,3 +105,57 @@ export async function waitFor(
   }
   return check();
 }
+
+/** A running `udpwatch-agent run` process and what it printed to stderr so far. */
+export interface AgentProcess {
+  child: ChildProcess;
+  stderr: () => string;
+}
+
+/** Where an agent process ships to and keeps its state. */
+export interface AgentRunOptions {
+  stream: string;
+  endpoint: string;
+  stateDir: string;
+  hookSocket: string;
+  configPath: string;
+}
+
+/** Starts `udpwatch-agent run` with a 0.2 s interval and no AWS credentials of the host. */
+export function startAgentProcess(o: AgentRunOptions): AgentProcess {
+  const child = spawn(
+    process.execPath,
+    [
+      'bin/udpwatch-agent.js',
+      'run',
+      '--stream',
+      o.stream,
+      '--endpoint',
+      o.endpoint,
+      '--state-dir',
+      o.stateDir,
+      '--hook-socket',
+      o.hookSocket,
+      '--interval',
+      '0.2',
+      '--config',
+      o.configPath,
+    ],
+    {
+      cwd: REPO,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, AWS_ACCESS_KEY_ID: '', AWS_PROFILE: '' },
+    },
+  );
+  let err = '';
+  child.stderr!.on('data', (d) => {
+    err += d;
+  });
+  return { child, stderr: () => err };
+}
+
+/** Resolves with a child's exit code once it has exited (at once if it already has). */
+export function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}

@@ -5,14 +5,21 @@
  * (kinesalite) must hold exactly what the client sent, or, after SIGKILL,
  * lack at most what the dead agent itself held unshipped.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulators, startEmulators } from '../../../local/emulators.js';
-import { type Daemon, REPO, startHookedDaemon, waitFor } from './daemon-fixture.js';
+import {
+  type AgentProcess,
+  type Daemon,
+  exited,
+  startAgentProcess,
+  startHookedDaemon,
+  waitFor,
+} from './daemon-fixture.js';
 import { assertResendsIdentical, endpointsOf, heartbeatsOf, readStream } from './stream-reader.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'uwa-restart-'));
@@ -23,47 +30,16 @@ let emulators: Emulators;
 let daemon: Daemon;
 const children: ChildProcess[] = [];
 
-interface AgentProcess {
-  child: ChildProcess;
-  stderr: () => string;
-}
-
 function startAgent(): AgentProcess {
-  const child = spawn(
-    process.execPath,
-    [
-      'bin/udpwatch-agent.js',
-      'run',
-      '--stream',
-      emulators.streamName,
-      '--endpoint',
-      emulators.kinesisEndpoint,
-      '--state-dir',
-      stateDir,
-      '--hook-socket',
-      hookSocket,
-      '--interval',
-      '0.2',
-      '--config',
-      configPath,
-    ],
-    {
-      cwd: REPO,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, AWS_ACCESS_KEY_ID: '', AWS_PROFILE: '' },
-    },
-  );
-  children.push(child);
-  let err = '';
-  child.stderr!.on('data', (d) => {
-    err += d;
+  const agent = startAgentProcess({
+    stream: emulators.streamName,
+    endpoint: emulators.kinesisEndpoint,
+    stateDir,
+    hookSocket,
+    configPath,
   });
-  return { child, stderr: () => err };
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  children.push(agent.child);
+  return agent;
 }
 
 /** A client sending one datagram every `everyMs` until stopped; counts sends (with times) and echoes. */
