@@ -243,18 +243,20 @@ export class Agent {
     const shipper = this.deps.shipper.stats();
     return {
       flows: this.flowTable.size,
-      // Plus packets hooked daemons could not report and the eBPF source could not count (its map was full).
-      dropped:
-        this.droppedBase +
-        shipper.droppedLines +
-        (this.deps.hook?.stats().shed ?? 0) +
-        (this.deps.hook?.stats().droppedPackets ?? 0) +
-        (this.deps.ebpf?.status().refusedPackets ?? 0),
+      dropped: this.durableDropped(),
       spooled: shipper.spooledRecords,
     };
   }
 
-  /** `dropped` as of the latest hook drain: what a checkpoint may promise (later hook losses are re-sent unacknowledged). */
+  /**
+   * The loss total: earlier runs', the spool's and memory bound's, packets
+   * the eBPF source could not count (its map was full), and what hooked
+   * daemons could not report as of the latest drain: a later report's loss
+   * is not acknowledged yet, so after a crash the hook sends it again and it
+   * counts then. Heartbeats and checkpoints both report this, and a
+   * heartbeat's cycle also writes a checkpoint, so a restart continues from
+   * the last heartbeat's total, never below it and never counting twice.
+   */
   private durableDropped(): number {
     const shipper = this.deps.shipper.stats();
     return (
@@ -470,11 +472,12 @@ export class Agent {
     }
     blocks.push(...(options.all ? this.sealer.sealAll() : this.sealer.sealDue(now)));
     const records = blocks.map(blockRecord);
+    const heartbeatDue = now - this.lastHeartbeat >= this.config.heartbeatSeconds * 1000;
     // Before the spool: a crash after this write restores exactly what is pending and re-spools these.
-    if (records.length > 0 || !this.deps.checkpoint || this.checkpointDue(now)) {
+    if (records.length > 0 || heartbeatDue || !this.deps.checkpoint || this.checkpointDue(now)) {
       this.writeCheckpoint(now, records);
     }
-    if (now - this.lastHeartbeat >= this.config.heartbeatSeconds * 1000) {
+    if (heartbeatDue) {
       this.lastHeartbeat = now;
       records.push(...this.heartbeat(now));
     }

@@ -114,6 +114,23 @@ describe('agent checkpoint', () => {
     expect(c.shipper.records.map((r) => r.data)).toEqual(b.shipper.records.map((r) => r.data));
   });
 
+  it('after a crash dropped continues from the last heartbeat; what hooks send again adds to it', async () => {
+    const dir = stateDir();
+    const a = run(dir);
+    a.hook.droppedPackets = 4;
+    a.hook.report([hookObs(1, 3, T0)]);
+    await a.agent.tick();
+    expect(heartbeats(a.shipper).map((h) => h.dropped)).toEqual([4]);
+    const b = run(dir);
+    const found = b.checkpoint.read();
+    if (found.found !== 'ok') throw new Error(found.found);
+    b.agent.restore(found.state, true);
+    // The hook sent its unacknowledged overflow again: 1 more than the killed agent saw.
+    b.hook.droppedPackets = 1;
+    await b.agent.tick(T0 + 2_000);
+    expect(heartbeats(b.shipper).map((h) => h.dropped)).toEqual([5]);
+  });
+
   it('records sealed after a checkpoint are in the next checkpoint’s outbox before they reach the spool', async () => {
     const dir = stateDir();
     const a = run(dir, { sealIntervalSeconds: 1 });
