@@ -45,8 +45,9 @@ export type RecordShipper = Pick<KinesisShipper, 'enqueue' | 'start' | 'stop'> &
 export type ProcPeers = Pick<ProcSource, 'poll' | 'listeners'> &
   Partial<Pick<ProcSource, 'lastScan'>>;
 
-/** What the agent needs of conntrack. */
-export type ConntrackPeers = Pick<ConntrackSource, 'poll' | 'status'>;
+/** What the agent needs of conntrack (its baselines go into the checkpoint when it has them). */
+export type ConntrackPeers = Pick<ConntrackSource, 'poll' | 'status'> &
+  Partial<Pick<ConntrackSource, 'baselines' | 'restoreBaselines'>>;
 
 /** What the agent needs of the eBPF source (started by whoever built it). */
 export type EbpfPeers = Pick<EbpfSource, 'poll' | 'status' | 'stop'>;
@@ -294,14 +295,21 @@ export class Agent {
         );
       }
       this.checkpointOmitted += omitted;
+      // What conntrack's deltas so far add up to, taken at this write like the pending deltas.
+      const ct = this.deps.conntrack;
+      const baselines =
+        this.conntrackBaselined && ct?.status().available
+          ? ct.baselines?.(cp.limits.maxEndpoints)
+          : undefined;
       try {
         cp.write({
           agentId: this.deps.agentId,
           writtenAt: now,
           clean,
-          dropped: clean ? this.counters().dropped : this.durableDropped(),
+          dropped: this.durableDropped(),
           pending: groups,
           outbox,
+          ...(baselines ? { conntrack: baselines } : {}),
         });
         this.lastCheckpoint = now;
         if (this.checkpointFailing) this.deps.log(`checkpoint ${cp.path} written again`);
@@ -327,6 +335,13 @@ export class Agent {
    */
   restore(state: CheckpointState, crashed: boolean): Restored {
     this.droppedBase = state.dropped;
+    // Conntrack's next read counts from the checkpoint's counters: what the
+    // entries moved after it (the downtime included) is counted, nothing before.
+    const ct = this.deps.conntrack;
+    if (state.conntrack && ct?.restoreBaselines) {
+      ct.restoreBaselines(state.conntrack);
+      this.conntrackBaselined = true;
+    }
     if (!crashed || state.clean) return { endpoints: 0, records: 0, dropped: state.dropped };
     this.sealer.restorePending(state.pending);
     const sealed = this.sealer.sealAll().map(blockRecord);
@@ -388,9 +403,9 @@ export class Agent {
     // The first read returns each entry's counters since it was created,
     // which an earlier run of the agent may already have shipped: take it as
     // the baseline (peers known, no counts) so a restart never counts twice.
-    // That is why the checkpoint holds no conntrack baselines (nor eBPF ones:
-    // a run starts its own bpftrace, whose maps start empty); what these
-    // sources counted after the last checkpoint is the crash's bounded loss.
+    // A checkpoint's baselines (restore()) take the place of this read: then
+    // what entries moved since that checkpoint counts. eBPF needs none: a run
+    // starts its own bpftrace, whose maps start empty.
     if (!this.conntrackBaselined) {
       this.conntrackBaselined = true;
       for (const o of seen) Object.assign(o, { pktsIn: 0, bytesIn: 0, pktsOut: 0, bytesOut: 0 });

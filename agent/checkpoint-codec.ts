@@ -20,6 +20,7 @@ import {
 } from '../contract/block.js';
 import { decodeBlock } from '../contract/block-codec.js';
 import { FLOW_SOURCES, type FlowSource } from '../contract/wire.js';
+import type { ConntrackBaseline } from './conntrack-source.js';
 import type { ShipRecord } from './record-packer.js';
 
 const MAGIC = 'UWCK1\n';
@@ -46,6 +47,8 @@ export interface CheckpointState {
   pending: PendingGroup[];
   /** Sealed block records that may not be in the spool yet (spooled right after this write). */
   outbox: ShipRecord[];
+  /** Conntrack entries' counters that the pending and sealed deltas add up to, when conntrack is read. */
+  conntrack?: ConntrackBaseline[];
 }
 
 /** Bounds a checkpoint must respect, from the agent's memory bound. */
@@ -131,6 +134,7 @@ export function encodeCheckpoint(state: CheckpointState): Buffer {
         l: r.lines,
         d: r.data.toString('base64'),
       })),
+      ...(state.conntrack ? { conntrack: state.conntrack } : {}),
     }),
   );
   const digest = createHash('sha256').update(body).digest('hex');
@@ -163,6 +167,7 @@ const HeadSchema = z.object({
       }),
     )
     .max(MAX_OUTBOX_RECORDS),
+  conntrack: z.array(z.tuple([z.string().min(1).max(200), counter, counter, counter, counter])).optional(),
 });
 
 const isInt = (v: unknown, min: number, max: number): v is number =>
@@ -292,17 +297,18 @@ export function decodeCheckpoint(
         return { ok: false, reason: `outbox.${i}: not this agent's block ${r.s}` };
       outbox.push({ partitionKey: r.k, seq: r.s, lines: r.l, data });
     }
-    return {
-      ok: true,
-      state: {
-        agentId: c.agentId,
-        writtenAt: c.writtenAt,
-        clean: c.clean,
-        dropped: c.dropped,
-        pending,
-        outbox,
-      },
+    if (c.conntrack && c.conntrack.length > limits.maxEndpoints)
+      return { ok: false, reason: `more than ${limits.maxEndpoints} conntrack entries` };
+    const state: CheckpointState = {
+      agentId: c.agentId,
+      writtenAt: c.writtenAt,
+      clean: c.clean,
+      dropped: c.dropped,
+      pending,
+      outbox,
     };
+    if (c.conntrack) state.conntrack = c.conntrack;
+    return { ok: true, state };
   } catch (err) {
     return { ok: false, reason: `undecodable: ${(err as Error).message}` };
   }

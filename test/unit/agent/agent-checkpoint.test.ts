@@ -5,7 +5,7 @@
  * stop restores only the loss total, hook lines are acknowledged only after
  * the checkpoint, and a failed write never leaves an older checkpoint behind.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import { type AgentConfigInput, AgentConfigSchema } from '../../../agent/agent-c
 import { SeqAllocator } from '../../../agent/agent-state.js';
 import { checkpointLimits } from '../../../agent/checkpoint-codec.js';
 import { CheckpointFile } from '../../../agent/checkpoint-file.js';
+import { createConntrackSource } from '../../../agent/conntrack-source.js';
 import type { PeerObservation } from '../../../agent/observation.js';
 import type { HeartbeatLine } from '../../../contract/wire.js';
 import { decodePayload } from '../../support/stream-records.js';
@@ -129,6 +130,47 @@ describe('agent checkpoint', () => {
     b.hook.droppedPackets = 1;
     await b.agent.tick(T0 + 2_000);
     expect(heartbeats(b.shipper).map((h) => h.dropped)).toEqual([5]);
+  });
+
+  it('conntrack counts from the checkpoint’s baselines after a crash: the downtime counts, nothing before it twice', async () => {
+    const dir = stateDir();
+    const root = stateDir();
+    mkdirSync(join(root, 'net'));
+    // Cumulative counters of one entry (IP lengths: 28 bytes of headers a packet).
+    const table = (pkts: number) =>
+      writeFileSync(
+        join(root, 'net', 'nf_conntrack'),
+        `ipv4     2 udp      17 29 src=192.0.2.7 dst=10.0.0.1 sport=40000 dport=5300 packets=${pkts} bytes=${pkts * 38} src=10.0.0.1 dst=192.0.2.7 sport=5300 dport=40000 packets=${pkts} bytes=${pkts * 38} mark=0 zone=0 use=2\n`,
+      );
+    const conntrack = (clock: { now: number }) =>
+      createConntrackSource({
+        procRoot: root,
+        listeners: () => [
+          { localIp: '10.0.0.1', localPort: 5300, family: 4, inode: 1, drops: 0, rxQueueBytes: 0 },
+        ],
+        localAddresses: () => ['10.0.0.1'],
+        now: () => clock.now,
+        conntrackCommand: '/nonexistent/uw-conntrack',
+      });
+    const clockA = { now: T0 };
+    const a = run(dir, {}, { conntrack: conntrack(clockA), clock: () => clockA.now });
+    // 10 packets before the agent started (not its to count), then 4 and 6.
+    for (const [i, p] of [10, 14, 20].entries()) {
+      table(p);
+      clockA.now = T0 + i * 1000;
+      await a.agent.tick(clockA.now);
+    }
+    // Killed; 5 more packets while it is down.
+    table(25);
+    const clockB = { now: T0 + 5000 };
+    const b = run(dir, {}, { conntrack: conntrack(clockB), clock: () => clockB.now });
+    const found = b.checkpoint.read();
+    if (found.found !== 'ok') throw new Error(found.found);
+    expect(found.state.conntrack?.map((e) => e[1])).toEqual([20]);
+    b.agent.restore(found.state, true);
+    await b.agent.tick(clockB.now);
+    await b.agent.stop();
+    expect(pkts(a.shipper) + pkts(b.shipper)).toBe(15);
   });
 
   it('records sealed after a checkpoint are in the next checkpoint’s outbox before they reach the spool', async () => {

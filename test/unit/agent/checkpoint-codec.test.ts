@@ -70,6 +70,7 @@ function state(over: Partial<CheckpointState> = {}): CheckpointState {
       { service: 'game', minute: MINUTE + 1, endpoints: [endpoint(4)] },
     ],
     outbox: [blockRecord(block!)],
+    conntrack: [['192.0.2.7 40000 10.0.0.1 5300 0', 20, 760, 19, 722]],
     ...over,
   };
 }
@@ -80,7 +81,7 @@ const reason = (buf: Buffer, agentId = 'agent-1', l = limits) => {
 };
 
 describe('checkpoint codec', () => {
-  it('round-trips pending endpoints (every field), socket health, outbox records and the loss total', () => {
+  it('round-trips pending endpoints (every field), socket health, outbox records, conntrack baselines and the loss total', () => {
     const s = state();
     const d = decodeCheckpoint(encodeCheckpoint(s), 'agent-1', limits);
     expect(d.ok).toBe(true);
