@@ -167,7 +167,9 @@ const HeadSchema = z.object({
       }),
     )
     .max(MAX_OUTBOX_RECORDS),
-  conntrack: z.array(z.tuple([z.string().min(1).max(200), counter, counter, counter, counter])).optional(),
+  conntrack: z
+    .array(z.tuple([z.string().min(1).max(200), counter, counter, counter, counter]))
+    .optional(),
 });
 
 const isInt = (v: unknown, min: number, max: number): v is number =>
