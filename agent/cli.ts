@@ -152,13 +152,14 @@ export function unsealedBoundSeconds(config: AgentConfig): number {
 }
 
 /**
- * Longest an observation is only in memory with the checkpoint written: a
- * cycle to reach the sealer, then until the next checkpoint (at most
+ * Longest an eBPF observation is only in memory with the checkpoint written:
+ * a cycle in bpftrace's maps, then until the next checkpoint (at most
  * CHECKPOINT_MAX_GAP_MS), or until sealed if that is sooner. Hooked daemons
- * re-send what was not checkpointed (their lines are acknowledged after it).
+ * re-send what was not checkpointed (their lines are acknowledged after it),
+ * and conntrack's checkpointed counters let the next run count the rest.
  */
 export function crashLossBoundSeconds(config: AgentConfig): number {
-  const checkpointed = Math.ceil(1 + config.intervalSeconds + CHECKPOINT_MAX_GAP_MS / 1000);
+  const checkpointed = Math.ceil(config.intervalSeconds + CHECKPOINT_MAX_GAP_MS / 1000);
   return Math.min(unsealedBoundSeconds(config), checkpointed);
 }
 
@@ -281,7 +282,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     const since = unclean > 0 ? ` (started ${new Date(unclean).toISOString()})` : '';
     log(
       restored
-        ? `the previous run${since} did not stop cleanly (killed or crashed): its spool is delivered and its checkpoint restored (${restored.endpoints} unsealed endpoints sealed now, ${restored.records} records spooled); what it observed in the last ${crashLossBoundSeconds(config)} s before it died, after that checkpoint, is lost (hooked daemons send theirs again)`
+        ? `the previous run${since} did not stop cleanly (killed or crashed): its spool is delivered and its checkpoint restored (${restored.endpoints} unsealed endpoints sealed now, ${restored.records} records spooled); what eBPF observed in the last ${crashLossBoundSeconds(config)} s before it died, after that checkpoint, is lost (hooked daemons send theirs again, conntrack's counters go on from it)`
         : `the previous run${since} did not stop cleanly (killed or crashed): its spool is delivered, but what it observed in the last ${unsealedBoundSeconds(config)} s before it died, not yet sealed, is lost (no checkpoint to restore)`,
     );
   }
