@@ -489,6 +489,7 @@ export class Agent {
     const records = blocks.map(blockRecord);
     const heartbeatDue = now - this.lastHeartbeat >= this.config.heartbeatSeconds * 1000;
     // Before the spool: a crash after this write restores exactly what is pending and re-spools these.
+    // (Without a checkpoint this only acknowledges the hook's lines, every cycle.)
     if (records.length > 0 || heartbeatDue || !this.deps.checkpoint || this.checkpointDue(now)) {
       this.writeCheckpoint(now, records);
     }

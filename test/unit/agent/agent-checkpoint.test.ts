@@ -173,6 +173,18 @@ describe('agent checkpoint', () => {
     expect(pkts(a.shipper) + pkts(b.shipper)).toBe(15);
   });
 
+  it('keeps a checkpoint within its bound, counting and logging the endpoints left out', async () => {
+    const dir = stateDir();
+    const small = new CheckpointFile(dir, 'agent-1', checkpointLimits(1));
+    const a = run(dir, { maxFlows: 1 }, { checkpoint: small });
+    a.hook.report([1, 2, 3, 4, 5].map((port) => hookObs(port, 1, T0)));
+    await a.agent.tick();
+    const found = small.read();
+    expect(found.found === 'ok' && found.state.pending[0]?.endpoints.length).toBe(3);
+    expect(a.agent.checkpointStats()).toMatchObject({ writes: 1, omitted: 2 });
+    expect(a.log.filter((l) => l.includes('over its bound'))).toHaveLength(1);
+  });
+
   it('records sealed after a checkpoint are in the next checkpoint’s outbox before they reach the spool', async () => {
     const dir = stateDir();
     const a = run(dir, { sealIntervalSeconds: 1 });
