@@ -59,7 +59,8 @@ Flags (each overrides the config file and the environment):
                        (env UDPWATCH_KINESIS_ENDPOINT)
   --config FILE        JSON config file (env UDPWATCH_AGENT_CONFIG,
                        default /etc/udpwatch/agent.json when it exists)
-  --state-dir DIR      agent id, sequence numbers and spool (default /var/lib/udpwatch)
+  --state-dir DIR      agent id, sequence numbers, spool and checkpoint
+                       (default /var/lib/udpwatch)
   --hook-socket PATH   where hooked Node daemons report (default /run/udpwatch/hook.sock)
   --interval SECONDS   how often the sources are read (default 1); blocks are sealed
                        per sealIntervalSeconds in the config (default 60)
