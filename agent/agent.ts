@@ -4,6 +4,15 @@
  * and ships the blocks it seals (and, every heartbeat interval, a v1
  * heartbeat line) through the shipper.
  *
+ * Durability: every cycle (at most CHECKPOINT_MAX_GAP_MS apart) and before
+ * any sealed record is spooled, the agent writes a checkpoint of what it holds
+ * unsealed, with the records it is about to spool as its outbox; hooked
+ * daemons' lines are acknowledged only after that write. After a crash,
+ * restore() seals the checkpoint's pending deltas under new seqs and spools
+ * its outbox again (the same bytes, stored once). Nothing is restored twice:
+ * any record spooled after a checkpoint is in a later checkpoint's outbox,
+ * and a clean stop leaves a checkpoint with nothing pending.
+ *
  * `createAgent` is the one place an agent is assembled: the CLI passes the
  * real sources, shipper and clock, tests pass in-memory ones.
  */
@@ -13,6 +22,8 @@ import { type FlowSource, type SourceState, WIRE_VERSION } from '../contract/wir
 import type { AgentConfig } from './agent-config.js';
 import { BlindSpotWatch, type CoverageFacts, sourceStates } from './blind-spots.js';
 import { BlockSealer, blockRecord, sendOffsetMs } from './block-sealer.js';
+import type { CheckpointState } from './checkpoint-codec.js';
+import type { CheckpointFile } from './checkpoint-file.js';
 import type { ConntrackSource } from './conntrack-source.js';
 import type { EbpfSource } from './ebpf-source.js';
 import { FlowTable } from './flow-table.js';
@@ -34,8 +45,9 @@ export type RecordShipper = Pick<KinesisShipper, 'enqueue' | 'start' | 'stop'> &
 export type ProcPeers = Pick<ProcSource, 'poll' | 'listeners'> &
   Partial<Pick<ProcSource, 'lastScan'>>;
 
-/** What the agent needs of conntrack. */
-export type ConntrackPeers = Pick<ConntrackSource, 'poll' | 'status'>;
+/** What the agent needs of conntrack (its baselines go into the checkpoint when it has them). */
+export type ConntrackPeers = Pick<ConntrackSource, 'poll' | 'status'> &
+  Partial<Pick<ConntrackSource, 'baselines' | 'restoreBaselines'>>;
 
 /** What the agent needs of the eBPF source (started by whoever built it). */
 export type EbpfPeers = Pick<EbpfSource, 'poll' | 'status' | 'stop'>;
@@ -57,7 +69,16 @@ export interface AgentDeps {
   clock: () => number;
   /** Names a process by pid for flows /proc has not placed yet (process-identity.ts createPidNamer). */
   nameOfPid?: (pid: number) => string | undefined;
+  /** Where the unsealed state is checkpointed; without it a crash loses what was unsealed. */
+  checkpoint?: Pick<CheckpointFile, 'write' | 'remove' | 'stats' | 'limits' | 'path'>;
   log: (message: string) => void;
+}
+
+/** What restore() took over from a checkpoint. */
+export interface Restored {
+  endpoints: number;
+  records: number;
+  dropped: number;
 }
 
 /** Counters of one agent, as a heartbeat reports them. */
@@ -86,6 +107,14 @@ const HOOK_WINDOW_MS = 1000;
 /** How often the ruleset is read again: rules change rarely, and `nft` costs a process. */
 const RULES_REFRESH_MS = 30_000;
 
+/**
+ * Longest time between checkpoints. A checkpoint is written every cycle
+ * unless a write costs more than 1/CHECKPOINT_COST_SHARE of the time since
+ * the previous one (a large table), then less often, but at least this often.
+ */
+export const CHECKPOINT_MAX_GAP_MS = 5_000;
+const CHECKPOINT_COST_SHARE = 20;
+
 /** One agent: sources -> flow table -> block sealer -> shipper. */
 export class Agent {
   readonly flowTable: FlowTable;
@@ -111,6 +140,12 @@ export class Agent {
   /** Each source's state as last logged, so a change is logged once. */
   private loggedStates = new Map<FlowSource, string>();
   private rules: { rules: ConntrackRules | null; reason?: string; at: number } | null = null;
+  /** Losses of earlier runs (from the checkpoint), so `dropped` continues across restarts. */
+  private droppedBase = 0;
+  private lastCheckpoint = Number.NEGATIVE_INFINITY;
+  private checkpointFailing = false;
+  /** Pending endpoints left out of checkpoints for their bound (a crash would lose them). */
+  private checkpointOmitted = 0;
 
   /** Use createAgent, which also subscribes the agent to the hook's reports. */
   constructor(
@@ -209,14 +244,121 @@ export class Agent {
     const shipper = this.deps.shipper.stats();
     return {
       flows: this.flowTable.size,
-      // Plus packets hooked daemons could not report and the eBPF source could not count (its map was full).
-      dropped:
-        shipper.droppedLines +
-        (this.deps.hook?.stats().shed ?? 0) +
-        (this.deps.hook?.stats().droppedPackets ?? 0) +
-        (this.deps.ebpf?.status().refusedPackets ?? 0),
+      dropped: this.durableDropped(),
       spooled: shipper.spooledRecords,
     };
+  }
+
+  /**
+   * The loss total: earlier runs', the spool's and memory bound's, packets
+   * the eBPF source could not count (its map was full), and what hooked
+   * daemons could not report as of the latest drain: a later report's loss
+   * is not acknowledged yet, so after a crash the hook sends it again and it
+   * counts then. Heartbeats and checkpoints both report this, and a
+   * heartbeat's cycle also writes a checkpoint, so a restart continues from
+   * the last heartbeat's total, never below it and never counting twice.
+   */
+  private durableDropped(): number {
+    const shipper = this.deps.shipper.stats();
+    return (
+      this.droppedBase +
+      shipper.droppedLines +
+      (this.deps.hook?.drainedLoss() ?? 0) +
+      (this.deps.ebpf?.status().refusedPackets ?? 0)
+    );
+  }
+
+  /** Whether a checkpoint is due at `now` without anything sealed. */
+  private checkpointDue(now: number): boolean {
+    const cp = this.deps.checkpoint;
+    if (!cp) return false;
+    const gap = Math.min(CHECKPOINT_MAX_GAP_MS, cp.stats().lastWriteMs * CHECKPOINT_COST_SHARE);
+    return now - this.lastCheckpoint >= gap;
+  }
+
+  /**
+   * Writes the checkpoint: what is pending now and `outbox`, the sealed
+   * records about to be spooled; then acknowledges the hook lines drained
+   * so far. A failed write removes the old checkpoint (it may hold deltas
+   * sealed since, which a restore would count twice) and acknowledges anyway,
+   * logged: a crash then loses what is unsealed, as without a checkpoint.
+   */
+  private writeCheckpoint(now: number, outbox: ShipRecord[], clean = false): void {
+    const cp = this.deps.checkpoint;
+    if (cp) {
+      const { groups, omitted } = clean
+        ? { groups: [], omitted: 0 }
+        : this.sealer.exportPending(cp.limits.maxEndpoints);
+      if (omitted > 0 && this.checkpointOmitted === 0) {
+        this.deps.log(
+          `checkpoint: ${omitted} pending endpoints over its bound (${cp.limits.maxEndpoints}) left out; a crash would lose their counts`,
+        );
+      }
+      this.checkpointOmitted += omitted;
+      // What conntrack's deltas so far add up to, taken at this write like the pending deltas.
+      const ct = this.deps.conntrack;
+      const baselines =
+        this.conntrackBaselined && ct?.status().available
+          ? ct.baselines?.(cp.limits.maxEndpoints)
+          : undefined;
+      try {
+        cp.write({
+          agentId: this.deps.agentId,
+          writtenAt: now,
+          clean,
+          dropped: this.durableDropped(),
+          pending: groups,
+          outbox,
+          ...(baselines ? { conntrack: baselines } : {}),
+        });
+        this.lastCheckpoint = now;
+        if (this.checkpointFailing) this.deps.log(`checkpoint ${cp.path} written again`);
+        this.checkpointFailing = false;
+      } catch (err) {
+        const removed = cp.remove();
+        if (!this.checkpointFailing) {
+          this.deps.log(
+            `${(err as Error).message}; ${removed ? 'removed the previous one' : 'could not remove the previous one either'}: until a write succeeds a crash loses what is not sealed, and hook reports are acknowledged without it`,
+          );
+        }
+        this.checkpointFailing = true;
+      }
+    }
+    this.deps.hook?.acknowledge();
+  }
+
+  /**
+   * Takes over the previous run's checkpoint: its loss total always; after a
+   * crash (`crashed`, and the checkpoint not written at a clean stop) also its
+   * pending deltas, sealed now under new seqs (they were never sealed: see
+   * the file comment), and its outbox, spooled again. Call before the first tick.
+   */
+  restore(state: CheckpointState, crashed: boolean): Restored {
+    this.droppedBase = state.dropped;
+    // Conntrack's next read counts from the checkpoint's counters: what the
+    // entries moved after it (the downtime included) is counted, nothing before.
+    const ct = this.deps.conntrack;
+    if (state.conntrack && ct?.restoreBaselines) {
+      ct.restoreBaselines(state.conntrack);
+      this.conntrackBaselined = true;
+    }
+    if (!crashed || state.clean) return { endpoints: 0, records: 0, dropped: state.dropped };
+    this.sealer.restorePending(state.pending);
+    const sealed = this.sealer.sealAll().map(blockRecord);
+    const records = [...state.outbox, ...sealed];
+    // The new seqs are in the next checkpoint's outbox before they reach the spool.
+    this.writeCheckpoint(this.deps.clock(), records);
+    this.deps.shipper.enqueue(records);
+    return {
+      endpoints: state.pending.reduce((n, g) => n + g.endpoints.length, 0),
+      records: records.length,
+      dropped: state.dropped,
+    };
+  }
+
+  /** Checkpoint counters: writes, bytes and time of the last one, endpoints left out. */
+  checkpointStats() {
+    return { ...this.deps.checkpoint?.stats(), omitted: this.checkpointOmitted };
   }
 
   private logOnce(message: string): void {
@@ -261,6 +403,9 @@ export class Agent {
     // The first read returns each entry's counters since it was created,
     // which an earlier run of the agent may already have shipped: take it as
     // the baseline (peers known, no counts) so a restart never counts twice.
+    // A checkpoint's baselines (restore()) take the place of this read: then
+    // what entries moved since that checkpoint counts. eBPF needs none: a run
+    // starts its own bpftrace, whose maps start empty.
     if (!this.conntrackBaselined) {
       this.conntrackBaselined = true;
       for (const o of seen) Object.assign(o, { pktsIn: 0, bytesIn: 0, pktsOut: 0, bytesOut: 0 });
@@ -342,7 +487,13 @@ export class Agent {
     }
     blocks.push(...(options.all ? this.sealer.sealAll() : this.sealer.sealDue(now)));
     const records = blocks.map(blockRecord);
-    if (now - this.lastHeartbeat >= this.config.heartbeatSeconds * 1000) {
+    const heartbeatDue = now - this.lastHeartbeat >= this.config.heartbeatSeconds * 1000;
+    // Before the spool: a crash after this write restores exactly what is pending and re-spools these.
+    // (Without a checkpoint this only acknowledges the hook's lines, every cycle.)
+    if (records.length > 0 || heartbeatDue || !this.deps.checkpoint || this.checkpointDue(now)) {
+      this.writeCheckpoint(now, records);
+    }
+    if (heartbeatDue) {
       this.lastHeartbeat = now;
       records.push(...this.heartbeat(now));
     }
@@ -383,7 +534,10 @@ export class Agent {
       this.earlyObservations.length > 100_000 ? drained : this.earlyObservations.concat(drained);
     this.flowTable.ingest(drained);
     const blocks: Block[] = this.sealer.addDeltas(this.flowTable.drain(now), now);
-    this.deps.shipper.enqueue(blocks.map(blockRecord));
+    const records = blocks.map(blockRecord);
+    // Deltas left pending wait for the next cycle's checkpoint (their lines stay unacknowledged).
+    if (records.length > 0) this.writeCheckpoint(now, records);
+    this.deps.shipper.enqueue(records);
     return blocks.length;
   }
 
@@ -443,13 +597,19 @@ export class Agent {
       await this.deps.ebpf.stop();
     }
     // Before the last cycle: what hooked daemons report after this goes to the next agent.
-    await this.deps.hook?.close();
+    this.deps.hook?.stopTaking();
+    let sealed = false;
     try {
       // Everything counted so far leaves now, whatever minute it belongs to.
       await this.tick(this.deps.clock(), { all: true });
+      sealed = true;
     } catch (err) {
       this.deps.log(`final cycle failed: ${(err as Error).message}`);
     }
     await this.deps.shipper.stop();
+    // Nothing pending is left: the next start takes only the loss total from it.
+    if (sealed) this.writeCheckpoint(this.deps.clock(), [], true);
+    // After the final part's acknowledgements were written: end() flushes them.
+    await this.deps.hook?.close();
   }
 }

@@ -26,6 +26,7 @@ import {
 } from '../contract/block.js';
 import { blockProblem, encodeBlock, sealParts } from '../contract/block-codec.js';
 import { fnv1a, PARTITION_BUCKETS, partitionKey } from '../contract/partitioning.js';
+import type { PendingGroup } from './checkpoint-codec.js';
 import type { FlowKey } from './flow-keys.js';
 import { type FlowDelta, SOURCE_RANK } from './flow-table.js';
 import type { ShipRecord } from './record-packer.js';
@@ -342,6 +343,61 @@ export class BlockSealer {
       return false;
     });
     return sealParts(head, good);
+  }
+
+  /**
+   * What is pending, oldest minute first, for a checkpoint: at most
+   * `maxEndpoints` endpoints (the rest is left out and counted in `omitted`).
+   * The endpoint objects are the sealer's own: encode them before the next call.
+   */
+  exportPending(maxEndpoints: number): { groups: PendingGroup[]; omitted: number } {
+    const groups: PendingGroup[] = [];
+    let room = maxEndpoints;
+    let omitted = 0;
+    const sorted = [...this.pending.values()].sort((a, b) => a.minute - b.minute);
+    for (const g of sorted) {
+      let endpoints = [...g.endpoints.values()];
+      if (endpoints.length > room) {
+        omitted += endpoints.length - room;
+        endpoints = endpoints.slice(0, room);
+      }
+      room -= endpoints.length;
+      const out: PendingGroup = { service: g.service, minute: g.minute, endpoints };
+      if (g.socket) out.socket = g.socket;
+      if (endpoints.length > 0 || g.socket) groups.push(out);
+    }
+    return { groups, omitted };
+  }
+
+  /**
+   * Takes back what a checkpoint held pending (after a crash), to be sealed
+   * with the next seal (sealAll at start): never sealed before, so sealing it
+   * under a new seq counts it once.
+   */
+  restorePending(groups: readonly PendingGroup[]): void {
+    for (const r of groups) {
+      const g = this.group(r.service, r.minute);
+      for (const e of r.endpoints) {
+        const key = endpointKey(e);
+        const had = g.endpoints.get(key);
+        if (!had) {
+          g.endpoints.set(key, { ...e });
+          continue;
+        }
+        had.pktsIn = this.add(had.pktsIn, e.pktsIn);
+        had.bytesIn = this.add(had.bytesIn, e.bytesIn);
+        had.pktsOut = this.add(had.pktsOut, e.pktsOut);
+        had.bytesOut = this.add(had.bytesOut, e.bytesOut);
+        had.firstSecond = Math.min(had.firstSecond, e.firstSecond);
+        had.lastSecond = Math.max(had.lastSecond, e.lastSecond);
+      }
+      if (r.socket) {
+        const s = g.socket ?? { rxQueueBytes: 0, drops: 0 };
+        s.rxQueueBytes = Math.max(s.rxQueueBytes, r.socket.rxQueueBytes);
+        s.drops = this.add(s.drops, r.socket.drops);
+        g.socket = s;
+      }
+    }
   }
 
   private dropIfEmpty(g: Pending): void {

@@ -10,7 +10,7 @@ import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { SEND_SPREAD_SECONDS } from '../contract/block.js';
 import type { FlowSource } from '../contract/wire.js';
-import { createAgent } from './agent.js';
+import { CHECKPOINT_MAX_GAP_MS, createAgent } from './agent.js';
 import {
   type AgentConfig,
   type AgentConfigInput,
@@ -19,6 +19,8 @@ import {
 } from './agent-config.js';
 import { loadAgentId, markRunning, markStopped, SeqAllocator } from './agent-state.js';
 import { sourceStates } from './blind-spots.js';
+import { checkpointLimits } from './checkpoint-codec.js';
+import { CheckpointFile } from './checkpoint-file.js';
 import { createConntrackSource } from './conntrack-source.js';
 import { DiskSpool } from './disk-spool.js';
 import { createEbpfSource, type EbpfSource } from './ebpf-source.js';
@@ -57,7 +59,8 @@ Flags (each overrides the config file and the environment):
                        (env UDPWATCH_KINESIS_ENDPOINT)
   --config FILE        JSON config file (env UDPWATCH_AGENT_CONFIG,
                        default /etc/udpwatch/agent.json when it exists)
-  --state-dir DIR      agent id, sequence numbers and spool (default /var/lib/udpwatch)
+  --state-dir DIR      agent id, sequence numbers, spool and checkpoint
+                       (default /var/lib/udpwatch)
   --hook-socket PATH   where hooked Node daemons report (default /run/udpwatch/hook.sock)
   --interval SECONDS   how often the sources are read (default 1); blocks are sealed
                        per sealIntervalSeconds in the config (default 60)
@@ -149,6 +152,18 @@ export function unsealedBoundSeconds(config: AgentConfig): number {
   return Math.ceil(1 + config.intervalSeconds + sealWait);
 }
 
+/**
+ * Longest an eBPF observation is only in memory with the checkpoint written:
+ * a cycle in bpftrace's maps, then until the next checkpoint (at most
+ * CHECKPOINT_MAX_GAP_MS), or until sealed if that is sooner. Hooked daemons
+ * re-send what was not checkpointed (their lines are acknowledged after it),
+ * and conntrack's checkpointed counters let the next run count the rest.
+ */
+export function crashLossBoundSeconds(config: AgentConfig): number {
+  const checkpointed = Math.ceil(config.intervalSeconds + CHECKPOINT_MAX_GAP_MS / 1000);
+  return Math.min(unsealedBoundSeconds(config), checkpointed);
+}
+
 function log(message: string): void {
   process.stderr.write(`${new Date().toISOString()} udpwatch-agent: ${message}\n`);
 }
@@ -190,13 +205,11 @@ async function runCommand(args: string[], out: Out): Promise<number> {
   const kinesis = kinesisFor(config);
   const agentId = loadAgentId(config.stateDir);
   const unclean = markRunning(config.stateDir);
-  if (unclean !== null) {
-    // Sealed records were on disk (the spool); only what was not sealed yet is gone.
-    const boundS = unsealedBoundSeconds(config);
-    log(
-      `the previous run${unclean > 0 ? ` (started ${new Date(unclean).toISOString()})` : ''} did not stop cleanly (killed or crashed): its spool is delivered, but what it observed in the last ${boundS} s before it died, not yet sealed, is lost`,
-    );
-  }
+  const checkpoint = new CheckpointFile(
+    config.stateDir,
+    agentId,
+    checkpointLimits(config.maxFlows),
+  );
   const spool = new DiskSpool(`${config.stateDir}/spool`, config.spoolMaxBytes, log);
   const shipper = new KinesisShipper({
     kinesis,
@@ -255,8 +268,25 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     seq: new SeqAllocator(config.stateDir, undefined, log),
     clock: Date.now,
     nameOfPid: config.sources.proc ? createPidNamer() : undefined,
+    checkpoint,
     log,
   });
+  const found = checkpoint.read();
+  const restored = found.found === 'ok' ? agent.restore(found.state, unclean !== null) : null;
+  if (found.found === 'bad') {
+    log(
+      `checkpoint ${checkpoint.path} skipped (${found.reason}), set aside as checkpoint.bad: what the previous run held unsealed and its loss count are not restored`,
+    );
+  }
+  if (unclean !== null) {
+    // Sealed records were on disk (the spool); the checkpoint held the unsealed rest up to its write.
+    const since = unclean > 0 ? ` (started ${new Date(unclean).toISOString()})` : '';
+    log(
+      restored
+        ? `the previous run${since} did not stop cleanly (killed or crashed): its spool is delivered and its checkpoint restored (${restored.endpoints} unsealed endpoints sealed now, ${restored.records} records spooled); what eBPF observed in the last ${crashLossBoundSeconds(config)} s before it died, after that checkpoint, is lost (hooked daemons send theirs again, conntrack's counters go on from it)`
+        : `the previous run${since} did not stop cleanly (killed or crashed): its spool is delivered, but what it observed in the last ${unsealedBoundSeconds(config)} s before it died, not yet sealed, is lost (no checkpoint to restore)`,
+    );
+  }
   await agent.tick();
   agent.start();
   // bpftrace compiles for seconds: the other sources run meanwhile, and

@@ -75,7 +75,20 @@ export interface ConntrackSource {
   status(): ConntrackStatus;
   /** Malformed lines of the latest read. */
   lastErrors(): LineError[];
+  /**
+   * Each entry's counters as of the latest poll (what its deltas so far add
+   * up to), for the agent's checkpoint; null when there are more than `max`.
+   */
+  baselines(max: number): ConntrackBaseline[] | null;
+  /**
+   * Takes checkpointed counters as the previous poll's (a restarted agent):
+   * the next poll counts what each entry moved since, nothing before.
+   */
+  restoreBaselines(baselines: readonly ConntrackBaseline[]): void;
 }
+
+/** An entry's key and cumulative counters: [key, pktsIn, bytesIn, pktsOut, bytesOut]. */
+export type ConntrackBaseline = [string, number, number, number, number];
 
 /** Per-entry memory between polls. */
 interface EntryState {
@@ -257,7 +270,24 @@ export function createConntrackSource(opts: ConntrackSourceOptions): ConntrackSo
     return out;
   };
 
-  return { poll, status: () => current, lastErrors: () => errors };
+  return {
+    poll,
+    status: () => current,
+    lastErrors: () => errors,
+    baselines(max) {
+      if (state.size > max) return null;
+      return [...state].map(([k, s]) => [k, s.pktsIn, s.bytesIn, s.pktsOut, s.bytesOut]);
+    },
+    restoreBaselines(baselines) {
+      const t = now();
+      state = new Map(
+        baselines.map(([k, pktsIn, bytesIn, pktsOut, bytesOut]) => [
+          k,
+          { pktsIn, bytesIn, pktsOut, bytesOut, timeout: 0, polledAt: 0, firstSeen: t },
+        ]),
+      );
+    },
+  };
 }
 
 /** net.netfilter.nf_conntrack_acct of the namespace behind `procRoot`, when it can be read. */

@@ -6,7 +6,8 @@
  * the kernel gives for the connection (never the ones the message claims);
  * nothing a message says can throw out of the receiver. The receiver
  * acknowledges the lines it took in, so a hook re-sends what an agent that
- * went away never took.
+ * went away never took; with `deferAcks` (the agent) only once the agent says
+ * their counts are durable (acknowledge()), so a crash loses none of them.
  */
 import { randomBytes } from 'node:crypto';
 import { link, unlink } from 'node:fs/promises';
@@ -80,7 +81,17 @@ export interface HookReceiver {
   path: string;
   /** Returns and forgets every observation received since the previous drain. */
   drain(): PeerObservation[];
+  /**
+   * With `deferAcks`: acknowledges every line whose observations a drain
+   * returned (their counts are durable now). Without it lines are
+   * acknowledged as they are taken in, and this does nothing.
+   */
+  acknowledge(): void;
+  /** droppedPackets plus shed as of the latest drain: the losses of the lines acknowledge() covers. */
+  drainedLoss(): number;
   stats(): HookReceiverStats;
+  /** Takes in no more lines (they go to the next agent unacknowledged); close() follows. */
+  stopTaking(): void;
   close(): Promise<void>;
 }
 
@@ -172,6 +183,8 @@ export interface HookReceiverOptions {
   onDaemon?: (pid: number, process: string | undefined) => void;
   /** Called after a message added observations (the agent may flush early). */
   onObservations?: () => void;
+  /** Acknowledge lines only through acknowledge(), once their counts are durable. */
+  deferAcks?: boolean;
   /** `ss` binary (tests); default `ss` from PATH. */
   ss?: string;
 }
@@ -181,6 +194,9 @@ interface Connection {
   peer: HookPeer | null;
   /** Lines taken in (bad ones too): what the acknowledgements count. */
   lines: number;
+  /** Lines whose observations a drain returned, and lines acknowledged. */
+  drained: number;
+  acked: number;
   /** The peer's pid already said it was someone else. */
   mismatchLogged: boolean;
 }
@@ -344,7 +360,10 @@ export async function startHookReceiver(
         socket.destroy();
         return;
       }
-      if (conn.lines > before) socket.write(ackLine(conn.lines));
+      if (conn.lines > before && !options.deferAcks) {
+        conn.acked = conn.lines;
+        socket.write(ackLine(conn.lines));
+      }
     });
     // Taken in and acknowledged only now that the peer is known.
     socket.write(ackLine(0));
@@ -359,7 +378,7 @@ export async function startHookReceiver(
       return;
     }
     counters.connections++;
-    const conn: Connection = { peer: null, lines: 0, mismatchLogged: false };
+    const conn: Connection = { peer: null, lines: 0, drained: 0, acked: 0, mismatchLogged: false };
     sockets.set(socket, conn);
     socket.setEncoding('utf8');
     socket.on('error', () => {});
@@ -397,12 +416,27 @@ export async function startHookReceiver(
   );
   if (access.warning !== undefined) say(access.warning);
 
+  let drainedLoss = 0;
   return {
     path,
     drain() {
       const out = pending;
       pending = [];
+      for (const conn of sockets.values()) conn.drained = conn.lines;
+      drainedLoss = totals.droppedPackets + counters.shed;
       return out;
+    },
+    acknowledge() {
+      if (!options.deferAcks) return;
+      for (const [socket, conn] of sockets) {
+        if (conn.drained <= conn.acked || socket.destroyed || !socket.writable) continue;
+        conn.acked = conn.drained;
+        socket.write(ackLine(conn.drained));
+      }
+    },
+    drainedLoss: () => drainedLoss,
+    stopTaking() {
+      closing = true;
     },
     stats() {
       return {

@@ -13,6 +13,12 @@ import type { PeerObservation } from './observation.js';
 export interface HookSource {
   /** Returns and forgets every observation received since the previous drain. */
   drain(): PeerObservation[];
+  /** Acknowledges the lines drained so far: the agent holds their counts durably now. */
+  acknowledge(): void;
+  /** Hooked daemons' losses (droppedPackets + shed) as of the latest drain. */
+  drainedLoss(): number;
+  /** Takes in no more reports (what follows goes to the next agent); close() follows. */
+  stopTaking(): void;
   stats(): Pick<
     HookReceiverStats,
     | 'droppedPackets'
@@ -45,6 +51,8 @@ export async function openHookSource(
     const receiver = await startHookReceiver(path, {
       group,
       onError: log,
+      // Acknowledged once the agent's checkpoint or spool holds their counts.
+      deferAcks: true,
       onDaemon: (pid, name) => log(`hook: daemon pid ${pid} (${name ?? '?'}) reports`),
       onObservations: () => {
         for (const l of listeners) l();
@@ -52,6 +60,9 @@ export async function openHookSource(
     });
     return {
       drain: () => receiver.drain(),
+      acknowledge: () => receiver.acknowledge(),
+      drainedLoss: () => receiver.drainedLoss(),
+      stopTaking: () => receiver.stopTaking(),
       stats: () => receiver.stats(),
       onObservations: (listener) => {
         listeners.push(listener);

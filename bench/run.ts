@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { agentCost } from './cases/agent-cost.js';
 import { aggregator } from './cases/aggregator.js';
 import { blocks } from './cases/blocks.js';
+import { checkpoint } from './cases/checkpoint.js';
 import { ebpfSource } from './cases/ebpf-source.js';
 import { hookOverhead } from './cases/hook-overhead.js';
 import { scaleModel } from './cases/scale-model.js';
@@ -21,6 +22,7 @@ const CASES: BenchCase[] = [
   hookOverhead,
   socketDiscovery,
   agentCost,
+  checkpoint,
   ebpfSource,
   blocks,
   aggregator,

@@ -36,9 +36,9 @@ export const METRICS = {
   activeClientIps: 'ActiveClientIPs',
   agentsReporting: 'AgentsReporting',
   /**
-   * What the reporting agents' heartbeats say they lost since each started
-   * (spool full, memory bound, hook tables), summed (summarize); an alarm
-   * fires while it grows.
+   * What the stored agents' latest heartbeats say they lost, each a total
+   * across its restarts (spool full, memory bound, hook tables), summed
+   * (summarize); an alarm fires while it grows.
    */
   agentsDropped: 'AgentsDropped',
   serviceDimension: 'Service',

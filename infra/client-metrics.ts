@@ -61,7 +61,7 @@ export function agentsReportingMetric(): Metric {
   });
 }
 
-/** What the reporting agents lost since each started, summed, as the summarize function publishes it. */
+/** What the stored agents lost, each a total across its restarts, summed, as the summarize function publishes it. */
 export function agentsDroppedMetric(): Metric {
   return new Metric({
     namespace: RESOURCE_NAMES.metricsNamespace,

@@ -122,8 +122,9 @@ export class OperationsAlarms extends Construct {
       ...atLeastOne,
       metric: props.rollup.metricErrors({ period: COUNT_PERIOD, statistic: 'Sum' }),
     });
-    // DIFF, not the level: the counters are since each agent's start, so the
-    // alarm fires while losses grow and clears once they stop (or an agent restarts).
+    // DIFF, not the level: the alarm fires while losses grow and clears once
+    // they stop. Each agent's counter is a total across its restarts (kept in
+    // its checkpoint), so a restart shows neither a false drop nor a false jump.
     this.add('AgentLoss', 'Agents are losing observations (spool full, memory or hook bounds)', {
       metric: new MathExpression({
         expression: 'DIFF(dropped)',

@@ -75,7 +75,12 @@ export interface SummarizeResult {
   minute: number;
   services: ServiceRun[];
   agentsReporting: number;
-  /** The `dropped` counters of the reporting agents' latest heartbeats, summed. */
+  /**
+   * The `dropped` counters of every stored agent's latest heartbeat, summed:
+   * reporting or not, so an agent that goes quiet and comes back (its
+   * counter is a total across restarts) neither lowers nor raises the sum;
+   * only TTL removing a long-gone agent lowers it.
+   */
   agentsDropped: number;
   lateMarksHandled: number;
   cost: ReadCost;
@@ -160,7 +165,7 @@ export async function summarizeAll(
     minute,
     services: runs,
     agentsReporting: reporting.length,
-    agentsDropped: reporting.reduce((n, a) => n + Math.max(0, num(a.dropped) ?? 0), 0),
+    agentsDropped: agents.reduce((n, a) => n + Math.max(0, num(a.dropped) ?? 0), 0),
     lateMarksHandled,
     cost,
     minutes,

@@ -17,14 +17,19 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-/** Starts the echo server under the hook, reporting to `socketPath`. */
-export async function startHookedDaemon(socketPath: string, intervalMs = 100): Promise<Daemon> {
+/** Starts the echo server under the hook, reporting to `socketPath`; `env` adds hook settings. */
+export async function startHookedDaemon(
+  socketPath: string,
+  intervalMs = 100,
+  env: Record<string, string> = {},
+): Promise<Daemon> {
   const child = spawn(process.execPath, ['--import', HOOK, SERVER], {
     cwd: REPO,
     env: {
       ...process.env,
       UDPWATCH_HOOK_SOCKET: socketPath,
       UDPWATCH_HOOK_INTERVAL_MS: String(intervalMs),
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -158,4 +163,38 @@ export function startAgentProcess(o: AgentRunOptions): AgentProcess {
 export function exited(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+/** A client sending one datagram every `everyMs` until stopped; counts sends (with times) and echoes. */
+export interface Traffic {
+  port: number;
+  sentAt: number[];
+  echoes: () => number;
+  stop(): Promise<void>;
+}
+
+export async function startTraffic(serverPort: number, everyMs = 5): Promise<Traffic> {
+  const socket = dgram.createSocket('udp4');
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+  let echoes = 0;
+  socket.on('message', () => {
+    echoes++;
+  });
+  const sentAt: number[] = [];
+  const payload = Buffer.alloc(32, 0x62);
+  const timer = setInterval(() => {
+    socket.send(payload, serverPort, '127.0.0.1');
+    sentAt.push(Date.now());
+  }, everyMs);
+  return {
+    port: socket.address().port,
+    sentAt,
+    echoes: () => echoes,
+    stop: async () => {
+      clearInterval(timer);
+      // The last echoes come back within a few ms on loopback.
+      await waitFor(() => echoes >= sentAt.length, 2_000);
+      socket.close();
+    },
+  };
 }

@@ -6,7 +6,6 @@
  * lack at most what the dead agent itself held unshipped.
  */
 import type { ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +17,7 @@ import {
   exited,
   startAgentProcess,
   startHookedDaemon,
+  startTraffic,
   waitFor,
 } from './daemon-fixture.js';
 import { assertResendsIdentical, endpointsOf, heartbeatsOf, readStream } from './stream-reader.js';
@@ -40,40 +40,6 @@ function startAgent(): AgentProcess {
   });
   children.push(agent.child);
   return agent;
-}
-
-/** A client sending one datagram every `everyMs` until stopped; counts sends (with times) and echoes. */
-interface Traffic {
-  port: number;
-  sentAt: number[];
-  echoes: () => number;
-  stop(): Promise<void>;
-}
-
-async function startTraffic(serverPort: number, everyMs = 5): Promise<Traffic> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
-  let echoes = 0;
-  socket.on('message', () => {
-    echoes++;
-  });
-  const sentAt: number[] = [];
-  const payload = Buffer.alloc(32, 0x62);
-  const timer = setInterval(() => {
-    socket.send(payload, serverPort, '127.0.0.1');
-    sentAt.push(Date.now());
-  }, everyMs);
-  return {
-    port: socket.address().port,
-    sentAt,
-    echoes: () => echoes,
-    stop: async () => {
-      clearInterval(timer);
-      // The last echoes come back within a few ms on loopback.
-      await waitFor(() => echoes >= sentAt.length, 2_000);
-      socket.close();
-    },
-  };
 }
 
 async function streamTotals(port: number) {

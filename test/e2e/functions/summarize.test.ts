@@ -231,7 +231,8 @@ describe('summarize', () => {
     await putService(s.target, 'web', M0 * MINUTE_MS, (M0 + 20) * MINUTE_MS + 59_000);
     await putService(s.target, 'dns', (M0 - 600) * MINUTE_MS, (M0 - 600) * MINUTE_MS);
     await putAgent(s.target, 'a1', 'host-a1', now - 10_000, 7);
-    // Not reporting: its losses are old news, not in AgentsDropped.
+    // Not reporting, but still in AgentsDropped: leaving the sum while away
+    // and joining it again on return would look like a loss (the alarm is on growth).
     await putAgent(s.target, 'a2', 'host-a2', now - 1_000_000, 500);
 
     const first = await s.run(now);
@@ -268,7 +269,7 @@ describe('summarize', () => {
     expect(web1[METRICS.socketDrops]).toBe(41);
     expect(emf.find((d) => d[METRICS.serviceDimension] === 'dns')![METRICS.activeClients]).toBe(0);
     expect(emf.find((d) => METRICS.agentsReporting in d)![METRICS.agentsReporting]).toBe(1);
-    expect(emf.find((d) => METRICS.agentsDropped in d)![METRICS.agentsDropped]).toBe(7);
+    expect(emf.find((d) => METRICS.agentsDropped in d)![METRICS.agentsDropped]).toBe(507);
 
     const again = await s.run(now);
     expect(again.result.services.find((r) => r.service === 'web')!.summarized).toEqual([]);

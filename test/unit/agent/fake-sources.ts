@@ -56,10 +56,24 @@ export class FakeHook implements HookSource {
     this.pending.push(...observations.map((o) => ({ ...o })));
     for (const l of this.listeners) l();
   }
+  /** Reports drained, and how many of them were acknowledged (the agent held them durably). */
+  drained = 0;
+  acknowledged = 0;
+  takingStopped = false;
   drain(): PeerObservation[] {
     const out = this.pending;
     this.pending = [];
+    this.drained += out.length > 0 ? 1 : 0;
     return out;
+  }
+  acknowledge(): void {
+    this.acknowledged = this.drained;
+  }
+  drainedLoss(): number {
+    return this.droppedPackets + this.shed;
+  }
+  stopTaking(): void {
+    this.takingStopped = true;
   }
   stats() {
     return {

@@ -1,0 +1,117 @@
+/**
+ * The checkpoint file in the agent's state directory (`<state-dir>/checkpoint`):
+ * written atomically (temp file, fsync, rename, fsync of the directory, like
+ * the spool and the seq reservation), so a crash, even `kill -9`, leaves the
+ * previous checkpoint or the new one, never a mix. A file that does not
+ * decode is set aside as `checkpoint.bad`, counted and reported; it never
+ * keeps the agent from starting.
+ */
+import { readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileDurably } from './agent-state.js';
+import {
+  type CheckpointLimits,
+  type CheckpointState,
+  decodeCheckpoint,
+  encodeCheckpoint,
+} from './checkpoint-codec.js';
+
+const FILE = 'checkpoint';
+
+/** What reading the checkpoint found. */
+export type CheckpointRead =
+  | { found: 'none' }
+  | { found: 'ok'; state: CheckpointState }
+  | { found: 'bad'; reason: string };
+
+/** Counters of the checkpoint file, for logs and tests. */
+export interface CheckpointFileStats {
+  writes: number;
+  failedWrites: number;
+  /** Checkpoints found damaged, of another version or agent, or too large, and skipped. */
+  skipped: number;
+  lastBytes: number;
+  lastWriteMs: number;
+}
+
+/** Reads and writes `<stateDir>/checkpoint`. */
+export class CheckpointFile {
+  private readonly counters: CheckpointFileStats = {
+    writes: 0,
+    failedWrites: 0,
+    skipped: 0,
+    lastBytes: 0,
+    lastWriteMs: 0,
+  };
+
+  constructor(
+    private readonly stateDir: string,
+    private readonly agentId: string,
+    readonly limits: CheckpointLimits,
+  ) {}
+
+  get path(): string {
+    return join(this.stateDir, FILE);
+  }
+
+  stats(): CheckpointFileStats {
+    return { ...this.counters };
+  }
+
+  /** Writes `state` durably; throws (with the path) when the disk refuses. */
+  write(state: CheckpointState): void {
+    const started = performance.now();
+    const buf = encodeCheckpoint(state);
+    try {
+      writeFileDurably(this.stateDir, FILE, buf);
+    } catch (err) {
+      this.counters.failedWrites++;
+      throw new Error(`cannot write checkpoint ${this.path}: ${(err as Error).message}`);
+    }
+    this.counters.writes++;
+    this.counters.lastBytes = buf.length;
+    this.counters.lastWriteMs = performance.now() - started;
+  }
+
+  /**
+   * Removes the checkpoint, so a crash from now on restores nothing it held
+   * (used when a write failed: an older checkpoint may hold deltas sealed since).
+   * True when no checkpoint is left.
+   */
+  remove(): boolean {
+    try {
+      unlinkSync(this.path);
+      return true;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ENOENT';
+    }
+  }
+
+  /** Reads the checkpoint; a bad one is renamed `checkpoint.bad` and counted. */
+  read(): CheckpointRead {
+    let buf: Buffer;
+    try {
+      // Stat first: a huge file is refused before it is read into memory.
+      const size = statSync(this.path).size;
+      if (size > this.limits.maxBytes)
+        return this.bad(`${size} bytes, more than ${this.limits.maxBytes}`);
+      buf = readFileSync(this.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { found: 'none' };
+      return this.bad(`unreadable: ${(err as Error).message}`);
+    }
+    const decoded = decodeCheckpoint(buf, this.agentId, this.limits);
+    if (!decoded.ok) return this.bad(decoded.reason);
+    return { found: 'ok', state: decoded.state };
+  }
+
+  private bad(reason: string): CheckpointRead {
+    this.counters.skipped++;
+    try {
+      renameSync(this.path, `${this.path}.bad`);
+    } catch {
+      // Left in place: the next good write replaces it.
+    }
+    return { found: 'bad', reason };
+  }
+}
