@@ -45,6 +45,7 @@ import { mapBounded } from '../store/bounded-map.js';
 import { markRollupDue } from '../store/rollup-marks.js';
 import { deleteUnlessChanged } from '../store/unchanged-delete.js';
 import { MinuteCache } from './minute-cache.js';
+import { putMinuteCounts } from './minute-counts-writer.js';
 import { buildMinuteState, type MinuteState } from './minute-state.js';
 import { buildSummary, summariesIncluding, summaryWindow } from './summary-builder.js';
 import { summarizeStates } from './window-summary.js';
@@ -323,6 +324,7 @@ async function summarizeService(
         },
       }),
     );
+    await putMinuteCounts(reader, summary, settings.retentionHours);
     summarized.push(m);
     if (!latest || m >= latest.minute) latest = summary;
   }
