@@ -192,7 +192,7 @@ function reasonOf(slot: AlarmSlot): string {
   if (slot.evaluations === 0) return 'not evaluated yet';
   const breaching = slot.window.filter((p) => p === true).length;
   const reading = slot.lastValue === undefined ? 'no data' : `${slot.metric} = ${slot.lastValue}`;
-  return `${breaching} of the last ${slot.window.length} periods breaching (${slot.datapointsToAlarm} of ${slot.evaluationPeriods} alarm); latest: ${reading} (${slot.bound} ${slot.threshold})`;
+  return `${breaching} of the last ${slot.window.length} periods breached (${slot.datapointsToAlarm} of ${slot.evaluationPeriods} raise the alarm); latest: ${reading}, ${slot.bound} ${slot.threshold}`;
 }
 
 /** The query handler's alarm port backed by local mode's alarms (none configured: an empty list). */
