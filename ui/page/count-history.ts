@@ -18,6 +18,12 @@ const HOUR_S = 3600;
 const MAX_SAMPLES = 800;
 const MAX_SERVICES = 200;
 
+/** What the history keeps its samples in (the tab's sessionStorage). */
+export interface SampleStore {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+}
+
 /** One stored minute: the end of the minute (epoch ms) and its counts. */
 export interface StoredPoint {
   at: number;
@@ -31,7 +37,7 @@ export class CountHistory {
   /** Services whose stored hour this page has merged in (once each). */
   private readonly seededServices = new Set<string>();
 
-  constructor(private readonly storage?: Storage) {
+  constructor(private readonly storage?: SampleStore) {
     try {
       const saved = JSON.parse(storage?.getItem(KEY) ?? '{}') as Record<string, Series>;
       for (const [name, s] of Object.entries(saved).slice(0, MAX_SERVICES)) {
