@@ -9,7 +9,12 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chromium } from 'playwright-core';
-import type { ClientEntry, ClientsResponse } from '../../contract/api-schemas.js';
+import type {
+  AlarmsResponse,
+  ClientEntry,
+  ClientsResponse,
+  HistoryResponse,
+} from '../../contract/api-schemas.js';
 import { buildPage } from '../../ui/build-page.js';
 import { type BenchCase, type Figure, plain } from '../harness.js';
 
@@ -76,6 +81,43 @@ async function startFixtureApi(html: string) {
           },
         ],
       });
+    } else if (url.pathname === `/v1/services/${SERVICE}/history`) {
+      // A full stored hour, as a fresh page gets it once.
+      const b = Math.floor(now / 60_000) - 1;
+      const body: HistoryResponse = {
+        service: SERVICE,
+        minutes: 60,
+        from: (b - 59) * 60_000,
+        until: (b + 1) * 60_000,
+        now: Date.now(),
+        points: Array.from({ length: 60 }, (_, i) => ({
+          minute: b - 59 + i,
+          at: (b - 58 + i) * 60_000,
+          endpoints: CLIENTS - 59 + i,
+          ips: CLIENTS / 4,
+        })),
+        skipped: 0,
+      };
+      json(body);
+    } else if (url.pathname === '/v1/alarms') {
+      const body: AlarmsResponse = {
+        now: Date.now(),
+        source: 'cloudwatch',
+        readAt: now,
+        alarms: [
+          {
+            name: `udpwatch-${SERVICE}-ActiveClients-below-100`,
+            service: SERVICE,
+            metric: 'ActiveClients',
+            bound: 'min',
+            threshold: 100,
+            state: 'OK',
+            reason: 'Threshold Crossed: no datapoints were below the threshold.',
+            changedAt: now - 600_000,
+          },
+        ],
+      };
+      json(body);
     } else if (url.pathname === `/v1/services/${SERVICE}/clients`) {
       const start = Number(url.searchParams.get('cursor') ?? 0);
       const body: ClientsResponse = {
