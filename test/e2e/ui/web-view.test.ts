@@ -103,8 +103,9 @@ describe('the web view at the root of the local API', () => {
     const doc = createDocumentClient({ endpoint: stack.dynamodbEndpoint });
     const stored = Array.from({ length: 10 }, (_, i) => ({
       minute: startMinute - 12 + i,
-      endpoints: 20 + i,
-      ips: 3,
+      // About what the demo runs (10 endpoints, 4 IPs), varying so each point is its own.
+      endpoints: 8 + (i % 4),
+      ips: 4 - (i % 2),
     }));
     for (const m of stored) {
       await putMinuteCounts(
