@@ -314,6 +314,9 @@ async function summarizeService(
     if (born !== undefined && m < born && summary.partsRead === 0 && summary.badParts === 0) {
       continue;
     }
+    // Counts first: if the summary's put then fails, the next run redoes both; the other
+    // order could leave a stored summary whose minute the history never gets.
+    await putMinuteCounts(reader, summary, settings.retentionHours);
     await reader.doc.send(
       new PutCommand({
         TableName: reader.table,
@@ -324,7 +327,6 @@ async function summarizeService(
         },
       }),
     );
-    await putMinuteCounts(reader, summary, settings.retentionHours);
     summarized.push(m);
     if (!latest || m >= latest.minute) latest = summary;
   }
