@@ -388,6 +388,9 @@ export const AlarmsResponse = z.object({
     ),
   readAt: EpochMs.describe('When the states were read (answers are cached for up to 30 s).'),
   alarms: z.array(AlarmEntry).describe('ALARM first, then INSUFFICIENT_DATA, then OK; by name.'),
+  truncated: z
+    .boolean()
+    .describe('More alarms than one reading takes (1,000): the rest are left out.'),
 });
 export type AlarmsResponse = z.infer<typeof AlarmsResponse>;
 

@@ -205,6 +205,7 @@ export function localAlarmSource(
       source: alarms ? 'local' : 'none',
       readAt: now(),
       alarms: alarms ? alarms.entries() : [],
+      truncated: false,
     }),
   };
 }

@@ -105,6 +105,7 @@ async function startFixtureApi(html: string) {
         now: Date.now(),
         source: 'cloudwatch',
         readAt: now,
+        truncated: false,
         alarms: [
           {
             name: `udpwatch-${SERVICE}-ActiveClients-below-100`,

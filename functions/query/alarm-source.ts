@@ -10,6 +10,8 @@ export interface AlarmReading {
   source: 'cloudwatch' | 'local' | 'none';
   readAt: number;
   alarms: AlarmEntry[];
+  /** More alarms than one reading takes: the rest are left out. */
+  truncated: boolean;
 }
 
 /** Answers the current alarm states. */
@@ -19,7 +21,7 @@ export interface AlarmSource {
 
 /** The source of a query function that has no alarms configured (no prefix, no local alarms). */
 export function noAlarms(now: () => number = Date.now): AlarmSource {
-  return { read: async () => ({ source: 'none', readAt: now(), alarms: [] }) };
+  return { read: async () => ({ source: 'none', readAt: now(), alarms: [], truncated: false }) };
 }
 
 const STATE_ORDER: Record<AlarmEntry['state'], number> = {

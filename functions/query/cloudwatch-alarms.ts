@@ -15,7 +15,7 @@ import { type AlarmReading, type AlarmSource, alarmsInOrder } from './alarm-sour
 /** How long one reading is reused: alarms are evaluated once a minute at best. */
 export const ALARM_CACHE_MS = 30_000;
 /** Pages of 100 alarms one reading follows at most (a stack has a few dozen). */
-const MAX_PAGES = 10;
+export const MAX_ALARM_PAGES = 10;
 
 const BOUND_OF: Record<string, AlarmEntry['bound']> = {
   LessThanThreshold: 'min',
@@ -82,7 +82,7 @@ export function cloudWatchAlarms(options: CloudWatchAlarmsOptions): AlarmSource 
     const readAt = now();
     const alarms: AlarmEntry[] = [];
     let token: string | undefined;
-    for (let page = 0; page < MAX_PAGES; page++) {
+    for (let page = 0; page < MAX_ALARM_PAGES; page++) {
       const out = await options.client.send(
         new DescribeAlarmsCommand({
           AlarmNamePrefix: options.prefix,
@@ -98,7 +98,8 @@ export function cloudWatchAlarms(options: CloudWatchAlarmsOptions): AlarmSource 
       token = out.NextToken;
       if (!token) break;
     }
-    return { source: 'cloudwatch', readAt, alarms: alarmsInOrder(alarms) };
+    // Pages left over are said, not dropped in silence.
+    return { source: 'cloudwatch', readAt, alarms: alarmsInOrder(alarms), truncated: !!token };
   };
   return {
     read() {

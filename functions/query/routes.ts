@@ -298,7 +298,13 @@ export const ROUTES: Route[] = [
         query.service === undefined
           ? reading.alarms
           : reading.alarms.filter((a) => a.service === query.service);
-      return { now, source: reading.source, readAt: reading.readAt, alarms };
+      return {
+        now,
+        source: reading.source,
+        readAt: reading.readAt,
+        alarms,
+        truncated: reading.truncated,
+      };
     },
   }),
   route({

@@ -52,6 +52,7 @@ export function alarmsNote(answer: AlarmsResponse): string {
   return (
     `Alarms (${from}): ${answer.alarms.length} configured, ${firing.length} in ALARM` +
     (operations.length > 0 ? `; operations alarms in ALARM: ${operations.join(', ')}` : '') +
+    (answer.truncated ? '; more alarms than one answer lists, the rest not shown' : '') +
     '.'
   );
 }

@@ -144,6 +144,23 @@ describe('the CloudWatch alarm source', () => {
     expect(inputs).toHaveLength(2);
   });
 
+  it('stops after ten pages and says the answer is truncated', async () => {
+    const pages = Array.from({ length: 12 }, (_, i) => [
+      { ...clientAlarm, AlarmName: `udpwatch-dns-${i}` },
+    ]);
+    const { client, inputs } = recordingClient(pages);
+    const reading = await cloudWatchAlarms({ client, prefix: 'udpwatch-', now: () => 0 }).read();
+    expect(inputs).toHaveLength(10);
+    expect(reading.alarms).toHaveLength(10);
+    expect(reading.truncated).toBe(true);
+    const whole = await cloudWatchAlarms({
+      client: recordingClient(pages.slice(0, 10)).client,
+      prefix: 'udpwatch-',
+      now: () => 0,
+    }).read();
+    expect(whole.truncated).toBe(false);
+  });
+
   it('does not keep a failed reading: the next request asks again', async () => {
     const { client, inputs } = recordingClient([], true);
     const source = cloudWatchAlarms({ client, prefix: 'udpwatch-', now: () => 0 });

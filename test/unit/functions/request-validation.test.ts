@@ -342,6 +342,7 @@ describe('request validation', () => {
       source: 'none',
       readAt: 1_800_000_000_000,
       alarms: [],
+      truncated: false,
     });
   });
 

@@ -113,6 +113,7 @@ describe('LocalAlarms as GET /v1/alarms answers them', () => {
       source: 'none',
       readAt: 1,
       alarms: [],
+      truncated: false,
     });
   });
 });

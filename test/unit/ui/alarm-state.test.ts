@@ -31,7 +31,7 @@ describe('alarm lines', () => {
   });
 
   it('sums up the answer under the heading, naming firing operations alarms', () => {
-    expect(alarmsNote({ now: 0, readAt: 0, source: 'none', alarms: [] })).toMatch(
+    expect(alarmsNote({ now: 0, readAt: 0, source: 'none', alarms: [], truncated: false })).toMatch(
       /^Alarms: none configured/,
     );
     expect(
@@ -39,6 +39,7 @@ describe('alarm lines', () => {
         now: 0,
         readAt: 0,
         source: 'cloudwatch',
+        truncated: false,
         alarms: [
           alarm({ state: 'ALARM' }),
           alarm({ name: 'udpwatch-AgentLoss', service: null, state: 'ALARM' }),
