@@ -135,6 +135,12 @@ export const PRICES = {
     source: `${PRICE_PAGES.cloudwatch} (alarms tab; unverified here, check)`,
     asOf: ADDED,
   },
+  cloudWatchApiRequestsPerThousand: {
+    value: 0.01,
+    unit: 'USD per 1,000 CloudWatch API requests (DescribeAlarms among them; no free tier counted)',
+    source: `${PRICE_PAGES.cloudwatch} (API requests; unverified here, check)`,
+    asOf: ADDED,
+  },
   vendedLogsToS3Tiers: {
     value: 0.25,
     unit: 'USD per GB delivered to S3 as vended logs (first 10 TB; then 0.15 to 30 TB, 0.075 to 50 TB, 0.05 beyond)',

@@ -53,6 +53,8 @@ export interface BlockFleetInputs {
   lateShare: number;
   /** Summary item size (one per service-minute). */
   summaryItemBytes: number;
+  /** Largest size of a service's hour of per-minute counts (updated once per summary). */
+  countsItemBytes: number;
   /** Minutes the active window spans (the summarizer reads that many minutes of blocks). */
   windowMinutes: number;
   retentionHours: number;
@@ -96,6 +98,10 @@ export interface BlockFleetInputs {
   summarizeColdStartsPerHour: number;
   /** Assumed API load: queries a minute that read one whole service's window of blocks. */
   apiWindowQueriesPerMinute: number;
+  /** Assumed: history requests a minute (a service card opened: its last hour of counts). */
+  historyQueriesPerMinute: number;
+  /** Assumed: DescribeAlarms calls a minute (GET /v1/alarms, cached 30 s per query instance). */
+  alarmReadsPerMinute: number;
   /** Operational alarms of the stack, and alarms per service (assumed). */
   operationalAlarms: number;
   alarmsPerService: number;
@@ -150,18 +156,19 @@ export interface BlockFleetProjection {
     lateMarks: number;
     redelivered: number;
     summaries: number;
+    counts: number;
     rollups: number;
     total: number;
   };
   /** Early parts' write units over all DynamoDB write units. */
   earlyShareOfWrites: number;
-  readUnits: { summaries: number; rollups: number; api: number; total: number };
+  readUnits: { summaries: number; rollups: number; api: number; history: number; total: number };
   /** Mean and peak (within the minute) write units per second, and mean read units per second. */
   tableRates: { meanWrite: number; peakWrite: number; meanRead: number };
   /** Capacity units a provisioned table runs with (0 when on-demand). */
   provisionedCapacity: { write: number; read: number };
   storageGb: number;
-  cloudWatch: { logGb: number; metrics: number; alarms: number };
+  cloudWatch: { logGb: number; metrics: number; alarms: number; alarmReads: number };
   monthly: {
     kinesis: number;
     lambda: number;
@@ -351,6 +358,8 @@ export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
   const resummaryShare = 1 - (1 - i.lateShare) ** ((i.hosts * i.mainParts.length) / services);
   const summaryRuns = services * MINUTES_PER_MONTH * (1 + resummaryShare);
   const summaries = summaryRuns * writeUnits(i.summaryItemBytes);
+  // Each summary also sets its minute in the service's hour of counts (an UpdateItem of the whole item's size).
+  const counts = summaryRuns * writeUnits(i.countsItemBytes);
   // Roll-ups: an hour's distinct endpoints per (service, shard), at the main parts' bytes per endpoint.
   const mainEndpoints = i.mainParts.reduce((s, p) => s + p.endpoints, 0);
   const bytesPerEndpoint = mainBytes / sealsPerMinute / mainEndpoints;
@@ -365,7 +374,15 @@ export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
   const rollupMarkUnits = services * (1 + i.blockShards + 1);
   const rollups = (rollupUnitsPerHour + rollupMarkUnits) * HOURS_PER_MONTH;
   const writeTotal =
-    main + early + heartbeats + servicesWrites + lateMarks + redelivered + summaries + rollups;
+    main +
+    early +
+    heartbeats +
+    servicesWrites +
+    lateMarks +
+    redelivered +
+    summaries +
+    counts +
+    rollups;
 
   // --- DynamoDB reads, per month (eventually consistent Queries on exact keys) ---
   // Bytes of one (service, minute, shard) partition: every agent's main and early parts of the service.
@@ -393,7 +410,10 @@ export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
   const rollupsRead = (windowReadUnitsAll / i.windowMinutes) * 60 * HOURS_PER_MONTH;
   const biggest = Math.max(...minuteReadUnits);
   const apiRead = i.apiWindowQueriesPerMinute * biggest * i.windowMinutes * MINUTES_PER_MONTH;
-  const readTotal = summariesRead + rollupsRead + apiRead;
+  // A history request: one Query of the two hours holding the last hour.
+  const historyRead =
+    i.historyQueriesPerMinute * queryReadUnits(2 * i.countsItemBytes) * MINUTES_PER_MONTH;
+  const readTotal = summariesRead + rollupsRead + apiRead + historyRead;
 
   // --- Lambda: aggregate (wall time measured), summarize and query (CPU-bound merges) ---
   const fleetEndpointMinutes =
@@ -457,7 +477,10 @@ export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
       rollupUnitsPerHour * KB * i.retentionHours +
       services *
         retainedMinutes *
-        (i.summaryItemBytes + MODEL_INPUTS.dynamodbItemOverheadBytes.value)) /
+        (i.summaryItemBytes + MODEL_INPUTS.dynamodbItemOverheadBytes.value) +
+      services *
+        (i.retentionHours + 1) *
+        (i.countsItemBytes + MODEL_INPUTS.dynamodbItemOverheadBytes.value)) /
     GB;
 
   // --- CloudWatch: Lambda logs and EMF documents, custom metrics, alarms ---
@@ -468,10 +491,12 @@ export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
     GB;
   const metrics = 2 * services + i.operationalMetrics;
   const alarms = i.operationalAlarms + i.alarmsPerService * services;
+  const alarmReads = i.alarmReadsPerMinute * MINUTES_PER_MONTH;
   const cloudWatch =
     logGb * (PRICES.cloudWatchLogsIngestionGb.value + PRICES.cloudWatchLogsStorageGbMonth.value) +
     metrics * PRICES.cloudWatchCustomMetricMonth.value +
-    alarms * PRICES.cloudWatchAlarmMonth.value;
+    alarms * PRICES.cloudWatchAlarmMonth.value +
+    (alarmReads / 1000) * PRICES.cloudWatchApiRequestsPerThousand.value;
 
   // --- DynamoDB capacity: on-demand per request unit, provisioned per capacity unit-hour ---
   const meanWrite = writeTotal / SECONDS_PER_MONTH;
@@ -517,7 +542,10 @@ export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
     rollupReadSecondsPerHour: tableProvisioned
       ? rollupsRead /
         HOURS_PER_MONTH /
-        Math.max(1e-9, provisionedCapacity.read - (summariesRead + apiRead) / SECONDS_PER_MONTH)
+        Math.max(
+          1e-9,
+          provisionedCapacity.read - (summariesRead + apiRead + historyRead) / SECONDS_PER_MONTH,
+        )
       : 0,
     gbSeconds: gb,
     writeUnits: {
@@ -528,15 +556,22 @@ export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
       lateMarks,
       redelivered,
       summaries,
+      counts,
       rollups,
       total: writeTotal,
     },
     earlyShareOfWrites: early / writeTotal,
-    readUnits: { summaries: summariesRead, rollups: rollupsRead, api: apiRead, total: readTotal },
+    readUnits: {
+      summaries: summariesRead,
+      rollups: rollupsRead,
+      api: apiRead,
+      history: historyRead,
+      total: readTotal,
+    },
     tableRates: { meanWrite, peakWrite, meanRead },
     provisionedCapacity,
     storageGb,
-    cloudWatch: { logGb, metrics, alarms },
+    cloudWatch: { logGb, metrics, alarms, alarmReads },
     monthly: {
       kinesis,
       lambda,

@@ -112,6 +112,25 @@ export const ClientIpQuery = z.strictObject({ window: Window, limit: Limit });
 /** Query of GET /v1/hosts/{host}/clients. */
 export const HostClientsQuery = z.strictObject({ window: Window, limit: Limit, cursor: Cursor });
 
+/** Longest history one request may ask for: a day (the default retention). */
+export const MAX_HISTORY_MINUTES = 24 * 60;
+/** History a request gets without `minutes`: the last hour. */
+export const DEFAULT_HISTORY_MINUTES = 60;
+
+/** Query of GET /v1/services/{service}/history. */
+export const HistoryQuery = z.strictObject({
+  minutes: decimalParam('minutes', 1, MAX_HISTORY_MINUTES)
+    .default(DEFAULT_HISTORY_MINUTES)
+    .describe('How many of the latest complete minutes to answer (1 to 1440, default 60).'),
+});
+
+/** Query of GET /v1/alarms. */
+export const AlarmsQuery = z.strictObject({
+  service: ServiceParam.optional().describe(
+    'Only the alarms of this service (the client-count alarms on its counts).',
+  ),
+});
+
 // ---- responses ----------------------------------------------------------
 
 const EpochMs = z.number().int().describe('Epoch milliseconds.');
@@ -310,6 +329,70 @@ export const AgentsResponse = z.object({
   ),
 });
 export type AgentsResponse = z.infer<typeof AgentsResponse>;
+
+/** GET /v1/services/{service}/history */
+export const HistoryResponse = z.object({
+  service: z.string(),
+  minutes: z.number().int().describe('Minutes asked for.'),
+  from: EpochMs.describe('Start of the first minute asked for.'),
+  until: EpochMs.describe(
+    'End of the last minute asked for (the start of the current minute); the newest summaries lag it by 2-3 minutes.',
+  ),
+  now: EpochMs,
+  points: z
+    .array(
+      z.object({
+        minute: z.number().int().describe('Epoch minute summarized.'),
+        at: EpochMs.describe('End of the minute: the counts are of the active window ending here.'),
+        endpoints: z.number().int().describe('Active endpoints (ip:port).'),
+        ips: z.number().int().describe('Active distinct client IPs.'),
+      }),
+    )
+    .describe(
+      'One point per summarized minute, oldest first; a minute without a summary (not yet summarized, before the first traffic, or idle after a zero) has none.',
+    ),
+  skipped: z.number().int().describe('Stored minute entries that were malformed and left out.'),
+});
+export type HistoryResponse = z.infer<typeof HistoryResponse>;
+
+/** The state names of a CloudWatch alarm. */
+export const AlarmStateName = z.enum(['OK', 'ALARM', 'INSUFFICIENT_DATA']);
+export type AlarmStateName = z.infer<typeof AlarmStateName>;
+
+/** One alarm as GET /v1/alarms lists it. */
+export const AlarmEntry = z.object({
+  name: z.string(),
+  service: z
+    .string()
+    .nullable()
+    .describe('The service a client-count alarm watches; null for an operations alarm.'),
+  metric: z.string().describe('The metric watched (or the expression, for metric math).'),
+  bound: z
+    .enum(['min', 'max'])
+    .nullable()
+    .describe('min: alarms below the threshold; max: above it; null for other comparisons.'),
+  threshold: z.number().nullable(),
+  state: AlarmStateName,
+  reason: z.string().describe("The alarm's own account of its state."),
+  changedAt: EpochMs.nullable().describe('When the state last changed (null before any).'),
+});
+export type AlarmEntry = z.infer<typeof AlarmEntry>;
+
+/** GET /v1/alarms */
+export const AlarmsResponse = z.object({
+  now: EpochMs,
+  source: z
+    .enum(['cloudwatch', 'local', 'none'])
+    .describe(
+      "Where the states come from: the stack's CloudWatch alarms, local mode's evaluation of `--alarms`, or none configured.",
+    ),
+  readAt: EpochMs.describe('When the states were read (answers are cached for up to 30 s).'),
+  alarms: z.array(AlarmEntry).describe('ALARM first, then INSUFFICIENT_DATA, then OK; by name.'),
+  truncated: z
+    .boolean()
+    .describe('More alarms than one reading takes (1,000): the rest are left out.'),
+});
+export type AlarmsResponse = z.infer<typeof AlarmsResponse>;
 
 /** An error answer (RFC 9457 problem details). */
 export const Problem = z.object({

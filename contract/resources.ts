@@ -28,7 +28,25 @@ export const ENV = {
   cursorSecret: 'UDPWATCH_CURSOR_SECRET',
   /** Endpoint override (local mode) for DynamoDB. */
   dynamodbEndpoint: 'UDPWATCH_DYNAMODB_ENDPOINT',
+  /** Prefix of the stack's CloudWatch alarm names (the stack name and `-`): the query function lists them. */
+  alarmPrefix: 'UDPWATCH_ALARM_PREFIX',
 } as const;
+
+/** Name of a client-count alarm: the stack's prefix, service, metric, direction and threshold. */
+export function clientAlarmName(
+  prefix: string,
+  service: string,
+  metric: string,
+  below: boolean,
+  threshold: number,
+): string {
+  return `${prefix}-${service}-${metric}-${below ? 'below' : 'above'}-${threshold}`;
+}
+
+/** Name of an operations alarm of the stack, e.g. `udpwatch-AgentLoss`. */
+export function operationsAlarmName(prefix: string, name: string): string {
+  return `${prefix}-${name}`;
+}
 
 /** Metric names the functions publish (EMF), watched by alarms and the dashboard. */
 export const METRICS = {

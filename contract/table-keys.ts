@@ -8,6 +8,7 @@
  * | block part      | `B#<service>#<minute>#<shard>`    | `<agentId>#<seq, 16 digits>#<part, 4 digits>` |
  * | hourly roll-up  | `R#<service>#<hour>#<shard>`      | `<part, 4 digits>`                   |
  * | summary         | `S#<service>`                     | `<minute, 10 digits>`                |
+ * | hour of counts  | `C#<service>`                     | `<hour, 8 digits>`                   |
  * | service         | `SERVICES`                        | `SVC#<service>`                      |
  * | agent           | `AGENTS`                          | `AGENT#<agentId>`                    |
  * | late minute     | `LATE`                            | `<minute, 10 digits>#<service>`      |
@@ -104,6 +105,21 @@ export function summaryPartition(service: string): string {
 /** Key of a service's summary of one minute. */
 export function summaryKey(service: string, minute: number): ItemKey {
   return { pk: summaryPartition(service), sk: pad(minute, 10) };
+}
+
+/** Partition of a service's hours of per-minute counts. */
+export function countsPartition(service: string): string {
+  return `C#${service}`;
+}
+
+/** Sort key of one hour of a service's counts; sorts oldest hour first. */
+export function countsSortKey(hour: number): string {
+  return pad(hour, 8);
+}
+
+/** Key of one hour (epoch hours) of a service's per-minute counts. */
+export function countsKey(service: string, hour: number): ItemKey {
+  return { pk: countsPartition(service), sk: countsSortKey(hour) };
 }
 
 /** Key of a service's entry in the services list. */

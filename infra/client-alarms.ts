@@ -7,7 +7,7 @@ import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-clo
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { METRICS } from '../contract/resources.js';
+import { clientAlarmName, METRICS } from '../contract/resources.js';
 import { type ClientCountMetricName, clientCountMetric } from './client-metrics.js';
 import type { ServiceAlarmBounds, TreatMissingDataName } from './config.js';
 
@@ -68,7 +68,13 @@ export class ClientAlarms extends Construct {
           (spec.below ? 'breaching' : 'notBreaching');
         const direction = spec.below ? 'below' : 'above';
         const alarm = new Alarm(this, `${service}-${spec.key}`, {
-          alarmName: `${props.alarmNamePrefix}-${service}-${spec.metricName}-${direction}-${threshold}`,
+          alarmName: clientAlarmName(
+            props.alarmNamePrefix,
+            service,
+            spec.metricName,
+            spec.below,
+            threshold,
+          ),
           alarmDescription: `udpwatch: ${spec.metricName} of service "${service}" ${direction} ${threshold}`,
           metric: clientCountMetric(spec.metricName, service, spec.below ? 'Minimum' : 'Maximum'),
           threshold,

@@ -8,7 +8,7 @@
  * delays a minute's summary. Each role gets only the table actions its
  * function performs.
  */
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type { Table } from 'aws-cdk-lib/aws-dynamodb';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
@@ -37,16 +37,17 @@ import { logGroupName } from './log-key.js';
  * table's ARN (there is no index). The aggregator puts blocks, marks and
  * heartbeats with a condition and moves a service's lastSeen forward with a
  * conditional UpdateItem (refreshService); it never reads an item. The
- * summarizer reads blocks by Query, puts summaries and roll-up marks, and
- * deletes the late marks it has handled. The roll-up function reads blocks
+ * summarizer reads blocks by Query, puts summaries and roll-up marks, sets
+ * each summary's minute in its hour of counts (UpdateItem), and deletes the
+ * late marks it has handled. The roll-up function reads blocks
  * and marks by Query, puts roll-up parts, records a shard done on its mark
  * (UpdateItem), and deletes finished marks and parts of a replaced set. The
- * query function only runs Queries. No Scan anywhere, no batch operations,
+ * query function only runs Queries (and lists the stack's alarms). No Scan anywhere, no batch operations,
  * no GetItem.
  */
 export const TABLE_ACTIONS = {
   aggregate: ['dynamodb:PutItem', 'dynamodb:UpdateItem'],
-  summarize: ['dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+  summarize: ['dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
   query: ['dynamodb:Query'],
   rollup: ['dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'],
 } as const satisfies Record<
@@ -168,7 +169,31 @@ export class Functions extends Construct {
       logGroupName: logGroupName(stackName, 'query'),
       // The secret's ARN only: the function reads the keys at run time, so a
       // rotation needs no redeploy.
-      environment: { ...tableEnvironment, [ENV.cursorSecret]: this.cursorKey.secret.secretArn },
+      environment: {
+        ...tableEnvironment,
+        [ENV.cursorSecret]: this.cursorKey.secret.secretArn,
+        [ENV.alarmPrefix]: `${stackName}-`,
+      },
+    });
+    // GET /v1/alarms: DescribeAlarms takes alarm ARNs as its resource, so only
+    // this stack's alarms (their names start with the stack name), never the account's.
+    this.query.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['cloudwatch:DescribeAlarms'],
+        resources: [
+          Stack.of(this).formatArn({
+            service: 'cloudwatch',
+            resource: 'alarm',
+            resourceName: `${stackName}-*`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+    );
+    Validations.of(this.query.role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:${stackName}-*]`,
+      reason:
+        "DescribeAlarms by name prefix: the wildcard covers only the stack's own alarms (every name starts with the stack name), read only",
     });
     // Only the stages that sign and verify; AWSPENDING is the rotation's business.
     this.query.role.addToPrincipalPolicy(

@@ -20,7 +20,7 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { METRICS } from '../contract/resources.js';
+import { METRICS, operationsAlarmName } from '../contract/resources.js';
 import {
   agentsDroppedMetric,
   agentsReportingMetric,
@@ -161,7 +161,7 @@ export class OperationsAlarms extends Construct {
     },
   ): void {
     const alarm = new Alarm(this, name, {
-      alarmName: `${this.alarmNamePrefix}-${name}`,
+      alarmName: operationsAlarmName(this.alarmNamePrefix, name),
       alarmDescription: `udpwatch: ${description}`,
       ...settings,
     });

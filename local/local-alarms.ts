@@ -4,7 +4,13 @@
  * (M of the last N periods breaching), so thresholds can be tried before
  * deploying. Pure: the caller feeds one count per service per period.
  */
-import { METRICS } from '../contract/resources.js';
+import type { AlarmEntry, AlarmStateName } from '../contract/api-schemas.js';
+import { clientAlarmName, METRICS } from '../contract/resources.js';
+import type { AlarmReading, AlarmSource } from '../functions/query/alarm-source.js';
+import { alarmsInOrder } from '../functions/query/alarm-source.js';
+
+/** Prefix of local mode's alarm names, in the place of a deployed stack's name. */
+export const LOCAL_ALARM_PREFIX = 'udpwatch-local';
 
 /** One service's bounds, as in the CDK context `serviceAlarms`. */
 export interface LocalAlarmBounds {
@@ -18,7 +24,7 @@ export interface LocalAlarmBounds {
 }
 
 /** The alarm state names CloudWatch uses. */
-export type AlarmState = 'INSUFFICIENT_DATA' | 'OK' | 'ALARM';
+export type AlarmState = AlarmStateName;
 
 /** A change of one alarm's state, with the reading that caused it. */
 export interface AlarmTransition {
@@ -49,6 +55,10 @@ interface AlarmSlot {
   /** Recent periods: true breaching, false not, null missing. */
   window: (boolean | null)[];
   state: AlarmState;
+  /** The latest period's reading (undefined: no data), and when the state last changed. */
+  lastValue: number | undefined;
+  changedAt: number | null;
+  evaluations: number;
 }
 
 /** Evaluates every configured alarm once per period and reports state changes. */
@@ -78,6 +88,9 @@ export class LocalAlarms {
           treatMissingData: b.treatMissingData ?? (bound === 'min' ? 'breaching' : 'notBreaching'),
           window: [],
           state: 'INSUFFICIENT_DATA',
+          lastValue: undefined,
+          changedAt: null,
+          evaluations: 0,
         });
       };
       add(METRICS.activeClients, 'min', b.min);
@@ -109,6 +122,8 @@ export class LocalAlarms {
       const c = counts.get(slot.service);
       const value =
         c === undefined ? undefined : slot.metric === METRICS.activeClients ? c.endpoints : c.ips;
+      slot.evaluations++;
+      slot.lastValue = value;
       let point: boolean | null;
       if (value === undefined) {
         if (slot.treatMissingData === 'ignore') continue;
@@ -143,10 +158,56 @@ export class LocalAlarms {
           at,
         });
         slot.state = next;
+        slot.changedAt = at;
       }
     }
     return out;
   }
+
+  /** Every alarm as GET /v1/alarms answers it, with local-mode names in the deployed form. */
+  entries(): AlarmEntry[] {
+    return alarmsInOrder(
+      this.slots.map((slot) => ({
+        name: clientAlarmName(
+          LOCAL_ALARM_PREFIX,
+          slot.service,
+          slot.metric,
+          slot.bound === 'min',
+          slot.threshold,
+        ),
+        service: slot.service,
+        metric: slot.metric,
+        bound: slot.bound,
+        threshold: slot.threshold,
+        state: slot.state,
+        reason: reasonOf(slot),
+        changedAt: slot.changedAt,
+      })),
+    );
+  }
+}
+
+/** The alarm's account of its state, in the manner of CloudWatch's StateReason. */
+function reasonOf(slot: AlarmSlot): string {
+  if (slot.evaluations === 0) return 'not evaluated yet';
+  const breaching = slot.window.filter((p) => p === true).length;
+  const reading = slot.lastValue === undefined ? 'no data' : `${slot.metric} = ${slot.lastValue}`;
+  return `${breaching} of the last ${slot.window.length} periods breached (${slot.datapointsToAlarm} of ${slot.evaluationPeriods} raise the alarm); latest: ${reading}, ${slot.bound} ${slot.threshold}`;
+}
+
+/** The query handler's alarm port backed by local mode's alarms (none configured: an empty list). */
+export function localAlarmSource(
+  alarms: LocalAlarms | undefined,
+  now: () => number = Date.now,
+): AlarmSource {
+  return {
+    read: async (): Promise<AlarmReading> => ({
+      source: alarms ? 'local' : 'none',
+      readAt: now(),
+      alarms: alarms ? alarms.entries() : [],
+      truncated: false,
+    }),
+  };
 }
 
 /** One line for the terminal, e.g. `ALARM  dns ActiveClients = 3 (min 10)`. */

@@ -22,7 +22,12 @@ import { startDemoClients } from './demo/demo-clients.js';
 import { PortInUseError } from './emulators.js';
 import type { PollerFailure } from './event-source-poller.js';
 import { HOOK_PATH, type LocalChild, startDemoDaemon, startLocalAgent } from './local-agent.js';
-import { describeTransition, LocalAlarms, type ServiceCounts } from './local-alarms.js';
+import {
+  describeTransition,
+  LocalAlarms,
+  localAlarmSource,
+  type ServiceCounts,
+} from './local-alarms.js';
 import { type LocalHandlers, type LocalStack, startLocalStack } from './local-stack.js';
 
 /** Where local mode listens unless told otherwise. */
@@ -181,8 +186,12 @@ export function portInUseMessage(err: PortInUseError): string {
     : err.message;
 }
 
-/** Imports the real function handlers; called once the stack has set their environment. */
-export async function loadFunctionHandlers(): Promise<LocalHandlers> {
+/**
+ * Imports the real function handlers; called once the stack has set their
+ * environment. The query handler answers GET /v1/alarms from `alarms`
+ * (local mode's evaluation of `--alarms`), where a deployed one asks CloudWatch.
+ */
+export async function loadFunctionHandlers(alarms?: LocalAlarms): Promise<LocalHandlers> {
   const [aggregate, query, summarize, rollup, config] = await Promise.all([
     import('../functions/aggregate/handler.js'),
     import('../functions/query/handler.js'),
@@ -197,6 +206,7 @@ export async function loadFunctionHandlers(): Promise<LocalHandlers> {
     aggregate: aggregate.handler as LocalHandlers['aggregate'],
     query: query.createQueryHandler(config.configFromEnv(), {
       cursorKeys,
+      alarms: localAlarmSource(alarms),
     }) as LocalHandlers['query'],
     summarize: summarize.handler as LocalHandlers['summarize'],
     rollup: rollup.handler as LocalHandlers['rollup'],
@@ -285,10 +295,10 @@ function describeFailure(f: PollerFailure): string {
 /** Reads active counts of the alarmed services through the local API, once per period. */
 function startLocalAlarmLoop(
   flags: StartFlags,
+  alarms: LocalAlarms | undefined,
   apiUrl: string | undefined,
 ): NodeJS.Timeout | undefined {
-  if (Object.keys(flags.alarms).length === 0 || !apiUrl) return undefined;
-  const alarms = new LocalAlarms(flags.alarms);
+  if (!alarms || !apiUrl) return undefined;
   const tick = async () => {
     const counts = new Map<string, ServiceCounts>();
     for (const service of alarms.services()) {
@@ -328,6 +338,8 @@ export async function main(argv: string[]): Promise<number> {
   // The SDK's notice about its future Node support says nothing about this run.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   let stack: LocalStack;
+  // One evaluation: the loop below feeds it, the API's /v1/alarms shows it.
+  const alarms = Object.keys(flags.alarms).length > 0 ? new LocalAlarms(flags.alarms) : undefined;
   console.log('… building the web view');
   // The pipeline does not need the page: without it the API still runs, and says why.
   const page = await buildPage().then(
@@ -343,7 +355,7 @@ export async function main(argv: string[]): Promise<number> {
       host: flags.host,
       ports: { kinesis: flags.kinesisPort, dynamodb: flags.dynamodbPort, api: flags.apiPort },
       dataDir: flags.dataDir,
-      loadHandlers: loadFunctionHandlers,
+      loadHandlers: () => loadFunctionHandlers(alarms),
       functionEnv: {
         // Cursors stay valid for this run; set the variable to keep them across restarts.
         [ENV.cursorKey]: process.env[ENV.cursorKey] ?? randomBytes(32).toString('hex'),
@@ -436,7 +448,7 @@ export async function main(argv: string[]): Promise<number> {
         `(${SUMMARY_LAG_SECONDS} s after it ends): client counts show up within ~3 minutes`,
     );
   }
-  const alarmTimer = startLocalAlarmLoop(flags, stack.api?.url);
+  const alarmTimer = startLocalAlarmLoop(flags, alarms, stack.api?.url);
   if (alarmTimer)
     extra.push(
       `  alarms     ${Object.keys(flags.alarms).join(', ')} every ${flags.alarmPeriodSeconds}s`,

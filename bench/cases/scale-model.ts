@@ -64,7 +64,13 @@ export const ASSUMED = {
   redeliveredShare: 0.01,
   lateShare: 0.001,
   summaryItemBytes: 2_048,
+  /** A full hour of a service's counts: under 1 KB even at a million endpoints (test/e2e/functions/history.test.ts). */
+  countsItemBytes: 1_000,
   apiWindowQueriesPerMinute: 1,
+  /** Page loads reading a card's hour of counts, fleet-wide. */
+  historyQueriesPerMinute: 10,
+  /** One query instance re-reading the alarms every 30 s while someone watches. */
+  alarmReadsPerMinute: 2,
   alarmsPerService: 2,
   /** The stack's operations alarms (infra/operations-alarms.ts: 12 with the defaults). */
   operationalAlarms: 12,
@@ -140,6 +146,7 @@ export function blockInputs(overrides: Partial<BlockFleetInputs> = {}): {
     redeliveredShare: ASSUMED.redeliveredShare,
     lateShare: ASSUMED.lateShare,
     summaryItemBytes: ASSUMED.summaryItemBytes,
+    countsItemBytes: ASSUMED.countsItemBytes,
     windowMinutes: DEFAULTS.activeWindowSeconds / 60,
     retentionHours: DEFAULTS.retentionHours,
     blockShards: BLOCK_SHARDS,
@@ -164,6 +171,8 @@ export function blockInputs(overrides: Partial<BlockFleetInputs> = {}): {
     summarizeReads: SHIPPED.summarizeReads,
     summarizeColdStartsPerHour: ASSUMED.summarizeColdStartsPerHour,
     apiWindowQueriesPerMinute: ASSUMED.apiWindowQueriesPerMinute,
+    historyQueriesPerMinute: ASSUMED.historyQueriesPerMinute,
+    alarmReadsPerMinute: ASSUMED.alarmReadsPerMinute,
     operationalAlarms: ASSUMED.operationalAlarms,
     alarmsPerService: ASSUMED.alarmsPerService,
     operationalMetrics: ASSUMED.operationalMetrics,
@@ -213,7 +222,7 @@ export const scaleModel: BenchCase = {
   title: 'fleet projection: 1,000 hosts × 1,000 active endpoints, one-minute freshness',
   async run({ log }) {
     const { inputs, from } = blockInputs();
-    const assumed = `assumed: churn ${ASSUMED.churnPerAgentMinute} new endpoints per agent-minute, ${pct(ASSUMED.redeliveredShare)} of records redelivered, ${pct(ASSUMED.lateShare)} of main parts late, summary item ${ASSUMED.summaryItemBytes} B, ${ASSUMED.apiWindowQueriesPerMinute} API window query a minute, ${ASSUMED.operationalAlarms} + ${ASSUMED.alarmsPerService}/service alarms`;
+    const assumed = `assumed: churn ${ASSUMED.churnPerAgentMinute} new endpoints per agent-minute, ${pct(ASSUMED.redeliveredShare)} of records redelivered, ${pct(ASSUMED.lateShare)} of main parts late, summary item ${ASSUMED.summaryItemBytes} B, hour of counts ${ASSUMED.countsItemBytes} B, ${ASSUMED.apiWindowQueriesPerMinute} API window query a minute, ${ASSUMED.historyQueriesPerMinute} history requests and ${ASSUMED.alarmReadsPerMinute} DescribeAlarms calls a minute, ${ASSUMED.operationalAlarms} + ${ASSUMED.alarmsPerService}/service alarms`;
     log(from.join('; '));
     log(assumed);
     const figures: Figure[] = [];
@@ -283,7 +292,7 @@ export const scaleModel: BenchCase = {
             },
           ),
           plain(`${tag}: DynamoDB read units`, 'RRU/month', [p.readUnits.total], {
-            note: `summaries ${(p.readUnits.summaries / 1e6).toFixed(0)}M (every minute re-reads the window), roll-ups ${(p.readUnits.rollups / 1e6).toFixed(0)}M, API ${(p.readUnits.api / 1e6).toFixed(0)}M; eventually consistent, 4 KB per unit per page`,
+            note: `summaries ${(p.readUnits.summaries / 1e6).toFixed(0)}M (every minute re-reads the window), roll-ups ${(p.readUnits.rollups / 1e6).toFixed(0)}M, API ${(p.readUnits.api / 1e6).toFixed(0)}M, history ${(p.readUnits.history / 1e6).toFixed(2)}M; eventually consistent, 4 KB per unit per page`,
           }),
         );
       }

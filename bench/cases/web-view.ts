@@ -2,14 +2,20 @@
  * Web view: how long the page takes, in headless Chromium, to show a service
  * with 10,000 active clients (first render: from navigation to the first
  * complete table, ten pages of 1,000 fetched), and each refresh after it
- * (fetch plus DOM update, and the DOM update alone). The API is a small local
- * server answering schema-shaped pages instantly, so the figures are the
- * page's own cost, not the store's (store-reads measures that).
+ * (fetch plus DOM update, and the DOM update alone); the first render
+ * includes the chart's stored hour and the service's alarms. The API is a
+ * small local server answering schema-shaped pages instantly, so the figures
+ * are the page's own cost, not the store's (store-reads measures that).
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chromium } from 'playwright-core';
-import type { ClientEntry, ClientsResponse } from '../../contract/api-schemas.js';
+import type {
+  AlarmsResponse,
+  ClientEntry,
+  ClientsResponse,
+  HistoryResponse,
+} from '../../contract/api-schemas.js';
 import { buildPage } from '../../ui/build-page.js';
 import { type BenchCase, type Figure, plain } from '../harness.js';
 
@@ -76,6 +82,44 @@ async function startFixtureApi(html: string) {
           },
         ],
       });
+    } else if (url.pathname === `/v1/services/${SERVICE}/history`) {
+      // A full stored hour, as a fresh page gets it once.
+      const b = Math.floor(now / 60_000) - 1;
+      const body: HistoryResponse = {
+        service: SERVICE,
+        minutes: 60,
+        from: (b - 59) * 60_000,
+        until: (b + 1) * 60_000,
+        now: Date.now(),
+        points: Array.from({ length: 60 }, (_, i) => ({
+          minute: b - 59 + i,
+          at: (b - 58 + i) * 60_000,
+          endpoints: CLIENTS - 59 + i,
+          ips: CLIENTS / 4,
+        })),
+        skipped: 0,
+      };
+      json(body);
+    } else if (url.pathname === '/v1/alarms') {
+      const body: AlarmsResponse = {
+        now: Date.now(),
+        source: 'cloudwatch',
+        readAt: now,
+        truncated: false,
+        alarms: [
+          {
+            name: `udpwatch-${SERVICE}-ActiveClients-below-100`,
+            service: SERVICE,
+            metric: 'ActiveClients',
+            bound: 'min',
+            threshold: 100,
+            state: 'OK',
+            reason: 'Threshold Crossed: no datapoints were below the threshold.',
+            changedAt: now - 600_000,
+          },
+        ],
+      };
+      json(body);
     } else if (url.pathname === `/v1/services/${SERVICE}/clients`) {
       const start = Number(url.searchParams.get('cursor') ?? 0);
       const body: ClientsResponse = {
@@ -144,6 +188,9 @@ export const webView: BenchCase = {
         await refreshed(1);
         const rows = await tab.locator('[data-testid=clients] tbody tr').count();
         if (rows === 0) throw new Error('the service view showed no clients');
+        // The first render includes the stored hour: 60 minutes and the page's own sample.
+        const points = Number(await tab.locator('figure.chart').getAttribute('data-points'));
+        if (points < 61) throw new Error(`the chart drew ${points} points, not the stored hour`);
         for (let r = 0; r < refreshes; r++) {
           // The page refreshes at once when it becomes visible again: no 5 s wait.
           await tab.evaluate(() => {
@@ -162,7 +209,9 @@ export const webView: BenchCase = {
         first.push(m.refresh[0]!.end);
         refresh.push(...m.refresh.slice(1).map((e) => e.duration));
         render.push(...m.render.slice(1));
-        log(`load ${l + 1}: first render ${m.refresh[0]!.end.toFixed(0)} ms, ${rows} rows shown`);
+        log(
+          `load ${l + 1}: first render ${m.refresh[0]!.end.toFixed(0)} ms, ${rows} rows shown, chart of ${points} points`,
+        );
         await tab.close();
       }
     } finally {

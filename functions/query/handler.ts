@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import middy from '@middy/core';
 import type {
@@ -14,6 +15,8 @@ import { ENV, RESOURCE_NAMES } from '../../contract/resources.js';
 import type { ReadCost } from '../store/block-reader.js';
 import { configFromEnv, type FunctionConfig } from '../store/config.js';
 import { createDocumentClient } from '../store/document-client.js';
+import { type AlarmSource, noAlarms } from './alarm-source.js';
+import { cloudWatchAlarms } from './cloudwatch-alarms.js';
 import { CursorCodec, type CursorKeys } from './cursor.js';
 import {
   type CursorKeyProvider,
@@ -43,16 +46,24 @@ function cursorKeysFor(config: FunctionConfig, logger: Logger): CursorKeyProvide
   });
 }
 
+/** Where alarm states come from: the stack's CloudWatch alarms when a prefix is configured. */
+function alarmsFor(config: FunctionConfig): AlarmSource {
+  if (!config.alarmPrefix) return noAlarms();
+  return cloudWatchAlarms({ client: new CloudWatchClient({}), prefix: config.alarmPrefix });
+}
+
 /**
  * Builds the wrapped query handler for a configuration (tests pass their own
- * and may pin the clock; local mode passes its own cursor key provider).
+ * and may pin the clock; local mode passes its own cursor key provider and
+ * alarm source).
  */
 export function createQueryHandler(
   config: FunctionConfig,
-  options: { now?: () => number; cursorKeys?: CursorKeyProvider } = {},
+  options: { now?: () => number; cursorKeys?: CursorKeyProvider; alarms?: AlarmSource } = {},
 ) {
   const logger = new Logger({ serviceName: RESOURCE_NAMES.powertoolsService });
   const cursorKeys = options.cursorKeys ?? cursorKeysFor(config, logger);
+  const alarms = options.alarms ?? alarmsFor(config);
   const deps = {
     reader: {
       doc: createDocumentClient({ endpoint: config.dynamodbEndpoint }),
@@ -60,6 +71,7 @@ export function createQueryHandler(
       logger,
     },
     activeWindowSeconds: config.activeWindowSeconds,
+    alarms,
     logger,
     now: options.now,
     // Each answer's cost, so a deployment's logs show what its queries read.

@@ -5,12 +5,16 @@
 import type { z } from 'zod';
 import {
   AgentsResponse,
+  AlarmsQuery,
+  AlarmsResponse,
   ClientIpQuery,
   ClientIpResponse,
   ClientsQuery,
   ClientsResponse,
   CountQuery,
   CountResponse,
+  HistoryQuery,
+  HistoryResponse,
   HostClientsQuery,
   HostClientsResponse,
   HostParam,
@@ -32,6 +36,7 @@ import {
   windowMinutes,
 } from '../store/block-reader.js';
 import { mapBounded } from '../store/bounded-map.js';
+import { readCountHours } from '../store/counts-reader.js';
 import {
   activeNewestFirst,
   countActive,
@@ -43,6 +48,7 @@ import {
   pageAfter,
   windowSince,
 } from '../store/endpoint-merge.js';
+import { type AlarmSource, noAlarms } from './alarm-source.js';
 import {
   agentEntry,
   clientEntry,
@@ -52,6 +58,7 @@ import {
   unobservedOnlyEntry,
   unobservedServices,
 } from './answers.js';
+import { historyHours, historyMinutes, historyPoints } from './count-history.js';
 import { type CursorCodec, CursorError } from './cursor.js';
 import { badRequest } from './problem.js';
 
@@ -60,6 +67,8 @@ export interface RouteDeps {
   reader: ReaderOptions;
   cursors: CursorCodec;
   activeWindowSeconds: number;
+  /** Where alarm states come from (CloudWatch, local mode's alarms); absent: none configured. */
+  alarms?: AlarmSource;
   /** Told each answer's read cost (the query handler logs it). */
   onCost?: (path: string, cost: ReadCost) => void;
 }
@@ -248,6 +257,53 @@ export const ROUTES: Route[] = [
         now,
         ...counted,
         ...unobservedFields(reason),
+      };
+    },
+  }),
+  route({
+    path: '/v1/services/{service}/history',
+    summary:
+      "A service's active endpoints and distinct IPs of each recent summarized minute (the last hour by default, a day at most), oldest first.",
+    pathParams: { service: ServiceParam },
+    query: HistoryQuery,
+    response: HistoryResponse,
+    async run({ params, query, deps, now }) {
+      const [a, b] = historyMinutes(now, query.minutes);
+      const [ha, hb] = historyHours(a, b);
+      const cost = newCost();
+      const items = await readCountHours(deps.reader, params.service, ha, hb, cost);
+      deps.onCost?.('/v1/services/{service}/history', cost);
+      const { points, skipped } = historyPoints(items, a, b);
+      return {
+        service: params.service,
+        minutes: query.minutes,
+        from: a * 60_000,
+        until: (b + 1) * 60_000,
+        now,
+        points,
+        skipped,
+      };
+    },
+  }),
+  route({
+    path: '/v1/alarms',
+    summary:
+      "The stack's alarms (client-count alarms per service, operations alarms) with their state, reason and last change.",
+    pathParams: {},
+    query: AlarmsQuery,
+    response: AlarmsResponse,
+    async run({ query, deps, now }) {
+      const reading = await (deps.alarms ?? noAlarms(() => now)).read();
+      const alarms =
+        query.service === undefined
+          ? reading.alarms
+          : reading.alarms.filter((a) => a.service === query.service);
+      return {
+        now,
+        source: reading.source,
+        readAt: reading.readAt,
+        alarms,
+        truncated: reading.truncated,
       };
     },
   }),

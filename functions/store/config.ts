@@ -17,6 +17,8 @@ export interface FunctionConfig {
   cursorSecretId?: string;
   /** Endpoint override for DynamoDB (local mode). */
   dynamodbEndpoint?: string;
+  /** Prefix of the stack's alarm names (deployed); without it the API lists no alarms. */
+  alarmPrefix?: string;
 }
 
 function positiveNumber(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -38,5 +40,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): FunctionCon
     cursorKey: env[ENV.cursorKey] || undefined,
     cursorSecretId: env[ENV.cursorSecret] || undefined,
     dynamodbEndpoint: env[ENV.dynamodbEndpoint] || undefined,
+    alarmPrefix: env[ENV.alarmPrefix] || undefined,
   };
 }

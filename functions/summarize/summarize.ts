@@ -45,6 +45,7 @@ import { mapBounded } from '../store/bounded-map.js';
 import { markRollupDue } from '../store/rollup-marks.js';
 import { deleteUnlessChanged } from '../store/unchanged-delete.js';
 import { MinuteCache } from './minute-cache.js';
+import { putMinuteCounts } from './minute-counts-writer.js';
 import { buildMinuteState, type MinuteState } from './minute-state.js';
 import { buildSummary, summariesIncluding, summaryWindow } from './summary-builder.js';
 import { summarizeStates } from './window-summary.js';
@@ -318,6 +319,9 @@ async function summarizeService(
     if (born !== undefined && m < born && summary.partsRead === 0 && summary.badParts === 0) {
       continue;
     }
+    // Counts first: if the summary's put then fails, the next run redoes both; the other
+    // order could leave a stored summary whose minute the history never gets.
+    await putMinuteCounts(reader, summary, settings.retentionHours);
     await reader.doc.send(
       new PutCommand({
         TableName: reader.table,

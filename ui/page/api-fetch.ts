@@ -5,9 +5,11 @@
  */
 import type {
   AgentsResponse,
+  AlarmsResponse,
   ClientIpResponse,
   ClientsResponse,
   CountResponse,
+  HistoryResponse,
   ServicesResponse,
 } from '../../contract/api-schemas.js';
 
@@ -111,3 +113,10 @@ export const clientIp = (ip: string, window?: number) =>
 
 /** GET v1/agents */
 export const agents = (window?: number) => getJson<AgentsResponse>('v1/agents', { window });
+
+/** GET v1/services/{service}/history: the stored per-minute counts of the last `minutes`. */
+export const history = (service: string, minutes = 60) =>
+  getJson<HistoryResponse>(`v1/services/${seg(service)}/history`, { minutes });
+
+/** GET v1/alarms, of one service or all. */
+export const alarms = (service?: string) => getJson<AlarmsResponse>('v1/alarms', { service });

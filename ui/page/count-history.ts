@@ -1,8 +1,8 @@
 /**
- * The last hour of each service's active counts, as the page sampled them.
- * The API answers counts as of now (and summaries of one minute), not a time
- * series, so the page keeps what it saw; sessionStorage keeps it across
- * reloads of the tab.
+ * The last hour of each service's active counts: the stored per-minute
+ * counts (GET /v1/services/{service}/history, read once per service when the
+ * page first shows it) merged with the samples the page takes at each
+ * refresh. sessionStorage keeps the samples across reloads of the tab.
  */
 
 /** One service's samples: times (epoch seconds), endpoints, IPs. */
@@ -18,11 +18,26 @@ const HOUR_S = 3600;
 const MAX_SAMPLES = 800;
 const MAX_SERVICES = 200;
 
+/** What the history keeps its samples in (the tab's sessionStorage). */
+export interface SampleStore {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+}
+
+/** One stored minute: the end of the minute (epoch ms) and its counts. */
+export interface StoredPoint {
+  at: number;
+  endpoints: number;
+  ips: number;
+}
+
 /** Samples of every service the page has counted within the last hour. */
 export class CountHistory {
   private readonly series = new Map<string, Series>();
+  /** Services whose stored hour this page has merged in (once each). */
+  private readonly seededServices = new Set<string>();
 
-  constructor(private readonly storage?: Storage) {
+  constructor(private readonly storage?: SampleStore) {
     try {
       const saved = JSON.parse(storage?.getItem(KEY) ?? '{}') as Record<string, Series>;
       for (const [name, s] of Object.entries(saved).slice(0, MAX_SERVICES)) {
@@ -56,6 +71,34 @@ export class CountHistory {
       s.endpoints.splice(0, drop);
       s.ips.splice(0, drop);
     }
+  }
+
+  /** Whether the stored hour of `service` was merged in by this page already. */
+  seeded(service: string): boolean {
+    return this.seededServices.has(service);
+  }
+
+  /**
+   * Merges a service's stored minutes into its samples (a sample the page
+   * took at the same second wins) and keeps the hour up to the newest one.
+   */
+  seed(service: string, points: readonly StoredPoint[]): void {
+    this.seededServices.add(service);
+    let s = this.series.get(service);
+    if (!s) {
+      if (this.series.size >= MAX_SERVICES) return;
+      s = { t: [], endpoints: [], ips: [] };
+      this.series.set(service, s);
+    }
+    const byT = new Map<number, [number, number]>();
+    for (const p of points) byT.set(Math.floor(p.at / 1000), [p.endpoints, p.ips]);
+    for (let i = 0; i < s.t.length; i++) byT.set(s.t[i]!, [s.endpoints[i]!, s.ips[i]!]);
+    const ts = [...byT.keys()].sort((a, b) => a - b);
+    const newest = ts.length > 0 ? ts[ts.length - 1]! : 0;
+    const kept = ts.filter((t) => t >= newest - HOUR_S).slice(-MAX_SAMPLES);
+    s.t = kept;
+    s.endpoints = kept.map((t) => byT.get(t)![0]);
+    s.ips = kept.map((t) => byT.get(t)![1]);
   }
 
   /** A service's samples (empty before the first). */

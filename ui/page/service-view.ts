@@ -1,16 +1,18 @@
 /**
  * One service: its active clients (sortable, filterable by IP, CIDR or port),
  * top talkers, one-way clients, the hosts that see them and the pre-NAT
- * addresses, with the service's chart and its "peers unobserved" warning.
+ * addresses, with the service's chart (stored hour, then live samples), its
+ * alarms and its "peers unobserved" warning.
  */
-import type { ClientEntry } from '../../contract/api-schemas.js';
-import { allClients, MAX_CLIENT_PAGES, services } from './api-fetch.js';
+import type { AlarmEntry, ClientEntry } from '../../contract/api-schemas.js';
+import { alarmCondition, STATE_LABEL } from './alarm-state.js';
+import { alarms, allClients, MAX_CLIENT_PAGES, services } from './api-fetch.js';
 import { parseClientFilter } from './client-filter.js';
 import { CountChart } from './count-chart.js';
 import { formatRoute, type Route, type SortKey } from './deep-link.js';
 import { type Column, h, KeyedTable, setText } from './dom.js';
 import { formatBytes, formatCount, formatUtc, formatWindow } from './format.js';
-import { showWarning } from './services-view.js';
+import { seedHistories, showWarning } from './services-view.js';
 import { trafficColumns } from './traffic-columns.js';
 import type { View, ViewContext } from './view.js';
 
@@ -159,6 +161,39 @@ export function serviceView(route: ServiceRoute, ctx: ViewContext): View {
     (r) => `${r.from}>${keyOf(r.client)}`,
   );
   const natEmpty = h('p', { class: 'empty' });
+  const alarmTable = new KeyedTable<AlarmEntry>(
+    `Alarms on ${route.service}`,
+    [
+      { title: 'State', text: (a) => STATE_LABEL[a.state] },
+      { title: 'Alarm', text: alarmCondition },
+      { title: 'Reason', text: (a) => a.reason },
+      { title: 'Since', text: (a) => (a.changedAt === null ? '–' : formatUtc(a.changedAt)) },
+    ],
+    (a) => a.name,
+  );
+  alarmTable.element.dataset.testid = 'alarms';
+  const alarmNote = h('p', { class: 'note', 'data-testid': 'service-alarms-note' });
+  /** Alarms change slowly (and are cached 30 s by the API): read them every few refreshes. */
+  let alarmRefreshes = 0;
+  const readAlarms = async () => {
+    if (alarmRefreshes++ % 3 !== 0) return;
+    try {
+      const answer = await alarms(route.service);
+      alarmTable.update(answer.alarms);
+      alarmTable.element.hidden = answer.alarms.length === 0;
+      setText(
+        alarmNote,
+        answer.alarms.length > 0
+          ? ''
+          : answer.source === 'none'
+            ? 'No alarms configured.'
+            : `No alarm watches ${route.service}.`,
+      );
+    } catch (err) {
+      alarmTable.element.hidden = true;
+      setText(alarmNote, `Alarm state unavailable: ${(err as Error).message}`);
+    }
+  };
 
   const element = h(
     'section',
@@ -183,6 +218,8 @@ export function serviceView(route: ServiceRoute, ctx: ViewContext): View {
     warning,
     summary,
     chart.element,
+    h('div', { class: 'scroll' }, alarmTable.element),
+    alarmNote,
     h(
       'form',
       { class: 'controls', role: 'search' },
@@ -262,6 +299,8 @@ export function serviceView(route: ServiceRoute, ctx: ViewContext): View {
       const [answer, list] = await Promise.all([
         allClients(route.service, route.by, route.window),
         services(route.window),
+        seedHistories([route.service], ctx),
+        readAlarms(),
       ]);
       const rendering = performance.now();
       now = answer.first.now;

@@ -1,10 +1,13 @@
 /**
  * The services view: each retained service with its active endpoints and
- * distinct IPs (counted live from the blocks), a chart of the last hour, its
- * latest summary's one-way clients and socket drops, and the warning when the
- * agents cannot see its peers.
+ * distinct IPs (counted live from the blocks), a chart of the last hour (the
+ * stored per-minute counts, then the page's own samples), its alarm state,
+ * its latest summary's one-way clients and socket drops, and the warning when
+ * the agents cannot see its peers.
  */
-import { count, type ServiceRow, services } from './api-fetch.js';
+import type { AlarmEntry } from '../../contract/api-schemas.js';
+import { alarmsNote, serviceAlarmLine, worstState } from './alarm-state.js';
+import { alarms, count, history, type ServiceRow, services } from './api-fetch.js';
 import { CountChart } from './count-chart.js';
 import { formatRoute, type Route } from './deep-link.js';
 import { h, setText } from './dom.js';
@@ -46,7 +49,25 @@ interface Card {
   oneWay: HTMLElement;
   drops: HTMLElement;
   warning: HTMLElement;
+  alarm: HTMLElement;
   chart: CountChart;
+}
+
+/** Fetches the stored hour of each service not yet seeded, 4 at a time; a failure leaves only the samples. */
+export async function seedHistories(
+  names: string[],
+  ctx: Pick<ViewContext, 'history'>,
+): Promise<void> {
+  const todo = names.filter((n) => !ctx.history.seeded(n));
+  await mapLimit(todo, 4, async (name) => {
+    try {
+      const answer = await history(name);
+      ctx.history.seed(name, answer.points);
+    } catch {
+      // An API without the route (or a failed read): the chart starts from the page's samples.
+      ctx.history.seed(name, []);
+    }
+  });
 }
 
 /** The page's first view. */
@@ -64,6 +85,9 @@ export function servicesView(route: Extract<Route, { view: 'services' }>, ctx: V
     ctx.navigate({ ...route, q: filterInput.value }, true),
   );
   let last: Awaited<ReturnType<typeof services>> | undefined;
+  const alarmNote = h('p', { class: 'note', 'data-testid': 'alarms-note' }, 'Alarms: reading…');
+  /** The last alarm answer's entries by service. */
+  let alarmsByService = new Map<string, AlarmEntry[]>();
   const summary = h('p', { class: 'summary' });
   const empty = h('p', { class: 'empty', hidden: true }, 'No service reported yet.');
   const element = h(
@@ -77,13 +101,7 @@ export function servicesView(route: Extract<Route, { view: 'services' }>, ctx: V
       filterInput,
     ),
     summary,
-    h(
-      'p',
-      { class: 'note' },
-      'Alarm state: the HTTP API does not expose it. Deployed stacks show it in CloudWatch alarms; ',
-      h('code', {}, 'npm start -- --alarms'),
-      ' prints its transitions.',
-    ),
+    alarmNote,
     empty,
     list,
   );
@@ -125,10 +143,12 @@ export function servicesView(route: Extract<Route, { view: 'services' }>, ctx: V
       oneWay: dd(),
       drops: dd(),
       warning: h('p', { class: 'warning', role: 'note', hidden: true }),
+      alarm: h('p', { class: 'alarm', hidden: true }),
       chart: new CountChart(`${name}: active endpoints and IPs, last hour`),
     };
     c.root.append(
       h('h2', {}, link, ' ', c.state),
+      c.alarm,
       c.warning,
       h(
         'dl',
@@ -172,6 +192,7 @@ export function servicesView(route: Extract<Route, { view: 'services' }>, ctx: V
       setText(c.oneWay, row.summary ? formatCount(row.summary.oneWay) : '–');
       setText(c.drops, row.summary?.socket ? formatCount(row.summary.socket.drops) : '–');
       showWarning(c.warning, row);
+      showAlarm(c.alarm, alarmsByService.get(row.service) ?? []);
       if (!row.active) showCounts(c, 0, 0, '');
       else if (!live.has(row.service)) {
         showCounts(c, row.activeClients, row.activeClientIps, ' (latest summary)');
@@ -213,14 +234,42 @@ export function servicesView(route: Extract<Route, { view: 'services' }>, ctx: V
     async refresh() {
       last = await services(route.window);
       const { answer, rows, active } = render(last);
-      await mapLimit(active.slice(0, MAX_COUNTED), 4, async (row) => {
-        const n = await count(row.service, route.window);
-        live.add(row.service);
-        const c = cards.get(row.service);
-        if (c) showCounts(c, n.endpoints, n.ips, '');
-        ctx.history.add(row.service, n.now, n.endpoints, n.ips);
-        c?.chart.update(ctx.history.get(row.service));
-      });
+      const readAlarms = async () => {
+        try {
+          const a = await alarms();
+          alarmsByService = new Map();
+          for (const entry of a.alarms) {
+            if (entry.service === null) continue;
+            alarmsByService.set(entry.service, [
+              ...(alarmsByService.get(entry.service) ?? []),
+              entry,
+            ]);
+          }
+          setText(alarmNote, alarmsNote(a));
+        } catch (err) {
+          // The cards stay useful without alarm states: say why they are missing.
+          setText(alarmNote, `Alarm state unavailable: ${(err as Error).message}`);
+          alarmsByService = new Map();
+        }
+        for (const row of rows) {
+          const c = cards.get(row.service);
+          if (c) showAlarm(c.alarm, alarmsByService.get(row.service) ?? []);
+        }
+      };
+      await Promise.all([
+        mapLimit(active.slice(0, MAX_COUNTED), 4, async (row) => {
+          const n = await count(row.service, route.window);
+          live.add(row.service);
+          const c = cards.get(row.service);
+          if (c) showCounts(c, n.endpoints, n.ips, '');
+          ctx.history.add(row.service, n.now, n.endpoints, n.ips);
+        }),
+        seedHistories(
+          rows.map((r) => r.service),
+          ctx,
+        ),
+        readAlarms(),
+      ]);
       for (const row of rows) {
         if (!row.active) ctx.history.add(row.service, answer.now, 0, 0);
         cards.get(row.service)?.chart.update(ctx.history.get(row.service));
@@ -228,6 +277,16 @@ export function servicesView(route: Extract<Route, { view: 'services' }>, ctx: V
       ctx.history.save();
     },
   };
+}
+
+/** Shows a service's alarm state (word and symbol), or hides the line when it has no alarms. */
+export function showAlarm(el: HTMLElement, list: readonly AlarmEntry[]): void {
+  const line = serviceAlarmLine(list);
+  el.hidden = line === undefined;
+  setText(el, line ?? '');
+  const worst = worstState(list);
+  if (worst) el.dataset.alarmState = worst;
+  else delete el.dataset.alarmState;
 }
 
 /** Shows or hides the "peers unobserved" warning of a service entry. */

@@ -391,12 +391,14 @@ describe('query API on sealed blocks', () => {
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
         '/v1/agents',
+        '/v1/alarms',
         '/v1/clients/{ip}',
         '/v1/hosts/{host}/clients',
         '/v1/openapi.json',
         '/v1/services',
         '/v1/services/{service}/clients',
         '/v1/services/{service}/count',
+        '/v1/services/{service}/history',
       ].sort(),
     );
     const params = doc.paths['/v1/services/{service}/clients']!.get.parameters!;

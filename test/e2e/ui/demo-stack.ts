@@ -54,13 +54,15 @@ async function freeUdpPort(): Promise<number> {
 /** A running `npm start -- --demo`. */
 export interface DemoStack {
   apiUrl: string;
+  /** The stack's DynamoDB emulator. */
+  dynamodbEndpoint: string;
   child: ChildProcess;
   output: () => string;
   stop(): Promise<void>;
 }
 
-/** Starts `npm start -- --demo` and resolves once it says it is running. */
-export async function startDemoStack(): Promise<DemoStack> {
+/** Starts `npm start -- --demo` (with `extraArgs`) and resolves once it says it is running. */
+export async function startDemoStack(extraArgs: string[] = []): Promise<DemoStack> {
   const dir = mkdtempSync(join(tmpdir(), 'uw-ui-'));
   const [kinesis, dynamodb, api] = await freeTcpPorts(3);
   const demoPort = await freeUdpPort();
@@ -74,6 +76,7 @@ export async function startDemoStack(): Promise<DemoStack> {
       ...['--kinesis-port', String(kinesis), '--dynamodb-port', String(dynamodb)],
       ...['--api-port', String(api), '--demo-port', String(demoPort)],
       ...['--agent-state-dir', join(dir, 'agent'), '--hook-socket', join(dir, 'hook.sock')],
+      ...extraArgs,
     ],
     { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -107,7 +110,13 @@ export async function startDemoStack(): Promise<DemoStack> {
     await stop();
     throw err;
   }
-  return { apiUrl: `http://127.0.0.1:${api}`, child, output: () => out, stop };
+  return {
+    apiUrl: `http://127.0.0.1:${api}`,
+    dynamodbEndpoint: `http://127.0.0.1:${dynamodb}`,
+    child,
+    output: () => out,
+    stop,
+  };
 }
 
 /** Headless Chromium (no sandbox: the suite runs as root). */

@@ -7,7 +7,12 @@ import { get } from 'node:http';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HistoryResponse } from '../../../contract/api-schemas.js';
+import { RESOURCE_NAMES } from '../../../contract/resources.js';
+import { createDocumentClient } from '../../../functions/store/document-client.js';
+import { putMinuteCounts } from '../../../functions/summarize/minute-counts-writer.js';
 import { writePage } from '../../../ui/build-page.js';
+import { useLocalCredentials } from '../functions/harness.js';
 import { type DemoStack, launchChromium, REPO, startDemoStack, until } from './demo-stack.js';
 import { startSigV4CheckingProxy } from './sigv4-checking-proxy.js';
 
@@ -15,13 +20,22 @@ const DEMO = 'demo-echo';
 /** The demo's clients send from these four addresses. */
 const DEMO_IPS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
 
+/** The demo's one alarm: a minimum it never reaches, evaluated every 2 s, so it fires at once. */
+const DEMO_ALARMS = { [DEMO]: { min: 1000, evaluationPeriods: 1 } };
+
 let stack: DemoStack;
 let browser: Browser;
+/** The epoch minute the stack started in: minutes before it hold no summary of the demo. */
+let startMinute: number;
 /** Console errors and CSP violations of every page, checked at the end of each test. */
 const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  [stack, browser] = await Promise.all([startDemoStack(), launchChromium()]);
+  startMinute = Math.floor(Date.now() / 60_000);
+  [stack, browser] = await Promise.all([
+    startDemoStack(['--alarms', JSON.stringify(DEMO_ALARMS), '--alarm-period', '2']),
+    launchChromium(),
+  ]);
 }, 120_000);
 
 afterAll(async () => {
@@ -78,6 +92,73 @@ describe('the web view at the root of the local API', () => {
     await expect(page.locator(`[data-service="${DEMO}"] .warning`).isHidden()).resolves.toBe(true);
     await expect(page.locator(`[data-service="${DEMO}"] .state`).textContent()).resolves.toBe(
       'active',
+    );
+    await page.close();
+    expect(pageErrors).toEqual([]);
+  });
+
+  it("draws a fresh page's chart from the stored hour of counts, then adds live samples", async () => {
+    // Ten minutes before the stack started, as the summarizer would have kept them.
+    useLocalCredentials();
+    const doc = createDocumentClient({ endpoint: stack.dynamodbEndpoint });
+    const stored = Array.from({ length: 10 }, (_, i) => ({
+      minute: startMinute - 12 + i,
+      // About what the demo runs (10 endpoints, 4 IPs), varying so each point is its own.
+      endpoints: 8 + (i % 4),
+      ips: 4 - (i % 2),
+    }));
+    for (const m of stored) {
+      await putMinuteCounts(
+        { doc, table: RESOURCE_NAMES.table },
+        { service: DEMO, minute: m.minute, activeClients: m.endpoints, activeClientIps: m.ips },
+        24,
+      );
+    }
+    const api = (await (
+      await fetch(`${stack.apiUrl}/v1/services/${DEMO}/history`)
+    ).json()) as HistoryResponse;
+    expect(api.points.slice(0, 10)).toEqual(
+      stored.map((m) => ({ ...m, at: (m.minute + 1) * 60_000 })),
+    );
+    const page = await open(`${stack.apiUrl}/#/?q=${DEMO}`);
+    await demoCard(page);
+    const chart = page.locator(`[data-service="${DEMO}"] figure.chart`);
+    // Right after the first refresh: every stored minute and the page's own sample.
+    await until(
+      'the chart with the stored minutes',
+      async () => Number(await chart.getAttribute('data-points')) >= stored.length + 1,
+      20_000,
+    );
+    await page.goto(`${stack.apiUrl}/#/service/${DEMO}`);
+    const inView = page.locator('section > figure.chart');
+    await until(
+      'the service view chart with the stored minutes',
+      async () => Number(await inView.getAttribute('data-points')) >= stored.length + 1,
+      20_000,
+    );
+    await page.close();
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('shows the alarm state in words and a symbol on the card and in the service view', async () => {
+    const page = await open(`${stack.apiUrl}/#/?q=${DEMO}`);
+    const line = page.locator(`[data-service="${DEMO}"] .alarm`);
+    await until(
+      'the alarm line in ALARM',
+      async () => (await line.getAttribute('data-alarm-state')) === 'ALARM',
+      30_000,
+    );
+    await expect(line.textContent()).resolves.toBe('Alarms: ✖ ALARM — ActiveClients below 1000');
+    await expect(page.getByTestId('alarms-note').textContent()).resolves.toBe(
+      'Alarms (local mode): 1 configured, 1 in ALARM.',
+    );
+    await page.goto(`${stack.apiUrl}/#/service/${DEMO}`);
+    const rows = page.getByTestId('alarms').locator('tbody tr');
+    await until('the alarms table', async () => (await rows.count()) === 1, 20_000);
+    const cells = await rows.first().locator('td').allInnerTexts();
+    expect(cells.slice(0, 2)).toEqual(['✖ ALARM', 'ActiveClients below 1000']);
+    expect(cells[2]).toMatch(
+      /^1 of the last 1 periods breached .*latest: ActiveClients = \d+, min 1000$/,
     );
     await page.close();
     expect(pageErrors).toEqual([]);

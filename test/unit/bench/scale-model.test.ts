@@ -130,6 +130,7 @@ const base: BlockFleetInputs = {
   redeliveredShare: 0,
   lateShare: 0,
   summaryItemBytes: 2048,
+  countsItemBytes: 1000,
   windowMinutes: 5,
   retentionHours: 24,
   blockShards: 2,
@@ -155,6 +156,8 @@ const base: BlockFleetInputs = {
   summarizeReads: 'whole-window',
   summarizeColdStartsPerHour: 1,
   apiWindowQueriesPerMinute: 0,
+  historyQueriesPerMinute: 10,
+  alarmReadsPerMinute: 2,
   operationalAlarms: 10,
   alarmsPerService: 2,
   operationalMetrics: 4,
@@ -193,6 +196,8 @@ describe('block store projection, line by line', () => {
     expect(p.writeUnits.heartbeats).toBe(agentMinutes);
     expect(p.writeUnits.services).toBe(8 * 2 * MINUTES_PER_MONTH);
     expect(p.writeUnits.summaries).toBe(2 * 2 * MINUTES_PER_MONTH);
+    // Each summary's minute set in its hour of counts: one unit (under 1 KB) per service-minute.
+    expect(p.writeUnits.counts).toBe(2 * 1 * MINUTES_PER_MONTH);
     expect(p.writeUnits.lateMarks).toBe(0);
     expect(p.writeUnits.redelivered).toBe(0);
     // Roll-ups: (10/2 hosts per shard) x (300 + 59 new) endpoints x share x 4000/300 B, one part each.
@@ -209,6 +214,7 @@ describe('block store projection, line by line', () => {
       p.writeUnits.heartbeats +
       p.writeUnits.services +
       p.writeUnits.summaries +
+      p.writeUnits.counts +
       p.writeUnits.rollups;
     expect(p.writeUnits.total).toBeCloseTo(sum, 6);
     expect(p.earlyShareOfWrites).toBeCloseTo(p.writeUnits.early / sum, 12);
@@ -222,6 +228,12 @@ describe('block store projection, line by line', () => {
     expect(p.readUnits.summaries).toBeCloseTo(minute * 5 * MINUTES_PER_MONTH, 6);
     expect(p.readUnits.rollups).toBeCloseTo(minute * 60 * 730, 6);
     expect(p.readUnits.api).toBe(0);
+    // A history request reads two hours of counts (2 KB): half a unit.
+    expect(p.readUnits.history).toBe(10 * 0.5 * MINUTES_PER_MONTH);
+    expect(p.readUnits.total).toBeCloseTo(
+      p.readUnits.summaries + p.readUnits.rollups + p.readUnits.history,
+      6,
+    );
   });
 
   it('money: every line is units times its price', () => {
@@ -243,6 +255,7 @@ describe('block store projection, line by line', () => {
     expect(m.kinesis).toBeCloseTo(kinesis, 9);
     expect(p.cloudWatch.metrics).toBe(2 * 2 + 4);
     expect(p.cloudWatch.alarms).toBe(10 + 2 * 2);
+    expect(p.cloudWatch.alarmReads).toBe(2 * MINUTES_PER_MONTH);
     expect(m.total).toBeCloseTo(
       m.kinesis + m.lambda + m.dynamodbWrites + m.dynamodbReads + m.dynamodbStorage + m.cloudWatch,
       9,
@@ -254,7 +267,8 @@ describe('block store projection, line by line', () => {
     expect(p.rollupReadSecondsPerHour).toBe(0); // on-demand: no capacity to share
     const pv = projectBlocks({ ...base, tableMode: 'provisioned', hosts: 10_000 });
     const spare =
-      pv.provisionedCapacity.read - (pv.readUnits.summaries + pv.readUnits.api) / (730 * 3600);
+      pv.provisionedCapacity.read -
+      (pv.readUnits.summaries + pv.readUnits.api + pv.readUnits.history) / (730 * 3600);
     expect(pv.rollupReadSecondsPerHour).toBeCloseTo(pv.readUnits.rollups / 730 / spare, 9);
   });
 

@@ -300,4 +300,67 @@ describe('request validation', () => {
     expect(params.find((p) => p.name === 'service')).toMatchObject({ in: 'path', required: true });
     expect(doc.components.schemas.Problem.properties.parameter).toBeDefined();
   });
+
+  it('validates the history and alarms parameters like the others, before any read', async () => {
+    reads = 0;
+    await expectBadRequest(
+      await answer('/v1/services/dns/history', { minutes: '0' }),
+      'minutes',
+      'minutes: 0 is out of range: 1 to 1440 minutes',
+    );
+    await expectBadRequest(
+      await answer('/v1/services/dns/history', { minutes: '1441' }),
+      'minutes',
+      'minutes: 1441 is out of range: 1 to 1440 minutes',
+    );
+    await expectBadRequest(
+      await answer('/v1/services/dns/history', { minutes: '1h' }),
+      'minutes',
+      'minutes: "1h" is not a decimal number of minutes',
+    );
+    await expectBadRequest(
+      await answer('/v1/services/dns/history', { window: '60' }),
+      'window',
+      'unknown query parameter: window',
+    );
+    await expectBadRequest(
+      await answer('/v1/alarms', { service: 'has space' }),
+      'service',
+      'service: must have no spaces or control characters',
+    );
+    expect(reads).toBe(0);
+    // A valid history request reads the store (and fails here with it).
+    expect((await answer('/v1/services/dns/history', { minutes: '1440' })).status).toBe(500);
+    expect(reads).toBe(1);
+  });
+
+  it('answers GET /v1/alarms without alarms configured as an empty list from no source', async () => {
+    const res = await answer('/v1/alarms');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      now: 1_800_000_000_000,
+      source: 'none',
+      readAt: 1_800_000_000_000,
+      alarms: [],
+      truncated: false,
+    });
+  });
+
+  it('describes the history and alarms routes in the OpenAPI document', async () => {
+    const doc = (await answer('/v1/openapi.json')).body;
+    const history = doc.paths['/v1/services/{service}/history'].get;
+    expect(history.parameters.find((p: { name: string }) => p.name === 'minutes')).toMatchObject({
+      in: 'query',
+      required: false,
+      schema: { minimum: 1, maximum: 1440 },
+    });
+    expect(
+      Object.keys(history.responses['200'].content['application/json'].schema.properties),
+    ).toEqual(['service', 'minutes', 'from', 'until', 'now', 'points', 'skipped']);
+    const alarms = doc.paths['/v1/alarms'].get;
+    expect(alarms.parameters.map((p: { name: string }) => p.name)).toEqual(['service']);
+    const entry =
+      alarms.responses['200'].content['application/json'].schema.properties.alarms.items;
+    expect(entry.properties.state.enum).toEqual(['OK', 'ALARM', 'INSUFFICIENT_DATA']);
+  });
 });

@@ -185,6 +185,49 @@ describe('encryption at rest', () => {
     ]);
   });
 
+  it("lets the query function describe only this stack's alarms, and names every alarm so", () => {
+    const stackName = built.stack.stackName;
+    const env = resources[functionId('Answers')]!.Properties.Environment.Variables;
+    expect(env[ENV.alarmPrefix]).toBe(`${stackName}-`);
+    const cw = roleStatements(functionId('Answers')).filter((st) =>
+      asList(st.Action).some((a) => a.startsWith('cloudwatch:')),
+    );
+    expect(cw).toEqual([
+      {
+        Effect: 'Allow',
+        Action: 'cloudwatch:DescribeAlarms',
+        Resource: {
+          'Fn::Join': [
+            '',
+            [
+              'arn:',
+              { Ref: 'AWS::Partition' },
+              ':cloudwatch:',
+              { Ref: 'AWS::Region' },
+              ':',
+              { Ref: 'AWS::AccountId' },
+              `:alarm:${stackName}-*`,
+            ],
+          ],
+        },
+      },
+    ]);
+    // No other role may read alarm states.
+    const readers = Object.values(ofType('AWS::IAM::Policy')).filter((p) =>
+      p.Properties.PolicyDocument.Statement.some((st: any) =>
+        asList(st.Action).some((a: string) => a.startsWith('cloudwatch:Describe')),
+      ),
+    );
+    expect(readers).toHaveLength(1);
+    // GET /v1/alarms lists by that prefix: every alarm of the stack carries it.
+    const names = Object.values(ofType('AWS::CloudWatch::Alarm')).map(
+      (a) => a.Properties.AlarmName,
+    );
+    expect(names.length).toBeGreaterThan(10);
+    for (const name of names) expect(String(name).startsWith(`${stackName}-`), name).toBe(true);
+    expect(names).toContain(`${stackName}-dns-ActiveClients-below-10`);
+  });
+
   it('rotates the cursor secret every 30 days with its own function, limited to that secret', () => {
     const [secretId] = single('AWS::SecretsManager::Secret');
     const [, schedule] = single('AWS::SecretsManager::RotationSchedule');
@@ -473,8 +516,14 @@ describe('least privilege', () => {
       // Conditional puts of blocks, marks and agents, the services' lastSeen by
       // conditional UpdateItem (item-writer.ts refreshService): no read.
       Stores: ['dynamodb:PutItem', 'dynamodb:UpdateItem'],
-      // Reads blocks, writes summaries and roll-up marks, deletes handled late marks.
-      Summarizes: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+      // Reads blocks, writes summaries and roll-up marks, sets a minute in its hour of
+      // counts (UpdateItem), deletes handled late marks.
+      Summarizes: [
+        'dynamodb:DeleteItem',
+        'dynamodb:PutItem',
+        'dynamodb:Query',
+        'dynamodb:UpdateItem',
+      ],
       // Reads blocks and marks, writes roll-up parts, records a shard done on its mark.
       Builds: ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
       Answers: ['dynamodb:Query'],
@@ -496,9 +545,9 @@ describe('least privilege', () => {
     expect(all).toHaveLength(4);
   });
 
-  it('lets the query, summarize and roll-up functions use only logs, the table (and the cursor secret)', () => {
+  it('lets the query, summarize and roll-up functions use only logs, the table (and the cursor secret and alarms)', () => {
     const allowed: Record<string, string[]> = {
-      Answers: ['logs', 'dynamodb', 'secretsmanager'],
+      Answers: ['logs', 'dynamodb', 'secretsmanager', 'cloudwatch'],
       Summarizes: ['logs', 'dynamodb'],
       Builds: ['logs', 'dynamodb'],
     };
@@ -543,6 +592,7 @@ describe('least privilege', () => {
       DescribeSecretCommand: 'secretsmanager:DescribeSecret',
       PutSecretValueCommand: 'secretsmanager:PutSecretValue',
       UpdateSecretVersionStageCommand: 'secretsmanager:UpdateSecretVersionStage',
+      DescribeAlarmsCommand: 'cloudwatch:DescribeAlarms',
     };
     const functions: Record<string, string> = {
       Stores: 'aggregate',

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   describeTransition,
   LocalAlarms,
+  localAlarmSource,
   type ServiceCounts,
 } from '../../../local/local-alarms.js';
 
@@ -61,5 +62,58 @@ describe('LocalAlarms', () => {
     });
     expect(alarms.evaluate(new Map(), 1)).toEqual([]);
     expect(alarms.states()[0]!.state).toBe('INSUFFICIENT_DATA');
+  });
+});
+
+describe('LocalAlarms as GET /v1/alarms answers them', () => {
+  it('lists each bound with its deployed-form name, state, reason and last change, ALARM first', async () => {
+    const alarms = new LocalAlarms({ dns: { min: 10, maxIps: 3, evaluationPeriods: 1 } });
+    const before = alarms.entries();
+    expect(before.map((a) => [a.name, a.state, a.reason, a.changedAt])).toEqual([
+      [
+        'udpwatch-local-dns-ActiveClientIPs-above-3',
+        'INSUFFICIENT_DATA',
+        'not evaluated yet',
+        null,
+      ],
+      ['udpwatch-local-dns-ActiveClients-below-10', 'INSUFFICIENT_DATA', 'not evaluated yet', null],
+    ]);
+    alarms.evaluate(counts({ dns: { endpoints: 4, ips: 2 } }), 5000);
+    const source = localAlarmSource(alarms, () => 6000);
+    const reading = await source.read();
+    expect(reading).toMatchObject({ source: 'local', readAt: 6000 });
+    expect(reading.alarms).toEqual([
+      {
+        name: 'udpwatch-local-dns-ActiveClients-below-10',
+        service: 'dns',
+        metric: 'ActiveClients',
+        bound: 'min',
+        threshold: 10,
+        state: 'ALARM',
+        reason:
+          '1 of the last 1 periods breached (1 of 1 raise the alarm); latest: ActiveClients = 4, min 10',
+        changedAt: 5000,
+      },
+      expect.objectContaining({
+        name: 'udpwatch-local-dns-ActiveClientIPs-above-3',
+        state: 'OK',
+        bound: 'max',
+        changedAt: 5000,
+      }),
+    ]);
+    // A period without an answer is no data: a minimum breaches, and says so.
+    alarms.evaluate(counts({}), 7000);
+    expect(alarms.entries()[0]!.reason).toBe(
+      '1 of the last 1 periods breached (1 of 1 raise the alarm); latest: no data, min 10',
+    );
+  });
+
+  it('answers an empty list from no source without --alarms', async () => {
+    await expect(localAlarmSource(undefined, () => 1).read()).resolves.toEqual({
+      source: 'none',
+      readAt: 1,
+      alarms: [],
+      truncated: false,
+    });
   });
 });
