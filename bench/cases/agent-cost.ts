@@ -76,6 +76,9 @@ interface WholeResult {
   cpuMs: number;
   bpftraceCpuMs: number;
   rssBytes: number;
+  rssAfterGcBytes: number;
+  heapTotalBytes: number;
+  externalBytes: number;
   bpftraceRssBytes: number;
   heapBytes: number;
   flows: number;
@@ -166,8 +169,9 @@ async function wholeAgentFigures(
         const perK = (cpu - idleCpu) / (n / 1000);
         const bytesPerFlow = (res.rssBytes - idle.rssBytes) / n;
         const heapPerFlow = (res.heapBytes - idle.heapBytes) / n;
+        const settledPerFlow = (res.rssAfterGcBytes - idle.rssAfterGcBytes) / n;
         log(
-          `whole agent, ${n} flows: ${cpu.toFixed(1)} ms CPU/s, ${perK.toFixed(2)} per 1,000 flows; rss ${(res.rssBytes / MiB).toFixed(0)} MiB, ${bytesPerFlow.toFixed(0)} B/flow (heap ${heapPerFlow.toFixed(0)} B/flow)`,
+          `whole agent, ${n} flows: ${cpu.toFixed(1)} ms CPU/s, ${perK.toFixed(2)} per 1,000 flows; rss ${(res.rssBytes / MiB).toFixed(0)} MiB, ${bytesPerFlow.toFixed(0)} B/flow (after a full GC ${settledPerFlow.toFixed(0)} B/flow; heap ${heapPerFlow.toFixed(0)} B/flow; V8 heap committed ${(res.heapTotalBytes / MiB).toFixed(0)} MiB, external ${(res.externalBytes / MiB).toFixed(1)} MiB; bpftrace ${(res.bpftraceRssBytes / MiB).toFixed(0)} MiB)`,
         );
         const label = `at ${n.toLocaleString('en-US')} busy flows`;
         figures.push(
@@ -179,6 +183,14 @@ async function wholeAgentFigures(
             goal: '≤ 1,024',
             note: 'RSS growth over the idle stage; includes V8 heap not yet returned',
           }),
+          plain(
+            `whole agent memory per active flow (RSS after a full GC), ${label}`,
+            'B',
+            [settledPerFlow],
+            {
+              note: 'RSS growth over the idle stage, both read right after a full collection: what the live state keeps resident',
+            },
+          ),
           plain(`whole agent live heap per active flow, ${label}`, 'B', [heapPerFlow], {
             note: 'heapUsed growth over the idle stage, after a full collection',
           }),
