@@ -153,6 +153,7 @@ async function wholeAgentFigures(
           note: `bpftrace another ${(idle.bpftraceRssBytes / MiB).toFixed(0)} MiB`,
         }),
       );
+      let previous: { n: number; rss: number; heap: number } | null = null;
       for (const n of sizes) {
         const feeder = runForJson(
           process.execPath,
@@ -195,6 +196,23 @@ async function wholeAgentFigures(
             note: 'heapUsed growth over the idle stage, after a full collection',
           }),
         );
+        if (previous) {
+          // The slope between two loaded stages: what one more flow costs, without the
+          // fixed growth (young generation, compiled code) that any load brings.
+          const span = n - previous.n;
+          figures.push(
+            plain(
+              `whole agent memory per added flow (RSS), ${previous.n.toLocaleString('en-US')} to ${n.toLocaleString('en-US')} flows`,
+              'B',
+              [(res.rssBytes - previous.rss) / span],
+              {
+                goal: '≤ 1,024',
+                note: `live heap per added flow ${((res.heapBytes - previous.heap) / span).toFixed(0)} B`,
+              },
+            ),
+          );
+        }
+        previous = { n, rss: res.rssBytes, heap: res.heapBytes };
       }
     } finally {
       await agent.stop();
