@@ -3,11 +3,15 @@
  * object a line. It turns the program's markers and map prints into
  * readiness, drained batches of per-tuple counters, and loss signals.
  *
- * A drain is `udpwatch drain <ns>`, `@refused`, the drained buffer's `@cN`
- * (stats: count, total), `@fN` (first ns) and `@lN` (last ns), then
- * `udpwatch drained`. An empty map prints nothing. When bpftrace exits it
- * prints every map left, with no markers: finish() returns those as a last
- * batch, so stopping loses nothing counted.
+ * A drain is `udpwatch drain <ns>`, `@refused`, the drained buffer's `@sN`
+ * (a per-CPU sum: packets << 40 | payload bytes), `@fN` (first ns) and `@lN`
+ * (last, in units of 2^20 ns), then `udpwatch drained`. An empty map prints
+ * nothing. When bpftrace exits it prints every map left, with no markers:
+ * finish() returns those as a last batch, so stopping loses nothing counted.
+ *
+ * The three tuple maps are read by a scanner over the line, not JSON.parse:
+ * a sum can exceed 2^53 (JSON numbers would round it), and a map of many
+ * tuples would otherwise become one large object per drain.
  */
 
 /** One (direction, source, destination) tuple's counters in one batch, key still encoded. */
@@ -30,9 +34,16 @@ export type BpftraceEvent =
   | { kind: 'skipped'; reason: string };
 
 const MAX_LINE = 64 * 1024 * 1024;
-const COUNTS = /^@c[01]$/;
-const FIRSTS = /^@f[01]$/;
-const LASTS = /^@l[01]$/;
+/** How bpftrace 0.17 starts the line of one printed map of tuples. */
+const TUPLE_MAP = /^\{"type": "map", "data": \{"@([sfl])[01]": \{/;
+/** One `"key": value` entry of such a map: five unsigned words, one unsigned value. */
+const ENTRY = /"(\d{1,20}(?:,\d{1,20}){4})": (\d{1,20})[,}]/g;
+/** The low bits of a sum that hold payload bytes (see agent/ebpf/udp-flows.bt). */
+const BYTE_BITS = 40;
+const BYTE_SPAN = 2 ** BYTE_BITS;
+/** A last-seen value's unit in ns. */
+const LAST_UNIT_NS = 2 ** 20;
+const U64_MAX = (1n << 64n) - 1n;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -40,6 +51,19 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 function nonNegative(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0;
+}
+
+/** A packed sum's packets and bytes, exactly (the decimal text of a u64). */
+export function unpackSum(text: string): { packets: number; bytes: number } {
+  if (text.length <= 15) {
+    // Below 10^15 < 2^53: a Number holds it exactly.
+    const v = Number(text);
+    const packets = Math.floor(v / BYTE_SPAN);
+    return { packets, bytes: v - packets * BYTE_SPAN };
+  }
+  let v = BigInt(text);
+  if (v > U64_MAX) v = U64_MAX;
+  return { packets: Number(v >> BigInt(BYTE_BITS)), bytes: Number(v & BigInt(BYTE_SPAN - 1)) };
 }
 
 /** Stateful line parser: feed every stdout line, in order. */
@@ -69,33 +93,24 @@ export class BpftraceOutputParser {
     return batch;
   }
 
-  private map(name: string, data: unknown, type: string): BpftraceEvent | null {
-    if (name === '@refused') {
-      this.refused = nonNegative(data);
-      return null;
-    }
-    if (!isRecord(data)) return null;
-    if (type === 'stats' && COUNTS.test(name)) {
-      for (const [key, v] of Object.entries(data)) {
-        if (!isRecord(v)) continue;
-        const t = this.tuple(key);
+  /** Adds one printed tuple map (`kind` s, f or l) to the pending batch. */
+  private tupleMap(kind: string, text: string): void {
+    ENTRY.lastIndex = 0;
+    for (let m = ENTRY.exec(text); m !== null; m = ENTRY.exec(text)) {
+      const t = this.tuple(m[1]!);
+      const value = m[2]!;
+      if (kind === 's') {
         // Batches of both buffers at exit may name one tuple twice: they add up.
-        t.packets += nonNegative(v.count);
-        t.bytes += nonNegative(v.total);
-      }
-    } else if (FIRSTS.test(name)) {
-      for (const [key, v] of Object.entries(data)) {
-        const t = this.tuple(key);
-        const ns = nonNegative(v);
+        const { packets, bytes } = unpackSum(value);
+        t.packets += packets;
+        t.bytes += bytes;
+      } else if (kind === 'f') {
+        const ns = Number(value);
         if (ns > 0 && (t.firstNs === 0 || ns < t.firstNs)) t.firstNs = ns;
-      }
-    } else if (LASTS.test(name)) {
-      for (const [key, v] of Object.entries(data)) {
-        const t = this.tuple(key);
-        t.lastNs = Math.max(t.lastNs, nonNegative(v));
+      } else {
+        t.lastNs = Math.max(t.lastNs, Number(value) * LAST_UNIT_NS);
       }
     }
-    return null;
   }
 
   /** Parses one line; returns what it completed, or null. */
@@ -103,6 +118,11 @@ export class BpftraceOutputParser {
     const trimmed = text.trim();
     if (trimmed === '') return null;
     if (trimmed.length > MAX_LINE) return { kind: 'skipped', reason: 'line over 64 MiB' };
+    const tuples = TUPLE_MAP.exec(trimmed);
+    if (tuples) {
+      this.tupleMap(tuples[1]!, trimmed);
+      return null;
+    }
     let msg: unknown;
     try {
       msg = JSON.parse(trimmed);
@@ -132,8 +152,8 @@ export class BpftraceOutputParser {
       if (words[1] === 'drained') return this.takeBatch();
       return null;
     }
-    if ((type === 'map' || type === 'stats') && isRecord(data)) {
-      for (const [name, value] of Object.entries(data)) this.map(name, value, type);
+    if (type === 'map' && isRecord(data) && '@refused' in data) {
+      this.refused = nonNegative(data['@refused']);
       return null;
     }
     return null;

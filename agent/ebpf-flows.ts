@@ -16,9 +16,13 @@ import type { RawTuple } from './bpftrace-output.js';
 import type { PeerObservation } from './observation.js';
 import type { SocketIndex } from './socket-index.js';
 
-/** A decoded tuple. */
+/**
+ * A decoded tuple. `lo`: a datagram between two sockets of the namespace,
+ * counted once at receive on loopback; it is the sender's packet out and the
+ * receiver's packet in.
+ */
 export interface PacketTuple {
-  dir: 'in' | 'out';
+  dir: 'in' | 'out' | 'lo';
   srcIp: string;
   srcPort: number;
   dstIp: string;
@@ -56,6 +60,8 @@ function address(hi: bigint, lo: bigint, v6: boolean): string {
 }
 
 const U64_MAX = (1n << 64n) - 1n;
+/** The program's direction codes (meta bits 33..34); 3 is never printed. */
+const DIRS: readonly (PacketTuple['dir'] | undefined)[] = ['in', 'out', 'lo', undefined];
 
 /** Decodes a key `meta,srcHi,srcLo,dstHi,dstLo` (see agent/ebpf/udp-flows.bt), or null when malformed. */
 export function decodeTupleKey(key: string): PacketTuple | null {
@@ -69,11 +75,12 @@ export function decodeTupleKey(key: string): PacketTuple | null {
     n.push(v);
   }
   const [meta, ah, al, bh, bl] = n as [bigint, bigint, bigint, bigint, bigint];
-  if (meta >> 34n !== 0n) return null;
+  const dir = DIRS[Number((meta >> 33n) & 3n)];
+  if (meta >> 35n !== 0n || !dir) return null;
   const v6 = ((meta >> 32n) & 1n) === 1n;
   if (!v6 && (al !== 0n || bl !== 0n || ah > 0xffffffffn || bh > 0xffffffffn)) return null;
   return {
-    dir: ((meta >> 33n) & 1n) === 1n ? 'out' : 'in',
+    dir,
     srcIp: address(ah, al, v6),
     srcPort: port(Number((meta >> 16n) & 0xffffn)),
     dstIp: address(bh, bl, v6),
@@ -125,13 +132,8 @@ export function tuplesToObservations(
   const flows = new Map<string, PeerObservation>();
   const scale = options.sampleRate;
   const decode = options.decode ?? decodeTupleKey;
-  for (const t of tuples) {
-    const tuple = decode(t.key);
-    if (!tuple) {
-      if (options.stats) options.stats.badKeys++;
-      continue;
-    }
-    const inbound = tuple.dir === 'in';
+  /** Credits a tuple's counters to the flow of its local end (`inbound`: the receiver's). */
+  const credit = (t: RawTuple, tuple: PacketTuple, inbound: boolean) => {
     const localIp = inbound ? tuple.dstIp : tuple.srcIp;
     const localPort = inbound ? tuple.dstPort : tuple.srcPort;
     const remoteIp = inbound ? tuple.srcIp : tuple.dstIp;
@@ -139,7 +141,7 @@ export function tuplesToObservations(
     const socket = sockets.find(localIp, localPort, { ip: remoteIp, port: remotePort });
     if (!socket) {
       if (options.stats) options.stats.unownedPackets += t.packets * scale;
-      continue;
+      return;
     }
     const key = `${socket.localIp}|${socket.localPort}|${remoteIp}|${remotePort}`;
     const last = options.toEpochMs(t.lastNs);
@@ -173,6 +175,16 @@ export function tuplesToObservations(
     }
     if (first < (obs.firstSeen ?? first)) obs.firstSeen = first;
     if (last > obs.lastSeen) obs.lastSeen = last;
+  };
+  for (const t of tuples) {
+    const tuple = decode(t.key);
+    if (!tuple) {
+      if (options.stats) options.stats.badKeys++;
+      continue;
+    }
+    // A loopback datagram is counted once in the kernel: both its ends are local sockets.
+    if (tuple.dir !== 'out') credit(t, tuple, true);
+    if (tuple.dir !== 'in') credit(t, tuple, false);
   }
   return [...flows.values()];
 }

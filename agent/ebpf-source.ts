@@ -1,8 +1,8 @@
 /**
  * The eBPF source: clients of any daemon, whatever conntrack does (NOTRACK,
  * no conntrack rules, a socket connect()ed per client), counted per packet in
- * the kernel by bpftrace on the net:netif_receive_skb (in) and
- * net:net_dev_queue (out) tracepoints of this agent's network namespace.
+ * the kernel by bpftrace on the net:netif_receive_skb (in, and loopback once)
+ * and net:net_dev_queue (out) tracepoints of this agent's network namespace.
  *
  * bpftrace runs agent/ebpf/udp-flows.bt with `-f json` and drains its counters
  * every interval (double-buffered, see the program); poll() hands what was
@@ -19,6 +19,13 @@ import { type ClassifyStats, cachedTupleDecoder, tuplesToObservations } from './
 import { ebpfProblem, KERNEL_BTF, readEbpfFacts } from './ebpf-requirements.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
 import { type ConnectedSocket, interfaceAddresses, SocketIndex } from './socket-index.js';
+
+/**
+ * The longest drain interval: one tuple would need 3.3 million datagrams a
+ * second for 5 s to fill its 24-bit packet count, beyond what one flow gets
+ * through one CPU's receive path.
+ */
+const MAX_DRAIN_MS = 5_000;
 
 /** How long a stopping bpftrace may take to print its last counts before it is killed. */
 const STOP_GRACE_MS = 3_000;
@@ -54,7 +61,7 @@ export interface EbpfSourceOptions {
   netnsInode?: number;
   /** That namespace's addresses, for wildcard sockets; default os.networkInterfaces(). */
   localAddresses?: () => Iterable<string>;
-  /** How often bpftrace drains its counters (default 1000 ms). */
+  /** How often bpftrace drains its counters (default 1000 ms, at most 5,000). */
   drainIntervalMs?: number;
   /** Flows one drain buffer holds; more are refused and counted (default 65,536). */
   maxFlows?: number;
@@ -107,7 +114,8 @@ function isNoise(line: string): boolean {
 export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
   const now = opts.now ?? Date.now;
   const log = opts.log ?? (() => {});
-  const drainMs = Math.max(100, Math.round(opts.drainIntervalMs ?? 1000));
+  // At most MAX_DRAIN_MS: a tuple's packed sum holds 2^24 packets a drain (see the program).
+  const drainMs = Math.min(MAX_DRAIN_MS, Math.max(100, Math.round(opts.drainIntervalMs ?? 1000)));
   const maxFlows = Math.max(1, Math.floor(opts.maxFlows ?? 65_536));
   const sampleRate = Math.max(1, Math.floor(opts.sampleRate ?? 1));
   const command = opts.bpftrace ?? 'bpftrace';
@@ -182,7 +190,8 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
         String(netns),
         String(sampleRate),
         String(maxFlows),
-        String(drainMs / 2),
+        String(drainMs),
+        String(Math.max(1, Math.round(drainMs / 4))),
       ],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -210,7 +219,7 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
       } else if (ev.kind === 'drain') {
         if (ev.monoNs !== null) clock.observe(ev.monoNs, now());
         set({ refusedPackets: ev.refused });
-        queue.push(...ev.tuples);
+        for (const t of ev.tuples) queue.push(t);
       } else if (ev.kind === 'lost') {
         set({ lostEvents: status.lostEvents + ev.events });
         log(`eBPF source: bpftrace lost ${ev.events} output events; a drain may be incomplete`);
@@ -226,7 +235,7 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
       });
       proc.once('close', (code, signal) => {
         const last = parser.finish();
-        if (last?.kind === 'drain') queue.push(...last.tuples);
+        if (last?.kind === 'drain') for (const t of last.tuples) queue.push(t);
         child = null;
         resolveReady(false);
         if (stopping) {

@@ -76,6 +76,9 @@ interface WholeResult {
   cpuMs: number;
   bpftraceCpuMs: number;
   rssBytes: number;
+  rssAfterGcBytes: number;
+  heapTotalBytes: number;
+  externalBytes: number;
   bpftraceRssBytes: number;
   heapBytes: number;
   flows: number;
@@ -150,6 +153,7 @@ async function wholeAgentFigures(
           note: `bpftrace another ${(idle.bpftraceRssBytes / MiB).toFixed(0)} MiB`,
         }),
       );
+      let previous: { n: number; rss: number; heap: number } | null = null;
       for (const n of sizes) {
         const feeder = runForJson(
           process.execPath,
@@ -166,8 +170,9 @@ async function wholeAgentFigures(
         const perK = (cpu - idleCpu) / (n / 1000);
         const bytesPerFlow = (res.rssBytes - idle.rssBytes) / n;
         const heapPerFlow = (res.heapBytes - idle.heapBytes) / n;
+        const settledPerFlow = (res.rssAfterGcBytes - idle.rssAfterGcBytes) / n;
         log(
-          `whole agent, ${n} flows: ${cpu.toFixed(1)} ms CPU/s, ${perK.toFixed(2)} per 1,000 flows; rss ${(res.rssBytes / MiB).toFixed(0)} MiB, ${bytesPerFlow.toFixed(0)} B/flow (heap ${heapPerFlow.toFixed(0)} B/flow)`,
+          `whole agent, ${n} flows: ${cpu.toFixed(1)} ms CPU/s, ${perK.toFixed(2)} per 1,000 flows; rss ${(res.rssBytes / MiB).toFixed(0)} MiB, ${bytesPerFlow.toFixed(0)} B/flow (after a full GC ${settledPerFlow.toFixed(0)} B/flow; heap ${heapPerFlow.toFixed(0)} B/flow; V8 heap committed ${(res.heapTotalBytes / MiB).toFixed(0)} MiB, external ${(res.externalBytes / MiB).toFixed(1)} MiB; bpftrace ${(res.bpftraceRssBytes / MiB).toFixed(0)} MiB)`,
         );
         const label = `at ${n.toLocaleString('en-US')} busy flows`;
         figures.push(
@@ -179,10 +184,35 @@ async function wholeAgentFigures(
             goal: '≤ 1,024',
             note: 'RSS growth over the idle stage; includes V8 heap not yet returned',
           }),
+          plain(
+            `whole agent memory per active flow (RSS after a full GC), ${label}`,
+            'B',
+            [settledPerFlow],
+            {
+              note: 'RSS growth over the idle stage, both read right after a full collection: what the live state keeps resident',
+            },
+          ),
           plain(`whole agent live heap per active flow, ${label}`, 'B', [heapPerFlow], {
             note: 'heapUsed growth over the idle stage, after a full collection',
           }),
         );
+        if (previous) {
+          // The slope between two loaded stages: what one more flow costs, without the
+          // fixed growth (young generation, compiled code) that any load brings.
+          const span = n - previous.n;
+          figures.push(
+            plain(
+              `whole agent memory per added flow (RSS), ${previous.n.toLocaleString('en-US')} to ${n.toLocaleString('en-US')} flows`,
+              'B',
+              [(res.rssBytes - previous.rss) / span],
+              {
+                goal: '≤ 1,024',
+                note: `live heap per added flow ${((res.heapBytes - previous.heap) / span).toFixed(0)} B`,
+              },
+            ),
+          );
+        }
+        previous = { n, rss: res.rssBytes, heap: res.heapBytes };
       }
     } finally {
       await agent.stop();

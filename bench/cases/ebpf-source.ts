@@ -207,7 +207,8 @@ export const ebpfSource: BenchCase = {
             const sockDrops = rcvbufErrors(ns.exec) - errs0;
             await sleep(1_600);
             const counted = session.take();
-            // Out: at net_dev_queue, from the (unowned) sender sockets; in: at netif_receive_skb, to the sink.
+            // Loopback: each datagram counted once at netif_receive_skb, credited out to the (unowned)
+            // sender sockets and in to the sink.
             countedOut.push(counted.unowned / blast.sent);
             countedIn.push(counted.ownedIn / blast.sent);
             kernelLoss.push(blast.sent - counted.ownedIn);
@@ -351,11 +352,11 @@ export const ebpfSource: BenchCase = {
       }),
       plain('eBPF counted out / datagrams sent', '×', countedOut, {
         goal: '= 1',
-        note: 'at net_dev_queue, every datagram the kernel took',
+        note: 'loopback: counted once at netif_receive_skb and credited to both ends; against every datagram the kernel took',
       }),
       plain('eBPF counted in / datagrams sent', '×', countedIn, {
         goal: '= 1, or the loss counted',
-        note: 'at netif_receive_skb; below 1 only by datagrams the kernel dropped before receive (backlog)',
+        note: 'at netif_receive_skb; below 1 only by datagrams the kernel dropped before receive (backlog), which loopback then misses at both ends',
       }),
       plain('datagrams sent but not counted in', 'datagrams', kernelLoss, {
         note: 'dropped by the kernel between send and receive (softnet backlog), not by the source',

@@ -10,8 +10,10 @@
  * Prints {"ready":true,"sources":[..]} once eBPF is attached. Then each stdin
  * line `measure <seconds> [heapSnapshotFile]` is answered, after that many
  * seconds, with
- * {"cpuMs":..,"bpftraceCpuMs":..,"rssBytes":..,"bpftraceRssBytes":..,"heapBytes":..,"flows":..,"records":..}
- * (CPU over the window, RSS at its end, heap after a full collection); `stop`
+ * {"cpuMs":..,"bpftraceCpuMs":..,"rssBytes":..,"rssAfterGcBytes":..,"heapTotalBytes":..,
+ * "externalBytes":..,"bpftraceRssBytes":..,"heapBytes":..,"flows":..,"records":..}
+ * (CPU over the window, RSS, V8 heap and external memory at its end, RSS and
+ * heap after a full collection); `stop`
  * stops the agent.
  */
 import { createInterface } from 'node:readline';
@@ -97,15 +99,20 @@ async function measure(windowSeconds: number, snapshot?: string): Promise<Record
   const bpf0 = cpuSeconds(bpftrace!);
   await new Promise((resolve) => setTimeout(resolve, windowSeconds * 1000));
   const cpu = process.cpuUsage(cpu0);
-  const rssBytes = process.memoryUsage().rss;
+  const before = process.memoryUsage();
   // Live heap: after a full collection when --expose-gc allows one (after the CPU window).
   (globalThis as { gc?: () => void }).gc?.();
+  const after = process.memoryUsage();
   const result = {
     cpuMs: (cpu.user + cpu.system) / 1000,
     bpftraceCpuMs: (cpuSeconds(bpftrace!) - bpf0) * 1000,
-    rssBytes,
+    rssBytes: before.rss,
+    /** Resident after that collection: what the live state keeps, garbage returned. */
+    rssAfterGcBytes: after.rss,
+    heapTotalBytes: before.heapTotal,
+    externalBytes: before.external,
     bpftraceRssBytes: rssMiB(bpftrace!) * 1024 * 1024,
-    heapBytes: process.memoryUsage().heapUsed,
+    heapBytes: after.heapUsed,
     flows: agent.flowTable.size,
     sources: agent.sources(),
     ...totals,

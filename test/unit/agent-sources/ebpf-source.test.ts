@@ -9,6 +9,7 @@ import {
   BpftraceOutputParser,
   KernelClock,
   type RawTuple,
+  unpackSum,
 } from '../../../agent/bpftrace-output.js';
 import {
   cachedTupleDecoder,
@@ -24,7 +25,13 @@ import { SocketIndex } from '../../../agent/socket-index.js';
 const LE = endianness() === 'LE';
 
 /** Encodes a tuple the way the program does: raw network-order words read in host order. */
-function key(dir: 'in' | 'out', src: string, sport: number, dst: string, dport: number): string {
+function key(
+  dir: 'in' | 'out' | 'lo',
+  src: string,
+  sport: number,
+  dst: string,
+  dport: number,
+): string {
   const v6 = src.includes(':');
   const raw16 = (p: number) => (LE ? ((p & 0xff) << 8) | (p >> 8) : p);
   const bytes = (ip: string): Buffer => {
@@ -46,7 +53,7 @@ function key(dir: 'in' | 'out', src: string, sport: number, dst: string, dport: 
     return [word(b, 0) | (word(b, 4) << 32n), word(b, 8) | (word(b, 12) << 32n)];
   };
   const meta =
-    (BigInt(dir === 'out' ? 1 : 0) << 33n) |
+    (BigInt(['in', 'out', 'lo'].indexOf(dir)) << 33n) |
     (BigInt(v6 ? 1 : 0) << 32n) |
     (BigInt(raw16(sport)) << 16n) |
     BigInt(raw16(dport));
@@ -81,9 +88,9 @@ describe('bpftrace output', () => {
       '',
       '{"type": "printf", "data": "udpwatch drain 2000000000\\n"}',
       '{"type": "map", "data": {"@refused": 3}}',
-      `{"type": "stats", "data": {"@c1": {"${k}": {"count": 5, "average": 10, "total": 50}}}}`,
+      `{"type": "map", "data": {"@s1": {"${k}": ${5 * 2 ** 40 + 50}}}}`,
       `{"type": "map", "data": {"@f1": {"${k}": 1500000000}}}`,
-      `{"type": "map", "data": {"@l1": {"${k}": 1900000000}}}`,
+      `{"type": "map", "data": {"@l1": {"${k}": 1811}}}`,
       '{"type": "printf", "data": "udpwatch drained\\n"}',
     ];
     const events = lines.map((l) => p.line(l)).filter((e) => e !== null);
@@ -94,17 +101,18 @@ describe('bpftrace output', () => {
         kind: 'drain',
         refused: 3,
         monoNs: 2_000_000_000,
-        tuples: [{ key: k, packets: 5, bytes: 50, firstNs: 1_500_000_000, lastNs: 1_900_000_000 }],
+        tuples: [{ key: k, packets: 5, bytes: 50, firstNs: 1_500_000_000, lastNs: 1811 * 2 ** 20 }],
       },
     ]);
     expect(p.finish()).toBeNull();
     // At exit both buffers may be printed, unmarked: one tuple in both adds up.
-    p.line(`{"type": "stats", "data": {"@c0": {"${k}": {"count": 2, "average": 1, "total": 2}}}}`);
-    p.line(`{"type": "stats", "data": {"@c1": {"${k}": {"count": 1, "average": 4, "total": 4}}}}`);
-    p.line(`{"type": "map", "data": {"@l0": {"${k}": 5}, "@tick": 9}}`);
+    p.line(`{"type": "map", "data": {"@s0": {"${k}": ${2 * 2 ** 40 + 2}}}}`);
+    p.line(`{"type": "map", "data": {"@s1": {"${k}": ${1 * 2 ** 40 + 4}}}}`);
+    p.line(`{"type": "map", "data": {"@l0": {"${k}": 5}}}`);
+    p.line('{"type": "map", "data": {"@drained": 9}}');
     expect(p.finish()).toMatchObject({
       kind: 'drain',
-      tuples: [{ key: k, packets: 3, bytes: 6, lastNs: 5 }],
+      tuples: [{ key: k, packets: 3, bytes: 6, lastNs: 5 * 2 ** 20 }],
     });
   });
 
@@ -117,10 +125,19 @@ describe('bpftrace output', () => {
     expect(p.line('Attaching 4 probes...')).toMatchObject({ kind: 'skipped' });
     expect(p.line('[1,2]')).toMatchObject({ kind: 'skipped' });
     p.line('{"type": "printf", "data": "udpwatch drain 1\\n"}');
-    p.line('{"type": "stats", "data": {"@c0": {"k": {"count": -4, "total": "x"}}}}');
+    // Entries that are not five unsigned words and an unsigned value are not tuples.
+    p.line('{"type": "map", "data": {"@s0": {"k": -4, "1,2,0,3,0": "x", "1,2,0,3,0": 7}}}');
     expect(p.line('{"type": "printf", "data": "udpwatch drained\\n"}')).toMatchObject({
-      tuples: [{ key: 'k', packets: 0, bytes: 0 }],
+      tuples: [{ key: '1,2,0,3,0', packets: 0, bytes: 7 }],
     });
+  });
+
+  it('unpacks sums above 2^53 exactly (packets << 40 | bytes)', () => {
+    expect(unpackSum(String(5 * 2 ** 40 + 50))).toEqual({ packets: 5, bytes: 50 });
+    // 16,000,000 datagrams of 65,000 bytes (1.04e12 bytes): a total near 2^64.
+    const total = (16_000_000n << 40n) | 1_040_000_000_000n;
+    expect(unpackSum(total.toString())).toEqual({ packets: 16_000_000, bytes: 1_040_000_000_000 });
+    expect(unpackSum('0')).toEqual({ packets: 0, bytes: 0 });
   });
 
   it('maps kernel ns to epoch ms with the smallest offset seen (reading only ever adds delay)', () => {
@@ -157,7 +174,8 @@ describe('tuple keys', () => {
       '',
       '1,2,3',
       '1,2,0,3,x',
-      `${1n << 34n},1,0,1,0`,
+      `${1n << 35n},1,0,1,0`,
+      `${3n << 33n},1,0,1,0`,
       '0,1,5,1,0',
       `0,${1n << 40n},0,1,0`,
       `0,${1n << 64n},0,1,0`,
@@ -227,6 +245,43 @@ describe('direction: tuples to flows of local sockets', () => {
       expect.objectContaining({ localIp: '::', remoteIp: '2001:db8::9', pktsIn: 1, pktsOut: 0 }),
     ]);
     expect(stats).toEqual({ unownedPackets: 10, badKeys: 1 });
+  });
+
+  it("a loopback datagram, counted once in the kernel, is the sender socket's packet out and the receiver socket's packet in", () => {
+    const stats = { unownedPackets: 0, badKeys: 0 };
+    const out = tuplesToObservations(
+      [
+        // A client socket no listener owns (a sender in another process, port 40000) to the server.
+        tuple(key('lo', '127.0.0.1', 40000, '127.0.0.1', 53), 3, 90),
+        // The server's answers.
+        tuple(key('lo', '127.0.0.1', 53, '127.0.0.1', 40000), 2, 40, 3e9),
+        // Both ends local sockets: a client bound on port 41000 (listed) to the server over IPv6.
+        tuple(key('lo', '::1', 41000, '::1', 53), 1, 7),
+      ],
+      new SocketIndex(
+        [listener('127.0.0.1', 53), listener('::', 53), listener('::1', 41000)],
+        new Set(['::1']),
+      ),
+      { sampleRate: 1, toEpochMs, stats },
+    );
+    expect(
+      out.map((o) => [
+        o.localIp,
+        o.localPort,
+        o.remoteIp,
+        o.remotePort,
+        o.pktsIn,
+        o.bytesIn,
+        o.pktsOut,
+        o.bytesOut,
+      ]),
+    ).toEqual([
+      ['127.0.0.1', 53, '127.0.0.1', 40000, 3, 90, 2, 40],
+      ['::', 53, '::1', 41000, 1, 7, 0, 0],
+      ['::1', 41000, '::1', 53, 0, 0, 1, 7],
+    ]);
+    // The unowned client end of the first two tuples, each datagram once.
+    expect(stats).toEqual({ unownedPackets: 5, badKeys: 0 });
   });
 
   it("a connected socket's own peer goes to it, other peers to the listener; sampling scales and says so", () => {
