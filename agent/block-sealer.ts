@@ -159,6 +159,29 @@ export class BlockSealer {
     return MAX_BLOCK_COUNTER;
   }
 
+  /** Adds counters and widens the seconds of endpoint `e` (a delta's fold, a checkpoint's restore). */
+  private addCounts(
+    e: BlockEndpoint,
+    c: Pick<BlockEndpoint, 'pktsIn' | 'bytesIn' | 'pktsOut' | 'bytesOut'>,
+    firstSecond: number,
+    lastSecond: number,
+  ): void {
+    e.pktsIn = this.add(e.pktsIn, c.pktsIn);
+    e.bytesIn = this.add(e.bytesIn, c.bytesIn);
+    e.pktsOut = this.add(e.pktsOut, c.pktsOut);
+    e.bytesOut = this.add(e.bytesOut, c.bytesOut);
+    e.firstSecond = Math.min(e.firstSecond, firstSecond);
+    e.lastSecond = Math.max(e.lastSecond, lastSecond);
+  }
+
+  /** Adds socket health to a service-minute: the deepest queue, the drops summed. */
+  private addHealth(g: Pending, h: BlockSocketHealth): void {
+    const s = g.socket ?? { rxQueueBytes: 0, drops: 0 };
+    s.rxQueueBytes = Math.max(s.rxQueueBytes, h.rxQueueBytes);
+    s.drops = this.add(s.drops, h.drops);
+    g.socket = s;
+  }
+
   private fold(g: Pending, d: FlowDelta, lastSeen: number): FlowKey {
     const minuteStart = g.minute * MINUTE_MS;
     const lastSecond = secondIn(g.minute, lastSeen);
@@ -198,12 +221,7 @@ export class BlockSealer {
       };
       g.endpoints.set(key, e);
     }
-    e.pktsIn = this.add(e.pktsIn, d.pktsIn);
-    e.bytesIn = this.add(e.bytesIn, d.bytesIn);
-    e.pktsOut = this.add(e.pktsOut, d.pktsOut);
-    e.bytesOut = this.add(e.bytesOut, d.bytesOut);
-    e.firstSecond = Math.min(e.firstSecond, firstSecond);
-    e.lastSecond = Math.max(e.lastSecond, lastSecond);
+    this.addCounts(e, d, firstSecond, lastSecond);
     if (SOURCE_RANK[d.source] > SOURCE_RANK[e.source]) e.source = d.source;
     e.sampleRate = Math.max(e.sampleRate, d.sampleRate);
     if (d.natFromIp !== undefined) {
@@ -268,11 +286,7 @@ export class BlockSealer {
   /** Adds the service sockets' health of the span ending `now` to that minute's main part. */
   addSocketHealth(health: ReadonlyMap<string, BlockSocketHealth>, now: number): void {
     for (const [service, h] of health) {
-      const g = this.group(service, minuteOf(now));
-      const s = g.socket ?? { rxQueueBytes: 0, drops: 0 };
-      s.rxQueueBytes = Math.max(s.rxQueueBytes, h.rxQueueBytes);
-      s.drops = this.add(s.drops, h.drops);
-      g.socket = s;
+      this.addHealth(this.group(service, minuteOf(now)), h);
     }
   }
 
@@ -384,19 +398,9 @@ export class BlockSealer {
           g.endpoints.set(key, { ...e });
           continue;
         }
-        had.pktsIn = this.add(had.pktsIn, e.pktsIn);
-        had.bytesIn = this.add(had.bytesIn, e.bytesIn);
-        had.pktsOut = this.add(had.pktsOut, e.pktsOut);
-        had.bytesOut = this.add(had.bytesOut, e.bytesOut);
-        had.firstSecond = Math.min(had.firstSecond, e.firstSecond);
-        had.lastSecond = Math.max(had.lastSecond, e.lastSecond);
+        this.addCounts(had, e, e.firstSecond, e.lastSecond);
       }
-      if (r.socket) {
-        const s = g.socket ?? { rxQueueBytes: 0, drops: 0 };
-        s.rxQueueBytes = Math.max(s.rxQueueBytes, r.socket.rxQueueBytes);
-        s.drops = this.add(s.drops, r.socket.drops);
-        g.socket = s;
-      }
+      if (r.socket) this.addHealth(g, r.socket);
     }
   }
 
