@@ -14,11 +14,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ebpfProblem, readEbpfFacts } from '../../../agent/ebpf-requirements.js';
 import { createEbpfSource, type EbpfSource } from '../../../agent/ebpf-source.js';
 import type { PeerObservation } from '../../../agent/observation.js';
 import { createProcSource } from '../../../agent/proc-source.js';
-import { canUseNamespaces, NamespaceLab, nsExec, nsSpawn } from '../../support/netns.js';
+import { ebpfLabSkipReason } from '../../support/ebpf-lab.js';
+import { NamespaceLab, nsExec, nsSpawn } from '../../support/netns.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const SERVER_PORT = 5000;
@@ -28,12 +28,7 @@ const DRAIN_MS = 400;
 const COUNT = 240;
 const SIZE = 37;
 
-async function whyNot(): Promise<string | null> {
-  if (!(await canUseNamespaces())) return 'cannot create network namespaces (needs root)';
-  const problem = ebpfProblem(await readEbpfFacts({ bpftrace: 'bpftrace', mountTracefs: true }));
-  return problem ? `bpftrace cannot attach here: ${problem}` : null;
-}
-const skipReason = await whyNot();
+const skipReason = await ebpfLabSkipReason();
 if (skipReason) console.warn(`SKIPPING eBPF loopback e2e: ${skipReason}`);
 
 /** Holds one bound socket per family; on `go N SIZE GAP_MS` sends N to the server on each and waits for every echo. */

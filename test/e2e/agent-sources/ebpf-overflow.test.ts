@@ -13,11 +13,11 @@ import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ebpfProblem, readEbpfFacts } from '../../../agent/ebpf-requirements.js';
 import { createEbpfSource, type EbpfSource } from '../../../agent/ebpf-source.js';
 import type { PeerObservation } from '../../../agent/observation.js';
 import { createProcSource } from '../../../agent/proc-source.js';
-import { canUseNamespaces, NamespaceLab, nsExec, nsSpawn } from '../../support/netns.js';
+import { ebpfLabSkipReason } from '../../support/ebpf-lab.js';
+import { NamespaceLab, nsExec, nsSpawn } from '../../support/netns.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const PORT = 5000;
@@ -25,12 +25,7 @@ const MAX_FLOWS = 32;
 const CLIENT_PORTS = 400;
 const DRAIN_MS = 400;
 
-async function whyNot(): Promise<string | null> {
-  if (!(await canUseNamespaces())) return 'cannot create network namespaces (needs root)';
-  const problem = ebpfProblem(await readEbpfFacts({ bpftrace: 'bpftrace', mountTracefs: true }));
-  return problem ? `bpftrace cannot attach here: ${problem}` : null;
-}
-const skipReason = await whyNot();
+const skipReason = await ebpfLabSkipReason();
 if (skipReason) console.warn(`SKIPPING eBPF overflow e2e: ${skipReason}`);
 
 const lab = new NamespaceLab('uwov');

@@ -21,12 +21,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent } from '../../../agent/agent.js';
 import { AgentConfigSchema } from '../../../agent/agent-config.js';
 import { SeqAllocator } from '../../../agent/agent-state.js';
-import { ebpfProblem, readEbpfFacts } from '../../../agent/ebpf-requirements.js';
 import { createEbpfSource, type EbpfSource } from '../../../agent/ebpf-source.js';
 import type { PeerObservation } from '../../../agent/observation.js';
 import { createProcSource } from '../../../agent/proc-source.js';
 
-import { canUseNamespaces, NamespaceLab, nsExec, nsSpawn } from '../../support/netns.js';
+import { ebpfLabSkipReason } from '../../support/ebpf-lab.js';
+import { NamespaceLab, nsExec, nsSpawn } from '../../support/netns.js';
 import { decodePayload } from '../../support/stream-records.js';
 import { RecordingShipper } from '../../unit/agent/fake-sources.js';
 
@@ -36,12 +36,7 @@ const CONNECTED_PORT = 6000;
 const NOBODY_PORT = 5999;
 const DRAIN_MS = 500;
 
-async function whyNot(): Promise<string | null> {
-  if (!(await canUseNamespaces())) return 'cannot create network namespaces (needs root)';
-  const problem = ebpfProblem(await readEbpfFacts({ bpftrace: 'bpftrace', mountTracefs: true }));
-  return problem ? `bpftrace cannot attach here: ${problem}` : null;
-}
-const skipReason = await whyNot();
+const skipReason = await ebpfLabSkipReason();
 if (skipReason) console.warn(`SKIPPING eBPF source e2e: ${skipReason}`);
 
 interface Spec {

@@ -21,13 +21,13 @@ import { type Agent, createAgent } from '../../../agent/agent.js';
 import { AgentConfigSchema } from '../../../agent/agent-config.js';
 import { SeqAllocator } from '../../../agent/agent-state.js';
 import { createConntrackSource } from '../../../agent/conntrack-source.js';
-import { ebpfProblem, readEbpfFacts } from '../../../agent/ebpf-requirements.js';
 import { createEbpfSource, type EbpfSource } from '../../../agent/ebpf-source.js';
 import type { FlowView } from '../../../agent/flow-table.js';
 import { openHookSource } from '../../../agent/hook-source.js';
 import type { PeerObservation } from '../../../agent/observation.js';
 import { createProcSource } from '../../../agent/proc-source.js';
-import { canUseNamespaces, NamespaceLab, nsExec, nsSpawn } from '../../support/netns.js';
+import { ebpfLabSkipReason } from '../../support/ebpf-lab.js';
+import { NamespaceLab, nsExec, nsSpawn } from '../../support/netns.js';
 import { RecordingShipper } from '../../unit/agent/fake-sources.js';
 
 const PORT = 5400;
@@ -39,12 +39,7 @@ const HOOK = join(import.meta.dirname, '../../../agent/hook/register.mjs');
 const ECHO = join(import.meta.dirname, 'fixtures/echo-port.mjs');
 const CLIENTS = join(import.meta.dirname, 'fixtures/udp-client.py');
 
-async function whyNot(): Promise<string | null> {
-  if (!(await canUseNamespaces())) return 'cannot create network namespaces (needs root)';
-  const problem = ebpfProblem(await readEbpfFacts({ bpftrace: 'bpftrace', mountTracefs: true }));
-  return problem ? `bpftrace cannot attach here: ${problem}` : null;
-}
-const skipReason = await whyNot();
+const skipReason = await ebpfLabSkipReason();
 if (skipReason) console.warn(`SKIPPING ownership e2e: ${skipReason}`);
 
 const lab = new NamespaceLab('uwow');

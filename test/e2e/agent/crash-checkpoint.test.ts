@@ -26,7 +26,7 @@ import {
   startTraffic,
   waitFor,
 } from './daemon-fixture.js';
-import { assertResendsIdentical, endpointsOf, heartbeatsOf, readStream } from './stream-reader.js';
+import { assertResendsIdentical, heartbeatsOf, portTotals, readStream } from './stream-reader.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'uwa-checkpoint-'));
 const stateDir = join(dir, 'state');
@@ -58,12 +58,7 @@ async function stream() {
 }
 
 async function totals(port: number) {
-  const mine = endpointsOf(await stream()).filter((e) => e.port === port);
-  return {
-    pktsIn: mine.reduce((n, e) => n + e.pktsIn, 0),
-    pktsOut: mine.reduce((n, e) => n + e.pktsOut, 0),
-    bytesIn: mine.reduce((n, e) => n + e.bytesIn, 0),
-  };
+  return portTotals(await stream(), port);
 }
 
 const hooked = () => new RegExp(`hook: daemon pid ${daemon.child.pid} \\(node\\) reports`);

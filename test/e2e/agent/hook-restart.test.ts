@@ -20,7 +20,7 @@ import {
   startTraffic,
   waitFor,
 } from './daemon-fixture.js';
-import { assertResendsIdentical, endpointsOf, heartbeatsOf, readStream } from './stream-reader.js';
+import { assertResendsIdentical, heartbeatsOf, portTotals, readStream } from './stream-reader.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'uwa-restart-'));
 const stateDir = join(dir, 'state');
@@ -44,13 +44,7 @@ function startAgent(): AgentProcess {
 
 async function streamTotals(port: number) {
   const unique = assertResendsIdentical(await readStream(emulators.kinesis, emulators.streamName));
-  const mine = endpointsOf(unique).filter((e) => e.port === port);
-  return {
-    pktsIn: mine.reduce((n, e) => n + e.pktsIn, 0),
-    bytesIn: mine.reduce((n, e) => n + e.bytesIn, 0),
-    pktsOut: mine.reduce((n, e) => n + e.pktsOut, 0),
-    heartbeats: heartbeatsOf(unique),
-  };
+  return { ...portTotals(unique, port), heartbeats: heartbeatsOf(unique) };
 }
 
 const hooked = () => new RegExp(`hook: daemon pid ${daemon.child.pid} \\(node\\) reports`);

@@ -93,6 +93,19 @@ export function endpointsOf(
   );
 }
 
+/** Packets and bytes of every endpoint whose client port is `port` (one test client's traffic). */
+export function portTotals(
+  records: StreamRecord[],
+  port: number,
+): { pktsIn: number; bytesIn: number; pktsOut: number } {
+  const mine = endpointsOf(records).filter((e) => e.port === port);
+  return {
+    pktsIn: mine.reduce((n, e) => n + e.pktsIn, 0),
+    bytesIn: mine.reduce((n, e) => n + e.bytesIn, 0),
+    pktsOut: mine.reduce((n, e) => n + e.pktsOut, 0),
+  };
+}
+
 /** The heartbeat lines among the records. */
 export function heartbeatsOf(records: StreamRecord[]): HeartbeatLine[] {
   return records.flatMap((r) => r.lines).filter((l): l is HeartbeatLine => l.type === 'heartbeat');
