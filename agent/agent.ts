@@ -86,7 +86,16 @@ export interface AgentCounters {
   flows: number;
   dropped: number;
   spooled: number;
+  /** Hook reports the flow table could place on no listed socket (a blind spot, not a loss). */
+  hookUnmatched: number;
 }
+
+/**
+ * An unmatched-hook episode ends after this long without a new unmatched
+ * report: more than two of the flow table's one-minute waits, so a daemon
+ * that keeps reporting unmatched (counted once a minute) stays one episode.
+ */
+const HOOK_UNMATCHED_QUIET_MS = 150_000;
 
 /** Hook reports arriving this close together are folded into one early flush. */
 const EARLY_FLUSH_DELAY_MS = 20;
@@ -131,6 +140,9 @@ export class Agent {
   private lastEbpfRefused = 0;
   /** Packets refused since the eBPF map filled (an episode), or null while it has room. */
   private ebpfRefusing: { since: number; packets: number } | null = null;
+  private lastHookUnmatched = 0;
+  /** Hook reports placed on no socket since an episode began (with the latest), or null. */
+  private hookUnmatching: { since: number; latest: number; reports: number } | null = null;
   /** eBPF was live when stop() began: its last counts still own their flows. */
   private ebpfStopped = false;
   private readonly errorsSeen = new Set<string>();
@@ -246,6 +258,7 @@ export class Agent {
       flows: this.flowTable.size,
       dropped: this.durableDropped(),
       spooled: shipper.spooledRecords,
+      hookUnmatched: this.flowTable.stats().hookUnmatched,
     };
   }
 
@@ -393,6 +406,33 @@ export class Agent {
     }
   }
 
+  /**
+   * One log line when hook reports start matching no listed socket, with
+   * what to do, and one with the episode's total once none came for a while;
+   * the count itself is in every heartbeat (`hookUnmatched`).
+   */
+  private noteHookUnmatched(now: number): void {
+    const total = this.flowTable.stats().hookUnmatched;
+    const fresh = total - this.lastHookUnmatched;
+    this.lastHookUnmatched = total;
+    if (fresh > 0) {
+      if (!this.hookUnmatching) {
+        this.hookUnmatching = { since: now, latest: now, reports: 0 };
+        this.deps.log(
+          "hook: a hooked daemon reports for a socket this agent's /proc scan does not list (it runs in another network namespace than the agent, or it reported after closing the socket): its clients are counted, but its socket's health (drops, receive queue) is not seen; run an agent in the daemon's network namespace, or the daemon in the agent's",
+        );
+      }
+      this.hookUnmatching.reports += fresh;
+      this.hookUnmatching.latest = now;
+    } else if (this.hookUnmatching && now - this.hookUnmatching.latest > HOOK_UNMATCHED_QUIET_MS) {
+      const { since, latest, reports } = this.hookUnmatching;
+      this.hookUnmatching = null;
+      this.deps.log(
+        `hook: reports match listed sockets again; ${reports} unmatched over ${Math.round((latest - since) / 1000)} s`,
+      );
+    }
+  }
+
   private async readConntrack(conntrack: ConntrackPeers): Promise<PeerObservation[]> {
     const seen = await conntrack.poll();
     if (!conntrack.status().available) {
@@ -479,6 +519,7 @@ export class Agent {
     this.flowTable.setEbpfLive(this.ebpfStopped || (this.deps.ebpf?.status().live ?? false));
     this.flowTable.ingest(observations);
     const blocks = this.sealer.addDeltas(this.flowTable.drain(now), now);
+    this.noteHookUnmatched(now);
     if (this.deps.proc) {
       const health = this.socketHealth.sample(this.deps.proc.listeners(), (l) =>
         this.flowTable.serviceOf(l),

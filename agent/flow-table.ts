@@ -54,9 +54,11 @@ export interface FlowTableStats {
   /** Observations whose counters another source owns (eBPF or conntrack of hooked sockets, conntrack while eBPF is live). */
   shadowed: number;
   /**
-   * Hooked processes whose reports matched no socket /proc listed for a
-   * minute (one that reported after its socket closed, or a pid from another
-   * pid namespace): their sockets were not taken as hooked.
+   * Hook reports (per process and port) that matched no socket /proc listed
+   * for a minute since the first of them (one that reported after its socket
+   * closed, a daemon in another network namespace than the agent, or a pid
+   * from another pid namespace): their sockets were not taken as hooked. A
+   * process that keeps reporting unmatched counts once a minute.
    */
   hookUnmatched: number;
 }
@@ -137,10 +139,10 @@ export class FlowTable {
   private readonly strings = new StringPool();
   /** Inodes of live sockets a hooked process holds: their flows are the hook's. */
   private readonly hookedSockets = new Set<number>();
-  /** Hook reports not matched to a listed socket yet: `port|pid` -> {ip, latest report}. */
+  /** Hook reports not matched to a listed socket yet: `port|pid` -> {ip, first report}. */
   private readonly hookPending = new Map<
     string,
-    { ip: string; port: number; pid: number; at: number }
+    { ip: string; port: number; pid: number | undefined; at: number }
   >();
   /** Fallback for endpoints no listed socket owns: `ip|port` and `*|port` -> latest report. */
   private readonly hookedPorts = new Map<string, number>();
@@ -245,15 +247,13 @@ export class FlowTable {
     }
     // Without the reporter's pid (the kernel could not name it, e.g. a daemon in
     // another network namespace), every listed socket on the port is taken as hooked.
-    if (this.markHookedSockets(o.localIp, o.localPort, o.pid) || o.pid === undefined) return;
+    if (this.markHookedSockets(o.localIp, o.localPort, o.pid)) return;
+    const key = `${o.localPort}|${o.pid ?? '?'}`;
+    // The wait runs from the first unmatched report: one that keeps coming does not postpone it.
+    if (this.hookPending.has(key)) return;
     // Bounded like the flows: a flood of distinct pids cannot grow it past that.
     if (this.hookPending.size >= this.options.maxFlows) return;
-    this.hookPending.set(`${o.localPort}|${o.pid}`, {
-      ip: o.localIp,
-      port: o.localPort,
-      pid: o.pid,
-      at,
-    });
+    this.hookPending.set(key, { ip: o.localIp, port: o.localPort, pid: o.pid, at });
   }
 
   /**

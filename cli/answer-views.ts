@@ -221,6 +221,10 @@ export function agentsView(a: AgentsResponse): string[] {
     }
     for (const u of g.unobserved)
       notLive.push(`  ${g.agentId} ${UNOBSERVED}: ${u.service} (udp port ${u.port}) - ${u.reason}`);
+    if (g.hookUnmatched > 0)
+      notLive.push(
+        `  ${g.agentId} hook: ${formatCount(g.hookUnmatched)} reports for sockets the agent does not list - a hooked daemon in another network namespace than the agent: its socket health goes unseen; run an agent in its namespace`,
+      );
   }
   return [
     ...table,

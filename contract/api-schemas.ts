@@ -325,6 +325,13 @@ export const AgentsResponse = z.object({
         .array(UnobservedServiceSchema)
         .default([])
         .describe('Busy services on this agent whose peers no live source observes.'),
+      hookUnmatched: z
+        .number()
+        .int()
+        .default(0)
+        .describe(
+          'Hook reports since the agent started that matched no socket the agent lists (per process and port, once a minute): hooked daemons it cannot place, e.g. in another network namespace; 0 for agents that do not report it.',
+        ),
     }),
   ),
 });

@@ -126,6 +126,12 @@ export const HeartbeatLineSchema = z.object({
   sourceStates: z.array(SourceStateSchema).max(FLOW_SOURCES.length).optional(),
   /** Busy services whose peers no live source sees (optional; absent = none found). */
   unobserved: z.array(UnobservedServiceSchema).max(MAX_UNOBSERVED).optional(),
+  /**
+   * Hook reports since the agent started that matched no socket it lists
+   * (per process and port, once a minute): hooked daemons it cannot place,
+   * e.g. in another network namespace (optional; absent = none or an older agent).
+   */
+  hookUnmatched: COUNTER.optional(),
 });
 
 export const LineSchema = z.discriminatedUnion('type', [FlowLineSchema, HeartbeatLineSchema]);

@@ -167,5 +167,6 @@ export function agentEntry(item: Raw, since: number) {
     sources: strings(item.sources),
     sourceStates: validItems<SourceState>(item.sourceStates, SourceStateSchema),
     unobserved: validItems<UnobservedService>(item.unobserved, UnobservedServiceSchema),
+    hookUnmatched: num(item.hookUnmatched),
   };
 }

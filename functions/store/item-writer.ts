@@ -161,6 +161,7 @@ export async function putAgentHeartbeat(
           sources: hb.sources ?? [],
           sourceStates: hb.sourceStates ?? [],
           unobserved: hb.unobserved ?? [],
+          hookUnmatched: hb.hookUnmatched ?? 0,
           ttl: ttlFor(hb.at, options.retentionHours),
         },
         ConditionExpression: 'attribute_not_exists(pk) OR lastHeartbeat <= :at',

@@ -257,6 +257,20 @@ describe('FlowTable', () => {
     expect(t.stats().hookUnmatched).toBe(1);
   });
 
+  it('counts a process that keeps reporting for a socket /proc never lists, once a minute', () => {
+    const t = table();
+    // /proc lists nothing on the port (the daemon is in another network namespace).
+    t.setListeners([]);
+    for (let s = 0; s <= 130; s++) {
+      t.ingest([obs({ pid: 42, lastSeen: T0 + s * 1000 })]);
+      t.drain(T0 + s * 1000);
+    }
+    // Waiting from its first report, not its latest: unmatched after 61 s and again after 122 s.
+    expect(t.stats().hookUnmatched).toBe(2);
+    // Its flows are still counted, by the hook.
+    expect(t.list()).toMatchObject([{ source: 'hook', pktsIn: 131 }]);
+  });
+
   it('takes every listed socket on the port as hooked when the kernel could not name the reporter', () => {
     const t = table();
     t.setEbpfLive(true);
