@@ -30,7 +30,8 @@ import { FlowTable } from './flow-table.js';
 import type { HookSource } from './hook-source.js';
 import type { KinesisShipper } from './kinesis-shipper.js';
 import type { ConntrackRules } from './nft-ruleset.js';
-import type { PeerObservation } from './observation.js';
+import type { ListeningSocket, PeerObservation } from './observation.js';
+import { outboundRule, type PortRange } from './outbound-flows.js';
 import type { ProcSource } from './proc-source.js';
 import { packRecords, type ShipRecord } from './record-packer.js';
 import { createServiceNamer, type ServiceNamer } from './service-names.js';
@@ -69,6 +70,12 @@ export interface AgentDeps {
   clock: () => number;
   /** Names a process by pid for flows /proc has not placed yet (process-identity.ts createPidNamer). */
   nameOfPid?: (pid: number) => string | undefined;
+  /**
+   * The namespace's ephemeral port range (readEphemeralPorts): flows from a
+   * port in it to a server's port are outbound, no service's (outbound-flows.ts).
+   * Without it every socket is taken as a service.
+   */
+  ephemeralPorts?: PortRange;
   /** Where the unsealed state is checkpointed; without it a crash loses what was unsealed. */
   checkpoint?: Pick<CheckpointFile, 'write' | 'remove' | 'stats' | 'limits' | 'path'>;
   log: (message: string) => void;
@@ -159,6 +166,10 @@ export class Agent {
   /** Pending endpoints left out of checkpoints for their bound (a crash would lose them). */
   private checkpointOmitted = 0;
 
+  /** Ports in the ephemeral range where a kept flow showed a server, pruned to the listeners. */
+  private readonly servedEphemeral = new Set<number>();
+  private readonly servicePorts: ReadonlySet<number>;
+
   /** Use createAgent, which also subscribes the agent to the hook's reports. */
   constructor(
     private readonly config: AgentConfig,
@@ -166,11 +177,17 @@ export class Agent {
   ) {
     this.blindSpots = new BlindSpotWatch({ log: deps.log });
     this.serviceFor = createServiceNamer(config.services, config.defaultTimeoutSeconds);
+    this.servicePorts = new Set(
+      config.services.flatMap((r) => (r.port === undefined ? [] : [r.port])),
+    );
     this.flowTable = new FlowTable({
       serviceFor: this.serviceFor,
       maxFlows: config.maxFlows,
       sampleSeed: deps.agentId,
       nameOfPid: deps.nameOfPid,
+      ...(deps.ephemeralPorts
+        ? { isOutbound: outboundRule(deps.ephemeralPorts, this.servicePorts) }
+        : {}),
     });
     this.sealer = new BlockSealer({
       agentId: deps.agentId,
@@ -518,11 +535,12 @@ export class Agent {
     this.logStateChanges();
     this.flowTable.setEbpfLive(this.ebpfStopped || (this.deps.ebpf?.status().live ?? false));
     this.flowTable.ingest(observations);
-    const blocks = this.sealer.addDeltas(this.flowTable.drain(now), now);
+    const blocks = this.sealer.addDeltas(this.drainTable(now), now);
     this.noteHookUnmatched(now);
     if (this.deps.proc) {
-      const health = this.socketHealth.sample(this.deps.proc.listeners(), (l) =>
-        this.flowTable.serviceOf(l),
+      const health = this.socketHealth.sample(
+        this.serviceListeners(this.deps.proc.listeners()),
+        (l) => this.flowTable.serviceOf(l),
       );
       this.sealer.addSocketHealth(health, now);
     }
@@ -540,6 +558,40 @@ export class Agent {
     }
     this.deps.shipper.enqueue(records);
     return records.length;
+  }
+
+  /** The table's deltas, noting the ephemeral ports they show servers on. */
+  private drainTable(now: number) {
+    const deltas = this.flowTable.drain(now);
+    const range = this.deps.ephemeralPorts;
+    if (range) {
+      for (const d of deltas) {
+        if (d.localPort >= range.low && d.localPort <= range.high)
+          this.servedEphemeral.add(d.localPort);
+      }
+    }
+    return deltas;
+  }
+
+  /**
+   * The unconnected sockets that may be services, for socket health: one on
+   * an ephemeral port is taken as a client's (a resolver's upstream socket,
+   * say) until a configured rule names its port or a kept flow shows clients
+   * of it.
+   */
+  private serviceListeners(listeners: ListeningSocket[]): ListeningSocket[] {
+    const range = this.deps.ephemeralPorts;
+    if (!range) return listeners;
+    // A port no listener holds any more is forgotten.
+    const live = new Set(listeners.map((l) => l.localPort));
+    for (const p of this.servedEphemeral) if (!live.has(p)) this.servedEphemeral.delete(p);
+    return listeners.filter(
+      (l) =>
+        l.localPort < range.low ||
+        l.localPort > range.high ||
+        this.servicePorts.has(l.localPort) ||
+        this.servedEphemeral.has(l.localPort),
+    );
   }
 
   /** A v1 heartbeat line as its own record. */
@@ -574,7 +626,7 @@ export class Agent {
     this.earlyObservations =
       this.earlyObservations.length > 100_000 ? drained : this.earlyObservations.concat(drained);
     this.flowTable.ingest(drained);
-    const blocks: Block[] = this.sealer.addDeltas(this.flowTable.drain(now), now);
+    const blocks: Block[] = this.sealer.addDeltas(this.drainTable(now), now);
     const records = blocks.map(blockRecord);
     // Deltas left pending wait for the next cycle's checkpoint (their lines stay unacknowledged).
     if (records.length > 0) this.writeCheckpoint(now, records);

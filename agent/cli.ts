@@ -31,6 +31,7 @@ import { scanHostSockets } from './host-sockets.js';
 import { DEFAULT_CALL_TIMEOUT_MS, KinesisShipper } from './kinesis-shipper.js';
 import { readConntrackRules } from './nft-ruleset.js';
 import type { PeerObservation } from './observation.js';
+import { readEphemeralPorts } from './outbound-flows.js';
 import { createProcSource, peerObservation } from './proc-source.js';
 import { createPidNamer } from './process-identity.js';
 import { buildSnapshot, formatSnapshot } from './snapshot.js';
@@ -257,8 +258,15 @@ async function runCommand(args: string[], out: Out): Promise<number> {
       log,
     });
   }
+  const ephemeral = readEphemeralPorts();
+  if (ephemeral.problem) {
+    log(
+      `${ephemeral.problem}: taking ports ${ephemeral.range.low}-${ephemeral.range.high} as ephemeral (flows from them to lower ports are outbound, no service's)`,
+    );
+  }
   const agent = createAgent(config, {
     agentId,
+    ephemeralPorts: ephemeral.range,
     proc,
     conntrack,
     ebpf,

@@ -27,6 +27,7 @@ import { fnv1a } from '../contract/partitioning.js';
 import type { FlowSource } from '../contract/wire.js';
 import { type FlowKey, FlowKeys, peerKey, StringPool } from './flow-keys.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
+import type { OutboundRule } from './outbound-flows.js';
 import type { OwnerName, ServiceNamer } from './service-names.js';
 
 export interface FlowTableOptions {
@@ -40,6 +41,8 @@ export interface FlowTableOptions {
    * name its later ones get. Without it those flows are `<process>:<port>`.
    */
   nameOfPid?: (pid: number) => string | undefined;
+  /** Flows that are a local socket's own outbound traffic (outbound-flows.ts): left out, counted. */
+  isOutbound?: OutboundRule;
 }
 
 /** Counters the agent reports in heartbeats and logs. */
@@ -61,6 +64,8 @@ export interface FlowTableStats {
    * process that keeps reporting unmatched counts once a minute.
    */
   hookUnmatched: number;
+  /** Observations of local sockets' own outbound traffic (clients of someone else), left out. */
+  outbound: number;
 }
 
 /** A flow as `list()` shows it, with counters since it entered the table. */
@@ -161,6 +166,7 @@ export class FlowTable {
     sampledOut: 0,
     shadowed: 0,
     hookUnmatched: 0,
+    outbound: 0,
   };
 
   constructor(private readonly options: FlowTableOptions) {}
@@ -300,6 +306,11 @@ export class FlowTable {
   }
 
   private ingestOne(o: PeerObservation): void {
+    // A socket that is a client of someone else is no service, and its server no client.
+    if (this.options.isOutbound?.(o.localPort, o.remotePort)) {
+      this.counters.outbound++;
+      return;
+    }
     if (this.countedElsewhere(o)) {
       this.counters.shadowed++;
       if (o.natFromIp !== undefined) this.copyNatToPacketFlow(o);
