@@ -272,7 +272,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     log,
   });
   const found = checkpoint.read();
-  const restored = found.found === 'ok' ? agent.restore(found.state, unclean !== null) : null;
+  const restored = found.found === 'ok' ? await agent.restore(found.state, unclean !== null) : null;
   if (found.found === 'bad') {
     log(
       `checkpoint ${checkpoint.path} skipped (${found.reason}), set aside as checkpoint.bad: what the previous run held unsealed and its loss count are not restored`,
