@@ -49,8 +49,9 @@ export type ProcPeers = Pick<ProcSource, 'poll' | 'listeners'> &
 export type ConntrackPeers = Pick<ConntrackSource, 'poll' | 'status'> &
   Partial<Pick<ConntrackSource, 'baselines' | 'restoreBaselines'>>;
 
-/** What the agent needs of the eBPF source (started by whoever built it). */
-export type EbpfPeers = Pick<EbpfSource, 'poll' | 'status' | 'stop'>;
+/** What the agent needs of the eBPF source (started by whoever built it); its drains cue cycles. */
+export type EbpfPeers = Pick<EbpfSource, 'poll' | 'status' | 'stop'> &
+  Partial<Pick<EbpfSource, 'onDrain'>>;
 
 /** Everything an agent is built from besides its configuration. */
 export interface AgentDeps {
@@ -126,6 +127,9 @@ export class Agent {
   private readonly socketHealth = new SocketHealthTracker();
   private timer: NodeJS.Timeout | null = null;
   private running = false;
+  /** A loop cycle is in flight; `cycleAgain`: a drain came meanwhile, run the next one at once. */
+  private ticking = false;
+  private cycleAgain = false;
   private cycle: Promise<void> = Promise.resolve();
   private earlyFlush: Promise<void> | null = null;
   private lastHeartbeat = Number.NEGATIVE_INFINITY;
@@ -574,21 +578,48 @@ export class Agent {
     await this.cycle;
   }
 
-  /** Runs a cycle every interval until stop(). */
+  /**
+   * Runs a cycle every interval until stop(), and one as soon as an eBPF
+   * drain is complete: bpftrace drains on the interval's boundaries, so then
+   * each drain's counts are in the checkpoint within a cycle's time of
+   * arriving (the timer, an interval after the last cycle, only takes over
+   * while no drains come).
+   */
   start(): void {
     if (this.running) return;
     this.running = true;
     this.deps.shipper.start();
-    const loop = () => {
-      if (!this.running) return;
-      this.cycle = this.tick()
-        .then(() => undefined)
-        .catch((err) => this.logOnce(`cycle failed: ${(err as Error).stack ?? err}`))
-        .finally(() => {
-          if (this.running) this.timer = setTimeout(loop, this.config.intervalSeconds * 1000);
-        });
-    };
-    loop();
+    this.deps.ebpf?.onDrain?.(() => this.cycleNow());
+    this.runCycle();
+  }
+
+  /** A cycle now, or right after the one in flight. */
+  private cycleNow(): void {
+    if (!this.running) return;
+    if (this.ticking) this.cycleAgain = true;
+    else this.runCycle();
+  }
+
+  private runCycle(): void {
+    if (!this.running) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.ticking = true;
+    // After an early flush in flight, so the two never interleave.
+    this.cycle = this.cycle
+      .then(() => this.tick())
+      .then(() => undefined)
+      .catch((err) => this.logOnce(`cycle failed: ${(err as Error).stack ?? err}`))
+      .finally(() => {
+        this.ticking = false;
+        if (!this.running) return;
+        if (this.cycleAgain) {
+          this.cycleAgain = false;
+          this.runCycle();
+        } else {
+          this.timer = setTimeout(() => this.runCycle(), this.config.intervalSeconds * 1000);
+        }
+      });
   }
 
   /** Stops the loop, ships the last deltas into the queue, and spools what is unsent. */

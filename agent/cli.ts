@@ -10,7 +10,7 @@ import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { SEND_SPREAD_SECONDS } from '../contract/block.js';
 import type { FlowSource } from '../contract/wire.js';
-import { CHECKPOINT_MAX_GAP_MS, createAgent } from './agent.js';
+import { createAgent } from './agent.js';
 import {
   type AgentConfig,
   type AgentConfigInput,
@@ -154,14 +154,15 @@ export function unsealedBoundSeconds(config: AgentConfig): number {
 
 /**
  * Longest an eBPF observation is only in memory with the checkpoint written:
- * a cycle in bpftrace's maps, then until the next checkpoint (at most
- * CHECKPOINT_MAX_GAP_MS), or until sealed if that is sooner. Hooked daemons
- * re-send what was not checkpointed (their lines are acknowledged after it),
- * and conntrack's checkpointed counters let the next run count the rest.
+ * the interval bpftrace is counting when the agent dies. Each drain cues a
+ * cycle, whose checkpoint holds the drained counts a few tens of ms after the
+ * interval's end (the drain tick, bpftrace's print and the write), and a
+ * checkpoint is written every cycle. Hooked daemons re-send what was not
+ * checkpointed (their lines are acknowledged after it), and conntrack's
+ * checkpointed counters let the next run count the rest.
  */
 export function crashLossBoundSeconds(config: AgentConfig): number {
-  const checkpointed = Math.ceil(config.intervalSeconds + CHECKPOINT_MAX_GAP_MS / 1000);
-  return Math.min(unsealedBoundSeconds(config), checkpointed);
+  return Math.min(unsealedBoundSeconds(config), config.intervalSeconds);
 }
 
 function log(message: string): void {

@@ -212,6 +212,46 @@ describe('agent checkpoint', () => {
     ).toBe(100_001);
   });
 
+  it('runs its cycle as soon as an eBPF drain is complete: the drained counts are checkpointed then, not an interval later', async () => {
+    const dir = stateDir();
+    let queued: PeerObservation[] = [];
+    const drainListeners: Array<() => void> = [];
+    const ebpf = {
+      poll: () => {
+        const out = queued;
+        queued = [];
+        return out;
+      },
+      onDrain: (l: () => void) => drainListeners.push(l),
+      status: () => ({
+        live: true,
+        state: 'live' as const,
+        refusedPackets: 0,
+        unownedPackets: 0,
+        lostEvents: 0,
+        sampleRate: 1,
+      }),
+      stop: async () => {},
+    };
+    // A long interval: only the drain can cue the cycle within this test.
+    const a = run(dir, { intervalSeconds: 30 }, { ebpf });
+    a.agent.start();
+    await a.agent.idle();
+    const writes = a.checkpoint.stats().writes;
+    a.clock.now = T0 + 1000;
+    queued = [{ ...hookObs(7, 11, a.clock.now), source: 'ebpf' }];
+    for (const l of drainListeners) l();
+    await a.agent.idle();
+    expect(a.checkpoint.stats().writes).toBe(writes + 1);
+    const found = a.checkpoint.read();
+    expect(found.found === 'ok' && found.state.pending[0]?.endpoints[0]).toMatchObject({
+      port: 7,
+      pktsIn: 11,
+      source: 'ebpf',
+    });
+    await a.agent.stop();
+  });
+
   it('keeps a checkpoint within its bound, counting and logging the endpoints left out', async () => {
     const dir = stateDir();
     const small = new CheckpointFile(dir, 'agent-1', checkpointLimits(1));
