@@ -319,6 +319,8 @@ export class Agent {
           pending: groups,
           outbox,
           ...(baselines ? { conntrack: baselines } : {}),
+          // Taken with the export: the lines drained so far are all in it (or sealed before).
+          ...(this.deps.hook ? { hookLines: this.deps.hook.lineMarks() } : {}),
         });
         this.lastCheckpoint = now;
         if (this.checkpointFailing) this.deps.log(`checkpoint ${cp.path} written again`);

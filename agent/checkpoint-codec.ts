@@ -59,6 +59,8 @@ export interface CheckpointState {
   outbox: ShipRecord[];
   /** Conntrack entries' counters that the pending and sealed deltas add up to, when conntrack is read. */
   conntrack?: ConntrackBaseline[];
+  /** Per hooked daemon (`<pid>@<start time>/<pid it says>`), the highest line number whose counts this holds or an earlier checkpoint did. */
+  hookLines?: [string, number][];
 }
 
 /** Bounds a checkpoint must respect, from the agent's memory bound. */
@@ -74,6 +76,8 @@ const MAX_ENDPOINT_BYTES = 1_024;
 /** Room for the outbox: one cycle's sealed parts, each under a Kinesis record's 1 MiB. */
 const MAX_OUTBOX_RECORDS = 10_000;
 const MAX_OUTBOX_BYTES = 256 * 1024 * 1024;
+/** Hooked daemons whose line marks a checkpoint holds (the hook receiver remembers as many). */
+const MAX_HOOK_DAEMONS = 4096;
 /** Longest JSON head: groups, outbox keys and strings of the bounded endpoints. */
 const MAX_HEAD_BYTES = 512 * 1024 * 1024;
 
@@ -330,6 +334,7 @@ export function encodeCheckpointBody(state: CheckpointState): Buffer {
       strings,
       outbox: state.outbox.map((r) => [r.partitionKey, r.seq, r.lines, r.data.length]),
       ...(ct ? { conntrack: ct.map((b) => b[0]) } : {}),
+      ...(state.hookLines ? { hookLines: state.hookLines } : {}),
     }),
   );
   const length = Buffer.alloc(4);
@@ -385,6 +390,12 @@ const HeadSchema = z.object({
     )
     .max(MAX_OUTBOX_RECORDS),
   conntrack: z.array(z.string().min(1).max(200)).optional(),
+  hookLines: z
+    .array(
+      z.tuple([z.string().min(3).max(64), z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)]),
+    )
+    .max(MAX_HOOK_DAEMONS)
+    .optional(),
 });
 
 const isCounter = (v: number) => Number.isInteger(v) && v >= 0 && v <= MAX_BLOCK_COUNTER;
@@ -590,6 +601,7 @@ function decodeOrRefuse(buf: Buffer, agentId: string, limits: CheckpointLimits):
     pending,
     outbox,
   };
+  if (c.hookLines) state.hookLines = c.hookLines;
   if (c.conntrack && ct) {
     const baselines: ConntrackBaseline[] = [];
     for (const [j, key] of c.conntrack.entries()) {

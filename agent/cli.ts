@@ -211,6 +211,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     agentId,
     checkpointLimits(config.maxFlows),
   );
+  dieAfterCheckpointForTests(checkpoint);
   const spool = new DiskSpool(`${config.stateDir}/spool`, config.spoolMaxBytes, log);
   const shipper = new KinesisShipper({
     kinesis,
@@ -233,10 +234,17 @@ async function runCommand(args: string[], out: Out): Promise<number> {
           ),
       })
     : undefined;
+  // Before the hook listens: a hook may send lines again that this checkpoint already counted.
+  const found = checkpoint.read();
   let hook: Awaited<ReturnType<typeof openHookSource>>;
   try {
     hook = config.sources.hook
-      ? await openHookSource(config.hookSocket, config.hookSocketGroup, log)
+      ? await openHookSource(
+          config.hookSocket,
+          config.hookSocketGroup,
+          log,
+          found.found === 'ok' ? found.state.hookLines : undefined,
+        )
       : undefined;
   } catch (err) {
     if (!(err instanceof HookSocketInUseError || err instanceof HookSocketPathError)) throw err;
@@ -272,7 +280,6 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     checkpoint,
     log,
   });
-  const found = checkpoint.read();
   const restored = found.found === 'ok' ? await agent.restore(found.state, unclean !== null) : null;
   if (found.found === 'bad') {
     log(
@@ -312,6 +319,26 @@ async function runCommand(args: string[], out: Out): Promise<number> {
   const st = shipper.stats();
   log(`stopped: ${st.sentRecords} records sent, ${st.spooledRecords} records left in the spool`);
   return 0;
+}
+
+/**
+ * Test-only fault (docs/agent.md, Durability bound): with
+ * UDPWATCH_TEST_DIE_AFTER_CHECKPOINT=N the agent kills itself (SIGKILL) right
+ * after the Nth checkpoint holding pending endpoints is durable, before the
+ * hook lines it holds are acknowledged: the one instant no real fault can be
+ * aimed at, where a hook sends lines again that the checkpoint already holds.
+ */
+function dieAfterCheckpointForTests(checkpoint: CheckpointFile): void {
+  const n = Number(process.env.UDPWATCH_TEST_DIE_AFTER_CHECKPOINT ?? '');
+  if (!Number.isSafeInteger(n) || n <= 0) return;
+  let left = n;
+  const write = checkpoint.write.bind(checkpoint);
+  checkpoint.write = async (state) => {
+    await write(state);
+    if (state.pending.some((g) => g.endpoints.length > 0) && --left === 0) {
+      process.kill(process.pid, 'SIGKILL');
+    }
+  };
 }
 
 /** The proc source's latest sockets in the shape the eBPF source attributes packets to. */

@@ -71,6 +71,7 @@ function state(over: Partial<CheckpointState> = {}): CheckpointState {
     ],
     outbox: [blockRecord(block!)],
     conntrack: [['192.0.2.7 40000 10.0.0.1 5300 0', 20, 760, 19, 722]],
+    hookLines: [['4242@981234', 17]],
     ...over,
   };
 }
@@ -81,7 +82,7 @@ const reason = (buf: Buffer, agentId = 'agent-1', l = limits) => {
 };
 
 describe('checkpoint codec', () => {
-  it('round-trips pending endpoints (every field), socket health, outbox records, conntrack baselines and the loss total', () => {
+  it('round-trips pending endpoints (every field), socket health, outbox records, conntrack baselines, hook line marks and the loss total', () => {
     const s = state();
     const d = decodeCheckpoint(encodeCheckpoint(s), 'agent-1', limits);
     expect(d.ok).toBe(true);
