@@ -6,8 +6,11 @@
  *
  * Durability: every cycle (at most CHECKPOINT_MAX_GAP_MS apart) and before
  * any sealed record is spooled, the agent writes a checkpoint of what it holds
- * unsealed, with the records it is about to spool as its outbox; hooked
- * daemons' lines are acknowledged only after that write. After a crash,
+ * unsealed, with the records it is about to spool as its outbox and the hook
+ * line marks (so lines a hook sends again are not counted twice); hooked
+ * daemons' lines are acknowledged only after that write is on disk. An eBPF
+ * drain cues a cycle at once, so its counts are checkpointed right after
+ * their interval. After a crash,
  * restore() seals the checkpoint's pending deltas under new seqs and spools
  * its outbox again (the same bytes, stored once). Nothing is restored twice:
  * any record spooled after a checkpoint is in a later checkpoint's outbox,
