@@ -2,18 +2,23 @@
  * The checkpoint file in the agent's state directory (`<state-dir>/checkpoint`):
  * written atomically (temp file, fsync, rename, fsync of the directory, like
  * the spool and the seq reservation), so a crash, even `kill -9`, leaves the
- * previous checkpoint or the new one, never a mix. A file that does not
+ * previous checkpoint or the new one, never a mix. A write encodes at once
+ * (the state it is given may change right after), then hashes and writes off
+ * the event loop (the SHA-256 on libuv's thread pool through WebCrypto, the
+ * file through fs.promises); writes never overlap. A file that does not
  * decode is set aside as `checkpoint.bad`, counted and reported; it never
  * keeps the agent from starting.
  */
+import { subtle } from 'node:crypto';
 import { readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileDurably } from './agent-state.js';
+import { writeFileDurablyAsync } from './agent-state.js';
 import {
   type CheckpointLimits,
   type CheckpointState,
+  checkpointPreamble,
   decodeCheckpoint,
-  encodeCheckpoint,
+  encodeCheckpointBody,
 } from './checkpoint-codec.js';
 
 const FILE = 'checkpoint';
@@ -31,7 +36,10 @@ export interface CheckpointFileStats {
   /** Checkpoints found damaged, of another version or agent, or too large, and skipped. */
   skipped: number;
   lastBytes: number;
+  /** ms from the write's start until its file was durable under its name. */
   lastWriteMs: number;
+  /** ms of that the write held the event loop (encoding, mostly). */
+  lastBlockedMs: number;
 }
 
 /** Reads and writes `<stateDir>/checkpoint`. */
@@ -42,7 +50,10 @@ export class CheckpointFile {
     skipped: 0,
     lastBytes: 0,
     lastWriteMs: 0,
+    lastBlockedMs: 0,
   };
+  /** The write in flight (settled), so the next one starts after it. */
+  private previous: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly stateDir: string,
@@ -58,19 +69,34 @@ export class CheckpointFile {
     return { ...this.counters };
   }
 
-  /** Writes `state` durably; throws (with the path) when the disk refuses. */
-  write(state: CheckpointState): void {
+  /**
+   * Writes `state` durably; resolves once it is the checkpoint on disk,
+   * rejects (with the path) when the disk refuses. `state` is encoded before
+   * this returns, so the caller may change what it refers to right away.
+   */
+  write(state: CheckpointState): Promise<void> {
     const started = performance.now();
-    const buf = encodeCheckpoint(state);
+    const body = encodeCheckpointBody(state);
+    const encodedMs = performance.now() - started;
+    const run = this.previous.then(() => this.writeBody(body, started, encodedMs));
+    this.previous = run.catch(() => {});
+    return run;
+  }
+
+  private async writeBody(body: Buffer, started: number, encodedMs: number): Promise<void> {
+    let preamble: Buffer;
     try {
-      writeFileDurably(this.stateDir, FILE, buf);
+      const digest = Buffer.from(await subtle.digest('SHA-256', body)).toString('hex');
+      preamble = checkpointPreamble(digest);
+      await writeFileDurablyAsync(this.stateDir, FILE, [preamble, body]);
     } catch (err) {
       this.counters.failedWrites++;
       throw new Error(`cannot write checkpoint ${this.path}: ${(err as Error).message}`);
     }
     this.counters.writes++;
-    this.counters.lastBytes = buf.length;
+    this.counters.lastBytes = preamble.length + body.length;
     this.counters.lastWriteMs = performance.now() - started;
+    this.counters.lastBlockedMs = encodedMs;
   }
 
   /**

@@ -10,7 +10,7 @@ import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { SEND_SPREAD_SECONDS } from '../contract/block.js';
 import type { FlowSource } from '../contract/wire.js';
-import { CHECKPOINT_MAX_GAP_MS, createAgent } from './agent.js';
+import { createAgent } from './agent.js';
 import {
   type AgentConfig,
   type AgentConfigInput,
@@ -155,14 +155,15 @@ export function unsealedBoundSeconds(config: AgentConfig): number {
 
 /**
  * Longest an eBPF observation is only in memory with the checkpoint written:
- * a cycle in bpftrace's maps, then until the next checkpoint (at most
- * CHECKPOINT_MAX_GAP_MS), or until sealed if that is sooner. Hooked daemons
- * re-send what was not checkpointed (their lines are acknowledged after it),
- * and conntrack's checkpointed counters let the next run count the rest.
+ * the interval bpftrace is counting when the agent dies. Each drain cues a
+ * cycle, whose checkpoint holds the drained counts a few tens of ms after the
+ * interval's end (the drain tick, bpftrace's print and the write), and a
+ * checkpoint is written every cycle. Hooked daemons re-send what was not
+ * checkpointed (their lines are acknowledged after it), and conntrack's
+ * checkpointed counters let the next run count the rest.
  */
 export function crashLossBoundSeconds(config: AgentConfig): number {
-  const checkpointed = Math.ceil(config.intervalSeconds + CHECKPOINT_MAX_GAP_MS / 1000);
-  return Math.min(unsealedBoundSeconds(config), checkpointed);
+  return Math.min(unsealedBoundSeconds(config), config.intervalSeconds);
 }
 
 function log(message: string): void {
@@ -211,6 +212,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     agentId,
     checkpointLimits(config.maxFlows),
   );
+  dieAfterCheckpointForTests(checkpoint);
   const spool = new DiskSpool(`${config.stateDir}/spool`, config.spoolMaxBytes, log);
   const shipper = new KinesisShipper({
     kinesis,
@@ -233,10 +235,17 @@ async function runCommand(args: string[], out: Out): Promise<number> {
           ),
       })
     : undefined;
+  // Before the hook listens: a hook may send lines again that this checkpoint already counted.
+  const found = checkpoint.read();
   let hook: Awaited<ReturnType<typeof openHookSource>>;
   try {
     hook = config.sources.hook
-      ? await openHookSource(config.hookSocket, config.hookSocketGroup, log)
+      ? await openHookSource(
+          config.hookSocket,
+          config.hookSocketGroup,
+          log,
+          found.found === 'ok' ? found.state.hookLines : undefined,
+        )
       : undefined;
   } catch (err) {
     if (!(err instanceof HookSocketInUseError || err instanceof HookSocketPathError)) throw err;
@@ -279,8 +288,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     checkpoint,
     log,
   });
-  const found = checkpoint.read();
-  const restored = found.found === 'ok' ? agent.restore(found.state, unclean !== null) : null;
+  const restored = found.found === 'ok' ? await agent.restore(found.state, unclean !== null) : null;
   if (found.found === 'bad') {
     log(
       `checkpoint ${checkpoint.path} skipped (${found.reason}), set aside as checkpoint.bad: what the previous run held unsealed and its loss count are not restored`,
@@ -319,6 +327,26 @@ async function runCommand(args: string[], out: Out): Promise<number> {
   const st = shipper.stats();
   log(`stopped: ${st.sentRecords} records sent, ${st.spooledRecords} records left in the spool`);
   return 0;
+}
+
+/**
+ * Test-only fault (docs/agent.md, Durability bound): with
+ * UDPWATCH_TEST_DIE_AFTER_CHECKPOINT=N the agent kills itself (SIGKILL) right
+ * after the Nth checkpoint holding pending endpoints is durable, before the
+ * hook lines it holds are acknowledged: the one instant no real fault can be
+ * aimed at, where a hook sends lines again that the checkpoint already holds.
+ */
+function dieAfterCheckpointForTests(checkpoint: CheckpointFile): void {
+  const n = Number(process.env.UDPWATCH_TEST_DIE_AFTER_CHECKPOINT ?? '');
+  if (!Number.isSafeInteger(n) || n <= 0) return;
+  let left = n;
+  const write = checkpoint.write.bind(checkpoint);
+  checkpoint.write = async (state) => {
+    await write(state);
+    if (state.pending.some((g) => g.endpoints.length > 0) && --left === 0) {
+      process.kill(process.pid, 'SIGKILL');
+    }
+  };
 }
 
 /** The proc source's latest sockets in the shape the eBPF source attributes packets to. */

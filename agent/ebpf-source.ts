@@ -27,6 +27,13 @@ import { type ConnectedSocket, interfaceAddresses, SocketIndex } from './socket-
  */
 const MAX_DRAIN_MS = 5_000;
 
+/**
+ * How often bpftrace's drain tick looks, as a share of the drain interval: a
+ * drain is printed at most interval / DRAIN_TICKS after the interval ends, so
+ * a crash loses little more than the interval being counted (see the agent).
+ */
+const DRAIN_TICKS = 20;
+
 /** How long a stopping bpftrace may take to print its last counts before it is killed. */
 const STOP_GRACE_MS = 3_000;
 
@@ -83,6 +90,8 @@ export interface EbpfSource {
   start(): Promise<EbpfStatus>;
   /** What was drained since the previous poll, as flows of local sockets. */
   poll(): PeerObservation[];
+  /** Calls `listener` once each drain is complete (its tuples wait for the next poll). */
+  onDrain(listener: () => void): void;
   status(): EbpfStatus;
   /** Stops bpftrace; what it counted until then is returned by the next poll(). */
   stop(): Promise<void>;
@@ -133,6 +142,7 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
     sampleRate,
   };
   let queue: RawTuple[] = [];
+  const drainListeners: Array<() => void> = [];
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
   let stopping = false;
@@ -191,7 +201,7 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
         String(sampleRate),
         String(maxFlows),
         String(drainMs),
-        String(Math.max(1, Math.round(drainMs / 4))),
+        String(Math.max(1, Math.round(drainMs / DRAIN_TICKS))),
       ],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -220,6 +230,13 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
         if (ev.monoNs !== null) clock.observe(ev.monoNs, now());
         set({ refusedPackets: ev.refused });
         for (const t of ev.tuples) queue.push(t);
+        for (const l of drainListeners) {
+          try {
+            l();
+          } catch (err) {
+            log(`eBPF source: a drain listener failed: ${(err as Error).message}`);
+          }
+        }
       } else if (ev.kind === 'lost') {
         set({ lostEvents: status.lostEvents + ev.events });
         log(`eBPF source: bpftrace lost ${ev.events} output events; a drain may be incomplete`);
@@ -301,5 +318,13 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
     if (status.state !== 'unavailable') set({ live: false, state: 'stopped' });
   };
 
-  return { start, poll, status: () => status, stop };
+  return {
+    start,
+    poll,
+    onDrain: (listener) => {
+      drainListeners.push(listener);
+    },
+    status: () => status,
+    stop,
+  };
 }

@@ -8,9 +8,19 @@
  * acknowledges the lines it took in, so a hook re-sends what an agent that
  * went away never took; with `deferAcks` (the agent) only once the agent says
  * their counts are durable (acknowledge()), so a crash loses none of them.
+ *
+ * A hook numbers its lines per process run and re-sends an unacknowledged
+ * line unchanged under its number. The receiver knows each daemon by the
+ * kernel's pid of the connection, that process's start time and the pid
+ * the message gives (which can only split what a process says of itself), keeps the highest line number it has drained per
+ * daemon (lineMarks(), which the agent's checkpoint holds), and, given the
+ * marks of the checkpoint it started from (`counted`), acknowledges a re-sent
+ * line at or below its daemon's mark without counting it again: the one
+ * case is an agent that died after its checkpoint's rename but before the
+ * acknowledgements reached the hook.
  */
 import { randomBytes } from 'node:crypto';
-import { link, unlink } from 'node:fs/promises';
+import { link, readFile, unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import {
@@ -75,7 +85,12 @@ export interface HookReceiverStats {
   pidMismatches: number;
   /** Mode of the socket file: 0660 with the group, 0600 without. */
   socketMode: number;
+  /** Lines re-sent after a crash that the checkpoint already counted: acknowledged, not counted again. */
+  resentSkipped: number;
 }
+
+/** A daemon's highest line number counted: [`<pid>@<start time in clock ticks>/<pid it says>`, line]. */
+export type HookLineMark = [string, number];
 
 export interface HookReceiver {
   path: string;
@@ -89,6 +104,11 @@ export interface HookReceiver {
   acknowledge(): void;
   /** droppedPackets plus shed as of the latest drain: the losses of the lines acknowledge() covers. */
   drainedLoss(): number;
+  /**
+   * Per daemon, the highest line number whose counts a drain returned (or
+   * that the `counted` marks already held), for the checkpoint.
+   */
+  lineMarks(): HookLineMark[];
   stats(): HookReceiverStats;
   /** Takes in no more lines (they go to the next agent unacknowledged); close() follows. */
   stopTaking(): void;
@@ -135,6 +155,19 @@ export class HookDropTotals {
       if (!oldest.done) this.daemons.delete(oldest.value);
     }
     return restarted;
+  }
+
+  /**
+   * Takes a message's cumulative counters as its daemon's latest without
+   * adding anything: a re-sent line whose losses an earlier run counted.
+   */
+  note(m: HookMessage): void {
+    this.daemons.delete(m.pid);
+    this.daemons.set(m.pid, { droppedFlows: m.droppedFlows, droppedPackets: m.droppedPackets });
+    if (this.daemons.size > this.maxDaemons) {
+      const oldest = this.daemons.keys().next();
+      if (!oldest.done) this.daemons.delete(oldest.value);
+    }
   }
 
   /** Pids of the daemons remembered, oldest report first. */
@@ -185,6 +218,8 @@ export interface HookReceiverOptions {
   onObservations?: () => void;
   /** Acknowledge lines only through acknowledge(), once their counts are durable. */
   deferAcks?: boolean;
+  /** The line marks of the checkpoint this agent started from: lines at or below are not counted again. */
+  counted?: readonly HookLineMark[];
   /** `ss` binary (tests); default `ss` from PATH. */
   ss?: string;
 }
@@ -199,6 +234,8 @@ interface Connection {
   acked: number;
   /** The peer's pid already said it was someone else. */
   mismatchLogged: boolean;
+  /** `<pid>@<start time>` of the peer process, or null when the kernel could not tell. */
+  daemon: string | null;
 }
 
 /**
@@ -214,6 +251,10 @@ export async function startHookReceiver(
   await claimSocketPath(path);
   let pending: PeerObservation[] = [];
   const totals = new HookDropTotals();
+  // Highest line taken in and as of the latest drain, per daemon (oldest report first), bounded.
+  const counted = new Map<string, number>(options.counted ?? []);
+  const taken = new Map<string, number>();
+  let drained = new Map<string, number>();
   const loggedVersions = new Set<string>();
   const sockets = new Map<Socket, Connection>();
   // The name the socket is bound to; `path` is a hard link to it (see listenAt).
@@ -234,6 +275,7 @@ export async function startHookReceiver(
     refusedConnections: 0,
     unidentified: 0,
     pidMismatches: 0,
+    resentSkipped: 0,
   };
   const limiter = new ReportLimiter(MAX_REPORTS_PER_MINUTE, 60_000);
   const say = (message: string): void => {
@@ -291,6 +333,22 @@ export async function startHookReceiver(
           `hook connection${fromConn(conn)} claims pid ${parsed.message.pid}; using the kernel's pid ${conn.peer.pid}`,
         );
       }
+    }
+    const lineNo = parsed.message.line;
+    // The message's pid too: it tells daemons apart behind a relay (one kernel
+    // peer for all), and it can only split what a process says of itself.
+    const daemon = conn.daemon === null ? null : `${conn.daemon}/${parsed.message.pid}`;
+    if (daemon !== null && lineNo !== undefined) {
+      // Sent again after a crash, and already in the checkpoint this agent started from;
+      // or sent again after a reconnect: this agent took it in already.
+      if (lineNo <= Math.max(counted.get(daemon) ?? 0, taken.get(daemon) ?? 0)) {
+        counters.resentSkipped++;
+        totals.note(m);
+        return;
+      }
+      taken.delete(daemon);
+      taken.set(daemon, lineNo);
+      if (taken.size > MAX_DAEMONS) taken.delete(taken.keys().next().value!);
     }
     counters.messages++;
     counters.badRows += parsed.skipped.length;
@@ -378,17 +436,26 @@ export async function startHookReceiver(
       return;
     }
     counters.connections++;
-    const conn: Connection = { peer: null, lines: 0, drained: 0, acked: 0, mismatchLogged: false };
+    const conn: Connection = {
+      peer: null,
+      lines: 0,
+      drained: 0,
+      acked: 0,
+      mismatchLogged: false,
+      daemon: null,
+    };
     sockets.set(socket, conn);
     socket.setEncoding('utf8');
     socket.on('error', () => {});
     socket.on('close', () => sockets.delete(socket));
     // A hook reports every window (at most a minute); a connection silent far longer only holds a slot.
     socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
-    void resolver.lookup(socket).then((r) => {
+    void resolver.lookup(socket).then(async (r) => {
       if (socket.destroyed || closing) return;
       if (r.ok) {
         conn.peer = r.peer;
+        conn.daemon = await daemonIdentity(r.peer.pid);
+        if (socket.destroyed || closing) return;
         let same = 0;
         for (const other of sockets.values()) if (other.peer?.pid === r.peer.pid) same++;
         if (same > MAX_CONNECTIONS_PER_PID) {
@@ -424,7 +491,14 @@ export async function startHookReceiver(
       pending = [];
       for (const conn of sockets.values()) conn.drained = conn.lines;
       drainedLoss = totals.droppedPackets + counters.shed;
+      drained = new Map(taken);
       return out;
+    },
+    lineMarks() {
+      const marks = new Map(counted);
+      for (const [daemon, line] of drained)
+        marks.set(daemon, Math.max(line, marks.get(daemon) ?? 0));
+      return [...marks].slice(-MAX_DAEMONS);
     },
     acknowledge() {
       if (!options.deferAcks) return;
@@ -569,5 +643,22 @@ class ReportLimiter {
     const held = this.held;
     this.held = 0;
     return held;
+  }
+}
+
+/**
+ * `<pid>@<start time>` of a process: the start time (clock ticks since boot,
+ * /proc/<pid>/stat field 22) tells a restarted daemon from an earlier one
+ * under a reused pid. Null when /proc cannot tell.
+ */
+async function daemonIdentity(pid: number): Promise<string | null> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // The name (field 2) may hold spaces and parentheses: count from the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const start = fields[19];
+    return start !== undefined && /^\d+$/.test(start) ? `${pid}@${start}` : null;
+  } catch {
+    return null;
   }
 }

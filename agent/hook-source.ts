@@ -5,7 +5,7 @@
  * that does not exist yet.
  */
 
-import { type HookReceiverStats, startHookReceiver } from './hook-receiver.js';
+import { type HookLineMark, type HookReceiverStats, startHookReceiver } from './hook-receiver.js';
 import { HookSocketInUseError, HookSocketPathError } from './hook-socket-file.js';
 import type { PeerObservation } from './observation.js';
 
@@ -17,6 +17,8 @@ export interface HookSource {
   acknowledge(): void;
   /** Hooked daemons' losses (droppedPackets + shed) as of the latest drain. */
   drainedLoss(): number;
+  /** Per daemon the highest line number counted as of the latest drain (for the checkpoint). */
+  lineMarks(): HookLineMark[];
   /** Takes in no more reports (what follows goes to the next agent); close() follows. */
   stopTaking(): void;
   stats(): Pick<
@@ -45,6 +47,7 @@ export async function openHookSource(
   path: string,
   group: string,
   log: (message: string) => void,
+  counted: readonly HookLineMark[] = [],
 ): Promise<HookSource | undefined> {
   const listeners: Array<() => void> = [];
   try {
@@ -53,6 +56,8 @@ export async function openHookSource(
       onError: log,
       // Acknowledged once the agent's checkpoint or spool holds their counts.
       deferAcks: true,
+      // Lines the checkpoint already holds, should a hook send them again.
+      counted,
       onDaemon: (pid, name) => log(`hook: daemon pid ${pid} (${name ?? '?'}) reports`),
       onObservations: () => {
         for (const l of listeners) l();
@@ -62,6 +67,7 @@ export async function openHookSource(
       drain: () => receiver.drain(),
       acknowledge: () => receiver.acknowledge(),
       drainedLoss: () => receiver.drainedLoss(),
+      lineMarks: () => receiver.lineMarks(),
       stopTaking: () => receiver.stopTaking(),
       stats: () => receiver.stats(),
       onObservations: (listener) => {

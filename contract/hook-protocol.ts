@@ -49,8 +49,11 @@ export const MAX_DROP_COUNTER = 2 ** 48;
  * What the agent writes back, one JSON line each: `{"ack": n}`, the number of
  * lines of this connection it has taken in (bad ones included). The first,
  * `{"ack": 0}`, comes once the agent has learned from the kernel which process
- * is connected and means "ready". A hook re-sends the counts of lines not
- * acknowledged when a connection ends.
+ * is connected and means "ready". A hook sends the lines not acknowledged
+ * when a connection ends again, unchanged (same `line` number, same rows), on
+ * its next connection once the agent is ready; an agent whose checkpoint
+ * already holds a line of that process (by its `line` number) acknowledges
+ * it without counting it again.
  */
 export const HookAckSchema = z.object({
   ack: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
@@ -178,6 +181,11 @@ const envelope = {
   droppedPackets: DropCounter.describe(
     'datagrams in those windows, plus overflow of undelivered windows, since the hook started (cumulative)',
   ),
+  line: integer(1, Number.MAX_SAFE_INTEGER)
+    .optional()
+    .describe(
+      'this line’s number in the hook’s process run, from 1 up; a line sent again after a reconnect keeps its number and content (absent from older hooks: their lines are never recognised as sent again)',
+    ),
 };
 
 const Envelope = z.object({

@@ -10,8 +10,10 @@
  * loader. Every path that runs inside the daemon is wrapped in try/catch, does
  * O(1) work per packet and never blocks. If the agent is absent or slow, the
  * flows keep counting in the (bounded) table and go out once an agent listens
- * again; the agent acknowledges what it took in, and the counts of reports it
- * never acknowledged are sent again, so an agent restart loses nothing.
+ * again; the agent acknowledges what it took in, and the reports it never
+ * acknowledged are sent again, unchanged and under their line numbers, so an
+ * agent restart loses nothing and an agent whose checkpoint already holds
+ * one can tell (and not count it twice).
  */
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
@@ -74,8 +76,12 @@ function createState() {
     acked: 0,
     /** Lines sent before the agent said ready (an agent slower than LEGACY_AFTER_MS): acknowledged, never held. */
     untracked: 0,
-    /** Per unacknowledged line: its rows' deltas and overflow, to restore if the line is lost. */
+    /** Per unacknowledged line, oldest first: its text (sent again as it is) and its rows' flows. */
     unacked: [],
+    /** The held lines go out again on this connection once the agent is ready (they were sent on an earlier one). */
+    resendDue: false,
+    /** Number of the last line written in this process run (the protocol's `line`). */
+    lineNo: 0,
     /** Unfinished line the agent wrote. */
     ackPart: '',
     /** Next reconnect delay; doubles per failure up to MAX_BACKOFF_MS. */
@@ -332,7 +338,8 @@ function connect() {
       state.conn = null;
       state.connecting = false;
       state.connected = false;
-      restoreUnacked();
+      // Unacknowledged lines go out again, as they are, on the next connection.
+      if (state.unacked.length > 0) state.resendDue = true;
       scheduleReconnect();
     });
     conn.on('data', (chunk) => {
@@ -380,6 +387,7 @@ function onAgentData(conn, chunk) {
       state.backoffMs = 0;
       // Lines sent before the agent said ready are not held; the next ones are.
       state.untracked = state.sent;
+      resendHeld(conn);
       // Counts held while no agent listened go out now, not at the window's end.
       sendSoon();
     }
@@ -399,26 +407,22 @@ function onAgentData(conn, chunk) {
   state.ackPart = text;
 }
 
-/** The connection ended: the counts of lines the agent never acknowledged are counted again. */
-function restoreUnacked() {
+/**
+ * Sends the lines an earlier connection never saw acknowledged again, first
+ * and unchanged. An agent that acknowledges holds them again until it does;
+ * an older one that never does gets them once.
+ */
+function resendHeld(conn) {
+  if (!state.resendDue) return;
+  state.resendDue = false;
   for (const held of state.unacked) {
-    state.overflowPackets += held.overflow;
-    for (const [e, pi, bi, po, bo, f, l] of held.rows) {
-      e.u--;
-      if (e.pi === 0 && e.po === 0) {
-        e.f = f;
-        e.l = l;
-      } else {
-        if (f < e.f) e.f = f;
-        if (l > e.l) e.l = l;
-      }
-      e.pi += pi;
-      e.bi += bi;
-      e.po += po;
-      e.bo += bo;
-    }
+    conn.write(held.text);
+    state.sent++;
   }
-  state.unacked = [];
+  if (!state.acks) {
+    for (const held of state.unacked) for (const r of held.rows) r[0].u--;
+    state.unacked = [];
+  }
 }
 
 /** Whether a window may go out now: an agent is there, has said ready (or is an older one), and keeps up. */
@@ -450,6 +454,8 @@ function tick() {
       if (!state.connected && !state.connecting) connect();
       return;
     }
+    // An older agent (no acknowledgements) gets the held lines before new ones.
+    resendHeld(conn);
     const overflow = take(state.overflowPackets, MAX_DROP);
     state.overflowPackets -= overflow;
     const rows = [];
@@ -481,12 +487,13 @@ function tick() {
     let first = 0;
     do {
       const part = first === 0 ? overflow : 0;
-      conn.write(`${JSON.stringify(message(at, rows.slice(first, first + MAX_ROWS), part))}\n`);
+      const text = `${JSON.stringify(message(at, rows.slice(first, first + MAX_ROWS), part))}\n`;
+      conn.write(text);
       state.sent++;
       if (state.acks) {
         const mine = held.slice(first, first + MAX_ROWS);
         for (const r of mine) r[0].u++;
-        state.unacked.push({ rows: mine, overflow: part });
+        state.unacked.push({ rows: mine, text });
       }
       first += MAX_ROWS;
     } while (first < rows.length);
@@ -531,6 +538,7 @@ function message(at, rows, overflow) {
     overflowPackets: overflow,
     droppedFlows: state.droppedFlows,
     droppedPackets: state.droppedPackets,
+    line: ++state.lineNo,
   };
 }
 
@@ -580,6 +588,7 @@ export function hookStats() {
     pendingFlows: state.flows.size,
     droppedFlows: state.droppedFlows,
     droppedPackets: state.droppedPackets,
+    line: ++state.lineNo,
   };
 }
 

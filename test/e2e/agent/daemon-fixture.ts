@@ -124,6 +124,8 @@ export interface AgentRunOptions {
   stateDir: string;
   hookSocket: string;
   configPath: string;
+  /** More environment for the agent (test-only switches). */
+  env?: Record<string, string>;
 }
 
 /** Starts `udpwatch-agent run` with a 0.2 s interval and no AWS credentials of the host. */
@@ -149,7 +151,7 @@ export function startAgentProcess(o: AgentRunOptions): AgentProcess {
     {
       cwd: REPO,
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, AWS_ACCESS_KEY_ID: '', AWS_PROFILE: '' },
+      env: { ...process.env, AWS_ACCESS_KEY_ID: '', AWS_PROFILE: '', ...o.env },
     },
   );
   let err = '';

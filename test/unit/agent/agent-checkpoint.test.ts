@@ -103,14 +103,18 @@ describe('agent checkpoint', () => {
     const found = b.checkpoint.read();
     expect(found.found).toBe('ok');
     if (found.found !== 'ok') return;
-    expect(b.agent.restore(found.state, true)).toEqual({ endpoints: 2, records: 1, dropped: 0 });
+    expect(await b.agent.restore(found.state, true)).toEqual({
+      endpoints: 2,
+      records: 1,
+      dropped: 0,
+    });
     expect([pkts(b.shipper, 1), pkts(b.shipper, 2)]).toEqual([50, 5]);
     // A restart of the restarted one before anything else restores nothing twice.
     const c = run(dir);
     const again = c.checkpoint.read();
     expect(again.found === 'ok' && again.state.pending).toEqual([]);
     if (again.found !== 'ok') return;
-    c.agent.restore(again.state, true);
+    await c.agent.restore(again.state, true);
     // Only the outbox: the same record, byte for byte, which the store keeps once.
     expect(c.shipper.records.map((r) => r.data)).toEqual(b.shipper.records.map((r) => r.data));
   });
@@ -125,7 +129,7 @@ describe('agent checkpoint', () => {
     const b = run(dir);
     const found = b.checkpoint.read();
     if (found.found !== 'ok') throw new Error(found.found);
-    b.agent.restore(found.state, true);
+    await b.agent.restore(found.state, true);
     // The hook sent its unacknowledged overflow again: 1 more than the killed agent saw.
     b.hook.droppedPackets = 1;
     await b.agent.tick(T0 + 2_000);
@@ -167,10 +171,85 @@ describe('agent checkpoint', () => {
     const found = b.checkpoint.read();
     if (found.found !== 'ok') throw new Error(found.found);
     expect(found.state.conntrack?.map((e) => e[1])).toEqual([20]);
-    b.agent.restore(found.state, true);
+    await b.agent.restore(found.state, true);
     await b.agent.tick(clockB.now);
     await b.agent.stop();
     expect(pkts(a.shipper) + pkts(b.shipper)).toBe(15);
+  });
+
+  it('with 100,000 pending endpoints at the defaults it checkpoints every cycle, and acknowledges only once the write is on disk', async () => {
+    const dir = stateDir();
+    const big = new CheckpointFile(dir, 'agent-1', checkpointLimits(100_000));
+    const a = run(dir, {}, { checkpoint: big });
+    for (let k = 0; k < 10; k++) {
+      a.hook.report(
+        Array.from({ length: 10_000 }, (_, j) => ({
+          ...hookObs(10_000 + j, 1, T0),
+          remoteIp: `198.51.100.${k}`,
+        })),
+      );
+    }
+    const acksAtWrite: number[] = [];
+    const write = big.write.bind(big);
+    big.write = async (state) => {
+      await write(state);
+      acksAtWrite.push(a.hook.acknowledged);
+    };
+    for (let s = 0; s < 4; s++) {
+      a.clock.now = T0 + s * 1000;
+      if (s > 0) a.hook.report([hookObs(1, 1, a.clock.now)]);
+      await a.agent.tick();
+    }
+    expect(a.agent.sealer.stats().pendingEndpoints).toBe(100_001);
+    // Every 1 s cycle wrote one: nothing was skipped for its cost.
+    expect(big.stats().writes).toBe(4);
+    // Each write was durable before the lines it holds were acknowledged.
+    expect(acksAtWrite).toEqual([0, 1, 2, 3]);
+    expect(a.hook.acknowledged).toBe(4);
+    const back = big.read();
+    expect(
+      back.found === 'ok' && back.state.pending.reduce((n, g) => n + g.endpoints.length, 0),
+    ).toBe(100_001);
+  });
+
+  it('runs its cycle as soon as an eBPF drain is complete: the drained counts are checkpointed then, not an interval later', async () => {
+    const dir = stateDir();
+    let queued: PeerObservation[] = [];
+    const drainListeners: Array<() => void> = [];
+    const ebpf = {
+      poll: () => {
+        const out = queued;
+        queued = [];
+        return out;
+      },
+      onDrain: (l: () => void) => drainListeners.push(l),
+      status: () => ({
+        live: true,
+        state: 'live' as const,
+        refusedPackets: 0,
+        unownedPackets: 0,
+        lostEvents: 0,
+        sampleRate: 1,
+      }),
+      stop: async () => {},
+    };
+    // A long interval: only the drain can cue the cycle within this test.
+    const a = run(dir, { intervalSeconds: 30 }, { ebpf });
+    a.agent.start();
+    await a.agent.idle();
+    const writes = a.checkpoint.stats().writes;
+    a.clock.now = T0 + 1000;
+    queued = [{ ...hookObs(7, 11, a.clock.now), source: 'ebpf' }];
+    for (const l of drainListeners) l();
+    await a.agent.idle();
+    expect(a.checkpoint.stats().writes).toBe(writes + 1);
+    const found = a.checkpoint.read();
+    expect(found.found === 'ok' && found.state.pending[0]?.endpoints[0]).toMatchObject({
+      port: 7,
+      pktsIn: 11,
+      source: 'ebpf',
+    });
+    await a.agent.stop();
   });
 
   it('keeps a checkpoint within its bound, counting and logging the endpoints left out', async () => {
@@ -200,7 +279,7 @@ describe('agent checkpoint', () => {
     if (found.found !== 'ok') throw new Error(found.found);
     expect(found.state.pending).toEqual([]);
     expect(found.state.outbox.map((r) => r.data)).toEqual(sealed.map((r) => r.data));
-    b.agent.restore(found.state, true);
+    await b.agent.restore(found.state, true);
     expect(b.shipper.records.map((r) => r.data)).toEqual(sealed.map((r) => r.data));
   });
 
@@ -218,7 +297,11 @@ describe('agent checkpoint', () => {
     if (found.found !== 'ok') throw new Error(found.found);
     expect(found.state.clean).toBe(true);
     // Even if the running mark said it crashed: a clean checkpoint has nothing to seal.
-    expect(b.agent.restore(found.state, true)).toEqual({ endpoints: 0, records: 0, dropped: 6 });
+    expect(await b.agent.restore(found.state, true)).toEqual({
+      endpoints: 0,
+      records: 0,
+      dropped: 6,
+    });
     b.hook.droppedPackets = 2;
     b.clock.now = T0 + 5000;
     await b.agent.tick();

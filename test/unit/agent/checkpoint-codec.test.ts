@@ -71,6 +71,7 @@ function state(over: Partial<CheckpointState> = {}): CheckpointState {
     ],
     outbox: [blockRecord(block!)],
     conntrack: [['192.0.2.7 40000 10.0.0.1 5300 0', 20, 760, 19, 722]],
+    hookLines: [['4242@981234', 17]],
     ...over,
   };
 }
@@ -81,7 +82,7 @@ const reason = (buf: Buffer, agentId = 'agent-1', l = limits) => {
 };
 
 describe('checkpoint codec', () => {
-  it('round-trips pending endpoints (every field), socket health, outbox records, conntrack baselines and the loss total', () => {
+  it('round-trips pending endpoints (every field), socket health, outbox records, conntrack baselines, hook line marks and the loss total', () => {
     const s = state();
     const d = decodeCheckpoint(encodeCheckpoint(s), 'agent-1', limits);
     expect(d.ok).toBe(true);
@@ -105,8 +106,8 @@ describe('checkpoint codec', () => {
 
   it('rejects garbage, damage, another version or agent, bad rows and foreign outbox records, never throwing', () => {
     const good = encodeCheckpoint(state());
-    expect(reason(randomBytes(300))).toBe('not a checkpoint (no UWCK1 magic)');
-    expect(reason(Buffer.alloc(0))).toBe('not a checkpoint (no UWCK1 magic)');
+    expect(reason(randomBytes(300))).toBe('not a checkpoint (no UWCK magic)');
+    expect(reason(Buffer.alloc(0))).toBe('not a checkpoint (no UWCK magic)');
     const flipped = Buffer.from(good);
     flipped.writeUInt8(flipped.readUInt8(200) ^ 1, 200);
     expect(reason(flipped)).toBe('digest mismatch (damaged or cut short)');
@@ -116,86 +117,126 @@ describe('checkpoint codec', () => {
     expect(reason(good, 'agent-2')).toBe('written by agent agent-1, not this agent agent-2');
 
     // Well-formed envelopes around bad bodies: the digest matches, the content does not.
-    const wrap = (body: unknown) => {
-      const enc = encodeCheckpoint(state());
-      const json = JSON.parse(enc.subarray(enc.indexOf('\n', 6) + 1).toString());
-      const text = JSON.stringify(typeof body === 'function' ? body(json) : body);
-      const digest = createHash('sha256').update(text).digest('hex');
-      return Buffer.from(`UWCK1\n${digest}\n${text}`);
-    };
-    expect(reason(wrap((j: { v: number }) => ({ ...j, v: 2 })))).toBe(
-      'version 2 is not supported (expected 1)',
+    expect(reason(wrap(good, (h) => ({ ...h, v: 3 })))).toBe(
+      'version 3 is not supported (expected 2)',
     );
-    expect(reason(wrap([1, 2]))).toBe('version undefined is not supported (expected 1)');
-    expect(reason(wrap((j: { dropped: number }) => ({ ...j, dropped: -1 })))).toMatch(/^dropped: /);
-    const badRow = (row: unknown[]) =>
-      wrap((j: { pending: { endpoints: unknown[] }[] }) => {
-        j.pending[0]!.endpoints[1] = row;
-        return j;
-      });
-    const row = encodeRow();
-    expect(reason(badRow(row))).toBe('ok');
-    expect(reason(badRow(row.slice(0, 5)))).toBe(
-      'pending.0.endpoints.1: not an endpoint row of 17 positions',
+    expect(reason(wrap(good, () => [1, 2]))).toBe(
+      'version undefined is not supported (expected 2)',
     );
-    expect(reason(badRow(at(row, 1, 70_000)))).toBe('pending.0.endpoints.1: bad port');
-    expect(reason(badRow(at(row, 4, 2 ** 49)))).toBe('pending.0.endpoints.1: bad counter');
-    expect(reason(badRow(at(row, 8, 50)))).toBe('pending.0.endpoints.1: bad seconds');
-    expect(reason(badRow(at(row, 10, 'telepathy')))).toBe('pending.0.endpoints.1: bad source');
-    expect(reason(badRow(at(row, 16, 'x'.repeat(300))))).toBe(
-      'pending.0.endpoints.1: bad client id',
+    expect(reason(wrap(good, (h) => ({ ...h, dropped: -1 })))).toMatch(/^dropped: /);
+    expect(reason(wrap(good, (h) => ({ ...h, columns: [...h.columns, ['ttl', 'u8']] })))).toBe(
+      'column ttl (u8) is not one of this format',
     );
+    expect(
+      reason(wrap(good, (h) => ({ ...h, columns: h.columns.filter((c) => c[0] !== 'port') }))),
+    ).toBe('column port is missing');
+    // The second endpoint's fields, column by column.
+    const bad = (name: string, value: number) => reason(setColumn(good, name, 1, value));
+    expect(bad('port', 5353)).toBe('ok');
+    expect(bad('ip', 9_999)).toBe('pending.0.endpoints.1: bad address');
+    expect(bad('firstSecond', 50)).toBe('pending.0.endpoints.1: bad seconds');
+    expect(bad('source', 9)).toBe('pending.0.endpoints.1: bad source');
+    expect(bad('sampleRate', 0)).toBe('pending.0.endpoints.1: bad sample rate');
+    expect(bad('clientId', 9_999)).toBe('pending.0.endpoints.1: bad client id');
+    const wide = encodeCheckpoint(
+      state({
+        pending: [
+          { service: 'dns', minute: MINUTE, endpoints: [endpoint(1, { bytesIn: 2 ** 40 })] },
+        ],
+      }),
+    );
+    expect(reason(wide)).toBe('ok');
+    expect(reason(setColumn(wide, 'bytesIn', 0, 2 ** 49))).toBe(
+      'pending.0.endpoints.0: bad counter',
+    );
+    expect(reason(setColumn(wide, 'bytesIn', 0, 0.5))).toBe('pending.0.endpoints.0: bad counter');
     const foreign = sealParts(
       { agentId: 'agent-9', host: 'h', service: 'dns', minute: MINUTE, seq: 7 },
       [endpoint(1)],
     );
     expect(
-      reason(
-        wrap((j: { outbox: { d: string }[] }) => {
-          j.outbox[0]!.d = blockRecord(foreign[0]!).data.toString('base64');
-          return j;
-        }),
-      ),
+      reason(encodeCheckpoint({ ...state(), outbox: [{ ...blockRecord(foreign[0]!), seq: 7 }] })),
     ).toBe("outbox.0: not this agent's block 7");
     expect(
       reason(
-        wrap((j: { outbox: { d: string }[] }) => {
-          j.outbox[0]!.d = Buffer.from('not a block').toString('base64');
-          return j;
+        encodeCheckpoint({
+          ...state(),
+          outbox: [{ partitionKey: 'k', seq: 7, lines: 1, data: Buffer.from('not a block') }],
         }),
       ),
     ).toBe('outbox.0: not a block record (no UWB magic)');
   });
 
-  it('the file: written atomically, read back; a bad one is set aside as checkpoint.bad and counted', () => {
+  it('an older format is named in the reason, never read as this one', () => {
+    const v1 = Buffer.from(`UWCK1\n${'0'.repeat(64)}\n{"v":1}`);
+    expect(reason(v1)).toBe('format 1 is not read by this agent (it writes format 2)');
+  });
+
+  it('the file: written atomically, read back; a bad one is set aside as checkpoint.bad and counted', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'uw-checkpoint-'));
     dirs.push(dir);
     const file = new CheckpointFile(dir, 'agent-1', limits);
     expect(file.read()).toEqual({ found: 'none' });
-    file.write(state());
+    await file.write(state());
     expect(file.stats()).toMatchObject({ writes: 1, failedWrites: 0, skipped: 0 });
     expect(file.stats().lastBytes).toBe(readFileSync(file.path).length);
     const back = file.read();
     expect(back.found === 'ok' && back.state.dropped).toBe(12);
-    writeFileSync(file.path, 'UWCK1\nnot really\n{}');
-    expect(file.read()).toEqual({ found: 'bad', reason: 'not a checkpoint (no UWCK1 magic)' });
+    writeFileSync(file.path, 'UWCK\nnot really\n{}');
+    expect(file.read()).toEqual({ found: 'bad', reason: 'not a checkpoint (no UWCK magic)' });
     expect(file.stats().skipped).toBe(1);
-    expect(readFileSync(`${file.path}.bad`, 'utf8')).toBe('UWCK1\nnot really\n{}');
+    expect(readFileSync(`${file.path}.bad`, 'utf8')).toBe('UWCK\nnot really\n{}');
     expect(file.read()).toEqual({ found: 'none' });
     expect(file.remove()).toBe(true);
   });
 });
 
-/** `row` with position `i` set to `v`. */
-function at(row: unknown[], i: number, v: unknown): unknown[] {
-  const out = [...row];
-  out[i] = v;
-  return out;
+/** The head of an encoded checkpoint and where its columns start. */
+interface Head {
+  columns: [string, string][];
+  [k: string]: unknown;
 }
 
-/** A valid stored row of the second pending endpoint. */
-function encodeRow(): unknown[] {
-  const enc = encodeCheckpoint(state());
-  const json = JSON.parse(enc.subarray(enc.indexOf('\n', 6) + 1).toString());
-  return json.pending[0].endpoints[1];
+function split(buf: Buffer): { head: Head; rest: Buffer } {
+  const body = buf.subarray(6 + 65);
+  const n = body.readUInt32LE(0);
+  return { head: JSON.parse(body.toString('utf8', 4, 4 + n)), rest: body.subarray(4 + n) };
+}
+
+/** The checkpoint with its head replaced by `edit(head)`, digest recomputed. */
+function wrap(buf: Buffer, edit: (head: Head) => unknown): Buffer {
+  const { head, rest } = split(buf);
+  return withBody(Buffer.from(JSON.stringify(edit(head))), rest);
+}
+
+function withBody(headJson: Buffer, rest: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(headJson.length);
+  const body = Buffer.concat([len, headJson, rest]);
+  const digest = createHash('sha256').update(body).digest('hex');
+  return Buffer.concat([Buffer.from(`UWCK2\n${digest}\n`), body]);
+}
+
+const SIZES: Record<string, number> = { u8: 1, u16: 2, u32: 4, i32: 4, f64: 8 };
+
+/** The checkpoint with endpoint `i`'s value in column `name` set to `value`, digest recomputed. */
+function setColumn(buf: Buffer, name: string, i: number, value: number): Buffer {
+  const { head, rest } = split(buf);
+  const n = (head.groups as [string, number, number][]).reduce((k, g) => k + g[2], 0);
+  const out = Buffer.from(rest);
+  let at = 0;
+  for (const [col, type] of head.columns) {
+    const size = SIZES[type]!;
+    if (col === name) {
+      const pos = at + i * size;
+      if (type === 'u8') out.writeUInt8(value, pos);
+      else if (type === 'u16') out.writeUInt16LE(value, pos);
+      else if (type === 'u32') out.writeUInt32LE(value, pos);
+      else if (type === 'i32') out.writeInt32LE(value, pos);
+      else out.writeDoubleLE(value, pos);
+      return withBody(Buffer.from(JSON.stringify(head)), out);
+    }
+    at += size * n;
+  }
+  throw new Error(`no column ${name}`);
 }

@@ -72,6 +72,11 @@ export class FakeHook implements HookSource {
   drainedLoss(): number {
     return this.droppedPackets + this.shed;
   }
+  /** Line marks the test sets, as the receiver would report them. */
+  marks: [string, number][] = [];
+  lineMarks(): [string, number][] {
+    return this.marks;
+  }
   stopTaking(): void {
     this.takingStopped = true;
   }
