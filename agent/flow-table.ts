@@ -180,6 +180,8 @@ export class FlowTable {
   private listeners: ListeningSocket[] = [];
   /** Listening ports per owner name: a name with several gets `:<port>` in its service names. */
   private readonly portsByName = new Map<string, Set<number>>();
+  /** ownerName()'s answers since the last setListeners (what `shared` depends on). */
+  private readonly ownerNames = new Map<string, OwnerName>();
   private readonly counters = {
     evicted: 0,
     expired: 0,
@@ -198,6 +200,7 @@ export class FlowTable {
   setListeners(listeners: ListeningSocket[]): void {
     this.listeners = listeners;
     this.portsByName.clear();
+    this.ownerNames.clear();
     const live = new Set<number>();
     for (const l of listeners) {
       live.add(l.inode);
@@ -223,11 +226,23 @@ export class FlowTable {
   ): OwnerName | undefined {
     let name = l?.name;
     // A report from a process that does not hold the listed socket is not named after it.
-    if (pid !== undefined && l?.pid !== undefined && !(l.pids ?? [l.pid]).includes(pid))
+    if (
+      pid !== undefined &&
+      l?.pid !== undefined &&
+      !(l.pids ? l.pids.includes(pid) : l.pid === pid)
+    )
       name = undefined;
     if (name === undefined && pid !== undefined) name = this.options.nameOfPid?.(pid);
     if (name === undefined) return undefined;
-    return { name, shared: (this.portsByName.get(name)?.size ?? 0) > 1 };
+    // One object per name until the next scan: asked once per observation.
+    let owner = this.ownerNames.get(name);
+    if (owner === undefined) {
+      owner = { name, shared: (this.portsByName.get(name)?.size ?? 0) > 1 };
+      // Bounded also without /proc scans (names of pids only).
+      if (this.ownerNames.size >= 4096) this.ownerNames.clear();
+      this.ownerNames.set(name, owner);
+    }
+    return owner;
   }
 
   /** The service name of a listener's flows: what socket health is reported under. */
@@ -479,14 +494,13 @@ export class FlowTable {
       bytesOut: slots.get(slot, S_BYTES_OUT),
       fresh: !flow.drained,
       flowKey: flow.key,
+      // Declared in the literal (undefined when unknown), so deltas share one shape and no property store.
+      pid: flow.pid,
+      process: flow.process,
+      natFromIp: flow.natFromIp,
+      natFromPort: flow.natFromIp === undefined ? undefined : flow.natFromPort,
+      clientId: flow.clientId,
     };
-    if (flow.pid !== undefined) delta.pid = flow.pid;
-    if (flow.process !== undefined) delta.process = flow.process;
-    if (flow.natFromIp !== undefined) {
-      delta.natFromIp = flow.natFromIp;
-      if (flow.natFromPort !== undefined) delta.natFromPort = flow.natFromPort;
-    }
-    if (flow.clientId !== undefined) delta.clientId = flow.clientId;
     return delta;
   }
 

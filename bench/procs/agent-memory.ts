@@ -9,7 +9,7 @@
  *
  *   node --expose-gc --import tsx agent-memory.ts <flows> [cycles] [heapSnapshotFile]
  *
- * Prints one JSON line: heap and RSS per flow, the share of each structure,
+ * Prints one JSON line: heap and RSS per flow, CPU per cycle, the share of each structure,
  * and with a snapshot file, the snapshot's largest node kinds by self size.
  */
 import { readFileSync } from 'node:fs';
@@ -102,6 +102,7 @@ let sealer: BlockSealer | null = new BlockSealer({
   now: start,
 });
 let sealedBlocks = 0;
+const cpu0 = process.cpuUsage();
 for (let c = 0; c < cycles; c++) {
   const now = start + c * 1000;
   for (const line of hookLines(now, c)) {
@@ -112,6 +113,8 @@ for (let c = 0; c < cycles; c++) {
   sealedBlocks += sealer.addDeltas(table.drain(now), now).length;
   sealedBlocks += sealer.sealDue(now).length;
 }
+const cpu = process.cpuUsage(cpu0);
+const rssLoaded = process.memoryUsage().rss;
 const held = table.size;
 const pending = sealer.stats().pendingEndpoints;
 const all = liveHeap();
@@ -137,6 +140,10 @@ process.stdout.write(
     sealerPerFlow: perFlow(all - withoutSealer),
     tablePerFlow: perFlow(withoutSealer - withoutTable),
     rssPerFlow: perFlow(rss - rss0),
+    /** Before the collection above: what the cycles' garbage left resident. */
+    loadedRssPerFlow: perFlow(rssLoaded - rss0),
+    /** CPU of the cycles (this process, main thread and V8's helpers) per cycle. */
+    cpuMsPerCycle: Math.round((cpu.user + cpu.system) / 1000 / cycles),
     ...(snapshot ? { snapshot } : {}),
   })}\n`,
 );
