@@ -24,7 +24,6 @@ import { CheckpointFile } from './checkpoint-file.js';
 import { createConntrackSource } from './conntrack-source.js';
 import { DiskSpool } from './disk-spool.js';
 import { createEbpfSource, type EbpfSource } from './ebpf-source.js';
-import { tuneAgentHeap } from './heap-tuning.js';
 import { type HookReceiver, startHookReceiver } from './hook-receiver.js';
 import { HookSocketInUseError, HookSocketPathError } from './hook-socket-file.js';
 import { openHookSource } from './hook-source.js';
@@ -203,7 +202,6 @@ async function runCommand(args: string[], out: Out): Promise<number> {
   if (!config.stream) {
     throw new ConfigError('no stream: set --stream, UDPWATCH_STREAM, or "stream" in the config');
   }
-  tuneAgentHeap();
   const kinesis = kinesisFor(config);
   const agentId = loadAgentId(config.stateDir);
   const unclean = markRunning(config.stateDir);

@@ -8,7 +8,6 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { AGENT_NODE_FLAGS } from '../agent/heap-tuning.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** The hook a Node daemon preloads with `--import`. */
@@ -82,8 +81,6 @@ export async function startLocalAgent(options: LocalAgentOptions): Promise<Local
   const child = spawn(
     process.execPath,
     [
-      // The heap bounds a deployed agent runs with (the systemd unit's NODE_OPTIONS).
-      ...AGENT_NODE_FLAGS,
       AGENT_BIN,
       'run',
       '--endpoint',

@@ -20,7 +20,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { AGENT_NODE_FLAGS } from '../../agent/heap-tuning.js';
 import { runForJson, spawnReady } from '../child-json.js';
 import { type BenchCase, type Figure, plain } from '../harness.js';
 import { recordMeasurement } from '../measured.js';
@@ -65,7 +64,7 @@ async function runPipeline(
   const socketPath = join(dir, `hook-${Date.now()}-${Math.random().toString(36).slice(2)}.sock`);
   const result = runForJson<PipelineResult>(
     process.execPath,
-    [...AGENT_NODE_FLAGS, '--import', 'tsx', PIPELINE, socketPath, String(warm), String(measure)],
+    ['--import', 'tsx', PIPELINE, socketPath, String(warm), String(measure)],
     { timeoutMs: (warm + measure + 30) * 1000 },
   );
   await waitForFile(socketPath, 15_000);
@@ -91,18 +90,7 @@ interface WholeResult {
 async function startWholeAgent(netns: string, socketPath: string) {
   const agent = await spawnReady<{ ready: boolean; sources: string[] }>(
     'ip',
-    [
-      'netns',
-      'exec',
-      netns,
-      process.execPath,
-      ...AGENT_NODE_FLAGS,
-      '--expose-gc',
-      '--import',
-      'tsx',
-      WHOLE,
-      socketPath,
-    ],
+    ['netns', 'exec', netns, process.execPath, '--expose-gc', '--import', 'tsx', WHOLE, socketPath],
     { timeoutMs: 90_000 },
   );
   const answers: string[] = [];

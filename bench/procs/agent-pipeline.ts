@@ -12,7 +12,6 @@
  */
 import { BlockSealer, blockRecord } from '../../agent/block-sealer.js';
 import { FlowTable } from '../../agent/flow-table.js';
-import { tuneAgentHeap } from '../../agent/heap-tuning.js';
 import { startHookReceiver } from '../../agent/hook-receiver.js';
 import { createServiceNamer } from '../../agent/service-names.js';
 
@@ -24,8 +23,6 @@ if (!socketPath || !(warm >= 0) || !(seconds > 0)) {
   process.exit(2);
 }
 
-// As `udpwatch-agent run` does; the case starts this process with AGENT_NODE_FLAGS.
-tuneAgentHeap();
 const agentId = 'bench-agent';
 const receiver = await startHookReceiver(socketPath);
 const table = new FlowTable({ serviceFor: createServiceNamer([]), maxFlows: 200_000 });

@@ -22,7 +22,6 @@ import { createAgent } from '../../agent/agent.js';
 import { AgentConfigSchema } from '../../agent/agent-config.js';
 import { createConntrackSource } from '../../agent/conntrack-source.js';
 import { createEbpfSource } from '../../agent/ebpf-source.js';
-import { tuneAgentHeap } from '../../agent/heap-tuning.js';
 import { openHookSource } from '../../agent/hook-source.js';
 import { createProcSource } from '../../agent/proc-source.js';
 import { childrenNamed, cpuSeconds, rssMiB } from '../proc-stat.js';
@@ -35,8 +34,6 @@ if (!socketPath) {
   process.exit(2);
 }
 
-// As `udpwatch-agent run` does; the case starts this process with AGENT_NODE_FLAGS.
-tuneAgentHeap();
 const logs: string[] = [];
 const log = (m: string) => {
   if (logs.length < 50) logs.push(m);

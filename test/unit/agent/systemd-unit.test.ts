@@ -5,7 +5,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { AGENT_NODE_FLAGS } from '../../../agent/heap-tuning.js';
 import {
   allowedSyscalls,
   systemdAnalyze as analyze,
@@ -18,13 +17,6 @@ import {
 const MAX_EXPOSURE = 2.5;
 
 describe('agent systemd unit', () => {
-  it('starts node with the heap bounds the agent is measured with', () => {
-    const options = directive('Environment')
-      .filter((v) => v.startsWith('NODE_OPTIONS='))
-      .flatMap((v) => v.slice('NODE_OPTIONS='.length).split(/\s+/));
-    expect(options).toEqual([...AGENT_NODE_FLAGS]);
-  });
-
   it(`scores at most ${MAX_EXPOSURE} in systemd-analyze security`, () => {
     const out = analyze(['security', '--offline=yes', '--no-pager', UNIT]);
     const m = /Overall exposure level for udpwatch-agent\.service: (\d+\.\d)/.exec(out);
