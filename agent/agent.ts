@@ -108,6 +108,9 @@ export interface AgentCounters {
  */
 const HOOK_UNMATCHED_QUIET_MS = 150_000;
 
+/** Distinct (source, port, pid) sums of early-flushed reports kept for the next cycle. */
+const MAX_EARLY_SUMS = 100_000;
+
 /** Hook reports arriving this close together are folded into one early flush. */
 const EARLY_FLUSH_DELAY_MS = 20;
 
@@ -164,8 +167,12 @@ export class Agent {
   private ebpfStopped = false;
   private readonly errorsSeen = new Set<string>();
   private readonly blindSpots: BlindSpotWatch;
-  /** Hook reports the early flush folded in, for the next blind-spot sample. */
-  private earlyObservations: PeerObservation[] = [];
+  /**
+   * Hook reports the early flush folded in, for the next blind-spot sample:
+   * one per source, port and pid with their pktsIn summed (all the watch
+   * reads), so a busy hook's rows are not held until the next cycle.
+   */
+  private earlyObservations = new Map<string, PeerObservation>();
   /** Each source's state as last logged, so a change is logged once. */
   private loggedStates = new Map<FlowSource, string>();
   private rules: { rules: ConntrackRules | null; reason?: string; at: number } | null = null;
@@ -528,8 +535,8 @@ export class Agent {
     const observations = await this.collect();
     if (this.deps.proc) {
       await this.refreshRules(now);
-      const early = this.earlyObservations;
-      this.earlyObservations = [];
+      const early = [...this.earlyObservations.values()];
+      this.earlyObservations.clear();
       const ct = this.deps.conntrack?.status();
       this.blindSpots.sample({
         now,
@@ -636,9 +643,21 @@ export class Agent {
     if (!hook) return 0;
     const now = this.deps.clock();
     const drained = hook.drain();
-    // Bounded: the next cycle takes them; a stopped loop keeps only the latest batch.
-    this.earlyObservations =
-      this.earlyObservations.length > 100_000 ? drained : this.earlyObservations.concat(drained);
+    // Bounded: the next cycle takes them; past the bound only the latest batch is kept.
+    if (this.earlyObservations.size > MAX_EARLY_SUMS) this.earlyObservations.clear();
+    let sum: PeerObservation | undefined;
+    for (const o of drained) {
+      // Rows of one report share source, port and pid: only a change needs the key.
+      if (sum?.localPort !== o.localPort || sum.pid !== o.pid || sum.source !== o.source) {
+        const key = `${o.source}|${o.localPort}|${o.pid ?? ''}`;
+        sum = this.earlyObservations.get(key);
+        if (!sum) {
+          sum = { ...o, pktsIn: 0 };
+          this.earlyObservations.set(key, sum);
+        }
+      }
+      sum.pktsIn += o.pktsIn;
+    }
     this.flowTable.ingest(drained);
     const blocks: Block[] = this.sealer.addDeltas(this.drainTable(now), now);
     const records = blocks.map(blockRecord);

@@ -18,6 +18,7 @@
 import {
   type Block,
   type BlockEndpoint,
+  type BlockOwner,
   type BlockSocketHealth,
   MAX_BLOCK_COUNTER,
   MINUTE_MS,
@@ -88,6 +89,9 @@ export function blockRecord(block: Block): ShipRecord {
   };
 }
 
+/** Distinct owners pooled (a host runs far fewer daemon processes). */
+const MAX_OWNERS = 4096;
+
 /** Endpoints and socket health of one service-minute, not sealed yet. */
 interface Pending {
   service: string;
@@ -109,6 +113,9 @@ function secondIn(minute: number, ms: number): number {
 /** Accumulates deltas and seals them into blocks; see the file comment for when. */
 export class BlockSealer {
   private readonly pending = new Map<string, Pending>();
+  private readonly owners = new Map<string, BlockOwner>();
+  /** The group group() returned last, while it is pending (forgetGroup clears it). */
+  private lastGroup: Pending | null = null;
   private readonly bucket: TokenBucket;
   private nextSealAt: number;
   private readonly counters = { earlyBlocks: 0, mainBlocks: 0, retimed: 0, capped: 0, rejected: 0 };
@@ -143,13 +150,32 @@ export class BlockSealer {
   }
 
   private group(service: string, minute: number): Pending {
+    // A cycle's deltas come service by service, mostly of one minute: skip the key for a repeat.
+    const last = this.lastGroup;
+    if (last !== null && last.minute === minute && last.service === service) return last;
     const key = `${minute}|${service}`;
     let g = this.pending.get(key);
     if (!g) {
       g = { service, minute, endpoints: new Map(), fresh: new Set() };
       this.pending.set(key, g);
     }
+    this.lastGroup = g;
     return g;
+  }
+
+  /**
+   * The one owner object of (pid, process) pending endpoints share; never
+   * mutated (a change takes another). Bounded: starts over past MAX_OWNERS.
+   */
+  private owner(pid: number | undefined, process: string | undefined): BlockOwner {
+    const key = `${pid ?? ''}|${process ?? ''}`;
+    let o = this.owners.get(key);
+    if (o === undefined) {
+      if (this.owners.size >= MAX_OWNERS) this.owners.clear();
+      o = { pid, process };
+      this.owners.set(key, o);
+    }
+    return o;
   }
 
   private add(a: number, b: number): number {
@@ -230,15 +256,12 @@ export class BlockSealer {
       else e.natFromPort = undefined;
     }
     const had = e.owner;
-    // A new owner object only when it changes: the same daemon reports every cycle.
+    // Owners change rarely and are shared by a daemon's endpoints: one pooled object each.
     if (
       (d.pid !== undefined && d.pid !== had?.pid) ||
       (d.process !== undefined && d.process !== had?.process)
     ) {
-      const owner = { ...had };
-      if (d.pid !== undefined) owner.pid = d.pid;
-      if (d.process !== undefined) owner.process = d.process;
-      e.owner = owner;
+      e.owner = this.owner(d.pid ?? had?.pid, d.process ?? had?.process);
     }
     if (d.clientId !== undefined) e.clientId = d.clientId;
     return key;
@@ -316,7 +339,7 @@ export class BlockSealer {
     );
     const out: Block[] = [];
     for (const g of groups) {
-      this.pending.delete(`${g.minute}|${g.service}`);
+      this.forgetGroup(g);
       // Health alone is only news when the kernel dropped datagrams.
       const socket =
         g.socket && (g.endpoints.size > 0 || g.socket.drops > 0) ? g.socket : undefined;
@@ -404,7 +427,12 @@ export class BlockSealer {
     }
   }
 
+  private forgetGroup(g: Pending): void {
+    this.pending.delete(`${g.minute}|${g.service}`);
+    if (this.lastGroup === g) this.lastGroup = null;
+  }
+
   private dropIfEmpty(g: Pending): void {
-    if (g.endpoints.size === 0 && !g.socket) this.pending.delete(`${g.minute}|${g.service}`);
+    if (g.endpoints.size === 0 && !g.socket) this.forgetGroup(g);
   }
 }

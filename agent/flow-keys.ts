@@ -29,16 +29,31 @@ export function peerKey(remoteIp: string, remotePort: number): FlowKey {
 /** Hands out flow keys; local sides get small ids on first sight. */
 export class FlowKeys {
   private readonly locals = new Map<string, number>();
+  /** The previous call's local side and its id: rows of one report share their local side. */
+  private last = { service: '', localIp: '', localPort: -1, id: undefined as number | undefined };
 
   /** The key of a flow of local side (service, localIp, localPort) with the given peer. */
   key(service: string, localIp: string, localPort: number, remoteIp: string, remotePort: number) {
-    const local = `${service}|${localIp}|${localPort}`;
-    let id = this.locals.get(local);
-    if (id === undefined && this.locals.size < MAX_LOCAL_IDS) {
-      id = this.locals.size;
-      this.locals.set(local, id);
+    const last = this.last;
+    let id: number | undefined;
+    let local: string | undefined;
+    if (
+      last.id !== undefined &&
+      last.localPort === localPort &&
+      last.service === service &&
+      last.localIp === localIp
+    ) {
+      id = last.id;
+    } else {
+      local = `${service}|${localIp}|${localPort}`;
+      id = this.locals.get(local);
+      if (id === undefined && this.locals.size < MAX_LOCAL_IDS) {
+        id = this.locals.size;
+        this.locals.set(local, id);
+      }
+      this.last = { service, localIp, localPort, id };
     }
-    if (id === undefined) return `${local}|${remoteIp}|${remotePort}`;
+    if (id === undefined) return `${service}|${localIp}|${localPort}|${remoteIp}|${remotePort}`;
     const peer = id < NUMBER_LOCAL_IDS ? peerKey(remoteIp, remotePort) : null;
     return typeof peer === 'number' ? id * PEER_SPAN + peer : `${id}|${remoteIp}|${remotePort}`;
   }

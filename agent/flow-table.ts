@@ -26,6 +26,7 @@
 import { fnv1a } from '../contract/partitioning.js';
 import type { FlowSource } from '../contract/wire.js';
 import { type FlowKey, FlowKeys, peerKey, StringPool } from './flow-keys.js';
+import { FlowSlots } from './flow-slots.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
 import type { OutboundRule } from './outbound-flows.js';
 import type { OwnerName, ServiceNamer } from './service-names.js';
@@ -102,26 +103,51 @@ export interface FlowDelta extends FlowView {
   flowKey?: FlowKey;
 }
 
-/** A flow in the table: what list() shows (counters are the undrained deltas) plus bookkeeping. */
-interface Flow extends FlowView {
+/**
+ * A flow in the table: its text and small fields; its times and counters
+ * live in the table's FlowSlots row `slot` (the S_ columns below).
+ */
+interface Flow {
   key: FlowKey;
+  slot: number;
+  service: string;
+  source: FlowSource;
+  localIp: string;
+  localPort: number;
+  remoteIp: string;
+  remotePort: number;
+  sampleRate: number;
   timeoutMs: number;
-  /** Counters since the flow entered the table (scaled like the deltas); flat fields, no object per flow. */
-  totalPktsIn: number;
-  totalBytesIn: number;
-  totalPktsOut: number;
-  totalBytesOut: number;
-  /** Observed since the previous drain. */
-  touched: boolean;
   /** Factor the table itself scales counters by: 1 in `scale` flows kept (the service's sampleRate). */
   scale: number;
-  /** Earliest packet of the undrained deltas. */
-  deltaFirstSeen: number;
-  /** Last packet of the previous delta (0 until the first drain). */
-  drainedLastSeen: number;
+  /** Observed since the previous drain. */
+  touched: boolean;
   /** Drained at least once: the client has been reported. */
   drained: boolean;
+  pid: number | undefined;
+  process: string | undefined;
+  natFromIp: string | undefined;
+  natFromPort: number | undefined;
+  clientId: string | undefined;
 }
+
+/** Columns of a flow's slot: first and last packet ever, */
+const S_FIRST_SEEN = 0;
+const S_LAST_SEEN = 1;
+/** earliest packet of the undrained deltas, last packet of the previous delta (0 until the first drain), */
+const S_DELTA_FIRST_SEEN = 2;
+const S_DRAINED_LAST_SEEN = 3;
+/** the undrained deltas, */
+const S_PKTS_IN = 4;
+const S_BYTES_IN = 5;
+const S_PKTS_OUT = 6;
+const S_BYTES_OUT = 7;
+/** and the counters since the flow entered the table (scaled like the deltas). */
+const S_TOTAL_PKTS_IN = 8;
+const S_TOTAL_BYTES_IN = 9;
+const S_TOTAL_PKTS_OUT = 10;
+const S_TOTAL_BYTES_OUT = 11;
+const SLOT_FIELDS = 12;
 
 /**
  * Without /proc (no socket known for an endpoint) the hook's mark is by port
@@ -139,6 +165,7 @@ const WILDCARDS = new Set(['0.0.0.0', '::']);
 /** The table, with its merge, flush and expiry logic. */
 export class FlowTable {
   private readonly flows = new Map<FlowKey, Flow>();
+  private readonly slots = new FlowSlots(SLOT_FIELDS);
   private readonly keys = new FlowKeys();
   /** One instance per distinct service, address and process name across flows. */
   private readonly strings = new StringPool();
@@ -160,6 +187,8 @@ export class FlowTable {
   private listeners: ListeningSocket[] = [];
   /** Listening ports per owner name: a name with several gets `:<port>` in its service names. */
   private readonly portsByName = new Map<string, Set<number>>();
+  /** ownerName()'s answers since the last setListeners (what `shared` depends on). */
+  private readonly ownerNames = new Map<string, OwnerName>();
   private readonly counters = {
     evicted: 0,
     expired: 0,
@@ -179,6 +208,7 @@ export class FlowTable {
   setListeners(listeners: ListeningSocket[]): void {
     this.listeners = listeners;
     this.portsByName.clear();
+    this.ownerNames.clear();
     const live = new Set<number>();
     for (const l of listeners) {
       live.add(l.inode);
@@ -204,11 +234,23 @@ export class FlowTable {
   ): OwnerName | undefined {
     let name = l?.name;
     // A report from a process that does not hold the listed socket is not named after it.
-    if (pid !== undefined && l?.pid !== undefined && !(l.pids ?? [l.pid]).includes(pid))
+    if (
+      pid !== undefined &&
+      l?.pid !== undefined &&
+      !(l.pids ? l.pids.includes(pid) : l.pid === pid)
+    )
       name = undefined;
     if (name === undefined && pid !== undefined) name = this.options.nameOfPid?.(pid);
     if (name === undefined) return undefined;
-    return { name, shared: (this.portsByName.get(name)?.size ?? 0) > 1 };
+    // One object per name until the next scan: asked once per observation.
+    let owner = this.ownerNames.get(name);
+    if (owner === undefined) {
+      owner = { name, shared: (this.portsByName.get(name)?.size ?? 0) > 1 };
+      // Bounded also without /proc scans (names of pids only).
+      if (this.ownerNames.size >= 4096) this.ownerNames.clear();
+      this.ownerNames.set(name, owner);
+    }
+    return owner;
   }
 
   /** The service name of a listener's flows: what socket health is reported under. */
@@ -335,9 +377,14 @@ export class FlowTable {
       }
       if (this.flows.size >= this.options.maxFlows) this.evictOldest();
       const pool = this.strings;
+      const slot = this.slots.alloc();
+      this.slots.set(slot, S_FIRST_SEEN, o.firstSeen ?? o.lastSeen);
+      this.slots.set(slot, S_LAST_SEEN, o.lastSeen);
+      this.slots.set(slot, S_DELTA_FIRST_SEEN, Number.POSITIVE_INFINITY);
       // Every field set here, optional ones too, so flows share one shape and no property store.
       flow = {
         key,
+        slot,
         service: pool.get(info.service),
         timeoutMs: info.timeoutSeconds * 1000,
         sampleRate: info.sampleRate,
@@ -347,19 +394,7 @@ export class FlowTable {
         localPort: o.localPort,
         remoteIp: o.remoteIp,
         remotePort: o.remotePort,
-        firstSeen: o.firstSeen ?? o.lastSeen,
-        lastSeen: o.lastSeen,
-        pktsIn: 0,
-        bytesIn: 0,
-        pktsOut: 0,
-        bytesOut: 0,
-        totalPktsIn: 0,
-        totalBytesIn: 0,
-        totalPktsOut: 0,
-        totalBytesOut: 0,
         touched: false,
-        deltaFirstSeen: Number.POSITIVE_INFINITY,
-        drainedLastSeen: 0,
         drained: false,
         pid: undefined,
         process: undefined,
@@ -385,19 +420,25 @@ export class FlowTable {
     const scale = flow.scale;
     const rate = scale * (o.sampleRate ?? 1);
     if (rate > flow.sampleRate) flow.sampleRate = rate;
-    flow.pktsIn += o.pktsIn * scale;
-    flow.bytesIn += o.bytesIn * scale;
-    flow.pktsOut += o.pktsOut * scale;
-    flow.bytesOut += o.bytesOut * scale;
-    flow.totalPktsIn += o.pktsIn * scale;
-    flow.totalBytesIn += o.bytesIn * scale;
-    flow.totalPktsOut += o.pktsOut * scale;
-    flow.totalBytesOut += o.bytesOut * scale;
-    if (o.firstSeen !== undefined && o.firstSeen < flow.firstSeen) flow.firstSeen = o.firstSeen;
-    if (o.lastSeen > flow.lastSeen) flow.lastSeen = o.lastSeen;
+    const slots = this.slots;
+    const slot = flow.slot;
+    slots.add(slot, S_PKTS_IN, o.pktsIn * scale);
+    slots.add(slot, S_BYTES_IN, o.bytesIn * scale);
+    slots.add(slot, S_PKTS_OUT, o.pktsOut * scale);
+    slots.add(slot, S_BYTES_OUT, o.bytesOut * scale);
+    slots.add(slot, S_TOTAL_PKTS_IN, o.pktsIn * scale);
+    slots.add(slot, S_TOTAL_BYTES_IN, o.bytesIn * scale);
+    slots.add(slot, S_TOTAL_PKTS_OUT, o.pktsOut * scale);
+    slots.add(slot, S_TOTAL_BYTES_OUT, o.bytesOut * scale);
+    if (o.firstSeen !== undefined && o.firstSeen < slots.get(slot, S_FIRST_SEEN))
+      slots.set(slot, S_FIRST_SEEN, o.firstSeen);
+    if (o.lastSeen > slots.get(slot, S_LAST_SEEN)) slots.set(slot, S_LAST_SEEN, o.lastSeen);
     // Packets up to the previous delta's last one were in that delta.
-    const first = Math.max(Math.min(o.firstSeen ?? o.lastSeen, o.lastSeen), flow.drainedLastSeen);
-    if (first < flow.deltaFirstSeen) flow.deltaFirstSeen = first;
+    const first = Math.max(
+      Math.min(o.firstSeen ?? o.lastSeen, o.lastSeen),
+      slots.get(slot, S_DRAINED_LAST_SEEN),
+    );
+    if (first < slots.get(slot, S_DELTA_FIRST_SEEN)) slots.set(slot, S_DELTA_FIRST_SEEN, first);
     flow.touched = true;
     if (pid !== undefined) flow.pid ??= pid;
     if (processName !== undefined) flow.process ??= this.strings.get(processName);
@@ -418,6 +459,7 @@ export class FlowTable {
 
   private forget(flow: Flow): void {
     this.flows.delete(flow.key);
+    this.slots.free(flow.slot);
     const byPeer = this.packetFlows.get(flow.localPort);
     if (!byPeer) return;
     const peer = peerKey(flow.remoteIp, flow.remotePort);
@@ -437,12 +479,16 @@ export class FlowTable {
     const first = this.flows.values().next();
     if (first.done) return;
     const flow = first.value;
+    // Before forget(): that frees the flow's slot.
+    if (flow.touched) this.evicted.push(this.deltaOf(flow));
     this.forget(flow);
     this.counters.evicted++;
-    if (flow.touched) this.evicted.push(this.deltaOf(flow));
   }
 
   private deltaOf(flow: Flow): FlowDelta {
+    const { slots } = this;
+    const slot = flow.slot;
+    const lastSeen = slots.get(slot, S_LAST_SEEN);
     const delta: FlowDelta = {
       service: flow.service,
       source: flow.source,
@@ -450,23 +496,22 @@ export class FlowTable {
       localPort: flow.localPort,
       remoteIp: flow.remoteIp,
       remotePort: flow.remotePort,
-      firstSeen: Math.min(flow.deltaFirstSeen, flow.lastSeen),
-      lastSeen: flow.lastSeen,
+      firstSeen: Math.min(slots.get(slot, S_DELTA_FIRST_SEEN), lastSeen),
+      lastSeen,
       sampleRate: flow.sampleRate,
-      pktsIn: flow.pktsIn,
-      bytesIn: flow.bytesIn,
-      pktsOut: flow.pktsOut,
-      bytesOut: flow.bytesOut,
+      pktsIn: slots.get(slot, S_PKTS_IN),
+      bytesIn: slots.get(slot, S_BYTES_IN),
+      pktsOut: slots.get(slot, S_PKTS_OUT),
+      bytesOut: slots.get(slot, S_BYTES_OUT),
       fresh: !flow.drained,
       flowKey: flow.key,
+      // Declared in the literal (undefined when unknown), so deltas share one shape and no property store.
+      pid: flow.pid,
+      process: flow.process,
+      natFromIp: flow.natFromIp,
+      natFromPort: flow.natFromIp === undefined ? undefined : flow.natFromPort,
+      clientId: flow.clientId,
     };
-    if (flow.pid !== undefined) delta.pid = flow.pid;
-    if (flow.process !== undefined) delta.process = flow.process;
-    if (flow.natFromIp !== undefined) {
-      delta.natFromIp = flow.natFromIp;
-      if (flow.natFromPort !== undefined) delta.natFromPort = flow.natFromPort;
-    }
-    if (flow.clientId !== undefined) delta.clientId = flow.clientId;
     return delta;
   }
 
@@ -482,13 +527,15 @@ export class FlowTable {
     for (const flow of this.flows.values()) {
       if (!flow.touched) continue;
       out.push(this.deltaOf(flow));
-      flow.pktsIn = 0;
-      flow.bytesIn = 0;
-      flow.pktsOut = 0;
-      flow.bytesOut = 0;
+      const { slots } = this;
+      const slot = flow.slot;
+      slots.set(slot, S_PKTS_IN, 0);
+      slots.set(slot, S_BYTES_IN, 0);
+      slots.set(slot, S_PKTS_OUT, 0);
+      slots.set(slot, S_BYTES_OUT, 0);
+      slots.set(slot, S_DELTA_FIRST_SEEN, Number.POSITIVE_INFINITY);
+      slots.set(slot, S_DRAINED_LAST_SEEN, slots.get(slot, S_LAST_SEEN));
       flow.touched = false;
-      flow.deltaFirstSeen = Number.POSITIVE_INFINITY;
-      flow.drainedLastSeen = flow.lastSeen;
       flow.drained = true;
     }
     this.expire(now);
@@ -497,7 +544,7 @@ export class FlowTable {
 
   private expire(now: number): void {
     for (const flow of this.flows.values()) {
-      if (now - flow.lastSeen > flow.timeoutMs) {
+      if (now - this.slots.get(flow.slot, S_LAST_SEEN) > flow.timeoutMs) {
         this.forget(flow);
         this.counters.expired++;
       }
@@ -522,18 +569,18 @@ export class FlowTable {
       localPort: f.localPort,
       remoteIp: f.remoteIp,
       remotePort: f.remotePort,
-      firstSeen: f.firstSeen,
-      lastSeen: f.lastSeen,
+      firstSeen: this.slots.get(f.slot, S_FIRST_SEEN),
+      lastSeen: this.slots.get(f.slot, S_LAST_SEEN),
       sampleRate: f.sampleRate,
       pid: f.pid,
       process: f.process,
       natFromIp: f.natFromIp,
       natFromPort: f.natFromPort,
       clientId: f.clientId,
-      pktsIn: f.totalPktsIn,
-      bytesIn: f.totalBytesIn,
-      pktsOut: f.totalPktsOut,
-      bytesOut: f.totalBytesOut,
+      pktsIn: this.slots.get(f.slot, S_TOTAL_PKTS_IN),
+      bytesIn: this.slots.get(f.slot, S_TOTAL_BYTES_IN),
+      pktsOut: this.slots.get(f.slot, S_TOTAL_PKTS_OUT),
+      bytesOut: this.slots.get(f.slot, S_TOTAL_BYTES_OUT),
     }));
   }
 }

@@ -52,7 +52,32 @@ export function createServiceNamer(
   defaultTimeoutSeconds: number = DEFAULTS.activeWindowSeconds,
 ): ServiceNamer {
   const cache = new Map<string, ServiceInfo>();
+  // The previous call's answer: a daemon's report names one socket row after row,
+  // and answering it without a cache key keeps a string per row out of the heap.
+  let last: {
+    port: number;
+    process?: string;
+    owner?: string;
+    shared?: boolean;
+    info?: ServiceInfo;
+  } = {
+    port: -1,
+  };
   return (localPort, process, owner) => {
+    if (
+      last.info !== undefined &&
+      last.port === localPort &&
+      last.process === process &&
+      last.owner === owner?.name &&
+      last.shared === owner?.shared
+    )
+      return last.info;
+    const info = lookup(localPort, process, owner);
+    last = { port: localPort, process, owner: owner?.name, shared: owner?.shared, info };
+    return info;
+  };
+
+  function lookup(localPort: number, process: string | undefined, owner: OwnerName | undefined) {
     const cacheKey = `${localPort}|${process ?? ''}|${owner ? `${owner.shared}|${owner.name}` : ''}`;
     const hit = cache.get(cacheKey);
     if (hit) return hit;
@@ -80,5 +105,5 @@ export function createServiceNamer(
     if (cache.size > 10_000) cache.clear();
     cache.set(cacheKey, info);
     return info;
-  };
+  }
 }

@@ -120,8 +120,8 @@ async function startWholeAgent(netns: string, socketPath: string) {
   };
 }
 
-/** The whole agent through its stages; returns its figures. */
-async function wholeAgentFigures(
+/** The whole agent through its stages (1k, 10k, 100k flows; quick: 1k, 20k); returns its figures. */
+export async function wholeAgentFigures(
   dir: string,
   quick: boolean,
   log: (m: string) => void,

@@ -1,0 +1,181 @@
+/**
+ * Where the agent's memory per flow goes, deterministically: the hook
+ * receiver's parse (hook protocol lines as a hooked daemon writes them), the
+ * flow table and the block sealer, driven in one process by a simulated clock
+ * (one cycle per simulated second, all within one minute, so the sealer holds
+ * every flow's pending endpoint as it does before a main part), no sockets,
+ * no timers. Then the live heap after a full collection, and what each
+ * structure holds: the heap freed by dropping the sealer, then the table.
+ *
+ *   node --expose-gc --import tsx agent-memory.ts <flows> [cycles] [heapSnapshotFile]
+ *
+ * Prints one JSON line: heap and RSS per flow, CPU per cycle, the share of each structure,
+ * and with a snapshot file, the snapshot's largest node kinds by self size.
+ */
+import { readFileSync } from 'node:fs';
+import { writeHeapSnapshot } from 'node:v8';
+import { BlockSealer } from '../../agent/block-sealer.js';
+import { FlowTable } from '../../agent/flow-table.js';
+import { hookObservations } from '../../agent/hook-receiver.js';
+import { createServiceNamer } from '../../agent/service-names.js';
+import { parseHookMessage } from '../../contract/hook-protocol.js';
+
+const [flowsArg, cyclesArg, snapshotFile] = process.argv.slice(2);
+const flows = Number(flowsArg);
+const cycles = Number(cyclesArg ?? 20);
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!(flows > 0) || !(cycles > 0 && cycles < 55) || !gc) {
+  console.error(
+    'usage: node --expose-gc --import tsx agent-memory.ts <flows> [cycles < 55] [heapSnapshotFile]',
+  );
+  process.exit(2);
+}
+
+/** The heap after a full collection (twice: weak references and finalizers settle). */
+function liveHeap(): number {
+  gc!();
+  gc!();
+  return process.memoryUsage().heapUsed;
+}
+
+/** Client i like bench/procs/hook-feeder.mjs: spread over networks and ports (built per line, not held). */
+const remote = (i: number): [string, number] => [
+  `${[198, 203, 100, 45, 81, 91, 185, 37][i % 8]}.${(i >> 8) & 255}.${(i * 7) & 255}.${1 + (i % 254)}`,
+  1024 + ((i * 7919) % 64_000),
+];
+
+/** One window's hook lines (10,000 rows each, as a hook sends them), all flows busy. */
+function hookLines(now: number, window: number): string[] {
+  const lines: string[] = [];
+  for (let at = 0; at < flows; at += 10_000) {
+    const rows = [];
+    for (let i = at; i < Math.min(flows, at + 10_000); i++) {
+      const [ip, port] = remote(i);
+      const pkts = 1 + ((i * 13 + window) % 9);
+      rows.push([
+        '10.0.17.42',
+        27015,
+        ip,
+        port,
+        pkts,
+        pkts * 90,
+        pkts,
+        pkts * 600,
+        now - 900,
+        now - 1,
+      ]);
+    }
+    lines.push(
+      JSON.stringify({
+        v: 1,
+        pid: 4242,
+        process: 'srcds_linux',
+        at: now,
+        flows: rows,
+        overflowPackets: 0,
+        droppedFlows: 0,
+        droppedPackets: 0,
+      }),
+    );
+  }
+  return lines;
+}
+
+const base = liveHeap();
+const rss0 = process.memoryUsage().rss;
+// A minute boundary plus a little, so every cycle's deltas land in one pending minute.
+const start = Math.ceil(Date.now() / 60_000) * 60_000 + 1_000;
+let table: FlowTable | null = new FlowTable({
+  serviceFor: createServiceNamer([]),
+  maxFlows: 200_000,
+});
+let seq = 0;
+let sealer: BlockSealer | null = new BlockSealer({
+  agentId: 'bench-agent',
+  host: 'bench-host',
+  nextSeq: () => seq++,
+  sealIntervalMs: 60_000,
+  graceMs: 3_000,
+  sendOffsetMs: 0,
+  earlyBurst: 2,
+  earlyRefillMs: 30_000,
+  now: start,
+});
+let sealedBlocks = 0;
+const cpu0 = process.cpuUsage();
+for (let c = 0; c < cycles; c++) {
+  const now = start + c * 1000;
+  for (const line of hookLines(now, c)) {
+    const parsed = parseHookMessage(JSON.parse(line));
+    if (!parsed.ok) throw new Error(`feeder line refused: ${parsed.reason}`);
+    table.ingest(hookObservations(parsed.message));
+  }
+  sealedBlocks += sealer.addDeltas(table.drain(now), now).length;
+  sealedBlocks += sealer.sealDue(now).length;
+}
+const cpu = process.cpuUsage(cpu0);
+const rssLoaded = process.memoryUsage().rss;
+const held = table.size;
+const pending = sealer.stats().pendingEndpoints;
+const all = liveHeap();
+const rss = process.memoryUsage().rss;
+let snapshot: Record<string, { count: number; bytes: number }> | undefined;
+if (snapshotFile) {
+  writeHeapSnapshot(snapshotFile);
+  snapshot = summarize(snapshotFile);
+}
+sealer = null;
+const withoutSealer = liveHeap();
+table = null;
+const withoutTable = liveHeap();
+
+const perFlow = (bytes: number) => Math.round(bytes / flows);
+process.stdout.write(
+  `${JSON.stringify({
+    flows,
+    held,
+    pending,
+    sealedBlocks,
+    heapPerFlow: perFlow(all - base),
+    sealerPerFlow: perFlow(all - withoutSealer),
+    tablePerFlow: perFlow(withoutSealer - withoutTable),
+    rssPerFlow: perFlow(rss - rss0),
+    /** Before the collection above: what the cycles' garbage left resident. */
+    loadedRssPerFlow: perFlow(rssLoaded - rss0),
+    /** CPU of the cycles (this process, main thread and V8's helpers) per cycle. */
+    cpuMsPerCycle: Math.round((cpu.user + cpu.system) / 1000 / cycles),
+    ...(snapshot ? { snapshot } : {}),
+  })}\n`,
+);
+
+/** The snapshot's node kinds (type and name) holding the most self size, largest first. */
+function summarize(file: string): Record<string, { count: number; bytes: number }> {
+  const snap = JSON.parse(readFileSync(file, 'utf8')) as {
+    snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
+    nodes: number[];
+    strings: string[];
+  };
+  const fields = snap.snapshot.meta.node_fields;
+  const width = fields.length;
+  const typeAt = fields.indexOf('type');
+  const nameAt = fields.indexOf('name');
+  const sizeAt = fields.indexOf('self_size');
+  const types = snap.snapshot.meta.node_types[0];
+  const kinds = new Map<string, { count: number; bytes: number }>();
+  for (let i = 0; i < snap.nodes.length; i += width) {
+    const type = types[snap.nodes[i + typeAt]!]!;
+    // Strings and numbers by type only: their names are their contents.
+    const name =
+      type === 'string' || type === 'concatenated string' || type === 'sliced string'
+        ? ''
+        : snap.strings[snap.nodes[i + nameAt]!]!.slice(0, 40);
+    const key = `${type}:${name}`;
+    const k = kinds.get(key) ?? { count: 0, bytes: 0 };
+    k.count++;
+    k.bytes += snap.nodes[i + sizeAt]!;
+    kinds.set(key, k);
+  }
+  return Object.fromEntries(
+    [...kinds.entries()].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, 15),
+  );
+}
