@@ -453,9 +453,12 @@ export async function startHookReceiver(
     void resolver.lookup(socket).then(async (r) => {
       if (socket.destroyed || closing) return;
       if (r.ok) {
-        conn.peer = r.peer;
-        conn.daemon = await daemonIdentity(r.peer.pid);
+        // Read before the peer is set: the per-pid count below must see only
+        // connections already placed, with no await between count and place.
+        const daemon = await daemonIdentity(r.peer.pid);
         if (socket.destroyed || closing) return;
+        conn.peer = r.peer;
+        conn.daemon = daemon;
         let same = 0;
         for (const other of sockets.values()) if (other.peer?.pid === r.peer.pid) same++;
         if (same > MAX_CONNECTIONS_PER_PID) {
