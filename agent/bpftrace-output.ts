@@ -194,6 +194,8 @@ export class BpftraceOutputParser {
  */
 export class KernelClock {
   private offsets: number[] = [];
+  /** The smallest of `offsets`, kept so a drain of many tuples does not scan them per tuple. */
+  private best = Number.POSITIVE_INFINITY;
 
   /** Pairs a kernel timestamp with the wall clock at which it was read. */
   observe(monoNs: number, atMs: number): void {
@@ -201,11 +203,12 @@ export class KernelClock {
     this.offsets.push(atMs - monoNs / 1e6);
     // A short window follows wall-clock steps (NTP) within a few drains.
     if (this.offsets.length > 8) this.offsets.shift();
+    this.best = Math.min(...this.offsets);
   }
 
   /** Epoch ms of a kernel timestamp, or `fallback` before any pairing. */
   toEpochMs(monoNs: number, fallback: number): number {
     if (this.offsets.length === 0 || monoNs <= 0) return fallback;
-    return Math.round(monoNs / 1e6 + Math.min(...this.offsets));
+    return Math.round(monoNs / 1e6 + this.best);
   }
 }
