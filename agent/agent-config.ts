@@ -115,6 +115,11 @@ export const AgentConfigSchema = z
         maxFlows: z.number().int().min(16).max(1_000_000).default(65_536),
         /** Count 1 in N packets (counters scaled by N, flows carry sampleRate N). */
         sampleRate: z.number().int().min(1).max(1_000_000).default(1),
+        /**
+         * How often bpftrace prints and clears its counters (default: intervalSeconds). Its CPU
+         * grows with active flows times drains a second: 5 costs a fifth of 1 (docs/ebpf.md).
+         */
+        drainSeconds: z.number().min(0.1).max(5).optional(),
       })
       .strict()
       .default({ maxFlows: 65_536, sampleRate: 1 }),

@@ -3,20 +3,22 @@
  * object a line. It turns the program's markers and map prints into
  * readiness, drained batches of per-tuple counters, and loss signals.
  *
- * A drain is `udpwatch drain <ns>`, `@refused`, the drained buffer's `@sN`
- * (a per-CPU sum: packets << 40 | payload bytes), `@fN` (first ns) and `@lN`
- * (last, in units of 2^20 ns), then `udpwatch drained`. An empty map prints
- * nothing. When bpftrace exits it prints every map left, with no markers:
- * finish() returns those as a last batch, so stopping loses nothing counted.
+ * A drain is `udpwatch drain <ns>`, `@refused`, the drained buffer's
+ * `@s4_N` and `@s6_N` (per-CPU sums: packets << 40 | payload bytes) and
+ * `@t4_N` and `@t6_N` (first seen << 20 | last minus first, in units of
+ * 2^20 ns), then `udpwatch drained`; 4 and 6 are the address family, whose
+ * keys have two and five words. An empty map prints nothing. When bpftrace
+ * exits it prints every map left, with no markers: finish() returns those as
+ * a last batch, so stopping loses nothing counted.
  *
- * The three tuple maps are read by a scanner over the line, not JSON.parse:
- * a sum can exceed 2^53 (JSON numbers would round it), and a map of many
+ * The tuple maps are read by a scanner over the line, not JSON.parse: a
+ * value can exceed 2^53 (JSON numbers would round it), and a map of many
  * tuples would otherwise become one large object per drain.
  */
 
 /** One (direction, source, destination) tuple's counters in one batch, key still encoded. */
 export interface RawTuple {
-  /** `meta,srcHi,srcLo,dstHi,dstLo` as bpftrace prints a tuple key. */
+  /** `meta,addresses` (IPv4) or `meta,srcHi,srcLo,dstHi,dstLo` (IPv6), as bpftrace prints a tuple key. */
   key: string;
   packets: number;
   bytes: number;
@@ -34,15 +36,17 @@ export type BpftraceEvent =
   | { kind: 'skipped'; reason: string };
 
 const MAX_LINE = 64 * 1024 * 1024;
-/** How bpftrace 0.17 starts the line of one printed map of tuples. */
-const TUPLE_MAP = /^\{"type": "map", "data": \{"@([sfl])[01]": \{/;
-/** One `"key": value` entry of such a map: five unsigned words, one unsigned value. */
-const ENTRY = /"(\d{1,20}(?:,\d{1,20}){4})": (\d{1,20})[,}]/g;
+/** How bpftrace 0.17 starts the line of one printed map of tuples: sums (s) or times (t). */
+const TUPLE_MAP = /^\{"type": "map", "data": \{"@([st])[46]_[01]": \{/;
+/** One `"key": value` entry of such a map: two or five unsigned words, one unsigned value. */
+const ENTRY = /"(\d{1,20}(?:,\d{1,20}){1,4})": (\d{1,20})[,}]/g;
 /** The low bits of a sum that hold payload bytes (see agent/ebpf/udp-flows.bt). */
 const BYTE_BITS = 40;
 const BYTE_SPAN = 2 ** BYTE_BITS;
-/** A last-seen value's unit in ns. */
-const LAST_UNIT_NS = 2 ** 20;
+/** A seen value's time unit in ns, and the low bits that hold last minus first. */
+const TIME_UNIT_NS = 2 ** 20;
+const SPAN_BITS = 20;
+const SPAN = 2 ** SPAN_BITS;
 const U64_MAX = (1n << 64n) - 1n;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -64,6 +68,24 @@ export function unpackSum(text: string): { packets: number; bytes: number } {
   let v = BigInt(text);
   if (v > U64_MAX) v = U64_MAX;
   return { packets: Number(v >> BigInt(BYTE_BITS)), bytes: Number(v & BigInt(BYTE_SPAN - 1)) };
+}
+
+/** A packed seen value's first and last packet times in kernel ns (units of 2^20 ns). */
+export function unpackSeen(text: string): { firstNs: number; lastNs: number } {
+  let first: number;
+  let span: number;
+  if (text.length <= 15) {
+    const v = Number(text);
+    first = Math.floor(v / SPAN);
+    span = v - first * SPAN;
+  } else {
+    // Past 2^53 (about 104 days of uptime): split exactly.
+    let v = BigInt(text);
+    if (v > U64_MAX) v = U64_MAX;
+    first = Number(v >> BigInt(SPAN_BITS));
+    span = Number(v & BigInt(SPAN - 1));
+  }
+  return { firstNs: first * TIME_UNIT_NS, lastNs: (first + span) * TIME_UNIT_NS };
 }
 
 /** Stateful line parser: feed every stdout line, in order. */
@@ -93,7 +115,7 @@ export class BpftraceOutputParser {
     return batch;
   }
 
-  /** Adds one printed tuple map (`kind` s, f or l) to the pending batch. */
+  /** Adds one printed tuple map (`kind` s or t) to the pending batch. */
   private tupleMap(kind: string, text: string): void {
     ENTRY.lastIndex = 0;
     for (let m = ENTRY.exec(text); m !== null; m = ENTRY.exec(text)) {
@@ -104,11 +126,10 @@ export class BpftraceOutputParser {
         const { packets, bytes } = unpackSum(value);
         t.packets += packets;
         t.bytes += bytes;
-      } else if (kind === 'f') {
-        const ns = Number(value);
-        if (ns > 0 && (t.firstNs === 0 || ns < t.firstNs)) t.firstNs = ns;
       } else {
-        t.lastNs = Math.max(t.lastNs, Number(value) * LAST_UNIT_NS);
+        const { firstNs, lastNs } = unpackSeen(value);
+        if (firstNs > 0 && (t.firstNs === 0 || firstNs < t.firstNs)) t.firstNs = firstNs;
+        if (lastNs > t.lastNs) t.lastNs = lastNs;
       }
     }
   }
@@ -173,6 +194,8 @@ export class BpftraceOutputParser {
  */
 export class KernelClock {
   private offsets: number[] = [];
+  /** The smallest of `offsets`, kept so a drain of many tuples does not scan them per tuple. */
+  private best = Number.POSITIVE_INFINITY;
 
   /** Pairs a kernel timestamp with the wall clock at which it was read. */
   observe(monoNs: number, atMs: number): void {
@@ -180,11 +203,12 @@ export class KernelClock {
     this.offsets.push(atMs - monoNs / 1e6);
     // A short window follows wall-clock steps (NTP) within a few drains.
     if (this.offsets.length > 8) this.offsets.shift();
+    this.best = Math.min(...this.offsets);
   }
 
   /** Epoch ms of a kernel timestamp, or `fallback` before any pairing. */
   toEpochMs(monoNs: number, fallback: number): number {
     if (this.offsets.length === 0 || monoNs <= 0) return fallback;
-    return Math.round(monoNs / 1e6 + Math.min(...this.offsets));
+    return Math.round(monoNs / 1e6 + this.best);
   }
 }

@@ -261,7 +261,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
   } else if (config.sources.ebpf && proc) {
     ebpf = createEbpfSource({
       sockets: () => procSockets(proc),
-      drainIntervalMs: config.intervalSeconds * 1000,
+      drainIntervalMs: (config.ebpf.drainSeconds ?? config.intervalSeconds) * 1000,
       maxFlows: config.ebpf.maxFlows,
       sampleRate: config.ebpf.sampleRate,
       log,

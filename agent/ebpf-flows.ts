@@ -63,10 +63,14 @@ const U64_MAX = (1n << 64n) - 1n;
 /** The program's direction codes (meta bits 33..34); 3 is never printed. */
 const DIRS: readonly (PacketTuple['dir'] | undefined)[] = ['in', 'out', 'lo', undefined];
 
-/** Decodes a key `meta,srcHi,srcLo,dstHi,dstLo` (see agent/ebpf/udp-flows.bt), or null when malformed. */
+/**
+ * Decodes a key (see agent/ebpf/udp-flows.bt), or null when malformed: IPv4
+ * `meta,addresses` (source word << 32 | destination word), IPv6
+ * `meta,srcHi,srcLo,dstHi,dstLo`.
+ */
 export function decodeTupleKey(key: string): PacketTuple | null {
   const parts = key.split(',');
-  if (parts.length !== 5) return null;
+  if (parts.length !== 2 && parts.length !== 5) return null;
   const n: bigint[] = [];
   for (const p of parts) {
     if (!/^\d{1,20}$/.test(p)) return null;
@@ -74,11 +78,15 @@ export function decodeTupleKey(key: string): PacketTuple | null {
     if (v > U64_MAX) return null;
     n.push(v);
   }
-  const [meta, ah, al, bh, bl] = n as [bigint, bigint, bigint, bigint, bigint];
+  const meta = n[0]!;
   const dir = DIRS[Number((meta >> 33n) & 3n)];
   if (meta >> 35n !== 0n || !dir) return null;
   const v6 = ((meta >> 32n) & 1n) === 1n;
-  if (!v6 && (al !== 0n || bl !== 0n || ah > 0xffffffffn || bh > 0xffffffffn)) return null;
+  // The family is in both the key's shape and its meta bit: they must agree.
+  if (v6 !== (parts.length === 5)) return null;
+  const [ah, al, bh, bl] = v6
+    ? [n[1]!, n[2]!, n[3]!, n[4]!]
+    : [n[1]! >> 32n, 0n, n[1]! & 0xffffffffn, 0n];
   return {
     dir,
     srcIp: address(ah, al, v6),

@@ -54,6 +54,8 @@ export class SocketIndex {
   private readonly exact = new Map<string, ListeningSocket>();
   private readonly any4 = new Map<number, ListeningSocket>();
   private readonly any6 = new Map<number, ListeningSocket>();
+  /** Every port some socket owns: most lookups of a busy host's other end miss here, before any string is built. */
+  private readonly ports = new Set<number>();
 
   constructor(
     listeners: Iterable<ListeningSocket>,
@@ -61,11 +63,13 @@ export class SocketIndex {
     connected: Iterable<ConnectedSocket> = [],
   ) {
     for (const l of listeners) {
+      this.ports.add(l.localPort);
       if (l.localIp === WILDCARD_V4) this.any4.set(l.localPort, l);
       else if (l.localIp === WILDCARD_V6) this.any6.set(l.localPort, l);
       else this.exact.set(`${l.localIp} ${l.localPort}`, l);
     }
     for (const c of connected) {
+      this.ports.add(c.localPort);
       this.connected.set(`${c.localIp} ${c.localPort} ${c.remoteIp} ${c.remotePort}`, c);
     }
   }
@@ -86,7 +90,8 @@ export class SocketIndex {
     port: number,
     from?: { ip: string; port: number },
   ): ListeningSocket | ConnectedSocket | undefined {
-    if (from) {
+    if (!this.ports.has(port)) return undefined;
+    if (from && this.connected.size > 0) {
       const c = this.connected.get(`${ip} ${port} ${from.ip} ${from.port}`);
       if (c) return c;
     }

@@ -39,3 +39,26 @@ export function childrenNamed(comm: string, parent: number = process.pid): numbe
   }
   return out;
 }
+
+/** Kernel run time and runs summed over a process's BPF programs (fdinfo; counted only while kernel.bpf_stats_enabled is 1). */
+export function bpfProgramRuns(pid: number): { runTimeNs: number; runs: number; maxRuns: number } {
+  let runTimeNs = 0;
+  let runs = 0;
+  let maxRuns = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+    let info: string;
+    try {
+      info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (!info.includes('prog_type:')) continue;
+    const time = /^run_time_ns:\s+(\d+)$/m.exec(info);
+    const count = /^run_cnt:\s+(\d+)$/m.exec(info);
+    if (!time || !count) continue;
+    runTimeNs += Number(time[1]);
+    runs += Number(count[1]);
+    maxRuns = Math.max(maxRuns, Number(count[1]));
+  }
+  return { runTimeNs, runs, maxRuns };
+}

@@ -12,14 +12,14 @@
  *  - count accuracy at the highest rate the machine sustains: an open-loop
  *    sender's datagrams against what the source counted.
  */
-import { statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createEbpfSource, type EbpfSource } from '../../agent/ebpf-source.js';
 import type { ListeningSocket } from '../../agent/observation.js';
 import { runForJson, spawnReady } from '../child-json.js';
 import { type BenchCase, compared, type Figure, plain, spread } from '../harness.js';
 import { createBenchNamespace } from '../netns.js';
-import { childrenNamed, cpuSeconds, rssMiB } from '../proc-stat.js';
+import { bpfProgramRuns, childrenNamed, cpuSeconds, rssMiB } from '../proc-stat.js';
 
 const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
 const DAEMON = here('../procs/echo-daemon.mjs');
@@ -136,6 +136,7 @@ export const ebpfSource: BenchCase = {
     const echo = async (size: number, s: number, bpftracePid?: number) => {
       const d0 = cpuSeconds(daemonPid);
       const b0 = bpftracePid ? cpuSeconds(bpftracePid) : 0;
+      const p0 = bpftracePid ? bpfProgramRuns(bpftracePid) : null;
       const self0 = process.cpuUsage();
       const r = await runForJson<{ echoed: number; ms: number; heard: number }>(
         'ip',
@@ -149,7 +150,15 @@ export const ebpfSource: BenchCase = {
         { timeoutMs: (s + 15) * 1000 },
       );
       const self = process.cpuUsage(self0);
+      const p1 = bpftracePid ? bpfProgramRuns(bpftracePid) : null;
+      // Every datagram runs both tracepoints' programs once (the send side returns early on
+      // loopback): their kernel time per run of the busier one is the probes' cost per datagram.
+      const probeNs =
+        p0 && p1 && p1.maxRuns > p0.maxRuns
+          ? (p1.runTimeNs - p0.runTimeNs) / (p1.maxRuns - p0.maxRuns)
+          : Number.NaN;
       return {
+        probeNs,
         rate: r.echoed / (r.ms / 1000),
         daemonUs: ((cpuSeconds(daemonPid) - d0) * 1e6) / Math.max(1, r.heard),
         bpftraceSec: bpftracePid ? cpuSeconds(bpftracePid) - b0 : 0,
@@ -166,6 +175,7 @@ export const ebpfSource: BenchCase = {
     const daemonOff = new Map(sizes.map((s) => [s, [] as number[]]));
     const daemonOn = new Map(sizes.map((s) => [s, [] as number[]]));
     const cpuPer10k: number[] = [];
+    const probeNs = new Map(sizes.map((s) => [s, [] as number[]]));
     const startup: number[] = [];
     const rssIdle: number[] = [];
     const rssAfter: number[] = [];
@@ -176,8 +186,13 @@ export const ebpfSource: BenchCase = {
     const flowCpu = new Map(flowSizes.map((n) => [n, [] as number[]]));
     const flowRate = new Map(flowSizes.map((n) => [n, [] as number[]]));
     const flowBpf = new Map(flowSizes.map((n) => [n, [] as number[]]));
+    const flowSelf = new Map(flowSizes.map((n) => [n, [] as number[]]));
     const flowRss = new Map(flowSizes.map((n) => [n, [] as number[]]));
     const figures: Figure[] = [];
+    // The kernel's run time per BPF program: deterministic where throughput is not on a shared machine.
+    const STATS = '/proc/sys/kernel/bpf_stats_enabled';
+    const statsBefore = readFileSync(STATS, 'utf8').trim();
+    writeFileSync(STATS, '1');
     try {
       // Warm-up: JIT and socket buffers.
       for (const size of sizes) await echo(size, 0.5);
@@ -245,6 +260,7 @@ export const ebpfSource: BenchCase = {
                 const counted = session.take();
                 flowCpu.get(n)!.push(((msPerSec - idleMsPerSec) * 1000) / n);
                 flowBpf.get(n)!.push(((bpfMs - idleBpf) * 1000) / n);
+                flowSelf.get(n)!.push(((selfMs - idleSelf) * 1000) / n);
                 // Since the previous take: the warm-up and the window.
                 flowRate.get(n)!.push(counted.ownedIn / n / (flowWarmMs / 1000 + flowSeconds));
                 flowRss.get(n)!.push(((rssMiB(session.pid) - rss0) * 1000) / n);
@@ -269,6 +285,7 @@ export const ebpfSource: BenchCase = {
           perRound.get(size)!.push(e.rate / u.rate);
           daemonOff.get(size)!.push(u.daemonUs);
           daemonOn.get(size)!.push(e.daemonUs);
+          if (Number.isFinite(e.probeNs)) probeNs.get(size)!.push(e.probeNs);
           if (size === 64) {
             // bpftrace plus the source's share of this process, beyond the same window without eBPF.
             const extraMsPerSec = ((e.bpftraceSec + e.selfSec - u.selfSec) * 1000) / (e.ms / 1000);
@@ -281,6 +298,7 @@ export const ebpfSource: BenchCase = {
         }
       }
     } finally {
+      writeFileSync(STATS, statsBefore);
       await daemon.stop();
       ns.remove();
     }
@@ -311,6 +329,9 @@ export const ebpfSource: BenchCase = {
             note: "the probes run in the sending and receiving process's context: their kernel time shows here",
           },
         ),
+        plain(`probe kernel time per datagram, ${size} B`, 'ns', probeNs.get(size)!, {
+          note: 'kernel.bpf_stats_enabled run time of both programs per datagram (receive counts it, send returns early on loopback); the tracepoint firing itself is not in it',
+        }),
       );
     }
     figures.push(
@@ -332,7 +353,15 @@ export const ebpfSource: BenchCase = {
           `  of which bpftrace itself, at ${n.toLocaleString('en-US')} flows`,
           'ms CPU/s',
           flowBpf.get(n)!,
-          { note: 'printing and clearing its maps each drain; the rest is the agent parsing them' },
+          { note: 'printing and clearing its maps each drain' },
+        ),
+        plain(
+          `  of which the agent's parse and attribution, at ${n.toLocaleString('en-US')} flows`,
+          'ms CPU/s',
+          flowSelf.get(n)!,
+          {
+            note: "user time of this process (the source's poll and its output reader), an upper bound",
+          },
         ),
         plain(
           `bpftrace RSS growth per 1,000 active flows, at ${n.toLocaleString('en-US')} flows`,

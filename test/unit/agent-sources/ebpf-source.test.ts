@@ -9,6 +9,7 @@ import {
   BpftraceOutputParser,
   KernelClock,
   type RawTuple,
+  unpackSeen,
   unpackSum,
 } from '../../../agent/bpftrace-output.js';
 import {
@@ -59,7 +60,8 @@ function key(
     BigInt(raw16(dport));
   const [ah, al] = halves(src);
   const [bh, bl] = halves(dst);
-  return [meta, ah, al, bh, bl].join(',');
+  // IPv4: both addresses in one word, source high; IPv6: four halves.
+  return (v6 ? [meta, ah, al, bh, bl] : [meta, (ah << 32n) | bh]).join(',');
 }
 
 const listener = (
@@ -81,16 +83,20 @@ const listener = (
 describe('bpftrace output', () => {
   it('turns a drain between its markers into one batch, and the maps printed at exit into a last one', () => {
     const p = new BpftraceOutputParser();
-    const k = '1,2,0,3,0';
+    const k = '1,8589934595';
+    const k6 = `${1n << 32n},2,0,3,0`;
+    // First seen at 1431 units of 2^20 ns, last 380 units later.
+    const seen = 1431 * 2 ** 20 + 380;
     const lines = [
       '{"type": "attached_probes", "data": {"probes": 4}}',
       '{"type": "printf", "data": "udpwatch ready 4026531833 1000\\n"}',
       '',
       '{"type": "printf", "data": "udpwatch drain 2000000000\\n"}',
       '{"type": "map", "data": {"@refused": 3}}',
-      `{"type": "map", "data": {"@s1": {"${k}": ${5 * 2 ** 40 + 50}}}}`,
-      `{"type": "map", "data": {"@f1": {"${k}": 1500000000}}}`,
-      `{"type": "map", "data": {"@l1": {"${k}": 1811}}}`,
+      `{"type": "map", "data": {"@s4_1": {"${k}": ${5 * 2 ** 40 + 50}}}}`,
+      `{"type": "map", "data": {"@t4_1": {"${k}": ${seen}}}}`,
+      `{"type": "map", "data": {"@s6_1": {"${k6}": ${2 ** 40 + 9}}}}`,
+      `{"type": "map", "data": {"@t6_1": {"${k6}": ${seen}}}}`,
       '{"type": "printf", "data": "udpwatch drained\\n"}',
     ];
     const events = lines.map((l) => p.line(l)).filter((e) => e !== null);
@@ -101,18 +107,22 @@ describe('bpftrace output', () => {
         kind: 'drain',
         refused: 3,
         monoNs: 2_000_000_000,
-        tuples: [{ key: k, packets: 5, bytes: 50, firstNs: 1_500_000_000, lastNs: 1811 * 2 ** 20 }],
+        tuples: [
+          { key: k, packets: 5, bytes: 50, firstNs: 1431 * 2 ** 20, lastNs: 1811 * 2 ** 20 },
+          { key: k6, packets: 1, bytes: 9, firstNs: 1431 * 2 ** 20, lastNs: 1811 * 2 ** 20 },
+        ],
       },
     ]);
     expect(p.finish()).toBeNull();
     // At exit both buffers may be printed, unmarked: one tuple in both adds up.
-    p.line(`{"type": "map", "data": {"@s0": {"${k}": ${2 * 2 ** 40 + 2}}}}`);
-    p.line(`{"type": "map", "data": {"@s1": {"${k}": ${1 * 2 ** 40 + 4}}}}`);
-    p.line(`{"type": "map", "data": {"@l0": {"${k}": 5}}}`);
+    p.line(`{"type": "map", "data": {"@s4_0": {"${k}": ${2 * 2 ** 40 + 2}}}}`);
+    p.line(`{"type": "map", "data": {"@s4_1": {"${k}": ${1 * 2 ** 40 + 4}}}}`);
+    p.line(`{"type": "map", "data": {"@t4_0": {"${k}": ${5 * 2 ** 20 + 1}}}}`);
+    p.line(`{"type": "map", "data": {"@t4_1": {"${k}": ${3 * 2 ** 20 + 1}}}}`);
     p.line('{"type": "map", "data": {"@drained": 9}}');
     expect(p.finish()).toMatchObject({
       kind: 'drain',
-      tuples: [{ key: k, packets: 3, bytes: 6, lastNs: 5 * 2 ** 20 }],
+      tuples: [{ key: k, packets: 3, bytes: 6, firstNs: 3 * 2 ** 20, lastNs: 6 * 2 ** 20 }],
     });
   });
 
@@ -125,8 +135,8 @@ describe('bpftrace output', () => {
     expect(p.line('Attaching 4 probes...')).toMatchObject({ kind: 'skipped' });
     expect(p.line('[1,2]')).toMatchObject({ kind: 'skipped' });
     p.line('{"type": "printf", "data": "udpwatch drain 1\\n"}');
-    // Entries that are not five unsigned words and an unsigned value are not tuples.
-    p.line('{"type": "map", "data": {"@s0": {"k": -4, "1,2,0,3,0": "x", "1,2,0,3,0": 7}}}');
+    // Entries that are not two to five unsigned words and an unsigned value are not tuples.
+    p.line('{"type": "map", "data": {"@s6_0": {"k": -4, "1,2,0,3,0": "x", "1,2,0,3,0": 7}}}');
     expect(p.line('{"type": "printf", "data": "udpwatch drained\\n"}')).toMatchObject({
       tuples: [{ key: '1,2,0,3,0', packets: 0, bytes: 7 }],
     });
@@ -138,6 +148,21 @@ describe('bpftrace output', () => {
     const total = (16_000_000n << 40n) | 1_040_000_000_000n;
     expect(unpackSum(total.toString())).toEqual({ packets: 16_000_000, bytes: 1_040_000_000_000 });
     expect(unpackSum('0')).toEqual({ packets: 0, bytes: 0 });
+  });
+
+  it('unpacks seen values (first << 20 | last minus first) exactly, past 2^53 too', () => {
+    expect(unpackSeen(String(7 * 2 ** 20 + 2))).toEqual({
+      firstNs: 7 * 2 ** 20,
+      lastNs: 9 * 2 ** 20,
+    });
+    // 200 days of uptime in units of 2^20 ns, last 4,000 units later: above 2^53.
+    const first = 16_479_000_000n;
+    const packed = (first << 20n) | 4_000n;
+    expect(packed > 1n << 53n).toBe(true);
+    expect(unpackSeen(packed.toString())).toEqual({
+      firstNs: Number(first << 20n),
+      lastNs: Number((first + 4_000n) << 20n),
+    });
   });
 
   it('maps kernel ns to epoch ms with the smallest offset seen (reading only ever adds delay)', () => {
@@ -173,12 +198,14 @@ describe('tuple keys', () => {
     for (const bad of [
       '',
       '1,2,3',
-      '1,2,0,3,x',
-      `${1n << 35n},1,0,1,0`,
-      `${3n << 33n},1,0,1,0`,
+      `${1n << 32n},2,0,3,x`,
+      `${(1n << 35n) | (1n << 32n)},1,0,1,0`,
+      `${(3n << 33n) | (1n << 32n)},1,0,1,0`,
+      `${1n << 35n},1`,
+      // The family bit and the key's shape disagree.
       '0,1,5,1,0',
-      `0,${1n << 40n},0,1,0`,
-      `0,${1n << 64n},0,1,0`,
+      `${1n << 32n},1`,
+      `0,${1n << 64n}`,
     ]) {
       expect(decodeTupleKey(bad), bad).toBeNull();
     }

@@ -35,6 +35,15 @@ describe('agent config', () => {
     expect(c.services).toEqual([{ name: 'dns', port: 53 }]);
   });
 
+  it('takes an eBPF drain interval of at most 5 s, unset by default', () => {
+    expect(loadAgentConfig({ env: {} }).ebpf.drainSeconds).toBeUndefined();
+    const ok = file('drain.json', JSON.stringify({ ebpf: { drainSeconds: 5 } }));
+    expect(loadAgentConfig({ configFile: ok, env: {} }).ebpf.drainSeconds).toBe(5);
+    // Past 5 s a tuple's 24-bit packet count could overflow (docs/ebpf.md).
+    const long = file('drain-long.json', JSON.stringify({ ebpf: { drainSeconds: 6 } }));
+    expect(() => loadAgentConfig({ configFile: long, env: {} })).toThrow(/drainSeconds/);
+  });
+
   it('names the bad field and where it came from', () => {
     const bad = file('bad.json', JSON.stringify({ services: [{ name: 'x', port: 70000 }] }));
     expect(() => loadAgentConfig({ configFile: bad, env: {} })).toThrow(
