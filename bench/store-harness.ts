@@ -3,6 +3,7 @@
  * process behind a counting proxy, Kinesis events built the way the event
  * source mapping delivers them, and the environment the handlers expect.
  */
+import { get } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
@@ -35,6 +36,28 @@ export function prepareHandlerEnvironment(): void {
   process.env.AWS_LAMBDA_LOG_LEVEL = 'ERROR';
 }
 
+/**
+ * The proxy's request counts, on a connection of its own: a pooled one
+ * (fetch) can be closed by the server's keep-alive timer just as it is reused
+ * after a long invocation, and fail with "other side closed".
+ */
+function countsOf(url: string): Promise<Record<string, number>> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(Buffer.concat(chunks).toString()) as Record<string, number>);
+        } catch (err) {
+          reject(new Error(`${url}: not JSON (${String(err)})`));
+        }
+      });
+      res.on('error', reject);
+    }).on('error', (err) => reject(new Error(`${url}: ${err.message}`)));
+  });
+}
+
 /** Starts the emulators in a child process. */
 export async function startStoreChild(): Promise<StoreChild> {
   const script = fileURLToPath(new URL('./procs/store-emulators.ts', import.meta.url));
@@ -46,10 +69,7 @@ export async function startStoreChild(): Promise<StoreChild> {
   const endpoints = child.ready;
   return {
     endpoints,
-    async counts() {
-      const res = await fetch(`${endpoints.dynamodbEndpoint}/__counts`);
-      return (await res.json()) as Record<string, number>;
-    },
+    counts: () => countsOf(`${endpoints.dynamodbEndpoint}/__counts`),
     stop: () => child.stop(),
   };
 }

@@ -357,7 +357,12 @@ describe.skipIf(!namespacesOk)('socat in a namespace, seen through conntrack', (
     agents.push(agent);
     const plan: ClientPlan[] = [{ sport: 42101, sizes: [40, 50], target: '203.0.113.2', port }];
     await runClients(plan, cli);
-    const seen = await clientsUntil('rd-natted', (a) => a.clients.length === 1);
+    // Until every datagram is in: conntrack's counts can reach the API a cycle apart.
+    const want = JSON.stringify(echoedConntrackCounters([40, 50]));
+    const seen = await clientsUntil(
+      'rd-natted',
+      (a) => a.clients.length === 1 && JSON.stringify(countersOf(a.clients[0]!)) === want,
+    );
     expect(seen.clients[0]).toMatchObject({ ip: '203.0.113.99', natFrom: ['203.0.113.3:42101'] });
     const byPreNat = await pipeline.get<ClientIpResponse>('/v1/clients/203.0.113.3');
     expect(byPreNat.status).toBe(200);
