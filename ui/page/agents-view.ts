@@ -1,7 +1,8 @@
 /**
  * The agents: when each last reported, whether it is within the window, its
  * live sources and why the others are not live, the busy services it cannot
- * observe, and what it had to drop or spool.
+ * observe, the hook reports it could not place, and what it had to drop or
+ * spool.
  */
 import type { AgentsResponse } from '../../contract/api-schemas.js';
 import { agents } from './api-fetch.js';
@@ -45,6 +46,15 @@ export function agentsView(route: Extract<Route, { view: 'agents' }>): View {
           (a.unobserved ?? [])
             .map((u) => `${u.service} (port ${u.port}): ${u.reason}`)
             .join('; ') || 'none',
+      },
+      {
+        // Reports of hooked daemons the agent cannot place: their socket health goes unseen.
+        title: 'Hook reports unmatched',
+        text: (a) =>
+          a.hookUnmatched > 0
+            ? `${formatCount(a.hookUnmatched)} (a hooked daemon in another network namespace?)`
+            : '0',
+        numeric: true,
       },
       { title: 'Flows', text: (a) => formatCount(a.flows), numeric: true },
       { title: 'Dropped', text: (a) => formatCount(a.dropped), numeric: true },

@@ -191,6 +191,33 @@ describe('the web view at the root of the local API', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it("lists each agent's live sources and the hook reports it could not place", async () => {
+    // The demo agent's real heartbeat, with unmatched hook reports added to the answer.
+    const page = await open(`${stack.apiUrl}/#/agents`, (p) =>
+      p.route('**/v1/agents*', async (route) => {
+        const response = await route.fetch();
+        const body = (await response.json()) as { agents: { hookUnmatched: number }[] };
+        for (const a of body.agents) a.hookUnmatched = 1234;
+        await route.fulfill({ response, json: body });
+      }),
+    );
+    const table = page.locator('[data-testid=agents]');
+    const column = async (title: string) => {
+      const titles = await table.locator('thead th').allInnerTexts();
+      const i = titles.indexOf(title);
+      if (i < 0) throw new Error(`no column ${title} in ${titles.join(', ')}`);
+      return table.locator(`tbody tr td:nth-child(${i + 1})`).allInnerTexts();
+    };
+    await until('an agent row', async () => (await table.locator('tbody tr').count()) > 0, 30_000);
+    const live = await column('Live sources');
+    expect(live.length).toBeGreaterThan(0);
+    for (const cell of live) expect(cell.split(', ')).toContain('hook');
+    for (const cell of await column('Hook reports unmatched'))
+      expect(cell).toBe('1,234 (a hooked daemon in another network namespace?)');
+    await page.close();
+    expect(pageErrors).toEqual([]);
+  });
+
   it("lists a service's clients, narrows them with a filter, and a link reopens the same view", async () => {
     const page = await open(`${stack.apiUrl}/#/service/${DEMO}`);
     await until('client rows', async () => (await clientCells(page)).length >= 4, 30_000);
