@@ -114,6 +114,11 @@ const MAX_EARLY_SUMS = 100_000;
 /** Hook reports arriving this close together are folded into one early flush. */
 const EARLY_FLUSH_DELAY_MS = 20;
 
+/** Appends `items` to `out` (a spread of 100,000 arguments would copy them onto the stack). */
+function append<T>(out: T[], items: readonly T[]): void {
+  for (const item of items) out.push(item);
+}
+
 /** Builds an agent from its configuration and parts; nothing runs until start() or tick(). */
 export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
   const agent = new Agent(config, deps);
@@ -496,7 +501,7 @@ export class Agent {
     const out: PeerObservation[] = [];
     if (proc) {
       try {
-        out.push(...(await proc.poll()));
+        append(out, await proc.poll());
         this.flowTable.setListeners(proc.listeners());
       } catch (err) {
         this.logOnce(`/proc scan failed: ${(err as Error).message}`);
@@ -504,18 +509,18 @@ export class Agent {
     }
     if (ebpf) {
       // After /proc, so the flows go to the sockets of this scan.
-      out.push(...ebpf.poll());
+      append(out, ebpf.poll());
       this.noteEbpfRefused(ebpf.status().refusedPackets);
     }
     if (conntrack) {
       try {
-        out.push(...(await this.readConntrack(conntrack)));
+        append(out, await this.readConntrack(conntrack));
       } catch (err) {
         this.logOnce(`conntrack read failed: ${(err as Error).message}`);
       }
     }
     if (hook) {
-      out.push(...hook.drain());
+      append(out, hook.drain());
       const drops = hook.stats().droppedPackets;
       if (drops > this.lastHookDrops) {
         this.deps.log(
@@ -541,7 +546,8 @@ export class Agent {
       this.blindSpots.sample({
         now,
         snmp: this.deps.proc.lastScan?.()?.snmp,
-        observations: early.length > 0 ? observations.concat(early) : observations,
+        observations,
+        moreObservations: early,
         // Conntrack without accounting only matters once it reports peers (uncounted).
         countsComplete: !(
           ct?.available &&
@@ -556,7 +562,7 @@ export class Agent {
     this.logStateChanges();
     this.flowTable.setEbpfLive(this.ebpfStopped || (this.deps.ebpf?.status().live ?? false));
     this.flowTable.ingest(observations);
-    const blocks = this.sealer.addDeltas(this.drainTable(now), now);
+    const blocks = this.drainTable(now);
     this.noteHookUnmatched(now);
     if (this.deps.proc) {
       const health = this.socketHealth.sample(
@@ -581,17 +587,19 @@ export class Agent {
     return records.length;
   }
 
-  /** The table's deltas, noting the ephemeral ports they show servers on. */
-  private drainTable(now: number) {
-    const deltas = this.flowTable.drain(now);
+  /**
+   * Hands the table's deltas to the sealer one by one (no object per flow),
+   * noting the ephemeral ports they show servers on; returns the early blocks.
+   */
+  private drainTable(now: number): Block[] {
     const range = this.deps.ephemeralPorts;
-    if (range) {
-      for (const d of deltas) {
-        if (d.localPort >= range.low && d.localPort <= range.high)
+    return this.sealer.addDeltasFrom((visit) => {
+      this.flowTable.drainInto(now, (d) => {
+        if (range && d.localPort >= range.low && d.localPort <= range.high)
           this.servedEphemeral.add(d.localPort);
-      }
-    }
-    return deltas;
+        visit(d);
+      });
+    }, now);
   }
 
   /**
@@ -659,7 +667,7 @@ export class Agent {
       sum.pktsIn += o.pktsIn;
     }
     this.flowTable.ingest(drained);
-    const blocks: Block[] = this.sealer.addDeltas(this.drainTable(now), now);
+    const blocks: Block[] = this.drainTable(now);
     const records = blocks.map(blockRecord);
     // Deltas left pending wait for the next cycle's checkpoint (their lines stay unacknowledged).
     if (records.length > 0) await this.writeCheckpoint(now, records);
