@@ -173,9 +173,9 @@ export class Agent {
   private readonly errorsSeen = new Set<string>();
   private readonly blindSpots: BlindSpotWatch;
   /**
-   * Hook reports the early flush folded in, for the next blind-spot sample:
-   * one per source, port and pid with their pktsIn summed (all the watch
-   * reads), so a busy hook's rows are not held until the next cycle.
+   * Hook reports folded in since the last blind-spot sample (by early
+   * flushes and cycles): one per source, port and pid with their pktsIn
+   * summed (all the watch reads), so no row is held for it.
    */
   private earlyObservations = new Map<string, PeerObservation>();
   /** Each source's state as last logged, so a change is logged once. */
@@ -519,8 +519,8 @@ export class Agent {
         this.logOnce(`conntrack read failed: ${(err as Error).message}`);
       }
     }
+    // The hook's rows go straight into the table (ingestHook), not into this list.
     if (hook) {
-      append(out, hook.drain());
       const drops = hook.stats().droppedPackets;
       if (drops > this.lastHookDrops) {
         this.deps.log(
@@ -538,8 +538,10 @@ export class Agent {
    */
   async tick(now: number = this.deps.clock(), options: { all?: boolean } = {}): Promise<number> {
     const observations = await this.collect();
+    if (this.deps.proc) await this.refreshRules(now);
+    // Hook rows first, as ingest() takes packet sources first; their sums feed the blind-spot watch.
+    this.ingestHook();
     if (this.deps.proc) {
-      await this.refreshRules(now);
       const early = [...this.earlyObservations.values()];
       this.earlyObservations.clear();
       const ct = this.deps.conntrack?.status();
@@ -641,32 +643,46 @@ export class Agent {
   }
 
   /**
+   * Streams what the hook reported since the last drain into the flow table
+   * (one refilled object, none per row), and with /proc sums each report's
+   * pktsIn per source, port and pid into earlyObservations: all the next
+   * blind-spot sample reads of them.
+   */
+  private ingestHook(): void {
+    const { hook, proc } = this.deps;
+    if (!hook) return;
+    // Bounded: the next cycle takes them; past the bound only the latest batch is kept.
+    if (this.earlyObservations.size > MAX_EARLY_SUMS) this.earlyObservations.clear();
+    let sum: PeerObservation | undefined;
+    this.flowTable.ingestHookFrom((visit) =>
+      hook.drainInto((o) => {
+        if (proc) {
+          // Rows of one report share source, port and pid: only a change needs the key.
+          if (sum?.localPort !== o.localPort || sum.pid !== o.pid || sum.source !== o.source) {
+            const key = `${o.source}|${o.localPort}|${o.pid ?? ''}`;
+            sum = this.earlyObservations.get(key);
+            if (!sum) {
+              sum = { ...o, pktsIn: 0 };
+              this.earlyObservations.set(key, sum);
+            }
+          }
+          sum.pktsIn += o.pktsIn;
+        }
+        visit(o);
+      }),
+    );
+  }
+
+  /**
    * Folds what the hook reported since the last cycle into the table and
    * ships early blocks for clients never reported before (as the sealer's
    * token bucket allows); known clients' deltas wait in the sealer for their
    * minute's main part. Returns the number of blocks shipped.
    */
   async flushNewFlows(): Promise<number> {
-    const { hook } = this.deps;
-    if (!hook) return 0;
+    if (!this.deps.hook) return 0;
     const now = this.deps.clock();
-    const drained = hook.drain();
-    // Bounded: the next cycle takes them; past the bound only the latest batch is kept.
-    if (this.earlyObservations.size > MAX_EARLY_SUMS) this.earlyObservations.clear();
-    let sum: PeerObservation | undefined;
-    for (const o of drained) {
-      // Rows of one report share source, port and pid: only a change needs the key.
-      if (sum?.localPort !== o.localPort || sum.pid !== o.pid || sum.source !== o.source) {
-        const key = `${o.source}|${o.localPort}|${o.pid ?? ''}`;
-        sum = this.earlyObservations.get(key);
-        if (!sum) {
-          sum = { ...o, pktsIn: 0 };
-          this.earlyObservations.set(key, sum);
-        }
-      }
-      sum.pktsIn += o.pktsIn;
-    }
-    this.flowTable.ingest(drained);
+    this.ingestHook();
     const blocks: Block[] = this.drainTable(now);
     const records = blocks.map(blockRecord);
     // Deltas left pending wait for the next cycle's checkpoint (their lines stay unacknowledged).

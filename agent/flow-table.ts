@@ -320,54 +320,76 @@ export class FlowTable {
   /** Folds a batch of observations into the table. */
   ingest(observations: readonly PeerObservation[]): void {
     // Packet sources first (hook, then eBPF), so conntrack's NAT info finds their flows.
-    // A report's rows share the daemon's socket: it is marked once per run of them.
-    let run: PeerObservation | undefined;
-    let runLatest = 0;
-    for (const o of observations) {
-      if (o.source !== 'hook') continue;
-      if (
-        run !== undefined &&
-        o.localPort === run.localPort &&
-        o.localIp === run.localIp &&
-        o.pid === run.pid
-      ) {
-        if (o.lastSeen > runLatest) runLatest = o.lastSeen;
-        continue;
-      }
-      if (run !== undefined) this.markHooked(run, runLatest);
-      run = o;
-      runLatest = o.lastSeen;
-    }
-    if (run !== undefined) this.markHooked(run, runLatest);
-    for (const o of observations) if (o.source === 'hook') this.ingestOne(o);
+    this.ingestHookFrom((visit) => {
+      for (const o of observations) if (o.source === 'hook') visit(o);
+    });
     for (const o of observations) if (o.source === 'ebpf') this.ingestOne(o);
     for (const o of observations) if (o.source !== 'hook' && o.source !== 'ebpf') this.ingestOne(o);
   }
 
   /**
-   * Marks the socket of hook report `o` as hooked; `latest` is the latest
-   * lastSeen of the run of rows of that socket starting at `o` (the port
-   * marks keep the latest, a pending match the first).
+   * Folds in hook observations handed over one at a time (the hook source's
+   * drainInto): `each` calls its argument with every one, which may be one
+   * object refilled each time (none is kept). Call before the other
+   * sources' ingest of the cycle, as ingest() does.
    */
-  private markHooked(o: PeerObservation, latest: number): void {
+  ingestHookFrom(each: (visit: (o: PeerObservation) => void) => void): void {
+    // A report's rows share the daemon's socket: it is marked once per run of them.
+    let runIp: string | undefined;
+    let runPort = -1;
+    let runPid: number | undefined;
+    let runFirst = 0;
+    let runLatest = 0;
+    each((o) => {
+      if (
+        runIp !== undefined &&
+        o.localPort === runPort &&
+        o.localIp === runIp &&
+        o.pid === runPid
+      ) {
+        if (o.lastSeen > runLatest) runLatest = o.lastSeen;
+      } else {
+        if (runIp !== undefined) this.markHooked(runIp, runPort, runPid, runFirst, runLatest);
+        runIp = o.localIp;
+        runPort = o.localPort;
+        runPid = o.pid;
+        runFirst = o.lastSeen;
+        runLatest = o.lastSeen;
+      }
+      this.ingestOne(o);
+    });
+    if (runIp !== undefined) this.markHooked(runIp, runPort, runPid, runFirst, runLatest);
+  }
+
+  /**
+   * Marks the socket ip:port of a run of hook reports of process `pid` as
+   * hooked: the port marks keep the run's latest lastSeen, a pending match
+   * the first's.
+   */
+  private markHooked(
+    ip: string,
+    port: number,
+    pid: number | undefined,
+    first: number,
+    latest: number,
+  ): void {
     const at = latest;
-    const exact = `${o.localIp}|${o.localPort}`;
+    const exact = `${ip}|${port}`;
     if ((this.hookedPorts.get(exact) ?? 0) < at) this.hookedPorts.set(exact, at);
-    if (WILDCARDS.has(o.localIp)) {
-      const any = `*|${o.localPort}`;
+    if (WILDCARDS.has(ip)) {
+      const any = `*|${port}`;
       if ((this.hookedPorts.get(any) ?? 0) < at) this.hookedPorts.set(any, at);
     }
     // Without the reporter's pid (the kernel could not name it, e.g. a daemon in
     // another network namespace), every listed socket on the port is taken as hooked.
-    if (this.markHookedSockets(o.localIp, o.localPort, o.pid)) return;
-    const key = `${o.localPort}|${o.pid ?? '?'}`;
+    if (this.markHookedSockets(ip, port, pid)) return;
+    const key = `${port}|${pid ?? '?'}`;
     // The wait runs from the first unmatched report: one that keeps coming does not postpone it.
     if (this.hookPending.has(key)) return;
     // Bounded like the flows: a flood of distinct pids cannot grow it past that.
     if (this.hookPending.size >= this.options.maxFlows) return;
-    this.hookPending.set(key, { ip: o.localIp, port: o.localPort, pid: o.pid, at: o.lastSeen });
+    this.hookPending.set(key, { ip, port, pid, at: first });
   }
-
   /**
    * Marks the listed sockets on ip:port that process `pid` holds (any holder
    * when `pid` is unknown, or when /proc could not tell the holders) as
