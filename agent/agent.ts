@@ -114,6 +114,11 @@ const MAX_EARLY_SUMS = 100_000;
 /** Hook reports arriving this close together are folded into one early flush. */
 const EARLY_FLUSH_DELAY_MS = 20;
 
+/** Appends `items` to `out` (a spread of 100,000 arguments would copy them onto the stack). */
+function append<T>(out: T[], items: readonly T[]): void {
+  for (const item of items) out.push(item);
+}
+
 /** Builds an agent from its configuration and parts; nothing runs until start() or tick(). */
 export function createAgent(config: AgentConfig, deps: AgentDeps): Agent {
   const agent = new Agent(config, deps);
@@ -168,9 +173,9 @@ export class Agent {
   private readonly errorsSeen = new Set<string>();
   private readonly blindSpots: BlindSpotWatch;
   /**
-   * Hook reports the early flush folded in, for the next blind-spot sample:
-   * one per source, port and pid with their pktsIn summed (all the watch
-   * reads), so a busy hook's rows are not held until the next cycle.
+   * Hook reports folded in since the last blind-spot sample (by early
+   * flushes and cycles): one per source, port and pid with their pktsIn
+   * summed (all the watch reads), so no row is held for it.
    */
   private earlyObservations = new Map<string, PeerObservation>();
   /** Each source's state as last logged, so a change is logged once. */
@@ -496,7 +501,7 @@ export class Agent {
     const out: PeerObservation[] = [];
     if (proc) {
       try {
-        out.push(...(await proc.poll()));
+        append(out, await proc.poll());
         this.flowTable.setListeners(proc.listeners());
       } catch (err) {
         this.logOnce(`/proc scan failed: ${(err as Error).message}`);
@@ -504,18 +509,18 @@ export class Agent {
     }
     if (ebpf) {
       // After /proc, so the flows go to the sockets of this scan.
-      out.push(...ebpf.poll());
+      append(out, ebpf.poll());
       this.noteEbpfRefused(ebpf.status().refusedPackets);
     }
     if (conntrack) {
       try {
-        out.push(...(await this.readConntrack(conntrack)));
+        append(out, await this.readConntrack(conntrack));
       } catch (err) {
         this.logOnce(`conntrack read failed: ${(err as Error).message}`);
       }
     }
+    // The hook's rows go straight into the table (ingestHook), not into this list.
     if (hook) {
-      out.push(...hook.drain());
       const drops = hook.stats().droppedPackets;
       if (drops > this.lastHookDrops) {
         this.deps.log(
@@ -533,15 +538,18 @@ export class Agent {
    */
   async tick(now: number = this.deps.clock(), options: { all?: boolean } = {}): Promise<number> {
     const observations = await this.collect();
+    if (this.deps.proc) await this.refreshRules(now);
+    // Hook rows first, as ingest() takes packet sources first; their sums feed the blind-spot watch.
+    this.ingestHook();
     if (this.deps.proc) {
-      await this.refreshRules(now);
       const early = [...this.earlyObservations.values()];
       this.earlyObservations.clear();
       const ct = this.deps.conntrack?.status();
       this.blindSpots.sample({
         now,
         snmp: this.deps.proc.lastScan?.()?.snmp,
-        observations: early.length > 0 ? observations.concat(early) : observations,
+        observations,
+        moreObservations: early,
         // Conntrack without accounting only matters once it reports peers (uncounted).
         countsComplete: !(
           ct?.available &&
@@ -556,7 +564,7 @@ export class Agent {
     this.logStateChanges();
     this.flowTable.setEbpfLive(this.ebpfStopped || (this.deps.ebpf?.status().live ?? false));
     this.flowTable.ingest(observations);
-    const blocks = this.sealer.addDeltas(this.drainTable(now), now);
+    const blocks = this.drainTable(now);
     this.noteHookUnmatched(now);
     if (this.deps.proc) {
       const health = this.socketHealth.sample(
@@ -581,17 +589,19 @@ export class Agent {
     return records.length;
   }
 
-  /** The table's deltas, noting the ephemeral ports they show servers on. */
-  private drainTable(now: number) {
-    const deltas = this.flowTable.drain(now);
+  /**
+   * Hands the table's deltas to the sealer one by one (no object per flow),
+   * noting the ephemeral ports they show servers on; returns the early blocks.
+   */
+  private drainTable(now: number): Block[] {
     const range = this.deps.ephemeralPorts;
-    if (range) {
-      for (const d of deltas) {
-        if (d.localPort >= range.low && d.localPort <= range.high)
+    return this.sealer.addDeltasFrom((visit) => {
+      this.flowTable.drainInto(now, (d) => {
+        if (range && d.localPort >= range.low && d.localPort <= range.high)
           this.servedEphemeral.add(d.localPort);
-      }
-    }
-    return deltas;
+        visit(d);
+      });
+    }, now);
   }
 
   /**
@@ -633,33 +643,47 @@ export class Agent {
   }
 
   /**
+   * Streams what the hook reported since the last drain into the flow table
+   * (one refilled object, none per row), and with /proc sums each report's
+   * pktsIn per source, port and pid into earlyObservations: all the next
+   * blind-spot sample reads of them.
+   */
+  private ingestHook(): void {
+    const { hook, proc } = this.deps;
+    if (!hook) return;
+    // Bounded: the next cycle takes them; past the bound only the latest batch is kept.
+    if (this.earlyObservations.size > MAX_EARLY_SUMS) this.earlyObservations.clear();
+    let sum: PeerObservation | undefined;
+    this.flowTable.ingestHookFrom((visit) =>
+      hook.drainInto((o) => {
+        if (proc) {
+          // Rows of one report share source, port and pid: only a change needs the key.
+          if (sum?.localPort !== o.localPort || sum.pid !== o.pid || sum.source !== o.source) {
+            const key = `${o.source}|${o.localPort}|${o.pid ?? ''}`;
+            sum = this.earlyObservations.get(key);
+            if (!sum) {
+              sum = { ...o, pktsIn: 0 };
+              this.earlyObservations.set(key, sum);
+            }
+          }
+          sum.pktsIn += o.pktsIn;
+        }
+        visit(o);
+      }),
+    );
+  }
+
+  /**
    * Folds what the hook reported since the last cycle into the table and
    * ships early blocks for clients never reported before (as the sealer's
    * token bucket allows); known clients' deltas wait in the sealer for their
    * minute's main part. Returns the number of blocks shipped.
    */
   async flushNewFlows(): Promise<number> {
-    const { hook } = this.deps;
-    if (!hook) return 0;
+    if (!this.deps.hook) return 0;
     const now = this.deps.clock();
-    const drained = hook.drain();
-    // Bounded: the next cycle takes them; past the bound only the latest batch is kept.
-    if (this.earlyObservations.size > MAX_EARLY_SUMS) this.earlyObservations.clear();
-    let sum: PeerObservation | undefined;
-    for (const o of drained) {
-      // Rows of one report share source, port and pid: only a change needs the key.
-      if (sum?.localPort !== o.localPort || sum.pid !== o.pid || sum.source !== o.source) {
-        const key = `${o.source}|${o.localPort}|${o.pid ?? ''}`;
-        sum = this.earlyObservations.get(key);
-        if (!sum) {
-          sum = { ...o, pktsIn: 0 };
-          this.earlyObservations.set(key, sum);
-        }
-      }
-      sum.pktsIn += o.pktsIn;
-    }
-    this.flowTable.ingest(drained);
-    const blocks: Block[] = this.sealer.addDeltas(this.drainTable(now), now);
+    this.ingestHook();
+    const blocks: Block[] = this.drainTable(now);
     const records = blocks.map(blockRecord);
     // Deltas left pending wait for the next cycle's checkpoint (their lines stay unacknowledged).
     if (records.length > 0) await this.writeCheckpoint(now, records);

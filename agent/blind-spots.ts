@@ -109,6 +109,8 @@ export interface BlindSpotSample {
   snmp: UdpSnmp | undefined;
   /** This cycle's observations of live sources (their pktsIn are accounted). */
   observations: readonly PeerObservation[];
+  /** More of them, kept apart (the agent's early-flushed sums), so the two need no copy into one. */
+  moreObservations?: readonly PeerObservation[];
   /**
    * False when a live source reported peers without counts this cycle
    * (conntrack without accounting): the totals are not compared for a window.
@@ -173,10 +175,17 @@ export class BlindSpotWatch {
   sample(s: BlindSpotSample): void {
     const { now } = s;
     if (!s.countsComplete) this.incompleteAt = now;
-    for (const o of s.observations) {
-      this.observedPorts.set(o.localPort, now);
-      if (o.source === 'hook' && o.pid !== undefined && !this.observedPids.has(o.pid))
-        this.observedPids.set(o.pid, now);
+    for (const list of [s.observations, s.moreObservations ?? []]) {
+      let port = -1;
+      for (const o of list) {
+        // A report's rows share their port: set it once per run.
+        if (o.localPort !== port) {
+          port = o.localPort;
+          this.observedPorts.set(port, now);
+        }
+        if (o.source === 'hook' && o.pid !== undefined && !this.observedPids.has(o.pid))
+          this.observedPids.set(o.pid, now);
+      }
     }
     this.noteEvidence(s.listeners, now);
     const total = udpDelivered(s.snmp);
@@ -185,7 +194,11 @@ export class BlindSpotWatch {
       const delivered =
         this.lastTotal === undefined || total < this.lastTotal ? 0 : total - this.lastTotal;
       if (this.lastTotal !== undefined)
-        this.samples.push({ at: now, delivered, accounted: accountedIn(s.observations) });
+        this.samples.push({
+          at: now,
+          delivered,
+          accounted: accountedIn(s.observations) + accountedIn(s.moreObservations ?? []),
+        });
       this.lastTotal = total;
     }
     const cutoff = now - this.windowMs;

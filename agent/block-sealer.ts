@@ -272,8 +272,18 @@ export class BlockSealer {
    * reported before, as far as the token bucket allows (one token per block).
    */
   addDeltas(deltas: readonly FlowDelta[], now: number): Block[] {
+    return this.addDeltasFrom((visit) => {
+      for (const d of deltas) visit(d);
+    }, now);
+  }
+
+  /**
+   * addDeltas() for deltas handed over one at a time (FlowTable.drainInto):
+   * `each` calls its argument with every delta; none is kept past the call.
+   */
+  addDeltasFrom(each: (visit: (d: FlowDelta) => void) => void, now: number): Block[] {
     const touched: Pending[] = [];
-    for (const d of deltas) {
+    each((d) => {
       let lastSeen = d.lastSeen;
       if (!(lastSeen <= now && lastSeen >= now - MAX_DELTA_AGE_MS)) {
         lastSeen = now;
@@ -285,7 +295,7 @@ export class BlockSealer {
         if (g.fresh.size === 0) touched.push(g);
         g.fresh.add(key);
       }
-    }
+    });
     const out: Block[] = [];
     for (const g of touched) {
       if (!this.bucket.take(now)) break;

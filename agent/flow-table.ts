@@ -124,6 +124,8 @@ interface Flow {
   touched: boolean;
   /** Drained at least once: the client has been reported. */
   drained: boolean;
+  /** The packet-flow index maps this flow's local port and peer to it (see packetFlows). */
+  indexed: boolean;
   pid: number | undefined;
   process: string | undefined;
   natFromIp: string | undefined;
@@ -147,7 +149,16 @@ const S_TOTAL_PKTS_IN = 8;
 const S_TOTAL_BYTES_IN = 9;
 const S_TOTAL_PKTS_OUT = 10;
 const S_TOTAL_BYTES_OUT = 11;
-const SLOT_FIELDS = 12;
+/**
+ * The slots of the flows observed just before and after this one (-1: none):
+ * a list from least to most recently observed, so a flow seen again moves to
+ * the end without re-inserting its key into the map (which would churn a map
+ * of 100,000 entries every cycle).
+ */
+const S_PREV = 12;
+const S_NEXT = 13;
+const SLOT_FIELDS = 14;
+const NONE = -1;
 
 /**
  * Without /proc (no socket known for an endpoint) the hook's mark is by port
@@ -166,6 +177,39 @@ const WILDCARDS = new Set(['0.0.0.0', '::']);
 export class FlowTable {
   private readonly flows = new Map<FlowKey, Flow>();
   private readonly slots = new FlowSlots(SLOT_FIELDS);
+  /** The flow in each slot, for walking the recency list. */
+  private readonly bySlot: (Flow | undefined)[] = [];
+  /** Least and most recently observed flow's slot (NONE when empty). */
+  private oldest = NONE;
+  private newest = NONE;
+  /**
+   * No flow idles out before this: at most the earliest lastSeen + timeout of
+   * any flow (a flow's lastSeen only grows), so expiry skips the walk until then.
+   */
+  private nextExpiry = Number.NEGATIVE_INFINITY;
+  /** The delta drainInto() hands out, filled anew for each flow. */
+  private readonly scratch: FlowDelta = {
+    service: '',
+    source: 'hook',
+    localIp: '',
+    localPort: 0,
+    remoteIp: '',
+    remotePort: 0,
+    firstSeen: 0,
+    lastSeen: 0,
+    sampleRate: 1,
+    pktsIn: 0,
+    bytesIn: 0,
+    pktsOut: 0,
+    bytesOut: 0,
+    fresh: false,
+    flowKey: 0,
+    pid: undefined,
+    process: undefined,
+    natFromIp: undefined,
+    natFromPort: undefined,
+    clientId: undefined,
+  };
   private readonly keys = new FlowKeys();
   /** One instance per distinct service, address and process name across flows. */
   private readonly strings = new StringPool();
@@ -276,34 +320,76 @@ export class FlowTable {
   /** Folds a batch of observations into the table. */
   ingest(observations: readonly PeerObservation[]): void {
     // Packet sources first (hook, then eBPF), so conntrack's NAT info finds their flows.
-    for (const o of observations) {
-      if (o.source !== 'hook') continue;
-      this.markHooked(o);
-      this.ingestOne(o);
-    }
+    this.ingestHookFrom((visit) => {
+      for (const o of observations) if (o.source === 'hook') visit(o);
+    });
     for (const o of observations) if (o.source === 'ebpf') this.ingestOne(o);
     for (const o of observations) if (o.source !== 'hook' && o.source !== 'ebpf') this.ingestOne(o);
   }
 
-  private markHooked(o: PeerObservation): void {
-    const at = o.lastSeen;
-    const exact = `${o.localIp}|${o.localPort}`;
+  /**
+   * Folds in hook observations handed over one at a time (the hook source's
+   * drainInto): `each` calls its argument with every one, which may be one
+   * object refilled each time (none is kept). Call before the other
+   * sources' ingest of the cycle, as ingest() does.
+   */
+  ingestHookFrom(each: (visit: (o: PeerObservation) => void) => void): void {
+    // A report's rows share the daemon's socket: it is marked once per run of them.
+    let runIp: string | undefined;
+    let runPort = -1;
+    let runPid: number | undefined;
+    let runFirst = 0;
+    let runLatest = 0;
+    each((o) => {
+      if (
+        runIp !== undefined &&
+        o.localPort === runPort &&
+        o.localIp === runIp &&
+        o.pid === runPid
+      ) {
+        if (o.lastSeen > runLatest) runLatest = o.lastSeen;
+      } else {
+        if (runIp !== undefined) this.markHooked(runIp, runPort, runPid, runFirst, runLatest);
+        runIp = o.localIp;
+        runPort = o.localPort;
+        runPid = o.pid;
+        runFirst = o.lastSeen;
+        runLatest = o.lastSeen;
+      }
+      this.ingestOne(o);
+    });
+    if (runIp !== undefined) this.markHooked(runIp, runPort, runPid, runFirst, runLatest);
+  }
+
+  /**
+   * Marks the socket ip:port of a run of hook reports of process `pid` as
+   * hooked: the port marks keep the run's latest lastSeen, a pending match
+   * the first's.
+   */
+  private markHooked(
+    ip: string,
+    port: number,
+    pid: number | undefined,
+    first: number,
+    latest: number,
+  ): void {
+    const at = latest;
+    const exact = `${ip}|${port}`;
     if ((this.hookedPorts.get(exact) ?? 0) < at) this.hookedPorts.set(exact, at);
-    if (WILDCARDS.has(o.localIp)) {
-      const any = `*|${o.localPort}`;
+    if (WILDCARDS.has(ip)) {
+      const any = `*|${port}`;
       if ((this.hookedPorts.get(any) ?? 0) < at) this.hookedPorts.set(any, at);
     }
     // Without the reporter's pid (the kernel could not name it, e.g. a daemon in
     // another network namespace), every listed socket on the port is taken as hooked.
-    if (this.markHookedSockets(o.localIp, o.localPort, o.pid)) return;
-    const key = `${o.localPort}|${o.pid ?? '?'}`;
+    if (this.markHookedSockets(ip, port, pid)) return;
+    const key = `${port}|${pid ?? '?'}`;
     // The wait runs from the first unmatched report: one that keeps coming does not postpone it.
     if (this.hookPending.has(key)) return;
     // Bounded like the flows: a flood of distinct pids cannot grow it past that.
     if (this.hookPending.size >= this.options.maxFlows) return;
-    this.hookPending.set(key, { ip: o.localIp, port: o.localPort, pid: o.pid, at });
+    this.hookPending.set(key, { ip, port, pid, at: first });
   }
-
   /**
    * Marks the listed sockets on ip:port that process `pid` holds (any holder
    * when `pid` is unknown, or when /proc could not tell the holders) as
@@ -378,6 +464,8 @@ export class FlowTable {
       if (this.flows.size >= this.options.maxFlows) this.evictOldest();
       const pool = this.strings;
       const slot = this.slots.alloc();
+      this.slots.set(slot, S_PREV, NONE);
+      this.slots.set(slot, S_NEXT, NONE);
       this.slots.set(slot, S_FIRST_SEEN, o.firstSeen ?? o.lastSeen);
       this.slots.set(slot, S_LAST_SEEN, o.lastSeen);
       this.slots.set(slot, S_DELTA_FIRST_SEEN, Number.POSITIVE_INFINITY);
@@ -396,24 +484,35 @@ export class FlowTable {
         remotePort: o.remotePort,
         touched: false,
         drained: false,
+        indexed: false,
         pid: undefined,
         process: undefined,
         natFromIp: undefined,
         natFromPort: undefined,
         clientId: undefined,
       };
-    } else {
-      // Re-insert so the Map's order stays least-recently-seen first.
-      this.flows.delete(key);
+      this.flows.set(key, flow);
+      this.bySlot[slot] = flow;
+      this.append(slot);
+      const expiry = flow.timeoutMs + o.lastSeen;
+      if (expiry < this.nextExpiry) this.nextExpiry = expiry;
+    } else if (flow.slot !== this.newest) {
+      // The recency list stays least-recently-seen first.
+      this.unlink(flow.slot);
+      this.append(flow.slot);
     }
-    this.flows.set(key, flow);
-    if (o.source === 'hook' || o.source === 'ebpf') {
+    if ((o.source === 'hook' || o.source === 'ebpf') && !flow.indexed) {
       let byPeer = this.packetFlows.get(o.localPort);
       if (!byPeer) {
         byPeer = new Map();
         this.packetFlows.set(o.localPort, byPeer);
       }
-      byPeer.set(peerKey(o.remoteIp, o.remotePort), flow);
+      const peer = peerKey(o.remoteIp, o.remotePort);
+      // Another service's flow with this port and peer: the latest observed one gets the NAT info.
+      const other = byPeer.get(peer);
+      if (other !== undefined) other.indexed = false;
+      byPeer.set(peer, flow);
+      flow.indexed = true;
     }
     if (SOURCE_RANK[o.source] > SOURCE_RANK[flow.source]) flow.source = o.source;
     // A source that sampled packets scaled its counters already; the rate says so.
@@ -457,9 +556,33 @@ export class FlowTable {
     }
   }
 
+  /** Puts `slot` at the most recent end of the recency list. */
+  private append(slot: number): void {
+    const slots = this.slots;
+    slots.set(slot, S_PREV, this.newest);
+    slots.set(slot, S_NEXT, NONE);
+    if (this.newest === NONE) this.oldest = slot;
+    else slots.set(this.newest, S_NEXT, slot);
+    this.newest = slot;
+  }
+
+  /** Takes `slot` out of the recency list. */
+  private unlink(slot: number): void {
+    const slots = this.slots;
+    const prev = slots.get(slot, S_PREV);
+    const next = slots.get(slot, S_NEXT);
+    if (prev === NONE) this.oldest = next;
+    else slots.set(prev, S_NEXT, next);
+    if (next === NONE) this.newest = prev;
+    else slots.set(next, S_PREV, prev);
+  }
+
   private forget(flow: Flow): void {
     this.flows.delete(flow.key);
+    this.unlink(flow.slot);
+    this.bySlot[flow.slot] = undefined;
     this.slots.free(flow.slot);
+    if (!flow.indexed) return;
     const byPeer = this.packetFlows.get(flow.localPort);
     if (!byPeer) return;
     const peer = peerKey(flow.remoteIp, flow.remotePort);
@@ -476,42 +599,44 @@ export class FlowTable {
   }
 
   private evictOldest(): void {
-    const first = this.flows.values().next();
-    if (first.done) return;
-    const flow = first.value;
+    const flow = this.oldest === NONE ? undefined : this.bySlot[this.oldest];
+    if (flow === undefined) return;
     // Before forget(): that frees the flow's slot.
     if (flow.touched) this.evicted.push(this.deltaOf(flow));
     this.forget(flow);
     this.counters.evicted++;
   }
 
+  /** A new delta of `flow` (an evicted flow's, kept until the next drain). */
   private deltaOf(flow: Flow): FlowDelta {
+    return { ...this.fill(this.scratch, flow) };
+  }
+
+  /** Sets `delta` to `flow`'s undrained deltas; returns it. */
+  private fill(delta: FlowDelta, flow: Flow): FlowDelta {
     const { slots } = this;
     const slot = flow.slot;
     const lastSeen = slots.get(slot, S_LAST_SEEN);
-    const delta: FlowDelta = {
-      service: flow.service,
-      source: flow.source,
-      localIp: flow.localIp,
-      localPort: flow.localPort,
-      remoteIp: flow.remoteIp,
-      remotePort: flow.remotePort,
-      firstSeen: Math.min(slots.get(slot, S_DELTA_FIRST_SEEN), lastSeen),
-      lastSeen,
-      sampleRate: flow.sampleRate,
-      pktsIn: slots.get(slot, S_PKTS_IN),
-      bytesIn: slots.get(slot, S_BYTES_IN),
-      pktsOut: slots.get(slot, S_PKTS_OUT),
-      bytesOut: slots.get(slot, S_BYTES_OUT),
-      fresh: !flow.drained,
-      flowKey: flow.key,
-      // Declared in the literal (undefined when unknown), so deltas share one shape and no property store.
-      pid: flow.pid,
-      process: flow.process,
-      natFromIp: flow.natFromIp,
-      natFromPort: flow.natFromIp === undefined ? undefined : flow.natFromPort,
-      clientId: flow.clientId,
-    };
+    delta.service = flow.service;
+    delta.source = flow.source;
+    delta.localIp = flow.localIp;
+    delta.localPort = flow.localPort;
+    delta.remoteIp = flow.remoteIp;
+    delta.remotePort = flow.remotePort;
+    delta.firstSeen = Math.min(slots.get(slot, S_DELTA_FIRST_SEEN), lastSeen);
+    delta.lastSeen = lastSeen;
+    delta.sampleRate = flow.sampleRate;
+    delta.pktsIn = slots.get(slot, S_PKTS_IN);
+    delta.bytesIn = slots.get(slot, S_BYTES_IN);
+    delta.pktsOut = slots.get(slot, S_PKTS_OUT);
+    delta.bytesOut = slots.get(slot, S_BYTES_OUT);
+    delta.fresh = !flow.drained;
+    delta.flowKey = flow.key;
+    delta.pid = flow.pid;
+    delta.process = flow.process;
+    delta.natFromIp = flow.natFromIp;
+    delta.natFromPort = flow.natFromIp === undefined ? undefined : flow.natFromPort;
+    delta.clientId = flow.clientId;
     return delta;
   }
 
@@ -522,13 +647,25 @@ export class FlowTable {
    * forgets flows idle past their service's timeout.
    */
   drain(now: number): FlowDelta[] {
-    const out = this.evicted;
+    const out: FlowDelta[] = [];
+    this.drainInto(now, (d) => out.push({ ...d }));
+    return out;
+  }
+
+  /**
+   * drain() without an object per flow: hands each delta to `visit`, least
+   * recently observed flow first, as one object refilled for the next flow
+   * (copy what outlives the call; the strings are the table's own).
+   */
+  drainInto(now: number, visit: (delta: FlowDelta) => void): void {
+    const evicted = this.evicted;
     this.evicted = [];
-    for (const flow of this.flows.values()) {
+    for (const d of evicted) visit(d);
+    const { slots, bySlot, scratch } = this;
+    for (let slot = this.oldest; slot !== NONE; slot = slots.get(slot, S_NEXT)) {
+      const flow = bySlot[slot]!;
       if (!flow.touched) continue;
-      out.push(this.deltaOf(flow));
-      const { slots } = this;
-      const slot = flow.slot;
+      visit(this.fill(scratch, flow));
       slots.set(slot, S_PKTS_IN, 0);
       slots.set(slot, S_BYTES_IN, 0);
       slots.set(slot, S_PKTS_OUT, 0);
@@ -539,15 +676,25 @@ export class FlowTable {
       flow.drained = true;
     }
     this.expire(now);
-    return out;
   }
 
   private expire(now: number): void {
-    for (const flow of this.flows.values()) {
-      if (now - this.slots.get(flow.slot, S_LAST_SEEN) > flow.timeoutMs) {
-        this.forget(flow);
-        this.counters.expired++;
+    // Only once a flow may be due: busy tables are not walked every cycle.
+    if (now > this.nextExpiry) {
+      let next = Number.POSITIVE_INFINITY;
+      const { slots, bySlot } = this;
+      for (let slot = this.oldest; slot !== NONE; ) {
+        const flow = bySlot[slot]!;
+        // Before forget(), which unlinks the slot.
+        const following = slots.get(slot, S_NEXT);
+        const expiry = slots.get(slot, S_LAST_SEEN) + flow.timeoutMs;
+        if (now > expiry) {
+          this.forget(flow);
+          this.counters.expired++;
+        } else if (expiry < next) next = expiry;
+        slot = following;
       }
+      this.nextExpiry = next;
     }
     for (const [k, at] of this.hookedPorts) {
       if (now - at > HOOK_PORT_MARK_MS) this.hookedPorts.delete(k);
@@ -562,7 +709,10 @@ export class FlowTable {
 
   /** A copy of the current flows (for snapshot and tests). */
   list(): FlowView[] {
-    return [...this.flows.values()].map((f) => ({
+    const flows: Flow[] = [];
+    for (let slot = this.oldest; slot !== NONE; slot = this.slots.get(slot, S_NEXT))
+      flows.push(this.bySlot[slot]!);
+    return flows.map((f) => ({
       service: f.service,
       source: f.source,
       localIp: f.localIp,

@@ -97,6 +97,12 @@ export interface HookReceiver {
   /** Returns and forgets every observation received since the previous drain. */
   drain(): PeerObservation[];
   /**
+   * drain() without an object per observation: hands each to `visit`, in
+   * the order received, as one object refilled for the next (copy what
+   * outlives the call).
+   */
+  drainInto(visit: (o: PeerObservation) => void): void;
+  /**
    * With `deferAcks`: acknowledges every line whose observations a drain
    * returned (their counts are durable now). Without it lines are
    * acknowledged as they are taken in, and this does nothing.
@@ -206,6 +212,95 @@ export function hookObservations(m: HookMessage, identified = true): PeerObserva
   });
 }
 
+/**
+ * One message's rows held until a drain: numbers in a Float64Array (off the
+ * collected heap, nothing to trace) and the address texts JSON.parse made,
+ * instead of an observation object per row that would live from one report
+ * to the next drain (and so be copied, then promoted, by the collector).
+ */
+interface RowBatch {
+  pid: number | undefined;
+  process: string | undefined;
+  /** First row not shed. */
+  start: number;
+  rows: number;
+  /** ROW_NUMBERS per row: localPort, remotePort, pktsIn, bytesIn, pktsOut, bytesOut, firstSeen, lastSeen. */
+  numbers: Float64Array;
+  localIps: string[];
+  remoteIps: string[];
+  /** Client ids by row, or null when no row has one. */
+  clientIds: (string | undefined)[] | null;
+}
+
+const ROW_NUMBERS = 8;
+
+/** A valid message's rows as a batch (see hookObservations for what they carry). */
+function rowBatch(m: HookMessage, identified: boolean): RowBatch {
+  const n = m.flows.length;
+  const numbers = new Float64Array(n * ROW_NUMBERS);
+  const localIps = new Array<string>(n);
+  const remoteIps = new Array<string>(n);
+  let clientIds: (string | undefined)[] | null = null;
+  for (let i = 0; i < n; i++) {
+    const row = m.flows[i]!;
+    const at = i * ROW_NUMBERS;
+    localIps[i] = row[0];
+    numbers[at] = row[1];
+    remoteIps[i] = row[2];
+    numbers[at + 1] = row[3];
+    numbers[at + 2] = row[4];
+    numbers[at + 3] = row[5];
+    numbers[at + 4] = row[6];
+    numbers[at + 5] = row[7];
+    numbers[at + 6] = row[8];
+    // A clock stepped back mid-window can put the last datagram before the first.
+    numbers[at + 7] = Math.max(row[8], row[9]);
+    const tag = row[10];
+    if (typeof tag === 'string') {
+      clientIds ??= new Array<string | undefined>(n).fill(undefined);
+      clientIds[i] = tag;
+    }
+  }
+  return {
+    pid: identified ? m.pid : undefined,
+    process: identified ? m.process : undefined,
+    start: 0,
+    rows: n,
+    numbers,
+    localIps,
+    remoteIps,
+    clientIds,
+  };
+}
+
+/** Hands each row of `batches` to `visit` as `o`, refilled (hookObservations' shape). */
+function visitRows(
+  batches: readonly RowBatch[],
+  o: PeerObservation,
+  visit: (o: PeerObservation) => void,
+): void {
+  for (const b of batches) {
+    const { numbers, localIps, remoteIps, clientIds } = b;
+    o.pid = b.pid;
+    o.process = b.process;
+    for (let i = b.start; i < b.rows; i++) {
+      const at = i * ROW_NUMBERS;
+      o.localIp = localIps[i]!;
+      o.localPort = numbers[at]!;
+      o.remoteIp = remoteIps[i]!;
+      o.remotePort = numbers[at + 1]!;
+      o.pktsIn = numbers[at + 2]!;
+      o.bytesIn = numbers[at + 3]!;
+      o.pktsOut = numbers[at + 4]!;
+      o.bytesOut = numbers[at + 5]!;
+      o.firstSeen = numbers[at + 6]!;
+      o.lastSeen = numbers[at + 7]!;
+      o.clientId = clientIds === null ? undefined : clientIds[i];
+      visit(o);
+    }
+  }
+}
+
 /** Options of startHookReceiver. */
 export interface HookReceiverOptions {
   /** Group allowed to connect (socket mode 0660); default `udpwatch-hook`. A name or a numeric gid. */
@@ -249,7 +344,9 @@ export async function startHookReceiver(
 ): Promise<HookReceiver> {
   await checkSocketDirectory(path);
   await claimSocketPath(path);
-  let pending: PeerObservation[] = [];
+  // Rows received since the last drain, a batch per message, and how many.
+  let pending: RowBatch[] = [];
+  let pendingRows = 0;
   const totals = new HookDropTotals();
   // Highest line taken in and as of the latest drain, per daemon (oldest report first), bounded.
   const counted = new Map<string, number>(options.counted ?? []);
@@ -361,14 +458,31 @@ export async function startHookReceiver(
     } catch {
       // The counters are folded; only the callback failed.
     }
-    const observations = hookObservations(m, conn.peer !== null);
-    for (const o of observations) pending.push(o);
-    if (pending.length > MAX_PENDING) {
-      const excess = pending.length - MAX_PENDING;
-      counters.shed += excess;
-      pending = pending.slice(excess);
+    const batch = rowBatch(m, conn.peer !== null);
+    if (batch.rows > 0) {
+      pending.push(batch);
+      pendingRows += batch.rows;
     }
-    if (observations.length > 0) {
+    if (pendingRows > MAX_PENDING) {
+      // The oldest rows go first.
+      let excess = pendingRows - MAX_PENDING;
+      counters.shed += excess;
+      pendingRows = MAX_PENDING;
+      let drop = 0;
+      while (excess > 0) {
+        const b = pending[drop]!;
+        const left = b.rows - b.start;
+        if (left <= excess) {
+          excess -= left;
+          drop++;
+        } else {
+          b.start += excess;
+          excess = 0;
+        }
+      }
+      if (drop > 0) pending = pending.slice(drop);
+    }
+    if (batch.rows > 0) {
       try {
         options.onObservations?.();
       } catch {
@@ -487,16 +601,46 @@ export async function startHookReceiver(
   if (access.warning !== undefined) say(access.warning);
 
   let drainedLoss = 0;
+  const drainRows = (visit: (o: PeerObservation) => void): void => {
+    const batches = pending;
+    pending = [];
+    pendingRows = 0;
+    for (const conn of sockets.values()) conn.drained = conn.lines;
+    drainedLoss = totals.droppedPackets + counters.shed;
+    drained = new Map(taken);
+    const scratch: PeerObservation = {
+      source: 'hook',
+      localIp: '',
+      localPort: 0,
+      remoteIp: '',
+      remotePort: 0,
+      pktsIn: 0,
+      bytesIn: 0,
+      pktsOut: 0,
+      bytesOut: 0,
+      firstSeen: 0,
+      lastSeen: 0,
+      pid: undefined,
+      process: undefined,
+      clientId: undefined,
+    };
+    visitRows(batches, scratch, visit);
+  };
   return {
     path,
     drain() {
-      const out = pending;
-      pending = [];
-      for (const conn of sockets.values()) conn.drained = conn.lines;
-      drainedLoss = totals.droppedPackets + counters.shed;
-      drained = new Map(taken);
+      const out: PeerObservation[] = [];
+      drainRows((o) => {
+        // The shape hookObservations gives: no pid, process or client id keys when unknown.
+        const copy: PeerObservation = { ...o };
+        if (copy.pid === undefined) delete copy.pid;
+        if (copy.process === undefined) delete copy.process;
+        if (copy.clientId === undefined) delete copy.clientId;
+        out.push(copy);
+      });
       return out;
     },
+    drainInto: drainRows,
     lineMarks() {
       const marks = new Map(counted);
       for (const [daemon, line] of drained)

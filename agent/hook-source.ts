@@ -13,6 +13,8 @@ import type { PeerObservation } from './observation.js';
 export interface HookSource {
   /** Returns and forgets every observation received since the previous drain. */
   drain(): PeerObservation[];
+  /** drain() one observation at a time, one object refilled for each (copy what outlives the call). */
+  drainInto(visit: (o: PeerObservation) => void): void;
   /** Acknowledges the lines drained so far: the agent holds their counts durably now. */
   acknowledge(): void;
   /** Hooked daemons' losses (droppedPackets + shed) as of the latest drain. */
@@ -65,6 +67,7 @@ export async function openHookSource(
     });
     return {
       drain: () => receiver.drain(),
+      drainInto: (visit) => receiver.drainInto(visit),
       acknowledge: () => receiver.acknowledge(),
       drainedLoss: () => receiver.drainedLoss(),
       lineMarks: () => receiver.lineMarks(),

@@ -29,7 +29,7 @@ import {
   MAX_PART_ENDPOINTS,
   MAX_PARTS,
 } from './block.js';
-import { formatIpWords, normalizeIp, parseIpv4, parseIpv6 } from './ip-address.js';
+import { formatIpWords, ipv4Number, normalizeIp, parseIpv6 } from './ip-address.js';
 import { FLOW_SOURCES, type FlowSource } from './wire.js';
 
 /** The first three bytes of every v2 record: ASCII `UWB`. */
@@ -72,9 +72,10 @@ const IP_V6 = 0x80;
 
 /** The bytes of a canonical address (4 or 16), or null when it is not canonical. */
 function ipBytes(ip: string): Uint8Array | null {
+  // IPv4 first, from one scan (what normalizeIp also tries first): sealing asks per endpoint.
+  const v4 = ipv4Number(ip);
+  if (v4 >= 0) return Uint8Array.of(v4 >>> 24, (v4 >>> 16) & 0xff, (v4 >>> 8) & 0xff, v4 & 0xff);
   if (normalizeIp(ip) !== ip) return null;
-  const v4 = parseIpv4(ip);
-  if (v4) return Uint8Array.from(v4);
   const words = parseIpv6(ip)!;
   const out = new Uint8Array(16);
   words.forEach((w, i) => {
@@ -82,6 +83,11 @@ function ipBytes(ip: string): Uint8Array | null {
     out[2 * i + 1] = w & 0xff;
   });
   return out;
+}
+
+/** Whether `ip` is a canonical address (ipBytes would give its bytes), without building them. */
+function isCanonical(ip: string): boolean {
+  return ipv4Number(ip) >= 0 || ipBytes(ip) !== null;
 }
 
 /** The canonical text of 4 or 16 address bytes, or null for IPv6 bytes that hold an IPv4-mapped address. */
@@ -96,6 +102,9 @@ function ipText(bytes: Uint8Array): string | null {
 
 /** A string that sorts like the address: IPv4 before IPv6, then by bytes. */
 function ipSortKey(ip: string): string {
+  const v4 = ipv4Number(ip);
+  // The same text as the bytes' hex below, without building them.
+  if (v4 >= 0) return `4${v4.toString(16).padStart(8, '0')}`;
   const bytes = ipBytes(ip);
   if (!bytes) return `9${ip}`;
   return (bytes.length === 4 ? '4' : '6') + Buffer.from(bytes).toString('hex');
@@ -113,9 +122,10 @@ export function compareEndpoints(a: BlockEndpoint, b: BlockEndpoint): number {
   );
 }
 
+const port = (p: number): string => p.toString(16).padStart(4, '0');
+
 /** A sort key equal for two endpoints exactly when compareEndpoints says 0, ordered the same. */
 function endpointSortKey(e: BlockEndpoint): string {
-  const port = (p: number) => p.toString(16).padStart(4, '0');
   return `${ipSortKey(e.ip)}/${port(e.port)}/${ipSortKey(e.localIp)}/${port(e.localPort)}`;
 }
 
@@ -148,10 +158,10 @@ function textProblem(what: string, value: string): string | null {
 const COUNTERS = ['pktsIn', 'bytesIn', 'pktsOut', 'bytesOut'] as const;
 
 function endpointProblem(e: BlockEndpoint): string | null {
-  if (!ipBytes(e.ip))
+  if (!isCanonical(e.ip))
     return `ip ${JSON.stringify(String(e.ip).slice(0, 64))} is not a canonical address`;
   if (!isInt(e.port, 0, 65_535)) return `port ${e.port} out of range`;
-  if (!ipBytes(e.localIp)) {
+  if (!isCanonical(e.localIp)) {
     return `localIp ${JSON.stringify(String(e.localIp).slice(0, 64))} is not a canonical address`;
   }
   if (!isInt(e.localPort, 0, 65_535)) return `localPort ${e.localPort} out of range`;
@@ -165,7 +175,7 @@ function endpointProblem(e: BlockEndpoint): string | null {
   }
   if (!FLOW_SOURCES.includes(e.source)) return `source ${JSON.stringify(e.source)} is unknown`;
   if (!isInt(e.sampleRate, 1, MAX_SAMPLE_RATE)) return `sampleRate ${e.sampleRate} out of range`;
-  if (e.natFromIp !== undefined && !ipBytes(e.natFromIp)) {
+  if (e.natFromIp !== undefined && !isCanonical(e.natFromIp)) {
     return `natFromIp ${JSON.stringify(String(e.natFromIp).slice(0, 64))} is not a canonical address`;
   }
   if (e.natFromPort !== undefined && !isInt(e.natFromPort, 0, 65_535)) {

@@ -165,6 +165,12 @@ describe.skipIf(skipReason !== null)('one owner per flow, following the live soc
             seen.hook.push(...o);
             return o;
           },
+          // The agent takes the rows one refilled object at a time: keep copies.
+          drainInto: (visit) =>
+            hook!.drainInto((o) => {
+              seen.hook.push({ ...o });
+              visit(o);
+            }),
         },
         conntrack: {
           status: () => conntrack.status(),

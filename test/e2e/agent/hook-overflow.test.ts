@@ -52,6 +52,12 @@ async function startAgent(seen: PeerObservation[]) {
       seen.push(...got);
       return got;
     },
+    // The agent takes the rows one refilled object at a time: keep copies.
+    drainInto: (visit) =>
+      hook.drainInto((o) => {
+        seen.push({ ...o });
+        visit(o);
+      }),
   };
   let seq = 1;
   const agent = createAgent(config, {

@@ -66,6 +66,15 @@ export class FakeHook implements HookSource {
     this.drained += out.length > 0 ? 1 : 0;
     return out;
   }
+  drainInto(visit: (o: PeerObservation) => void): void {
+    // One refilled object, like the real receiver: the agent must not keep it.
+    const scratch = {} as PeerObservation;
+    for (const o of this.drain()) {
+      for (const k of Object.keys(scratch))
+        delete (scratch as unknown as Record<string, unknown>)[k];
+      visit(Object.assign(scratch, o));
+    }
+  }
   acknowledge(): void {
     this.acknowledged = this.drained;
   }

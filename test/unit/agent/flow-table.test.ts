@@ -337,6 +337,67 @@ describe('FlowTable', () => {
     expect(t.stats().expired).toBe(1);
   });
 
+  it('expires each flow exactly when its own timeout has passed, whatever the order flows were seen in', () => {
+    const t = table([
+      { name: 'short', port: 5000, timeoutSeconds: 2 },
+      { name: 'long', port: 6000, timeoutSeconds: 5 },
+    ]);
+    // Seen out of time order: a later packet first, an older report after it.
+    t.ingest([obs({ localPort: 6000, remotePort: 1, lastSeen: T0 + 1000 })]);
+    t.ingest([obs({ localPort: 5000, remotePort: 2, lastSeen: T0 })]);
+    t.ingest([obs({ localPort: 6000, remotePort: 3, lastSeen: T0 + 500 })]);
+    const ports = () =>
+      t
+        .list()
+        .map((f) => f.remotePort)
+        .sort();
+    t.drain(T0 + 2000);
+    expect(ports()).toEqual([1, 2, 3]);
+    // Port 2's 2 s are over only after T0 + 2000.
+    t.drain(T0 + 2001);
+    expect(ports()).toEqual([1, 3]);
+    t.drain(T0 + 5500);
+    expect(ports()).toEqual([1, 3]);
+    // Port 3 is seen again: its timeout runs from the new packet.
+    t.ingest([obs({ localPort: 6000, remotePort: 3, lastSeen: T0 + 5000 })]);
+    t.drain(T0 + 6001);
+    expect(ports()).toEqual([3]);
+    t.drain(T0 + 10_000);
+    expect(ports()).toEqual([3]);
+    t.drain(T0 + 10_001);
+    expect(ports()).toEqual([]);
+    expect(t.stats().expired).toBe(3);
+    // A flow arriving after a walk is still expired on time.
+    t.ingest([obs({ localPort: 5000, remotePort: 4, lastSeen: T0 + 9000 })]);
+    t.drain(T0 + 11_001);
+    expect(ports()).toEqual([]);
+  });
+
+  it('hands drainInto the same deltas drain returns, one refilled object at a time', () => {
+    const feed = (t: FlowTable, s: number) =>
+      t.ingest([
+        obs({ remotePort: 1, lastSeen: T0 + s, pktsIn: s }),
+        obs({ remotePort: 2, lastSeen: T0 + s, natFromIp: '192.0.2.1', natFromPort: 9 }),
+        obs({ remotePort: 1, lastSeen: T0 + s + 1, pktsIn: 1 }),
+      ]);
+    const a = table();
+    const b = table();
+    for (let s = 1; s <= 3; s++) {
+      feed(a, s);
+      feed(b, s);
+      const seen: FlowDelta[] = [];
+      let previous: FlowDelta | undefined;
+      let reused = true;
+      b.drainInto(T0 + 10, (d) => {
+        if (previous !== undefined && previous !== d) reused = false;
+        previous = d;
+        seen.push({ ...d });
+      });
+      expect(reused).toBe(true);
+      expect(seen).toEqual(a.drain(T0 + 10));
+    }
+  });
+
   it('evicts the least recently seen flow past maxFlows, counts it, and still ships its deltas', () => {
     const t = table([], 3);
     for (let p = 1; p <= 3; p++) t.ingest([obs({ remotePort: p, lastSeen: T0 + p })]);
