@@ -132,8 +132,15 @@ export const ebpfSource: BenchCase = {
     const port = daemon.ready.port;
     const listeners = [listener(port), listener(BLAST_PORT), listener(FLOWS_PORT)];
 
-    /** One echo load run: echoes/s, and daemon and bench-process CPU seconds during it. */
-    const echo = async (size: number, s: number, bpftracePid?: number) => {
+    const STATS = '/proc/sys/kernel/bpf_stats_enabled';
+    const statsBefore = readFileSync(STATS, 'utf8').trim();
+    /**
+     * One echo load run: echoes/s, and daemon and bench-process CPU seconds during it. With
+     * `stats`, the kernel times the BPF programs (which costs ~100 ns a datagram, so
+     * throughput is measured in runs without it).
+     */
+    const echo = async (size: number, s: number, bpftracePid?: number, stats = false) => {
+      writeFileSync(STATS, stats ? '1' : '0');
       const d0 = cpuSeconds(daemonPid);
       const b0 = bpftracePid ? cpuSeconds(bpftracePid) : 0;
       const p0 = bpftracePid ? bpfProgramRuns(bpftracePid) : null;
@@ -151,6 +158,7 @@ export const ebpfSource: BenchCase = {
       );
       const self = process.cpuUsage(self0);
       const p1 = bpftracePid ? bpfProgramRuns(bpftracePid) : null;
+      writeFileSync(STATS, '0');
       // Every datagram runs both tracepoints' programs once (the send side returns early on
       // loopback): their kernel time per run of the busier one is the probes' cost per datagram.
       const probeNs =
@@ -189,10 +197,6 @@ export const ebpfSource: BenchCase = {
     const flowSelf = new Map(flowSizes.map((n) => [n, [] as number[]]));
     const flowRss = new Map(flowSizes.map((n) => [n, [] as number[]]));
     const figures: Figure[] = [];
-    // The kernel's run time per BPF program: deterministic where throughput is not on a shared machine.
-    const STATS = '/proc/sys/kernel/bpf_stats_enabled';
-    const statsBefore = readFileSync(STATS, 'utf8').trim();
-    writeFileSync(STATS, '1');
     try {
       // Warm-up: JIT and socket buffers.
       for (const size of sizes) await echo(size, 0.5);
@@ -209,6 +213,12 @@ export const ebpfSource: BenchCase = {
         const onRuns = new Map<number, Awaited<ReturnType<typeof echo>>>();
         try {
           for (const size of sizes) onRuns.set(size, await echo(size, seconds, session.pid));
+          // The kernel's run time per BPF program, in short runs of their own: deterministic
+          // where throughput is not on a shared machine.
+          for (const size of sizes) {
+            const timed = await echo(size, Math.min(seconds, 1.5), session.pid, true);
+            if (Number.isFinite(timed.probeNs)) probeNs.get(size)!.push(timed.probeNs);
+          }
           {
             // Accuracy at full speed: everything this session counts from here is the blaster's.
             await sleep(1_600);
@@ -285,7 +295,6 @@ export const ebpfSource: BenchCase = {
           perRound.get(size)!.push(e.rate / u.rate);
           daemonOff.get(size)!.push(u.daemonUs);
           daemonOn.get(size)!.push(e.daemonUs);
-          if (Number.isFinite(e.probeNs)) probeNs.get(size)!.push(e.probeNs);
           if (size === 64) {
             // bpftrace plus the source's share of this process, beyond the same window without eBPF.
             const extraMsPerSec = ((e.bpftraceSec + e.selfSec - u.selfSec) * 1000) / (e.ms / 1000);
@@ -330,7 +339,7 @@ export const ebpfSource: BenchCase = {
           },
         ),
         plain(`probe kernel time per datagram, ${size} B`, 'ns', probeNs.get(size)!, {
-          note: 'kernel.bpf_stats_enabled run time of both programs per datagram (receive counts it, send returns early on loopback); the tracepoint firing itself is not in it',
+          note: 'kernel.bpf_stats_enabled run time of both programs per datagram (receive counts it, send returns early on loopback), in short runs apart from the throughput runs (the statistics cost ~100 ns a datagram themselves); the tracepoint firing itself is not in it',
         }),
       );
     }
