@@ -60,11 +60,19 @@ async function main(): Promise<void> {
   const selected = CASES.filter((c) => !only || only.includes(c.id));
   const quick = values.quick || process.env.CI === 'true';
   const results: { case: BenchCase; figures: Figure[]; seconds: number }[] = [];
+  // A failing case is reported and the run goes on: the other cases' figures are still written.
+  const failed: { id: string; error: string }[] = [];
   for (const c of selected) {
     const t0 = performance.now();
     console.error(`bench: ${c.id} (${c.title})${quick ? ' [quick]' : ''}...`);
-    const figures = await c.run({ quick, log: (m) => console.error(`  ${c.id}: ${m}`) });
-    results.push({ case: c, figures, seconds: (performance.now() - t0) / 1000 });
+    try {
+      const figures = await c.run({ quick, log: (m) => console.error(`  ${c.id}: ${m}`) });
+      results.push({ case: c, figures, seconds: (performance.now() - t0) / 1000 });
+    } catch (err) {
+      const error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      console.error(`bench: ${c.id} failed: ${error}`);
+      failed.push({ id: c.id, error: error.split('\n')[0]! });
+    }
   }
   console.log(renderTable(results));
   const doc = {
@@ -77,9 +85,14 @@ async function main(): Promise<void> {
       seconds: r.seconds,
       figures: r.figures,
     })),
+    ...(failed.length > 0 ? { failed } : {}),
   };
   writeFileSync(values.out, `${JSON.stringify(doc, null, 2)}\n`);
   console.error(`bench: wrote ${values.out}`);
+  if (failed.length > 0) {
+    console.error(`bench: ${failed.length} case(s) failed: ${failed.map((f) => f.id).join(', ')}`);
+    process.exitCode = 1;
+  }
 }
 
 main().catch((err) => {

@@ -188,9 +188,10 @@ export const webView: BenchCase = {
         await refreshed(1);
         const rows = await tab.locator('[data-testid=clients] tbody tr').count();
         if (rows === 0) throw new Error('the service view showed no clients');
-        // The first render includes the stored hour: 60 minutes and the page's own sample.
+        // The first render includes the stored hour: 60 minutes and the page's own sample
+        // (one minute fewer when a minute turns between the fixture's hour and the page's).
         const points = Number(await tab.locator('figure.chart').getAttribute('data-points'));
-        if (points < 61) throw new Error(`the chart drew ${points} points, not the stored hour`);
+        if (points < 60) throw new Error(`the chart drew ${points} points, not the stored hour`);
         for (let r = 0; r < refreshes; r++) {
           // The page refreshes at once when it becomes visible again: no 5 s wait.
           await tab.evaluate(() => {
