@@ -183,36 +183,6 @@ export class HookDropTotals {
 }
 
 /**
- * A valid message's rows as observations (source 'hook') carrying the
- * daemon's pid and name; with `identified` false (the kernel could not name
- * the connection's process) they carry neither.
- */
-export function hookObservations(m: HookMessage, identified = true): PeerObservation[] {
-  return m.flows.map(([li, lp, ri, rp, pi, bi, po, bo, f, l, tag]) => {
-    const obs: PeerObservation = {
-      source: 'hook',
-      localIp: li,
-      localPort: lp,
-      remoteIp: ri,
-      remotePort: rp,
-      pktsIn: pi,
-      bytesIn: bi,
-      pktsOut: po,
-      bytesOut: bo,
-      firstSeen: f,
-      // A clock stepped back mid-window can put the last datagram before the first.
-      lastSeen: Math.max(f, l),
-    };
-    if (identified) {
-      obs.pid = m.pid;
-      obs.process = m.process;
-    }
-    if (typeof tag === 'string') obs.clientId = tag;
-    return obs;
-  });
-}
-
-/**
  * One message's rows held until a drain: numbers in a Float64Array (off the
  * collected heap, nothing to trace) and the address texts JSON.parse made,
  * instead of an observation object per row that would live from one report
@@ -234,7 +204,11 @@ interface RowBatch {
 
 const ROW_NUMBERS = 8;
 
-/** A valid message's rows as a batch (see hookObservations for what they carry). */
+/**
+ * A valid message's rows as a batch, to become observations (source 'hook')
+ * carrying the daemon's pid and name; with `identified` false (the kernel
+ * could not name the connection's process) they carry neither.
+ */
 function rowBatch(m: HookMessage, identified: boolean): RowBatch {
   const n = m.flows.length;
   const numbers = new Float64Array(n * ROW_NUMBERS);
@@ -273,7 +247,7 @@ function rowBatch(m: HookMessage, identified: boolean): RowBatch {
   };
 }
 
-/** Hands each row of `batches` to `visit` as `o`, refilled (hookObservations' shape). */
+/** Hands each row of `batches` to `visit` as `o`, refilled. */
 function visitRows(
   batches: readonly RowBatch[],
   o: PeerObservation,
@@ -299,6 +273,42 @@ function visitRows(
       visit(o);
     }
   }
+}
+
+/** The object visitRows refills. */
+function scratchObservation(): PeerObservation {
+  return {
+    source: 'hook',
+    localIp: '',
+    localPort: 0,
+    remoteIp: '',
+    remotePort: 0,
+    pktsIn: 0,
+    bytesIn: 0,
+    pktsOut: 0,
+    bytesOut: 0,
+    firstSeen: 0,
+    lastSeen: 0,
+    pid: undefined,
+    process: undefined,
+    clientId: undefined,
+  };
+}
+
+/** A copy of a refilled observation to keep: no pid, process or client id keys when unknown. */
+function keptObservation(o: PeerObservation): PeerObservation {
+  const copy: PeerObservation = { ...o };
+  if (copy.pid === undefined) delete copy.pid;
+  if (copy.process === undefined) delete copy.process;
+  if (copy.clientId === undefined) delete copy.clientId;
+  return copy;
+}
+
+/** A valid message's rows as observations, as a drain hands them over (see rowBatch). */
+export function hookObservations(m: HookMessage, identified = true): PeerObservation[] {
+  const out: PeerObservation[] = [];
+  visitRows([rowBatch(m, identified)], scratchObservation(), (o) => out.push(keptObservation(o)));
+  return out;
 }
 
 /** Options of startHookReceiver. */
@@ -608,36 +618,13 @@ export async function startHookReceiver(
     for (const conn of sockets.values()) conn.drained = conn.lines;
     drainedLoss = totals.droppedPackets + counters.shed;
     drained = new Map(taken);
-    const scratch: PeerObservation = {
-      source: 'hook',
-      localIp: '',
-      localPort: 0,
-      remoteIp: '',
-      remotePort: 0,
-      pktsIn: 0,
-      bytesIn: 0,
-      pktsOut: 0,
-      bytesOut: 0,
-      firstSeen: 0,
-      lastSeen: 0,
-      pid: undefined,
-      process: undefined,
-      clientId: undefined,
-    };
-    visitRows(batches, scratch, visit);
+    visitRows(batches, scratchObservation(), visit);
   };
   return {
     path,
     drain() {
       const out: PeerObservation[] = [];
-      drainRows((o) => {
-        // The shape hookObservations gives: no pid, process or client id keys when unknown.
-        const copy: PeerObservation = { ...o };
-        if (copy.pid === undefined) delete copy.pid;
-        if (copy.process === undefined) delete copy.process;
-        if (copy.clientId === undefined) delete copy.clientId;
-        out.push(copy);
-      });
+      drainRows((o) => out.push(keptObservation(o)));
       return out;
     },
     drainInto: drainRows,
