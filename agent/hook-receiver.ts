@@ -24,11 +24,19 @@ import { link, readFile, unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import {
+  HOOK_ROW_NUMBERS,
+  type HookColumns,
+  type HookEnvelope,
+  HookLineScanner,
+  hookColumns,
+} from '../contract/hook-line-scan.js';
+import {
   HOOK_PROTOCOL_VERSION,
   type HookAck,
   type HookMessage,
   MAX_HOOK_MESSAGE_BYTES,
   parseHookMessage,
+  type SkippedRow,
 } from '../contract/hook-protocol.js';
 import { type HookPeer, HookPeerResolver } from './hook-peer.js';
 import {
@@ -144,7 +152,7 @@ export class HookDropTotals {
   constructor(private readonly maxDaemons: number = MAX_DAEMONS) {}
 
   /** Adds one message's counters; true when it is the first from this daemon process. */
-  add(m: HookMessage): boolean {
+  add(m: HookEnvelope): boolean {
     const last = this.daemons.get(m.pid);
     const restarted =
       last === undefined ||
@@ -167,7 +175,7 @@ export class HookDropTotals {
    * Takes a message's cumulative counters as its daemon's latest without
    * adding anything: a re-sent line whose losses an earlier run counted.
    */
-  note(m: HookMessage): void {
+  note(m: HookEnvelope): void {
     this.daemons.delete(m.pid);
     this.daemons.set(m.pid, { droppedFlows: m.droppedFlows, droppedPackets: m.droppedPackets });
     if (this.daemons.size > this.maxDaemons) {
@@ -183,67 +191,33 @@ export class HookDropTotals {
 }
 
 /**
- * One message's rows held until a drain: numbers in a Float64Array (off the
- * collected heap, nothing to trace) and the address texts JSON.parse made,
- * instead of an observation object per row that would live from one report
- * to the next drain (and so be copied, then promoted, by the collector).
+ * One message's rows held until a drain, as columns (HookColumns: numbers
+ * in a Float64Array, off the collected heap, and the address texts), not an
+ * observation object per row that would live from one report to the next
+ * drain (and so be copied, then promoted, by the collector).
  */
-interface RowBatch {
+interface RowBatch extends HookColumns {
   pid: number | undefined;
   process: string | undefined;
   /** First row not shed. */
   start: number;
-  rows: number;
-  /** ROW_NUMBERS per row: localPort, remotePort, pktsIn, bytesIn, pktsOut, bytesOut, firstSeen, lastSeen. */
-  numbers: Float64Array;
-  localIps: string[];
-  remoteIps: string[];
-  /** Client ids by row, or null when no row has one. */
-  clientIds: (string | undefined)[] | null;
 }
-
-const ROW_NUMBERS = 8;
 
 /**
  * A valid message's rows as a batch, to become observations (source 'hook')
  * carrying the daemon's pid and name; with `identified` false (the kernel
  * could not name the connection's process) they carry neither.
  */
-function rowBatch(m: HookMessage, identified: boolean): RowBatch {
-  const n = m.flows.length;
-  const numbers = new Float64Array(n * ROW_NUMBERS);
-  const localIps = new Array<string>(n);
-  const remoteIps = new Array<string>(n);
-  let clientIds: (string | undefined)[] | null = null;
-  for (let i = 0; i < n; i++) {
-    const row = m.flows[i]!;
-    const at = i * ROW_NUMBERS;
-    localIps[i] = row[0];
-    numbers[at] = row[1];
-    remoteIps[i] = row[2];
-    numbers[at + 1] = row[3];
-    numbers[at + 2] = row[4];
-    numbers[at + 3] = row[5];
-    numbers[at + 4] = row[6];
-    numbers[at + 5] = row[7];
-    numbers[at + 6] = row[8];
-    // A clock stepped back mid-window can put the last datagram before the first.
-    numbers[at + 7] = Math.max(row[8], row[9]);
-    const tag = row[10];
-    if (typeof tag === 'string') {
-      clientIds ??= new Array<string | undefined>(n).fill(undefined);
-      clientIds[i] = tag;
-    }
-  }
+function rowBatch(
+  m: Pick<HookEnvelope, 'pid' | 'process'>,
+  columns: HookColumns,
+  identified: boolean,
+): RowBatch {
   return {
+    ...columns,
     pid: identified ? m.pid : undefined,
     process: identified ? m.process : undefined,
     start: 0,
-    rows: n,
-    numbers,
-    localIps,
-    remoteIps,
-    clientIds,
   };
 }
 
@@ -258,7 +232,7 @@ function visitRows(
     o.pid = b.pid;
     o.process = b.process;
     for (let i = b.start; i < b.rows; i++) {
-      const at = i * ROW_NUMBERS;
+      const at = i * HOOK_ROW_NUMBERS;
       o.localIp = localIps[i]!;
       o.localPort = numbers[at]!;
       o.remoteIp = remoteIps[i]!;
@@ -268,7 +242,8 @@ function visitRows(
       o.pktsOut = numbers[at + 4]!;
       o.bytesOut = numbers[at + 5]!;
       o.firstSeen = numbers[at + 6]!;
-      o.lastSeen = numbers[at + 7]!;
+      // A clock stepped back mid-window can put the last datagram before the first.
+      o.lastSeen = Math.max(numbers[at + 6]!, numbers[at + 7]!);
       o.clientId = clientIds === null ? undefined : clientIds[i];
       visit(o);
     }
@@ -307,7 +282,9 @@ function keptObservation(o: PeerObservation): PeerObservation {
 /** A valid message's rows as observations, as a drain hands them over (see rowBatch). */
 export function hookObservations(m: HookMessage, identified = true): PeerObservation[] {
   const out: PeerObservation[] = [];
-  visitRows([rowBatch(m, identified)], scratchObservation(), (o) => out.push(keptObservation(o)));
+  visitRows([rowBatch(m, hookColumns(m.flows), identified)], scratchObservation(), (o) =>
+    out.push(keptObservation(o)),
+  );
   return out;
 }
 
@@ -399,8 +376,19 @@ export async function startHookReceiver(
     say(message);
   };
 
-  const handleLine = (line: string, conn: Connection): void => {
-    if (line.trim() === '') return;
+  const scanner = new HookLineScanner();
+
+  /**
+   * A line as envelope, columns and skipped rows: the scanner's fast path
+   * for a line as the hook writes it, else JSON.parse and the schema (which
+   * also say what is wrong). Null when the line is refused (counted, reported).
+   */
+  const decodeLine = (
+    line: string,
+    conn: Connection,
+  ): { envelope: HookEnvelope; columns: HookColumns; skipped: SkippedRow[] } | null => {
+    const scanned = scanner.scan(line);
+    if (scanned !== null) return { ...scanned, skipped: [] };
     let json: unknown;
     try {
       json = JSON.parse(line);
@@ -409,7 +397,7 @@ export async function startHookReceiver(
       // JSON.stringify escapes C0 controls, not C1 ones or line separators.
       const shown = JSON.stringify(line.slice(0, 40)).replace(/[\u007f-\u009f\u2028\u2029]/g, '?');
       report(`hook message${fromConn(conn)} is not JSON: ${shown}`);
-      return;
+      return null;
     }
     const parsed = parseHookMessage(json);
     if (!parsed.ok) {
@@ -417,7 +405,8 @@ export async function startHookReceiver(
       if (parsed.kind === 'version') {
         counters.unsupportedVersions++;
         // A daemon with a newer hook sends every window: say it once per version.
-        if (loggedVersions.has(parsed.reason) || loggedVersions.size >= MAX_LOGGED_VERSIONS) return;
+        if (loggedVersions.has(parsed.reason) || loggedVersions.size >= MAX_LOGGED_VERSIONS)
+          return null;
         loggedVersions.add(parsed.reason);
         report(
           `hook messages refused: ${parsed.reason} (this agent speaks version ${HOOK_PROTOCOL_VERSION})`,
@@ -425,26 +414,33 @@ export async function startHookReceiver(
       } else {
         report(`hook message${fromConn(conn)} refused: ${parsed.reason}`);
       }
-      return;
+      return null;
     }
+    const { flows, ...envelope } = parsed.message;
+    return { envelope, columns: hookColumns(flows), skipped: parsed.skipped };
+  };
+
+  const handleLine = (line: string, conn: Connection): void => {
+    if (line.trim() === '') return;
+    const decoded = decodeLine(line, conn);
+    if (decoded === null) return;
+    const { envelope: sent, columns, skipped } = decoded;
     // The kernel's pid and name, not the message's: any member of the group could claim any pid.
-    const m: HookMessage =
-      conn.peer === null
-        ? parsed.message
-        : { ...parsed.message, pid: conn.peer.pid, process: conn.peer.process };
-    if (conn.peer !== null && parsed.message.pid !== conn.peer.pid) {
+    const m: HookEnvelope =
+      conn.peer === null ? sent : { ...sent, pid: conn.peer.pid, process: conn.peer.process };
+    if (conn.peer !== null && sent.pid !== conn.peer.pid) {
       counters.pidMismatches++;
       if (!conn.mismatchLogged) {
         conn.mismatchLogged = true;
         report(
-          `hook connection${fromConn(conn)} claims pid ${parsed.message.pid}; using the kernel's pid ${conn.peer.pid}`,
+          `hook connection${fromConn(conn)} claims pid ${sent.pid}; using the kernel's pid ${conn.peer.pid}`,
         );
       }
     }
-    const lineNo = parsed.message.line;
+    const lineNo = sent.line;
     // The message's pid too: it tells daemons apart behind a relay (one kernel
     // peer for all), and it can only split what a process says of itself.
-    const daemon = conn.daemon === null ? null : `${conn.daemon}/${parsed.message.pid}`;
+    const daemon = conn.daemon === null ? null : `${conn.daemon}/${sent.pid}`;
     if (daemon !== null && lineNo !== undefined) {
       // Sent again after a crash, and already in the checkpoint this agent started from;
       // or sent again after a reconnect: this agent took it in already.
@@ -458,17 +454,17 @@ export async function startHookReceiver(
       if (taken.size > MAX_DAEMONS) taken.delete(taken.keys().next().value!);
     }
     counters.messages++;
-    counters.badRows += parsed.skipped.length;
-    if (parsed.skipped.length > 0) {
-      const more = parsed.skipped.length > 1 ? ` (and ${parsed.skipped.length - 1} more rows)` : '';
-      report(`hook message from pid ${m.pid}: ${parsed.skipped[0]!.reason}${more}`);
+    counters.badRows += skipped.length;
+    if (skipped.length > 0) {
+      const more = skipped.length > 1 ? ` (and ${skipped.length - 1} more rows)` : '';
+      report(`hook message from pid ${m.pid}: ${skipped[0]!.reason}${more}`);
     }
     try {
       if (totals.add(m)) options.onDaemon?.(m.pid, conn.peer === null ? undefined : m.process);
     } catch {
       // The counters are folded; only the callback failed.
     }
-    const batch = rowBatch(m, conn.peer !== null);
+    const batch = rowBatch(m, columns, conn.peer !== null);
     if (batch.rows > 0) {
       pending.push(batch);
       pendingRows += batch.rows;

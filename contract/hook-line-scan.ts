@@ -1,0 +1,387 @@
+/**
+ * A fast reader of hook lines, beside the schema of hook-protocol.ts: it
+ * scans a line as the hook writes it (JSON.stringify of a message, every row
+ * valid) straight into columns, with no JSON value per row. A busy host
+ * sends 100,000 rows a second, and JSON.parse's arrays, numbers and strings
+ * per row, live until they are copied, are what grows the agent's young
+ * generation.
+ *
+ * It accepts only a subset of what HookMessageSchema accepts: no whitespace,
+ * escapes, fractions or exponents, no unknown or repeated keys, 10 or 11 row
+ * positions, canonical addresses, every row valid. For anything else it
+ * returns null, and the caller decides with JSON.parse and parseHookMessage,
+ * which also say what is wrong. So whatever it accepts, the schema accepts
+ * with the same values (test/unit/contract/hook-line-scan.test.ts checks it
+ * against the schema on mutated lines).
+ */
+import {
+  HOOK_PROTOCOL_VERSION,
+  type HookMessage,
+  MAX_CLIENT_ID,
+  MAX_DROP_COUNTER,
+  MAX_EPOCH_MS,
+  MAX_HOOK_ROWS,
+  MAX_PID,
+  MAX_PROCESS_NAME,
+  MAX_ROW_BYTES,
+  MAX_ROW_PACKETS,
+  MIN_EPOCH_MS,
+} from './hook-protocol.js';
+import { normalizeIp } from './ip-address.js';
+
+/** A message's fields besides its rows. */
+export type HookEnvelope = Omit<HookMessage, 'flows'>;
+
+/** Numbers per row in HookColumns.numbers, in this order. */
+export const HOOK_ROW_NUMBERS = 8;
+
+/**
+ * A message's rows as columns: per row HOOK_ROW_NUMBERS numbers (localPort,
+ * remotePort, pktsIn, bytesIn, pktsOut, bytesOut, firstSeen, lastSeen, as
+ * sent), the two addresses, and the client ids (null when no row has one).
+ */
+export interface HookColumns {
+  rows: number;
+  numbers: Float64Array;
+  localIps: string[];
+  remoteIps: string[];
+  clientIds: (string | undefined)[] | null;
+}
+
+/** A message's rows as HookColumns. */
+export function hookColumns(flows: HookMessage['flows']): HookColumns {
+  const n = flows.length;
+  const numbers = new Float64Array(n * HOOK_ROW_NUMBERS);
+  const localIps = new Array<string>(n);
+  const remoteIps = new Array<string>(n);
+  let clientIds: (string | undefined)[] | null = null;
+  for (let i = 0; i < n; i++) {
+    const row = flows[i]!;
+    const at = i * HOOK_ROW_NUMBERS;
+    localIps[i] = row[0];
+    remoteIps[i] = row[2];
+    numbers[at] = row[1];
+    numbers[at + 1] = row[3];
+    for (let k = 2; k < HOOK_ROW_NUMBERS; k++) numbers[at + k] = row[k + 2] as number;
+    const tag = row[10];
+    if (typeof tag === 'string') {
+      clientIds ??= new Array<string | undefined>(n).fill(undefined);
+      clientIds[i] = tag;
+    }
+  }
+  return { rows: n, numbers, localIps, remoteIps, clientIds };
+}
+
+/** Distinct address texts remembered as canonical before the memory starts afresh. */
+const MAX_KNOWN_IPS = 65_536;
+
+/**
+ * Address texts already found canonical, each kept as one string: a row's
+ * address is checked once, not per row, and the columns share that string
+ * instead of holding a fresh copy per row until the drain.
+ */
+class CanonicalIps {
+  private readonly known = new Map<string, string>();
+
+  /** The remembered string equal to `text` when it is a canonical address, else null. */
+  canonical(text: string): string | null {
+    const hit = this.known.get(text);
+    if (hit !== undefined) return hit;
+    if (text.length > 45 || normalizeIp(text) !== text) return null;
+    if (this.known.size >= MAX_KNOWN_IPS) this.known.clear();
+    this.known.set(text, text);
+    return text;
+  }
+}
+
+/** A scanned line: its envelope and its rows. */
+export interface ScannedHookLine {
+  envelope: HookEnvelope;
+  columns: HookColumns;
+}
+
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const BACKSLASH = 0x5c;
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
+/** Digits of the longest number read here: below 2 ** 53, so exact. */
+const MAX_DIGITS = 15;
+/** DEL and C1 controls; C0 ones end a scan already. */
+const CONTROL_RE = /[\u007f-\u009f]/;
+
+/** Thrown inside the scan when the line leaves the subset; never escapes HookLineScanner.scan. */
+const LEAVE = Symbol('leave');
+
+/** Bounds of each number per row, in HookColumns order. */
+const ROW_MAX = [
+  65_535,
+  65_535,
+  MAX_ROW_PACKETS,
+  MAX_ROW_BYTES,
+  MAX_ROW_PACKETS,
+  MAX_ROW_BYTES,
+  MAX_EPOCH_MS,
+  MAX_EPOCH_MS,
+];
+const ROW_MIN = [0, 0, 0, 0, 0, 0, MIN_EPOCH_MS, MIN_EPOCH_MS];
+
+/**
+ * Reads hook lines into columns; one per receiver, as it remembers the
+ * canonical addresses it met and keeps its scratch space across lines.
+ */
+export class HookLineScanner {
+  readonly ips = new CanonicalIps();
+  /** Rows are read into this until their count is known (grown as needed, kept). */
+  scratch = new Float64Array(64 * HOOK_ROW_NUMBERS);
+
+  /**
+   * One line as envelope and columns, or null when it is not in the subset
+   * this reader takes (see above). Never throws.
+   */
+  scan(line: string): ScannedHookLine | null {
+    try {
+      return new Scan(line, this).message();
+    } catch {
+      // LEAVE, or anything else: the schema's path decides and says why.
+      return null;
+    }
+  }
+}
+
+/** One pass over one line. */
+class Scan {
+  private i = 0;
+  private numbers: Float64Array;
+  private readonly ips: CanonicalIps;
+
+  constructor(
+    private readonly s: string,
+    private readonly owner: HookLineScanner,
+  ) {
+    this.numbers = owner.scratch;
+    this.ips = owner.ips;
+  }
+
+  message(): ScannedHookLine {
+    const fields = new Map<string, number | string>();
+    let columns: HookColumns | null = null;
+    this.expect(OPEN_BRACE);
+    for (;;) {
+      const key = this.string();
+      if (fields.has(key) || (key === 'flows' && columns !== null)) throw LEAVE;
+      this.expect(COLON);
+      if (key === 'flows') columns = this.rows();
+      else if (key === 'process') fields.set(key, this.string());
+      else if (NUMBER_FIELDS.has(key)) fields.set(key, this.number());
+      else throw LEAVE;
+      if (this.peek() === COMMA) {
+        this.i++;
+        continue;
+      }
+      this.expect(CLOSE_BRACE);
+      break;
+    }
+    if (this.i !== this.s.length || columns === null) throw LEAVE;
+    const envelope = checkedEnvelope(fields);
+    // No row may be later than the window's end (the schema's rule).
+    for (let r = 0; r < columns.rows; r++) {
+      const at = r * HOOK_ROW_NUMBERS;
+      if (columns.numbers[at + 6]! > envelope.at || columns.numbers[at + 7]! > envelope.at) {
+        throw LEAVE;
+      }
+    }
+    return { envelope, columns };
+  }
+
+  private rows(): HookColumns {
+    const localIps: string[] = [];
+    const remoteIps: string[] = [];
+    let clientIds: (string | undefined)[] | null = null;
+    let n = 0;
+    this.expect(OPEN_BRACKET);
+    if (this.peek() === CLOSE_BRACKET) {
+      this.i++;
+      return { rows: 0, numbers: new Float64Array(0), localIps, remoteIps, clientIds };
+    }
+    for (;;) {
+      if (n >= MAX_HOOK_ROWS) throw LEAVE;
+      if ((n + 1) * HOOK_ROW_NUMBERS > this.numbers.length) {
+        const grown = new Float64Array(this.numbers.length * 4);
+        grown.set(this.numbers);
+        this.numbers = grown;
+        this.owner.scratch = grown;
+      }
+      const at = n * HOOK_ROW_NUMBERS;
+      this.expect(OPEN_BRACKET);
+      localIps.push(this.address());
+      this.expect(COMMA);
+      this.numbers[at] = this.bounded(0);
+      this.expect(COMMA);
+      remoteIps.push(this.address());
+      for (let k = 1; k < HOOK_ROW_NUMBERS; k++) {
+        this.expect(COMMA);
+        this.numbers[at + k] = this.bounded(k);
+      }
+      if (this.peek() === COMMA) {
+        this.i++;
+        const tag = this.clientId();
+        if (tag !== undefined) {
+          clientIds ??= [];
+          clientIds[n] = tag;
+        }
+      }
+      this.expect(CLOSE_BRACKET);
+      n++;
+      if (this.peek() === COMMA) {
+        this.i++;
+        continue;
+      }
+      this.expect(CLOSE_BRACKET);
+      break;
+    }
+    if (clientIds !== null) {
+      // Holes read as undefined already; give the array its full length.
+      clientIds.length = n;
+    }
+    return {
+      rows: n,
+      numbers: this.numbers.slice(0, n * HOOK_ROW_NUMBERS),
+      localIps,
+      remoteIps,
+      clientIds,
+    };
+  }
+
+  /** A row's client id: a string the schema takes, or null (untagged). */
+  private clientId(): string | undefined {
+    if (this.s.startsWith('null', this.i)) {
+      this.i += 4;
+      return undefined;
+    }
+    const tag = this.string();
+    if (tag.length === 0 || tag.length > MAX_CLIENT_ID || CONTROL_RE.test(tag)) throw LEAVE;
+    return tag;
+  }
+
+  private address(): string {
+    const ip = this.ips.canonical(this.string());
+    if (ip === null) throw LEAVE;
+    return ip;
+  }
+
+  /** The row number at position `k` of HookColumns, within its bounds. */
+  private bounded(k: number): number {
+    const v = this.number();
+    if (v < ROW_MIN[k]! || v > ROW_MAX[k]!) throw LEAVE;
+    return v;
+  }
+
+  /** A non-negative integer literal of at most MAX_DIGITS digits. */
+  private number(): number {
+    const s = this.s;
+    const start = this.i;
+    let v = 0;
+    let c = s.charCodeAt(this.i);
+    while (c >= DIGIT_0 && c <= DIGIT_9) {
+      v = v * 10 + (c - DIGIT_0);
+      c = s.charCodeAt(++this.i);
+    }
+    const digits = this.i - start;
+    // No digits, a leading zero (not JSON), or too long to be exact here.
+    if (digits === 0 || digits > MAX_DIGITS || (digits > 1 && s.charCodeAt(start) === DIGIT_0)) {
+      throw LEAVE;
+    }
+    // A fraction or exponent follows: leave it to JSON.parse.
+    if (c === 0x2e || c === 0x65 || c === 0x45) throw LEAVE;
+    return v;
+  }
+
+  /** A string without escapes or control characters. */
+  private string(): string {
+    const s = this.s;
+    this.expect(QUOTE);
+    const start = this.i;
+    for (;;) {
+      const c = s.charCodeAt(this.i);
+      if (c === QUOTE) break;
+      // The end of the line (NaN), an escape, or a control character JSON forbids.
+      if (!(c >= 0x20) || c === BACKSLASH) throw LEAVE;
+      this.i++;
+    }
+    const text = s.slice(start, this.i);
+    this.i++;
+    return text;
+  }
+
+  private peek(): number {
+    return this.s.charCodeAt(this.i);
+  }
+
+  private expect(c: number): void {
+    if (this.s.charCodeAt(this.i) !== c) throw LEAVE;
+    this.i++;
+  }
+}
+
+/** Message fields that hold numbers (flows and process aside). */
+const NUMBER_FIELDS = new Set([
+  'v',
+  'pid',
+  'at',
+  'overflowPackets',
+  'droppedFlows',
+  'droppedPackets',
+  'line',
+]);
+
+/** The envelope when every field the schema requires is there and within bounds. */
+function checkedEnvelope(fields: Map<string, number | string>): HookEnvelope {
+  const v = fields.get('v');
+  const pid = fields.get('pid');
+  const process = fields.get('process');
+  const at = fields.get('at');
+  const overflowPackets = fields.get('overflowPackets');
+  const droppedFlows = fields.get('droppedFlows');
+  const droppedPackets = fields.get('droppedPackets');
+  const line = fields.get('line');
+  if (
+    v !== HOOK_PROTOCOL_VERSION ||
+    typeof pid !== 'number' ||
+    pid < 1 ||
+    pid > MAX_PID ||
+    typeof process !== 'string' ||
+    process.length === 0 ||
+    process.length > MAX_PROCESS_NAME ||
+    CONTROL_RE.test(process) ||
+    typeof at !== 'number' ||
+    at < MIN_EPOCH_MS ||
+    at > MAX_EPOCH_MS ||
+    !isDropCounter(overflowPackets) ||
+    !isDropCounter(droppedFlows) ||
+    !isDropCounter(droppedPackets) ||
+    (line !== undefined && (typeof line !== 'number' || line < 1))
+  ) {
+    throw LEAVE;
+  }
+  const envelope: HookEnvelope = {
+    v: HOOK_PROTOCOL_VERSION,
+    pid,
+    process,
+    at,
+    overflowPackets,
+    droppedFlows,
+    droppedPackets,
+  };
+  if (line !== undefined) envelope.line = line;
+  return envelope;
+}
+
+function isDropCounter(v: number | string | undefined): v is number {
+  return typeof v === 'number' && v <= MAX_DROP_COUNTER;
+}
