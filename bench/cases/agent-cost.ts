@@ -84,6 +84,13 @@ interface WholeResult {
   flows: number;
   sources: string[];
   records: number;
+  spaces: Record<string, number>;
+}
+
+/** The V8 heap spaces that hold most of the agent's memory, in MiB, for the log. */
+function spacesMiB(spaces: Record<string, number>): string {
+  const mib = (name: string) => ((spaces[name] ?? 0) / MiB).toFixed(1);
+  return `new ${mib('new_space')}, old ${mib('old_space')}, large ${mib('large_object_space')}, new large ${mib('new_large_object_space')}, code ${mib('code_space')}`;
 }
 
 /** The whole agent in `netns`, driven by `measure` lines (see bench/procs/agent-whole.ts). */
@@ -127,7 +134,10 @@ export async function wholeAgentFigures(
   log: (m: string) => void,
 ): Promise<Figure[]> {
   const warm = quick ? 1.5 : 4;
-  const measure = quick ? 1.5 : 8;
+  // A full window is one seal interval (60 s): every window holds exactly one
+  // minute's seal, its share of the cost, where an 8 s window held a whole seal
+  // or none.
+  const measure = quick ? 1.5 : 60;
   const sizes = quick ? [1_000, 20_000] : [1_000, 10_000, 100_000];
   const ns = createBenchNamespace('ac');
   const socketPath = join(dir, 'whole-hook.sock');
@@ -135,27 +145,17 @@ export async function wholeAgentFigures(
   try {
     const agent = await startWholeAgent(ns.name, socketPath);
     try {
-      // The idle stage after a longer warm-up (the first seconds compile code and settle the
-      // heap), and the quieter of two windows: everything below is measured against it.
+      // The idle stage after a longer warm-up (the first seconds compile code and
+      // settle the heap): everything below is measured against it.
       await new Promise((resolve) => setTimeout(resolve, warm * 3 * 1000));
-      const idleA = await agent.measure(measure);
-      const idleB = await agent.measure(measure);
-      const idle =
-        idleA.cpuMs + idleA.bpftraceCpuMs < idleB.cpuMs + idleB.bpftraceCpuMs
-          ? {
-              ...idleA,
-              rssBytes: idleB.rssBytes,
-              rssAfterGcBytes: idleB.rssAfterGcBytes,
-              heapBytes: idleB.heapBytes,
-            }
-          : idleB;
+      const idle = await agent.measure(measure);
       for (const s of ['hook', 'ebpf', 'conntrack', 'proc']) {
         if (!idle.sources.includes(s))
           throw new Error(`whole agent runs without ${s}: ${idle.sources.join(', ')}`);
       }
       const idleCpu = (idle.cpuMs + idle.bpftraceCpuMs) / measure;
       log(
-        `whole agent idle: ${(idle.cpuMs / measure).toFixed(1)} + bpftrace ${(idle.bpftraceCpuMs / measure).toFixed(1)} ms CPU/s, rss ${(idle.rssBytes / MiB).toFixed(0)} MiB + bpftrace ${(idle.bpftraceRssBytes / MiB).toFixed(0)} MiB`,
+        `whole agent idle: ${(idle.cpuMs / measure).toFixed(1)} + bpftrace ${(idle.bpftraceCpuMs / measure).toFixed(1)} ms CPU/s, rss ${(idle.rssBytes / MiB).toFixed(0)} MiB (V8 spaces ${spacesMiB(idle.spaces)}) + bpftrace ${(idle.bpftraceRssBytes / MiB).toFixed(0)} MiB`,
       );
       figures.push(
         plain('whole agent, every source on, idle: CPU (subtracted below)', 'ms CPU/s', [idleCpu], {
@@ -184,7 +184,7 @@ export async function wholeAgentFigures(
         const heapPerFlow = (res.heapBytes - idle.heapBytes) / n;
         const settledPerFlow = (res.rssAfterGcBytes - idle.rssAfterGcBytes) / n;
         log(
-          `whole agent, ${n} flows: ${cpu.toFixed(1)} ms CPU/s, ${perK.toFixed(2)} per 1,000 flows; rss ${(res.rssBytes / MiB).toFixed(0)} MiB, ${bytesPerFlow.toFixed(0)} B/flow (after a full GC ${settledPerFlow.toFixed(0)} B/flow; heap ${heapPerFlow.toFixed(0)} B/flow; V8 heap committed ${(res.heapTotalBytes / MiB).toFixed(0)} MiB, external ${(res.externalBytes / MiB).toFixed(1)} MiB; bpftrace ${(res.bpftraceRssBytes / MiB).toFixed(0)} MiB)`,
+          `whole agent, ${n} flows: ${cpu.toFixed(1)} ms CPU/s, ${perK.toFixed(2)} per 1,000 flows; rss ${(res.rssBytes / MiB).toFixed(0)} MiB, ${bytesPerFlow.toFixed(0)} B/flow (after a full GC ${settledPerFlow.toFixed(0)} B/flow; heap ${heapPerFlow.toFixed(0)} B/flow; V8 heap committed ${(res.heapTotalBytes / MiB).toFixed(0)} MiB (${spacesMiB(res.spaces)}), external ${(res.externalBytes / MiB).toFixed(1)} MiB; bpftrace ${(res.bpftraceRssBytes / MiB).toFixed(0)} MiB)`,
         );
         const label = `at ${n.toLocaleString('en-US')} busy flows`;
         figures.push(

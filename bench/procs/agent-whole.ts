@@ -11,13 +11,13 @@
  * line `measure <seconds> [heapSnapshotFile]` is answered, after that many
  * seconds, with
  * {"cpuMs":..,"bpftraceCpuMs":..,"rssBytes":..,"rssAfterGcBytes":..,"heapTotalBytes":..,
- * "externalBytes":..,"bpftraceRssBytes":..,"heapBytes":..,"flows":..,"records":..}
+ * "externalBytes":..,"bpftraceRssBytes":..,"heapBytes":..,"spaces":{..},"flows":..,"records":..}
  * (CPU over the window, RSS, V8 heap and external memory at its end, RSS and
  * heap after a full collection); `stop`
  * stops the agent.
  */
 import { createInterface } from 'node:readline';
-import { writeHeapSnapshot } from 'node:v8';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { createAgent } from '../../agent/agent.js';
 import { AgentConfigSchema } from '../../agent/agent-config.js';
 import { createConntrackSource } from '../../agent/conntrack-source.js';
@@ -100,6 +100,10 @@ async function measure(windowSeconds: number, snapshot?: string): Promise<Record
   await new Promise((resolve) => setTimeout(resolve, windowSeconds * 1000));
   const cpu = process.cpuUsage(cpu0);
   const before = process.memoryUsage();
+  // Committed bytes per V8 heap space at the window's end: where RSS growth sits.
+  const spaces = Object.fromEntries(
+    getHeapSpaceStatistics().map((sp) => [sp.space_name, sp.space_size]),
+  );
   // Live heap: after a full collection when --expose-gc allows one (after the CPU window).
   (globalThis as { gc?: () => void }).gc?.();
   const after = process.memoryUsage();
@@ -113,6 +117,7 @@ async function measure(windowSeconds: number, snapshot?: string): Promise<Record
     externalBytes: before.external,
     bpftraceRssBytes: rssMiB(bpftrace!) * 1024 * 1024,
     heapBytes: after.heapUsed,
+    spaces,
     flows: agent.flowTable.size,
     sources: agent.sources(),
     ...totals,
