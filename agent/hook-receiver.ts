@@ -35,9 +35,11 @@ import {
   type HookAck,
   type HookMessage,
   MAX_HOOK_MESSAGE_BYTES,
+  MAX_HOOK_ROWS,
   parseHookMessage,
   type SkippedRow,
 } from '../contract/hook-protocol.js';
+import { Float64Pool } from './float64-pool.js';
 import { type HookPeer, HookPeerResolver } from './hook-peer.js';
 import {
   applySocketAccess,
@@ -376,7 +378,10 @@ export async function startHookReceiver(
     say(message);
   };
 
-  const scanner = new HookLineScanner();
+  // Row numbers wait in pooled arrays from a report to the drain that reads them (see Float64Pool).
+  const numbersPool = new Float64Pool((MAX_PENDING + MAX_HOOK_ROWS) * HOOK_ROW_NUMBERS);
+  const takeNumbers = (length: number) => numbersPool.take(length);
+  const scanner = new HookLineScanner(takeNumbers);
 
   /**
    * A line as envelope, columns and skipped rows: the scanner's fast path
@@ -417,7 +422,7 @@ export async function startHookReceiver(
       return null;
     }
     const { flows, ...envelope } = parsed.message;
-    return { envelope, columns: hookColumns(flows), skipped: parsed.skipped };
+    return { envelope, columns: hookColumns(flows, takeNumbers), skipped: parsed.skipped };
   };
 
   const handleLine = (line: string, conn: Connection): void => {
@@ -447,6 +452,7 @@ export async function startHookReceiver(
       if (lineNo <= Math.max(counted.get(daemon) ?? 0, taken.get(daemon) ?? 0)) {
         counters.resentSkipped++;
         totals.note(m);
+        numbersPool.give(columns.numbers);
         return;
       }
       taken.delete(daemon);
@@ -468,6 +474,8 @@ export async function startHookReceiver(
     if (batch.rows > 0) {
       pending.push(batch);
       pendingRows += batch.rows;
+    } else {
+      numbersPool.give(columns.numbers);
     }
     if (pendingRows > MAX_PENDING) {
       // The oldest rows go first.
@@ -486,7 +494,10 @@ export async function startHookReceiver(
           excess = 0;
         }
       }
-      if (drop > 0) pending = pending.slice(drop);
+      if (drop > 0) {
+        for (let d = 0; d < drop; d++) numbersPool.give(pending[d]!.numbers);
+        pending = pending.slice(drop);
+      }
     }
     if (batch.rows > 0) {
       try {
@@ -614,7 +625,11 @@ export async function startHookReceiver(
     for (const conn of sockets.values()) conn.drained = conn.lines;
     drainedLoss = totals.droppedPackets + counters.shed;
     drained = new Map(taken);
-    visitRows(batches, scratchObservation(), visit);
+    try {
+      visitRows(batches, scratchObservation(), visit);
+    } finally {
+      for (const b of batches) numbersPool.give(b.numbers);
+    }
   };
   return {
     path,

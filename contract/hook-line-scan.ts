@@ -48,10 +48,18 @@ export interface HookColumns {
   clientIds: (string | undefined)[] | null;
 }
 
+/** Where HookColumns' numbers come from: at least `length` of them (a pool may hand out more). */
+export type Float64Allocator = (length: number) => Float64Array;
+
+const newFloat64: Float64Allocator = (length) => new Float64Array(length);
+
 /** A message's rows as HookColumns. */
-export function hookColumns(flows: HookMessage['flows']): HookColumns {
+export function hookColumns(
+  flows: HookMessage['flows'],
+  allocate: Float64Allocator = newFloat64,
+): HookColumns {
   const n = flows.length;
-  const numbers = new Float64Array(n * HOOK_ROW_NUMBERS);
+  const numbers = allocate(n * HOOK_ROW_NUMBERS);
   const localIps = new Array<string>(n);
   const remoteIps = new Array<string>(n);
   let clientIds: (string | undefined)[] | null = null;
@@ -139,6 +147,9 @@ export class HookLineScanner {
   readonly ips = new CanonicalIps();
   /** Rows are read into this until their count is known (grown as needed, kept). */
   scratch = new Float64Array(64 * HOOK_ROW_NUMBERS);
+
+  /** @param allocate where each line's columns get their numbers (default: a new array) */
+  constructor(readonly allocate: Float64Allocator = newFloat64) {}
 
   /**
    * One line as envelope and columns, or null when it is not in the subset
@@ -249,9 +260,11 @@ class Scan {
       // Holes read as undefined already; give the array its full length.
       clientIds.length = n;
     }
+    const numbers = this.owner.allocate(n * HOOK_ROW_NUMBERS);
+    numbers.set(this.numbers.subarray(0, n * HOOK_ROW_NUMBERS));
     return {
       rows: n,
-      numbers: this.numbers.slice(0, n * HOOK_ROW_NUMBERS),
+      numbers,
       localIps,
       remoteIps,
       clientIds,
