@@ -85,12 +85,14 @@ interface WholeResult {
   sources: string[];
   records: number;
   spaces: Record<string, number>;
+  resident: { brk: number; anon: number; file: number };
 }
 
-/** The V8 heap spaces that hold most of the agent's memory, in MiB, for the log. */
-function spacesMiB(spaces: Record<string, number>): string {
-  const mib = (name: string) => ((spaces[name] ?? 0) / MiB).toFixed(1);
-  return `new ${mib('new_space')}, old ${mib('old_space')}, large ${mib('large_object_space')}, new large ${mib('new_large_object_space')}, code ${mib('code_space')}`;
+/** Where the agent's memory sits, in MiB, for the log: V8's heap spaces and resident mappings. */
+function spacesMiB(r: WholeResult): string {
+  const mib = (bytes: number | undefined) => ((bytes ?? 0) / MiB).toFixed(1);
+  const sp = r.spaces;
+  return `V8 spaces new ${mib(sp.new_space)}, old ${mib(sp.old_space)}, large ${mib(sp.large_object_space)}, new large ${mib(sp.new_large_object_space)}, code ${mib(sp.code_space)}; resident malloc brk ${mib(r.resident.brk)}, other anon ${mib(r.resident.anon)}, files ${mib(r.resident.file)}`;
 }
 
 /** The whole agent in `netns`, driven by `measure` lines (see bench/procs/agent-whole.ts). */
@@ -155,7 +157,7 @@ export async function wholeAgentFigures(
       }
       const idleCpu = (idle.cpuMs + idle.bpftraceCpuMs) / measure;
       log(
-        `whole agent idle: ${(idle.cpuMs / measure).toFixed(1)} + bpftrace ${(idle.bpftraceCpuMs / measure).toFixed(1)} ms CPU/s, rss ${(idle.rssBytes / MiB).toFixed(0)} MiB (V8 spaces ${spacesMiB(idle.spaces)}) + bpftrace ${(idle.bpftraceRssBytes / MiB).toFixed(0)} MiB`,
+        `whole agent idle: ${(idle.cpuMs / measure).toFixed(1)} + bpftrace ${(idle.bpftraceCpuMs / measure).toFixed(1)} ms CPU/s, rss ${(idle.rssBytes / MiB).toFixed(0)} MiB (${spacesMiB(idle)}) + bpftrace ${(idle.bpftraceRssBytes / MiB).toFixed(0)} MiB`,
       );
       figures.push(
         plain('whole agent, every source on, idle: CPU (subtracted below)', 'ms CPU/s', [idleCpu], {
@@ -184,7 +186,7 @@ export async function wholeAgentFigures(
         const heapPerFlow = (res.heapBytes - idle.heapBytes) / n;
         const settledPerFlow = (res.rssAfterGcBytes - idle.rssAfterGcBytes) / n;
         log(
-          `whole agent, ${n} flows: ${cpu.toFixed(1)} ms CPU/s, ${perK.toFixed(2)} per 1,000 flows; rss ${(res.rssBytes / MiB).toFixed(0)} MiB, ${bytesPerFlow.toFixed(0)} B/flow (after a full GC ${settledPerFlow.toFixed(0)} B/flow; heap ${heapPerFlow.toFixed(0)} B/flow; V8 heap committed ${(res.heapTotalBytes / MiB).toFixed(0)} MiB (${spacesMiB(res.spaces)}), external ${(res.externalBytes / MiB).toFixed(1)} MiB; bpftrace ${(res.bpftraceRssBytes / MiB).toFixed(0)} MiB)`,
+          `whole agent, ${n} flows: ${cpu.toFixed(1)} ms CPU/s, ${perK.toFixed(2)} per 1,000 flows; rss ${(res.rssBytes / MiB).toFixed(0)} MiB, ${bytesPerFlow.toFixed(0)} B/flow (after a full GC ${settledPerFlow.toFixed(0)} B/flow; heap ${heapPerFlow.toFixed(0)} B/flow; V8 heap committed ${(res.heapTotalBytes / MiB).toFixed(0)} MiB (${spacesMiB(res)}), external ${(res.externalBytes / MiB).toFixed(1)} MiB; bpftrace ${(res.bpftraceRssBytes / MiB).toFixed(0)} MiB)`,
         );
         const label = `at ${n.toLocaleString('en-US')} busy flows`;
         figures.push(

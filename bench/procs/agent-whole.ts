@@ -1,7 +1,8 @@
 /**
  * The whole agent for the agent-cost benchmark, every source on: the real
  * Agent with the /proc, conntrack, eBPF (bpftrace) and hook sources of the
- * network namespace it runs in, one cycle a second, with a shipper that only
+ * network namespace it runs in, one cycle a second, its checkpoint written
+ * every cycle (to a temporary state directory), with a shipper that only
  * counts (shipping is network I/O, measured by the shipper's own tests).
  * Run it inside the benchmark's namespace (ip netns exec).
  *
@@ -16,10 +17,15 @@
  * heap after a full collection); `stop`
  * stops the agent.
  */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { createAgent } from '../../agent/agent.js';
 import { AgentConfigSchema } from '../../agent/agent-config.js';
+import { checkpointLimits } from '../../agent/checkpoint-codec.js';
+import { CheckpointFile } from '../../agent/checkpoint-file.js';
 import { createConntrackSource } from '../../agent/conntrack-source.js';
 import { createEbpfSource } from '../../agent/ebpf-source.js';
 import { openHookSource } from '../../agent/hook-source.js';
@@ -38,29 +44,24 @@ const logs: string[] = [];
 const log = (m: string) => {
   if (logs.length < 50) logs.push(m);
 };
+// The agent writes its checkpoint every cycle, as the CLI's does; the rest of the state dir is unused.
+const stateDir = mkdtempSync(join(tmpdir(), 'udpwatch-whole-'));
 const config = AgentConfigSchema.parse({
   stream: 'bench',
   host: 'bench-host',
-  stateDir: '/nonexistent',
+  stateDir,
   hookSocket: socketPath,
   maxFlows: 200_000,
 });
 const proc = createProcSource();
-const conntrack = createConntrackSource({ listeners: () => proc.listeners() });
+const conntrack = createConntrackSource({
+  listeners: () => proc.listeners(),
+  connected: () => proc.connected(),
+});
 const hook = await openHookSource(socketPath, String(process.getgid!()), log);
 if (!hook) throw new Error(`hook socket ${socketPath} did not open: ${logs.join('; ')}`);
 const ebpf = createEbpfSource({
-  sockets: () => ({
-    listeners: proc.listeners(),
-    connected: (proc.lastScan()?.sockets ?? [])
-      .filter((s) => s.connected)
-      .map((s) => ({
-        localIp: s.localIp,
-        localPort: s.localPort,
-        remoteIp: s.remoteIp,
-        remotePort: s.remotePort,
-      })),
-  }),
+  sockets: () => ({ listeners: proc.listeners(), connected: proc.connected() }),
   log,
 });
 let seq = 0;
@@ -82,6 +83,7 @@ const agent = createAgent(config, {
   },
   seq: { take: () => seq++ },
   clock: Date.now,
+  checkpoint: new CheckpointFile(stateDir, 'bench-agent', checkpointLimits(config.maxFlows)),
   log,
 });
 const status = await ebpf.start();
@@ -90,6 +92,26 @@ const bpftrace = childrenNamed('bpftrace')[0];
 if (bpftrace === undefined) throw new Error('no bpftrace child after the eBPF source started');
 agent.start();
 process.stdout.write(`${JSON.stringify({ ready: true, sources: agent.sources() })}\n`);
+
+/**
+ * Resident bytes of this process by kind of mapping (/proc/self/smaps): `brk`
+ * is malloc's main heap, `anon` every other anonymous mapping (V8's heap,
+ * malloc's thread arenas, stacks), `file` code and data of mapped files.
+ */
+function residentByKind(): { brk: number; anon: number; file: number } {
+  const kinds = { brk: 0, anon: 0, file: 0 };
+  let kind: keyof typeof kinds = 'anon';
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (header) {
+      const name = header[1]!;
+      kind = name === '[heap]' ? 'brk' : name === '' || name.startsWith('[') ? 'anon' : 'file';
+    } else if (line.startsWith('Rss:')) {
+      kinds[kind] += Number(line.split(/\s+/)[1]) * 1024;
+    }
+  }
+  return kinds;
+}
 
 /** One measured window: this process's and bpftrace's CPU over it, memory at its end. */
 async function measure(windowSeconds: number, snapshot?: string): Promise<Record<string, unknown>> {
@@ -104,6 +126,7 @@ async function measure(windowSeconds: number, snapshot?: string): Promise<Record
   const spaces = Object.fromEntries(
     getHeapSpaceStatistics().map((sp) => [sp.space_name, sp.space_size]),
   );
+  const resident = residentByKind();
   // Live heap: after a full collection when --expose-gc allows one (after the CPU window).
   (globalThis as { gc?: () => void }).gc?.();
   const after = process.memoryUsage();
@@ -118,6 +141,7 @@ async function measure(windowSeconds: number, snapshot?: string): Promise<Record
     bpftraceRssBytes: rssMiB(bpftrace!) * 1024 * 1024,
     heapBytes: after.heapUsed,
     spaces,
+    resident,
     flows: agent.flowTable.size,
     sources: agent.sources(),
     ...totals,
@@ -142,4 +166,5 @@ for await (const line of lines) {
   }
 }
 await agent.stop();
+rmSync(stateDir, { recursive: true, force: true });
 process.exit(0);
