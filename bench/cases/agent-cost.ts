@@ -96,10 +96,21 @@ function spacesMiB(r: WholeResult): string {
 }
 
 /** The whole agent in `netns`, driven by `measure` lines (see bench/procs/agent-whole.ts). */
-async function startWholeAgent(netns: string, socketPath: string) {
+async function startWholeAgent(netns: string, socketPath: string, stateDir: string) {
   const agent = await spawnReady<{ ready: boolean; sources: string[] }>(
     'ip',
-    ['netns', 'exec', netns, process.execPath, '--expose-gc', '--import', 'tsx', WHOLE, socketPath],
+    [
+      'netns',
+      'exec',
+      netns,
+      process.execPath,
+      '--expose-gc',
+      '--import',
+      'tsx',
+      WHOLE,
+      socketPath,
+      stateDir,
+    ],
     { timeoutMs: 90_000 },
   );
   const answers: string[] = [];
@@ -145,7 +156,7 @@ export async function wholeAgentFigures(
   const socketPath = join(dir, 'whole-hook.sock');
   const figures: Figure[] = [];
   try {
-    const agent = await startWholeAgent(ns.name, socketPath);
+    const agent = await startWholeAgent(ns.name, socketPath, join(dir, 'whole-state'));
     try {
       // The idle stage after a longer warm-up (the first seconds compile code and
       // settle the heap): everything below is measured against it.

@@ -2,11 +2,11 @@
  * The whole agent for the agent-cost benchmark, every source on: the real
  * Agent with the /proc, conntrack, eBPF (bpftrace) and hook sources of the
  * network namespace it runs in, one cycle a second, its checkpoint written
- * every cycle (to a temporary state directory), with a shipper that only
+ * every cycle (into <stateDir>), with a shipper that only
  * counts (shipping is network I/O, measured by the shipper's own tests).
  * Run it inside the benchmark's namespace (ip netns exec).
  *
- *   node --expose-gc --import tsx agent-whole.ts <hookSocket>
+ *   node --expose-gc --import tsx agent-whole.ts <hookSocket> <stateDir>
  *
  * Prints {"ready":true,"sources":[..]} once eBPF is attached. Then each stdin
  * line `measure <seconds> [heapSnapshotFile]` is answered, after that many
@@ -17,9 +17,7 @@
  * heap after a full collection); `stop`
  * stops the agent.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { createAgent } from '../../agent/agent.js';
@@ -32,10 +30,10 @@ import { openHookSource } from '../../agent/hook-source.js';
 import { createProcSource } from '../../agent/proc-source.js';
 import { childrenNamed, cpuSeconds, rssMiB } from '../proc-stat.js';
 
-const [socketPath] = process.argv.slice(2);
-if (!socketPath) {
+const [socketPath, stateDir] = process.argv.slice(2);
+if (!socketPath || !stateDir) {
   console.error(
-    'usage: agent-whole.ts <hookSocket>   (then `measure <seconds> [heapSnapshotFile]` lines on stdin)',
+    'usage: agent-whole.ts <hookSocket> <stateDir>   (then `measure <seconds> [heapSnapshotFile]` lines on stdin)',
   );
   process.exit(2);
 }
@@ -44,8 +42,8 @@ const logs: string[] = [];
 const log = (m: string) => {
   if (logs.length < 50) logs.push(m);
 };
-// The agent writes its checkpoint every cycle, as the CLI's does; the rest of the state dir is unused.
-const stateDir = mkdtempSync(join(tmpdir(), 'udpwatch-whole-'));
+// The agent writes its checkpoint there every cycle, as the CLI's does; the caller removes it.
+mkdirSync(stateDir, { recursive: true });
 const config = AgentConfigSchema.parse({
   stream: 'bench',
   host: 'bench-host',
@@ -166,5 +164,4 @@ for await (const line of lines) {
   }
 }
 await agent.stop();
-rmSync(stateDir, { recursive: true, force: true });
 process.exit(0);
