@@ -23,16 +23,16 @@ import { checkpointLimits } from './checkpoint-codec.js';
 import { CheckpointFile } from './checkpoint-file.js';
 import { createConntrackSource } from './conntrack-source.js';
 import { DiskSpool } from './disk-spool.js';
-import { createEbpfSource, type EbpfSource } from './ebpf-source.js';
 import { type HookReceiver, startHookReceiver } from './hook-receiver.js';
 import { HookSocketInUseError, HookSocketPathError } from './hook-socket-file.js';
 import { openHookSource } from './hook-source.js';
 import { scanHostSockets } from './host-sockets.js';
+import { createKernelSources } from './kernel-sources.js';
 import { DEFAULT_CALL_TIMEOUT_MS, KinesisShipper } from './kinesis-shipper.js';
 import { readConntrackRules } from './nft-ruleset.js';
 import type { PeerObservation } from './observation.js';
 import { readEphemeralPorts } from './outbound-flows.js';
-import { createProcSource, peerObservation } from './proc-source.js';
+import { peerObservation } from './proc-source.js';
 import { createPidNamer } from './process-identity.js';
 import { buildSnapshot, formatSnapshot } from './snapshot.js';
 
@@ -221,20 +221,8 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     backoffMaxMs: config.retryMaxSeconds * 1000,
     log,
   });
-  const proc = config.sources.proc ? createProcSource() : undefined;
-  // Conntrack attributes flows to the listeners of the proc source's latest scan.
-  const conntrack = config.sources.conntrack
-    ? createConntrackSource({
-        listeners: () => proc?.listeners() ?? [],
-        connected: () => proc?.connected() ?? [],
-        onStatus: (s) =>
-          log(
-            s.available
-              ? `conntrack: reading via ${s.via}${s.accounting === false ? ' (no counters: set net.netfilter.nf_conntrack_acct=1)' : ''}`
-              : `conntrack unavailable (${s.reason}); running on the other sources`,
-          ),
-      })
-    : undefined;
+  // Conntrack and eBPF attribute flows to the sockets of the proc source's latest scan.
+  const { proc, conntrack, ebpf } = createKernelSources(config, log);
   // Before the hook listens: a hook may send lines again that this checkpoint already counted.
   const found = checkpoint.read();
   let hook: Awaited<ReturnType<typeof openHookSource>>;
@@ -252,20 +240,6 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     kinesis.destroy();
     log(`not starting: ${err.message}`);
     return 1;
-  }
-  let ebpf: EbpfSource | undefined;
-  if (config.sources.ebpf && !proc) {
-    log(
-      'eBPF source off: it attributes packets to the sockets the proc source lists; turn sources.proc on',
-    );
-  } else if (config.sources.ebpf && proc) {
-    ebpf = createEbpfSource({
-      sockets: () => procSockets(proc),
-      drainIntervalMs: (config.ebpf.drainSeconds ?? config.intervalSeconds) * 1000,
-      maxFlows: config.ebpf.maxFlows,
-      sampleRate: config.ebpf.sampleRate,
-      log,
-    });
   }
   const ephemeral = readEphemeralPorts();
   if (ephemeral.problem) {
@@ -347,11 +321,6 @@ function dieAfterCheckpointForTests(checkpoint: CheckpointFile): void {
       process.kill(process.pid, 'SIGKILL');
     }
   };
-}
-
-/** The proc source's latest sockets in the shape the eBPF source attributes packets to. */
-function procSockets(proc: ReturnType<typeof createProcSource>) {
-  return { listeners: proc.listeners(), connected: proc.connected() };
 }
 
 /** Whether some process already listens on a Unix socket path (a running agent). */

@@ -24,10 +24,8 @@ import { createAgent } from '../../agent/agent.js';
 import { AgentConfigSchema } from '../../agent/agent-config.js';
 import { checkpointLimits } from '../../agent/checkpoint-codec.js';
 import { CheckpointFile } from '../../agent/checkpoint-file.js';
-import { createConntrackSource } from '../../agent/conntrack-source.js';
-import { createEbpfSource } from '../../agent/ebpf-source.js';
 import { openHookSource } from '../../agent/hook-source.js';
-import { createProcSource } from '../../agent/proc-source.js';
+import { createKernelSources } from '../../agent/kernel-sources.js';
 import { childrenNamed, cpuSeconds, rssMiB } from '../proc-stat.js';
 
 const [socketPath, stateDir] = process.argv.slice(2);
@@ -51,17 +49,11 @@ const config = AgentConfigSchema.parse({
   hookSocket: socketPath,
   maxFlows: 200_000,
 });
-const proc = createProcSource();
-const conntrack = createConntrackSource({
-  listeners: () => proc.listeners(),
-  connected: () => proc.connected(),
-});
+// The CLI's own assembly of the kernel-side sources, every one on by default.
+const { proc, conntrack, ebpf } = createKernelSources(config, log);
+if (!proc || !conntrack || !ebpf) throw new Error(`a kernel source is off: ${logs.join('; ')}`);
 const hook = await openHookSource(socketPath, String(process.getgid!()), log);
 if (!hook) throw new Error(`hook socket ${socketPath} did not open: ${logs.join('; ')}`);
-const ebpf = createEbpfSource({
-  sockets: () => ({ listeners: proc.listeners(), connected: proc.connected() }),
-  log,
-});
 let seq = 0;
 const totals = { records: 0, bytes: 0 };
 const agent = createAgent(config, {
