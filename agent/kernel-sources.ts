@@ -23,14 +23,13 @@ export function createKernelSources(
   log: (message: string) => void,
 ): KernelSources {
   const proc = config.sources.proc ? createProcSource() : undefined;
-  const sockets = () => ({
-    listeners: proc?.listeners() ?? [],
-    connected: proc?.connected() ?? [],
-  });
+  // Each asks only for what it reads: connected() builds its list anew per call.
+  const listeners = () => proc?.listeners() ?? [];
+  const connected = () => proc?.connected() ?? [];
   const conntrack = config.sources.conntrack
     ? createConntrackSource({
-        listeners: () => sockets().listeners,
-        connected: () => sockets().connected,
+        listeners,
+        connected,
         onStatus: (s) =>
           log(
             s.available
@@ -47,7 +46,7 @@ export function createKernelSources(
   const ebpf =
     config.sources.ebpf && proc
       ? createEbpfSource({
-          sockets,
+          sockets: () => ({ listeners: listeners(), connected: connected() }),
           drainIntervalMs: (config.ebpf.drainSeconds ?? config.intervalSeconds) * 1000,
           maxFlows: config.ebpf.maxFlows,
           sampleRate: config.ebpf.sampleRate,
