@@ -17,23 +17,26 @@
 import {
   HOOK_PROTOCOL_VERSION,
   type HookMessage,
+  isCanonicalIp,
+  isPlainText,
   MAX_CLIENT_ID,
   MAX_DROP_COUNTER,
   MAX_EPOCH_MS,
   MAX_HOOK_ROWS,
   MAX_PID,
   MAX_PROCESS_NAME,
-  MAX_ROW_BYTES,
-  MAX_ROW_PACKETS,
   MIN_EPOCH_MS,
+  ROW_INTEGER_BOUNDS,
 } from './hook-protocol.js';
-import { normalizeIp } from './ip-address.js';
 
 /** A message's fields besides its rows. */
 export type HookEnvelope = Omit<HookMessage, 'flows'>;
 
+/** The row position of each of HookColumns' numbers per row, in their order. */
+const COLUMN_POSITIONS = [1, 3, 4, 5, 6, 7, 8, 9] as const;
+
 /** Numbers per row in HookColumns.numbers, in this order. */
-export const HOOK_ROW_NUMBERS = 8;
+export const HOOK_ROW_NUMBERS = COLUMN_POSITIONS.length;
 
 /**
  * A message's rows as columns: per row HOOK_ROW_NUMBERS numbers (localPort,
@@ -68,9 +71,8 @@ export function hookColumns(
     const at = i * HOOK_ROW_NUMBERS;
     localIps[i] = row[0];
     remoteIps[i] = row[2];
-    numbers[at] = row[1];
-    numbers[at + 1] = row[3];
-    for (let k = 2; k < HOOK_ROW_NUMBERS; k++) numbers[at + k] = row[k + 2] as number;
+    for (let k = 0; k < HOOK_ROW_NUMBERS; k++)
+      numbers[at + k] = row[COLUMN_POSITIONS[k]!] as number;
     const tag = row[10];
     if (typeof tag === 'string') {
       clientIds ??= new Array<string | undefined>(n).fill(undefined);
@@ -95,7 +97,7 @@ class CanonicalIps {
   canonical(text: string): string | null {
     const hit = this.known.get(text);
     if (hit !== undefined) return hit;
-    if (text.length > 45 || normalizeIp(text) !== text) return null;
+    if (!isCanonicalIp(text)) return null;
     if (this.known.size >= MAX_KNOWN_IPS) this.known.clear();
     this.known.set(text, text);
     return text;
@@ -120,24 +122,12 @@ const DIGIT_0 = 0x30;
 const DIGIT_9 = 0x39;
 /** Digits of the longest number read here: below 2 ** 53, so exact. */
 const MAX_DIGITS = 15;
-/** DEL and C1 controls; C0 ones end a scan already. */
-const CONTROL_RE = /[\u007f-\u009f]/;
 
 /** Thrown inside the scan when the line leaves the subset; never escapes HookLineScanner.scan. */
 const LEAVE = Symbol('leave');
 
-/** Bounds of each number per row, in HookColumns order. */
-const ROW_MAX = [
-  65_535,
-  65_535,
-  MAX_ROW_PACKETS,
-  MAX_ROW_BYTES,
-  MAX_ROW_PACKETS,
-  MAX_ROW_BYTES,
-  MAX_EPOCH_MS,
-  MAX_EPOCH_MS,
-];
-const ROW_MIN = [0, 0, 0, 0, 0, 0, MIN_EPOCH_MS, MIN_EPOCH_MS];
+/** [min, max] of each number per row, in HookColumns order. */
+const COLUMN_BOUNDS = COLUMN_POSITIONS.map((p) => ROW_INTEGER_BOUNDS[p]!);
 
 /**
  * Reads hook lines into columns; one per receiver, as it remembers the
@@ -278,7 +268,7 @@ class Scan {
       return undefined;
     }
     const tag = this.string();
-    if (tag.length === 0 || tag.length > MAX_CLIENT_ID || CONTROL_RE.test(tag)) throw LEAVE;
+    if (!isPlainText(tag, MAX_CLIENT_ID)) throw LEAVE;
     return tag;
   }
 
@@ -291,7 +281,8 @@ class Scan {
   /** The row number at position `k` of HookColumns, within its bounds. */
   private bounded(k: number): number {
     const v = this.number();
-    if (v < ROW_MIN[k]! || v > ROW_MAX[k]!) throw LEAVE;
+    const [min, max] = COLUMN_BOUNDS[k]!;
+    if (v < min || v > max) throw LEAVE;
     return v;
   }
 
@@ -368,10 +359,7 @@ function checkedEnvelope(fields: Map<string, number | string>): HookEnvelope {
     typeof pid !== 'number' ||
     pid < 1 ||
     pid > MAX_PID ||
-    typeof process !== 'string' ||
-    process.length === 0 ||
-    process.length > MAX_PROCESS_NAME ||
-    CONTROL_RE.test(process) ||
+    !isPlainText(process, MAX_PROCESS_NAME) ||
     typeof at !== 'number' ||
     at < MIN_EPOCH_MS ||
     at > MAX_EPOCH_MS ||

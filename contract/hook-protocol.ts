@@ -93,6 +93,24 @@ export const FLOW_ROW_FIELDS = [
 ] as const;
 export type FlowRowField = (typeof FLOW_ROW_FIELDS)[number];
 
+/**
+ * [min, max] of each integer position of a flow row, by position (null for
+ * the addresses at 0 and 2): the bounds of FlowRowSchema, for the checks
+ * that take a row without it.
+ */
+export const ROW_INTEGER_BOUNDS: readonly (readonly [number, number] | null)[] = [
+  null,
+  [0, 65_535],
+  null,
+  [0, 65_535],
+  [0, MAX_ROW_PACKETS],
+  [0, MAX_ROW_BYTES],
+  [0, MAX_ROW_PACKETS],
+  [0, MAX_ROW_BYTES],
+  [MIN_EPOCH_MS, MAX_EPOCH_MS],
+  [MIN_EPOCH_MS, MAX_EPOCH_MS],
+];
+
 /** Control characters (C0, DEL, C1): never in a name that ends up in logs and tables. */
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 
@@ -286,8 +304,13 @@ function parseOrRefuse(json: unknown): HookParse {
 const isInt = (v: unknown, min: number, max: number): v is number =>
   typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
 
-const isCanonicalIp = (v: unknown): v is string =>
+/** Whether `v` is an address FlowRowSchema takes and returns unchanged (already canonical). */
+export const isCanonicalIp = (v: unknown): v is string =>
   typeof v === 'string' && v.length <= 45 && normalizeIp(v) === v;
+
+/** Whether `v` is a name the schema takes as it is: 1 to `max` characters, no control characters. */
+export const isPlainText = (v: unknown, max: number): v is string =>
+  typeof v === 'string' && v.length >= 1 && v.length <= max && !CONTROL_RE.test(v);
 
 /**
  * Whether a row is one FlowRowSchema accepts and would return unchanged: 10
@@ -297,25 +320,12 @@ const isCanonicalIp = (v: unknown): v is string =>
  */
 function isPlainValidRow(raw: unknown): raw is FlowRow {
   if (!Array.isArray(raw) || raw.length < 10 || raw.length > 11) return false;
+  for (let p = 0; p < 10; p++) {
+    const bounds = ROW_INTEGER_BOUNDS[p];
+    if (bounds ? !isInt(raw[p], bounds[0], bounds[1]) : !isCanonicalIp(raw[p])) return false;
+  }
   const clientId: unknown = raw[10];
-  return (
-    isCanonicalIp(raw[0]) &&
-    isInt(raw[1], 0, 65_535) &&
-    isCanonicalIp(raw[2]) &&
-    isInt(raw[3], 0, 65_535) &&
-    isInt(raw[4], 0, MAX_ROW_PACKETS) &&
-    isInt(raw[5], 0, MAX_ROW_BYTES) &&
-    isInt(raw[6], 0, MAX_ROW_PACKETS) &&
-    isInt(raw[7], 0, MAX_ROW_BYTES) &&
-    isInt(raw[8], MIN_EPOCH_MS, MAX_EPOCH_MS) &&
-    isInt(raw[9], MIN_EPOCH_MS, MAX_EPOCH_MS) &&
-    (clientId === undefined ||
-      clientId === null ||
-      (typeof clientId === 'string' &&
-        clientId.length >= 1 &&
-        clientId.length <= MAX_CLIENT_ID &&
-        !CONTROL_RE.test(clientId)))
-  );
+  return clientId === undefined || clientId === null || isPlainText(clientId, MAX_CLIENT_ID);
 }
 
 /** Why a row's times lie after its window's end, or null. */

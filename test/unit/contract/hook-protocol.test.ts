@@ -234,6 +234,32 @@ describe('parseHookMessage', () => {
       [...row({ clientId: 'x' }), 'extra', 7],
       row().slice(0, 9),
     ];
+    // The same bounds with canonical addresses, which is what takes the fast path.
+    const canonical = { localIp: '127.0.0.1', remoteIp: '2001:db8::7' };
+    for (const over of [
+      {},
+      { localPort: 65_535, remotePort: 0 },
+      { remotePort: 65_536 },
+      { localPort: -1 },
+      { remotePort: 1.5 },
+      { pktsIn: MAX_ROW_PACKETS },
+      { pktsIn: MAX_ROW_PACKETS + 1 },
+      { pktsOut: MAX_ROW_PACKETS + 1 },
+      { bytesIn: MAX_ROW_BYTES },
+      { bytesIn: MAX_ROW_BYTES + 1 },
+      { bytesOut: MAX_ROW_BYTES + 1 },
+      { bytesOut: -1 },
+      { firstSeen: MIN_EPOCH_MS, lastSeen: MIN_EPOCH_MS },
+      { firstSeen: MIN_EPOCH_MS - 1 },
+      { lastSeen: MIN_EPOCH_MS - 1 },
+      { clientId: null },
+      { clientId: '' },
+      { clientId: 'a\u0085b' },
+      { clientId: 'c'.repeat(MAX_CLIENT_ID) },
+      { clientId: 'c'.repeat(MAX_CLIENT_ID + 1) },
+    ]) {
+      rows.push(row({ ...canonical, ...over }));
+    }
     const r = parseHookMessage(message({ flows: rows }));
     if (!r.ok) throw new Error(r.reason);
     const expected = rows.flatMap((raw) => {
