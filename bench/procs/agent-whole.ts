@@ -12,9 +12,11 @@
  * line `measure <seconds> [heapSnapshotFile]` is answered, after that many
  * seconds, with
  * {"cpuMs":..,"bpftraceCpuMs":..,"rssBytes":..,"rssAfterGcBytes":..,"heapTotalBytes":..,
- * "externalBytes":..,"bpftraceRssBytes":..,"heapBytes":..,"spaces":{..},"flows":..,"records":..}
- * (CPU over the window, RSS, V8 heap and external memory at its end, RSS and
- * heap after a full collection); `stop`
+ * "externalBytes":..,"bpftraceRssBytes":..,"heapBytes":..,"spaces":{..},"resident":{..},
+ * "flows":..,"records":..}
+ * (CPU over the window; RSS, V8 heap spaces, external memory and resident
+ * memory by kind of mapping at its end; RSS and heap after a full
+ * collection); `stop`
  * stops the agent.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
