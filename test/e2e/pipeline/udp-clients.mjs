@@ -3,16 +3,19 @@
  * The plan is a list of clients {target, port, sport?, sizes}; each binds its
  * own socket (sport 0 or absent: an ephemeral port), sends one datagram per
  * size and waits for its answer before the next, so nothing is in flight when
- * it ends. Prints one JSON line: per client its local port, datagrams
- * answered and bytes received back.
+ * it ends. Every socket stays open until the last client is done, so the
+ * clients of one run never share an ephemeral port. Prints one JSON line: per
+ * client its local port, datagrams answered and bytes received back.
  */
 import dgram from 'node:dgram';
 
 const plan = JSON.parse(process.argv[2] ?? '[]');
 const results = [];
+const sockets = [];
 for (const client of plan) {
   const v6 = client.target.includes(':');
   const socket = dgram.createSocket(v6 ? 'udp6' : 'udp4');
+  sockets.push(socket);
   await new Promise((resolve) => socket.bind(client.sport ?? 0, resolve));
   let answered = 0;
   let bytesBack = 0;
@@ -32,6 +35,6 @@ for (const client of plan) {
     }
   }
   results.push({ sport: socket.address().port, answered, bytesBack });
-  socket.close();
 }
+for (const socket of sockets) socket.close();
 process.stdout.write(`${JSON.stringify(results)}\n`);
