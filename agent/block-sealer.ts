@@ -99,6 +99,12 @@ interface Pending {
   endpoints: Map<FlowKey, BlockEndpoint>;
   /** Keys of endpoints whose first delta ever is in `endpoints`. */
   fresh: Set<FlowKey>;
+  /**
+   * The list exportPending refills for this group, write after write: a new
+   * one each second (8 bytes an endpoint) outlives young collections while
+   * the checkpoint is written, and waits in the old generation for a full one.
+   */
+  exported: BlockEndpoint[];
   socket?: BlockSocketHealth;
 }
 
@@ -156,7 +162,7 @@ export class BlockSealer {
     const key = `${minute}|${service}`;
     let g = this.pending.get(key);
     if (!g) {
-      g = { service, minute, endpoints: new Map(), fresh: new Set() };
+      g = { service, minute, endpoints: new Map(), fresh: new Set(), exported: [] };
       this.pending.set(key, g);
     }
     this.lastGroup = g;
@@ -395,7 +401,8 @@ export class BlockSealer {
   /**
    * What is pending, oldest minute first, for a checkpoint: at most
    * `maxEndpoints` endpoints (the rest is left out and counted in `omitted`).
-   * The endpoint objects are the sealer's own: encode them before the next call.
+   * The endpoint objects and the lists holding them are the sealer's own,
+   * refilled by the next call: encode them before it.
    */
   exportPending(maxEndpoints: number): { groups: PendingGroup[]; omitted: number } {
     const groups: PendingGroup[] = [];
@@ -403,12 +410,15 @@ export class BlockSealer {
     let omitted = 0;
     const sorted = [...this.pending.values()].sort((a, b) => a.minute - b.minute);
     for (const g of sorted) {
-      let endpoints = [...g.endpoints.values()];
-      if (endpoints.length > room) {
-        omitted += endpoints.length - room;
-        endpoints = endpoints.slice(0, room);
+      const endpoints = g.exported;
+      let k = 0;
+      for (const e of g.endpoints.values()) {
+        if (k === room) break;
+        endpoints[k++] = e;
       }
-      room -= endpoints.length;
+      endpoints.length = k;
+      omitted += g.endpoints.size - k;
+      room -= k;
       const out: PendingGroup = { service: g.service, minute: g.minute, endpoints };
       if (g.socket) out.socket = g.socket;
       if (endpoints.length > 0 || g.socket) groups.push(out);

@@ -172,8 +172,61 @@ function checkByteOrder(): void {
   if (endianness() !== 'LE') throw new Error('checkpoint columns need a little-endian host');
 }
 
-/** The body of a checkpoint (what the digest covers); the caller has bounded what it holds. */
-export function encodeCheckpointBody(state: CheckpointState): Buffer {
+/**
+ * Memory one encoder reuses from write to write: the column arrays and the
+ * body they are copied into. A busy agent checkpoints every second, and a
+ * fresh set of arrays each time (about 150 bytes an endpoint) is garbage
+ * that outlives young collections and fragments malloc's heap. It grows to
+ * what a write needs and shrinks when a write needs far less. The body a
+ * write returns is a view of it: valid until the next encoding with the
+ * same scratch.
+ */
+export class CheckpointScratch {
+  private columns = new ArrayBuffer(0);
+  private body = new Uint8Array(0);
+
+  /** Zeroed column memory of at least `bytes`. */
+  columnsFor(bytes: number): ArrayBuffer {
+    if (needsNew(this.columns.byteLength, bytes)) this.columns = new ArrayBuffer(roomFor(bytes));
+    else new Uint8Array(this.columns, 0, bytes).fill(0);
+    return this.columns;
+  }
+
+  /** Body memory of exactly `bytes` (a view; its contents are overwritten by the caller). */
+  bodyFor(bytes: number): Uint8Array {
+    if (needsNew(this.body.length, bytes)) this.body = new Uint8Array(roomFor(bytes));
+    return this.body.subarray(0, bytes);
+  }
+
+  /** Bytes held between writes. */
+  get heldBytes(): number {
+    return this.columns.byteLength + this.body.length;
+  }
+}
+
+/** A held buffer is replaced when too small, or four times larger than needed (a burst has passed). */
+const needsNew = (held: number, wanted: number) => held < wanted || held > 4 * wanted + 65_536;
+/** Room for `bytes` and an eighth more, so a slowly growing table does not reallocate every write. */
+const roomFor = (bytes: number) => bytes + (bytes >>> 3);
+
+/** Column arrays start at multiples of 8 bytes, so every typed array is aligned. */
+const align8 = (n: number) => (n + 7) & ~7;
+
+/** Whether every value of counter `k` of the endpoints fits 4 bytes (most do). */
+function fitsU32(state: CheckpointState, k: (typeof COUNTERS)[number]): boolean {
+  for (const g of state.pending) for (const e of g.endpoints) if (e[k] > 0xffff_ffff) return false;
+  return true;
+}
+
+/**
+ * The body of a checkpoint (what the digest covers); the caller has bounded
+ * what it holds. With `scratch` the columns and the body live in its memory
+ * and the result is a view of it (see CheckpointScratch).
+ */
+export function encodeCheckpointBody(
+  state: CheckpointState,
+  scratch: CheckpointScratch = new CheckpointScratch(),
+): Uint8Array {
   checkByteOrder();
   let n = 0;
   for (const g of state.pending) n += g.endpoints.length;
@@ -194,23 +247,24 @@ export function encodeCheckpointBody(state: CheckpointState): Buffer {
     lastIndex = i;
     return i;
   };
-  const ip = new Uint32Array(n);
-  const ip4 = new Uint32Array(n);
-  const port = new Uint16Array(n);
-  const localIp = new Uint32Array(n);
-  const localIp4 = new Uint32Array(n);
-  const localPort = new Uint16Array(n);
-  const counters = COUNTERS.map(() => new Float64Array(n));
-  const [pi, bi, po, bo] = counters as [Float64Array, Float64Array, Float64Array, Float64Array];
-  const firstSecond = new Uint8Array(n);
-  const lastSecond = new Uint8Array(n);
-  const source = new Uint8Array(n);
-  const sampleRate = new Uint32Array(n);
-  const natFromIp = new Uint32Array(n);
-  const natFromPort = new Int32Array(n);
-  const pid = new Uint32Array(n);
-  const proc = new Uint32Array(n);
-  const clientId = new Uint32Array(n);
+  // Every column's type is known before the pass: the counters' width from a scan of them.
+  const types = {} as Record<ColumnName, ColumnType>;
+  for (const name of Object.keys(COLUMNS) as ColumnName[]) types[name] = COLUMNS[name][0];
+  for (const k of COUNTERS) if (!fitsU32(state, k)) types[k] = 'f64';
+  const offsets = {} as Record<ColumnName, number>;
+  let columnBytes = 0;
+  for (const name of Object.keys(COLUMNS) as ColumnName[]) {
+    offsets[name] = columnBytes;
+    columnBytes = align8(columnBytes + ARRAYS[types[name]].BYTES_PER_ELEMENT * n);
+  }
+  const memory = scratch.columnsFor(columnBytes);
+  const all = {} as Record<ColumnName, ColumnArray>;
+  for (const name of Object.keys(COLUMNS) as ColumnName[])
+    all[name] = new ARRAYS[types[name]](memory, offsets[name], n);
+  const { ip, ip4, port, localIp, localIp4, localPort, firstSecond, lastSecond, source } = all;
+  const { sampleRate, natFromIp, natFromPort, pid, clientId } = all;
+  const proc = all.process;
+  const [pi, bi, po, bo] = COUNTERS.map((k) => all[k]);
   // Optional columns some endpoint has (booleans: a Set per endpoint costs).
   let hasNatIp = false;
   let hasNatPort = false;
@@ -229,10 +283,10 @@ export function encodeCheckpointBody(state: CheckpointState): Buffer {
       if (l4 < 0) localIp[i] = ref(e.localIp) + 1;
       else localIp4[i] = l4;
       localPort[i] = e.localPort;
-      pi[i] = e.pktsIn;
-      bi[i] = e.bytesIn;
-      po[i] = e.pktsOut;
-      bo[i] = e.bytesOut;
+      pi![i] = e.pktsIn;
+      bi![i] = e.bytesIn;
+      po![i] = e.pktsOut;
+      bo![i] = e.bytesOut;
       firstSecond[i] = e.firstSecond;
       lastSecond[i] = e.lastSecond;
       source[i] = sourceIndex(e.source);
@@ -263,33 +317,6 @@ export function encodeCheckpointBody(state: CheckpointState): Buffer {
       i++;
     }
   }
-  // 4 bytes a counter when every value fits: most do.
-  const narrow = (k: number): ColumnArray => {
-    const a = counters[k]!;
-    for (let j = 0; j < n; j++) if (a[j]! > 0xffff_ffff) return a;
-    return new Uint32Array(a);
-  };
-  const all: Record<ColumnName, ColumnArray> = {
-    ip,
-    ip4,
-    port,
-    localIp,
-    localIp4,
-    localPort,
-    pktsIn: narrow(0),
-    bytesIn: narrow(1),
-    pktsOut: narrow(2),
-    bytesOut: narrow(3),
-    firstSecond,
-    lastSecond,
-    source,
-    sampleRate,
-    natFromIp,
-    natFromPort,
-    pid,
-    process: proc,
-    clientId,
-  };
   const present: Record<string, boolean> = {
     natFromIp: hasNatIp,
     natFromPort: hasNatPort,
@@ -302,7 +329,7 @@ export function encodeCheckpointBody(state: CheckpointState): Buffer {
   for (const name of Object.keys(COLUMNS) as ColumnName[]) {
     if (OPTIONAL.has(name) && !present[name]) continue;
     const arr = all[name];
-    columns.push([name, arr instanceof Float64Array ? 'f64' : COLUMNS[name][0]]);
+    columns.push([name, types[name]]);
     parts.push(new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength));
   }
   const ct = state.conntrack;
@@ -338,9 +365,17 @@ export function encodeCheckpointBody(state: CheckpointState): Buffer {
       ...(state.hookLines ? { hookLines: state.hookLines } : {}),
     }),
   );
-  const length = Buffer.alloc(4);
-  length.writeUInt32LE(head.length);
-  return Buffer.concat([length, head, ...parts]);
+  let total = 4 + head.length;
+  for (const p of parts) total += p.length;
+  const body = scratch.bodyFor(total);
+  new DataView(body.buffer, body.byteOffset, 4).setUint32(0, head.length, true);
+  body.set(head, 4);
+  let at = 4 + head.length;
+  for (const p of parts) {
+    body.set(p, at);
+    at += p.length;
+  }
+  return body;
 }
 
 /** The two lines before the body: the magic and the body's SHA-256 in hex. */

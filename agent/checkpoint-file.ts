@@ -5,7 +5,9 @@
  * previous checkpoint or the new one, never a mix. A write encodes at once
  * (the state it is given may change right after), then hashes and writes off
  * the event loop (the SHA-256 on libuv's thread pool through WebCrypto, the
- * file through fs.promises); writes never overlap. A file that does not
+ * file through fs.promises); writes never overlap. A write encodes into
+ * memory the file keeps for the next one, unless an earlier write still
+ * reads it. A file that does not
  * decode is set aside as `checkpoint.bad`, counted and reported; it never
  * keeps the agent from starting.
  */
@@ -15,6 +17,7 @@ import { join } from 'node:path';
 import { writeFileDurablyAsync } from './agent-state.js';
 import {
   type CheckpointLimits,
+  CheckpointScratch,
   type CheckpointState,
   checkpointPreamble,
   decodeCheckpoint,
@@ -54,6 +57,9 @@ export class CheckpointFile {
   };
   /** The write in flight (settled), so the next one starts after it. */
   private previous: Promise<void> = Promise.resolve();
+  /** Encoding memory reused across writes; busy while a write of a body in it is under way. */
+  private readonly scratch = new CheckpointScratch();
+  private scratchBusy = false;
 
   constructor(
     private readonly stateDir: string,
@@ -76,14 +82,25 @@ export class CheckpointFile {
    */
   write(state: CheckpointState): Promise<void> {
     const started = performance.now();
-    const body = encodeCheckpointBody(state);
+    const reuse = !this.scratchBusy;
+    const body = encodeCheckpointBody(state, reuse ? this.scratch : undefined);
     const encodedMs = performance.now() - started;
-    const run = this.previous.then(() => this.writeBody(body, started, encodedMs));
+    if (reuse) this.scratchBusy = true;
+    const run = this.previous
+      .then(() => this.writeBody(body, started, encodedMs))
+      .finally(() => {
+        if (reuse) this.scratchBusy = false;
+      });
     this.previous = run.catch(() => {});
     return run;
   }
 
-  private async writeBody(body: Buffer, started: number, encodedMs: number): Promise<void> {
+  /** Bytes of encoding memory kept between writes. */
+  get scratchBytes(): number {
+    return this.scratch.heldBytes;
+  }
+
+  private async writeBody(body: Uint8Array, started: number, encodedMs: number): Promise<void> {
     let preamble: Buffer;
     try {
       const digest = Buffer.from(await subtle.digest('SHA-256', body)).toString('hex');

@@ -20,8 +20,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { HookLineScanner } from '../../contract/hook-line-scan.js';
+import { parseHookMessage } from '../../contract/hook-protocol.js';
+import { bytesAllocated } from '../allocation-sampler.js';
 import { runForJson, spawnReady } from '../child-json.js';
-import { type BenchCase, type Figure, plain } from '../harness.js';
+import { type BenchCase, compared, type Figure, plain } from '../harness.js';
 import { recordMeasurement } from '../measured.js';
 import { createBenchNamespace } from '../netns.js';
 
@@ -93,6 +96,55 @@ function spacesMiB(r: WholeResult): string {
   const mib = (bytes: number | undefined) => ((bytes ?? 0) / MiB).toFixed(1);
   const sp = r.spaces;
   return `V8 spaces new ${mib(sp.new_space)}, old ${mib(sp.old_space)}, large ${mib(sp.large_object_space)}, new large ${mib(sp.new_large_object_space)}, code ${mib(sp.code_space)}; resident malloc brk ${mib(r.resident.brk)}, other anon ${mib(r.resident.anon)}, files ${mib(r.resident.file)}`;
+}
+
+/**
+ * What reading one hook row allocates, garbage included (most of what a busy
+ * agent allocates at all): the one-pass reader the agent uses against
+ * JSON.parse and the schema, on one message as a busy daemon writes it.
+ */
+async function hookReaderFigure(quick: boolean): Promise<Figure> {
+  const rows = quick ? 1_000 : 10_000;
+  const at = Date.now();
+  const line = JSON.stringify({
+    v: 1,
+    pid: 4242,
+    process: 'srcds_linux',
+    at,
+    flows: Array.from({ length: rows }, (_, i) => [
+      '10.0.17.42',
+      27015,
+      `${[198, 203, 100, 45][i % 4]}.${(i >> 8) & 255}.${(i * 7) & 255}.${1 + (i % 254)}`,
+      1024 + ((i * 7919) % 64_000),
+      3,
+      270,
+      3,
+      1800,
+      at - 900,
+      at - (i % 900),
+    ]),
+    overflowPackets: 0,
+    droppedFlows: 0,
+    droppedPackets: 0,
+  });
+  const scanner = new HookLineScanner();
+  if (scanner.scan(line) === null) throw new Error('the one-pass reader refused a hook line');
+  const times = quick ? 5 : 20;
+  const scanned: number[] = [];
+  const parsed: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    scanned.push((await bytesAllocated(() => scanner.scan(line), times)) / rows);
+    parsed.push((await bytesAllocated(() => parseHookMessage(JSON.parse(line)), times)) / rows);
+  }
+  return compared(
+    'hook reader: bytes allocated per row',
+    'B',
+    scanned,
+    'JSON.parse and the schema',
+    parsed,
+    'lower',
+    { note: `one ${rows}-row message; V8 sampling heap profile, collected objects included` },
+  );
 }
 
 /** The whole agent in `netns`, driven by `measure` lines (see bench/procs/agent-whole.ts). */
@@ -340,6 +392,7 @@ export const agentCost: BenchCase = {
         note: `real hooked echo daemon, 32 flows, ${(rates.reduce((a, b) => a + b, 0) / rates.length / 1000).toFixed(0)}k datagrams/s; the hook sums per flow in the daemon, so the agent's cost follows flows, not datagrams`,
       }),
     );
+    figures.push(await hookReaderFigure(quick));
     figures.push(...whole);
     return figures;
   },

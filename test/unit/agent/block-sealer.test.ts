@@ -276,6 +276,35 @@ describe('BlockSealer', () => {
     expect(s.sealAll()).toEqual([]);
   });
 
+  it('exports what is pending for a checkpoint, oldest minute first, within a bound, refilling its own lists', () => {
+    const s = sealer();
+    s.addDeltas(
+      [1, 2, 3].map((p) => delta({ remotePort: p, lastSeen: at(M + 1, 5) })),
+      at(M + 1, 5),
+    );
+    s.addDeltas([delta({ remotePort: 9, lastSeen: at(M, 50) })], at(M + 1, 5));
+    const first = s.exportPending(100);
+    expect(first.omitted).toBe(0);
+    expect(first.groups.map((g) => [g.minute, g.endpoints.map((e) => e.port)])).toEqual([
+      [M, [9]],
+      [M + 1, [1, 2, 3]],
+    ]);
+    // Over the bound: the oldest minute first, the rest left out and counted.
+    const bounded = s.exportPending(2);
+    expect(bounded.omitted).toBe(2);
+    expect(bounded.groups.map((g) => g.endpoints.map((e) => e.port))).toEqual([[9], [1]]);
+    // The same lists again, refilled: nothing new to collect a second later.
+    s.addDeltas([delta({ remotePort: 4, lastSeen: at(M + 1, 6) })], at(M + 1, 6));
+    const again = s.exportPending(100);
+    expect(again.groups[1]!.endpoints).toBe(first.groups[1]!.endpoints);
+    expect(again.groups[1]!.endpoints.map((e) => [e.port, e.pktsIn])).toEqual([
+      [1, 1],
+      [2, 1],
+      [3, 1],
+      [4, 1],
+    ]);
+  });
+
   it('moves impossible times to now and leaves out endpoints that break the format', () => {
     const log: string[] = [];
     const s = sealer({ log: (m) => log.push(m) });

@@ -6,10 +6,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { blockRecord } from '../../../agent/block-sealer.js';
 import {
   CHECKPOINT_ENDPOINTS_PER_FLOW,
+  CheckpointScratch,
   type CheckpointState,
   checkpointLimits,
+  checkpointPreamble,
   decodeCheckpoint,
   encodeCheckpoint,
+  encodeCheckpointBody,
 } from '../../../agent/checkpoint-codec.js';
 import { CheckpointFile } from '../../../agent/checkpoint-file.js';
 import type { BlockEndpoint } from '../../../contract/block.js';
@@ -91,6 +94,47 @@ describe('checkpoint codec', () => {
     expect(d.state.outbox[0]!.data.equals(s.outbox[0]!.data)).toBe(true);
   });
 
+  it('an encoder reusing its memory writes the same bytes as a fresh one, whatever the previous write held', () => {
+    const scratch = new CheckpointScratch();
+    const withPreamble = (body: Uint8Array) =>
+      Buffer.concat([
+        checkpointPreamble(createHash('sha256').update(body).digest('hex')),
+        Buffer.from(body),
+      ]);
+    // Large first: every optional column, IPv6 strings, wide counters; then one a fraction of it.
+    const big = state({
+      pending: [
+        {
+          service: 'dns',
+          minute: MINUTE,
+          endpoints: Array.from({ length: 400 }, (_, i) =>
+            endpoint(i, {
+              ip: `2001:db8::${i.toString(16)}`,
+              bytesIn: 2 ** 40 + i,
+              natFromIp: '198.51.100.9',
+              natFromPort: i,
+              owner: { pid: 7, process: 'named' },
+              clientId: `c-${i}`,
+            }),
+          ),
+        },
+      ],
+    });
+    const small = state({
+      pending: [{ service: 'dns', minute: MINUTE, endpoints: [endpoint(9)] }],
+    });
+    for (const s of [big, small, big]) {
+      const reused = withPreamble(encodeCheckpointBody(s, scratch));
+      expect(reused.equals(encodeCheckpoint(s))).toBe(true);
+      const d = decodeCheckpoint(reused, 'agent-1', limits);
+      expect(d.ok && d.state).toEqual(s);
+    }
+    // The memory kept is about what the largest write needed, not a copy per write.
+    const bigBytes = encodeCheckpoint(big).length;
+    expect(scratch.heldBytes).toBeGreaterThan(bigBytes);
+    expect(scratch.heldBytes).toBeLessThan(4 * bigBytes);
+  });
+
   it('refuses a checkpoint over its bounds: endpoints, and bytes before reading them', () => {
     const many = Array.from({ length: 31 }, (_, i) => endpoint(i));
     const small = checkpointLimits(10);
@@ -170,6 +214,23 @@ describe('checkpoint codec', () => {
   it('an older format is named in the reason, never read as this one', () => {
     const v1 = Buffer.from(`UWCK1\n${'0'.repeat(64)}\n{"v":1}`);
     expect(reason(v1)).toBe('format 1 is not read by this agent (it writes format 2)');
+  });
+
+  it('the file: a write issued while another is under way does not overwrite the bytes that one writes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'uw-checkpoint-'));
+    dirs.push(dir);
+    const file = new CheckpointFile(dir, 'agent-1', limits);
+    const first = state({ dropped: 1 });
+    const second = state({ dropped: 2, pending: [] });
+    const a = file.write(first);
+    const b = file.write(second);
+    await a;
+    const afterFirst = file.read();
+    expect(afterFirst.found === 'ok' && afterFirst.state).toEqual(first);
+    await b;
+    const afterSecond = file.read();
+    expect(afterSecond.found === 'ok' && afterSecond.state).toEqual(second);
+    expect(file.stats().writes).toBe(2);
   });
 
   it('the file: written atomically, read back; a bad one is set aside as checkpoint.bad and counted', async () => {
