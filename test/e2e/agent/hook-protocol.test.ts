@@ -237,7 +237,9 @@ describe('the real hook speaks the hook protocol', () => {
     expect(ackLines.length).toBeGreaterThan(3);
     for (const l of ackLines) expect(HookAckSchema.safeParse(JSON.parse(l)).success, l).toBe(true);
     expect(ackLines.filter((l) => l === '{"ack":0}').length).toBeGreaterThanOrEqual(2);
-    // ...the receiver used every one of them, and the dropped clients never appear.
+    // ...the receiver used every one of them (the tee has a line before the
+    // receiver reads it: wait for it to catch up), and the dropped clients never appear.
+    await waitFor(() => receiver.stats().messages >= lines.length, 5_000);
     const st = receiver.stats();
     expect(st.messages).toBe(lines.length);
     expect([st.badMessages, st.badRows, st.unsupportedVersions, st.shed]).toEqual([0, 0, 0, 0]);
