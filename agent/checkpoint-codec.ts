@@ -212,10 +212,18 @@ const roomFor = (bytes: number) => bytes + (bytes >>> 3);
 /** Column arrays start at multiples of 8 bytes, so every typed array is aligned. */
 const align8 = (n: number) => (n + 7) & ~7;
 
-/** Whether every value of counter `k` of the endpoints fits 4 bytes (most do). */
-function fitsU32(state: CheckpointState, k: (typeof COUNTERS)[number]): boolean {
-  for (const g of state.pending) for (const e of g.endpoints) if (e[k] > 0xffff_ffff) return false;
-  return true;
+/** The counters some endpoint has a value of over 4 bytes in (most have none), in one pass. */
+function wideCounters(state: CheckpointState): Set<(typeof COUNTERS)[number]> {
+  const wide = new Set<(typeof COUNTERS)[number]>();
+  for (const g of state.pending) {
+    for (const e of g.endpoints) {
+      if (e.pktsIn > 0xffff_ffff) wide.add('pktsIn');
+      if (e.bytesIn > 0xffff_ffff) wide.add('bytesIn');
+      if (e.pktsOut > 0xffff_ffff) wide.add('pktsOut');
+      if (e.bytesOut > 0xffff_ffff) wide.add('bytesOut');
+    }
+  }
+  return wide;
 }
 
 /**
@@ -250,7 +258,7 @@ export function encodeCheckpointBody(
   // Every column's type is known before the pass: the counters' width from a scan of them.
   const types = {} as Record<ColumnName, ColumnType>;
   for (const name of Object.keys(COLUMNS) as ColumnName[]) types[name] = COLUMNS[name][0];
-  for (const k of COUNTERS) if (!fitsU32(state, k)) types[k] = 'f64';
+  for (const k of wideCounters(state)) types[k] = 'f64';
   const offsets = {} as Record<ColumnName, number>;
   let columnBytes = 0;
   for (const name of Object.keys(COLUMNS) as ColumnName[]) {

@@ -95,11 +95,6 @@ export class CheckpointFile {
     return run;
   }
 
-  /** Bytes of encoding memory kept between writes. */
-  get scratchBytes(): number {
-    return this.scratch.heldBytes;
-  }
-
   private async writeBody(body: Uint8Array, started: number, encodedMs: number): Promise<void> {
     let preamble: Buffer;
     try {
