@@ -268,6 +268,11 @@ describe('faults between the agent and the API', () => {
       [900, 901],
       [17, 18, 19],
     ]);
+    // A faulted put lands before its 500, so the totals can be exact while
+    // retries are still under way: wait for all three, then check nothing doubled.
+    await waitFor('the three faulted puts', () =>
+      proxy.stats.injected - injectedBefore >= 3 ? true : undefined,
+    );
     await expectExactTotals();
     expect(proxy.stats.injected - injectedBefore).toBe(3);
     proxy.clear();
