@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { HookLineScanner } from '../../contract/hook-line-scan.js';
 import { parseHookMessage } from '../../contract/hook-protocol.js';
 import { bytesAllocated } from '../allocation-sampler.js';
+import { busyHookLine } from '../busy-hook-lines.js';
 import { runForJson, spawnReady } from '../child-json.js';
 import { type BenchCase, compared, type Figure, plain } from '../harness.js';
 import { recordMeasurement } from '../measured.js';
@@ -105,28 +106,7 @@ function spacesMiB(r: WholeResult): string {
  */
 async function hookReaderFigure(quick: boolean): Promise<Figure> {
   const rows = quick ? 1_000 : 10_000;
-  const at = Date.now();
-  const line = JSON.stringify({
-    v: 1,
-    pid: 4242,
-    process: 'srcds_linux',
-    at,
-    flows: Array.from({ length: rows }, (_, i) => [
-      '10.0.17.42',
-      27015,
-      `${[198, 203, 100, 45][i % 4]}.${(i >> 8) & 255}.${(i * 7) & 255}.${1 + (i % 254)}`,
-      1024 + ((i * 7919) % 64_000),
-      3,
-      270,
-      3,
-      1800,
-      at - 900,
-      at - (i % 900),
-    ]),
-    overflowPackets: 0,
-    droppedFlows: 0,
-    droppedPackets: 0,
-  });
+  const line = busyHookLine(Date.now(), 0, rows);
   const scanner = new HookLineScanner();
   if (scanner.scan(line) === null) throw new Error('the one-pass reader refused a hook line');
   const times = quick ? 5 : 20;

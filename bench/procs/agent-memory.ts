@@ -19,6 +19,7 @@ import { FlowTable } from '../../agent/flow-table.js';
 import { hookObservations } from '../../agent/hook-receiver.js';
 import { createServiceNamer } from '../../agent/service-names.js';
 import { parseHookMessage } from '../../contract/hook-protocol.js';
+import { busyHookLines } from '../busy-hook-lines.js';
 
 const [flowsArg, cyclesArg, snapshotFile] = process.argv.slice(2);
 const flows = Number(flowsArg);
@@ -36,49 +37,6 @@ function liveHeap(): number {
   gc!();
   gc!();
   return process.memoryUsage().heapUsed;
-}
-
-/** Client i like bench/procs/hook-feeder.mjs: spread over networks and ports (built per line, not held). */
-const remote = (i: number): [string, number] => [
-  `${[198, 203, 100, 45, 81, 91, 185, 37][i % 8]}.${(i >> 8) & 255}.${(i * 7) & 255}.${1 + (i % 254)}`,
-  1024 + ((i * 7919) % 64_000),
-];
-
-/** One window's hook lines (10,000 rows each, as a hook sends them), all flows busy. */
-function hookLines(now: number, window: number): string[] {
-  const lines: string[] = [];
-  for (let at = 0; at < flows; at += 10_000) {
-    const rows = [];
-    for (let i = at; i < Math.min(flows, at + 10_000); i++) {
-      const [ip, port] = remote(i);
-      const pkts = 1 + ((i * 13 + window) % 9);
-      rows.push([
-        '10.0.17.42',
-        27015,
-        ip,
-        port,
-        pkts,
-        pkts * 90,
-        pkts,
-        pkts * 600,
-        now - 900,
-        now - 1,
-      ]);
-    }
-    lines.push(
-      JSON.stringify({
-        v: 1,
-        pid: 4242,
-        process: 'srcds_linux',
-        at: now,
-        flows: rows,
-        overflowPackets: 0,
-        droppedFlows: 0,
-        droppedPackets: 0,
-      }),
-    );
-  }
-  return lines;
 }
 
 const base = liveHeap();
@@ -105,7 +63,7 @@ let sealedBlocks = 0;
 const cpu0 = process.cpuUsage();
 for (let c = 0; c < cycles; c++) {
   const now = start + c * 1000;
-  for (const line of hookLines(now, c)) {
+  for (const line of busyHookLines(flows, now, c)) {
     const parsed = parseHookMessage(JSON.parse(line));
     if (!parsed.ok) throw new Error(`feeder line refused: ${parsed.reason}`);
     table.ingest(hookObservations(parsed.message));
