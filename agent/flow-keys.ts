@@ -8,6 +8,7 @@
  * flows (IPv6 peers, a host with unusually many local sides) by a string.
  */
 
+import { detached } from '../contract/detached-string.js';
 import { ipv4Number } from '../contract/ip-address.js';
 
 /** A flow's key in the agent's maps: a number for IPv4 peers, else a string. */
@@ -74,7 +75,8 @@ export class StringPool {
     const have = this.pool.get(text);
     if (have !== undefined) return have;
     if (this.pool.size >= this.max) this.pool.clear();
-    this.pool.set(text, text);
-    return text;
+    const own = detached(text);
+    this.pool.set(own, own);
+    return own;
   }
 }

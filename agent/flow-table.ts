@@ -23,6 +23,7 @@
  * pending deltas still go out, so totals stay exact) and counted.
  */
 
+import { detached } from '../contract/detached-string.js';
 import { fnv1a } from '../contract/partitioning.js';
 import type { FlowSource } from '../contract/wire.js';
 import { type FlowKey, FlowKeys, peerKey, StringPool } from './flow-keys.js';
@@ -480,7 +481,8 @@ export class FlowTable {
         source: o.source,
         localIp: pool.get(o.localIp),
         localPort: o.localPort,
-        remoteIp: o.remoteIp,
+        // Held as long as the flow: not a view into the report it came in.
+        remoteIp: detached(o.remoteIp),
         remotePort: o.remotePort,
         touched: false,
         drained: false,
@@ -542,16 +544,18 @@ export class FlowTable {
     if (pid !== undefined) flow.pid ??= pid;
     if (processName !== undefined) flow.process ??= this.strings.get(processName);
     if (o.natFromIp !== undefined) {
-      flow.natFromIp = o.natFromIp;
+      if (o.natFromIp !== flow.natFromIp) flow.natFromIp = detached(o.natFromIp);
       flow.natFromPort = o.natFromPort;
     }
-    if (o.clientId !== undefined) flow.clientId = o.clientId;
+    if (o.clientId !== undefined && o.clientId !== flow.clientId)
+      flow.clientId = detached(o.clientId);
   }
 
   private copyNatToPacketFlow(o: PeerObservation): void {
     const flow = this.packetFlows.get(o.localPort)?.get(peerKey(o.remoteIp, o.remotePort));
     if (flow) {
-      flow.natFromIp = o.natFromIp;
+      if (o.natFromIp !== flow.natFromIp)
+        flow.natFromIp = o.natFromIp === undefined ? undefined : detached(o.natFromIp);
       flow.natFromPort = o.natFromPort;
     }
   }

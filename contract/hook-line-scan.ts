@@ -14,6 +14,8 @@
  * with the same values (test/unit/contract/hook-line-scan.test.ts checks it
  * against the schema on mutated lines).
  */
+
+import { detached } from './detached-string.js';
 import {
   HOOK_PROTOCOL_VERSION,
   type HookMessage,
@@ -99,8 +101,10 @@ class CanonicalIps {
     if (hit !== undefined) return hit;
     if (!isCanonicalIp(text)) return null;
     if (this.known.size >= MAX_KNOWN_IPS) this.known.clear();
-    this.known.set(text, text);
-    return text;
+    // Not the line's slice: the memory and every flow given this string would keep the line alive.
+    const own = detached(text);
+    this.known.set(own, own);
+    return own;
   }
 }
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { type FlowDelta, FlowTable } from '../../../agent/flow-table.js';
 import type { ListeningSocket, PeerObservation } from '../../../agent/observation.js';
 import { createServiceNamer, type ServiceRule } from '../../../agent/service-names.js';
+import { bigTexts, liveHeapBytes } from '../../support/live-heap.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -449,5 +450,49 @@ describe('FlowTable', () => {
     t.ingest(observations);
     const again = t.drain(T0 + 1);
     expect(new Set(again.map((l) => `${l.remoteIp}|${l.remotePort}`))).toEqual(inKeys);
+  });
+});
+
+describe('FlowTable memory', () => {
+  const n = 12;
+  const remote = (i: number) => `198.51.100.${100 + i}`;
+  const nat = (i: number) => `203.0.113.${100 + i}`;
+  const tag = (i: number) => `player-${String(i).padStart(8, '0')}`;
+  /** Field i cut out of its own megabyte of text, as a field parsed out of a big report is. */
+  const sliced = (needle: (i: number) => string) =>
+    bigTexts(n, needle).map((text, i) => {
+      const at = text.indexOf(needle(i));
+      return text.slice(at, at + needle(i).length);
+    });
+  /** The observations' texts die with this frame, unless the table keeps them. */
+  const ingestSliced = (t: FlowTable): number => {
+    const remotes = sliced(remote);
+    const nats = sliced(nat);
+    const tags = sliced(tag);
+    const withTexts = liveHeapBytes();
+    t.ingest(
+      remotes.map((remoteIp, i) =>
+        obs({
+          remoteIp,
+          remotePort: 40_000 + i,
+          natFromIp: nats[i],
+          natFromPort: 9,
+          clientId: tags[i],
+        }),
+      ),
+    );
+    return withTexts;
+  };
+
+  it('keeps no report alive through the addresses and tags its flows hold', () => {
+    const t = table();
+    const withTexts = ingestSliced(t);
+    const after = liveHeapBytes();
+    const flows = t.list().sort((a, b) => a.remotePort - b.remotePort);
+    expect(flows.map((f) => [f.remoteIp, f.natFromIp, f.clientId])).toEqual(
+      Array.from({ length: n }, (_, i) => [remote(i), nat(i), tag(i)]),
+    );
+    // The 36 MB of text are gone: one slice kept per field would keep them all.
+    expect(withTexts - after).toBeGreaterThan(3 * n * 2 ** 20 - 4 * 2 ** 20);
   });
 });

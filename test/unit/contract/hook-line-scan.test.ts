@@ -19,6 +19,7 @@ import {
   parseHookMessage,
 } from '../../../contract/hook-protocol.js';
 import { normalizeIp } from '../../../contract/ip-address.js';
+import { liveHeapBytes } from '../../support/live-heap.js';
 
 const T = 1_700_000_000_000;
 
@@ -249,5 +250,32 @@ describe('HookLineScanner', () => {
     }
     const scanned = new HookLineScanner().scan(line);
     if (scanned !== null) expectSameAsSchema(scanned, line);
+  });
+});
+
+describe('HookLineScanner memory', () => {
+  it('keeps no line alive through the addresses it hands out and remembers', () => {
+    const scanner = new HookLineScanner();
+    // A full message of 10,000 rows (about 700 KB) whose first row alone has a new address.
+    const line = (n: number) =>
+      JSON.stringify(
+        message(
+          Array.from({ length: MAX_HOOK_ROWS }, (_, i) => {
+            const r = row(2 * i);
+            r[2] = i === 0 ? `198.51.100.${100 + n}` : '192.0.2.1';
+            return r;
+          }),
+        ),
+      );
+    // Grows the scanner's scratch to a full message before measuring.
+    expect(scanner.scan(line(0))).not.toBeNull();
+    const before = liveHeapBytes();
+    const kept: string[] = [];
+    for (let n = 1; n <= 24; n++) kept.push(scanner.scan(line(n))!.columns.remoteIps[0]!);
+    const grown = liveHeapBytes() - before;
+    expect(new Set(kept).size).toBe(24);
+    expect(kept[23]).toBe('198.51.100.124');
+    // A slice of its line per address would keep 24 lines, about 17 MB.
+    expect(grown).toBeLessThan(4 * 2 ** 20);
   });
 });
