@@ -84,8 +84,13 @@ export function hookColumns(
   return { rows: n, numbers, localIps, remoteIps, clientIds };
 }
 
-/** Distinct address texts remembered as canonical before the memory starts afresh. */
-const MAX_KNOWN_IPS = 65_536;
+/**
+ * Distinct address texts remembered as canonical before the memory starts
+ * afresh: above the agent's default flow table (100,000 flows), so a table
+ * full of distinct peers does not empty the memory over and over, copying
+ * every address again each time.
+ */
+const MAX_KNOWN_IPS = 262_144;
 
 /**
  * Address texts already found canonical, each kept as one string: a row's
