@@ -175,7 +175,8 @@ function checkByteOrder(): void {
 /**
  * Memory one encoder reuses from write to write: the column arrays and the
  * body they are copied into. A busy agent checkpoints every second, and a
- * fresh set of arrays each time (about 150 bytes an endpoint) is garbage
+ * fresh set each time (about 150 bytes an endpoint: some 100 of columns
+ * and the body they are concatenated into) is garbage
  * that outlives young collections and fragments malloc's heap. It grows to
  * what a write needs and shrinks when a write needs far less. The body a
  * write returns is a view of it: valid until the next encoding with the

@@ -13,7 +13,7 @@
  * seconds, with
  * {"cpuMs":..,"bpftraceCpuMs":..,"rssBytes":..,"rssAfterGcBytes":..,"heapTotalBytes":..,
  * "externalBytes":..,"bpftraceRssBytes":..,"heapBytes":..,"spaces":{..},"resident":{..},
- * "flows":..,"records":..}
+ * "flows":..,"records":..,"sources":[..]}
  * (CPU over the window; RSS, V8 heap spaces, external memory and resident
  * memory by kind of mapping at its end; RSS and heap after a full
  * collection); `stop`
