@@ -556,7 +556,8 @@ export class Agent {
           ct.accounting === false &&
           observations.some((o) => o.source === 'conntrack')
         ),
-        listeners: this.deps.proc.listeners(),
+        // Not a client's socket on an ephemeral port (a resolver's upstream one): no service.
+        listeners: this.serviceListeners(this.deps.proc.listeners()),
         facts: this.coverage(),
         serviceOf: (l) => this.serviceFor(l.localPort, l.process).service,
       });

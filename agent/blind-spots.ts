@@ -8,7 +8,8 @@
  * sources reported (hook and conntrack counts). A surplus means some socket
  * received traffic nobody accounted for. Which socket cannot be read from the
  * kernel's totals, so it is narrowed down per socket: candidates are
- * listeners no source reported in the window, not owned by a hooked daemon,
+ * listeners that may be services (the agent leaves out clients' sockets on
+ * ephemeral ports) no source reported in the window, not owned by a hooked daemon,
  * that conntrack cannot see (off, unavailable, a NOTRACK rule on the port, or
  * no rule using conntrack so the kernel tracks nothing), while eBPF is not
  * live (it sees every socket). A candidate whose own kernel counters move

@@ -312,6 +312,32 @@ describe('Agent cycle', () => {
     expect(record.partitionKey).toBe(`agent-1/${main!.seq % 16}`);
   });
 
+  it('names a busy listener no source sees, but not a client socket on an ephemeral port', async () => {
+    const proc = new FakeProc();
+    // Both queue datagrams (evidence of traffic); no source reports a peer of either.
+    const listener = (localPort: number, inode: number) => ({
+      localIp: '0.0.0.0',
+      localPort,
+      family: 4 as const,
+      inode,
+      drops: 0,
+      rxQueueBytes: 4096,
+    });
+    proc.listening = [listener(DAEMON_PORT, 81), listener(45_000, 82)];
+    const { agent, clock, log } = build(
+      {},
+      { proc, ephemeralPorts: { low: 32_768, high: 60_999 } },
+    );
+    for (let s = 0; s <= 5; s++) {
+      clock.now = T0 + s * 1000;
+      await agent.tick();
+    }
+    // 45000 is a client's socket (a resolver's upstream one, say): no service to flag.
+    expect(agent.unobserved().map((u) => [u.service, u.port])).toEqual([['dns', DAEMON_PORT]]);
+    expect(log.filter((m) => m.startsWith('peers unobserved'))).toHaveLength(1);
+    await agent.stop();
+  });
+
   it('logs the eBPF map filling once when it starts and once when it ends, and counts every refused packet', async () => {
     let refused = 0;
     const ebpf = {
