@@ -17,6 +17,14 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/**
+ * User-mode CPU seconds of a process: without the softirq packet processing the kernel
+ * charges to whichever process it interrupts.
+ */
+export function userSeconds(pid: number): number {
+  return Number(statFields(pid)[11]) / 100;
+}
+
 /** Resident memory of a process in MiB (VmRSS of /proc/<pid>/status). */
 export function rssMiB(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -8,24 +8,25 @@
  *    resident memory;
  *  - bpftrace's and the source's CPU per 10,000 datagrams/s (that echo
  *    traffic) and per 1,000 active flows (many quiet clients), against an
- *    idle bpftrace of the same session;
+ *    idle window of the same session; the source runs in a process of its
+ *    own, so its CPU is its own work alone;
  *  - count accuracy at the highest rate the machine sustains: an open-loop
  *    sender's datagrams against what the source counted.
  */
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { createEbpfSource, type EbpfSource } from '../../agent/ebpf-source.js';
-import type { ListeningSocket } from '../../agent/observation.js';
 import { runForJson, spawnReady } from '../child-json.js';
 import { type BenchCase, compared, type Figure, plain, spread } from '../harness.js';
 import { createBenchNamespace } from '../netns.js';
-import { bpfProgramRuns, childrenNamed, cpuSeconds, rssMiB } from '../proc-stat.js';
+import { bpfProgramRuns, cpuSeconds, rssMiB, userSeconds } from '../proc-stat.js';
 
 const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
 const DAEMON = here('../procs/echo-daemon.mjs');
 const LOAD = here('../procs/udp-load.mjs');
 const BLAST = here('../procs/udp-blast.mjs');
 const FLOWS = here('../procs/udp-flows.mjs');
+const SESSION = here('../procs/ebpf-session.ts');
 
 /** Client sockets and datagrams in flight each, as hook-overhead uses. */
 const ECHO_FLOWS = 8;
@@ -34,59 +35,47 @@ const ECHO_WINDOW = 16;
 const BLAST_PORT = 47_001;
 const FLOWS_PORT = 47_002;
 
-const listener = (port: number): ListeningSocket => ({
-  localIp: '127.0.0.1',
-  localPort: port,
-  family: 4,
-  inode: 0,
-  drops: 0,
-  rxQueueBytes: 0,
-});
-
-/** A running eBPF source with its bpftrace process. */
+/** The eBPF source in a process of its own, with its bpftrace (see bench/procs/ebpf-session.ts). */
 interface Session {
-  source: EbpfSource;
+  /** bpftrace's pid, and the source process's: their CPU is the source's cost. */
   pid: number;
+  sourcePid: number;
   startupMs: number;
-  /** Counted by poll() since the last take(): packets into owned sockets, and unowned ones. */
-  take(): { ownedIn: number; unowned: number };
+  /** Counted since the last take(): packets into the listeners, and into no local socket. */
+  take(): Promise<{ ownedIn: number; unowned: number }>;
   stop(): Promise<void>;
 }
 
-async function startSession(netnsInode: number, listeners: ListeningSocket[]): Promise<Session> {
-  const source = createEbpfSource({
-    sockets: () => ({ listeners, connected: [] }),
-    netnsInode,
-    localAddresses: () => ['127.0.0.1'],
-    drainIntervalMs: 1000,
+async function startSession(netnsInode: number, ports: number[]): Promise<Session> {
+  const child = await spawnReady<{ bpftracePid: number; startupMs: number | null }>(
+    process.execPath,
+    ['--import', 'tsx', SESSION, String(netnsInode), ports.join(',')],
+    { timeoutMs: 60_000 },
+  );
+  const answers: string[] = [];
+  let wake: (() => void) | null = null;
+  createInterface({ input: child.child.stdout! }).on('line', (line) => {
+    answers.push(line);
+    wake?.();
   });
-  const status = await source.start();
-  if (!status.live) throw new Error(`eBPF source did not start: ${status.reason}`);
-  const pids = childrenNamed('bpftrace');
-  if (pids.length !== 1) throw new Error(`expected one bpftrace child, found ${pids.length}`);
-  let ownedIn = 0;
-  let unownedBase = 0;
-  // Polled like the agent does, once a second.
-  const poll = () => {
-    for (const o of source.poll()) ownedIn += o.pktsIn;
-  };
-  const timer = setInterval(poll, 1000);
   return {
-    source,
-    pid: pids[0]!,
-    startupMs: status.startupMs ?? Number.NaN,
-    take() {
-      poll();
-      const unowned = source.status().unownedPackets;
-      const out = { ownedIn, unowned: unowned - unownedBase };
-      ownedIn = 0;
-      unownedBase = unowned;
-      return out;
+    pid: child.ready.bpftracePid,
+    sourcePid: child.child.pid!,
+    startupMs: child.ready.startupMs ?? Number.NaN,
+    async take() {
+      child.child.stdin!.write('take\n');
+      const until = Date.now() + 10_000;
+      while (answers.length === 0) {
+        if (Date.now() > until || child.child.exitCode !== null)
+          throw new Error('eBPF session: no answer to take');
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, 200);
+        });
+      }
+      return JSON.parse(answers.shift()!) as { ownedIn: number; unowned: number };
     },
-    async stop() {
-      clearInterval(timer);
-      await source.stop();
-    },
+    stop: () => child.stop(),
   };
 }
 
@@ -130,21 +119,21 @@ export const ebpfSource: BenchCase = {
     const daemon = await spawnReady<{ port: number }>('ip', inNs(DAEMON, []));
     const daemonPid = daemon.child.pid!;
     const port = daemon.ready.port;
-    const listeners = [listener(port), listener(BLAST_PORT), listener(FLOWS_PORT)];
+    const ports = [port, BLAST_PORT, FLOWS_PORT];
 
     const STATS = '/proc/sys/kernel/bpf_stats_enabled';
     const statsBefore = readFileSync(STATS, 'utf8').trim();
     /**
-     * One echo load run: echoes/s, and daemon and bench-process CPU seconds during it. With
+     * One echo load run: echoes/s, and daemon, bpftrace and source CPU seconds during it. With
      * `stats`, the kernel times the BPF programs (which costs ~100 ns a datagram, so
      * throughput is measured in runs without it).
      */
-    const echo = async (size: number, s: number, bpftracePid?: number, stats = false) => {
+    const echo = async (size: number, s: number, session?: Session, stats = false) => {
       writeFileSync(STATS, stats ? '1' : '0');
       const d0 = cpuSeconds(daemonPid);
-      const b0 = bpftracePid ? cpuSeconds(bpftracePid) : 0;
-      const p0 = bpftracePid ? bpfProgramRuns(bpftracePid) : null;
-      const self0 = process.cpuUsage();
+      const b0 = session ? cpuSeconds(session.pid) : 0;
+      const s0 = session ? userSeconds(session.sourcePid) : 0;
+      const p0 = session ? bpfProgramRuns(session.pid) : null;
       const r = await runForJson<{ echoed: number; ms: number; heard: number }>(
         'ip',
         inNs(LOAD, [
@@ -156,8 +145,7 @@ export const ebpfSource: BenchCase = {
         ]),
         { timeoutMs: (s + 15) * 1000 },
       );
-      const self = process.cpuUsage(self0);
-      const p1 = bpftracePid ? bpfProgramRuns(bpftracePid) : null;
+      const p1 = session ? bpfProgramRuns(session.pid) : null;
       writeFileSync(STATS, '0');
       // Every datagram runs both tracepoints' programs once (the send side returns early on
       // loopback): their kernel time per run of the busier one is the probes' cost per datagram.
@@ -169,10 +157,10 @@ export const ebpfSource: BenchCase = {
         probeNs,
         rate: r.echoed / (r.ms / 1000),
         daemonUs: ((cpuSeconds(daemonPid) - d0) * 1e6) / Math.max(1, r.heard),
-        bpftraceSec: bpftracePid ? cpuSeconds(bpftracePid) - b0 : 0,
+        bpftraceSec: session ? cpuSeconds(session.pid) - b0 : 0,
         // User time only: softirq packet processing (the probes included) is charged to
-        // whichever process it interrupts, this one too, and is not the source's work.
-        selfSec: self.user / 1e6,
+        // whichever process it interrupts, and is not the source's work.
+        sourceSec: session ? userSeconds(session.sourcePid) - s0 : 0,
         ms: r.ms,
       };
     };
@@ -207,22 +195,22 @@ export const ebpfSource: BenchCase = {
           for (const size of sizes) offRuns.set(size, await echo(size, seconds));
         };
         if (!onFirst) await runOff();
-        const session = await startSession(netnsInode, listeners);
+        const session = await startSession(netnsInode, ports);
         startup.push(session.startupMs);
         rssIdle.push(rssMiB(session.pid));
         const onRuns = new Map<number, Awaited<ReturnType<typeof echo>>>();
         try {
-          for (const size of sizes) onRuns.set(size, await echo(size, seconds, session.pid));
+          for (const size of sizes) onRuns.set(size, await echo(size, seconds, session));
           // The kernel's run time per BPF program, in short runs of their own: deterministic
           // where throughput is not on a shared machine.
           for (const size of sizes) {
-            const timed = await echo(size, Math.min(seconds, 1.5), session.pid, true);
+            const timed = await echo(size, Math.min(seconds, 1.5), session, true);
             if (Number.isFinite(timed.probeNs)) probeNs.get(size)!.push(timed.probeNs);
           }
           {
             // Accuracy at full speed: everything this session counts from here is the blaster's.
             await sleep(1_600);
-            session.take();
+            await session.take();
             const errs0 = rcvbufErrors(ns.exec);
             const blast = await runForJson<{ sent: number; received: number; ms: number }>(
               'ip',
@@ -231,7 +219,7 @@ export const ebpfSource: BenchCase = {
             );
             const sockDrops = rcvbufErrors(ns.exec) - errs0;
             await sleep(1_600);
-            const counted = session.take();
+            const counted = await session.take();
             // Loopback: each datagram counted once at netif_receive_skb, credited out to the (unowned)
             // sender sockets and in to the sink.
             countedOut.push(counted.unowned / blast.sent);
@@ -245,11 +233,10 @@ export const ebpfSource: BenchCase = {
           if (r === 0 || (!quick && r === 1)) {
             // Per active flow: an idle window of this bpftrace, then N quiet clients.
             const b0 = cpuSeconds(session.pid);
-            const s0 = process.cpuUsage();
+            const s0 = userSeconds(session.sourcePid);
             await sleep(flowSeconds * 1000);
-            const s1 = process.cpuUsage(s0);
             const idleBpf = ((cpuSeconds(session.pid) - b0) * 1000) / flowSeconds;
-            const idleSelf = s1.user / 1e3 / flowSeconds;
+            const idleSelf = ((userSeconds(session.sourcePid) - s0) * 1000) / flowSeconds;
             const idleMsPerSec = idleBpf + idleSelf;
             const rss0 = rssMiB(session.pid);
             for (const n of flowSizes) {
@@ -261,13 +248,12 @@ export const ebpfSource: BenchCase = {
               try {
                 await sleep(flowWarmMs);
                 const f0 = cpuSeconds(session.pid);
-                const g0 = process.cpuUsage();
+                const g0 = userSeconds(session.sourcePid);
                 await sleep(flowSeconds * 1000);
-                const g1 = process.cpuUsage(g0);
                 const bpfMs = ((cpuSeconds(session.pid) - f0) * 1000) / flowSeconds;
-                const selfMs = g1.user / 1e3 / flowSeconds;
+                const selfMs = ((userSeconds(session.sourcePid) - g0) * 1000) / flowSeconds;
                 const msPerSec = bpfMs + selfMs;
-                const counted = session.take();
+                const counted = await session.take();
                 flowCpu.get(n)!.push(((msPerSec - idleMsPerSec) * 1000) / n);
                 flowBpf.get(n)!.push(((bpfMs - idleBpf) * 1000) / n);
                 flowSelf.get(n)!.push(((selfMs - idleSelf) * 1000) / n);
@@ -275,7 +261,7 @@ export const ebpfSource: BenchCase = {
                 flowRate.get(n)!.push(counted.ownedIn / n / (flowWarmMs / 1000 + flowSeconds));
                 flowRss.get(n)!.push(((rssMiB(session.pid) - rss0) * 1000) / n);
                 log(
-                  `round ${r + 1}, ${n} flows: bpftrace ${bpfMs.toFixed(1)} + source ${selfMs.toFixed(1)} ms CPU/s (idle ${idleMsPerSec.toFixed(1)}), ${counted.ownedIn} packets counted`,
+                  `round ${r + 1}, ${n} flows: bpftrace ${bpfMs.toFixed(1)} + source ${selfMs.toFixed(1)} ms CPU/s (idle: bpftrace ${idleBpf.toFixed(1)} + source ${idleSelf.toFixed(1)}), ${counted.ownedIn} packets counted`,
                 );
               } finally {
                 await gen.stop();
@@ -296,8 +282,8 @@ export const ebpfSource: BenchCase = {
           daemonOff.get(size)!.push(u.daemonUs);
           daemonOn.get(size)!.push(e.daemonUs);
           if (size === 64) {
-            // bpftrace plus the source's share of this process, beyond the same window without eBPF.
-            const extraMsPerSec = ((e.bpftraceSec + e.selfSec - u.selfSec) * 1000) / (e.ms / 1000);
+            // bpftrace plus the source's process, all of it the source's work.
+            const extraMsPerSec = ((e.bpftraceSec + e.sourceSec) * 1000) / (e.ms / 1000);
             // Each echo is two datagrams through the daemon (one in, one out).
             cpuPer10k.push((extraMsPerSec * 10_000) / (e.rate * 2));
           }
@@ -345,7 +331,7 @@ export const ebpfSource: BenchCase = {
     }
     figures.push(
       plain('bpftrace + source CPU per 10,000 datagrams/s', 'ms CPU/s', cpuPer10k, {
-        note: 'echo traffic, 64 B, 8 flows; bpftrace process (user + system) plus the agent-side parse and attribution (user time of this process); 10 ms CPU/s = 1% of a core',
+        note: 'echo traffic, 64 B, 8 flows; bpftrace process (user + system) plus the agent-side parse and attribution (user time of the source’s own process); 10 ms CPU/s = 1% of a core',
       }),
     );
     for (const n of flowSizes) {
@@ -355,7 +341,7 @@ export const ebpfSource: BenchCase = {
           'ms CPU/s',
           flowCpu.get(n)!,
           {
-            note: `each client sends one datagram a second (counted: ${median(flowRate.get(n)!).toFixed(2)} per flow per second; below 1 when the machine cannot keep the generator's pace); idle bpftrace of the same session subtracted`,
+            note: `each client sends one datagram a second (counted: ${median(flowRate.get(n)!).toFixed(2)} per flow per second; below 1 when the machine cannot keep the generator's pace); an idle window of the same bpftrace and source process subtracted`,
           },
         ),
         plain(
@@ -369,7 +355,7 @@ export const ebpfSource: BenchCase = {
           'ms CPU/s',
           flowSelf.get(n)!,
           {
-            note: "user time of this process (the source's poll and its output reader), an upper bound",
+            note: "user time of the source's own process (bench/procs/ebpf-session.ts: its output reader and poll, as the agent runs them), over its idle window",
           },
         ),
         plain(
