@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { DEFAULTS } from '../contract/resources.js';
+import { MAX_DRAIN_SECONDS } from './ebpf-source.js';
 import { DEFAULT_HOOK_SOCKET } from './hook-receiver.js';
 import { DEFAULT_HOOK_SOCKET_GROUP } from './hook-socket-file.js';
 
@@ -116,10 +117,10 @@ export const AgentConfigSchema = z
         /** Count 1 in N packets (counters scaled by N, flows carry sampleRate N). */
         sampleRate: z.number().int().min(1).max(1_000_000).default(1),
         /**
-         * How often bpftrace prints and clears its counters (default: intervalSeconds). Its CPU
-         * grows with active flows times drains a second: 5 costs a fifth of 1 (docs/ebpf.md).
+         * How often bpftrace prints and clears its counters (default: see ebpfDrainSeconds). Its
+         * CPU grows with active flows times drains a second: 5 costs a fifth of 1 (docs/ebpf.md).
          */
-        drainSeconds: z.number().min(0.1).max(5).optional(),
+        drainSeconds: z.number().min(0.1).max(MAX_DRAIN_SECONDS).optional(),
       })
       .strict()
       .default({ maxFlows: 65_536, sampleRate: 1 }),
@@ -131,6 +132,22 @@ export const AgentConfigSchema = z
 export type AgentConfig = z.output<typeof AgentConfigSchema>;
 /** Raw configuration before validation (file, env and flags merge into this). */
 export type AgentConfigInput = z.input<typeof AgentConfigSchema>;
+
+/** Agent intervals one eBPF drain spans unless `ebpf.drainSeconds` is set. */
+const DRAIN_INTERVALS = 5;
+
+/**
+ * How often bpftrace drains its counters: as configured, else every fifth
+ * interval, at most 5 s (5 s at the default 1 s interval). bpftrace's CPU is
+ * per active flow per drain, so this costs a fifth of draining every
+ * interval; the agent's cycles between drains still read the other sources.
+ */
+export function ebpfDrainSeconds(config: AgentConfig): number {
+  return (
+    config.ebpf.drainSeconds ??
+    Math.min(MAX_DRAIN_SECONDS, DRAIN_INTERVALS * config.intervalSeconds)
+  );
+}
 
 /** A configuration problem, naming the field and its origin; the CLI exits 2 on it. */
 export class ConfigError extends Error {}

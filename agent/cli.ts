@@ -15,6 +15,7 @@ import {
   type AgentConfig,
   type AgentConfigInput,
   ConfigError,
+  ebpfDrainSeconds,
   loadAgentConfig,
 } from './agent-config.js';
 import { loadAgentId, markRunning, markStopped, SeqAllocator } from './agent-state.js';
@@ -64,7 +65,8 @@ Flags (each overrides the config file and the environment):
                        (default /var/lib/udpwatch)
   --hook-socket PATH   where hooked Node daemons report (default /run/udpwatch/hook.sock)
   --interval SECONDS   how often the sources are read (default 1); blocks are sealed
-                       per sealIntervalSeconds in the config (default 60)
+                       per sealIntervalSeconds in the config (default 60); eBPF
+                       drains every fifth interval, at most 5 s (ebpf.drainSeconds)
   -h, --help           this help
 
 Credentials come from the default AWS chain (env, profile, instance role).
@@ -155,15 +157,15 @@ export function unsealedBoundSeconds(config: AgentConfig): number {
 
 /**
  * Longest an eBPF observation is only in memory with the checkpoint written:
- * the interval bpftrace is counting when the agent dies. Each drain cues a
- * cycle, whose checkpoint holds the drained counts a few tens of ms after the
- * interval's end (the drain tick, bpftrace's print and the write), and a
- * checkpoint is written every cycle. Hooked daemons re-send what was not
- * checkpointed (their lines are acknowledged after it), and conntrack's
- * checkpointed counters let the next run count the rest.
+ * the drain interval bpftrace is counting when the agent dies. Each drain
+ * cues a cycle, whose checkpoint holds the drained counts a few tens of ms
+ * after the drain interval's end (the drain tick, bpftrace's print and the
+ * write), and a checkpoint is written every cycle. Hooked daemons re-send
+ * what was not checkpointed (their lines are acknowledged after it), and
+ * conntrack's checkpointed counters let the next run count the rest.
  */
 export function crashLossBoundSeconds(config: AgentConfig): number {
-  return Math.min(unsealedBoundSeconds(config), config.intervalSeconds);
+  return Math.min(unsealedBoundSeconds(config), ebpfDrainSeconds(config));
 }
 
 function log(message: string): void {
@@ -273,7 +275,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     const since = unclean > 0 ? ` (started ${new Date(unclean).toISOString()})` : '';
     log(
       restored
-        ? `the previous run${since} did not stop cleanly (killed or crashed): its spool is delivered and its checkpoint restored (${restored.endpoints} unsealed endpoints sealed now, ${restored.records} records spooled); what eBPF observed in the last ${crashLossBoundSeconds(config)} s before it died, after that checkpoint, is lost (hooked daemons send theirs again, conntrack's counters go on from it)`
+        ? `the previous run${since} did not stop cleanly (killed or crashed): its spool is delivered and its checkpoint restored (${restored.endpoints} unsealed endpoints sealed now, ${restored.records} records spooled); ${config.sources.ebpf ? `what eBPF observed in the last ${crashLossBoundSeconds(config)} s before it died, after that checkpoint, is lost` : 'nothing it observed is lost'} (hooked daemons send theirs again, conntrack's counters go on from it)`
         : `the previous run${since} did not stop cleanly (killed or crashed): its spool is delivered, but what it observed in the last ${unsealedBoundSeconds(config)} s before it died, not yet sealed, is lost (no checkpoint to restore)`,
     );
   }

@@ -25,7 +25,8 @@ import { type ConnectedSocket, interfaceAddresses, SocketIndex } from './socket-
  * second for 5 s to fill its 24-bit packet count, beyond what one flow gets
  * through one CPU's receive path.
  */
-const MAX_DRAIN_MS = 5_000;
+export const MAX_DRAIN_SECONDS = 5;
+const MAX_DRAIN_MS = MAX_DRAIN_SECONDS * 1000;
 
 /**
  * How often bpftrace's drain tick looks, as a share of the drain interval: a

@@ -5,7 +5,7 @@
  * lists, listening and connected. Nothing starts here: the eBPF source
  * starts bpftrace on start(), the others are read by the agent's cycle.
  */
-import type { AgentConfig } from './agent-config.js';
+import { type AgentConfig, ebpfDrainSeconds } from './agent-config.js';
 import { type ConntrackSource, createConntrackSource } from './conntrack-source.js';
 import { createEbpfSource, type EbpfSource } from './ebpf-source.js';
 import { createProcSource, type ProcSource } from './proc-source.js';
@@ -47,7 +47,7 @@ export function createKernelSources(
     config.sources.ebpf && proc
       ? createEbpfSource({
           sockets: () => ({ listeners: listeners(), connected: connected() }),
-          drainIntervalMs: (config.ebpf.drainSeconds ?? config.intervalSeconds) * 1000,
+          drainIntervalMs: ebpfDrainSeconds(config) * 1000,
           maxFlows: config.ebpf.maxFlows,
           sampleRate: config.ebpf.sampleRate,
           log,

@@ -8,14 +8,16 @@
  *    resident memory;
  *  - bpftrace's and the source's CPU per 10,000 datagrams/s (that echo
  *    traffic) and per 1,000 active flows (many quiet clients), against an
- *    idle window of the same session; the source runs in a process of its
- *    own, so its CPU is its own work alone;
+ *    idle window of the same session, at 1 s drains and at the agent's
+ *    default drain interval; the source runs in a process of its own, so its
+ *    CPU is its own work alone;
  *  - count accuracy at the highest rate the machine sustains: an open-loop
  *    sender's datagrams against what the source counted.
  */
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { AgentConfigSchema, ebpfDrainSeconds } from '../../agent/agent-config.js';
 import { runForJson, spawnReady } from '../child-json.js';
 import { type BenchCase, compared, type Figure, plain, spread } from '../harness.js';
 import { createBenchNamespace } from '../netns.js';
@@ -46,10 +48,17 @@ interface Session {
   stop(): Promise<void>;
 }
 
-async function startSession(netnsInode: number, ports: number[]): Promise<Session> {
+/** The agent's drain interval with its default settings. */
+const DEFAULT_DRAIN_SECONDS = ebpfDrainSeconds(AgentConfigSchema.parse({}));
+
+async function startSession(
+  netnsInode: number,
+  ports: number[],
+  drainSeconds = 1,
+): Promise<Session> {
   const child = await spawnReady<{ bpftracePid: number; startupMs: number | null }>(
     process.execPath,
-    ['--import', 'tsx', SESSION, String(netnsInode), ports.join(',')],
+    ['--import', 'tsx', SESSION, String(netnsInode), ports.join(','), String(drainSeconds * 1000)],
     { timeoutMs: 60_000 },
   );
   const answers: string[] = [];
@@ -77,6 +86,12 @@ async function startSession(netnsInode: number, ports: number[]): Promise<Sessio
     },
     stop: () => child.stop(),
   };
+}
+
+/** Per-flow samples, each a list per flow count. */
+function flowSamples(sizes: number[]) {
+  const lists = () => new Map(sizes.map((n) => [n, [] as number[]]));
+  return { cpu: lists(), bpf: lists(), self: lists(), rate: lists(), rss: lists() };
 }
 
 const median = (xs: number[]) => (xs.length === 0 ? Number.NaN : spread(xs).median);
@@ -179,11 +194,55 @@ export const ebpfSource: BenchCase = {
     const countedIn: number[] = [];
     const blastRates: number[] = [];
     const kernelLoss: number[] = [];
-    const flowCpu = new Map(flowSizes.map((n) => [n, [] as number[]]));
-    const flowRate = new Map(flowSizes.map((n) => [n, [] as number[]]));
-    const flowBpf = new Map(flowSizes.map((n) => [n, [] as number[]]));
-    const flowSelf = new Map(flowSizes.map((n) => [n, [] as number[]]));
-    const flowRss = new Map(flowSizes.map((n) => [n, [] as number[]]));
+    // Per active flow, per drain interval: 1 s, and the agent's default.
+    const drains = [...new Set([1, DEFAULT_DRAIN_SECONDS])];
+    const perFlow = new Map(drains.map((d) => [d, flowSamples(flowSizes)]));
+    /**
+     * An idle window of this session, then N quiet clients for each N; a window spans two or
+     * more whole drains, so each holds as many prints as the next.
+     */
+    const measureFlows = async (session: Session, drainSeconds: number, round: number) => {
+      const samples = perFlow.get(drainSeconds)!;
+      const windowSeconds = drainSeconds * Math.max(2, Math.round(flowSeconds / drainSeconds));
+      const b0 = cpuSeconds(session.pid);
+      const s0 = userSeconds(session.sourcePid);
+      await sleep(windowSeconds * 1000);
+      const idleBpf = ((cpuSeconds(session.pid) - b0) * 1000) / windowSeconds;
+      const idleSelf = ((userSeconds(session.sourcePid) - s0) * 1000) / windowSeconds;
+      const idleMsPerSec = idleBpf + idleSelf;
+      const rss0 = rssMiB(session.pid);
+      for (const n of flowSizes) {
+        const gen = await spawnReady<{ flows: number }>(
+          'ip',
+          inNs(FLOWS, [String(FLOWS_PORT), String(n)]),
+          { timeoutMs: 60_000 },
+        );
+        try {
+          await sleep(flowWarmMs);
+          const f0 = cpuSeconds(session.pid);
+          const g0 = userSeconds(session.sourcePid);
+          await sleep(windowSeconds * 1000);
+          const bpfMs = ((cpuSeconds(session.pid) - f0) * 1000) / windowSeconds;
+          const selfMs = ((userSeconds(session.sourcePid) - g0) * 1000) / windowSeconds;
+          const msPerSec = bpfMs + selfMs;
+          // Counts wait in the kernel until the drain after the window: take them after it.
+          await sleep(drainSeconds * 1000 + 600);
+          const counted = await session.take();
+          samples.cpu.get(n)!.push(((msPerSec - idleMsPerSec) * 1000) / n);
+          samples.bpf.get(n)!.push(((bpfMs - idleBpf) * 1000) / n);
+          samples.self.get(n)!.push(((selfMs - idleSelf) * 1000) / n);
+          // Since the previous take: the warm-up, the window and the wait for its drain.
+          const since = flowWarmMs / 1000 + windowSeconds + drainSeconds + 0.6;
+          samples.rate.get(n)!.push(counted.ownedIn / n / since);
+          samples.rss.get(n)!.push(((rssMiB(session.pid) - rss0) * 1000) / n);
+          log(
+            `round ${round + 1}, ${n} flows, ${drainSeconds} s drains: bpftrace ${bpfMs.toFixed(1)} + source ${selfMs.toFixed(1)} ms CPU/s (idle: bpftrace ${idleBpf.toFixed(1)} + source ${idleSelf.toFixed(1)}), ${counted.ownedIn} packets counted`,
+          );
+        } finally {
+          await gen.stop();
+        }
+      }
+    };
     const figures: Figure[] = [];
     try {
       // Warm-up: JIT and socket buffers.
@@ -230,47 +289,19 @@ export const ebpfSource: BenchCase = {
               `round ${r + 1}: blast ${blast.sent} sent (${(blast.sent / (blast.ms / 1000)).toFixed(0)}/s), counted out ${counted.unowned}, in ${counted.ownedIn}, sink read ${blast.received}, socket drops ${sockDrops}`,
             );
           }
-          if (r === 0 || (!quick && r === 1)) {
-            // Per active flow: an idle window of this bpftrace, then N quiet clients.
-            const b0 = cpuSeconds(session.pid);
-            const s0 = userSeconds(session.sourcePid);
-            await sleep(flowSeconds * 1000);
-            const idleBpf = ((cpuSeconds(session.pid) - b0) * 1000) / flowSeconds;
-            const idleSelf = ((userSeconds(session.sourcePid) - s0) * 1000) / flowSeconds;
-            const idleMsPerSec = idleBpf + idleSelf;
-            const rss0 = rssMiB(session.pid);
-            for (const n of flowSizes) {
-              const gen = await spawnReady<{ flows: number }>(
-                'ip',
-                inNs(FLOWS, [String(FLOWS_PORT), String(n)]),
-                { timeoutMs: 60_000 },
-              );
-              try {
-                await sleep(flowWarmMs);
-                const f0 = cpuSeconds(session.pid);
-                const g0 = userSeconds(session.sourcePid);
-                await sleep(flowSeconds * 1000);
-                const bpfMs = ((cpuSeconds(session.pid) - f0) * 1000) / flowSeconds;
-                const selfMs = ((userSeconds(session.sourcePid) - g0) * 1000) / flowSeconds;
-                const msPerSec = bpfMs + selfMs;
-                const counted = await session.take();
-                flowCpu.get(n)!.push(((msPerSec - idleMsPerSec) * 1000) / n);
-                flowBpf.get(n)!.push(((bpfMs - idleBpf) * 1000) / n);
-                flowSelf.get(n)!.push(((selfMs - idleSelf) * 1000) / n);
-                // Since the previous take: the warm-up and the window.
-                flowRate.get(n)!.push(counted.ownedIn / n / (flowWarmMs / 1000 + flowSeconds));
-                flowRss.get(n)!.push(((rssMiB(session.pid) - rss0) * 1000) / n);
-                log(
-                  `round ${r + 1}, ${n} flows: bpftrace ${bpfMs.toFixed(1)} + source ${selfMs.toFixed(1)} ms CPU/s (idle: bpftrace ${idleBpf.toFixed(1)} + source ${idleSelf.toFixed(1)}), ${counted.ownedIn} packets counted`,
-                );
-              } finally {
-                await gen.stop();
-              }
-            }
-          }
+          if (r === 0 || (!quick && r === 1)) await measureFlows(session, 1, r);
           rssAfter.push(rssMiB(session.pid));
         } finally {
           await session.stop();
+        }
+        if (DEFAULT_DRAIN_SECONDS !== 1 && (r === 0 || (!quick && r === 1))) {
+          const drained = await startSession(netnsInode, ports, DEFAULT_DRAIN_SECONDS);
+          try {
+            await drained.take();
+            await measureFlows(drained, DEFAULT_DRAIN_SECONDS, r);
+          } finally {
+            await drained.stop();
+          }
         }
         if (onFirst) await runOff();
         for (const size of sizes) {
@@ -334,36 +365,34 @@ export const ebpfSource: BenchCase = {
         note: 'echo traffic, 64 B, 8 flows; bpftrace process (user + system) plus the agent-side parse and attribution (user time of the source’s own process); 10 ms CPU/s = 1% of a core',
       }),
     );
-    for (const n of flowSizes) {
-      figures.push(
-        plain(
-          `bpftrace + source CPU per 1,000 active flows, at ${n.toLocaleString('en-US')} flows`,
-          'ms CPU/s',
-          flowCpu.get(n)!,
-          {
-            note: `each client sends one datagram a second (counted: ${median(flowRate.get(n)!).toFixed(2)} per flow per second; below 1 when the machine cannot keep the generator's pace); an idle window of the same bpftrace and source process subtracted`,
-          },
-        ),
-        plain(
-          `  of which bpftrace itself, at ${n.toLocaleString('en-US')} flows`,
-          'ms CPU/s',
-          flowBpf.get(n)!,
-          { note: 'printing and clearing its maps each drain' },
-        ),
-        plain(
-          `  of which the agent's parse and attribution, at ${n.toLocaleString('en-US')} flows`,
-          'ms CPU/s',
-          flowSelf.get(n)!,
-          {
-            note: "user time of the source's own process (bench/procs/ebpf-session.ts: its output reader and poll, as the agent runs them), over its idle window",
-          },
-        ),
-        plain(
-          `bpftrace RSS growth per 1,000 active flows, at ${n.toLocaleString('en-US')} flows`,
-          'MiB',
-          flowRss.get(n)!,
-        ),
-      );
+    for (const d of drains) {
+      const samples = perFlow.get(d)!;
+      const drain = `${d} s drains${d === DEFAULT_DRAIN_SECONDS ? ' (the default)' : ''}`;
+      for (const n of flowSizes) {
+        const at = `at ${n.toLocaleString('en-US')} flows, ${drain}`;
+        figures.push(
+          plain(
+            `bpftrace + source CPU per 1,000 active flows, ${at}`,
+            'ms CPU/s',
+            samples.cpu.get(n)!,
+            {
+              note: `each client sends one datagram a second (counted: ${median(samples.rate.get(n)!).toFixed(2)} per flow per second; below 1 when the machine cannot keep the generator's pace); an idle window of the same bpftrace and source process subtracted`,
+            },
+          ),
+          plain(`  of which bpftrace itself, ${at}`, 'ms CPU/s', samples.bpf.get(n)!, {
+            note: 'printing and clearing its maps each drain',
+          }),
+          plain(
+            `  of which the agent's parse and attribution, ${at}`,
+            'ms CPU/s',
+            samples.self.get(n)!,
+            {
+              note: "user time of the source's own process (bench/procs/ebpf-session.ts: its output reader and poll, as the agent runs them), over its idle window",
+            },
+          ),
+          plain(`bpftrace RSS growth per 1,000 active flows, ${at}`, 'MiB', samples.rss.get(n)!),
+        );
+      }
     }
     figures.push(
       plain('bpftrace start-up (start to attached)', 'ms', startup, {

@@ -5,7 +5,7 @@
  * given ports. A process of its own, so its CPU is the source's parse and
  * attribution and nothing of the benchmark's.
  *
- *   node --import tsx ebpf-session.ts <netnsInode> <port>[,<port>...]
+ *   node --import tsx ebpf-session.ts <netnsInode> <port>[,<port>...] [drainMs]
  *
  * Prints {"ready":true,"bpftracePid":N,"startupMs":N} once bpftrace is
  * attached. Each stdin line `take` is answered with {"ownedIn":N,"unowned":N}:
@@ -17,11 +17,16 @@ import { createEbpfSource } from '../../agent/ebpf-source.js';
 import type { ListeningSocket } from '../../agent/observation.js';
 import { childrenNamed } from '../proc-stat.js';
 
-const [inodeArg, portsArg] = process.argv.slice(2);
+const [inodeArg, portsArg, drainArg] = process.argv.slice(2);
 const netnsInode = Number(inodeArg);
 const ports = (portsArg ?? '').split(',').map(Number);
-if (!(netnsInode > 0) || !ports.every((p) => Number.isInteger(p) && p > 0 && p < 65_536)) {
-  console.error('usage: ebpf-session.ts <netnsInode> <port>[,<port>...]');
+const drainIntervalMs = Number(drainArg ?? 1000);
+if (
+  !(netnsInode > 0) ||
+  !ports.every((p) => Number.isInteger(p) && p > 0 && p < 65_536) ||
+  !(drainIntervalMs >= 100)
+) {
+  console.error('usage: ebpf-session.ts <netnsInode> <port>[,<port>...] [drainMs, default 1000]');
   process.exit(2);
 }
 
@@ -37,7 +42,7 @@ const source = createEbpfSource({
   sockets: () => ({ listeners, connected: [] }),
   netnsInode,
   localAddresses: () => ['127.0.0.1'],
-  drainIntervalMs: 1000,
+  drainIntervalMs,
 });
 const status = await source.start();
 if (!status.live) {

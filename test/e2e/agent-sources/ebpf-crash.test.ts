@@ -163,6 +163,8 @@ beforeAll(async () => {
       heartbeatSeconds: 60,
       sealIntervalSeconds: 60,
       sources: { hook: false, conntrack: false, proc: true, ebpf: true },
+      // Drains on the interval's boundaries, which the kill is timed against.
+      ebpf: { drainSeconds: INTERVAL_MS / 1000 },
       services: [{ name: 'echo', port: SERVER_PORT }],
     }),
   );

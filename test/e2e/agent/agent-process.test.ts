@@ -240,8 +240,8 @@ describe('udpwatch-agent run (real process, hooked daemon, kinesalite)', () => {
       await waitFor(() => /did not stop cleanly/.test(agent.stderr()), 15_000),
       agent.stderr(),
     ).toBe(true);
-    // eBPF's bound: one interval (0.2 s here), what bpftrace counts when the agent dies.
-    expect(agent.stderr()).toMatch(/the last 0.2 s before it died/);
+    // eBPF is off here, so the restored checkpoint and the hook's re-sent lines lose nothing.
+    expect(agent.stderr()).toMatch(/checkpoint restored .*; nothing it observed is lost/);
     // The spool, the checkpoint's unsealed rest and what the hook sent again
     // (its lines were acknowledged only once checkpointed): everything sent.
     const arrived = async () => pktsFrom((await streamFlows()).flows, e.port) >= sentAt.length;

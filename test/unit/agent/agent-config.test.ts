@@ -2,7 +2,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadAgentConfig, parseServicesEnv } from '../../../agent/agent-config.js';
+import {
+  AgentConfigSchema,
+  ConfigError,
+  ebpfDrainSeconds,
+  loadAgentConfig,
+  parseServicesEnv,
+} from '../../../agent/agent-config.js';
 import { createServiceNamer } from '../../../agent/service-names.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'uwa-config-'));
@@ -42,6 +48,16 @@ describe('agent config', () => {
     // Past 5 s a tuple's 24-bit packet count could overflow (docs/ebpf.md).
     const long = file('drain-long.json', JSON.stringify({ ebpf: { drainSeconds: 6 } }));
     expect(() => loadAgentConfig({ configFile: long, env: {} })).toThrow(/drainSeconds/);
+  });
+
+  it('drains eBPF every fifth interval, at most every 5 s, unless drainSeconds is set', () => {
+    const at = (input: object) => ebpfDrainSeconds(AgentConfigSchema.parse(input));
+    expect(at({})).toBe(5);
+    expect(at({ intervalSeconds: 0.2 })).toBe(1);
+    expect(at({ intervalSeconds: 0.5 })).toBe(2.5);
+    expect(at({ intervalSeconds: 30 })).toBe(5);
+    expect(at({ intervalSeconds: 0.2, ebpf: { drainSeconds: 0.2 } })).toBe(0.2);
+    expect(at({ ebpf: { drainSeconds: 1 } })).toBe(1);
   });
 
   it('names the bad field and where it came from', () => {
