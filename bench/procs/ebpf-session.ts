@@ -10,7 +10,9 @@
  * Prints {"ready":true,"bpftracePid":N,"startupMs":N} once bpftrace is
  * attached. Each stdin line `take` is answered with {"ownedIn":N,"unowned":N}:
  * packets into the listeners and packets of no local socket counted since
- * the previous take. Stops bpftrace and exits when stdin closes or on SIGTERM.
+ * the previous take; `collect` runs a full garbage collection (started with
+ * --expose-gc) and answers {"collected":true}, so a CPU window starts with
+ * no earlier garbage to collect. Stops bpftrace and exits when stdin closes or on SIGTERM.
  */
 import { createInterface } from 'node:readline';
 import { createEbpfSource } from '../../agent/ebpf-source.js';
@@ -68,6 +70,11 @@ console.log(
 
 const input = createInterface({ input: process.stdin });
 input.on('line', (line) => {
+  if (line.trim() === 'collect') {
+    globalThis.gc?.();
+    console.log(JSON.stringify({ collected: globalThis.gc !== undefined }));
+    return;
+  }
   if (line.trim() !== 'take') return;
   poll();
   const unowned = source.status().unownedPackets;
