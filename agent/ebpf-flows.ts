@@ -11,6 +11,7 @@
  * as unowned and dropped.
  */
 import { endianness } from 'node:os';
+import { detached } from '../contract/detached-string.js';
 import { formatIpWords } from '../contract/ip-address.js';
 import type { RawTuple } from './bpftrace-output.js';
 import type { PeerObservation } from './observation.js';
@@ -30,12 +31,36 @@ export interface PacketTuple {
 }
 
 const HOST_LE = endianness() === 'LE';
+const TWO_32 = 4_294_967_296;
 
-/** The memory bytes of a 32-bit word the kernel read in host order. */
-function wordBytes(word: bigint, out: Buffer, at: number): void {
-  const n = Number(word & 0xffffffffn);
-  if (HOST_LE) out.writeUInt32LE(n, at);
-  else out.writeUInt32BE(n, at);
+/**
+ * A key's decimal u64s as 32-bit halves, `[hi, lo, hi, lo, …]`, or null
+ * unless it is two or five of them. Plain number arithmetic, no BigInt: a
+ * digit's carry out of the low half is at most 9, so every step is exact.
+ */
+function keyWords(key: string): number[] | null {
+  const words: number[] = [];
+  let hi = 0;
+  let lo = 0;
+  let digits = 0;
+  for (let i = 0; i <= key.length; i++) {
+    const c = i < key.length ? key.charCodeAt(i) : 44; // a comma closes the last number
+    if (c === 44) {
+      if (digits === 0 || words.length === 10) return null;
+      words.push(hi, lo);
+      hi = 0;
+      lo = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (++digits > 20) return null;
+      lo = lo * 10 + (c - 48);
+      const carry = Math.floor(lo / TWO_32);
+      lo -= carry * TWO_32;
+      hi = hi * 10 + carry;
+      if (hi >= TWO_32) return null; // past 2^64 - 1
+    } else return null;
+  }
+  return words.length === 4 || words.length === 10 ? words : null;
 }
 
 /** A raw network-order 16-bit word read in host order, as a port number. */
@@ -43,23 +68,36 @@ function port(raw: number): number {
   return HOST_LE ? ((raw & 0xff) << 8) | (raw >> 8) : raw;
 }
 
-function address(hi: bigint, lo: bigint, v6: boolean): string {
-  if (!v6) {
-    const b = Buffer.alloc(4);
-    wordBytes(hi, b, 0);
-    return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+/** An IPv4 address from the 32-bit word the kernel read in host order. */
+function ipv4(word: number): string {
+  return HOST_LE
+    ? `${word & 0xff}.${(word >>> 8) & 0xff}.${(word >>> 16) & 0xff}.${word >>> 24}`
+    : `${word >>> 24}.${(word >>> 16) & 0xff}.${(word >>> 8) & 0xff}.${word & 0xff}`;
+}
+
+/** Appends the two 16-bit address words in memory order of a 32-bit word read in host order. */
+function pushWords16(word: number, out: number[]): void {
+  if (HOST_LE) {
+    out.push(
+      ((word & 0xff) << 8) | ((word >>> 8) & 0xff),
+      (((word >>> 16) & 0xff) << 8) | (word >>> 24),
+    );
+  } else {
+    out.push(word >>> 16, word & 0xffff);
   }
-  const b = Buffer.alloc(16);
-  wordBytes(hi, b, 0);
-  wordBytes(hi >> 32n, b, 4);
-  wordBytes(lo, b, 8);
-  wordBytes(lo >> 32n, b, 12);
+}
+
+/** An IPv6 address from its two u64 halves (bytes 0..7, 8..15), each as [hi, lo] 32-bit words. */
+function ipv6(w: readonly number[], at: number): string {
   const words: number[] = [];
-  for (let i = 0; i < 16; i += 2) words.push(b.readUInt16BE(i));
+  // Bytes 0..3 of a raw 64-bit half are its low word, as the program reads it (see udp-flows.bt).
+  pushWords16(w[at + 1]!, words);
+  pushWords16(w[at]!, words);
+  pushWords16(w[at + 3]!, words);
+  pushWords16(w[at + 2]!, words);
   return formatIpWords(words);
 }
 
-const U64_MAX = (1n << 64n) - 1n;
 /** The program's direction codes (meta bits 33..34); 3 is never printed. */
 const DIRS: readonly (PacketTuple['dir'] | undefined)[] = ['in', 'out', 'lo', undefined];
 
@@ -69,30 +107,21 @@ const DIRS: readonly (PacketTuple['dir'] | undefined)[] = ['in', 'out', 'lo', un
  * `meta,srcHi,srcLo,dstHi,dstLo`.
  */
 export function decodeTupleKey(key: string): PacketTuple | null {
-  const parts = key.split(',');
-  if (parts.length !== 2 && parts.length !== 5) return null;
-  const n: bigint[] = [];
-  for (const p of parts) {
-    if (!/^\d{1,20}$/.test(p)) return null;
-    const v = BigInt(p);
-    if (v > U64_MAX) return null;
-    n.push(v);
-  }
-  const meta = n[0]!;
-  const dir = DIRS[Number((meta >> 33n) & 3n)];
-  if (meta >> 35n !== 0n || !dir) return null;
-  const v6 = ((meta >> 32n) & 1n) === 1n;
+  const w = keyWords(key);
+  if (!w) return null;
+  const metaHi = w[0]!;
+  const metaLo = w[1]!;
+  const dir = DIRS[(metaHi >>> 1) & 3];
+  if (metaHi >>> 3 !== 0 || !dir) return null;
+  const v6 = (metaHi & 1) === 1;
   // The family is in both the key's shape and its meta bit: they must agree.
-  if (v6 !== (parts.length === 5)) return null;
-  const [ah, al, bh, bl] = v6
-    ? [n[1]!, n[2]!, n[3]!, n[4]!]
-    : [n[1]! >> 32n, 0n, n[1]! & 0xffffffffn, 0n];
+  if (v6 !== (w.length === 10)) return null;
   return {
     dir,
-    srcIp: address(ah, al, v6),
-    srcPort: port(Number((meta >> 16n) & 0xffffn)),
-    dstIp: address(bh, bl, v6),
-    dstPort: port(Number(meta & 0xffffn)),
+    srcIp: v6 ? ipv6(w, 2) : ipv4(w[2]!),
+    srcPort: port(metaLo >>> 16),
+    dstIp: v6 ? ipv6(w, 6) : ipv4(w[3]!),
+    dstPort: port(metaLo & 0xffff),
   };
 }
 
@@ -108,7 +137,8 @@ export function cachedTupleDecoder(max: number): (key: string) => PacketTuple | 
     if (t === undefined) {
       if (cache.size >= max) cache.clear();
       t = decodeTupleKey(key);
-      cache.set(key, t);
+      // The key is a slice of the drain's printed map: kept as is, it would keep that line alive.
+      cache.set(detached(key), t);
     }
     return t;
   };

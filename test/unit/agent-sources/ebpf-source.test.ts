@@ -4,6 +4,7 @@
  * in the flow table, and the missing-requirement messages.
  */
 import { endianness } from 'node:os';
+import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import {
   BpftraceOutputParser,
@@ -22,6 +23,8 @@ import { FlowTable } from '../../../agent/flow-table.js';
 import type { ListeningSocket, PeerObservation } from '../../../agent/observation.js';
 import { createServiceNamer } from '../../../agent/service-names.js';
 import { SocketIndex } from '../../../agent/socket-index.js';
+import { normalizeIp } from '../../../contract/ip-address.js';
+import { bigTexts, liveHeapBytes } from '../../support/live-heap.js';
 
 const LE = endianness() === 'LE';
 
@@ -210,7 +213,54 @@ describe('tuple keys', () => {
       expect(decodeTupleKey(bad), bad).toBeNull();
     }
   });
+
+  it('takes every u64 up to 2^64 - 1 and no number past it or longer than 20 digits', () => {
+    const max = (1n << 64n) - 1n;
+    expect(decodeTupleKey(`0,${max}`)).toEqual({
+      dir: 'in',
+      srcIp: '255.255.255.255',
+      srcPort: 0,
+      dstIp: '255.255.255.255',
+      dstPort: 0,
+    });
+    // Leading zeros are digits like any other: 20 is the most a u64 prints with.
+    expect(decodeTupleKey(`0,${String(1n << 32n).padStart(20, '0')}`)?.srcIp).toBe(
+      LE ? '1.0.0.0' : '0.0.0.1',
+    );
+    for (const bad of [`0,${max + 1n}`, `0,0${max}`, `0,${'9'.repeat(20)}`, '0,-1', '0,1 ']) {
+      expect(decodeTupleKey(bad), bad).toBeNull();
+    }
+  });
 });
+
+/** An address of random bytes, written out in full (IPv6 as eight hex words). */
+const addressOf = (bytes: number[]): string =>
+  bytes.length === 4
+    ? bytes.join('.')
+    : Array.from({ length: 8 }, (_, i) =>
+        ((bytes[2 * i]! << 8) | bytes[2 * i + 1]!).toString(16),
+      ).join(':');
+
+test.prop([
+  fc.constantFrom('in' as const, 'out' as const, 'lo' as const),
+  fc.constantFrom(4, 16),
+  fc.uint8Array({ minLength: 32, maxLength: 32 }),
+  fc.integer({ min: 0, max: 65_535 }),
+  fc.integer({ min: 0, max: 65_535 }),
+])(
+  'decodes any tuple the program can print back to its addresses and ports',
+  (dir, size, bytes, sport, dport) => {
+    const src = addressOf([...bytes.subarray(0, size)]);
+    const dst = addressOf([...bytes.subarray(16, 16 + size)]);
+    expect(decodeTupleKey(key(dir, src, sport, dst, dport))).toEqual({
+      dir,
+      srcIp: normalizeIp(src),
+      srcPort: sport,
+      dstIp: normalizeIp(dst),
+      dstPort: dport,
+    });
+  },
+);
 
 describe('cached tuple decoder', () => {
   it('answers as decodeTupleKey does, malformed keys included, and stays bounded', () => {
@@ -223,6 +273,27 @@ describe('cached tuple decoder', () => {
     ];
     // Twice round, with a bound below the key count: hits, misses and restarts.
     for (const k of [...keys, ...keys]) expect(decode(k), k).toEqual(decodeTupleKey(k));
+  });
+
+  it('keeps no printed map alive through the keys it remembers', () => {
+    const n = 12;
+    const decode = cachedTupleDecoder(64);
+    const needle = (i: number) => key('in', `198.51.100.${i}`, 40_000 + i, '192.0.2.1', 53);
+    /** Each key cut out of its own megabyte of text, as the parser cuts keys out of a drain's line. */
+    const decodeSliced = (): number => {
+      const keys = bigTexts(n, needle).map((text, i) => {
+        const at = text.indexOf(needle(i));
+        return text.slice(at, at + needle(i).length);
+      });
+      const withTexts = liveHeapBytes();
+      for (const [i, k] of keys.entries()) expect(decode(k)?.srcIp).toBe(`198.51.100.${i}`);
+      return withTexts;
+    };
+    const withTexts = decodeSliced();
+    const after = liveHeapBytes();
+    // Hits on the remembered keys, after their texts are gone.
+    for (let i = 0; i < n; i++) expect(decode(needle(i))?.srcPort).toBe(40_000 + i);
+    expect(withTexts - after).toBeGreaterThan(n * 2 ** 20 - 4 * 2 ** 20);
   });
 });
 
