@@ -11,7 +11,6 @@
  * as unowned and dropped.
  */
 import { endianness } from 'node:os';
-import { detached } from '../contract/detached-string.js';
 import { formatIpWords } from '../contract/ip-address.js';
 import type { RawTuple } from './bpftrace-output.js';
 import type { PeerObservation } from './observation.js';
@@ -125,25 +124,6 @@ export function decodeTupleKey(key: string): PacketTuple | null {
   };
 }
 
-/**
- * decodeTupleKey behind a bounded cache: a busy flow's tuples print the same
- * keys every drain, so each is decoded once instead of once a second. The
- * cache starts over once it holds `max` keys.
- */
-export function cachedTupleDecoder(max: number): (key: string) => PacketTuple | null {
-  const cache = new Map<string, PacketTuple | null>();
-  return (key) => {
-    let t = cache.get(key);
-    if (t === undefined) {
-      if (cache.size >= max) cache.clear();
-      t = decodeTupleKey(key);
-      // The key is a slice of the drain's printed map: kept as is, it would keep that line alive.
-      cache.set(detached(key), t);
-    }
-    return t;
-  };
-}
-
 /** What turning one batch into observations left out. */
 export interface ClassifyStats {
   /** Packets to or from ports no local socket owns (not clients). */
@@ -163,13 +143,10 @@ export function tuplesToObservations(
     sampleRate: number;
     toEpochMs: (ns: number) => number;
     stats?: ClassifyStats;
-    /** How keys are decoded (default decodeTupleKey; the source passes a cachedTupleDecoder). */
-    decode?: (key: string) => PacketTuple | null;
   },
 ): PeerObservation[] {
   const flows = new Map<string, PeerObservation>();
   const scale = options.sampleRate;
-  const decode = options.decode ?? decodeTupleKey;
   /** Credits a tuple's counters to the flow of its local end (`inbound`: the receiver's). */
   const credit = (t: RawTuple, tuple: PacketTuple, inbound: boolean) => {
     const localIp = inbound ? tuple.dstIp : tuple.srcIp;
@@ -215,7 +192,7 @@ export function tuplesToObservations(
     if (last > obs.lastSeen) obs.lastSeen = last;
   };
   for (const t of tuples) {
-    const tuple = decode(t.key);
+    const tuple = decodeTupleKey(t.key);
     if (!tuple) {
       if (options.stats) options.stats.badKeys++;
       continue;

@@ -15,7 +15,7 @@ import { existsSync, readlinkSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { BpftraceOutputParser, KernelClock, type RawTuple } from './bpftrace-output.js';
-import { type ClassifyStats, cachedTupleDecoder, tuplesToObservations } from './ebpf-flows.js';
+import { type ClassifyStats, tuplesToObservations } from './ebpf-flows.js';
 import { ebpfProblem, KERNEL_BTF, readEbpfFacts } from './ebpf-requirements.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
 import { type ConnectedSocket, interfaceAddresses, SocketIndex } from './socket-index.js';
@@ -132,8 +132,6 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
   const parser = new BpftraceOutputParser();
   const clock = new KernelClock();
   const stats: ClassifyStats = { unownedPackets: 0, badKeys: 0 };
-  // Two keys per busy flow (one each way): about 8,000 flows decoded once, a few MB at most.
-  const decode = cachedTupleDecoder(16_384);
   let status: EbpfStatus = {
     live: false,
     state: 'off',
@@ -293,7 +291,6 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
       sampleRate,
       toEpochMs: (ns) => Math.min(clock.toEpochMs(ns, t), t),
       stats,
-      decode,
     });
     set({ unownedPackets: stats.unownedPackets });
     return out;

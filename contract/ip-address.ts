@@ -101,9 +101,18 @@ export function formatIpv6(words: readonly number[]): string {
     }
     i = j;
   }
-  const hex = (ws: readonly number[]) => ws.map((w) => w.toString(16)).join(':');
-  if (bestStart < 0) return hex(words);
-  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
+  // One pass, no intermediate arrays: the eBPF source formats two addresses a tuple every drain.
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      out += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    if (i > 0 && i !== bestStart + bestLen) out += ':';
+    out += words[i]!.toString(16);
+  }
+  return out;
 }
 
 /** Formats eight IPv6 words, folding IPv4-mapped addresses to dotted quad. */

@@ -13,18 +13,13 @@ import {
   unpackSeen,
   unpackSum,
 } from '../../../agent/bpftrace-output.js';
-import {
-  cachedTupleDecoder,
-  decodeTupleKey,
-  tuplesToObservations,
-} from '../../../agent/ebpf-flows.js';
+import { decodeTupleKey, tuplesToObservations } from '../../../agent/ebpf-flows.js';
 import { CAP, type EbpfFacts, ebpfProblem } from '../../../agent/ebpf-requirements.js';
 import { FlowTable } from '../../../agent/flow-table.js';
 import type { ListeningSocket, PeerObservation } from '../../../agent/observation.js';
 import { createServiceNamer } from '../../../agent/service-names.js';
 import { SocketIndex } from '../../../agent/socket-index.js';
 import { normalizeIp } from '../../../contract/ip-address.js';
-import { bigTexts, liveHeapBytes } from '../../support/live-heap.js';
 
 const LE = endianness() === 'LE';
 
@@ -261,41 +256,6 @@ test.prop([
     });
   },
 );
-
-describe('cached tuple decoder', () => {
-  it('answers as decodeTupleKey does, malformed keys included, and stays bounded', () => {
-    const decode = cachedTupleDecoder(2);
-    const keys = [
-      key('in', '192.0.2.2', 41001, '192.0.2.1', 53),
-      key('out', '2001:db8::1', 443, '2001:db8::2', 65535),
-      '0,1,5,1,0',
-      key('in', '198.51.100.7', 1, '192.0.2.1', 53),
-    ];
-    // Twice round, with a bound below the key count: hits, misses and restarts.
-    for (const k of [...keys, ...keys]) expect(decode(k), k).toEqual(decodeTupleKey(k));
-  });
-
-  it('keeps no printed map alive through the keys it remembers', () => {
-    const n = 12;
-    const decode = cachedTupleDecoder(64);
-    const needle = (i: number) => key('in', `198.51.100.${i}`, 40_000 + i, '192.0.2.1', 53);
-    /** Each key cut out of its own megabyte of text, as the parser cuts keys out of a drain's line. */
-    const decodeSliced = (): number => {
-      const keys = bigTexts(n, needle).map((text, i) => {
-        const at = text.indexOf(needle(i));
-        return text.slice(at, at + needle(i).length);
-      });
-      const withTexts = liveHeapBytes();
-      for (const [i, k] of keys.entries()) expect(decode(k)?.srcIp).toBe(`198.51.100.${i}`);
-      return withTexts;
-    };
-    const withTexts = decodeSliced();
-    const after = liveHeapBytes();
-    // Hits on the remembered keys, after their texts are gone.
-    for (let i = 0; i < n; i++) expect(decode(needle(i))?.srcPort).toBe(40_000 + i);
-    expect(withTexts - after).toBeGreaterThan(n * 2 ** 20 - 4 * 2 ** 20);
-  });
-});
 
 describe('direction: tuples to flows of local sockets', () => {
   const local = new Set(['192.0.2.1', '2001:db8::1']);

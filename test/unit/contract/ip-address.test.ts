@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
-import { formatEndpoint, normalizeIp } from '../../../contract/ip-address.js';
+import { formatEndpoint, formatIpv6, normalizeIp } from '../../../contract/ip-address.js';
 
 describe('normalizeIp', () => {
   it.each([
@@ -50,6 +50,16 @@ describe('normalizeIp', () => {
       if (isIP(n!) === 6) expect(new URL(`http://[${ip}]/`).hostname).toBe(`[${n}]`);
     },
   );
+
+  test.prop([
+    fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff })), {
+      minLength: 8,
+      maxLength: 8,
+    }),
+  ])('formats any eight words as the URL parser does, zero runs anywhere', (words) => {
+    const full = words.map((w) => w.toString(16)).join(':');
+    expect(`[${formatIpv6(words)}]`).toBe(new URL(`http://[${full}]/`).hostname);
+  });
 
   test.prop([fc.string({ maxLength: 50 })])(
     'never throws and only accepts what node:net accepts',
