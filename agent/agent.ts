@@ -19,7 +19,7 @@
  * `createAgent` is the one place an agent is assembled: the CLI passes the
  * real sources, shipper and clock, tests pass in-memory ones.
  */
-import type { Block } from '../contract/block.js';
+import type { SealedPart } from '../contract/block-codec.js';
 import type { UnsequencedLine } from '../contract/codec.js';
 import { type FlowSource, type SourceState, WIRE_VERSION } from '../contract/wire.js';
 import type { AgentConfig } from './agent-config.js';
@@ -594,7 +594,7 @@ export class Agent {
    * Hands the table's deltas to the sealer one by one (no object per flow),
    * noting the ephemeral ports they show servers on; returns the early blocks.
    */
-  private drainTable(now: number): Block[] {
+  private drainTable(now: number): SealedPart[] {
     const range = this.deps.ephemeralPorts;
     return this.sealer.addDeltasFrom((visit) => {
       this.flowTable.drainInto(now, (d) => {
@@ -684,7 +684,7 @@ export class Agent {
     if (!this.deps.hook) return 0;
     const now = this.deps.clock();
     this.ingestHook();
-    const blocks: Block[] = this.drainTable(now);
+    const blocks = this.drainTable(now);
     const records = blocks.map(blockRecord);
     // Deltas left pending wait for the next cycle's checkpoint (their lines stay unacknowledged).
     if (records.length > 0) await this.writeCheckpoint(now, records);

@@ -16,7 +16,6 @@
  * is sealed that often, with no offset.
  */
 import {
-  type Block,
   type BlockEndpoint,
   type BlockOwner,
   type BlockSocketHealth,
@@ -25,7 +24,7 @@ import {
   minuteOf,
   SEND_SPREAD_SECONDS,
 } from '../contract/block.js';
-import { blockProblem, encodeBlock, sealParts } from '../contract/block-codec.js';
+import { blockProblem, type SealedPart, sealEncodedParts } from '../contract/block-codec.js';
 import { fnv1a, PARTITION_BUCKETS, partitionKey } from '../contract/partitioning.js';
 import type { PendingGroup } from './checkpoint-codec.js';
 import type { FlowKey } from './flow-keys.js';
@@ -80,11 +79,11 @@ export function sendOffsetMs(agentId: string): number {
 }
 
 /** A sealed part as a Kinesis record: its encoded bytes, keyed to spread over shards. */
-export function blockRecord(block: Block): ShipRecord {
+export function blockRecord({ block, data }: SealedPart): ShipRecord {
   return {
     partitionKey: partitionKey(block.agentId, block.seq % PARTITION_BUCKETS),
     seq: block.seq,
-    data: encodeBlock(block),
+    data,
     lines: block.endpoints.length,
   };
 }
@@ -277,7 +276,7 @@ export class BlockSealer {
    * Folds one cycle's deltas in; returns early blocks for clients never
    * reported before, as far as the token bucket allows (one token per block).
    */
-  addDeltas(deltas: readonly FlowDelta[], now: number): Block[] {
+  addDeltas(deltas: readonly FlowDelta[], now: number): SealedPart[] {
     return this.addDeltasFrom((visit) => {
       for (const d of deltas) visit(d);
     }, now);
@@ -287,7 +286,7 @@ export class BlockSealer {
    * addDeltas() for deltas handed over one at a time (FlowTable.drainInto):
    * `each` calls its argument with every delta; none is kept past the call.
    */
-  addDeltasFrom(each: (visit: (d: FlowDelta) => void) => void, now: number): Block[] {
+  addDeltasFrom(each: (visit: (d: FlowDelta) => void) => void, now: number): SealedPart[] {
     const touched: Pending[] = [];
     each((d) => {
       let lastSeen = d.lastSeen;
@@ -302,7 +301,7 @@ export class BlockSealer {
         g.fresh.add(key);
       }
     });
-    const out: Block[] = [];
+    const out: SealedPart[] = [];
     for (const g of touched) {
       if (!this.bucket.take(now)) break;
       const endpoints: BlockEndpoint[] = [];
@@ -334,7 +333,7 @@ export class BlockSealer {
    * ended (plus grace and offset) before it; under a one-minute interval,
    * everything pending. Nothing between seal moments.
    */
-  sealDue(now: number): Block[] {
+  sealDue(now: number): SealedPart[] {
     if (now < this.nextSealAt) return [];
     this.nextSealAt = this.sealMomentAfter(now);
     const due = [...this.pending.values()].filter(
@@ -344,16 +343,16 @@ export class BlockSealer {
   }
 
   /** Seals everything pending (the agent is stopping). */
-  sealAll(): Block[] {
+  sealAll(): SealedPart[] {
     return this.sealGroups([...this.pending.values()]);
   }
 
-  private sealGroups(groups: Pending[]): Block[] {
+  private sealGroups(groups: Pending[]): SealedPart[] {
     // A stable order, so the same deltas always get the same seqs.
     groups.sort(
       (a, b) => a.minute - b.minute || (a.service < b.service ? -1 : a.service > b.service ? 1 : 0),
     );
-    const out: Block[] = [];
+    const out: SealedPart[] = [];
     for (const g of groups) {
       this.forgetGroup(g);
       // Health alone is only news when the kernel dropped datagrams.
@@ -370,7 +369,7 @@ export class BlockSealer {
     g: Pending,
     endpoints: BlockEndpoint[],
     socket: BlockSocketHealth | undefined,
-  ): Block[] {
+  ): SealedPart[] {
     const head = {
       agentId: this.options.agentId,
       host: this.options.host,
@@ -380,7 +379,7 @@ export class BlockSealer {
       ...(socket ? { socket: { ...socket } } : {}),
     };
     try {
-      return sealParts(head, endpoints);
+      return sealEncodedParts(head, endpoints);
     } catch (err) {
       if (!(err instanceof RangeError)) throw err;
     }
@@ -395,7 +394,7 @@ export class BlockSealer {
       );
       return false;
     });
-    return sealParts(head, good);
+    return sealEncodedParts(head, good);
   }
 
   /**

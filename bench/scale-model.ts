@@ -432,11 +432,11 @@ export function projectBlocks(i: BlockFleetInputs): BlockFleetProjection {
     fleetEndpointMinutes * minutesReadPerMinute,
     i.summarizeMemoryGb,
   );
-  // Roll-up parts of 20,000 endpoints are compressed three times: sealParts checks the chunk and the part, the builder encodes it.
+  // Roll-up parts of 20,000 endpoints are compressed twice: sealing sizes the chunk, then encodes the part it ships.
   const hourEndpoints = i.hosts * hourEndpointsPerHost;
   const rollupSecondsPerHour =
     mergeSeconds(fleetEndpointMinutes * 60, i.summarizeMemoryGb) +
-    lambdaSeconds((3 * hourEndpoints) / i.encodeEndpointsPerSecond, i.summarizeMemoryGb);
+    lambdaSeconds((2 * hourEndpoints) / i.encodeEndpointsPerSecond, i.summarizeMemoryGb);
   const biggestShare = Math.max(...i.serviceMix);
   const rollupLongestShardSeconds = (rollupSecondsPerHour * biggestShare) / i.blockShards;
   const querySeconds = mergeSeconds(

@@ -1021,17 +1021,23 @@ export function mergeEndpoints(endpoints: readonly BlockEndpoint[]): BlockEndpoi
   return out;
 }
 
+/** One sealed part and its encoded bytes, as it is shipped. */
+export interface SealedPart {
+  block: Block;
+  data: Buffer;
+}
+
 /**
  * Seals one block: sorts and merges the endpoints, splits them into parts of
  * at most `limits.maxEndpoints` endpoints and `limits.maxBytes` encoded bytes,
- * numbers the parts. All parts share the head's seq; socket health goes into
- * part 0 only, so summing it over parts counts it once. No endpoints give one
- * empty part (it still carries socket health). Throws RangeError on invalid input.
+ * and numbers the parts. All parts share the head's seq; socket health goes
+ * into part 0 only, so summing it over parts counts it once. No endpoints
+ * give one empty part (it still carries socket health).
  */
-export function sealParts(
+function chunkParts(
   head: BlockHead,
   endpoints: readonly BlockEndpoint[],
-  limits: PartLimits = DEFAULT_LIMITS,
+  limits: PartLimits,
 ): Block[] {
   const merged = mergeEndpoints(endpoints);
   const base = {
@@ -1070,14 +1076,40 @@ export function sealParts(
       `block of agent ${head.agentId} seq ${head.seq}: ${chunks.length} parts, more than ${MAX_PARTS}`,
     );
   }
-  return chunks.map((eps, part) => {
-    const block = build(eps, part, chunks.length);
+  return chunks.map((eps, part) => build(eps, part, chunks.length));
+}
+
+const overLimit = (block: Block, size: number, limits: PartLimits): RangeError =>
+  new RangeError(
+    `block part ${block.part} of agent ${block.agentId} seq ${block.seq}: ${size} bytes, more than ${limits.maxBytes}`,
+  );
+
+/** Seals one block into its parts (see chunkParts). Throws RangeError on invalid input. */
+export function sealParts(
+  head: BlockHead,
+  endpoints: readonly BlockEndpoint[],
+  limits: PartLimits = DEFAULT_LIMITS,
+): Block[] {
+  return chunkParts(head, endpoints, limits).map((block) => {
     const size = encodedBytesOver(block, limits.maxBytes);
-    if (size !== null) {
-      throw new RangeError(
-        `block part ${part} of agent ${head.agentId} seq ${head.seq}: ${size} bytes, more than ${limits.maxBytes}`,
-      );
-    }
+    if (size !== null) throw overLimit(block, size, limits);
     return block;
+  });
+}
+
+/**
+ * sealParts with each part encoded once: its size is checked on the bytes
+ * that ship, where sealing and then encoding would serialize every part and
+ * compress a large one once more. Throws RangeError on invalid input.
+ */
+export function sealEncodedParts(
+  head: BlockHead,
+  endpoints: readonly BlockEndpoint[],
+  limits: PartLimits = DEFAULT_LIMITS,
+): SealedPart[] {
+  return chunkParts(head, endpoints, limits).map((block) => {
+    const data = encodeBlock(block);
+    if (data.length > limits.maxBytes) throw overLimit(block, data.length, limits);
+    return { block, data };
   });
 }

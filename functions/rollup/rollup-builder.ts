@@ -19,7 +19,7 @@ import {
   MAX_BLOCK_COUNTER,
   MINUTE_MS,
 } from '../../contract/block.js';
-import { blockHash, encodeBlock, sealParts } from '../../contract/block-codec.js';
+import { blockHash, sealEncodedParts } from '../../contract/block-codec.js';
 import { ROLLUP_MINUTES } from '../../contract/table-keys.js';
 import { FLOW_SOURCES } from '../../contract/wire.js';
 import { endpointTimes, type StoredPart } from '../store/stored-part.js';
@@ -114,7 +114,7 @@ export function buildRollup(
       lastMs = Math.max(lastMs, last);
       return { ...e, firstSecond: Math.floor(f / 60), lastSecond: Math.floor(l / 60) };
     });
-    const blocks = sealParts(
+    const parts = sealEncodedParts(
       {
         agentId,
         host: agent.host,
@@ -125,8 +125,7 @@ export function buildRollup(
       },
       endpoints,
     );
-    for (const block of blocks) {
-      const data = encodeBlock(block);
+    for (const { block, data } of parts) {
       const t = Buffer.alloc(block.endpoints.length * 2);
       let partLast = hourStart;
       block.endpoints.forEach((e, i) => {

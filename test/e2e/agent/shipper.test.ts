@@ -7,8 +7,8 @@ import { SeqAllocator } from '../../../agent/agent-state.js';
 import { blockRecord } from '../../../agent/block-sealer.js';
 import { DiskSpool } from '../../../agent/disk-spool.js';
 import { KinesisShipper } from '../../../agent/kinesis-shipper.js';
-import { type Block, type BlockEndpoint, minuteOf } from '../../../contract/block.js';
-import { sealParts } from '../../../contract/block-codec.js';
+import { type BlockEndpoint, minuteOf } from '../../../contract/block.js';
+import { type SealedPart, sealEncodedParts } from '../../../contract/block-codec.js';
 import { kinesisClient } from '../../../local/aws-clients.js';
 import { createStream, type Emulators, startEmulators } from '../../../local/emulators.js';
 import { type FaultProxy, startFaultProxy } from '../../../local/fault-proxy.js';
@@ -32,7 +32,12 @@ afterAll(async () => {
 });
 
 /** One minute of blocks from `agentId`: a block per service, a unique marker in each endpoint's bytesIn. */
-function windowBlocks(agentId: string, w: number, clients: number, nextSeq: () => number): Block[] {
+function windowBlocks(
+  agentId: string,
+  w: number,
+  clients: number,
+  nextSeq: () => number,
+): SealedPart[] {
   const byService = new Map<string, BlockEndpoint[]>();
   for (let c = 0; c < clients; c++) {
     const service = `svc${c % 3}`;
@@ -54,7 +59,7 @@ function windowBlocks(agentId: string, w: number, clients: number, nextSeq: () =
     byService.set(service, list);
   }
   return [...byService].flatMap(([service, endpoints]) =>
-    sealParts(
+    sealEncodedParts(
       { agentId, host: 'h1', service, minute: minuteOf(T0) + w, seq: nextSeq() },
       endpoints,
     ),
@@ -114,7 +119,8 @@ async function setup(
   let records = 0;
   const ship = (w: number, clients = 24) => {
     const blocks = windowBlocks(agentId, w, clients, () => seq.take());
-    for (const b of blocks) for (const e of b.endpoints) sent.push(markerOf(b.service, e));
+    for (const { block: b } of blocks)
+      for (const e of b.endpoints) sent.push(markerOf(b.service, e));
     records += blocks.length;
     shipper.enqueue(blocks.map(blockRecord));
   };

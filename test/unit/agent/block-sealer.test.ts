@@ -8,7 +8,7 @@ import {
 } from '../../../agent/block-sealer.js';
 import type { FlowDelta } from '../../../agent/flow-table.js';
 import { type Block, MINUTE_MS, SEND_SPREAD_SECONDS } from '../../../contract/block.js';
-import { decodeBlock } from '../../../contract/block-codec.js';
+import { decodeBlock, encodeBlock, type SealedPart } from '../../../contract/block-codec.js';
 
 const M = 28_333_333; // an epoch minute
 const at = (minute: number, second: number) => minute * MINUTE_MS + second * 1000;
@@ -49,11 +49,12 @@ function delta(partial: Partial<FlowDelta>): FlowDelta {
   };
 }
 
-/** What crosses the wire: each block encoded and decoded back. */
-function shipped(blocks: Block[]): Block[] {
-  return blocks.map((b) => {
-    const d = decodeBlock(blockRecord(b).data);
+/** What crosses the wire: each part's shipped bytes decoded back (they are its block's encoding). */
+function shipped(parts: SealedPart[]): Block[] {
+  return parts.map((p) => {
+    const d = decodeBlock(blockRecord(p).data);
     if (!d.ok) throw new Error(d.reason);
+    expect(p.data.equals(encodeBlock(p.block))).toBe(true);
     return d.block;
   });
 }
@@ -121,7 +122,7 @@ describe('BlockSealer', () => {
   it('keeps totals exact over early, main and late parts', () => {
     const s = sealer({ earlyBurst: 1, earlyRefillMs: 20_000 });
     const want = new Map<number, { pkts: number; bytes: number; out: number }>();
-    const blocks: Block[] = [];
+    const blocks: SealedPart[] = [];
     const seen = new Set<number>();
     let lateOfM = 0;
     // Three minutes, a cycle a second, 12 clients with their own rhythm; some packets reported late.
@@ -152,7 +153,7 @@ describe('BlockSealer', () => {
       }
       blocks.push(...s.addDeltas(deltas, t));
       const due = s.sealDue(t);
-      if (due.some((b) => b.minute === M) && t >= at(M + 2, 0)) lateOfM++;
+      if (due.some((p) => p.block.minute === M) && t >= at(M + 2, 0)) lateOfM++;
       blocks.push(...due);
     }
     blocks.push(...s.sealAll());
@@ -336,11 +337,12 @@ describe('BlockSealer', () => {
       );
     }
     s.addDeltas(deltas, at(M, 1));
-    const blocks = s.sealAll();
+    const parts = s.sealAll();
+    const blocks = shipped(parts);
     expect(blocks.length).toBeGreaterThan(1);
     expect(new Set(blocks.map((b) => b.seq)).size).toBe(1);
     expect(blocks.map((b) => b.part)).toEqual(blocks.map((_, i) => i));
     expect(blocks.reduce((n, b) => n + b.endpoints.length, 0)).toBe(20_500);
-    expect(new Set(blocks.map((b) => blockRecord(b).partitionKey)).size).toBe(1);
+    expect(new Set(parts.map((p) => blockRecord(p).partitionKey)).size).toBe(1);
   });
 });

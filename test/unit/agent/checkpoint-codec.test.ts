@@ -16,7 +16,7 @@ import {
 } from '../../../agent/checkpoint-codec.js';
 import { CheckpointFile } from '../../../agent/checkpoint-file.js';
 import type { BlockEndpoint } from '../../../contract/block.js';
-import { sealParts } from '../../../contract/block-codec.js';
+import { sealEncodedParts } from '../../../contract/block-codec.js';
 
 const T0 = 1_700_000_000_000;
 const MINUTE = Math.floor(T0 / 60_000);
@@ -45,7 +45,7 @@ function endpoint(i: number, over: Partial<BlockEndpoint> = {}): BlockEndpoint {
 }
 
 function state(over: Partial<CheckpointState> = {}): CheckpointState {
-  const [block] = sealParts(
+  const [block] = sealEncodedParts(
     { agentId: 'agent-1', host: 'h', service: 'dns', minute: MINUTE, seq: 7 },
     [endpoint(1)],
   );
@@ -194,7 +194,7 @@ describe('checkpoint codec', () => {
       'pending.0.endpoints.0: bad counter',
     );
     expect(reason(setColumn(wide, 'bytesIn', 0, 0.5))).toBe('pending.0.endpoints.0: bad counter');
-    const foreign = sealParts(
+    const foreign = sealEncodedParts(
       { agentId: 'agent-9', host: 'h', service: 'dns', minute: MINUTE, seq: 7 },
       [endpoint(1)],
     );
