@@ -169,10 +169,16 @@ describe('host socket scan agrees with ss -uanp', () => {
     const peers = await source.poll();
     const scan = source.lastScan()!;
     const mine = scan.sockets.filter((s) => s.owner?.pid === childPid);
-    const connectedPorts = new Set(mine.filter((s) => s.connected).map((s) => s.localPort));
-    const peerPorts = peers.filter((p) => p.pid === childPid).map((p) => p.localPort);
-    expect(new Set(peerPorts)).toEqual(connectedPorts);
-    expect(connectedPorts.size).toBe(2 * CHILD_ROUNDS);
+    // By address and port: an IPv4 and an IPv6 socket may get the same ephemeral port.
+    const connectedEnds = new Set(
+      mine.filter((s) => s.connected).map((s) => `${s.localIp}|${s.localPort}`),
+    );
+    const peerEnds = peers
+      .filter((p) => p.pid === childPid)
+      .map((p) => `${p.localIp}|${p.localPort}`);
+    expect(new Set(peerEnds)).toEqual(connectedEnds);
+    expect(peerEnds).toHaveLength(2 * CHILD_ROUNDS);
+    expect(connectedEnds.size).toBe(2 * CHILD_ROUNDS);
     for (const p of peers.filter((p) => p.pid === childPid)) {
       expect(p.process).toBe('uwschild');
       expect(p.source).toBe('proc');
