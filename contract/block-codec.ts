@@ -1028,18 +1028,19 @@ export interface SealedPart {
 }
 
 /**
- * Seals one block: sorts and merges the endpoints, splits them into parts of
- * at most `limits.maxEndpoints` endpoints and `limits.maxBytes` encoded bytes,
- * and numbers the parts. All parts share the head's seq; socket health goes
- * into part 0 only, so summing it over parts counts it once. No endpoints
- * give one empty part (it still carries socket health).
+ * Splits merged endpoints into numbered parts of at most
+ * `limits.maxEndpoints` endpoints and, when `sized`, at most
+ * `limits.maxBytes` encoded bytes (a chunk that encodes too large is halved
+ * until it fits, which compresses to check). All parts share the head's seq;
+ * socket health goes into part 0 only, so summing it over parts counts it
+ * once. No endpoints give one empty part (it still carries socket health).
  */
 function chunkParts(
   head: BlockHead,
-  endpoints: readonly BlockEndpoint[],
+  merged: readonly BlockEndpoint[],
   limits: PartLimits,
+  sized: boolean,
 ): Block[] {
-  const merged = mergeEndpoints(endpoints);
   const base = {
     agentId: head.agentId,
     host: head.host,
@@ -1059,7 +1060,7 @@ function chunkParts(
   const chunks: BlockEndpoint[][] = [];
   // Halve a chunk until it encodes within budget: deterministic, and few encodes for real data.
   const place = (eps: BlockEndpoint[]): void => {
-    if (eps.length > 1 && encodedBytesOver(build(eps, 0, 1), budget) !== null) {
+    if (sized && eps.length > 1 && encodedBytesOver(build(eps, 0, 1), budget) !== null) {
       const half = Math.ceil(eps.length / 2);
       place(eps.slice(0, half));
       place(eps.slice(half));
@@ -1084,13 +1085,16 @@ const overLimit = (block: Block, size: number, limits: PartLimits): RangeError =
     `block part ${block.part} of agent ${block.agentId} seq ${block.seq}: ${size} bytes, more than ${limits.maxBytes}`,
   );
 
-/** Seals one block into its parts (see chunkParts). Throws RangeError on invalid input. */
+/**
+ * Seals one block: sorts and merges the endpoints (mergeEndpoints) and
+ * splits them into parts (see chunkParts). Throws RangeError on invalid input.
+ */
 export function sealParts(
   head: BlockHead,
   endpoints: readonly BlockEndpoint[],
   limits: PartLimits = DEFAULT_LIMITS,
 ): Block[] {
-  return chunkParts(head, endpoints, limits).map((block) => {
+  return chunkParts(head, mergeEndpoints(endpoints), limits, true).map((block) => {
     const size = encodedBytesOver(block, limits.maxBytes);
     if (size !== null) throw overLimit(block, size, limits);
     return block;
@@ -1098,18 +1102,24 @@ export function sealParts(
 }
 
 /**
- * sealParts with each part encoded once: its size is checked on the bytes
- * that ship, where sealing and then encoding would serialize every part and
- * compress a large one once more. Throws RangeError on invalid input.
+ * sealParts with each part encoded once, its size checked on the bytes that
+ * ship. Most blocks fit by endpoint count alone, so their parts are encoded
+ * with their final numbers straight away; only when one is over the limit
+ * are the chunks sized by halving (which compresses to check) and encoded
+ * again. Throws RangeError on invalid input.
  */
 export function sealEncodedParts(
   head: BlockHead,
   endpoints: readonly BlockEndpoint[],
   limits: PartLimits = DEFAULT_LIMITS,
 ): SealedPart[] {
-  return chunkParts(head, endpoints, limits).map((block) => {
-    const data = encodeBlock(block);
-    if (data.length > limits.maxBytes) throw overLimit(block, data.length, limits);
-    return { block, data };
+  const merged = mergeEndpoints(endpoints);
+  const encode = (block: Block): SealedPart => ({ block, data: encodeBlock(block) });
+  const byCount = chunkParts(head, merged, limits, false).map(encode);
+  if (byCount.every((p) => p.data.length <= limits.maxBytes)) return byCount;
+  return chunkParts(head, merged, limits, true).map((block) => {
+    const part = encode(block);
+    if (part.data.length > limits.maxBytes) throw overLimit(block, part.data.length, limits);
+    return part;
   });
 }

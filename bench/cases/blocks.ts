@@ -190,7 +190,7 @@ function bigServiceSeal(n: number, rounds: number, log: (m: string) => void): Fi
     twice,
     'higher',
     {
-      note: `${parts} parts; each part encoded once, its size checked on the shipped bytes (before: serialized again for the check and once more to ship, a part near the limit compressed each time)`,
+      note: `${parts} parts; each part cut by count and encoded once, its size checked on the shipped bytes (before: a chunk over the worst-case size compressed to check it, every part serialized again for a final check and compressed once more to ship)`,
     },
   );
 }

@@ -350,9 +350,9 @@ describe('block store projection, line by line', () => {
       MINUTES_PER_MONTH * ((minutes * fleetEpm) / 100_000) * 2,
       3,
     );
-    // Roll-ups: the hour merged, and (300 + 59 new) x 10 endpoints encoded twice (sized, then shipped).
+    // Roll-ups: the hour merged, and (300 + 59 new) x 10 endpoints encoded once.
     expect(warm.rollupSecondsPerHour).toBeCloseTo(
-      (60 * fleetEpm) / 100_000 + (2 * 3590) / 50_000,
+      (60 * fleetEpm) / 100_000 + 3590 / 50_000,
       9,
     );
     expect(warm.monthly.total).toBeLessThan(p.monthly.total);

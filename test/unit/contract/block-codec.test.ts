@@ -18,6 +18,7 @@ import {
   encodeBlockUnchecked,
   isBlockRecord,
   mergeEndpoints,
+  sealEncodedParts,
   sealParts,
 } from '../../../contract/block-codec.js';
 import { formatIpWords } from '../../../contract/ip-address.js';
@@ -395,6 +396,48 @@ describe('sealParts', () => {
       { ...HEAD, part: 0, parts: 1, endpoints: [], socket: { rxQueueBytes: 10, drops: 2 } },
     ]);
     expect(decodeBlock(encodeBlock(parts[0]!))).toStrictEqual({ ok: true, block: parts[0] });
+  });
+});
+
+describe('sealEncodedParts', () => {
+  test.prop([head, fc.array(endpoint, { maxLength: 120 }), fc.integer({ min: 1, max: 9 })])(
+    'seals the parts sealParts does, each with the bytes encodeBlock gives it',
+    (h, eps, maxEndpoints) => {
+      const limits = { maxEndpoints, maxBytes: MAX_PART_BYTES };
+      const parts = sealEncodedParts(h, eps, limits);
+      expect(parts.map((p) => p.block)).toStrictEqual(sealParts(h, eps, limits));
+      for (const p of parts) expect(p.data.equals(encodeBlock(p.block))).toBe(true);
+    },
+  );
+
+  it('sizes the parts by halving when parts cut by count alone are over the byte limit', () => {
+    let s = 11;
+    const noise = () => {
+      let out = '';
+      for (let i = 0; i < 120; i++) {
+        s = (Math.imul(s, 1_103_515_245) + 12_345) >>> 0;
+        out += String.fromCharCode(0x21 + (s % 0x5e));
+      }
+      return out;
+    };
+    const eps = Array.from({ length: 60 }, (_, i) => baseEndpoint(i, { clientId: noise() }));
+    const limits = { maxEndpoints: 1000, maxBytes: 2000 };
+    const parts = sealEncodedParts(HEAD, eps, limits);
+    // One part by count; the limit takes several.
+    expect(parts.length).toBeGreaterThan(2);
+    for (const [i, p] of parts.entries()) {
+      expect(p.data.length).toBeLessThanOrEqual(limits.maxBytes);
+      expect(p.data.equals(encodeBlock(p.block))).toBe(true);
+      expect([p.block.part, p.block.parts]).toStrictEqual([i, parts.length]);
+    }
+    expect(parts.flatMap((p) => p.block.endpoints)).toStrictEqual(mergeEndpoints(eps));
+    expect(parts.map((p) => p.block)).toStrictEqual(sealParts(HEAD, eps, limits));
+  });
+
+  it('throws RangeError for an endpoint the format cannot hold, as sealParts does', () => {
+    const bad = [baseEndpoint(0, { clientId: 'x'.repeat(10_000) })];
+    expect(() => sealParts(HEAD, bad)).toThrow(RangeError);
+    expect(() => sealEncodedParts(HEAD, bad)).toThrow(RangeError);
   });
 });
 
