@@ -351,10 +351,7 @@ describe('block store projection, line by line', () => {
       3,
     );
     // Roll-ups: the hour merged, and (300 + 59 new) x 10 endpoints encoded once.
-    expect(warm.rollupSecondsPerHour).toBeCloseTo(
-      (60 * fleetEpm) / 100_000 + 3590 / 50_000,
-      9,
-    );
+    expect(warm.rollupSecondsPerHour).toBeCloseTo((60 * fleetEpm) / 100_000 + 3590 / 50_000, 9);
     expect(warm.monthly.total).toBeLessThan(p.monthly.total);
   });
 
