@@ -275,6 +275,19 @@ describe('encodeBlock / decodeBlock', () => {
   });
 });
 
+/** Printable text that does not compress: `length` characters a call from a seeded generator. */
+function noiseText(seed: number, length: number): () => string {
+  let s = seed;
+  return () => {
+    let out = '';
+    for (let i = 0; i < length; i++) {
+      s = (Math.imul(s, 1_103_515_245) + 12_345) >>> 0;
+      out += String.fromCharCode(0x21 + (s % 0x5e));
+    }
+    return out;
+  };
+}
+
 describe('sealParts', () => {
   test.prop([head, fc.array(endpoint, { maxLength: 80 }), fc.nat()])(
     'gives the same parts for the same endpoints in any order, duplicates merged',
@@ -367,15 +380,7 @@ describe('sealParts', () => {
   });
 
   it('splits incompressible endpoints so every part stays under MAX_PART_BYTES', () => {
-    let s = 7;
-    const noise = () => {
-      let out = '';
-      for (let i = 0; i < 250; i++) {
-        s = (Math.imul(s, 1_103_515_245) + 12_345) >>> 0;
-        out += String.fromCharCode(0x21 + (s % 0x5e));
-      }
-      return out;
-    };
+    const noise = noiseText(7, 250);
     const eps = Array.from({ length: 2000 }, (_, i) =>
       baseEndpoint(i, {
         ip: `2001:db8::${(i + 1).toString(16)}`,
@@ -411,15 +416,7 @@ describe('sealEncodedParts', () => {
   );
 
   it('sizes the parts by halving when parts cut by count alone are over the byte limit', () => {
-    let s = 11;
-    const noise = () => {
-      let out = '';
-      for (let i = 0; i < 120; i++) {
-        s = (Math.imul(s, 1_103_515_245) + 12_345) >>> 0;
-        out += String.fromCharCode(0x21 + (s % 0x5e));
-      }
-      return out;
-    };
+    const noise = noiseText(11, 120);
     const eps = Array.from({ length: 60 }, (_, i) => baseEndpoint(i, { clientId: noise() }));
     const limits = { maxEndpoints: 1000, maxBytes: 2000 };
     const parts = sealEncodedParts(HEAD, eps, limits);
