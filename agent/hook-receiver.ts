@@ -236,9 +236,11 @@ function visitRows(
     for (let i = b.start; i < b.rows; i++) {
       const at = i * HOOK_ROW_NUMBERS;
       o.localIp = localIps[i]!;
-      o.localPort = numbers[at]!;
+      // Ports (validated 0..65535) leave the Float64Array as small integers: a
+      // double kept in a flow's field costs a 16-byte heap number per field.
+      o.localPort = numbers[at]! | 0;
       o.remoteIp = remoteIps[i]!;
-      o.remotePort = numbers[at + 1]!;
+      o.remotePort = numbers[at + 1]! | 0;
       o.pktsIn = numbers[at + 2]!;
       o.bytesIn = numbers[at + 3]!;
       o.pktsOut = numbers[at + 4]!;
