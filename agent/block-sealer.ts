@@ -24,7 +24,13 @@ import {
   minuteOf,
   SEND_SPREAD_SECONDS,
 } from '../contract/block.js';
-import { blockProblem, type SealedPart, sealEncodedParts } from '../contract/block-codec.js';
+import {
+  AGENT_BLOCK_QUALITY,
+  blockProblem,
+  DEFAULT_LIMITS,
+  type SealedPart,
+  sealEncodedParts,
+} from '../contract/block-codec.js';
 import { fnv1a, PARTITION_BUCKETS, partitionKey } from '../contract/partitioning.js';
 import type { PendingGroup } from './checkpoint-codec.js';
 import type { FlowKey } from './flow-keys.js';
@@ -379,7 +385,7 @@ export class BlockSealer {
       ...(socket ? { socket: { ...socket } } : {}),
     };
     try {
-      return sealEncodedParts(head, endpoints);
+      return sealEncodedParts(head, endpoints, DEFAULT_LIMITS, AGENT_BLOCK_QUALITY);
     } catch (err) {
       if (!(err instanceof RangeError)) throw err;
     }
@@ -394,7 +400,7 @@ export class BlockSealer {
       );
       return false;
     });
-    return sealEncodedParts(head, good);
+    return sealEncodedParts(head, good, DEFAULT_LIMITS, AGENT_BLOCK_QUALITY);
   }
 
   /**

@@ -7,8 +7,10 @@ import type { PartSize } from './scale-model.js';
 
 /** The measurements the scale model can use, with their types. */
 export interface Measurements {
-  /** blocks case: the main parts of one 1,000-endpoint host minute. */
+  /** blocks case: the main parts of one 1,000-endpoint host minute, as the agent encodes them. */
   hostMinuteParts: PartSize[];
+  /** blocks case: the same parts encoded at the smallest brotli quality (the agent's earlier one). */
+  hostMinutePartsSmallest: PartSize[];
   /** blocks case: share of a host's endpoints per service. */
   serviceMix: number[];
   /** blocks case: one early part of a few new endpoints. */

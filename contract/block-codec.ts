@@ -1,12 +1,13 @@
 /**
  * Wire format v2: a sealed block part as deterministic bytes, and back.
  *
- * Record = magic `UWB` + version byte 2 + a brotli (quality 11) stream of a
- * columnar body: the header, then one column per field over the endpoints in
- * canonical order (client IPs front-coded, numbers as varints, byte counters
- * as residuals against the previous endpoint's datagram size, repeated
- * strings and local endpoints as first-use dictionaries). docs/blocks.md
- * gives the layout byte by byte. The same content always gives the same
+ * Record = magic `UWB` + version byte 2 + a brotli stream (quality 5 from
+ * agents, 11 for roll-ups; see BlockQuality) of a columnar body: the header,
+ * then one column per field over the endpoints in canonical order (client
+ * IPs front-coded, numbers as varints, byte counters as residuals against
+ * the previous endpoint's datagram size, repeated strings and local
+ * endpoints as first-use dictionaries). docs/blocks.md gives the layout byte
+ * by byte. The same content always gives the same
  * body, and the decoder only accepts a body in that one canonical form, so
  * equal content means equal body and the store can compare blocks by hash.
  *
@@ -349,11 +350,31 @@ function predictedBytes(eps: readonly BlockEndpoint[], i: number, dir: 'in' | 'o
 const windowBits = (bytes: number): number =>
   Math.max(zlib.BROTLI_MIN_WINDOW_BITS, Math.min(24, Math.ceil(Math.log2(bytes + 1))));
 
-/** The compressed stream of a body: brotli quality 11, the window sized to the body. */
-function compressBody(body: Uint8Array): Buffer {
+/**
+ * Brotli quality of a body, 0..11; the decoder reads every quality. 11 gives
+ * the smallest bodies and costs about 50 µs an endpoint; 5 costs about 1 µs
+ * for 3 to 9 % more bytes (bench: blocks).
+ */
+export type BlockQuality = number;
+/** The smallest bodies: for parts built once and kept long (roll-ups), and the default. */
+export const SMALLEST_BLOCK_QUALITY: BlockQuality = 11;
+/**
+ * Agents seal every host's minutes on the host's own CPU, once a minute per
+ * service: at quality 11 brotli was most of the agent's CPU per flow.
+ */
+export const AGENT_BLOCK_QUALITY: BlockQuality = 5;
+
+function checkQuality(quality: BlockQuality): void {
+  if (!Number.isInteger(quality) || quality < 0 || quality > 11)
+    throw new RangeError(`brotli quality ${quality} must be an integer 0..11`);
+}
+
+/** The compressed stream of a body: brotli at `quality`, the window sized to the body. */
+function compressBody(body: Uint8Array, quality: BlockQuality): Buffer {
+  checkQuality(quality);
   return brotliCompressSync(body, {
     params: {
-      [zlib.BROTLI_PARAM_QUALITY]: 11,
+      [zlib.BROTLI_PARAM_QUALITY]: quality,
       [zlib.BROTLI_PARAM_LGWIN]: windowBits(body.length),
       [zlib.BROTLI_PARAM_SIZE_HINT]: body.length,
     },
@@ -466,14 +487,21 @@ function serializeBody(block: Block): Uint8Array {
  * Encodes a block without checking it: only for building invalid input in
  * the decoder's tests. Everything else uses encodeBlock.
  */
-export function encodeBlockUnchecked(block: Block): Buffer {
-  return Buffer.concat([BLOCK_MAGIC, Buffer.of(BLOCK_VERSION), compressBody(serializeBody(block))]);
+export function encodeBlockUnchecked(
+  block: Block,
+  quality: BlockQuality = SMALLEST_BLOCK_QUALITY,
+): Buffer {
+  return Buffer.concat([
+    BLOCK_MAGIC,
+    Buffer.of(BLOCK_VERSION),
+    compressBody(serializeBody(block), quality),
+  ]);
 }
 
 /** Encodes a valid block part; throws RangeError naming the problem when it is not valid (a bug in the caller). */
-export function encodeBlock(block: Block): Buffer {
+export function encodeBlock(block: Block, quality: BlockQuality = SMALLEST_BLOCK_QUALITY): Buffer {
   assertValid(block);
-  return encodeBlockUnchecked(block);
+  return encodeBlockUnchecked(block, quality);
 }
 
 /** Throws RangeError naming the problem when a block to encode breaks the format's bounds. */
@@ -920,11 +948,11 @@ export function blockHash(data: Uint8Array): string {
  * Compresses only when the body's worst case could be over: brotli quality 11
  * is slow (~0.4 MB/s), and a part far below the limit needs no proof.
  */
-function encodedBytesOver(block: Block, limit: number): number | null {
+function encodedBytesOver(block: Block, limit: number, quality: BlockQuality): number | null {
   assertValid(block);
   const body = serializeBody(block);
   if (PREFIX_BYTES + maxCompressedBytes(body.length) <= limit) return null;
-  const size = PREFIX_BYTES + compressBody(body).length;
+  const size = PREFIX_BYTES + compressBody(body, quality).length;
   return size > limit ? size : null;
 }
 
@@ -934,7 +962,11 @@ export interface PartLimits {
   maxBytes: number;
 }
 
-const DEFAULT_LIMITS: PartLimits = { maxEndpoints: MAX_PART_ENDPOINTS, maxBytes: MAX_PART_BYTES };
+/** The contract's part limits. */
+export const DEFAULT_LIMITS: PartLimits = {
+  maxEndpoints: MAX_PART_ENDPOINTS,
+  maxBytes: MAX_PART_BYTES,
+};
 
 /** Room left when sizing a chunk with placeholder part numbers, for the real ones. */
 const PART_NUMBER_SLACK = 64;
@@ -1040,6 +1072,7 @@ function chunkParts(
   merged: readonly BlockEndpoint[],
   limits: PartLimits,
   sized: boolean,
+  quality: BlockQuality,
 ): Block[] {
   const base = {
     agentId: head.agentId,
@@ -1060,7 +1093,7 @@ function chunkParts(
   const chunks: BlockEndpoint[][] = [];
   // Halve a chunk until it encodes within budget: deterministic, and few encodes for real data.
   const place = (eps: BlockEndpoint[]): void => {
-    if (sized && eps.length > 1 && encodedBytesOver(build(eps, 0, 1), budget) !== null) {
+    if (sized && eps.length > 1 && encodedBytesOver(build(eps, 0, 1), budget, quality) !== null) {
       const half = Math.ceil(eps.length / 2);
       place(eps.slice(0, half));
       place(eps.slice(half));
@@ -1087,15 +1120,17 @@ const overLimit = (block: Block, size: number, limits: PartLimits): RangeError =
 
 /**
  * Seals one block: sorts and merges the endpoints (mergeEndpoints) and
- * splits them into parts (see chunkParts). Throws RangeError on invalid input.
+ * splits them into parts (see chunkParts), sized as they encode at
+ * `quality`. Throws RangeError on invalid input.
  */
 export function sealParts(
   head: BlockHead,
   endpoints: readonly BlockEndpoint[],
   limits: PartLimits = DEFAULT_LIMITS,
+  quality: BlockQuality = SMALLEST_BLOCK_QUALITY,
 ): Block[] {
-  return chunkParts(head, mergeEndpoints(endpoints), limits, true).map((block) => {
-    const size = encodedBytesOver(block, limits.maxBytes);
+  return chunkParts(head, mergeEndpoints(endpoints), limits, true, quality).map((block) => {
+    const size = encodedBytesOver(block, limits.maxBytes, quality);
     if (size !== null) throw overLimit(block, size, limits);
     return block;
   });
@@ -1106,18 +1141,19 @@ export function sealParts(
  * ship. Most blocks fit by endpoint count alone, so their parts are encoded
  * with their final numbers straight away; only when one is over the limit
  * are the chunks sized by halving (which compresses to check) and encoded
- * again. Throws RangeError on invalid input.
+ * again. Brotli at `quality`. Throws RangeError on invalid input.
  */
 export function sealEncodedParts(
   head: BlockHead,
   endpoints: readonly BlockEndpoint[],
   limits: PartLimits = DEFAULT_LIMITS,
+  quality: BlockQuality = SMALLEST_BLOCK_QUALITY,
 ): SealedPart[] {
   const merged = mergeEndpoints(endpoints);
-  const encode = (block: Block): SealedPart => ({ block, data: encodeBlock(block) });
-  const byCount = chunkParts(head, merged, limits, false).map(encode);
+  const encode = (block: Block): SealedPart => ({ block, data: encodeBlock(block, quality) });
+  const byCount = chunkParts(head, merged, limits, false, quality).map(encode);
   if (byCount.every((p) => p.data.length <= limits.maxBytes)) return byCount;
-  return chunkParts(head, merged, limits, true).map((block) => {
+  return chunkParts(head, merged, limits, true, quality).map((block) => {
     const part = encode(block);
     if (part.data.length > limits.maxBytes) throw overLimit(block, part.data.length, limits);
     return part;

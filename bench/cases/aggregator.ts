@@ -10,7 +10,7 @@
  */
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Block } from '../../contract/block.js';
-import { encodeBlock } from '../../contract/block-codec.js';
+import { AGENT_BLOCK_QUALITY, encodeBlock } from '../../contract/block-codec.js';
 import { DEFAULTS } from '../../contract/resources.js';
 import { lambdaContext } from '../../local/lambda-context.js';
 import { blockItem } from '../block-item.js';
@@ -70,7 +70,10 @@ export const aggregator: BenchCase = {
       };
       const eventOf = (parts: readonly Block[]) =>
         kinesisEvent(
-          parts.map((p) => ({ partitionKey: p.agentId, data: encodeBlock(p) })),
+          parts.map((p) => ({
+            partitionKey: p.agentId,
+            data: encodeBlock(p, AGENT_BLOCK_QUALITY),
+          })),
           arn,
         );
       const invoke = async (event: ReturnType<typeof eventOf>) => {
@@ -98,7 +101,9 @@ export const aggregator: BenchCase = {
       };
       /** The same items put directly, IN_FLIGHT at a time, with the handler's condition. */
       const rawPut = async (parts: readonly Block[]) => {
-        const items = parts.map((p) => blockItem(p, encodeBlock(p), DEFAULTS.retentionHours));
+        const items = parts.map((p) =>
+          blockItem(p, encodeBlock(p, AGENT_BLOCK_QUALITY), DEFAULTS.retentionHours),
+        );
         const t0 = performance.now();
         let next = 0;
         const worker = async () => {

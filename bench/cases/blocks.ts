@@ -1,18 +1,24 @@
 /**
  * Blocks: bytes per endpoint-minute on the wire (Kinesis record data) and
  * stored (the whole DynamoDB item: key, attributes and data), for the sealed
- * blocks of realistic synthetic host-minutes (encodeBlock/sealParts), against
+ * blocks of realistic synthetic host-minutes as the agent seals them
+ * (sealParts, encodeBlock at AGENT_BLOCK_QUALITY), against
  * the old gzip'd NDJSON lines (encodeRecords) of the same flows; write units
  * per block item from the item's billed size, checked against what dynalite
  * meters for a PutItem of that item (ReturnConsumedCapacity, metered like
- * DynamoDB); and decoding speed against decoding the old lines.
+ * DynamoDB); decoding speed against decoding the old lines; and encoding
+ * speed and bytes at the agent's brotli quality against the roll-ups' 11.
  */
 import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { Block } from '../../contract/block.js';
 import {
+  AGENT_BLOCK_QUALITY,
+  type BlockQuality,
+  DEFAULT_LIMITS,
   decodeBlock,
   encodeBlock,
   mergeEndpoints,
+  SMALLEST_BLOCK_QUALITY,
   sealEncodedParts,
   sealParts,
 } from '../../contract/block-codec.js';
@@ -31,7 +37,7 @@ const AGENT = 'i-0a1b2c3d4e5f60718';
 const HOST = 'ip-10-0-17-42.eu-west-1.compute.internal';
 const MINUTE = 29_666_666;
 
-/** Seals every service of a host-minute into parts, one seq per service. */
+/** Seals every service of a host-minute into parts as the agent does, one seq per service. */
 export function sealHostMinute(
   h: SyntheticHostMinute,
   firstSeq: number,
@@ -40,7 +46,8 @@ export function sealHostMinute(
   const out: Block[] = [];
   let seq = firstSeq;
   for (const [service, endpoints] of h.byService) {
-    out.push(...sealParts({ agentId: AGENT, host: HOST, service, minute, seq: seq++ }, endpoints));
+    const head = { agentId: AGENT, host: HOST, service, minute, seq: seq++ };
+    out.push(...sealParts(head, endpoints, DEFAULT_LIMITS, AGENT_BLOCK_QUALITY));
   }
   return out;
 }
@@ -51,9 +58,14 @@ interface Sized extends PartSize {
   item: ReturnType<typeof blockItem>;
 }
 
-function sized(blocks: readonly Block[], services: readonly string[]): Sized[] {
+/** The parts encoded as the agent ships them (or at `quality`), with their items and sizes. */
+function sized(
+  blocks: readonly Block[],
+  services: readonly string[],
+  quality: BlockQuality = AGENT_BLOCK_QUALITY,
+): Sized[] {
   return blocks.map((block) => {
-    const data = encodeBlock(block);
+    const data = encodeBlock(block, quality);
     const item = blockItem(block, data, DEFAULTS.retentionHours);
     return {
       block,
@@ -142,23 +154,36 @@ export function mergeRates(parts: readonly Sized[], n: number, rounds: number): 
   return out;
 }
 
-/** Endpoints per second one core encodes (encodeBlock: validate, serialize, brotli), over `rounds` rounds after a warm-up. */
-export function encodeRates(parts: readonly Sized[], rounds: number): number[] {
+/**
+ * Endpoints per second one core encodes (encodeBlock: validate, serialize,
+ * brotli) at each quality, rounds alternating which goes first, after a
+ * warm-up; and the bytes each gives.
+ */
+export function encodeRates(
+  parts: readonly Sized[],
+  rounds: number,
+  qualities: readonly BlockQuality[],
+): { rates: number[][]; bytes: number[] } {
   const n = parts.reduce((s, p) => s + p.endpoints, 0);
-  const out: number[] = [];
-  for (let r = 0; r <= rounds; r++) {
-    const t0 = performance.now();
-    for (const p of parts) encodeBlock(p.block);
-    const ms = performance.now() - t0;
-    if (r > 0) out.push(n / (ms / 1000));
+  const rates = qualities.map(() => [] as number[]);
+  const bytes = qualities.map((q) => parts.reduce((s, p) => s + encodeBlock(p.block, q).length, 0));
+  for (let r = 0; r < rounds; r++) {
+    const order = qualities.map((_, k) => k);
+    if (r % 2 === 1) order.reverse();
+    for (const k of order) {
+      const t0 = performance.now();
+      for (const p of parts) encodeBlock(p.block, qualities[k]);
+      rates[k]!.push(n / ((performance.now() - t0) / 1000));
+    }
   }
-  return out;
+  return { rates, bytes };
 }
 
 /**
  * Endpoints per second one core seals and encodes one service-minute of `n`
  * endpoints, as the agent's sealer does (sealEncodedParts), against sealing
- * and then encoding each part (sealParts, encodeBlock), in alternating order.
+ * and then encoding each part (sealParts, encodeBlock), in alternating order,
+ * both at the agent's quality.
  */
 function bigServiceSeal(n: number, rounds: number, log: (m: string) => void): Figure {
   const host = syntheticHostMinute({ endpoints: n, minute: MINUTE, seed: 5 });
@@ -171,8 +196,12 @@ function bigServiceSeal(n: number, rounds: number, log: (m: string) => void): Fi
     for (const once of r % 2 === 0 ? [true, false] : [false, true]) {
       const t0 = performance.now();
       const bytes = once
-        ? sealEncodedParts(head, endpoints).map((p) => p.data.length)
-        : sealParts(head, endpoints).map((b) => encodeBlock(b).length);
+        ? sealEncodedParts(head, endpoints, DEFAULT_LIMITS, AGENT_BLOCK_QUALITY).map(
+            (p) => p.data.length,
+          )
+        : sealParts(head, endpoints, DEFAULT_LIMITS, AGENT_BLOCK_QUALITY).map(
+            (b) => encodeBlock(b, AGENT_BLOCK_QUALITY).length,
+          );
       const rate = n / ((performance.now() - t0) / 1000);
       (once ? encodedOnce : sealThenEncode).push(rate);
       parts = bytes.length;
@@ -182,7 +211,7 @@ function bigServiceSeal(n: number, rounds: number, log: (m: string) => void): Fi
     }
   }
   return compared(
-    `seal + encode, one ${n.toLocaleString('en-US')}-endpoint service-minute`,
+    `seal + encode, one ${n.toLocaleString('en-US')}-endpoint service-minute, agent's quality ${AGENT_BLOCK_QUALITY}`,
     'endpoints/s',
     encodedOnce,
     'sealParts, then encodeBlock of each part',
@@ -255,6 +284,11 @@ export const blocks: BenchCase = {
         );
         if (n === 1_000) {
           recordMeasurement('hostMinuteParts', partSizes(parts));
+          const blocksOf = parts.map((p) => p.block);
+          recordMeasurement(
+            'hostMinutePartsSmallest',
+            partSizes(sized(blocksOf, services, SMALLEST_BLOCK_QUALITY)),
+          );
           recordMeasurement('serviceMix', mix);
         }
         figures.push(
@@ -305,11 +339,17 @@ export const blocks: BenchCase = {
           if (lines !== n) throw new Error(`decoded ${lines} v1 lines, expected ${n}`);
           if (r > 0) oldRate.push(n / (ms / 1000));
         }
-        const encodeRate = encodeRates(parts, roundCount);
+        const encoded = encodeRates(parts, roundCount, [
+          AGENT_BLOCK_QUALITY,
+          SMALLEST_BLOCK_QUALITY,
+        ]);
+        const [agentRate, smallestRate] = encoded.rates as [number[], number[]];
+        const [agentBytes, smallestBytes] = encoded.bytes as [number, number];
         if (n === 1_000) {
           // The best round: the machine is shared, the fastest round is the least disturbed.
           recordMeasurement('mergeEndpointMinutesPerSecond', Math.max(...rate));
-          recordMeasurement('encodeEndpointsPerSecond', Math.max(...encodeRate));
+          // Roll-up parts are encoded at the smallest quality.
+          recordMeasurement('encodeEndpointsPerSecond', Math.max(...smallestRate));
         }
         figures.push(
           compared(
@@ -321,9 +361,26 @@ export const blocks: BenchCase = {
             'higher',
             { note: 'one core; the summarizer and the query function do this per block' },
           ),
-          plain(`encode (validate + serialize + brotli q11), ${label}`, 'endpoints/s', encodeRate, {
-            note: 'one core; the agent does this once per part, the roll-up builder per roll-up part',
-          }),
+          compared(
+            `encode (validate + serialize + brotli), agent's quality ${AGENT_BLOCK_QUALITY}, ${label}`,
+            'endpoints/s',
+            agentRate,
+            `quality ${SMALLEST_BLOCK_QUALITY} (roll-ups; the agent's before)`,
+            smallestRate,
+            'higher',
+            {
+              note: `one core; the agent does this once per part, the roll-up builder at quality ${SMALLEST_BLOCK_QUALITY} per roll-up part`,
+            },
+          ),
+          compared(
+            `wire bytes per endpoint-minute at the agent's quality ${AGENT_BLOCK_QUALITY}, ${label}`,
+            'B',
+            [agentBytes / n],
+            `quality ${SMALLEST_BLOCK_QUALITY}`,
+            [smallestBytes / n],
+            'lower',
+            { note: 'the price of the faster encode, in bytes; the scale model prices it' },
+          ),
         );
       }
 

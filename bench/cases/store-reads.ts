@@ -10,7 +10,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { encodeBlock, sealParts } from '../../contract/block-codec.js';
+import { AGENT_BLOCK_QUALITY, encodeBlock, sealParts } from '../../contract/block-codec.js';
 import { DEFAULTS, RESOURCE_NAMES } from '../../contract/resources.js';
 import { agentKey, serviceKey, ttlFor } from '../../contract/table-keys.js';
 import { CursorCodec } from '../../functions/query/cursor.js';
@@ -57,7 +57,9 @@ function serviceItems(service: string, agents: number, lastMinute: number) {
       const endpoints = [...h.byService.values()].flat();
       if (m === lastMinute && a === 0) firstIp.push(endpoints[0]!.ip);
       for (const part of sealParts({ agentId, host, service, minute: m, seq: m * 10 }, endpoints)) {
-        items.push(blockItem(part, encodeBlock(part), DEFAULTS.retentionHours));
+        items.push(
+          blockItem(part, encodeBlock(part, AGENT_BLOCK_QUALITY), DEFAULTS.retentionHours),
+        );
       }
     }
     const now = lastMinute * 60_000 + 59_000;

@@ -8,7 +8,12 @@ import {
 } from '../../../agent/block-sealer.js';
 import type { FlowDelta } from '../../../agent/flow-table.js';
 import { type Block, MINUTE_MS, SEND_SPREAD_SECONDS } from '../../../contract/block.js';
-import { decodeBlock, encodeBlock, type SealedPart } from '../../../contract/block-codec.js';
+import {
+  AGENT_BLOCK_QUALITY,
+  decodeBlock,
+  encodeBlock,
+  type SealedPart,
+} from '../../../contract/block-codec.js';
 
 const M = 28_333_333; // an epoch minute
 const at = (minute: number, second: number) => minute * MINUTE_MS + second * 1000;
@@ -49,12 +54,12 @@ function delta(partial: Partial<FlowDelta>): FlowDelta {
   };
 }
 
-/** What crosses the wire: each part's shipped bytes decoded back (they are its block's encoding). */
+/** What crosses the wire: each part's shipped bytes decoded back (they are its block's encoding at the agent's quality). */
 function shipped(parts: SealedPart[]): Block[] {
   return parts.map((p) => {
     const d = decodeBlock(blockRecord(p).data);
     if (!d.ok) throw new Error(d.reason);
-    expect(p.data.equals(encodeBlock(p.block))).toBe(true);
+    expect(p.data.equals(encodeBlock(p.block, AGENT_BLOCK_QUALITY))).toBe(true);
     return d.block;
   });
 }

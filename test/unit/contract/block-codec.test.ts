@@ -10,6 +10,7 @@ import {
   MAX_PART_ENDPOINTS,
 } from '../../../contract/block.js';
 import {
+  AGENT_BLOCK_QUALITY,
   type BlockHead,
   blockHash,
   compareEndpoints,
@@ -18,6 +19,7 @@ import {
   encodeBlockUnchecked,
   isBlockRecord,
   mergeEndpoints,
+  SMALLEST_BLOCK_QUALITY,
   sealEncodedParts,
   sealParts,
 } from '../../../contract/block-codec.js';
@@ -188,6 +190,23 @@ describe('encodeBlock / decodeBlock', () => {
     expect(isBlockRecord(a)).toBe(true);
   });
 
+  test.prop([block, fc.integer({ min: 0, max: 11 })])(
+    'decodes the same block from every brotli quality, each quality deterministic',
+    (b, quality) => {
+      const data = encodeBlock(b, quality);
+      expect(decodeBlock(data)).toStrictEqual({ ok: true, block: b });
+      expect(encodeBlock(structuredClone(b), quality).equals(data)).toBe(true);
+    },
+  );
+
+  it('refuses a brotli quality outside 0..11, naming it', () => {
+    const b = validBlock([baseEndpoint(0)]);
+    for (const q of [-1, 12, 5.5, Number.NaN])
+      expect(() => encodeBlock(b, q)).toThrow(
+        new RangeError(`brotli quality ${q} must be an integer 0..11`),
+      );
+  });
+
   test.prop([block, endpoint])('different content gives different bytes', (b, extra) => {
     const more = { ...b, endpoints: mergeEndpoints([...b.endpoints, extra]) };
     const changed = encodeBlock(more);
@@ -268,10 +287,13 @@ describe('encodeBlock / decodeBlock', () => {
       };
     });
     const [part] = sealParts(HEAD, eps);
-    const bytes = encodeBlock(part!);
-    const perEndpoint = bytes.length / part!.endpoints.length;
     expect(part!.endpoints.length).toBeGreaterThan(950);
-    expect(perEndpoint).toBeLessThan(18);
+    const perEndpoint = (q: number) => encodeBlock(part!, q).length / part!.endpoints.length;
+    expect(perEndpoint(SMALLEST_BLOCK_QUALITY)).toBeLessThan(18);
+    // The agent's faster quality costs a few percent more bytes, not a different scale.
+    expect(perEndpoint(AGENT_BLOCK_QUALITY)).toBeLessThan(
+      perEndpoint(SMALLEST_BLOCK_QUALITY) * 1.12,
+    );
   });
 });
 
@@ -405,13 +427,18 @@ describe('sealParts', () => {
 });
 
 describe('sealEncodedParts', () => {
-  test.prop([head, fc.array(endpoint, { maxLength: 120 }), fc.integer({ min: 1, max: 9 })])(
-    'seals the parts sealParts does, each with the bytes encodeBlock gives it',
-    (h, eps, maxEndpoints) => {
+  test.prop([
+    head,
+    fc.array(endpoint, { maxLength: 120 }),
+    fc.integer({ min: 1, max: 9 }),
+    fc.constantFrom(AGENT_BLOCK_QUALITY, SMALLEST_BLOCK_QUALITY),
+  ])(
+    'seals the parts sealParts does, each with the bytes encodeBlock gives it at that quality',
+    (h, eps, maxEndpoints, quality) => {
       const limits = { maxEndpoints, maxBytes: MAX_PART_BYTES };
-      const parts = sealEncodedParts(h, eps, limits);
-      expect(parts.map((p) => p.block)).toStrictEqual(sealParts(h, eps, limits));
-      for (const p of parts) expect(p.data.equals(encodeBlock(p.block))).toBe(true);
+      const parts = sealEncodedParts(h, eps, limits, quality);
+      expect(parts.map((p) => p.block)).toStrictEqual(sealParts(h, eps, limits, quality));
+      for (const p of parts) expect(p.data.equals(encodeBlock(p.block, quality))).toBe(true);
     },
   );
 
