@@ -26,6 +26,7 @@
 import { detached } from '../contract/detached-string.js';
 import { fnv1a } from '../contract/partitioning.js';
 import type { FlowSource } from '../contract/wire.js';
+import { FlowKeyMap } from './flow-key-map.js';
 import { type FlowKey, FlowKeys, peerKey, StringPool } from './flow-keys.js';
 import { FlowSlots } from './flow-slots.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
@@ -176,7 +177,8 @@ const WILDCARDS = new Set(['0.0.0.0', '::']);
 
 /** The table, with its merge, flush and expiry logic. */
 export class FlowTable {
-  private readonly flows = new Map<FlowKey, Flow>();
+  /** Each flow's slot by its key. */
+  private readonly flows = new FlowKeyMap();
   private readonly slots = new FlowSlots(SLOT_FIELDS);
   /** The flow in each slot, for walking the recency list. */
   private readonly bySlot: (Flow | undefined)[] = [];
@@ -223,8 +225,8 @@ export class FlowTable {
   >();
   /** Fallback for endpoints no listed socket owns: `ip|port` and `*|port` -> latest report. */
   private readonly hookedPorts = new Map<string, number>();
-  /** Flows the hook or eBPF counts, by local port then peer, for attaching conntrack's NAT info. */
-  private readonly packetFlows = new Map<number, Map<FlowKey, Flow>>();
+  /** Slots of flows the hook or eBPF counts, by local port then peer, for attaching conntrack's NAT info. */
+  private readonly packetFlows = new Map<number, FlowKeyMap>();
   /** eBPF is attached: it owns the counters of every flow not hooked. */
   private ebpfLive = false;
   /** Deltas of evicted flows not drained yet. */
@@ -450,7 +452,8 @@ export class FlowTable {
     const processName = o.process ?? owner?.process;
     const info = this.options.serviceFor(o.localPort, processName, this.ownerName(owner, o.pid));
     const key = this.keys.key(info.service, o.localIp, o.localPort, o.remoteIp, o.remotePort);
-    let flow = this.flows.get(key);
+    const found = this.flows.get(key);
+    let flow = found < 0 ? undefined : this.bySlot[found];
     if (flow === undefined) {
       if (
         info.sampleRate > 1 &&
@@ -493,7 +496,7 @@ export class FlowTable {
         natFromPort: undefined,
         clientId: undefined,
       };
-      this.flows.set(key, flow);
+      this.flows.set(key, slot);
       this.bySlot[slot] = flow;
       this.append(slot);
       const expiry = flow.timeoutMs + o.lastSeen;
@@ -506,14 +509,14 @@ export class FlowTable {
     if ((o.source === 'hook' || o.source === 'ebpf') && !flow.indexed) {
       let byPeer = this.packetFlows.get(o.localPort);
       if (!byPeer) {
-        byPeer = new Map();
+        byPeer = new FlowKeyMap();
         this.packetFlows.set(o.localPort, byPeer);
       }
       const peer = peerKey(o.remoteIp, o.remotePort);
       // Another service's flow with this port and peer: the latest observed one gets the NAT info.
       const other = byPeer.get(peer);
-      if (other !== undefined) other.indexed = false;
-      byPeer.set(peer, flow);
+      if (other >= 0) this.bySlot[other]!.indexed = false;
+      byPeer.set(peer, flow.slot);
       flow.indexed = true;
     }
     if (SOURCE_RANK[o.source] > SOURCE_RANK[flow.source]) flow.source = o.source;
@@ -552,7 +555,8 @@ export class FlowTable {
   }
 
   private copyNatToPacketFlow(o: PeerObservation): void {
-    const flow = this.packetFlows.get(o.localPort)?.get(peerKey(o.remoteIp, o.remotePort));
+    const slot = this.packetFlows.get(o.localPort)?.get(peerKey(o.remoteIp, o.remotePort)) ?? -1;
+    const flow = slot < 0 ? undefined : this.bySlot[slot];
     if (flow) {
       if (o.natFromIp !== flow.natFromIp)
         flow.natFromIp = o.natFromIp === undefined ? undefined : detached(o.natFromIp);
@@ -590,7 +594,7 @@ export class FlowTable {
     const byPeer = this.packetFlows.get(flow.localPort);
     if (!byPeer) return;
     const peer = peerKey(flow.remoteIp, flow.remotePort);
-    if (byPeer.get(peer) === flow) byPeer.delete(peer);
+    if (byPeer.get(peer) === flow.slot) byPeer.delete(peer);
     if (byPeer.size === 0) this.packetFlows.delete(flow.localPort);
   }
 

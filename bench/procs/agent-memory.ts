@@ -40,7 +40,7 @@ function liveHeap(): number {
 }
 
 const base = liveHeap();
-const rss0 = process.memoryUsage().rss;
+const { rss: rss0, arrayBuffers: buffers0 } = process.memoryUsage();
 // A minute boundary plus a little, so every cycle's deltas land in one pending minute.
 const start = Math.ceil(Date.now() / 60_000) * 60_000 + 1_000;
 let table: FlowTable | null = new FlowTable({
@@ -84,7 +84,7 @@ const rssLoaded = process.memoryUsage().rss;
 const held = table.size;
 const pending = sealer.stats().pendingEndpoints;
 const all = liveHeap();
-const rss = process.memoryUsage().rss;
+const { rss, arrayBuffers } = process.memoryUsage();
 let snapshot: Record<string, { count: number; bytes: number }> | undefined;
 if (snapshotFile) {
   writeHeapSnapshot(snapshotFile);
@@ -105,6 +105,8 @@ process.stdout.write(
     heapPerFlow: perFlow(all - base),
     sealerPerFlow: perFlow(all - withoutSealer),
     tablePerFlow: perFlow(withoutSealer - withoutTable),
+    /** Outside the JS heap: the typed arrays of the slots and the key maps. */
+    arrayBuffersPerFlow: perFlow(arrayBuffers - buffers0),
     rssPerFlow: perFlow(rss - rss0),
     /** Before the collection above: what the cycles' garbage left resident. */
     loadedRssPerFlow: perFlow(rssLoaded - rss0),
