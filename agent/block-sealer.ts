@@ -35,6 +35,7 @@ import { fnv1a, PARTITION_BUCKETS, partitionKey } from '../contract/partitioning
 import type { PendingGroup } from './checkpoint-codec.js';
 import type { FlowKey } from './flow-keys.js';
 import { type FlowDelta, SOURCE_RANK } from './flow-table.js';
+import { KeyedList } from './keyed-list.js';
 import type { ShipRecord } from './record-packer.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -101,7 +102,8 @@ const MAX_OWNERS = 4096;
 interface Pending {
   service: string;
   minute: number;
-  endpoints: Map<FlowKey, BlockEndpoint>;
+  /** By the table's flow key (or endpointKey), in arrival order. */
+  endpoints: KeyedList<BlockEndpoint>;
   /** Keys of endpoints whose first delta ever is in `endpoints`. */
   fresh: Set<FlowKey>;
   /**
@@ -167,7 +169,7 @@ export class BlockSealer {
     const key = `${minute}|${service}`;
     let g = this.pending.get(key);
     if (!g) {
-      g = { service, minute, endpoints: new Map(), fresh: new Set(), exported: [] };
+      g = { service, minute, endpoints: new KeyedList(), fresh: new Set(), exported: [] };
       this.pending.set(key, g);
     }
     this.lastGroup = g;

@@ -94,6 +94,13 @@ export class FlowKeyMap {
     return true;
   }
 
+  /** Replaces every value `v` by `to(v)` (another integer 0..2^31-1), keys unchanged. */
+  remap(to: (value: number) => number): void {
+    const { keys, values } = this;
+    for (let i = 0; i < keys.length; i++) if (keys[i]! >= 0) values[i] = to(values[i]!);
+    for (const [k, v] of this.texts) this.texts.set(k, to(v));
+  }
+
   /** The slot holding number `key`, or -1. */
   private find(key: number): number {
     const { keys, mask } = this;

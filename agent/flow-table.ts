@@ -515,7 +515,8 @@ export class FlowTable {
       const peer = peerKey(o.remoteIp, o.remotePort);
       // Another service's flow with this port and peer: the latest observed one gets the NAT info.
       const other = byPeer.get(peer);
-      if (other >= 0) this.bySlot[other]!.indexed = false;
+      const previous = other < 0 ? undefined : this.bySlot[other];
+      if (previous !== undefined) previous.indexed = false;
       byPeer.set(peer, flow.slot);
       flow.indexed = true;
     }

@@ -53,9 +53,21 @@ describe('FlowKeyMap', () => {
     expect(map.get(keyOf(100_000))).toBe(-1);
   });
 
+  it('remaps every value, number and string keys alike', () => {
+    const map = new FlowKeyMap();
+    map.set(7, 1);
+    map.set(2 ** 50, 2);
+    map.set('2001:db8::1|53', 3);
+    map.delete(7);
+    map.remap((v) => v * 10);
+    expect([map.get(7), map.get(2 ** 50), map.get('2001:db8::1|53')]).toStrictEqual([-1, 20, 30]);
+  });
+
   it('refuses what it cannot hold, naming it', () => {
     const map = new FlowKeyMap();
-    expect(() => map.set(-1, 0)).toThrow(new RangeError('flow key -1 must be an integer 0..2^53-1'));
+    expect(() => map.set(-1, 0)).toThrow(
+      new RangeError('flow key -1 must be an integer 0..2^53-1'),
+    );
     expect(() => map.set(0.5, 0)).toThrow(RangeError);
     expect(() => map.set(Number.NaN, 0)).toThrow(RangeError);
     expect(() => map.set(2 ** 53, 0)).toThrow(RangeError);
