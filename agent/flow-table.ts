@@ -106,22 +106,37 @@ export interface FlowDelta extends FlowView {
 }
 
 /**
+ * What every flow of one local side shares, one object for all of them
+ * (a flow holds a pointer, not five fields): never changed once made.
+ */
+interface LocalSide {
+  service: string;
+  localIp: string;
+  localPort: number;
+  timeoutMs: number;
+  /** Factor the table itself scales counters by: 1 in `scale` flows kept (the service's sampleRate). */
+  scale: number;
+}
+
+/** What few flows have: conntrack's pre-NAT address, the hooked application's client tag. */
+interface FlowExtra {
+  natFromIp: string | undefined;
+  natFromPort: number | undefined;
+  clientId: string | undefined;
+}
+
+/**
  * A flow in the table: its text and small fields; its times and counters
  * live in the table's FlowSlots row `slot` (the S_ columns below).
  */
 interface Flow {
   key: FlowKey;
   slot: number;
-  service: string;
+  local: LocalSide;
   source: FlowSource;
-  localIp: string;
-  localPort: number;
   remoteIp: string;
   remotePort: number;
   sampleRate: number;
-  timeoutMs: number;
-  /** Factor the table itself scales counters by: 1 in `scale` flows kept (the service's sampleRate). */
-  scale: number;
   /** Observed since the previous drain. */
   touched: boolean;
   /** Drained at least once: the client has been reported. */
@@ -130,10 +145,12 @@ interface Flow {
   indexed: boolean;
   pid: number | undefined;
   process: string | undefined;
-  natFromIp: string | undefined;
-  natFromPort: number | undefined;
-  clientId: string | undefined;
+  /** Made when the flow first gets NAT info or a client tag. */
+  extra: FlowExtra | undefined;
 }
+
+/** Local sides remembered for sharing; past this the memory starts over (flows keep theirs). */
+const MAX_LOCAL_SIDES = 65_536;
 
 /** Columns of a flow's slot: first and last packet ever, */
 const S_FIRST_SEEN = 0;
@@ -174,6 +191,12 @@ const HOOK_PENDING_MS = 60_000;
 /** Which source wins when several saw a flow: the one that counts packets best. */
 export const SOURCE_RANK: Record<FlowSource, number> = { hook: 4, ebpf: 3, conntrack: 2, proc: 1 };
 const WILDCARDS = new Set(['0.0.0.0', '::']);
+
+/** The flow's extra fields, made on first use. */
+function extraOf(flow: Flow): FlowExtra {
+  flow.extra ??= { natFromIp: undefined, natFromPort: undefined, clientId: undefined };
+  return flow.extra;
+}
 
 /** The table, with its merge, flush and expiry logic. */
 export class FlowTable {
@@ -216,6 +239,8 @@ export class FlowTable {
   private readonly keys = new FlowKeys();
   /** One instance per distinct service, address and process name across flows. */
   private readonly strings = new StringPool();
+  /** The shared LocalSide of each (service, address, port, timeout, scale). */
+  private readonly localSides = new Map<string, LocalSide>();
   /** Inodes of live sockets a hooked process holds: their flows are the hook's. */
   private readonly hookedSockets = new Set<number>();
   /** Hook reports not matched to a listed socket yet: `port|pid` -> {ip, first report}. */
@@ -466,7 +491,6 @@ export class FlowTable {
         return;
       }
       if (this.flows.size >= this.options.maxFlows) this.evictOldest();
-      const pool = this.strings;
       const slot = this.slots.alloc();
       this.slots.set(slot, S_PREV, NONE);
       this.slots.set(slot, S_NEXT, NONE);
@@ -477,13 +501,9 @@ export class FlowTable {
       flow = {
         key,
         slot,
-        service: pool.get(info.service),
-        timeoutMs: info.timeoutSeconds * 1000,
+        local: this.localSide(info.service, o.localIp, o.localPort, info),
         sampleRate: info.sampleRate,
-        scale: info.sampleRate,
         source: o.source,
-        localIp: pool.get(o.localIp),
-        localPort: o.localPort,
         // Held as long as the flow: not a view into the report it came in.
         remoteIp: detached(o.remoteIp),
         remotePort: o.remotePort,
@@ -492,14 +512,12 @@ export class FlowTable {
         indexed: false,
         pid: undefined,
         process: undefined,
-        natFromIp: undefined,
-        natFromPort: undefined,
-        clientId: undefined,
+        extra: undefined,
       };
       this.flows.set(key, slot);
       this.bySlot[slot] = flow;
       this.append(slot);
-      const expiry = flow.timeoutMs + o.lastSeen;
+      const expiry = flow.local.timeoutMs + o.lastSeen;
       if (expiry < this.nextExpiry) this.nextExpiry = expiry;
     } else if (flow.slot !== this.newest) {
       // The recency list stays least-recently-seen first.
@@ -522,7 +540,7 @@ export class FlowTable {
     }
     if (SOURCE_RANK[o.source] > SOURCE_RANK[flow.source]) flow.source = o.source;
     // A source that sampled packets scaled its counters already; the rate says so.
-    const scale = flow.scale;
+    const scale = flow.local.scale;
     const rate = scale * (o.sampleRate ?? 1);
     if (rate > flow.sampleRate) flow.sampleRate = rate;
     const slots = this.slots;
@@ -548,20 +566,49 @@ export class FlowTable {
     if (pid !== undefined) flow.pid ??= pid;
     if (processName !== undefined) flow.process ??= this.strings.get(processName);
     if (o.natFromIp !== undefined) {
-      if (o.natFromIp !== flow.natFromIp) flow.natFromIp = detached(o.natFromIp);
-      flow.natFromPort = o.natFromPort;
+      const extra = extraOf(flow);
+      if (o.natFromIp !== extra.natFromIp) extra.natFromIp = detached(o.natFromIp);
+      extra.natFromPort = o.natFromPort;
     }
-    if (o.clientId !== undefined && o.clientId !== flow.clientId)
-      flow.clientId = detached(o.clientId);
+    if (o.clientId !== undefined && o.clientId !== flow.extra?.clientId)
+      extraOf(flow).clientId = detached(o.clientId);
+  }
+
+  /** The shared local side of (service, address, port) with the service's timeout and scale. */
+  private localSide(
+    service: string,
+    localIp: string,
+    localPort: number,
+    info: { timeoutSeconds: number; sampleRate: number },
+  ): LocalSide {
+    const timeoutMs = info.timeoutSeconds * 1000;
+    const scale = info.sampleRate;
+    // Once per new flow, not per observation.
+    const id = `${service}|${localIp}|${localPort}|${timeoutMs}|${scale}`;
+    let side = this.localSides.get(id);
+    if (side === undefined) {
+      if (this.localSides.size >= MAX_LOCAL_SIDES) this.localSides.clear();
+      const pool = this.strings;
+      side = {
+        service: pool.get(service),
+        localIp: pool.get(localIp),
+        localPort,
+        timeoutMs,
+        scale,
+      };
+      this.localSides.set(detached(id), side);
+    }
+    return side;
   }
 
   private copyNatToPacketFlow(o: PeerObservation): void {
     const slot = this.packetFlows.get(o.localPort)?.get(peerKey(o.remoteIp, o.remotePort)) ?? -1;
     const flow = slot < 0 ? undefined : this.bySlot[slot];
     if (flow) {
-      if (o.natFromIp !== flow.natFromIp)
-        flow.natFromIp = o.natFromIp === undefined ? undefined : detached(o.natFromIp);
-      flow.natFromPort = o.natFromPort;
+      const extra = extraOf(flow);
+      if (o.natFromIp !== extra.natFromIp)
+        extra.natFromIp = o.natFromIp === undefined ? undefined : detached(o.natFromIp);
+      extra.natFromPort = o.natFromPort;
     }
   }
 
@@ -592,11 +639,11 @@ export class FlowTable {
     this.bySlot[flow.slot] = undefined;
     this.slots.free(flow.slot);
     if (!flow.indexed) return;
-    const byPeer = this.packetFlows.get(flow.localPort);
+    const byPeer = this.packetFlows.get(flow.local.localPort);
     if (!byPeer) return;
     const peer = peerKey(flow.remoteIp, flow.remotePort);
     if (byPeer.get(peer) === flow.slot) byPeer.delete(peer);
-    if (byPeer.size === 0) this.packetFlows.delete(flow.localPort);
+    if (byPeer.size === 0) this.packetFlows.delete(flow.local.localPort);
   }
 
   /** Deterministic 1-in-N choice per flow key, so a flow is always in or always out. */
@@ -626,10 +673,11 @@ export class FlowTable {
     const { slots } = this;
     const slot = flow.slot;
     const lastSeen = slots.get(slot, S_LAST_SEEN);
-    delta.service = flow.service;
+    const { local, extra } = flow;
+    delta.service = local.service;
     delta.source = flow.source;
-    delta.localIp = flow.localIp;
-    delta.localPort = flow.localPort;
+    delta.localIp = local.localIp;
+    delta.localPort = local.localPort;
     delta.remoteIp = flow.remoteIp;
     delta.remotePort = flow.remotePort;
     delta.firstSeen = Math.min(slots.get(slot, S_DELTA_FIRST_SEEN), lastSeen);
@@ -643,9 +691,9 @@ export class FlowTable {
     delta.flowKey = flow.key;
     delta.pid = flow.pid;
     delta.process = flow.process;
-    delta.natFromIp = flow.natFromIp;
-    delta.natFromPort = flow.natFromIp === undefined ? undefined : flow.natFromPort;
-    delta.clientId = flow.clientId;
+    delta.natFromIp = extra?.natFromIp;
+    delta.natFromPort = extra?.natFromIp === undefined ? undefined : extra.natFromPort;
+    delta.clientId = extra?.clientId;
     return delta;
   }
 
@@ -696,7 +744,7 @@ export class FlowTable {
         const flow = bySlot[slot]!;
         // Before forget(), which unlinks the slot.
         const following = slots.get(slot, S_NEXT);
-        const expiry = slots.get(slot, S_LAST_SEEN) + flow.timeoutMs;
+        const expiry = slots.get(slot, S_LAST_SEEN) + flow.local.timeoutMs;
         if (now > expiry) {
           this.forget(flow);
           this.counters.expired++;
@@ -722,10 +770,10 @@ export class FlowTable {
     for (let slot = this.oldest; slot !== NONE; slot = this.slots.get(slot, S_NEXT))
       flows.push(this.bySlot[slot]!);
     return flows.map((f) => ({
-      service: f.service,
+      service: f.local.service,
       source: f.source,
-      localIp: f.localIp,
-      localPort: f.localPort,
+      localIp: f.local.localIp,
+      localPort: f.local.localPort,
       remoteIp: f.remoteIp,
       remotePort: f.remotePort,
       firstSeen: this.slots.get(f.slot, S_FIRST_SEEN),
@@ -733,9 +781,9 @@ export class FlowTable {
       sampleRate: f.sampleRate,
       pid: f.pid,
       process: f.process,
-      natFromIp: f.natFromIp,
-      natFromPort: f.natFromPort,
-      clientId: f.clientId,
+      natFromIp: f.extra?.natFromIp,
+      natFromPort: f.extra?.natFromPort,
+      clientId: f.extra?.clientId,
       pktsIn: this.slots.get(f.slot, S_TOTAL_PKTS_IN),
       bytesIn: this.slots.get(f.slot, S_TOTAL_BYTES_IN),
       pktsOut: this.slots.get(f.slot, S_TOTAL_PKTS_OUT),
