@@ -368,7 +368,7 @@ export class BlockSealer {
         g.socket && (g.endpoints.size > 0 || g.socket.drops > 0) ? g.socket : undefined;
       if (g.endpoints.size === 0 && !socket) continue;
       this.counters.mainBlocks++;
-      out.push(...this.seal(g, [...g.endpoints.values()], socket));
+      out.push(...this.seal(g, g.endpoints.toArray(), socket));
     }
     return out;
   }
@@ -419,10 +419,9 @@ export class BlockSealer {
     for (const g of sorted) {
       const endpoints = g.exported;
       let k = 0;
-      for (const e of g.endpoints.values()) {
-        if (k === room) break;
-        endpoints[k++] = e;
-      }
+      g.endpoints.forEach((e) => {
+        if (k < room) endpoints[k++] = e;
+      });
       endpoints.length = k;
       omitted += g.endpoints.size - k;
       room -= k;

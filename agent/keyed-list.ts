@@ -2,7 +2,7 @@
  * Values by flow key in the order they were added, as a `Map` keeps them,
  * with the keys in a FlowKeyMap: a list of the values and a typed index
  * into it, no `Map` entry and no heap number per key. A delete leaves a
- * hole, skipped by values(), until the holes are half the list; then the
+ * hole, skipped by forEach(), until the holes are half the list; then the
  * list is compacted. For the sealer's pending endpoints, a value per flow.
  */
 
@@ -48,9 +48,22 @@ export class KeyedList<V> {
     return true;
   }
 
-  /** The values, oldest first. */
-  *values(): IterableIterator<V> {
-    for (const v of this.list) if (v !== undefined) yield v;
+  /** Calls `visit` with each value, oldest first (a plain loop: a generator costs several times a Map's iteration). */
+  forEach(visit: (value: V) => void): void {
+    const list = this.list;
+    for (let i = 0; i < list.length; i++) {
+      const v = list[i];
+      if (v !== undefined) visit(v);
+    }
+  }
+
+  /** The values, oldest first, in a new array. */
+  toArray(): V[] {
+    const out: V[] = [];
+    this.forEach((v) => {
+      out.push(v);
+    });
+    return out;
   }
 
   /** Closes the holes; the index learns each value's new place. */

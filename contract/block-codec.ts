@@ -7,9 +7,9 @@
  * IPs front-coded, numbers as varints, byte counters as residuals against
  * the previous endpoint's datagram size, repeated strings and local
  * endpoints as first-use dictionaries). docs/blocks.md gives the layout byte
- * by byte. The same content always gives the same
- * body, and the decoder only accepts a body in that one canonical form, so
- * equal content means equal body and the store can compare blocks by hash.
+ * by byte. The same content always gives the same body, and the decoder
+ * only accepts a body in that one canonical form, so equal content means
+ * equal body and the store can compare blocks by hash.
  *
  * The decoder never throws: untrusted bytes get a reason naming what and
  * where (`endpoint 17: port 70000 out of range`). The store's readers decode

@@ -166,6 +166,7 @@ export function encodeRates(
 ): { rates: number[][]; bytes: number[] } {
   const n = parts.reduce((s, p) => s + p.endpoints, 0);
   const rates = qualities.map(() => [] as number[]);
+  // Sizing every part at every quality first is also the warm-up.
   const bytes = qualities.map((q) => parts.reduce((s, p) => s + encodeBlock(p.block, q).length, 0));
   for (let r = 0; r < rounds; r++) {
     const order = qualities.map((_, k) => k);

@@ -27,7 +27,12 @@ describe('KeyedList', () => {
         expect(list.size).toBe(model.size);
         expect(list.get(o.key)).toStrictEqual(model.get(o.key));
       }
-      expect([...list.values()]).toStrictEqual([...model.values()]);
+      expect(list.toArray()).toStrictEqual([...model.values()]);
+      const visited: { v: number }[] = [];
+      list.forEach((v) => {
+        visited.push(v);
+      });
+      expect(visited).toStrictEqual([...model.values()]);
     },
   );
 
@@ -38,8 +43,8 @@ describe('KeyedList', () => {
     for (let i = 0; i < 10_000; i++) if (i % 10 !== 0) list.delete(k(i));
     expect(list.size).toBe(1_000);
     for (let i = 0; i < 10_000; i++) expect(list.get(k(i))).toBe(i % 10 === 0 ? i : undefined);
-    expect([...list.values()]).toStrictEqual(Array.from({ length: 1_000 }, (_, j) => j * 10));
+    expect(list.toArray()).toStrictEqual(Array.from({ length: 1_000 }, (_, j) => j * 10));
     list.set(k(3), 3);
-    expect([...list.values()].at(-1)).toBe(3);
+    expect(list.toArray().at(-1)).toBe(3);
   });
 });
