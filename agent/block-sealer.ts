@@ -131,6 +131,14 @@ export class BlockSealer {
   private lastGroup: Pending | null = null;
   private readonly bucket: TokenBucket;
   private nextSealAt: number;
+  /**
+   * Endpoint objects of sealed parts, refilled for new pending endpoints:
+   * made anew, a minute's worth would outlive young collections and die in
+   * the old generation. At most what the latest seal round sealed.
+   */
+  private readonly spareEndpoints: BlockEndpoint[] = [];
+  /** Per service, the emptied list of its latest sealed minute, for its next minute. */
+  private spareLists = new Map<string, KeyedList<BlockEndpoint>>();
   private readonly counters = { earlyBlocks: 0, mainBlocks: 0, retimed: 0, capped: 0, rejected: 0 };
 
   constructor(private readonly options: BlockSealerOptions) {
@@ -169,7 +177,9 @@ export class BlockSealer {
     const key = `${minute}|${service}`;
     let g = this.pending.get(key);
     if (!g) {
-      g = { service, minute, endpoints: new KeyedList(), fresh: new Set(), exported: [] };
+      const spare = this.spareLists.get(service);
+      if (spare) this.spareLists.delete(service);
+      g = { service, minute, endpoints: spare ?? new KeyedList(), fresh: new Set(), exported: [] };
       this.pending.set(key, g);
     }
     this.lastGroup = g;
@@ -221,6 +231,69 @@ export class BlockSealer {
     g.socket = s;
   }
 
+  /**
+   * A pending endpoint for delta `d`, counters zero: a spare one of a sealed
+   * minute when there is one. Every field is written, in one order, so
+   * endpoints share one shape (and no property store).
+   */
+  private newEndpoint(
+    d: Pick<BlockEndpoint, 'source' | 'sampleRate'> & {
+      remoteIp: string;
+      remotePort: number;
+      localIp: string;
+      localPort: number;
+    },
+    firstSecond: number,
+    lastSecond: number,
+  ): BlockEndpoint {
+    const e = this.spareEndpoints.pop();
+    if (e === undefined) {
+      return {
+        ip: d.remoteIp,
+        port: d.remotePort,
+        localIp: d.localIp,
+        localPort: d.localPort,
+        pktsIn: 0,
+        bytesIn: 0,
+        pktsOut: 0,
+        bytesOut: 0,
+        firstSecond,
+        lastSecond,
+        source: d.source,
+        sampleRate: d.sampleRate,
+        natFromIp: undefined,
+        natFromPort: undefined,
+        owner: undefined,
+        clientId: undefined,
+      };
+    }
+    e.ip = d.remoteIp;
+    e.port = d.remotePort;
+    e.localIp = d.localIp;
+    e.localPort = d.localPort;
+    e.pktsIn = 0;
+    e.bytesIn = 0;
+    e.pktsOut = 0;
+    e.bytesOut = 0;
+    e.firstSecond = firstSecond;
+    e.lastSecond = lastSecond;
+    e.source = d.source;
+    e.sampleRate = d.sampleRate;
+    e.natFromIp = undefined;
+    e.natFromPort = undefined;
+    e.owner = undefined;
+    e.clientId = undefined;
+    return e;
+  }
+
+  /**
+   * Takes back the endpoints of a part just sealed (its blocks hold copies),
+   * for newEndpoint to refill.
+   */
+  private recycle(endpoints: readonly BlockEndpoint[]): void {
+    for (const e of endpoints) this.spareEndpoints.push(e);
+  }
+
   private fold(g: Pending, d: FlowDelta, lastSeen: number): FlowKey {
     const minuteStart = g.minute * MINUTE_MS;
     const lastSecond = secondIn(g.minute, lastSeen);
@@ -239,25 +312,7 @@ export class BlockSealer {
       });
     let e = g.endpoints.get(key);
     if (!e) {
-      e = {
-        ip: d.remoteIp,
-        port: d.remotePort,
-        localIp: d.localIp,
-        localPort: d.localPort,
-        pktsIn: 0,
-        bytesIn: 0,
-        pktsOut: 0,
-        bytesOut: 0,
-        firstSecond,
-        lastSecond,
-        source: d.source,
-        sampleRate: d.sampleRate,
-        // Declared up front, so endpoints share one shape and no property store.
-        natFromIp: undefined,
-        natFromPort: undefined,
-        owner: undefined,
-        clientId: undefined,
-      };
+      e = this.newEndpoint(d, firstSecond, lastSecond);
       g.endpoints.set(key, e);
     }
     this.addCounts(e, d, firstSecond, lastSecond);
@@ -322,6 +377,7 @@ export class BlockSealer {
       g.fresh.clear();
       this.counters.earlyBlocks++;
       out.push(...this.seal(g, endpoints, undefined));
+      this.recycle(endpoints);
       this.dropIfEmpty(g);
     }
     // Fresh clients that found no token wait for the main part like any other.
@@ -361,14 +417,27 @@ export class BlockSealer {
       (a, b) => a.minute - b.minute || (a.service < b.service ? -1 : a.service > b.service ? 1 : 0),
     );
     const out: SealedPart[] = [];
+    let sealed = 0;
+    const lists = new Map<string, KeyedList<BlockEndpoint>>();
     for (const g of groups) {
       this.forgetGroup(g);
       // Health alone is only news when the kernel dropped datagrams.
       const socket =
         g.socket && (g.endpoints.size > 0 || g.socket.drops > 0) ? g.socket : undefined;
-      if (g.endpoints.size === 0 && !socket) continue;
-      this.counters.mainBlocks++;
-      out.push(...this.seal(g, g.endpoints.toArray(), socket));
+      if (g.endpoints.size > 0 || socket) {
+        this.counters.mainBlocks++;
+        const endpoints = g.endpoints.toArray();
+        out.push(...this.seal(g, endpoints, socket));
+        this.recycle(endpoints);
+        sealed += endpoints.length;
+      }
+      g.endpoints.clear();
+      lists.set(g.service, g.endpoints);
+    }
+    // Spares of this round only: memory a quieter minute no longer needs goes.
+    if (groups.length > 0) {
+      this.spareLists = lists;
+      if (this.spareEndpoints.length > sealed) this.spareEndpoints.length = sealed;
     }
     return out;
   }
@@ -444,7 +513,17 @@ export class BlockSealer {
         const key = endpointKey(e);
         const had = g.endpoints.get(key);
         if (!had) {
-          g.endpoints.set(key, { ...e });
+          const copy = this.newEndpoint(
+            { ...e, remoteIp: e.ip, remotePort: e.port },
+            e.firstSecond,
+            e.lastSecond,
+          );
+          this.addCounts(copy, e, e.firstSecond, e.lastSecond);
+          copy.natFromIp = e.natFromIp;
+          copy.natFromPort = e.natFromPort;
+          copy.owner = e.owner;
+          copy.clientId = e.clientId;
+          g.endpoints.set(key, copy);
           continue;
         }
         this.addCounts(had, e, e.firstSecond, e.lastSecond);

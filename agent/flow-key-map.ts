@@ -94,6 +94,14 @@ export class FlowKeyMap {
     return true;
   }
 
+  /** Removes every entry and keeps the table's size, for a map refilled to about as many. */
+  clear(): void {
+    if (this.filled > 0) this.keys.fill(EMPTY);
+    this.count = 0;
+    this.filled = 0;
+    this.texts.clear();
+  }
+
   /** Replaces every value `v` by `to(v)` (another integer 0..2^31-1), keys unchanged. */
   remap(to: (value: number) => number): void {
     const { keys, values } = this;

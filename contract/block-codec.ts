@@ -30,7 +30,7 @@ import {
   MAX_PART_ENDPOINTS,
   MAX_PARTS,
 } from './block.js';
-import { formatIpWords, ipv4Number, normalizeIp, parseIpv6 } from './ip-address.js';
+import { formatIpWords, ipv4Number, parseIpv6 } from './ip-address.js';
 import { FLOW_SOURCES, type FlowSource } from './wire.js';
 
 /** The first three bytes of every v2 record: ASCII `UWB`. */
@@ -76,8 +76,9 @@ function ipBytes(ip: string): Uint8Array | null {
   // IPv4 first, from one scan (what normalizeIp also tries first): sealing asks per endpoint.
   const v4 = ipv4Number(ip);
   if (v4 >= 0) return Uint8Array.of(v4 >>> 24, (v4 >>> 16) & 0xff, (v4 >>> 8) & 0xff, v4 & 0xff);
-  if (normalizeIp(ip) !== ip) return null;
-  const words = parseIpv6(ip)!;
+  // One parse: canonical when the words format back to the same text.
+  const words = parseIpv6(ip);
+  if (words === null || formatIpWords(words) !== ip) return null;
   const out = new Uint8Array(16);
   words.forEach((w, i) => {
     out[2 * i] = w >> 8;
@@ -113,21 +114,24 @@ function ipSortKey(ip: string): string {
 
 const cmp = (a: string | number, b: string | number): number => (a < b ? -1 : a > b ? 1 : 0);
 
+/** ipSortKey's order of two addresses, building no key for IPv4 ones. */
+function compareIps(a: string, b: string): number {
+  const va = ipv4Number(a);
+  const vb = ipv4Number(b);
+  if (va >= 0 && vb >= 0) return va - vb;
+  if (va >= 0) return -1;
+  if (vb >= 0) return 1;
+  return cmp(ipSortKey(a), ipSortKey(b));
+}
+
 /** The canonical endpoint order: client ip bytes, port, local ip bytes, local port. */
 export function compareEndpoints(a: BlockEndpoint, b: BlockEndpoint): number {
   return (
-    cmp(ipSortKey(a.ip), ipSortKey(b.ip)) ||
+    compareIps(a.ip, b.ip) ||
     a.port - b.port ||
-    cmp(ipSortKey(a.localIp), ipSortKey(b.localIp)) ||
+    compareIps(a.localIp, b.localIp) ||
     a.localPort - b.localPort
   );
-}
-
-const port = (p: number): string => p.toString(16).padStart(4, '0');
-
-/** A sort key equal for two endpoints exactly when compareEndpoints says 0, ordered the same. */
-function endpointSortKey(e: BlockEndpoint): string {
-  return `${ipSortKey(e.ip)}/${port(e.port)}/${ipSortKey(e.localIp)}/${port(e.localPort)}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -166,7 +170,9 @@ function endpointProblem(e: BlockEndpoint): string | null {
     return `localIp ${JSON.stringify(String(e.localIp).slice(0, 64))} is not a canonical address`;
   }
   if (!isInt(e.localPort, 0, 65_535)) return `localPort ${e.localPort} out of range`;
-  for (const c of COUNTERS) {
+  // Indexed: a for-of here made an iterator per endpoint.
+  for (let k = 0; k < COUNTERS.length; k++) {
+    const c = COUNTERS[k]!;
     if (!isInt(e[c], 0, MAX_BLOCK_COUNTER)) return `${c} ${e[c]} out of range`;
   }
   if (!isInt(e.firstSecond, 0, 59)) return `firstSecond ${e.firstSecond} out of range`;
@@ -224,18 +230,16 @@ export function blockProblem(block: Block): string | null {
   }
   const n = block.endpoints.length;
   if (n > MAX_PART_ENDPOINTS) return `${n} endpoints, more than ${MAX_PART_ENDPOINTS}`;
-  let previous: string | undefined;
   for (let i = 0; i < n; i++) {
     const e = block.endpoints[i]!;
     const p = endpointProblem(e);
     if (p) return `endpoint ${i}: ${p}`;
-    const key = endpointSortKey(e);
-    if (previous !== undefined && key <= previous) {
-      return key === previous
+    const order = i > 0 ? compareEndpoints(block.endpoints[i - 1]!, e) : -1;
+    if (order >= 0) {
+      return order === 0
         ? `endpoint ${i}: duplicates endpoint ${i - 1}`
         : `endpoint ${i}: sorts before endpoint ${i - 1}`;
     }
-    previous = key;
   }
   return null;
 }
@@ -288,15 +292,6 @@ class ByteWriter {
   }
 }
 
-/** Bitmap of `n` flags, bit i of byte i>>3 (least significant first). */
-function bitmap(flags: readonly boolean[]): Uint8Array {
-  const out = new Uint8Array(Math.ceil(flags.length / 8));
-  flags.forEach((f, i) => {
-    if (f) out[i >> 3]! |= 1 << (i & 7);
-  });
-  return out;
-}
-
 /** Indexes of each value in a first-use dictionary of its keys. */
 function dictionary<T>(
   values: readonly T[],
@@ -317,10 +312,62 @@ function dictionary<T>(
   return { entries, index };
 }
 
+/**
+ * dictionary() for values that come in runs (sorted endpoints share a local
+ * side and mostly an owner): a value `same` as the one before takes its
+ * index without building its key.
+ */
+function runDictionary<T>(
+  values: readonly T[],
+  same: (a: T, b: T) => boolean,
+  keyOf: (v: T) => string,
+): { entries: T[]; index: number[] } {
+  const seen = new Map<string, number>();
+  const entries: T[] = [];
+  const index = new Array<number>(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (i > 0 && same(values[i - 1]!, v)) {
+      index[i] = index[i - 1]!;
+      continue;
+    }
+    const k = keyOf(v);
+    let at = seen.get(k);
+    if (at === undefined) {
+      at = entries.length;
+      seen.set(k, at);
+      entries.push(v);
+    }
+    index[i] = at;
+  }
+  return { entries, index };
+}
+
+/** Bitmap of `has` over the endpoints, bit i of byte i>>3 (least significant first). */
+function presence(eps: readonly BlockEndpoint[], has: (e: BlockEndpoint) => boolean): Uint8Array {
+  const out = new Uint8Array(Math.ceil(eps.length / 8));
+  for (let i = 0; i < eps.length; i++) if (has(eps[i]!)) out[i >> 3]! |= 1 << (i & 7);
+  return out;
+}
+
 function writeIp(w: ByteWriter, ip: string): void {
   const b = ipBytes(ip)!;
   w.byte(b.length === 4 ? 4 : 6);
   w.bytes(b);
+}
+
+/** Writes the bytes of canonical address `ip` (valid: checked before encoding) into `out`; returns 4 or 16. */
+function addressInto(ip: string, out: Uint8Array): number {
+  const v4 = ipv4Number(ip);
+  if (v4 >= 0) {
+    out[0] = v4 >>> 24;
+    out[1] = (v4 >>> 16) & 0xff;
+    out[2] = (v4 >>> 8) & 0xff;
+    out[3] = v4 & 0xff;
+    return 4;
+  }
+  out.set(ipBytes(ip)!);
+  return 16;
 }
 
 const ownerKey = (o: BlockOwner): string => `${o.pid ?? ''}|${o.process ?? ''}`;
@@ -340,9 +387,11 @@ function predictedBytes(eps: readonly BlockEndpoint[], i: number, dir: 'in' | 'o
   if (i === 0) return 0;
   const prev = eps[i - 1]!;
   const e = eps[i]!;
-  const [prevPkts, prevBytes, pkts] =
-    dir === 'in' ? [prev.pktsIn, prev.bytesIn, e.pktsIn] : [prev.pktsOut, prev.bytesOut, e.pktsOut];
+  // Fields by name, not a destructured triple: that ran the array iterator for every endpoint.
+  const prevPkts = dir === 'in' ? prev.pktsIn : prev.pktsOut;
   if (prevPkts === 0) return 0;
+  const prevBytes = dir === 'in' ? prev.bytesIn : prev.bytesOut;
+  const pkts = dir === 'in' ? e.pktsIn : e.pktsOut;
   return Math.min(MAX_BLOCK_COUNTER, pkts * Math.floor(prevBytes / prevPkts));
 }
 
@@ -407,17 +456,23 @@ function serializeBody(block: Block): Uint8Array {
   w.varint(n);
 
   // Client IPs, front-coded: a head byte each (family, shared prefix with the previous), then the rest.
-  const ips = eps.map((e) => ipBytes(e.ip)!);
+  // The bytes go through two scratch arrays: an array per address was most of the encoder's garbage.
   const rest = new ByteWriter();
-  let prev: Uint8Array | undefined;
-  for (const b of ips) {
+  let cur = new Uint8Array(16);
+  let prev = new Uint8Array(16);
+  let prevLength = 0;
+  for (const e of eps) {
+    const length = addressInto(e.ip, cur);
     let shared = 0;
-    if (prev && prev.length === b.length) {
-      while (shared < b.length && prev[shared] === b[shared]) shared++;
+    if (prevLength === length) {
+      while (shared < length && prev[shared] === cur[shared]) shared++;
     }
-    w.byte((b.length === 16 ? IP_V6 : 0) | shared);
-    rest.bytes(b.subarray(shared));
-    prev = b;
+    w.byte((length === 16 ? IP_V6 : 0) | shared);
+    for (let k = shared; k < length; k++) rest.byte(cur[k]!);
+    const was = prev;
+    prev = cur;
+    cur = was;
+    prevLength = length;
   }
   w.bytes(rest.result());
 
@@ -428,7 +483,11 @@ function serializeBody(block: Block): Uint8Array {
   }
 
   // Local endpoints: a dictionary, then an index each when there is more than one.
-  const locals = dictionary(eps, (e) => `${e.localIp}|${e.localPort}`);
+  const locals = runDictionary(
+    eps,
+    (a, b) => a.localIp === b.localIp && a.localPort === b.localPort,
+    (e) => `${e.localIp}|${e.localPort}`,
+  );
   w.varint(locals.entries.length);
   for (const e of locals.entries) {
     writeIp(w, e.localIp);
@@ -451,7 +510,11 @@ function serializeBody(block: Block): Uint8Array {
 
   // Optional text: a dictionary of the present values, then index + 1 each (0 = absent).
   const withOwner = eps.filter((e) => e.owner !== undefined);
-  const owners = dictionary(withOwner, (e) => ownerKey(e.owner!));
+  const owners = runDictionary(
+    withOwner,
+    (a, b) => a.owner!.pid === b.owner!.pid && a.owner!.process === b.owner!.process,
+    (e) => ownerKey(e.owner!),
+  );
   w.varint(owners.entries.length);
   for (const { owner } of owners.entries) {
     w.byte(
@@ -476,8 +539,8 @@ function serializeBody(block: Block): Uint8Array {
   }
 
   // NAT: presence bitmaps, then the present values.
-  w.bytes(bitmap(eps.map((e) => e.natFromIp !== undefined)));
-  w.bytes(bitmap(eps.map((e) => e.natFromPort !== undefined)));
+  w.bytes(presence(eps, (e) => e.natFromIp !== undefined));
+  w.bytes(presence(eps, (e) => e.natFromPort !== undefined));
   for (const e of eps) if (e.natFromIp !== undefined) writeIp(w, e.natFromIp);
   for (const e of eps) if (e.natFromPort !== undefined) w.varint(e.natFromPort);
   return w.result();
@@ -1013,7 +1076,7 @@ function mergeEndpoint(a: BlockEndpoint, b: BlockEndpoint): BlockEndpoint {
 }
 
 /** A copy holding only the fields of the format (no stray properties, no empty owner). */
-function cleanEndpoint(e: BlockEndpoint): BlockEndpoint {
+function cleanEndpoint(e: BlockEndpoint, owner?: BlockOwner): BlockEndpoint {
   const out: BlockEndpoint = {
     ip: e.ip,
     port: e.port,
@@ -1030,7 +1093,9 @@ function cleanEndpoint(e: BlockEndpoint): BlockEndpoint {
   };
   if (e.natFromIp !== undefined) out.natFromIp = e.natFromIp;
   if (e.natFromPort !== undefined) out.natFromPort = e.natFromPort;
-  if (e.owner && (e.owner.pid !== undefined || e.owner.process !== undefined)) {
+  if (owner !== undefined) {
+    out.owner = owner;
+  } else if (e.owner && (e.owner.pid !== undefined || e.owner.process !== undefined)) {
     out.owner = {};
     if (e.owner.pid !== undefined) out.owner.pid = e.owner.pid;
     if (e.owner.process !== undefined) out.owner.process = e.owner.process;
@@ -1041,14 +1106,55 @@ function cleanEndpoint(e: BlockEndpoint): BlockEndpoint {
 
 /** Endpoints sorted canonically, with the records of one key merged into one. */
 export function mergeEndpoints(endpoints: readonly BlockEndpoint[]): BlockEndpoint[] {
-  const keyed = endpoints.map((e) => ({ key: endpointSortKey(e), e }));
-  keyed.sort((a, b) => cmp(a.key, b.key));
+  const n = endpoints.length;
+  // Sort keys without a string per endpoint: an IPv4 address as its number
+  // (ipv4Number; -1 for any other), the text key (ipSortKey) only for others.
+  const clientV4 = new Float64Array(n);
+  const localV4 = new Float64Array(n);
+  const clientText: string[] = [];
+  const localText: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const e = endpoints[i]!;
+    clientV4[i] = ipv4Number(e.ip);
+    if (clientV4[i]! < 0) clientText[i] = ipSortKey(e.ip);
+    localV4[i] = ipv4Number(e.localIp);
+    if (localV4[i]! < 0) localText[i] = ipSortKey(e.localIp);
+  }
+  // ipSortKey's order: IPv4 first (by number), then the others by their text key; then the port.
+  const side = (v4: Float64Array, text: string[], a: number, b: number, pa: number, pb: number) => {
+    const va = v4[a]!;
+    const vb = v4[b]!;
+    if (va >= 0 && vb >= 0) return va - vb || pa - pb;
+    if (va >= 0) return -1;
+    if (vb >= 0) return 1;
+    return cmp(text[a]!, text[b]!) || pa - pb;
+  };
+  const compare = (a: number, b: number): number =>
+    side(clientV4, clientText, a, b, endpoints[a]!.port, endpoints[b]!.port) ||
+    side(localV4, localText, a, b, endpoints[a]!.localPort, endpoints[b]!.localPort);
+  const order = new Array<number>(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  order.sort(compare);
   const out: BlockEndpoint[] = [];
-  let lastKey: string | undefined;
-  for (const { key, e } of keyed) {
-    if (key === lastKey) out[out.length - 1] = mergeEndpoint(out[out.length - 1]!, e);
-    else out.push(cleanEndpoint(e));
-    lastKey = key;
+  // Endpoints of one daemon share its owner object: their copies share one copy.
+  let ownerIn: BlockOwner | undefined;
+  let ownerOut: BlockOwner | undefined;
+  for (let k = 0; k < n; k++) {
+    const i = order[k]!;
+    const e = endpoints[i]!;
+    if (k > 0 && compare(order[k - 1]!, i) === 0) {
+      out[out.length - 1] = mergeEndpoint(out[out.length - 1]!, e);
+      continue;
+    }
+    const copy = cleanEndpoint(
+      e,
+      e.owner !== undefined && e.owner === ownerIn ? ownerOut : undefined,
+    );
+    if (e.owner !== undefined && e.owner !== ownerIn) {
+      ownerIn = e.owner;
+      ownerOut = copy.owner;
+    }
+    out.push(copy);
   }
   return out;
 }

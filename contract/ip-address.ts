@@ -45,42 +45,72 @@ export function parseIpv4(text: string): number[] | null {
   return [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
 }
 
-/** Parses IPv6 text (with optional embedded IPv4 tail) into eight 16-bit words, or null. */
+const COLON = 58;
+
+/** The value of hex digit `c` (a char code), or -1. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/**
+ * Parses IPv6 text (with optional embedded IPv4 tail) into eight 16-bit
+ * words, or null. One pass and one array: sealing a block parses every IPv6
+ * client address, and the split-and-test parse it replaced made about 2 KB
+ * of garbage an address.
+ */
 export function parseIpv6(text: string): number[] | null {
-  if (text.length < 2 || text.length > 45 || text.includes('%')) return null;
-  let head = text;
-  const tailWords: number[] = [];
-  const lastColon = text.lastIndexOf(':');
-  if (lastColon >= 0 && text.indexOf('.', lastColon) > lastColon) {
-    const v4 = parseIpv4(text.slice(lastColon + 1));
-    if (!v4) return null;
-    tailWords.push(((v4[0]! << 8) | v4[1]!) >>> 0, ((v4[2]! << 8) | v4[3]!) >>> 0);
-    head = text.slice(0, lastColon + 1);
-    // "::1.2.3.4" leaves "::" and "a:b::c:1.2.3.4" leaves "a:b::c:"; a single
-    // trailing colon that is not part of "::" is the separator before the tail.
-    if (head.endsWith(':') && !head.endsWith('::')) head = head.slice(0, -1);
+  const n = text.length;
+  if (n < 2 || n > 45) return null;
+  const words: number[] = [];
+  /** Where "::" stands among the words, or -1. */
+  let gap = -1;
+  let i = 0;
+  if (text.charCodeAt(0) === COLON) {
+    if (text.charCodeAt(1) !== COLON) return null;
+    gap = 0;
+    i = 2;
   }
-  const parts = head.split('::');
-  if (parts.length > 2) return null;
-  const parseGroup = (g: string): number[] | null => {
-    if (g === '') return [];
-    const words: number[] = [];
-    for (const w of g.split(':')) {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(w)) return null;
-      words.push(Number.parseInt(w, 16));
+  while (i < n) {
+    // A group: 1 to 4 hex digits; or, after the last colon, a dotted-quad tail.
+    if (text.indexOf(':', i) < 0 && text.indexOf('.', i) >= 0) {
+      const v4 = ipv4Number(text.slice(i));
+      if (v4 < 0 || words.length > 6) return null;
+      words.push(Math.floor(v4 / 65536), v4 & 0xffff);
+      break;
     }
-    return words;
-  };
-  const left = parseGroup(parts[0]!);
-  const right = parts.length === 2 ? parseGroup(parts[1]!) : [];
-  if (!left || !right) return null;
-  const explicit = left.length + right.length + tailWords.length;
-  if (parts.length === 2) {
-    if (explicit > 7) return null;
-    return [...left, ...new Array<number>(8 - explicit).fill(0), ...right, ...tailWords];
+    let value = 0;
+    let digits = 0;
+    for (; i < n; i++) {
+      const d = hexDigit(text.charCodeAt(i));
+      if (d < 0) break;
+      if (++digits > 4) return null;
+      value = value * 16 + d;
+    }
+    if (digits === 0 || words.length === 8) return null;
+    words.push(value);
+    if (i === n) break;
+    // Only a colon may follow a group, and a group must follow a single colon.
+    if (text.charCodeAt(i) !== COLON) return null;
+    i++;
+    if (text.charCodeAt(i) === COLON) {
+      if (gap >= 0) return null;
+      gap = words.length;
+      i++;
+    } else if (i === n) {
+      return null;
+    }
   }
-  if (explicit !== 8) return null;
-  return [...left, ...tailWords];
+  if (gap < 0) return words.length === 8 ? words : null;
+  if (words.length > 7) return null;
+  const zeros = 8 - words.length;
+  const out = new Array<number>(8);
+  for (let k = 0; k < 8; k++) {
+    out[k] = k < gap ? words[k]! : k < gap + zeros ? 0 : words[k - zeros]!;
+  }
+  return out;
 }
 
 /** Formats eight 16-bit words as RFC 5952 IPv6 text. */

@@ -124,6 +124,71 @@ describe('BlockSealer', () => {
     expect(s.stats().pendingEndpoints).toBe(0);
   });
 
+  it("reuses a sealed minute's endpoints and lists for later minutes, nothing of them carried over", () => {
+    const s = sealer({ earlyBurst: 0 });
+    // Minute M: 300 clients with NAT addresses, client tags and an owner.
+    const rich = (minute: number, i: number) =>
+      delta({
+        remotePort: 10_000 + i,
+        firstSeen: at(minute, 5),
+        lastSeen: at(minute, 6),
+        pktsIn: i + 1,
+        bytesIn: 100 * (i + 1),
+        natFromIp: '203.0.113.9',
+        natFromPort: 5000 + i,
+        clientId: `tenant-${i}`,
+        pid: 42,
+        process: 'dnsd',
+        source: 'ebpf',
+        sampleRate: 4,
+      });
+    s.addDeltas(
+      Array.from({ length: 300 }, (_, i) => rich(M, i)),
+      at(M, 6),
+    );
+    const first = s.sealDue(at(M + 1, 10));
+    const firstBlocks = structuredClone(first.map((p) => p.block));
+    const firstBytes = first.map((p) => Buffer.from(p.data));
+    expect(shipped(first).flatMap((b) => b.endpoints)).toHaveLength(300);
+    // Minutes M + 1 and M + 2: other clients, plain hook deltas with none of those fields.
+    for (const minute of [M + 1, M + 2]) {
+      s.addDeltas(
+        Array.from({ length: 200 }, (_, i) =>
+          delta({
+            remoteIp: '198.51.100.20',
+            remotePort: 20_000 + i,
+            firstSeen: at(minute, 30),
+            lastSeen: at(minute, 31),
+          }),
+        ),
+        at(minute, 31),
+      );
+      const parts = shipped(s.sealDue(at(minute + 1, 10)));
+      const eps = parts.flatMap((b) => b.endpoints);
+      expect(eps).toHaveLength(200);
+      for (const e of eps) {
+        expect(e).toStrictEqual({
+          ip: '198.51.100.20',
+          port: e.port,
+          localIp: '192.0.2.1',
+          localPort: 53,
+          pktsIn: 1,
+          bytesIn: 100,
+          pktsOut: 1,
+          bytesOut: 60,
+          firstSecond: 30,
+          lastSecond: 31,
+          source: 'hook',
+          sampleRate: 1,
+        });
+      }
+    }
+    // What minute M sealed is untouched by the reuse.
+    expect(first.map((p) => p.block)).toStrictEqual(firstBlocks);
+    expect(first.map((p) => p.data)).toStrictEqual(firstBytes);
+    expect(s.stats().pendingEndpoints).toBe(0);
+  });
+
   it('keeps totals exact over early, main and late parts', () => {
     const s = sealer({ earlyBurst: 1, earlyRefillMs: 20_000 });
     const want = new Map<number, { pkts: number; bytes: number; out: number }>();

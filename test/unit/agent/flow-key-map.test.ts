@@ -17,15 +17,24 @@ const op = fc.oneof(
     value: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
   }),
   fc.record({ kind: fc.constant('delete' as const), key }),
+  fc.record({ kind: fc.constant('clear' as const) }),
 );
 
 describe('FlowKeyMap', () => {
   test.prop([fc.array(op, { maxLength: 400 })])(
-    'answers every get, delete and size as a Map would, through growth and deletes',
+    'answers every get, delete and size as a Map would, through growth, deletes and clears',
     (ops) => {
       const map = new FlowKeyMap();
       const model = new Map<FlowKey, number>();
+      const seen = new Set<FlowKey>();
       for (const o of ops) {
+        if (o.kind === 'clear') {
+          map.clear();
+          model.clear();
+          for (const k of seen) expect(map.get(k)).toBe(-1);
+          continue;
+        }
+        seen.add(o.key);
         if (o.kind === 'set') {
           map.set(o.key, o.value);
           model.set(o.key, o.value);

@@ -11,15 +11,23 @@ const key: fc.Arbitrary<FlowKey> = fc.oneof(
 const op = fc.oneof(
   fc.record({ kind: fc.constant('set' as const), key, value: fc.integer() }),
   fc.record({ kind: fc.constant('delete' as const), key }),
+  fc.record({ kind: fc.constant('clear' as const) }),
 );
 
 describe('KeyedList', () => {
   test.prop([fc.array(op, { maxLength: 600 })])(
-    'holds what a Map holds, in the order a Map iterates, through deletes and compaction',
+    'holds what a Map holds, in the order a Map iterates, through deletes, compaction and clears',
     (ops) => {
       const list = new KeyedList<{ v: number }>();
       const model = new Map<FlowKey, { v: number }>();
       for (const o of ops) {
+        if (o.kind === 'clear') {
+          list.clear();
+          model.clear();
+          expect(list.size).toBe(0);
+          expect(list.toArray()).toStrictEqual([]);
+          continue;
+        }
         if (o.kind === 'set') {
           list.set(o.key, { v: o.value });
           model.set(o.key, { v: o.value });
@@ -46,5 +54,19 @@ describe('KeyedList', () => {
     expect(list.toArray()).toStrictEqual(Array.from({ length: 1_000 }, (_, j) => j * 10));
     list.set(k(3), 3);
     expect(list.toArray().at(-1)).toBe(3);
+  });
+
+  it('is refilled after clear() as a new list would be, nothing of before left', () => {
+    const list = new KeyedList<number>();
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 5_000; i++) list.set(2 ** 40 + i * 7 + round, round * 10_000 + i);
+      for (let i = 0; i < 5_000; i += 3) list.delete(2 ** 40 + i * 7 + round);
+      const kept = list.toArray();
+      expect(kept).toHaveLength(5_000 - Math.ceil(5_000 / 3));
+      expect(kept.every((v) => Math.floor(v / 10_000) === round)).toBe(true);
+      list.clear();
+      expect(list.get(2 ** 40 + 7 + round)).toBeUndefined();
+      expect(list.size).toBe(0);
+    }
   });
 });

@@ -23,7 +23,7 @@ import {
   sealEncodedParts,
   sealParts,
 } from '../../../contract/block-codec.js';
-import { formatIpWords } from '../../../contract/ip-address.js';
+import { formatIpWords, ipv4Number, parseIpv6 } from '../../../contract/ip-address.js';
 import { FLOW_SOURCES } from '../../../contract/wire.js';
 
 const MINUTE = 29_400_000;
@@ -309,6 +309,43 @@ function noiseText(seed: number, length: number): () => string {
     return out;
   };
 }
+
+/** The format's order as text: family, address bytes in hex, port; client side, then local side. */
+function orderKey(e: BlockEndpoint): string {
+  const side = (ip: string, p: number) => {
+    const v4 = ipv4Number(ip);
+    const bytes =
+      v4 >= 0
+        ? `4${v4.toString(16).padStart(8, '0')}`
+        : `6${parseIpv6(ip)!
+            .map((w) => w.toString(16).padStart(4, '0'))
+            .join('')}`;
+    return `${bytes}/${p.toString(16).padStart(4, '0')}`;
+  };
+  return `${side(e.ip, e.port)}/${side(e.localIp, e.localPort)}`;
+}
+
+describe('mergeEndpoints', () => {
+  test.prop([fc.array(endpoint, { maxLength: 150 }), fc.nat()])(
+    'orders by family, address bytes and port, client side first, one endpoint per key',
+    (eps, seed) => {
+      const merged = mergeEndpoints(shuffle([...eps, ...eps.slice(0, 7)], seed));
+      const keys = merged.map(orderKey);
+      expect(keys).toStrictEqual([...new Set(eps.map(orderKey))].sort());
+    },
+  );
+
+  it('gives endpoints that shared an owner equal owners, and never the input objects', () => {
+    const owner = { pid: 7, process: 'dnsd' };
+    const eps = [1, 2, 3].map((i) => ({ ...baseEndpoint(i), owner }));
+    const merged = mergeEndpoints(eps);
+    expect(merged.map((e) => e.owner)).toStrictEqual([owner, owner, owner]);
+    merged.forEach((e, i) => {
+      expect(e).not.toBe(eps[i]);
+      expect(e.owner).not.toBe(owner);
+    });
+  });
+});
 
 describe('sealParts', () => {
   test.prop([head, fc.array(endpoint, { maxLength: 80 }), fc.nat()])(
