@@ -292,32 +292,12 @@ class ByteWriter {
   }
 }
 
-/** Indexes of each value in a first-use dictionary of its keys. */
-function dictionary<T>(
-  values: readonly T[],
-  keyOf: (v: T) => string,
-): { entries: T[]; index: number[] } {
-  const seen = new Map<string, number>();
-  const entries: T[] = [];
-  const index = values.map((v) => {
-    const k = keyOf(v);
-    let i = seen.get(k);
-    if (i === undefined) {
-      i = entries.length;
-      seen.set(k, i);
-      entries.push(v);
-    }
-    return i;
-  });
-  return { entries, index };
-}
-
 /**
- * dictionary() for values that come in runs (sorted endpoints share a local
- * side and mostly an owner): a value `same` as the one before takes its
- * index without building its key.
+ * Indexes of each value in a first-use dictionary of its keys. Values come
+ * in runs (sorted endpoints share a local side, an owner, a source): a value
+ * `same` as the one before takes its index without building its key.
  */
-function runDictionary<T>(
+function dictionary<T>(
   values: readonly T[],
   same: (a: T, b: T) => boolean,
   keyOf: (v: T) => string,
@@ -483,7 +463,7 @@ function serializeBody(block: Block): Uint8Array {
   }
 
   // Local endpoints: a dictionary, then an index each when there is more than one.
-  const locals = runDictionary(
+  const locals = dictionary(
     eps,
     (a, b) => a.localIp === b.localIp && a.localPort === b.localPort,
     (e) => `${e.localIp}|${e.localPort}`,
@@ -495,7 +475,11 @@ function serializeBody(block: Block): Uint8Array {
   }
   if (locals.entries.length > 1) for (const i of locals.index) w.varint(i);
 
-  const sources = dictionary(eps, (e) => e.source);
+  const sources = dictionary(
+    eps,
+    (a, b) => a.source === b.source,
+    (e) => e.source,
+  );
   w.varint(sources.entries.length);
   for (const e of sources.entries) w.string(e.source);
   if (sources.entries.length > 1) for (const i of sources.index) w.varint(i);
@@ -510,7 +494,7 @@ function serializeBody(block: Block): Uint8Array {
 
   // Optional text: a dictionary of the present values, then index + 1 each (0 = absent).
   const withOwner = eps.filter((e) => e.owner !== undefined);
-  const owners = runDictionary(
+  const owners = dictionary(
     withOwner,
     (a, b) => a.owner!.pid === b.owner!.pid && a.owner!.process === b.owner!.process,
     (e) => ownerKey(e.owner!),
@@ -530,7 +514,11 @@ function serializeBody(block: Block): Uint8Array {
   }
 
   const withClient = eps.filter((e) => e.clientId !== undefined);
-  const clients = dictionary(withClient, (e) => e.clientId!);
+  const clients = dictionary(
+    withClient,
+    (a, b) => a.clientId === b.clientId,
+    (e) => e.clientId!,
+  );
   w.varint(clients.entries.length);
   for (const e of clients.entries) w.string(e.clientId!);
   if (clients.entries.length > 0) {
