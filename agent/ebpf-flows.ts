@@ -33,33 +33,34 @@ const HOST_LE = endianness() === 'LE';
 const TWO_32 = 4_294_967_296;
 
 /**
- * A key's decimal u64s as 32-bit halves, `[hi, lo, hi, lo, …]`, or null
- * unless it is two or five of them. Plain number arithmetic, no BigInt: a
+ * A key's decimal u64s as 32-bit halves, `[hi, lo, hi, lo, …]`, into
+ * `words`; returns how many (4 or 10), or 0 unless it is two or five of them. Plain number arithmetic, no BigInt: a
  * digit's carry out of the low half is at most 9, so every step is exact.
  */
-function keyWords(key: string): number[] | null {
-  const words: number[] = [];
+function keyWords(key: string, words: Float64Array): number {
+  let count = 0;
   let hi = 0;
   let lo = 0;
   let digits = 0;
   for (let i = 0; i <= key.length; i++) {
     const c = i < key.length ? key.charCodeAt(i) : 44; // a comma closes the last number
     if (c === 44) {
-      if (digits === 0 || words.length === 10) return null;
-      words.push(hi, lo);
+      if (digits === 0 || count === 10) return 0;
+      words[count++] = hi;
+      words[count++] = lo;
       hi = 0;
       lo = 0;
       digits = 0;
     } else if (c >= 48 && c <= 57) {
-      if (++digits > 20) return null;
+      if (++digits > 20) return 0;
       lo = lo * 10 + (c - 48);
       const carry = Math.floor(lo / TWO_32);
       lo -= carry * TWO_32;
       hi = hi * 10 + carry;
-      if (hi >= TWO_32) return null; // past 2^64 - 1
-    } else return null;
+      if (hi >= TWO_32) return 0; // past 2^64 - 1
+    } else return 0;
   }
-  return words.length === 4 || words.length === 10 ? words : null;
+  return count === 4 || count === 10 ? count : 0;
 }
 
 /** A raw network-order 16-bit word read in host order, as a port number. */
@@ -67,8 +68,26 @@ function port(raw: number): number {
   return HOST_LE ? ((raw & 0xff) << 8) | (raw >> 8) : raw;
 }
 
+/**
+ * The text of IPv4 words met lately: the same peers come back every drain,
+ * and a new string per tuple and drain was most of a drain's garbage.
+ * Bounded: starts over past MAX_REMEMBERED_V4.
+ */
+const v4Texts = new Map<number, string>();
+const MAX_REMEMBERED_V4 = 65_536;
+
 /** An IPv4 address from the 32-bit word the kernel read in host order. */
 function ipv4(word: number): string {
+  let text = v4Texts.get(word);
+  if (text === undefined) {
+    if (v4Texts.size >= MAX_REMEMBERED_V4) v4Texts.clear();
+    text = ipv4Text(word);
+    v4Texts.set(word, text);
+  }
+  return text;
+}
+
+function ipv4Text(word: number): string {
   return HOST_LE
     ? `${word & 0xff}.${(word >>> 8) & 0xff}.${(word >>> 16) & 0xff}.${word >>> 24}`
     : `${word >>> 24}.${(word >>> 16) & 0xff}.${(word >>> 8) & 0xff}.${word & 0xff}`;
@@ -87,7 +106,7 @@ function pushWords16(word: number, out: number[]): void {
 }
 
 /** An IPv6 address from its two u64 halves (bytes 0..7, 8..15), each as [hi, lo] 32-bit words. */
-function ipv6(w: readonly number[], at: number): string {
+function ipv6(w: Float64Array, at: number): string {
   const words: number[] = [];
   // Bytes 0..3 of a raw 64-bit half are its low word, as the program reads it (see udp-flows.bt).
   pushWords16(w[at + 1]!, words);
@@ -106,22 +125,58 @@ const DIRS: readonly (PacketTuple['dir'] | undefined)[] = ['in', 'out', 'lo', un
  * `meta,srcHi,srcLo,dstHi,dstLo`.
  */
 export function decodeTupleKey(key: string): PacketTuple | null {
-  const w = keyWords(key);
-  if (!w) return null;
+  const t = scratchTuple();
+  return decodeTupleInto(key, t)
+    ? { dir: t.dir, srcIp: t.srcIp, srcPort: t.srcPort, dstIp: t.dstIp, dstPort: t.dstPort }
+    : null;
+}
+
+/** A decoded tuple and, for IPv4 ends, each end as one number (address * 65,536 + port; -1 for IPv6). */
+interface DecodedTuple extends PacketTuple {
+  srcKey: number;
+  dstKey: number;
+}
+
+const scratchTuple = (): DecodedTuple => ({
+  dir: 'in',
+  srcIp: '',
+  srcPort: 0,
+  dstIp: '',
+  dstPort: 0,
+  srcKey: -1,
+  dstKey: -1,
+});
+
+/** The words keyWords() fills, one array for every key. */
+const keyScratch = new Float64Array(10);
+
+/** decodeTupleKey() into `out`, no object of its own; false when the key is malformed. */
+function decodeTupleInto(key: string, out: DecodedTuple): boolean {
+  const w = keyScratch;
+  const count = keyWords(key, w);
+  if (count === 0) return false;
   const metaHi = w[0]!;
   const metaLo = w[1]!;
   const dir = DIRS[(metaHi >>> 1) & 3];
-  if (metaHi >>> 3 !== 0 || !dir) return null;
+  if (metaHi >>> 3 !== 0 || !dir) return false;
   const v6 = (metaHi & 1) === 1;
   // The family is in both the key's shape and its meta bit: they must agree.
-  if (v6 !== (w.length === 10)) return null;
-  return {
-    dir,
-    srcIp: v6 ? ipv6(w, 2) : ipv4(w[2]!),
-    srcPort: port(metaLo >>> 16),
-    dstIp: v6 ? ipv6(w, 6) : ipv4(w[3]!),
-    dstPort: port(metaLo & 0xffff),
-  };
+  if (v6 !== (count === 10)) return false;
+  out.dir = dir;
+  out.srcPort = port(metaLo >>> 16);
+  out.dstPort = port(metaLo & 0xffff);
+  if (v6) {
+    out.srcIp = ipv6(w, 2);
+    out.dstIp = ipv6(w, 6);
+    out.srcKey = -1;
+    out.dstKey = -1;
+  } else {
+    out.srcIp = ipv4(w[2]!);
+    out.dstIp = ipv4(w[3]!);
+    out.srcKey = w[2]! * 65_536 + out.srcPort;
+    out.dstKey = w[3]! * 65_536 + out.dstPort;
+  }
+  return true;
 }
 
 /** What turning one batch into observations left out. */
@@ -145,23 +200,34 @@ export function tuplesToObservations(
     stats?: ClassifyStats;
   },
 ): PeerObservation[] {
-  const flows = new Map<string, PeerObservation>();
+  // Flows by local socket, then by peer: the peer as one number for IPv4, text for IPv6.
+  const bySocket = new Map<object, Map<number | string, PeerObservation>>();
+  const out: PeerObservation[] = [];
   const scale = options.sampleRate;
+  const from = { ip: '', port: 0 };
   /** Credits a tuple's counters to the flow of its local end (`inbound`: the receiver's). */
-  const credit = (t: RawTuple, tuple: PacketTuple, inbound: boolean) => {
+  const credit = (t: RawTuple, tuple: DecodedTuple, inbound: boolean) => {
     const localIp = inbound ? tuple.dstIp : tuple.srcIp;
     const localPort = inbound ? tuple.dstPort : tuple.srcPort;
     const remoteIp = inbound ? tuple.srcIp : tuple.dstIp;
     const remotePort = inbound ? tuple.srcPort : tuple.dstPort;
-    const socket = sockets.find(localIp, localPort, { ip: remoteIp, port: remotePort });
+    from.ip = remoteIp;
+    from.port = remotePort;
+    const socket = sockets.find(localIp, localPort, from);
     if (!socket) {
       if (options.stats) options.stats.unownedPackets += t.packets * scale;
       return;
     }
-    const key = `${socket.localIp}|${socket.localPort}|${remoteIp}|${remotePort}`;
+    const remoteKey = inbound ? tuple.srcKey : tuple.dstKey;
+    const peer = remoteKey >= 0 ? remoteKey : `${remoteIp}|${remotePort}`;
+    let flows = bySocket.get(socket);
+    if (!flows) {
+      flows = new Map();
+      bySocket.set(socket, flows);
+    }
     const last = options.toEpochMs(t.lastNs);
     const first = Math.min(t.firstNs > 0 ? options.toEpochMs(t.firstNs) : last, last);
-    let obs = flows.get(key);
+    let obs = flows.get(peer);
     if (!obs) {
       obs = {
         source: 'ebpf',
@@ -179,7 +245,8 @@ export function tuplesToObservations(
       if (scale > 1) obs.sampleRate = scale;
       if (socket.pid !== undefined) obs.pid = socket.pid;
       if (socket.process !== undefined) obs.process = socket.process;
-      flows.set(key, obs);
+      flows.set(peer, obs);
+      out.push(obs);
     }
     if (inbound) {
       obs.pktsIn += t.packets * scale;
@@ -191,9 +258,9 @@ export function tuplesToObservations(
     if (first < (obs.firstSeen ?? first)) obs.firstSeen = first;
     if (last > obs.lastSeen) obs.lastSeen = last;
   };
+  const tuple = scratchTuple();
   for (const t of tuples) {
-    const tuple = decodeTupleKey(t.key);
-    if (!tuple) {
+    if (!decodeTupleInto(t.key, tuple)) {
       if (options.stats) options.stats.badKeys++;
       continue;
     }
@@ -201,5 +268,5 @@ export function tuplesToObservations(
     if (tuple.dir !== 'out') credit(t, tuple, true);
     if (tuple.dir !== 'in') credit(t, tuple, false);
   }
-  return [...flows.values()];
+  return out;
 }

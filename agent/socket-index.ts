@@ -56,6 +56,10 @@ export class SocketIndex {
   private readonly any6 = new Map<number, ListeningSocket>();
   /** Every port some socket owns: most lookups of a busy host's other end miss here, before any string is built. */
   private readonly ports = new Set<number>();
+  /** find()'s previous listener lookup (the index never changes, so it stays right). */
+  private lastIp: string | undefined;
+  private lastPort = -1;
+  private lastListener: ListeningSocket | undefined;
 
   constructor(
     listeners: Iterable<ListeningSocket>,
@@ -95,6 +99,17 @@ export class SocketIndex {
       const c = this.connected.get(`${ip} ${port} ${from.ip} ${from.port}`);
       if (c) return c;
     }
+    // A drain's tuples mostly share their local end: the previous answer, without a key string.
+    if (ip === this.lastIp && port === this.lastPort) return this.lastListener;
+    const listener = this.listenerOf(ip, port);
+    this.lastIp = ip;
+    this.lastPort = port;
+    this.lastListener = listener;
+    return listener;
+  }
+
+  /** The listening socket that receives datagrams to (ip, port), if any. */
+  private listenerOf(ip: string, port: number): ListeningSocket | undefined {
     const hit = this.exact.get(`${ip} ${port}`);
     if (hit) return hit;
     if (!this.local.has(ip) && !isImplicitLocal(ip)) return undefined;

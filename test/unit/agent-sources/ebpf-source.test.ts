@@ -257,6 +257,18 @@ test.prop([
   },
 );
 
+it('names more distinct IPv4 peers than it remembers, each rightly, in any order', () => {
+  // Past the memory of IPv4 texts (65,536): it starts over, and every name stays right.
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 70_000; i += round === 0 ? 1 : 7) {
+      const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+      const t = decodeTupleKey(key('in', ip, 1024 + (i % 60_000), '192.0.2.1', 53));
+      expect(t?.srcIp).toBe(ip);
+      expect(t?.srcPort).toBe(1024 + (i % 60_000));
+    }
+  }
+});
+
 describe('direction: tuples to flows of local sockets', () => {
   const local = new Set(['192.0.2.1', '2001:db8::1']);
   const tuple = (k: string, packets: number, bytes: number, lastNs = 2e9): RawTuple => ({
@@ -303,6 +315,24 @@ describe('direction: tuples to flows of local sockets', () => {
       expect.objectContaining({ localIp: '::', remoteIp: '2001:db8::9', pktsIn: 1, pktsOut: 0 }),
     ]);
     expect(stats).toEqual({ unownedPackets: 10, badKeys: 1 });
+  });
+
+  it('peers that differ only in port, or only in address, are flows of their own; one peer is one flow', () => {
+    const index = new SocketIndex([listener('0.0.0.0', 53)], local);
+    const peers: [string, number][] = [
+      ['198.51.100.7', 40000],
+      ['198.51.100.7', 40001],
+      ['198.51.100.8', 40000],
+      ['203.0.113.7', 40000],
+    ];
+    const tuples = peers.flatMap(([ip, p], i) => [
+      tuple(key('in', ip, p, '192.0.2.1', 53), i + 1, 10 * (i + 1)),
+      tuple(key('out', '192.0.2.1', 53, ip, p), 1, 5),
+    ]);
+    const out = tuplesToObservations(tuples, index, { sampleRate: 1, toEpochMs });
+    expect(out.map((o) => [o.remoteIp, o.remotePort, o.pktsIn, o.bytesIn, o.pktsOut])).toEqual(
+      peers.map(([ip, p], i) => [ip, p, i + 1, 10 * (i + 1), 1]),
+    );
   });
 
   it("a loopback datagram, counted once in the kernel, is the sender socket's packet out and the receiver socket's packet in", () => {
