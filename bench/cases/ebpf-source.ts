@@ -13,14 +13,15 @@
  *    CPU is its own work alone;
  *  - count accuracy at the highest rate the machine sustains: an open-loop
  *    sender's datagrams against what the source counted;
- *  - the decode of one printed tuple key, pure CPU (bench/ebpf-key-decode.ts).
+ *  - the decode of one printed tuple key, pure CPU, and what attributing a
+ *    drain's tuples allocates (bench/ebpf-key-decode.ts).
  */
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { AgentConfigSchema, ebpfDrainSeconds } from '../../agent/agent-config.js';
 import { runForJson, spawnReady } from '../child-json.js';
-import { keyDecodeFigures } from '../ebpf-key-decode.js';
+import { attributionAllocationFigure, keyDecodeFigures } from '../ebpf-key-decode.js';
 import { type BenchCase, compared, type Figure, plain, spread } from '../harness.js';
 import { createBenchNamespace } from '../netns.js';
 import { bpfProgramRuns, cpuSeconds, rssMiB, userSeconds } from '../proc-stat.js';
@@ -465,6 +466,7 @@ export const ebpfSource: BenchCase = {
       }),
     );
     figures.push(...keyDecodeFigures(quick ? 2 : 5, quick ? 2_000 : 20_000));
+    figures.push(await attributionAllocationFigure(1_000));
     return figures;
   },
 };
