@@ -34,8 +34,9 @@ const TWO_32 = 4_294_967_296;
 
 /**
  * A key's decimal u64s as 32-bit halves, `[hi, lo, hi, lo, …]`, into
- * `words`; returns how many (4 or 10), or 0 unless it is two or five of them. Plain number arithmetic, no BigInt: a
- * digit's carry out of the low half is at most 9, so every step is exact.
+ * `words`; returns how many (4 or 10), or 0 unless it is two or five of
+ * them. Plain number arithmetic, no BigInt: a digit's carry out of the low
+ * half is at most 9, so every step is exact.
  */
 function keyWords(key: string, words: Float64Array): number {
   let count = 0;
@@ -87,6 +88,7 @@ function ipv4(word: number): string {
   return text;
 }
 
+/** The dotted quad of an IPv4 word read in host order. */
 function ipv4Text(word: number): string {
   return HOST_LE
     ? `${word & 0xff}.${(word >>> 8) & 0xff}.${(word >>> 16) & 0xff}.${word >>> 24}`

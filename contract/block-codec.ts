@@ -71,20 +71,35 @@ const IP_V6 = 0x80;
 // ---------------------------------------------------------------------------
 // IP addresses as bytes
 
-/** The bytes of a canonical address (4 or 16), or null when it is not canonical. */
-function ipBytes(ip: string): Uint8Array | null {
-  // IPv4 first, from one scan (what normalizeIp also tries first): sealing asks per endpoint.
+/**
+ * Writes the bytes of `ip` into `out` (room for 16); returns 4 or 16, or 0
+ * when `ip` is not a canonical address. Sealing asks per endpoint, so IPv4
+ * first from one scan (what normalizeIp also tries first), and no array.
+ */
+function addressInto(ip: string, out: Uint8Array): number {
   const v4 = ipv4Number(ip);
-  if (v4 >= 0) return Uint8Array.of(v4 >>> 24, (v4 >>> 16) & 0xff, (v4 >>> 8) & 0xff, v4 & 0xff);
+  if (v4 >= 0) {
+    out[0] = v4 >>> 24;
+    out[1] = (v4 >>> 16) & 0xff;
+    out[2] = (v4 >>> 8) & 0xff;
+    out[3] = v4 & 0xff;
+    return 4;
+  }
   // One parse: canonical when the words format back to the same text.
   const words = parseIpv6(ip);
-  if (words === null || formatIpWords(words) !== ip) return null;
+  if (words === null || formatIpWords(words) !== ip) return 0;
+  for (let i = 0; i < 8; i++) {
+    out[2 * i] = words[i]! >> 8;
+    out[2 * i + 1] = words[i]! & 0xff;
+  }
+  return 16;
+}
+
+/** The bytes of a canonical address (4 or 16), or null when it is not canonical. */
+function ipBytes(ip: string): Uint8Array | null {
   const out = new Uint8Array(16);
-  words.forEach((w, i) => {
-    out[2 * i] = w >> 8;
-    out[2 * i + 1] = w & 0xff;
-  });
-  return out;
+  const length = addressInto(ip, out);
+  return length === 0 ? null : out.subarray(0, length);
 }
 
 /** Whether `ip` is a canonical address (ipBytes would give its bytes), without building them. */
@@ -114,14 +129,33 @@ function ipSortKey(ip: string): string {
 
 const cmp = (a: string | number, b: string | number): number => (a < b ? -1 : a > b ? 1 : 0);
 
+/**
+ * ipSortKey's order of two addresses from their IPv4 numbers (ipv4Number,
+ * -1 for others): IPv4 first, by number; two others by their text keys
+ * (given only for them).
+ */
+function compareAddressKeys(
+  va: number,
+  vb: number,
+  ta: string | undefined,
+  tb: string | undefined,
+): number {
+  if (va >= 0 && vb >= 0) return va - vb;
+  if (va >= 0) return -1;
+  if (vb >= 0) return 1;
+  return cmp(ta!, tb!);
+}
+
 /** ipSortKey's order of two addresses, building no key for IPv4 ones. */
 function compareIps(a: string, b: string): number {
   const va = ipv4Number(a);
   const vb = ipv4Number(b);
-  if (va >= 0 && vb >= 0) return va - vb;
-  if (va >= 0) return -1;
-  if (vb >= 0) return 1;
-  return cmp(ipSortKey(a), ipSortKey(b));
+  return compareAddressKeys(
+    va,
+    vb,
+    va < 0 ? ipSortKey(a) : undefined,
+    vb < 0 ? ipSortKey(b) : undefined,
+  );
 }
 
 /** The canonical endpoint order: client ip bytes, port, local ip bytes, local port. */
@@ -334,20 +368,6 @@ function writeIp(w: ByteWriter, ip: string): void {
   const b = ipBytes(ip)!;
   w.byte(b.length === 4 ? 4 : 6);
   w.bytes(b);
-}
-
-/** Writes the bytes of canonical address `ip` (valid: checked before encoding) into `out`; returns 4 or 16. */
-function addressInto(ip: string, out: Uint8Array): number {
-  const v4 = ipv4Number(ip);
-  if (v4 >= 0) {
-    out[0] = v4 >>> 24;
-    out[1] = (v4 >>> 16) & 0xff;
-    out[2] = (v4 >>> 8) & 0xff;
-    out[3] = v4 & 0xff;
-    return 4;
-  }
-  out.set(ipBytes(ip)!);
-  return 16;
 }
 
 const ownerKey = (o: BlockOwner): string => `${o.pid ?? ''}|${o.process ?? ''}`;
@@ -1108,15 +1128,9 @@ export function mergeEndpoints(endpoints: readonly BlockEndpoint[]): BlockEndpoi
     localV4[i] = ipv4Number(e.localIp);
     if (localV4[i]! < 0) localText[i] = ipSortKey(e.localIp);
   }
-  // ipSortKey's order: IPv4 first (by number), then the others by their text key; then the port.
-  const side = (v4: Float64Array, text: string[], a: number, b: number, pa: number, pb: number) => {
-    const va = v4[a]!;
-    const vb = v4[b]!;
-    if (va >= 0 && vb >= 0) return va - vb || pa - pb;
-    if (va >= 0) return -1;
-    if (vb >= 0) return 1;
-    return cmp(text[a]!, text[b]!) || pa - pb;
-  };
+  // compareEndpoints' order on the precomputed keys: address, then port, per side.
+  const side = (v4: Float64Array, text: string[], a: number, b: number, pa: number, pb: number) =>
+    compareAddressKeys(v4[a]!, v4[b]!, text[a], text[b]) || pa - pb;
   const compare = (a: number, b: number): number =>
     side(clientV4, clientText, a, b, endpoints[a]!.port, endpoints[b]!.port) ||
     side(localV4, localText, a, b, endpoints[a]!.localPort, endpoints[b]!.localPort);
