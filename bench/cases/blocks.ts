@@ -10,9 +10,10 @@
  * speed and bytes at the agent's brotli quality against the roll-ups' 11.
  */
 import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import type { Block } from '../../contract/block.js';
+import type { Block, BlockEndpoint } from '../../contract/block.js';
 import {
   AGENT_BLOCK_QUALITY,
+  type BlockHead,
   type BlockQuality,
   DEFAULT_LIMITS,
   decodeBlock,
@@ -181,6 +182,20 @@ export function encodeRates(
   return { rates, bytes };
 }
 
+/** One service-minute of a synthetic host's endpoints, all under one service, as the seal figures take it. */
+interface BigService {
+  endpoints: BlockEndpoint[];
+  head: BlockHead;
+}
+
+function bigService(n: number): BigService {
+  const host = syntheticHostMinute({ endpoints: n, minute: MINUTE, seed: 5 });
+  return {
+    endpoints: [...host.byService.values()].flat(),
+    head: { agentId: AGENT, host: HOST, service: 'one', minute: MINUTE, seq: 1 },
+  };
+}
+
 /**
  * Endpoints per second one core seals and encodes one service-minute of `n`
  * endpoints as the agent's sealer does (sealEncodedParts) at the agent's
@@ -188,10 +203,12 @@ export function encodeRates(
  * earlier one), in alternating order; and the agent CPU per 1,000 flows the
  * difference is worth (each flow is one endpoint of a minute's main part).
  */
-function bigServiceSeal(n: number, rounds: number, log: (m: string) => void): Figure[] {
-  const host = syntheticHostMinute({ endpoints: n, minute: MINUTE, seed: 5 });
-  const endpoints = [...host.byService.values()].flat();
-  const head = { agentId: AGENT, host: HOST, service: 'one', minute: MINUTE, seq: 1 };
+function bigServiceSeal(
+  { endpoints, head }: BigService,
+  rounds: number,
+  log: (m: string) => void,
+): Figure[] {
+  const n = endpoints.length;
   const qualities = [AGENT_BLOCK_QUALITY, SMALLEST_BLOCK_QUALITY] as const;
   const rates: [number[], number[]] = [[], []];
   const sizes: [number[], number[]] = [[], []];
@@ -240,11 +257,9 @@ function bigServiceSeal(n: number, rounds: number, log: (m: string) => void): Fi
  * endpoints much of it outlives young collections and is freed only by a
  * full one (what lets the old generation grow to a multiple of the live heap).
  */
-async function sealAllocation(n: number): Promise<Figure> {
-  const host = syntheticHostMinute({ endpoints: n, minute: MINUTE, seed: 5 });
-  const endpoints = [...host.byService.values()].flat();
+async function sealAllocation({ endpoints, head }: BigService): Promise<Figure> {
+  const n = endpoints.length;
   const v6 = endpoints.filter((e) => e.ip.includes(':')).length;
-  const head = { agentId: AGENT, host: HOST, service: 'one', minute: MINUTE, seq: 1 };
   const perEndpoint: number[] = [];
   for (let r = 0; r < 3; r++) {
     const bytes = await bytesAllocated(
@@ -424,8 +439,9 @@ export const blocks: BenchCase = {
         );
       }
 
-      figures.push(...bigServiceSeal(quick ? 20_000 : 100_000, quick ? 1 : 3, log));
-      figures.push(await sealAllocation(quick ? 20_000 : 100_000));
+      const big = bigService(quick ? 20_000 : 100_000);
+      figures.push(...bigServiceSeal(big, quick ? 1 : 3, log));
+      figures.push(await sealAllocation(big));
 
       // An early part: the two new clients of one service, sent at once; the heartbeat.
       const { early, heartbeat } = earlyAndHeartbeat();
