@@ -18,7 +18,6 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const ID_FILE = 'agent-id';
@@ -46,41 +45,6 @@ export function writeFileDurably(dir: string, name: string, data: string | Buffe
     } catch {
       // Never created.
     }
-    throw err;
-  }
-}
-
-/**
- * writeFileDurably off the event loop: the same temp file, fsync, rename and
- * fsync of the directory, with `parts` written in order (no copy into one
- * buffer). Resolves once the file is durable under its name.
- */
-export async function writeFileDurablyAsync(
-  dir: string,
-  name: string,
-  parts: readonly Uint8Array[],
-): Promise<void> {
-  const tmp = join(dir, `.${name}.tmp`);
-  try {
-    const fh = await open(tmp, 'w', 0o640);
-    try {
-      const { bytesWritten } = await fh.writev(parts as Uint8Array[]);
-      const total = parts.reduce((n, p) => n + p.byteLength, 0);
-      if (bytesWritten !== total) throw new Error(`wrote ${bytesWritten} of ${total} bytes`);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, join(dir, name));
-    const d = await open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
-  } catch (err) {
-    // A full disk leaves a partial temp file: take it back before reporting.
-    await unlink(tmp).catch(() => {});
     throw err;
   }
 }

@@ -62,6 +62,8 @@ export interface CheckpointState {
   conntrack?: ConntrackBaseline[];
   /** Per hooked daemon (`<pid>@<start time>/<pid it says>`), the highest line number whose counts this holds or an earlier checkpoint did. */
   hookLines?: [string, number][];
+  /** Order of the write among the file's writes (read back; 0 in one written without). */
+  sequence?: number;
 }
 
 /** Bounds a checkpoint must respect, from the agent's memory bound. */
@@ -235,6 +237,7 @@ function wideCounters(state: CheckpointState): Set<(typeof COUNTERS)[number]> {
 export function encodeCheckpointBody(
   state: CheckpointState,
   scratch: CheckpointScratch = new CheckpointScratch(),
+  sequence = state.sequence ?? 0,
 ): Uint8Array {
   checkByteOrder();
   let n = 0;
@@ -372,6 +375,7 @@ export function encodeCheckpointBody(
       outbox: state.outbox.map((r) => [r.partitionKey, r.seq, r.lines, r.data.length]),
       ...(ct ? { conntrack: ct.map((b) => b[0]) } : {}),
       ...(state.hookLines ? { hookLines: state.hookLines } : {}),
+      ...(sequence > 0 ? { sequence } : {}),
     }),
   );
   let total = 4 + head.length;
@@ -385,6 +389,14 @@ export function encodeCheckpointBody(
     at += p.length;
   }
   return body;
+}
+
+/** What retiring a checkpoint writes over its magic (`UWCK` becomes `UWCR`): superseded, not damaged. */
+export const RETIRED_MARK = { at: 3, bytes: Buffer.from('R', 'latin1') } as const;
+
+/** Whether `buf` is a checkpoint a newer one retired. */
+export function isRetiredCheckpoint(buf: Buffer): boolean {
+  return buf.length >= 4 && buf.toString('latin1', 0, 4) === 'UWCR';
 }
 
 /** The two lines before the body: the magic and the body's SHA-256 in hex. */
@@ -441,6 +453,7 @@ const HeadSchema = z.object({
     )
     .max(MAX_HOOK_DAEMONS)
     .optional(),
+  sequence: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
 });
 
 const isCounter = (v: number) => Number.isInteger(v) && v >= 0 && v <= MAX_BLOCK_COUNTER;
@@ -647,6 +660,7 @@ function decodeOrRefuse(buf: Buffer, agentId: string, limits: CheckpointLimits):
     outbox,
   };
   if (c.hookLines) state.hookLines = c.hookLines;
+  if (c.sequence !== undefined) state.sequence = c.sequence;
   if (c.conntrack && ct) {
     const baselines: ConntrackBaseline[] = [];
     for (const [j, key] of c.conntrack.entries()) {

@@ -5,6 +5,7 @@
  * Exit codes: 0 done, 1 runtime failure, 2 bad flag, argument or config.
  */
 import { connect } from 'node:net';
+import { basename } from 'node:path';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
@@ -265,9 +266,9 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     log,
   });
   const restored = found.found === 'ok' ? await agent.restore(found.state, unclean !== null) : null;
-  if (found.found === 'bad') {
+  for (const bad of found.setAside) {
     log(
-      `checkpoint ${checkpoint.path} skipped (${found.reason}), set aside as checkpoint.bad: what the previous run held unsealed and its loss count are not restored`,
+      `checkpoint ${bad.path} skipped (${bad.reason}), set aside as ${basename(bad.path)}.bad: what the previous run held unsealed and its loss count are not restored`,
     );
   }
   if (unclean !== null) {

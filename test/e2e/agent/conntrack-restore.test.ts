@@ -18,7 +18,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkpointLimits, decodeCheckpoint } from '../../../agent/checkpoint-codec.js';
+import {
+  type CheckpointState,
+  checkpointLimits,
+  decodeCheckpoint,
+} from '../../../agent/checkpoint-codec.js';
 import { type Emulators, startEmulators } from '../../../local/emulators.js';
 import { canUseNamespaces, NamespaceLab, nsExec, nsSpawn } from '../../support/netns.js';
 import { type AgentProcess, startAgent } from '../pipeline/fleet-harness.js';
@@ -72,20 +76,22 @@ function runAgent(): Promise<AgentProcess> {
 
 /** The client entry's checkpointed [pktsIn, bytesIn, pktsOut, bytesOut], if any. */
 function checkpointedCounters(): number[] | undefined {
+  // The running agent writes its slots in place: take the newest that decodes now.
   const state = join(dir, 'state');
-  let buf: Buffer;
-  try {
-    buf = readFileSync(join(state, 'checkpoint'));
-  } catch {
-    return undefined;
+  const agentId = readFileSync(join(state, 'agent-id'), 'utf8').trim();
+  let newest: CheckpointState | undefined;
+  for (const slot of ['checkpoint.a', 'checkpoint.b']) {
+    let buf: Buffer;
+    try {
+      buf = readFileSync(join(state, slot));
+    } catch {
+      continue;
+    }
+    const decoded = decodeCheckpoint(buf, agentId, checkpointLimits(100_000));
+    if (decoded.ok && (decoded.state.sequence ?? 0) > (newest?.sequence ?? 0))
+      newest = decoded.state;
   }
-  const decoded = decodeCheckpoint(
-    buf,
-    readFileSync(join(state, 'agent-id'), 'utf8').trim(),
-    checkpointLimits(100_000),
-  );
-  if (!decoded.ok) return undefined;
-  const entry = decoded.state.conntrack?.find(([key]) => key.startsWith(`192.0.2.2 ${SPORT} `));
+  const entry = newest?.conntrack?.find(([key]) => key.startsWith(`192.0.2.2 ${SPORT} `));
   return entry?.slice(1) as number[] | undefined;
 }
 

@@ -14,7 +14,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkpointLimits, decodeCheckpoint } from '../../../agent/checkpoint-codec.js';
+import { checkpointLimits } from '../../../agent/checkpoint-codec.js';
+import { CheckpointFile } from '../../../agent/checkpoint-file.js';
 import { type Emulators, startEmulators } from '../../../local/emulators.js';
 import {
   type AgentProcess,
@@ -32,7 +33,6 @@ const dir = mkdtempSync(join(tmpdir(), 'uwa-checkpoint-'));
 const stateDir = join(dir, 'state');
 const hookSocket = join(dir, 'hook.sock');
 const configPath = join(dir, 'agent.json');
-const checkpointPath = join(stateDir, 'checkpoint');
 let emulators: Emulators;
 let daemon: Daemon;
 const children: ChildProcess[] = [];
@@ -63,6 +63,13 @@ async function totals(port: number) {
 
 const hooked = () => new RegExp(`hook: daemon pid ${daemon.child.pid} \\(node\\) reports`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The stopped agent's checkpoint, as its next start reads it. */
+const checkpointFile = () =>
+  new CheckpointFile(
+    stateDir,
+    readFileSync(join(stateDir, 'agent-id'), 'utf8').trim(),
+    checkpointLimits(100_000),
+  );
 
 beforeAll(async () => {
   emulators = await startEmulators({ kinesisPort: 0, dynamodbPort: 0 });
@@ -155,15 +162,12 @@ describe('agent checkpoint of unsealed state', () => {
   });
 
   it('a clean stop leaves a checkpoint with nothing pending: a start after it counts nothing twice', async () => {
-    const state = readFileSync(checkpointPath);
-    const decoded = decodeCheckpoint(
-      state,
-      readFileSync(join(stateDir, 'agent-id'), 'utf8').trim(),
-      checkpointLimits(100_000),
-    );
-    expect(decoded.ok && decoded.state.clean).toBe(true);
-    expect(decoded.ok && decoded.state.pending.length + decoded.state.outbox.length).toBe(0);
-    expect(decoded.ok && decoded.state.dropped).toBe(droppedTotal);
+    const decoded = checkpointFile().read();
+    expect(decoded.found === 'ok' && decoded.state.clean).toBe(true);
+    expect(
+      decoded.found === 'ok' && decoded.state.pending.length + decoded.state.outbox.length,
+    ).toBe(0);
+    expect(decoded.found === 'ok' && decoded.state.dropped).toBe(droppedTotal);
 
     const agent = startAgent();
     expect(await waitFor(() => /started: agent /.test(agent.stderr()), 15_000)).toBe(true);
@@ -178,15 +182,20 @@ describe('agent checkpoint of unsealed state', () => {
   });
 
   it('a damaged checkpoint is skipped, set aside and reported; the agent runs on', async () => {
+    // Flip a byte in the newest checkpoint's body and leave an unclean mark,
+    // as a crash would. The slot before it holds deltas sealed since: it must
+    // not be restored in its place.
+    const newest = checkpointFile().read();
+    if (newest.found !== 'ok') throw new Error(newest.found);
+    const checkpointPath = newest.path;
     const good = readFileSync(checkpointPath);
-    // Flip a byte in the body and leave an unclean mark, as a crash would.
     good.writeUInt8(good.readUInt8(good.length - 3) ^ 0x55, good.length - 3);
     writeFileSync(checkpointPath, good);
     writeFileSync(join(stateDir, 'running'), `${Date.now() - 10_000}\n`);
     const agent = startAgent();
     expect(await waitFor(() => /started: agent /.test(agent.stderr()), 15_000)).toBe(true);
     expect(agent.stderr()).toMatch(
-      /checkpoint .*checkpoint skipped \(digest mismatch \(damaged or cut short\)\), set aside as checkpoint\.bad/,
+      /checkpoint .*checkpoint\.[ab] skipped \(digest mismatch \(damaged or cut short\)\), set aside as checkpoint\.[ab]\.bad/,
     );
     expect(agent.stderr()).toMatch(/did not stop cleanly .*\(no checkpoint to restore\)/);
     expect(existsSync(`${checkpointPath}.bad`)).toBe(true);
@@ -194,12 +203,7 @@ describe('agent checkpoint of unsealed state', () => {
     await sleep(1_000);
     agent.child.kill('SIGTERM');
     expect(await exited(agent.child)).toBe(0);
-    const fresh = decodeCheckpoint(
-      readFileSync(checkpointPath),
-      readFileSync(join(stateDir, 'agent-id'), 'utf8').trim(),
-      checkpointLimits(100_000),
-    );
-    expect(fresh.ok).toBe(true);
+    expect(checkpointFile().read().found).toBe('ok');
     expect((await totals(trafficPort)).pktsIn).toBe(sent);
   });
 });

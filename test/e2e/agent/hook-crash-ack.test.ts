@@ -1,6 +1,6 @@
 /**
  * The one instant a checkpoint and the hook's acknowledgements disagree: a
- * real `udpwatch-agent run` dies (SIGKILL) right after a checkpoint's rename,
+ * real `udpwatch-agent run` dies (SIGKILL) right after a checkpoint is on disk,
  * before the acknowledgements of the hook lines it holds are written. The
  * hooked daemon (real hook, real echo server, steady client) then sends those
  * lines again to the next agent, which restores the checkpoint: each line must
@@ -105,7 +105,7 @@ describe('agent killed between its checkpoint and the hook acknowledgements', ()
     expect(await exited(agent.child)).toBe(0);
 
     const t = await totals(traffic.port);
-    console.log(`killed after a checkpoint's rename: ${sent} sent, ${t.pktsIn} counted`);
+    console.log(`killed after a checkpoint's write: ${sent} sent, ${t.pktsIn} counted`);
     expect({ pktsIn: t.pktsIn, pktsOut: t.pktsOut, bytesIn: t.bytesIn }).toEqual({
       pktsIn: sent,
       pktsOut: sent,

@@ -5,7 +5,7 @@
  * stop restores only the loss total, hook lines are acknowledged only after
  * the checkpoint, and a failed write never leaves an older checkpoint behind.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -324,11 +324,14 @@ describe('agent checkpoint', () => {
     await a.agent.tick();
     expect(a.hook.acknowledged).toBe(2);
 
-    expect(a.checkpoint.read().found).toBe('ok');
+    const good = a.checkpoint.read();
+    if (good.found !== 'ok') throw new Error(good.found);
 
-    // The disk refuses the next write (the temp name is taken by a directory):
-    // the older checkpoint may hold deltas sealed since, so it goes.
-    mkdirSync(join(dir, '.checkpoint.tmp'));
+    // The disk refuses the next write (its slot is a symbolic link, which is
+    // never followed): the older checkpoint may hold deltas sealed since, so it goes.
+    const next = a.checkpoint.slotPaths.find((p) => p !== good.path)!;
+    rmSync(next, { force: true });
+    symlinkSync(join(dir, 'elsewhere'), next);
     a.hook.report([hookObs(1, 4, T0 + 1500)]);
     a.clock.now = T0 + 2000;
     await a.agent.tick();
@@ -337,8 +340,7 @@ describe('agent checkpoint', () => {
     expect(a.log.filter((l) => l.includes('cannot write checkpoint'))).toEqual([
       expect.stringMatching(/removed the previous one: until a write succeeds a crash loses/),
     ]);
-    expect(existsSync(a.checkpoint.path)).toBe(false);
-    rmSync(join(dir, '.checkpoint.tmp'), { recursive: true });
+    for (const p of a.checkpoint.slotPaths) expect(() => lstatSync(p)).toThrow(/ENOENT/);
     a.clock.now = T0 + 3000;
     await a.agent.tick();
     expect(a.log.at(-1)).toMatch(/written again$/);

@@ -1,8 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { blockRecord } from '../../../agent/block-sealer.js';
 import {
   CHECKPOINT_ENDPOINTS_PER_FLOW,
@@ -14,17 +11,12 @@ import {
   encodeCheckpoint,
   encodeCheckpointBody,
 } from '../../../agent/checkpoint-codec.js';
-import { CheckpointFile } from '../../../agent/checkpoint-file.js';
 import type { BlockEndpoint } from '../../../contract/block.js';
 import { sealEncodedParts } from '../../../contract/block-codec.js';
 
 const T0 = 1_700_000_000_000;
 const MINUTE = Math.floor(T0 / 60_000);
 const limits = checkpointLimits(1_000);
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
 
 function endpoint(i: number, over: Partial<BlockEndpoint> = {}): BlockEndpoint {
   return {
@@ -214,41 +206,6 @@ describe('checkpoint codec', () => {
   it('an older format is named in the reason, never read as this one', () => {
     const v1 = Buffer.from(`UWCK1\n${'0'.repeat(64)}\n{"v":1}`);
     expect(reason(v1)).toBe('format 1 is not read by this agent (it writes format 2)');
-  });
-
-  it('the file: a write issued while another is under way does not overwrite the bytes that one writes', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'uw-checkpoint-'));
-    dirs.push(dir);
-    const file = new CheckpointFile(dir, 'agent-1', limits);
-    const first = state({ dropped: 1 });
-    const second = state({ dropped: 2, pending: [] });
-    const a = file.write(first);
-    const b = file.write(second);
-    await a;
-    const afterFirst = file.read();
-    expect(afterFirst.found === 'ok' && afterFirst.state).toEqual(first);
-    await b;
-    const afterSecond = file.read();
-    expect(afterSecond.found === 'ok' && afterSecond.state).toEqual(second);
-    expect(file.stats().writes).toBe(2);
-  });
-
-  it('the file: written atomically, read back; a bad one is set aside as checkpoint.bad and counted', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'uw-checkpoint-'));
-    dirs.push(dir);
-    const file = new CheckpointFile(dir, 'agent-1', limits);
-    expect(file.read()).toEqual({ found: 'none' });
-    await file.write(state());
-    expect(file.stats()).toMatchObject({ writes: 1, failedWrites: 0, skipped: 0 });
-    expect(file.stats().lastBytes).toBe(readFileSync(file.path).length);
-    const back = file.read();
-    expect(back.found === 'ok' && back.state.dropped).toBe(12);
-    writeFileSync(file.path, 'UWCK\nnot really\n{}');
-    expect(file.read()).toEqual({ found: 'bad', reason: 'not a checkpoint (no UWCK magic)' });
-    expect(file.stats().skipped).toBe(1);
-    expect(readFileSync(`${file.path}.bad`, 'utf8')).toBe('UWCK\nnot really\n{}');
-    expect(file.read()).toEqual({ found: 'none' });
-    expect(file.remove()).toBe(true);
   });
 });
 
