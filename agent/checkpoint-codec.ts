@@ -284,6 +284,8 @@ export function encodeCheckpointBody(
   let hasProcess = false;
   let hasClientId = false;
   let i = 0;
+  let lastLocalIp = '';
+  let lastLocal4 = -1;
   for (const g of state.pending) {
     for (const e of g.endpoints) {
       const v4 = ipv4Number(e.ip);
@@ -291,7 +293,12 @@ export function encodeCheckpointBody(
       if (v4 < 0) ip[i] = strings.push(e.ip);
       else ip4[i] = v4;
       port[i] = e.port;
-      const l4 = ipv4Number(e.localIp);
+      // Neighbours mostly share their local address: parse it once for a run of them.
+      if (e.localIp !== lastLocalIp) {
+        lastLocalIp = e.localIp;
+        lastLocal4 = ipv4Number(lastLocalIp);
+      }
+      const l4 = lastLocal4;
       if (l4 < 0) localIp[i] = ref(e.localIp) + 1;
       else localIp4[i] = l4;
       localPort[i] = e.localPort;

@@ -220,6 +220,16 @@ describe('checkpoint file', () => {
     expect(found(new CheckpointFile(dir, 'agent-1', limits)).dropped).toBe(3);
   });
 
+  it('keeps its slot files open, and makes them again when they are deleted under it', async () => {
+    const dir = stateDir();
+    const file = new CheckpointFile(dir, 'agent-1', limits);
+    await file.write(state(1));
+    await file.write(state(2));
+    for (const p of file.slotPaths) rmSync(p);
+    await file.write(state(3));
+    expect(found(new CheckpointFile(dir, 'agent-1', limits))).toMatchObject({ dropped: 3 });
+  });
+
   it('a write issued while another is under way does not overwrite the bytes that one writes', async () => {
     const file = new CheckpointFile(stateDir(), 'agent-1', limits);
     const a = file.write(state(1, 200));
