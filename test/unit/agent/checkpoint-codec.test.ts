@@ -11,35 +11,17 @@ import {
   encodeCheckpoint,
   encodeCheckpointBody,
 } from '../../../agent/checkpoint-codec.js';
-import type { BlockEndpoint } from '../../../contract/block.js';
 import { sealEncodedParts } from '../../../contract/block-codec.js';
+import { pendingEndpoint } from '../../support/pending-endpoint.js';
 
 const T0 = 1_700_000_000_000;
 const MINUTE = Math.floor(T0 / 60_000);
 const limits = checkpointLimits(1_000);
 
-function endpoint(i: number, over: Partial<BlockEndpoint> = {}): BlockEndpoint {
-  return {
-    ip: `192.0.2.${i % 250}`,
-    port: 40_000 + i,
-    localIp: '0.0.0.0',
-    localPort: 53,
-    pktsIn: i + 1,
-    bytesIn: (i + 1) * 40,
-    pktsOut: i,
-    bytesOut: i * 90,
-    firstSecond: 3,
-    lastSecond: 41,
-    source: 'hook',
-    sampleRate: 1,
-    ...over,
-  };
-}
-
 function state(over: Partial<CheckpointState> = {}): CheckpointState {
   const [block] = sealEncodedParts(
     { agentId: 'agent-1', host: 'h', service: 'dns', minute: MINUTE, seq: 7 },
-    [endpoint(1)],
+    [pendingEndpoint(1)],
   );
   return {
     agentId: 'agent-1',
@@ -52,17 +34,17 @@ function state(over: Partial<CheckpointState> = {}): CheckpointState {
         minute: MINUTE,
         socket: { rxQueueBytes: 512, drops: 3 },
         endpoints: [
-          endpoint(1, {
+          pendingEndpoint(1, {
             natFromIp: '198.51.100.9',
             natFromPort: 999,
             owner: { pid: 42, process: 'named' },
             clientId: 'c-1',
           }),
-          endpoint(2, { source: 'ebpf', sampleRate: 4 }),
-          endpoint(3, { ip: '2001:db8::5', localIp: '::', owner: { process: 'x' } }),
+          pendingEndpoint(2, { source: 'ebpf', sampleRate: 4 }),
+          pendingEndpoint(3, { ip: '2001:db8::5', localIp: '::', owner: { process: 'x' } }),
         ],
       },
-      { service: 'game', minute: MINUTE + 1, endpoints: [endpoint(4)] },
+      { service: 'game', minute: MINUTE + 1, endpoints: [pendingEndpoint(4)] },
     ],
     outbox: [blockRecord(block!)],
     conntrack: [['192.0.2.7 40000 10.0.0.1 5300 0', 20, 760, 19, 722]],
@@ -100,7 +82,7 @@ describe('checkpoint codec', () => {
           service: 'dns',
           minute: MINUTE,
           endpoints: Array.from({ length: 400 }, (_, i) =>
-            endpoint(i, {
+            pendingEndpoint(i, {
               ip: `2001:db8::${i.toString(16)}`,
               bytesIn: 2 ** 40 + i,
               natFromIp: '198.51.100.9',
@@ -113,7 +95,7 @@ describe('checkpoint codec', () => {
       ],
     });
     const small = state({
-      pending: [{ service: 'dns', minute: MINUTE, endpoints: [endpoint(9)] }],
+      pending: [{ service: 'dns', minute: MINUTE, endpoints: [pendingEndpoint(9)] }],
     });
     for (const s of [big, small, big]) {
       const reused = withPreamble(encodeCheckpointBody(s, scratch));
@@ -128,7 +110,7 @@ describe('checkpoint codec', () => {
   });
 
   it('refuses a checkpoint over its bounds: endpoints, and bytes before reading them', () => {
-    const many = Array.from({ length: 31 }, (_, i) => endpoint(i));
+    const many = Array.from({ length: 31 }, (_, i) => pendingEndpoint(i));
     const small = checkpointLimits(10);
     expect(small.maxEndpoints).toBe(10 * CHECKPOINT_ENDPOINTS_PER_FLOW);
     const buf = encodeCheckpoint(
@@ -177,7 +159,7 @@ describe('checkpoint codec', () => {
     const wide = encodeCheckpoint(
       state({
         pending: [
-          { service: 'dns', minute: MINUTE, endpoints: [endpoint(1, { bytesIn: 2 ** 40 })] },
+          { service: 'dns', minute: MINUTE, endpoints: [pendingEndpoint(1, { bytesIn: 2 ** 40 })] },
         ],
       }),
     );
@@ -188,7 +170,7 @@ describe('checkpoint codec', () => {
     expect(reason(setColumn(wide, 'bytesIn', 0, 0.5))).toBe('pending.0.endpoints.0: bad counter');
     const foreign = sealEncodedParts(
       { agentId: 'agent-9', host: 'h', service: 'dns', minute: MINUTE, seq: 7 },
-      [endpoint(1)],
+      [pendingEndpoint(1)],
     );
     expect(
       reason(encodeCheckpoint({ ...state(), outbox: [{ ...blockRecord(foreign[0]!), seq: 7 }] })),

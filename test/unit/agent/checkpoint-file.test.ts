@@ -23,7 +23,7 @@ import {
   encodeCheckpoint,
 } from '../../../agent/checkpoint-codec.js';
 import { CheckpointFile } from '../../../agent/checkpoint-file.js';
-import type { BlockEndpoint } from '../../../contract/block.js';
+import { pendingEndpoint } from '../../support/pending-endpoint.js';
 
 const T0 = 1_700_000_000_000;
 const MINUTE = Math.floor(T0 / 60_000);
@@ -39,23 +39,6 @@ function stateDir(): string {
   return d;
 }
 
-function endpoint(i: number): BlockEndpoint {
-  return {
-    ip: `192.0.2.${i % 250}`,
-    port: 40_000 + i,
-    localIp: '0.0.0.0',
-    localPort: 53,
-    pktsIn: i + 1,
-    bytesIn: (i + 1) * 40,
-    pktsOut: i,
-    bytesOut: i * 90,
-    firstSecond: 3,
-    lastSecond: 41,
-    source: 'hook',
-    sampleRate: 1,
-  };
-}
-
 /** A checkpoint holding `n` pending endpoints and loss count `dropped`. */
 function state(dropped: number, n = 3, writtenAt = T0): CheckpointState {
   return {
@@ -67,7 +50,7 @@ function state(dropped: number, n = 3, writtenAt = T0): CheckpointState {
       {
         service: 'dns',
         minute: MINUTE,
-        endpoints: Array.from({ length: n }, (_, i) => endpoint(i)),
+        endpoints: Array.from({ length: n }, (_, i) => pendingEndpoint(i)),
       },
     ],
     outbox: [],
