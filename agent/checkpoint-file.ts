@@ -126,20 +126,20 @@ export class CheckpointFile {
   /** Each slot file, open from its first write on (reopened if its name goes). */
   private readonly handles: (FileHandle | undefined)[] = [undefined, undefined];
 
+  /** The slot files. */
+  readonly slotPaths: readonly string[];
+
   constructor(
     private readonly stateDir: string,
     private readonly agentId: string,
     readonly limits: CheckpointLimits,
-  ) {}
+  ) {
+    this.slotPaths = SLOTS.map((name) => join(stateDir, name));
+  }
 
   /** Where the checkpoint lives, for messages: the slot files' common stem. */
   get path(): string {
     return join(this.stateDir, `${LEGACY}.{a,b}`);
-  }
-
-  /** The slot files. */
-  get slotPaths(): string[] {
-    return SLOTS.map((name) => join(this.stateDir, name));
   }
 
   stats(): CheckpointFileStats {
