@@ -252,6 +252,12 @@ export class CheckpointFile {
     }
   }
 
+  /** Closes the slot files once the writes under way are done (a later write opens them again). */
+  async close(): Promise<void> {
+    await this.previous;
+    await Promise.all([this.closeSlot(0), this.closeSlot(1)]);
+  }
+
   /**
    * Removes every checkpoint file, so a crash from now on restores nothing
    * they held (used when a write failed: an older checkpoint may hold deltas

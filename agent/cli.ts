@@ -299,6 +299,7 @@ async function runCommand(args: string[], out: Out): Promise<number> {
     process.once('SIGINT', () => onSignal('SIGINT'));
   });
   await agent.stop();
+  await checkpoint.close();
   markStopped(config.stateDir);
   kinesis.destroy();
   const st = shipper.stats();

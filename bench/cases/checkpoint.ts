@@ -191,6 +191,7 @@ async function measure(endpoints: number, roundsCount: number, dir: string) {
     cpu.push(cpuMs);
     cpuByRename.push(renameMs);
   }
+  await file.close();
   return {
     fold,
     hold,

@@ -211,6 +211,10 @@ describe('checkpoint file', () => {
     for (const p of file.slotPaths) rmSync(p);
     await file.write(state(3));
     expect(found(new CheckpointFile(dir, 'agent-1', limits))).toMatchObject({ dropped: 3 });
+    // Closed, it opens them again for a later write.
+    await file.close();
+    await file.write(state(4));
+    expect(found(new CheckpointFile(dir, 'agent-1', limits))).toMatchObject({ dropped: 4 });
   });
 
   it('a write issued while another is under way does not overwrite the bytes that one writes', async () => {
