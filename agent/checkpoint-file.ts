@@ -51,6 +51,8 @@ import {
 const SLOTS = ['checkpoint.a', 'checkpoint.b'] as const;
 /** The one file of agents before the slots. */
 const LEGACY = 'checkpoint';
+/** Every file a read looks at, in the order of its candidates: slot a, slot b, the earlier one. */
+const FILES = [...SLOTS, LEGACY] as const;
 /** Opened for writing in place; a symbolic link in the state directory is refused, not followed. */
 const SLOT_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
 
@@ -197,12 +199,8 @@ export class CheckpointFile {
    * them durable; false when the file turned out to have no name any more.
    */
   private async writeSlot(slot: number, parts: Uint8Array[], bytes: number): Promise<boolean> {
-    let fh = this.handles[slot];
-    if (!fh) {
-      fh = await open(this.slotPaths[slot]!, SLOT_FLAGS, 0o640);
-      this.handles[slot] = fh;
-      this.slotBytes[slot] = -1;
-    }
+    if (!this.handles[slot]) this.slotBytes[slot] = -1;
+    const fh = await this.handleOf(slot);
     const { bytesWritten } = await fh.writev(parts, 0);
     if (bytesWritten !== bytes) throw new Error(`wrote ${bytesWritten} of ${bytes} bytes`);
     // A longer file's tail would be read as part of the body (and fail its digest).
@@ -215,6 +213,16 @@ export class CheckpointFile {
       this.slotExists[slot] = true;
     }
     return true;
+  }
+
+  /** Slot `slot`'s file, opened (made if absent) on first use. */
+  private async handleOf(slot: number): Promise<FileHandle> {
+    let fh = this.handles[slot];
+    if (!fh) {
+      fh = await open(this.slotPaths[slot]!, SLOT_FLAGS, 0o640);
+      this.handles[slot] = fh;
+    }
+    return fh;
   }
 
   /** Closes slot `slot`'s file; its size on disk is then unknown. */
@@ -235,11 +243,7 @@ export class CheckpointFile {
     const other = 1 - slot;
     if (this.slotExists[other]) {
       try {
-        let fh = this.handles[other];
-        if (!fh) {
-          fh = await open(this.slotPaths[other]!, SLOT_FLAGS, 0o640);
-          this.handles[other] = fh;
-        }
+        const fh = await this.handleOf(other);
         await fh.write(RETIRED_MARK.bytes, 0, RETIRED_MARK.bytes.length, RETIRED_MARK.at);
       } catch {
         // Gone or unwritable: the newest slot's higher sequence still wins a read.
@@ -265,7 +269,7 @@ export class CheckpointFile {
    */
   remove(): boolean {
     let left = false;
-    for (const name of [...SLOTS, LEGACY]) {
+    for (const name of FILES) {
       try {
         unlinkSync(join(this.stateDir, name));
       } catch (err) {
@@ -286,11 +290,12 @@ export class CheckpointFile {
   read(): CheckpointRead {
     const candidates = this.survey();
     const setAside: SetAside[] = [];
-    const best = this.newest >= 0 ? candidates[this.newest] : candidates[2];
-    const names = [...SLOTS, LEGACY];
+    // The newest slot, else the earlier agents' file.
+    const at = this.newest >= 0 ? this.newest : 2;
+    const best = candidates[at]!;
     candidates.forEach((c, i) => {
-      if (c.kind !== 'bad' || best?.kind === 'ok') return;
-      const path = join(this.stateDir, names[i]!);
+      if (c.kind !== 'bad' || best.kind === 'ok') return;
+      const path = join(this.stateDir, FILES[i]!);
       this.counters.skipped++;
       setAside.push({ path, reason: c.reason });
       try {
@@ -300,9 +305,8 @@ export class CheckpointFile {
       }
       if (i < 2) void this.closeSlot(i);
     });
-    if (best?.kind !== 'ok') return { found: 'none', setAside };
-    const at = this.newest >= 0 ? this.newest : 2;
-    return { found: 'ok', state: best.state, path: join(this.stateDir, names[at]!), setAside };
+    if (best.kind !== 'ok') return { found: 'none', setAside };
+    return { found: 'ok', state: best.state, path: join(this.stateDir, FILES[at]!), setAside };
   }
 
   /**
@@ -311,7 +315,7 @@ export class CheckpointFile {
    * held (slot a, slot b, the earlier file).
    */
   private survey(): Candidate[] {
-    const candidates = [...SLOTS, LEGACY].map((name) => this.candidate(join(this.stateDir, name)));
+    const candidates = FILES.map((name) => this.candidate(join(this.stateDir, name)));
     this.surveyed = true;
     this.newest = -1;
     let newestSequence = -1;
