@@ -322,6 +322,15 @@ interface Connection {
   mismatchLogged: boolean;
   /** `<pid>@<start time>` of the peer process, or null when the kernel could not tell. */
   daemon: string | null;
+  /** Chunks read before the kernel named the peer (null once it did), and their length. */
+  held: string[] | null;
+  heldLength: number;
+  /** The unfinished line, in pieces: scanning only each new chunk for a newline keeps a long line linear. */
+  parts: string[];
+  partLength: number;
+  /** An acknowledgement write is scheduled; the ready acknowledgement ({"ack":0}) went out. */
+  ackDue: boolean;
+  readySent: boolean;
 }
 
 /**
@@ -510,58 +519,80 @@ export async function startHookReceiver(
     }
   };
 
-  const serve = (socket: Socket, conn: Connection): void => {
-    // The unfinished line, in pieces: scanning only each new chunk for a
-    // newline keeps a long line linear in its length.
-    let parts: string[] = [];
-    let partLength = 0;
-    socket.on('data', (chunk: string) => {
-      // A closing receiver takes nothing more: unacknowledged lines go to the next agent.
-      if (closing) return;
-      let from = 0;
-      let nl = chunk.indexOf('\n');
-      const before = conn.lines;
-      while (nl >= 0) {
-        parts.push(chunk.slice(from, nl));
-        const line = parts.join('');
-        parts = [];
-        partLength = 0;
-        conn.lines++;
-        try {
-          handleLine(line, conn);
-        } catch (err) {
-          counters.badMessages++;
-          report(`hook message${fromConn(conn)} could not be used: ${(err as Error).message}`);
-        }
-        from = nl + 1;
-        nl = chunk.indexOf('\n', from);
-      }
-      if (from < chunk.length) {
-        parts.push(chunk.slice(from));
-        partLength += chunk.length - from;
-      }
-      // Characters, not bytes: a line over the limit in characters is over it in bytes too.
-      if (partLength > MAX_HOOK_MESSAGE_BYTES) {
+  /**
+   * Takes in one chunk of a connection: its whole lines now, the rest kept for
+   * the next chunk. False when the line grew too long and the connection was closed.
+   */
+  const take = (socket: Socket, conn: Connection, chunk: string): boolean => {
+    let from = 0;
+    let nl = chunk.indexOf('\n');
+    const before = conn.lines;
+    while (nl >= 0) {
+      conn.parts.push(chunk.slice(from, nl));
+      const line = conn.parts.join('');
+      conn.parts = [];
+      conn.partLength = 0;
+      conn.lines++;
+      try {
+        handleLine(line, conn);
+      } catch (err) {
         counters.badMessages++;
-        report(
-          `hook message${fromConn(conn)} longer than ${MAX_HOOK_MESSAGE_BYTES} bytes; closing its connection`,
-        );
-        parts = [];
-        partLength = 0;
-        socket.destroy();
-        return;
+        report(`hook message${fromConn(conn)} could not be used: ${(err as Error).message}`);
       }
-      if (conn.lines > before && !options.deferAcks) {
+      from = nl + 1;
+      nl = chunk.indexOf('\n', from);
+    }
+    if (from < chunk.length) {
+      conn.parts.push(chunk.slice(from));
+      conn.partLength += chunk.length - from;
+    }
+    // Characters, not bytes: a line over the limit in characters is over it in bytes too.
+    if (conn.partLength > MAX_HOOK_MESSAGE_BYTES) {
+      counters.badMessages++;
+      report(
+        `hook message${fromConn(conn)} longer than ${MAX_HOOK_MESSAGE_BYTES} bytes; closing its connection`,
+      );
+      conn.parts = [];
+      conn.partLength = 0;
+      socket.destroy();
+      return false;
+    }
+    if (conn.lines > before && !options.deferAcks) acknowledgeSoon(socket, conn);
+    return true;
+  };
+
+  /**
+   * Writes the connection's acknowledgements once the chunks that arrived
+   * together are read: a peer that wrote its last line and exited makes the
+   * write fail, and Node then drops whatever it had not read yet.
+   */
+  const acknowledgeSoon = (socket: Socket, conn: Connection): void => {
+    if (conn.ackDue) return;
+    conn.ackDue = true;
+    setImmediate(() => {
+      conn.ackDue = false;
+      if (socket.destroyed || !socket.writable) return;
+      let out = readyFirst(conn);
+      if (!options.deferAcks && conn.lines > conn.acked) {
         conn.acked = conn.lines;
-        socket.write(ackLine(conn.lines));
+        out += ackLine(conn.lines);
       }
+      if (out !== '') socket.write(out);
     });
-    // Taken in and acknowledged only now that the peer is known.
-    socket.write(ackLine(0));
+  };
+
+  /** What a connection sent before its peer was known: taken in now, ready said, reading on. */
+  const serve = (socket: Socket, conn: Connection): void => {
+    const held = conn.held;
+    conn.held = null;
+    // A peer gone meanwhile closed the socket; what it sent before is still its report.
+    for (const chunk of held ?? []) if (closing || !take(socket, conn, chunk)) break;
+    if (socket.destroyed) return;
+    acknowledgeSoon(socket, conn);
     socket.resume();
   };
 
-  const server: Server = createServer({ pauseOnConnect: true }, (socket) => {
+  const server: Server = createServer((socket) => {
     if (closing || sockets.size >= MAX_CONNECTIONS) {
       counters.refusedConnections++;
       if (!closing) report(`hook connection refused: already ${MAX_CONNECTIONS} connections`);
@@ -576,20 +607,40 @@ export async function startHookReceiver(
       acked: 0,
       mismatchLogged: false,
       daemon: null,
+      held: [],
+      heldLength: 0,
+      parts: [],
+      partLength: 0,
+      ackDue: false,
+      readySent: false,
     };
     sockets.set(socket, conn);
     socket.setEncoding('utf8');
     socket.on('error', () => {});
     socket.on('close', () => sockets.delete(socket));
+    // Read from the start, though lines are used only once the kernel has named
+    // the peer: a daemon that reports and exits at once must not lose that report.
+    socket.on('data', (chunk: string) => {
+      // A closing receiver takes nothing more: unacknowledged lines go to the next agent.
+      if (closing) return;
+      if (conn.held === null) {
+        take(socket, conn, chunk);
+        return;
+      }
+      conn.held.push(chunk);
+      conn.heldLength += chunk.length;
+      // The rest waits in the kernel's buffer until the peer is known.
+      if (conn.heldLength >= MAX_HELD_CHARS) socket.pause();
+    });
     // A hook reports every window (at most a minute); a connection silent far longer only holds a slot.
     socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
     void resolver.lookup(socket).then(async (r) => {
-      if (socket.destroyed || closing) return;
+      if (closing) return;
       if (r.ok) {
         // Read before the peer is set: the per-pid count below must see only
         // connections already placed, with no await between count and place.
         const daemon = await daemonIdentity(r.peer.pid);
-        if (socket.destroyed || closing) return;
+        if (closing) return;
         conn.peer = r.peer;
         conn.daemon = daemon;
         let same = 0;
@@ -604,8 +655,10 @@ export async function startHookReceiver(
         }
       } else {
         counters.unidentified++;
+        // A peer that wrote and closed at once is gone before the kernel could name it.
+        const why = socket.readableEnded ? 'it closed the connection first' : r.reason;
         report(
-          `hook connection: cannot learn its process from the kernel (${r.reason}); its reports are used without a pid or process name`,
+          `hook connection: cannot learn its process from the kernel (${why}); its reports are used without a pid or process name`,
         );
       }
       serve(socket, conn);
@@ -652,7 +705,7 @@ export async function startHookReceiver(
       for (const [socket, conn] of sockets) {
         if (conn.drained <= conn.acked || socket.destroyed || !socket.writable) continue;
         conn.acked = conn.drained;
-        socket.write(ackLine(conn.drained));
+        socket.write(readyFirst(conn) + ackLine(conn.drained));
       }
     },
     drainedLoss: () => drainedLoss,
@@ -700,6 +753,8 @@ const MAX_CONNECTIONS = 1024;
 const MAX_CONNECTIONS_PER_PID = 8;
 /** A connection that sends nothing this long is closed. */
 const IDLE_TIMEOUT_MS = 180_000;
+/** Characters a connection's reader holds before its peer is known; beyond, it waits in the kernel. */
+const MAX_HELD_CHARS = 64 * 1024;
 /** How long close() waits for a hook to see the end of its connection. */
 const CLOSE_GRACE_MS = 1_000;
 
@@ -707,6 +762,13 @@ const CLOSE_GRACE_MS = 1_000;
 function ackLine(lines: number): string {
   const ack: HookAck = { ack: lines };
   return `${JSON.stringify(ack)}\n`;
+}
+
+/** The ready acknowledgement ({"ack":0}) if the connection has not had it yet: it goes first. */
+function readyFirst(conn: Connection): string {
+  if (conn.readySent) return '';
+  conn.readySent = true;
+  return ackLine(0);
 }
 
 /** " from pid N (name)" for a connection whose peer is known. */

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -325,5 +326,50 @@ describe('the receiver and hostile messages', () => {
     expect(await waitFor(() => receiver.stats().messages === 3, 5_000)).toBe(true);
     expect(receiver.stats().pids).toEqual([process.pid]);
     again.destroy();
+  });
+});
+
+describe('a daemon that reports and exits at once', () => {
+  it('has its last report taken in, though it is gone before the receiver answers', async () => {
+    const path = join(dir, 'exits.sock');
+    const errors: string[] = [];
+    const receiver = await startHookReceiver(path, {
+      group: String(process.getgid!()),
+      onError: (m) => errors.push(m),
+    });
+    receivers.push(receiver);
+    const now = Date.now();
+    const ports = [4001, 4002, 4003, 4004, 4005, 4006];
+    for (const port of ports) {
+      const line = `${JSON.stringify({
+        v: 1,
+        pid: 1,
+        process: 'last',
+        at: now,
+        flows: [['127.0.0.1', 5000, '192.0.2.9', port, 2, 20, 2, 20, now - 10, now - 5]],
+        overflowPackets: 0,
+        droppedFlows: 0,
+        droppedPackets: 0,
+      })}\n`;
+      // A real process: it writes its report and exits as soon as the kernel has it.
+      const code = `const c = require('node:net').createConnection(${JSON.stringify(path)});
+        c.on('error', () => process.exit(3));
+        c.write(${JSON.stringify(line)}, () => process.exit(0));`;
+      const exited = await new Promise<number | null>((resolve) =>
+        spawn(process.execPath, ['-e', code], { stdio: 'ignore' }).on('exit', resolve),
+      );
+      expect(exited).toBe(0);
+    }
+    expect(await waitFor(() => receiver.stats().messages >= ports.length, 10_000)).toBe(true);
+    expect(receiver.stats().messages).toBe(ports.length);
+    expect(receiver.stats().badMessages).toBe(0);
+    const rows = receiver.drain();
+    expect(rows.map((o) => [o.remotePort, o.pktsIn, o.bytesIn]).sort()).toEqual(
+      ports.map((p) => [p, 2, 20]),
+    );
+    // A process the kernel could no longer name is said so; its report is still used.
+    expect(
+      errors.filter((e) => !e.startsWith('hook connection: cannot learn its process')),
+    ).toEqual([]);
   });
 });
