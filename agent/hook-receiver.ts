@@ -323,10 +323,10 @@ interface Connection {
   /** `<pid>@<start time>` of the peer process, or null when the kernel could not tell. */
   daemon: string | null;
   /** Chunks read before the kernel named the peer (null once it did), and their length. */
-  held: string[] | null;
+  held: Buffer[] | null;
   heldLength: number;
-  /** The unfinished line, in pieces: scanning only each new chunk for a newline keeps a long line linear. */
-  parts: string[];
+  /** The unfinished line's bytes, in pieces: scanning only each new chunk for a newline keeps a long line linear. */
+  parts: Buffer[];
   partLength: number;
   /** An acknowledgement write is scheduled; the ready acknowledgement ({"ack":0}) went out. */
   ackDue: boolean;
@@ -523,15 +523,21 @@ export async function startHookReceiver(
    * Takes in one chunk of a connection: its whole lines now, the rest kept for
    * the next chunk. False when the line grew too long and the connection was closed.
    */
-  const take = (socket: Socket, conn: Connection, chunk: string): boolean => {
+  const take = (socket: Socket, conn: Connection, chunk: Buffer): boolean => {
     let from = 0;
-    let nl = chunk.indexOf('\n');
+    let nl = chunk.indexOf(NEWLINE);
     const before = conn.lines;
     while (nl >= 0) {
-      conn.parts.push(chunk.slice(from, nl));
-      const line = conn.parts.join('');
-      conn.parts = [];
-      conn.partLength = 0;
+      // Decoded once per line, from its whole bytes (no decoder state across chunks).
+      let line: string;
+      if (conn.parts.length === 0) {
+        line = chunk.toString('utf8', from, nl);
+      } else {
+        conn.parts.push(chunk.subarray(from, nl));
+        line = Buffer.concat(conn.parts).toString('utf8');
+        conn.parts = [];
+        conn.partLength = 0;
+      }
       conn.lines++;
       try {
         handleLine(line, conn);
@@ -540,13 +546,12 @@ export async function startHookReceiver(
         report(`hook message${fromConn(conn)} could not be used: ${(err as Error).message}`);
       }
       from = nl + 1;
-      nl = chunk.indexOf('\n', from);
+      nl = chunk.indexOf(NEWLINE, from);
     }
     if (from < chunk.length) {
-      conn.parts.push(chunk.slice(from));
+      conn.parts.push(chunk.subarray(from));
       conn.partLength += chunk.length - from;
     }
-    // Characters, not bytes: a line over the limit in characters is over it in bytes too.
     if (conn.partLength > MAX_HOOK_MESSAGE_BYTES) {
       counters.badMessages++;
       report(
@@ -615,12 +620,11 @@ export async function startHookReceiver(
       readySent: false,
     };
     sockets.set(socket, conn);
-    socket.setEncoding('utf8');
     socket.on('error', () => {});
     socket.on('close', () => sockets.delete(socket));
     // Read from the start, though lines are used only once the kernel has named
     // the peer: a daemon that reports and exits at once must not lose that report.
-    socket.on('data', (chunk: string) => {
+    socket.on('data', (chunk: Buffer) => {
       // A closing receiver takes nothing more: unacknowledged lines go to the next agent.
       if (closing) return;
       if (conn.held === null) {
@@ -630,7 +634,7 @@ export async function startHookReceiver(
       conn.held.push(chunk);
       conn.heldLength += chunk.length;
       // The rest waits in the kernel's buffer until the peer is known.
-      if (conn.heldLength >= MAX_HELD_CHARS) socket.pause();
+      if (conn.heldLength >= MAX_HELD_BYTES) socket.pause();
     });
     // A hook reports every window (at most a minute); a connection silent far longer only holds a slot.
     socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
@@ -753,8 +757,10 @@ const MAX_CONNECTIONS = 1024;
 const MAX_CONNECTIONS_PER_PID = 8;
 /** A connection that sends nothing this long is closed. */
 const IDLE_TIMEOUT_MS = 180_000;
-/** Characters a connection's reader holds before its peer is known; beyond, it waits in the kernel. */
-const MAX_HELD_CHARS = 64 * 1024;
+/** Bytes a connection's reader holds before its peer is known; beyond, they wait in the kernel. */
+const MAX_HELD_BYTES = 64 * 1024;
+/** The byte that ends a hook line. */
+const NEWLINE = 0x0a;
 /** How long close() waits for a hook to see the end of its connection. */
 const CLOSE_GRACE_MS = 1_000;
 

@@ -373,3 +373,51 @@ describe('a daemon that reports and exits at once', () => {
     ).toEqual([]);
   });
 });
+
+describe('a line that arrives in pieces', () => {
+  it('is one message, its text exact though a piece ends inside a character', async () => {
+    const path = join(dir, 'pieces.sock');
+    const receiver = await startHookReceiver(path, {
+      group: String(process.getgid!()),
+      onError: () => {},
+    });
+    receivers.push(receiver);
+    const now = Date.now();
+    const tag = 'kunde-Zürich-東京';
+    const rows = Array.from({ length: 40 }, (_, i) => [
+      '127.0.0.1',
+      5000,
+      '192.0.2.9',
+      4100 + i,
+      1,
+      10,
+      1,
+      10,
+      now - 10,
+      now - 5,
+      tag,
+    ]);
+    const line = Buffer.from(
+      `${JSON.stringify({ v: 1, pid: 1, process: 'pieces', at: now, flows: rows, overflowPackets: 0, droppedFlows: 0, droppedPackets: 0 })}\n`,
+    );
+    // Cut inside the first "東" (three bytes in UTF-8), and again elsewhere.
+    const cut = line.indexOf(Buffer.from('東')) + 1;
+    const conn = createConnection({ path });
+    await new Promise<void>((r) => conn.once('connect', () => r()));
+    for (const [a, b] of [
+      [0, cut],
+      [cut, cut + 700],
+      [cut + 700, line.length],
+    ] as const) {
+      conn.write(line.subarray(a, b));
+      // Apart in time, so the receiver reads them as separate chunks.
+      await sleep(100);
+    }
+    expect(await waitFor(() => receiver.stats().messages === 1, 5_000)).toBe(true);
+    const seen = receiver.drain();
+    expect(seen.map((o) => o.remotePort)).toEqual(rows.map((r) => r[3]));
+    expect(new Set(seen.map((o) => o.clientId))).toEqual(new Set([tag]));
+    expect(receiver.stats().badMessages).toBe(0);
+    conn.destroy();
+  });
+});
