@@ -99,6 +99,24 @@ const MAX_KNOWN_IPS = 262_144;
  */
 class CanonicalIps {
   private readonly known = new Map<string, string>();
+  /** IPv4 addresses by first octet, then the other three as one small integer (no heap number). */
+  private readonly v4 = Array.from({ length: 256 }, () => new Map<number, string>());
+  private v4Count = 0;
+
+  /** The remembered text of IPv4 address a.b.c.d, from `line` (where it is spelled) when new. */
+  ipv4(a: number, rest: number, line: string, start: number, end: number): string {
+    const byFirst = this.v4[a]!;
+    const hit = byFirst.get(rest);
+    if (hit !== undefined) return hit;
+    if (this.v4Count >= MAX_KNOWN_IPS) {
+      for (const m of this.v4) m.clear();
+      this.v4Count = 0;
+    }
+    const own = detached(line.slice(start, end));
+    byFirst.set(rest, own);
+    this.v4Count++;
+    return own;
+  }
 
   /** The remembered string equal to `text` when it is a canonical address, else null. */
   canonical(text: string): string | null {
@@ -127,6 +145,7 @@ const CLOSE_BRACKET = 0x5d;
 const OPEN_BRACE = 0x7b;
 const CLOSE_BRACE = 0x7d;
 const BACKSLASH = 0x5c;
+const DOT = 0x2e;
 const DIGIT_0 = 0x30;
 const DIGIT_9 = 0x39;
 /** Digits of the longest number read here: below 2 ** 53, so exact. */
@@ -151,6 +170,12 @@ export class HookLineScanner {
   readonly ips = new CanonicalIps();
   /** Rows are read into this until their count is known (grown as needed, kept). */
   scratch = new Float64Array(64 * HOOK_ROW_NUMBERS);
+  /**
+   * Rows' addresses, likewise: copied out at the row count (one exact array a
+   * column, not one grown row by row). They hold only remembered addresses.
+   */
+  readonly localScratch: string[] = [];
+  readonly remoteScratch: string[] = [];
 
   /** @param allocate where each line's columns get their numbers (default: a new array) */
   constructor(readonly allocate: Float64Allocator = newFloat64) {}
@@ -215,14 +240,13 @@ class Scan {
   }
 
   private rows(): HookColumns {
-    const localIps: string[] = [];
-    const remoteIps: string[] = [];
+    const { localScratch, remoteScratch } = this.owner;
     let clientIds: (string | undefined)[] | null = null;
     let n = 0;
     this.expect(OPEN_BRACKET);
     if (this.peek() === CLOSE_BRACKET) {
       this.i++;
-      return { rows: 0, numbers: new Float64Array(0), localIps, remoteIps, clientIds };
+      return { rows: 0, numbers: new Float64Array(0), localIps: [], remoteIps: [], clientIds };
     }
     for (;;) {
       if (n >= MAX_HOOK_ROWS) throw LEAVE;
@@ -234,11 +258,11 @@ class Scan {
       }
       const at = n * HOOK_ROW_NUMBERS;
       this.expect(OPEN_BRACKET);
-      localIps.push(this.address());
+      localScratch[n] = this.address();
       this.expect(COMMA);
       this.numbers[at] = this.bounded(0);
       this.expect(COMMA);
-      remoteIps.push(this.address());
+      remoteScratch[n] = this.address();
       for (let k = 1; k < HOOK_ROW_NUMBERS; k++) {
         this.expect(COMMA);
         this.numbers[at + k] = this.bounded(k);
@@ -269,8 +293,8 @@ class Scan {
     return {
       rows: n,
       numbers,
-      localIps,
-      remoteIps,
+      localIps: localScratch.slice(0, n),
+      remoteIps: remoteScratch.slice(0, n),
       clientIds,
     };
   }
@@ -287,9 +311,48 @@ class Scan {
   }
 
   private address(): string {
+    const v4 = this.ipv4();
+    if (v4 !== null) return v4;
     const ip = this.ips.canonical(this.string());
     if (ip === null) throw LEAVE;
     return ip;
+  }
+
+  /**
+   * A quoted IPv4 address in canonical form (four decimal octets, no leading
+   * zeros) read as numbers, so a remembered one costs no string; null, with
+   * nothing consumed, for anything else (the text path decides).
+   */
+  private ipv4(): string | null {
+    const s = this.s;
+    if (s.charCodeAt(this.i) !== QUOTE) return null;
+    const start = this.i + 1;
+    let j = start;
+    let a = 0;
+    let rest = 0;
+    for (let octet = 0; octet < 4; octet++) {
+      if (octet > 0) {
+        if (s.charCodeAt(j) !== DOT) return null;
+        j++;
+      }
+      const first = j;
+      let v = 0;
+      for (;;) {
+        const d = s.charCodeAt(j) - DIGIT_0;
+        if (!(d >= 0 && d <= 9)) break;
+        v = v * 10 + d;
+        j++;
+      }
+      const digits = j - first;
+      if (digits === 0 || v > 255 || (digits > 1 && s.charCodeAt(first) === DIGIT_0)) {
+        return null;
+      }
+      if (octet === 0) a = v;
+      else rest = rest * 256 + v;
+    }
+    if (s.charCodeAt(j) !== QUOTE) return null;
+    this.i = j + 1;
+    return this.ips.ipv4(a, rest, s, start, j);
   }
 
   /** The row number at position `k` of HookColumns, within its bounds. */

@@ -218,6 +218,38 @@ describe('HookLineScanner', () => {
     },
   );
 
+  // IPv4-like texts: canonical ones are read as numbers (and remembered), every other
+  // spelling (leading zeros, short or hex forms, out-of-range octets) goes to the text path.
+  const arbV4Text = fc.oneof(
+    fc.ipV4(),
+    fc.ipV4Extended(),
+    fc.stringMatching(/^[0-9]{1,4}(\.[0-9]{1,4}){0,4}\.?$/),
+    fc.constantFrom('0.0.0.0', '255.255.255.255', '256.0.0.1', '1.2.3.04', '1.2.3', '1..2.3'),
+  );
+  const shared = new HookLineScanner();
+  test.prop([fc.array(arbV4Text, { minLength: 1, maxLength: 4 })], { numRuns: 400 })(
+    'reads IPv4 texts as the schema does, canonical or not, remembered or new',
+    (ips) => {
+      const line = JSON.stringify(
+        message(
+          ips.map((ip, i) => {
+            const r = row(2 * i);
+            r[0] = ips[ips.length - 1 - i];
+            r[2] = ip;
+            return r;
+          }),
+        ),
+      );
+      // Twice: the second read finds the addresses remembered.
+      for (let pass = 0; pass < 2; pass++) {
+        const scanned = shared.scan(line);
+        const canonical = ips.every((ip) => normalizeIp(ip) === ip);
+        expect(scanned !== null, line).toBe(canonical);
+        if (scanned !== null) expectSameAsSchema(scanned, line);
+      }
+    },
+  );
+
   it('takes most generated lines, so the properties above test its reading', () => {
     const scanner = new HookLineScanner();
     const lines = fc.sample(arbMessage, { numRuns: 300, seed: 7 }).map(lineOf);
