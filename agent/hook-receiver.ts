@@ -527,7 +527,8 @@ export async function startHookReceiver(
     let from = 0;
     let nl = chunk.indexOf(NEWLINE);
     const before = conn.lines;
-    while (nl >= 0) {
+    // A closing receiver takes nothing more, not even the rest of this chunk.
+    while (nl >= 0 && !closing) {
       // Decoded once per line, from its whole bytes (no decoder state across chunks).
       let line: string;
       if (conn.parts.length === 0) {
@@ -574,16 +575,19 @@ export async function startHookReceiver(
   const acknowledgeSoon = (socket: Socket, conn: Connection): void => {
     if (conn.ackDue) return;
     conn.ackDue = true;
-    setImmediate(() => {
-      conn.ackDue = false;
-      if (socket.destroyed || !socket.writable) return;
-      let out = readyFirst(conn);
-      if (!options.deferAcks && conn.lines > conn.acked) {
-        conn.acked = conn.lines;
-        out += ackLine(conn.lines);
-      }
-      if (out !== '') socket.write(out);
-    });
+    setImmediate(() => flushAcks(socket, conn));
+  };
+
+  /** Writes the acknowledgements a served connection is owed (at once when close() comes first). */
+  const flushAcks = (socket: Socket, conn: Connection): void => {
+    conn.ackDue = false;
+    if (conn.held !== null || socket.destroyed || !socket.writable) return;
+    let out = readyFirst(conn);
+    if (!options.deferAcks && conn.lines > conn.acked) {
+      conn.acked = conn.lines;
+      out += ackLine(conn.lines);
+    }
+    if (out !== '') socket.write(out);
   };
 
   /** What a connection sent before its peer was known: taken in now, ready said, reading on. */
@@ -728,10 +732,12 @@ export async function startHookReceiver(
     async close() {
       closing = true;
       // end() flushes the acknowledgements already written before the hooks see the close.
-      const ended = [...sockets.keys()].map(
-        (s) =>
+      const ended = [...sockets].map(
+        ([s, conn]) =>
           new Promise<void>((resolve) => {
             if (s.destroyed) return resolve();
+            // Lines taken in are acknowledged before the end, or the hook would send them again.
+            flushAcks(s, conn);
             const timer = setTimeout(() => s.destroy(), CLOSE_GRACE_MS);
             s.once('close', () => {
               clearTimeout(timer);

@@ -421,3 +421,43 @@ describe('a line that arrives in pieces', () => {
     conn.destroy();
   });
 });
+
+describe('a receiver that closes right after taking a line in', () => {
+  it('acknowledges that line before its end, so the hook does not send it again', async () => {
+    const path = join(dir, 'closing.sock');
+    let closed: Promise<void> | undefined;
+    const receiver: HookReceiver = await startHookReceiver(path, {
+      group: String(process.getgid!()),
+      onError: () => {},
+      // Closes in the same turn as the line is taken in, before any later write could run.
+      onObservations: () => {
+        closed ??= receiver.close();
+      },
+    });
+    const now = Date.now();
+    const conn = createConnection({ path });
+    let heard = '';
+    conn.setEncoding('utf8');
+    conn.on('data', (d: string) => {
+      heard += d;
+    });
+    const ended = new Promise<void>((r) => conn.once('end', () => r()));
+    await new Promise<void>((r) => conn.once('connect', () => r()));
+    conn.write(
+      `${JSON.stringify({
+        v: 1,
+        pid: 1,
+        process: 'closing',
+        at: now,
+        flows: [['127.0.0.1', 5000, '192.0.2.9', 4000, 1, 10, 1, 10, now - 10, now - 5]],
+        overflowPackets: 0,
+        droppedFlows: 0,
+        droppedPackets: 0,
+      })}\n`,
+    );
+    await ended;
+    await closed;
+    expect(heard).toBe('{"ack":0}\n{"ack":1}\n');
+    conn.destroy();
+  });
+});
