@@ -400,11 +400,13 @@ export async function startHookReceiver(
    * also say what is wrong). Null when the line is refused (counted, reported).
    */
   const decodeLine = (
-    line: string,
+    bytes: Buffer,
     conn: Connection,
   ): { envelope: HookEnvelope; columns: HookColumns; skipped: SkippedRow[] } | null => {
-    const scanned = scanner.scan(line);
+    const scanned = scanner.scan(bytes);
     if (scanned !== null) return { ...scanned, skipped: [] };
+    const line = bytes.toString('utf8');
+    if (line.trim() === '') return null;
     let json: unknown;
     try {
       json = JSON.parse(line);
@@ -436,8 +438,7 @@ export async function startHookReceiver(
     return { envelope, columns: hookColumns(flows, takeNumbers), skipped: parsed.skipped };
   };
 
-  const handleLine = (line: string, conn: Connection): void => {
-    if (line.trim() === '') return;
+  const handleLine = (line: Buffer, conn: Connection): void => {
     const decoded = decodeLine(line, conn);
     if (decoded === null) return;
     const { envelope: sent, columns, skipped } = decoded;
@@ -529,13 +530,13 @@ export async function startHookReceiver(
     const before = conn.lines;
     // A closing receiver takes nothing more, not even the rest of this chunk.
     while (nl >= 0 && !closing) {
-      // Decoded once per line, from its whole bytes (no decoder state across chunks).
-      let line: string;
+      // A line's whole bytes: the scanner reads them as they are (text only for what it keeps).
+      let line: Buffer;
       if (conn.parts.length === 0) {
-        line = chunk.toString('utf8', from, nl);
+        line = chunk.subarray(from, nl);
       } else {
         conn.parts.push(chunk.subarray(from, nl));
-        line = Buffer.concat(conn.parts).toString('utf8');
+        line = Buffer.concat(conn.parts);
         conn.parts = [];
         conn.partLength = 0;
       }

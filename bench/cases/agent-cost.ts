@@ -101,26 +101,30 @@ function spacesMiB(r: WholeResult): string {
 
 /**
  * What reading one hook row allocates, garbage included (most of what a busy
- * agent allocates at all): the one-pass reader the agent uses against
- * JSON.parse and the schema, on one message as a busy daemon writes it.
+ * agent allocates at all): the one-pass reader the agent uses, on the line's
+ * bytes as the socket gives them, against decoding the line and JSON.parse
+ * and the schema, on one message as a busy daemon writes it.
  */
 async function hookReaderFigure(quick: boolean): Promise<Figure> {
   const rows = quick ? 1_000 : 10_000;
-  const line = busyHookLine(Date.now(), 0, rows);
+  const bytes = Buffer.from(busyHookLine(Date.now(), 0, rows));
   const scanner = new HookLineScanner();
-  if (scanner.scan(line) === null) throw new Error('the one-pass reader refused a hook line');
+  if (scanner.scan(bytes) === null) throw new Error('the one-pass reader refused a hook line');
   const times = quick ? 5 : 20;
   const scanned: number[] = [];
   const parsed: number[] = [];
   for (let r = 0; r < 3; r++) {
-    scanned.push((await bytesAllocated(() => scanner.scan(line), times)) / rows);
-    parsed.push((await bytesAllocated(() => parseHookMessage(JSON.parse(line)), times)) / rows);
+    scanned.push((await bytesAllocated(() => scanner.scan(bytes), times)) / rows);
+    parsed.push(
+      (await bytesAllocated(() => parseHookMessage(JSON.parse(bytes.toString('utf8'))), times)) /
+        rows,
+    );
   }
   return compared(
     'hook reader: bytes allocated per row',
     'B',
     scanned,
-    'JSON.parse and the schema',
+    'decoding, JSON.parse and the schema',
     parsed,
     'lower',
     { note: `one ${rows}-row message; V8 sampling heap profile, collected objects included` },
