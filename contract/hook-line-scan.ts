@@ -307,7 +307,14 @@ class Scan {
 
   /** A row's client id: a string the schema takes, or null (untagged). */
   private clientId(): string | undefined {
-    if (this.at(this.i) === 0x6e && this.b.toString('latin1', this.i, this.i + 4) === 'null') {
+    const i = this.i;
+    // "null", byte by byte: no text for an untagged row.
+    if (
+      this.at(i) === 0x6e &&
+      this.at(i + 1) === 0x75 &&
+      this.at(i + 2) === 0x6c &&
+      this.at(i + 3) === 0x6c
+    ) {
       this.i += 4;
       return undefined;
     }

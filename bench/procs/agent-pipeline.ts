@@ -43,9 +43,13 @@ const sealer = new BlockSealer({
 
 function cycle(): void {
   const now = Date.now();
-  const observations = receiver.drain();
-  for (const o of observations) totals.packets += o.pktsIn + o.pktsOut;
-  table.ingest(observations);
+  // As the agent takes hook rows: handed from the receiver's columns to the table, no object a row.
+  table.ingestHookFrom((visit) =>
+    receiver.drainInto((o) => {
+      totals.packets += o.pktsIn + o.pktsOut;
+      visit(o);
+    }),
+  );
   const deltas = table.drain(now);
   const blocks = [...sealer.addDeltas(deltas, now), ...sealer.sealDue(now)];
   const records = blocks.map(blockRecord);
