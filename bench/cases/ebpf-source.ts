@@ -20,7 +20,6 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { AgentConfigSchema, ebpfDrainSeconds } from '../../agent/agent-config.js';
-import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
 import { runForJson, spawnReady } from '../child-json.js';
 import { attributionAllocationFigure, keyDecodeFigures } from '../ebpf-key-decode.js';
 import { type BenchCase, compared, type Figure, plain, spread } from '../harness.js';
@@ -66,8 +65,6 @@ async function startSession(
     process.execPath,
     [
       '--expose-gc',
-      // As the agent runs when installed.
-      ...AGENT_NODE_FLAGS,
       '--import',
       'tsx',
       SESSION,
