@@ -53,6 +53,8 @@ const SLOTS = ['checkpoint.a', 'checkpoint.b'] as const;
 const LEGACY = 'checkpoint';
 /** Every file a read looks at, in the order of its candidates: slot a, slot b, the earlier one. */
 const FILES = [...SLOTS, LEGACY] as const;
+/** The earlier agents' file's place in FILES, after the slots. */
+const LEGACY_AT = SLOTS.length;
 /** Opened for writing in place; a symbolic link in the state directory is refused, not followed. */
 const SLOT_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
 
@@ -128,7 +130,8 @@ export class CheckpointFile {
   /** Each slot file, open from its first write on (reopened if its name goes). */
   private readonly handles: (FileHandle | undefined)[] = [undefined, undefined];
 
-  /** The slot files. */
+  /** Every file a read looks at (FILES), and the slot files among them. */
+  private readonly filePaths: readonly string[];
   readonly slotPaths: readonly string[];
 
   constructor(
@@ -136,7 +139,8 @@ export class CheckpointFile {
     private readonly agentId: string,
     readonly limits: CheckpointLimits,
   ) {
-    this.slotPaths = SLOTS.map((name) => join(stateDir, name));
+    this.filePaths = FILES.map((name) => join(stateDir, name));
+    this.slotPaths = this.filePaths.slice(0, LEGACY_AT);
   }
 
   /** Where the checkpoint lives, for messages: the slot files' common stem. */
@@ -252,7 +256,7 @@ export class CheckpointFile {
     }
     if (this.legacyPresent) {
       this.legacyPresent = false;
-      await unlink(join(this.stateDir, LEGACY)).catch(() => {});
+      await unlink(this.filePaths[LEGACY_AT]!).catch(() => {});
     }
   }
 
@@ -269,9 +273,9 @@ export class CheckpointFile {
    */
   remove(): boolean {
     let left = false;
-    for (const name of FILES) {
+    for (const path of this.filePaths) {
       try {
-        unlinkSync(join(this.stateDir, name));
+        unlinkSync(path);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') left = true;
       }
@@ -291,11 +295,11 @@ export class CheckpointFile {
     const candidates = this.survey();
     const setAside: SetAside[] = [];
     // The newest slot, else the earlier agents' file.
-    const at = this.newest >= 0 ? this.newest : 2;
+    const at = this.newest >= 0 ? this.newest : LEGACY_AT;
     const best = candidates[at]!;
     candidates.forEach((c, i) => {
       if (c.kind !== 'bad' || best.kind === 'ok') return;
-      const path = join(this.stateDir, FILES[i]!);
+      const path = this.filePaths[i]!;
       this.counters.skipped++;
       setAside.push({ path, reason: c.reason });
       try {
@@ -303,10 +307,10 @@ export class CheckpointFile {
       } catch {
         // Left in place: the next good write replaces it.
       }
-      if (i < 2) void this.closeSlot(i);
+      if (i < LEGACY_AT) void this.closeSlot(i);
     });
     if (best.kind !== 'ok') return { found: 'none', setAside };
-    return { found: 'ok', state: best.state, path: join(this.stateDir, FILES[at]!), setAside };
+    return { found: 'ok', state: best.state, path: this.filePaths[at]!, setAside };
   }
 
   /**
@@ -315,11 +319,11 @@ export class CheckpointFile {
    * held (slot a, slot b, the earlier file).
    */
   private survey(): Candidate[] {
-    const candidates = FILES.map((name) => this.candidate(join(this.stateDir, name)));
+    const candidates = this.filePaths.map((path) => this.candidate(path));
     this.surveyed = true;
     this.newest = -1;
     let newestSequence = -1;
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < LEGACY_AT; i++) {
       const c = candidates[i]!;
       this.slotExists[i] = c.kind !== 'none';
       this.slotBytes[i] = c.kind === 'ok' ? c.bytes : -1;
@@ -331,7 +335,7 @@ export class CheckpointFile {
         this.newest = i;
       }
     }
-    this.legacyPresent = candidates[2]!.kind !== 'none';
+    this.legacyPresent = candidates[LEGACY_AT]!.kind !== 'none';
     return candidates;
   }
 
