@@ -114,6 +114,10 @@ function startTee(path: string, upstream: string): Tee {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** One hook report line (pid 1, nothing dropped) of `process` with these rows, as the hook writes it. */
+const reportLine = (process: string, at: number, flows: unknown[][]): string =>
+  `${JSON.stringify({ v: 1, pid: 1, process, at, flows, overflowPackets: 0, droppedFlows: 0, droppedPackets: 0 })}\n`;
+
 describe('the real hook speaks the hook protocol', () => {
   it('sends only valid messages, and the receiver counts traffic exactly across agent outages and a daemon restart', async () => {
     const receiverPath = join(dir, 'receiver.sock');
@@ -346,16 +350,9 @@ describe('a daemon that reports and exits at once', () => {
     const now = Date.now();
     const ports = [4001, 4002, 4003, 4004, 4005, 4006];
     for (const port of ports) {
-      const line = `${JSON.stringify({
-        v: 1,
-        pid: 1,
-        process: 'last',
-        at: now,
-        flows: [['127.0.0.1', 5000, '192.0.2.9', port, 2, 20, 2, 20, now - 10, now - 5]],
-        overflowPackets: 0,
-        droppedFlows: 0,
-        droppedPackets: 0,
-      })}\n`;
+      const line = reportLine('last', now, [
+        ['127.0.0.1', 5000, '192.0.2.9', port, 2, 20, 2, 20, now - 10, now - 5],
+      ]);
       // A real process: it writes its report and exits as soon as the kernel has it.
       const code = `const c = require('node:net').createConnection(${JSON.stringify(path)});
         c.on('error', () => process.exit(3));
@@ -402,9 +399,7 @@ describe('a line that arrives in pieces', () => {
       now - 5,
       tag,
     ]);
-    const line = Buffer.from(
-      `${JSON.stringify({ v: 1, pid: 1, process: 'pieces', at: now, flows: rows, overflowPackets: 0, droppedFlows: 0, droppedPackets: 0 })}\n`,
-    );
+    const line = Buffer.from(reportLine('pieces', now, rows));
     // Cut inside the first "東" (three bytes in UTF-8), and again elsewhere.
     const cut = line.indexOf(Buffer.from('東')) + 1;
     const conn = createConnection({ path });
@@ -449,16 +444,9 @@ describe('a receiver that closes right after taking a line in', () => {
     const ended = new Promise<void>((r) => conn.once('end', () => r()));
     await new Promise<void>((r) => conn.once('connect', () => r()));
     conn.write(
-      `${JSON.stringify({
-        v: 1,
-        pid: 1,
-        process: 'closing',
-        at: now,
-        flows: [['127.0.0.1', 5000, '192.0.2.9', 4000, 1, 10, 1, 10, now - 10, now - 5]],
-        overflowPackets: 0,
-        droppedFlows: 0,
-        droppedPackets: 0,
-      })}\n`,
+      reportLine('closing', now, [
+        ['127.0.0.1', 5000, '192.0.2.9', 4000, 1, 10, 1, 10, now - 10, now - 5],
+      ]),
     );
     await ended;
     await closed;
