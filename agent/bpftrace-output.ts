@@ -15,39 +15,67 @@
  * value can exceed 2^53 (JSON numbers would round it), and a map of many
  * tuples would otherwise become one large object per drain.
  */
-
-/** One (direction, source, destination) tuple's counters in one batch, key still encoded. */
-export interface RawTuple {
-  /** `meta,addresses` (IPv4) or `meta,srcHi,srcLo,dstHi,dstLo` (IPv6), as bpftrace prints a tuple key. */
-  key: string;
-  packets: number;
-  bytes: number;
-  /** Kernel monotonic ns of the first and last packet (0 when not printed). */
-  firstNs: number;
-  lastNs: number;
-}
+import { DrainedTuples, MAX_KEY_WORDS } from './drained-tuples.js';
 
 /** What one line meant. */
 export type BpftraceEvent =
   | { kind: 'attached'; probes: number }
   | { kind: 'ready'; netns: number; monoNs: number }
-  | { kind: 'drain'; tuples: RawTuple[]; refused: number; monoNs: number | null }
+  /** A drain is complete: its `tuples` rows are in the parser's DrainedTuples. */
+  | { kind: 'drain'; tuples: number; refused: number; monoNs: number | null }
   | { kind: 'lost'; events: number }
   | { kind: 'skipped'; reason: string };
 
 const MAX_LINE = 64 * 1024 * 1024;
 /** How bpftrace 0.17 starts the line of one printed map of tuples: sums (s) or times (t). */
 const TUPLE_MAP = /^\{"type": "map", "data": \{"@([st])[46]_[01]": \{/;
-/** One `"key": value` entry of such a map: two or five unsigned words, one unsigned value. */
-const ENTRY = /"(\d{1,20}(?:,\d{1,20}){1,4})": (\d{1,20})[,}]/g;
-/** The low bits of a sum that hold payload bytes (see agent/ebpf/udp-flows.bt). */
-const BYTE_BITS = 40;
-const BYTE_SPAN = 2 ** BYTE_BITS;
-/** A seen value's time unit in ns, and the low bits that hold last minus first. */
+/** Where the next entry starts: what follows an entry that is not one. */
+const NEXT_ENTRY = ', "';
+const TWO_32 = 2 ** 32;
+/** A sum's packets are its bits 40..63: the high word's top 24 bits. */
+const PACKET_SHIFT = 2 ** 8;
+/** A seen value's time unit in ns, and its span bits (last minus first, the low 20). */
 const TIME_UNIT_NS = 2 ** 20;
-const SPAN_BITS = 20;
-const SPAN = 2 ** SPAN_BITS;
-const U64_MAX = (1n << 64n) - 1n;
+const SPAN = 2 ** 20;
+/** A seen value's first time is its bits 20..63: the high word times 2^12, plus the low word's top 12 bits. */
+const HIGH_WORD_UNITS = 2 ** 12;
+
+/** The last number readU64() read, as its high and low 32-bit halves. */
+export const u64 = { hi: 0, lo: 0 };
+
+/**
+ * Reads the decimal u64 at `at` in `text` into `u64`; returns where its
+ * digits end, or -1 unless 1 to 20 digits of a value up to 2^64 - 1 are
+ * there. Plain number arithmetic, no BigInt or string: past 15 digits, a
+ * digit's carry out of the low half is at most 9, so every step is exact.
+ */
+export function readU64(text: string, at: number): number {
+  // Up to 15 digits (below 10^15 < 2^53) a plain number holds exactly.
+  let v = 0;
+  let i = at;
+  const short = Math.min(text.length, at + 15);
+  for (; i < short; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    v = v * 10 + (c - 48);
+  }
+  if (i === at) return -1;
+  let hi = Math.floor(v / TWO_32);
+  let lo = v - hi * TWO_32;
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    if (i - at === 20) return -1;
+    lo = lo * 10 + (c - 48);
+    const carry = Math.floor(lo / TWO_32);
+    lo -= carry * TWO_32;
+    hi = hi * 10 + carry;
+    if (hi >= TWO_32) return -1; // past 2^64 - 1
+  }
+  u64.hi = hi;
+  u64.lo = lo;
+  return i;
+}
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -57,93 +85,94 @@ function nonNegative(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0;
 }
 
-/** A packed sum's packets and bytes, exactly (the decimal text of a u64). */
-export function unpackSum(text: string): { packets: number; bytes: number } {
-  if (text.length <= 15) {
-    // Below 10^15 < 2^53: a Number holds it exactly.
-    const v = Number(text);
-    const packets = Math.floor(v / BYTE_SPAN);
-    return { packets, bytes: v - packets * BYTE_SPAN };
-  }
-  let v = BigInt(text);
-  if (v > U64_MAX) v = U64_MAX;
-  return { packets: Number(v >> BigInt(BYTE_BITS)), bytes: Number(v & BigInt(BYTE_SPAN - 1)) };
-}
-
-/** A packed seen value's first and last packet times in kernel ns (units of 2^20 ns). */
-export function unpackSeen(text: string): { firstNs: number; lastNs: number } {
-  let first: number;
-  let span: number;
-  if (text.length <= 15) {
-    const v = Number(text);
-    first = Math.floor(v / SPAN);
-    span = v - first * SPAN;
-  } else {
-    // Past 2^53 (about 104 days of uptime): split exactly.
-    let v = BigInt(text);
-    if (v > U64_MAX) v = U64_MAX;
-    first = Number(v >> BigInt(SPAN_BITS));
-    span = Number(v & BigInt(SPAN - 1));
-  }
-  return { firstNs: first * TIME_UNIT_NS, lastNs: (first + span) * TIME_UNIT_NS };
-}
-
-/** Stateful line parser: feed every stdout line, in order. */
+/** Stateful line parser: feed every stdout line, in order; complete drains go into `drained`. */
 export class BpftraceOutputParser {
-  private pending = new Map<string, RawTuple>();
+  /** Rows of the drain being printed. */
+  private pending = new DrainedTuples();
   private pendingNs: number | null = null;
   private refused = 0;
+  private skippedEntries = 0;
+  private readonly key = new Float64Array(MAX_KEY_WORDS);
 
-  private tuple(key: string): RawTuple {
-    let t = this.pending.get(key);
-    if (!t) {
-      t = { key, packets: 0, bytes: 0, firstNs: 0, lastNs: 0 };
-      this.pending.set(key, t);
-    }
-    return t;
+  constructor(private readonly drained: DrainedTuples) {}
+
+  /** Printed entries that were no tuple of the program (a program/agent mismatch), cumulative. */
+  get badEntries(): number {
+    return this.skippedEntries;
   }
 
   private takeBatch(): BpftraceEvent {
+    const tuples = this.pending.size;
+    this.drained.absorb(this.pending);
     const batch: BpftraceEvent = {
       kind: 'drain',
-      tuples: [...this.pending.values()],
+      tuples,
       refused: this.refused,
       monoNs: this.pendingNs,
     };
-    this.pending = new Map();
     this.pendingNs = null;
     return batch;
   }
 
-  /** Adds one printed tuple map (`kind` s or t) to the pending batch. */
-  private tupleMap(kind: string, text: string): void {
-    ENTRY.lastIndex = 0;
-    for (let m = ENTRY.exec(text); m !== null; m = ENTRY.exec(text)) {
-      const t = this.tuple(m[1]!);
-      const value = m[2]!;
-      if (kind === 's') {
-        // Batches of both buffers at exit may name one tuple twice: they add up.
-        const { packets, bytes } = unpackSum(value);
-        t.packets += packets;
-        t.bytes += bytes;
-      } else {
-        const { firstNs, lastNs } = unpackSeen(value);
-        if (firstNs > 0 && (t.firstNs === 0 || firstNs < t.firstNs)) t.firstNs = firstNs;
-        if (lastNs > t.lastNs) t.lastNs = lastNs;
+  /**
+   * Adds the entries of one printed tuple map (`kind` s or t) from `at` to
+   * the pending drain. Each entry is `"w,w…": value`, two or five u64s and
+   * one u64, read in place: no string or object per entry.
+   */
+  private tupleMap(kind: string, text: string, at: number): void {
+    const key = this.key;
+    let i = at;
+    while (i < text.length && text.charCodeAt(i) === 34 /* " */) {
+      let width = 0;
+      let end = i + 1;
+      for (;;) {
+        // A sixth number makes no key: the entry is skipped whole.
+        end = width === MAX_KEY_WORDS ? -1 : readU64(text, end);
+        if (end < 0) break;
+        key[width++] = u64.hi;
+        key[width++] = u64.lo;
+        if (text.charCodeAt(end) !== 44 /* , */) break;
+        end++;
       }
+      const keyed =
+        end >= 0 && (width === 4 || width === MAX_KEY_WORDS) && text.startsWith('": ', end);
+      if (keyed) end = readU64(text, end + 3);
+      // The value ends with ", " before the next entry or "}" after the last.
+      const good =
+        keyed && end >= 0 && (text.charCodeAt(end) === 44 || text.charCodeAt(end) === 125);
+      if (!good) {
+        this.skippedEntries++;
+        const next = text.indexOf(NEXT_ENTRY, i + 1);
+        if (next < 0) return;
+        i = next + 2;
+        continue;
+      }
+      const r = this.pending.row(key, width);
+      if (kind === 's') {
+        // packets << 40 | payload bytes
+        const packets = Math.floor(u64.hi / PACKET_SHIFT);
+        this.pending.addSum(r, packets, (u64.hi - packets * PACKET_SHIFT) * TWO_32 + u64.lo);
+      } else {
+        // first << 20 | last minus first, in units of 2^20 ns
+        const low = Math.floor(u64.lo / SPAN);
+        const first = u64.hi * HIGH_WORD_UNITS + low;
+        const span = u64.lo - low * SPAN;
+        this.pending.addSeen(r, first * TIME_UNIT_NS, (first + span) * TIME_UNIT_NS);
+      }
+      i = text.charCodeAt(end) === 44 ? end + 2 : text.length;
     }
   }
 
   /** Parses one line; returns what it completed, or null. */
   line(text: string): BpftraceEvent | null {
-    const trimmed = text.trim();
-    if (trimmed === '') return null;
-    if (trimmed.length > MAX_LINE) return { kind: 'skipped', reason: 'line over 64 MiB' };
-    const tuples = TUPLE_MAP.exec(trimmed);
+    if (text.length > MAX_LINE) return { kind: 'skipped', reason: 'line over 64 MiB' };
+    const tuples = TUPLE_MAP.exec(text);
     if (tuples) {
-      this.tupleMap(tuples[1]!, trimmed);
+      this.tupleMap(tuples[1]!, text, tuples[0].length);
       return null;
     }
+    const trimmed = text.trim();
+    if (trimmed === '') return null;
     let msg: unknown;
     try {
       msg = JSON.parse(trimmed);

@@ -12,7 +12,8 @@
  */
 import { endianness } from 'node:os';
 import { formatIpWords } from '../contract/ip-address.js';
-import type { RawTuple } from './bpftrace-output.js';
+import { readU64, u64 } from './bpftrace-output.js';
+import { type DrainedTuples, MAX_KEY_WORDS } from './drained-tuples.js';
 import type { PeerObservation } from './observation.js';
 import type { SocketIndex } from './socket-index.js';
 
@@ -30,38 +31,22 @@ export interface PacketTuple {
 }
 
 const HOST_LE = endianness() === 'LE';
-const TWO_32 = 4_294_967_296;
 
 /**
  * A key's decimal u64s as 32-bit halves, `[hi, lo, hi, lo, …]`, into
- * `words`; returns how many (4 or 10), or 0 unless it is two or five of
- * them. Plain number arithmetic, no BigInt: a digit's carry out of the low
- * half is at most 9, so every step is exact.
+ * `words`; returns how many (4 or 10), or 0 unless it is two or five of them.
  */
 function keyWords(key: string, words: Float64Array): number {
   let count = 0;
-  let hi = 0;
-  let lo = 0;
-  let digits = 0;
-  for (let i = 0; i <= key.length; i++) {
-    const c = i < key.length ? key.charCodeAt(i) : 44; // a comma closes the last number
-    if (c === 44) {
-      if (digits === 0 || count === 10) return 0;
-      words[count++] = hi;
-      words[count++] = lo;
-      hi = 0;
-      lo = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57) {
-      if (++digits > 20) return 0;
-      lo = lo * 10 + (c - 48);
-      const carry = Math.floor(lo / TWO_32);
-      lo -= carry * TWO_32;
-      hi = hi * 10 + carry;
-      if (hi >= TWO_32) return 0; // past 2^64 - 1
-    } else return 0;
+  for (let at = 0; ; at++) {
+    at = readU64(key, at);
+    if (at < 0 || count === MAX_KEY_WORDS) return 0;
+    words[count++] = u64.hi;
+    words[count++] = u64.lo;
+    if (at === key.length) break;
+    if (key.charCodeAt(at) !== 44) return 0; // numbers are joined by commas
   }
-  return count === 4 || count === 10 ? count : 0;
+  return count === 4 || count === MAX_KEY_WORDS ? count : 0;
 }
 
 /** A raw network-order 16-bit word read in host order, as a port number. */
@@ -128,7 +113,8 @@ const DIRS: readonly (PacketTuple['dir'] | undefined)[] = ['in', 'out', 'lo', un
  */
 export function decodeTupleKey(key: string): PacketTuple | null {
   const t = scratchTuple();
-  return decodeTupleInto(key, t)
+  const count = keyWords(key, keyScratch);
+  return count > 0 && decodeWordsInto(keyScratch, count, t)
     ? { dir: t.dir, srcIp: t.srcIp, srcPort: t.srcPort, dstIp: t.dstIp, dstPort: t.dstPort }
     : null;
 }
@@ -149,14 +135,11 @@ const scratchTuple = (): DecodedTuple => ({
   dstKey: -1,
 });
 
-/** The words keyWords() fills, one array for every key. */
-const keyScratch = new Float64Array(10);
+/** The words of the key being decoded, one array for every key. */
+const keyScratch = new Float64Array(MAX_KEY_WORDS);
 
-/** decodeTupleKey() into `out`, no object of its own; false when the key is malformed. */
-function decodeTupleInto(key: string, out: DecodedTuple): boolean {
-  const w = keyScratch;
-  const count = keyWords(key, w);
-  if (count === 0) return false;
+/** Decodes a key's `count` words `w` into `out`, no object of its own; false when malformed. */
+function decodeWordsInto(w: Float64Array, count: number, out: DecodedTuple): boolean {
   const metaHi = w[0]!;
   const metaLo = w[1]!;
   const dir = DIRS[(metaHi >>> 1) & 3];
@@ -194,7 +177,7 @@ export interface ClassifyStats {
  * `sampleRate`; `toEpochMs` maps kernel ns to epoch ms.
  */
 export function tuplesToObservations(
-  tuples: readonly RawTuple[],
+  tuples: DrainedTuples,
   sockets: SocketIndex,
   options: {
     sampleRate: number;
@@ -208,7 +191,7 @@ export function tuplesToObservations(
   const scale = options.sampleRate;
   const from = { ip: '', port: 0 };
   /** Credits a tuple's counters to the flow of its local end (`inbound`: the receiver's). */
-  const credit = (t: RawTuple, tuple: DecodedTuple, inbound: boolean) => {
+  const credit = (r: number, tuple: DecodedTuple, inbound: boolean) => {
     const localIp = inbound ? tuple.dstIp : tuple.srcIp;
     const localPort = inbound ? tuple.dstPort : tuple.srcPort;
     const remoteIp = inbound ? tuple.srcIp : tuple.dstIp;
@@ -217,7 +200,7 @@ export function tuplesToObservations(
     from.port = remotePort;
     const socket = sockets.find(localIp, localPort, from);
     if (!socket) {
-      if (options.stats) options.stats.unownedPackets += t.packets * scale;
+      if (options.stats) options.stats.unownedPackets += tuples.packets(r) * scale;
       return;
     }
     const remoteKey = inbound ? tuple.srcKey : tuple.dstKey;
@@ -227,8 +210,9 @@ export function tuplesToObservations(
       flows = new Map();
       bySocket.set(socket, flows);
     }
-    const last = options.toEpochMs(t.lastNs);
-    const first = Math.min(t.firstNs > 0 ? options.toEpochMs(t.firstNs) : last, last);
+    const last = options.toEpochMs(tuples.lastNs(r));
+    const firstNs = tuples.firstNs(r);
+    const first = Math.min(firstNs > 0 ? options.toEpochMs(firstNs) : last, last);
     let obs = flows.get(peer);
     if (!obs) {
       obs = {
@@ -251,24 +235,24 @@ export function tuplesToObservations(
       out.push(obs);
     }
     if (inbound) {
-      obs.pktsIn += t.packets * scale;
-      obs.bytesIn += t.bytes * scale;
+      obs.pktsIn += tuples.packets(r) * scale;
+      obs.bytesIn += tuples.bytes(r) * scale;
     } else {
-      obs.pktsOut += t.packets * scale;
-      obs.bytesOut += t.bytes * scale;
+      obs.pktsOut += tuples.packets(r) * scale;
+      obs.bytesOut += tuples.bytes(r) * scale;
     }
     if (first < (obs.firstSeen ?? first)) obs.firstSeen = first;
     if (last > obs.lastSeen) obs.lastSeen = last;
   };
   const tuple = scratchTuple();
-  for (const t of tuples) {
-    if (!decodeTupleInto(t.key, tuple)) {
+  for (let r = 0; r < tuples.size; r++) {
+    if (!decodeWordsInto(keyScratch, tuples.keyInto(r, keyScratch), tuple)) {
       if (options.stats) options.stats.badKeys++;
       continue;
     }
     // A loopback datagram is counted once in the kernel: both its ends are local sockets.
-    if (tuple.dir !== 'out') credit(t, tuple, true);
-    if (tuple.dir !== 'in') credit(t, tuple, false);
+    if (tuple.dir !== 'out') credit(r, tuple, true);
+    if (tuple.dir !== 'in') credit(r, tuple, false);
   }
   return out;
 }

@@ -14,7 +14,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { BpftraceOutputParser, KernelClock, type RawTuple } from './bpftrace-output.js';
+import { BpftraceOutputParser, KernelClock } from './bpftrace-output.js';
+import { DrainedTuples } from './drained-tuples.js';
 import { type ClassifyStats, tuplesToObservations } from './ebpf-flows.js';
 import { ebpfProblem, KERNEL_BTF, readEbpfFacts } from './ebpf-requirements.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
@@ -129,7 +130,9 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
   const maxFlows = Math.max(1, Math.floor(opts.maxFlows ?? 65_536));
   const sampleRate = Math.max(1, Math.floor(opts.sampleRate ?? 1));
   const command = opts.bpftrace ?? 'bpftrace';
-  const parser = new BpftraceOutputParser();
+  // Complete drains wait here for the next poll.
+  const drained = new DrainedTuples();
+  const parser = new BpftraceOutputParser(drained);
   const clock = new KernelClock();
   const stats: ClassifyStats = { unownedPackets: 0, badKeys: 0 };
   let status: EbpfStatus = {
@@ -140,8 +143,8 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
     lostEvents: 0,
     sampleRate,
   };
-  let queue: RawTuple[] = [];
   const drainListeners: Array<() => void> = [];
+  let reportedBadEntries = 0;
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
   let stopping = false;
@@ -228,7 +231,14 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
       } else if (ev.kind === 'drain') {
         if (ev.monoNs !== null) clock.observe(ev.monoNs, now());
         set({ refusedPackets: ev.refused });
-        for (const t of ev.tuples) queue.push(t);
+        if (parser.badEntries > reportedBadEntries) {
+          // Said once: a program and agent that disagree stay so until reinstalled.
+          if (reportedBadEntries === 0)
+            log(
+              `eBPF source: ${parser.badEntries} printed entries were not tuples of the program (bpftrace and agent/ebpf/udp-flows.bt disagree): reinstall udpwatch`,
+            );
+          reportedBadEntries = parser.badEntries;
+        }
         for (const l of drainListeners) {
           try {
             l();
@@ -250,8 +260,8 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
         errors.push(err.message);
       });
       proc.once('close', (code, signal) => {
-        const last = parser.finish();
-        if (last?.kind === 'drain') for (const t of last.tuples) queue.push(t);
+        // What bpftrace printed at exit joins the drained tuples.
+        parser.finish();
         child = null;
         resolveReady(false);
         if (stopping) {
@@ -280,18 +290,17 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
   };
 
   const poll = (): PeerObservation[] => {
-    if (queue.length === 0) return [];
-    const tuples = queue;
-    queue = [];
+    if (drained.size === 0) return [];
     const sockets = opts.sockets();
     const local = new Set(opts.localAddresses ? opts.localAddresses() : interfaceAddresses());
     const index = new SocketIndex(sockets.listeners, local, sockets.connected);
     const t = now();
-    const out = tuplesToObservations(tuples, index, {
+    const out = tuplesToObservations(drained, index, {
       sampleRate,
       toEpochMs: (ns) => Math.min(clock.toEpochMs(ns, t), t),
       stats,
     });
+    drained.clear();
     set({ unownedPackets: stats.unownedPackets });
     return out;
   };

@@ -21,7 +21,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { AgentConfigSchema, ebpfDrainSeconds } from '../../agent/agent-config.js';
 import { runForJson, spawnReady } from '../child-json.js';
-import { attributionAllocationFigure, keyDecodeFigures } from '../ebpf-key-decode.js';
+import { drainFigures, keyDecodeFigures } from '../ebpf-key-decode.js';
 import { type BenchCase, compared, type Figure, plain, spread } from '../harness.js';
 import { createBenchNamespace } from '../netns.js';
 import { bpfProgramRuns, cpuSeconds, rssMiB, userSeconds } from '../proc-stat.js';
@@ -466,7 +466,7 @@ export const ebpfSource: BenchCase = {
       }),
     );
     figures.push(...keyDecodeFigures(quick ? 2 : 5, quick ? 2_000 : 20_000));
-    figures.push(await attributionAllocationFigure(1_000));
+    figures.push(...(await drainFigures(quick ? 2_000 : 10_000, quick ? 2 : 5)));
     return figures;
   },
 };

@@ -6,13 +6,8 @@
 import { endianness } from 'node:os';
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
-import {
-  BpftraceOutputParser,
-  KernelClock,
-  type RawTuple,
-  unpackSeen,
-  unpackSum,
-} from '../../../agent/bpftrace-output.js';
+import { BpftraceOutputParser, KernelClock } from '../../../agent/bpftrace-output.js';
+import { DrainedTuples } from '../../../agent/drained-tuples.js';
 import { decodeTupleKey, tuplesToObservations } from '../../../agent/ebpf-flows.js';
 import { CAP, type EbpfFacts, ebpfProblem } from '../../../agent/ebpf-requirements.js';
 import { FlowTable } from '../../../agent/flow-table.js';
@@ -78,54 +73,122 @@ const listener = (
   ...extra,
 });
 
+/** A tuple's counters as a test writes them, key as bpftrace prints it. */
+interface Tuple {
+  key: string;
+  packets: number;
+  bytes: number;
+  firstNs: number;
+  lastNs: number;
+}
+
+/** The rows a DrainedTuples holds, as plain tuples. */
+const rowsOf = (d: DrainedTuples): Tuple[] =>
+  Array.from({ length: d.size }, (_, r) => ({
+    key: d.keyText(r),
+    packets: d.packets(r),
+    bytes: d.bytes(r),
+    firstNs: d.firstNs(r),
+    lastNs: d.lastNs(r),
+  }));
+
+/** A sum as the program packs it: packets << 40 | payload bytes, as decimal text. */
+const sum = (packets: number, bytes: number) =>
+  ((BigInt(packets) << 40n) | BigInt(bytes)).toString();
+
+/** A seen value as the program packs it: first << 20 | span, in units of 2^20 ns. */
+const seenOf = (firstUnits: bigint, spanUnits: bigint) =>
+  ((firstUnits << 20n) | spanUnits).toString();
+
+/** One printed map line of `name` with these entries. */
+const mapLine = (name: string, entries: [string, string][]) =>
+  `{"type": "map", "data": {"${name}": {${entries.map(([k, v]) => `"${k}": ${v}`).join(', ')}}}}`;
+
+/** The drained tuples of one drain of these tuples, as bpftrace prints it (IPv4 keys in @s4/@t4). */
+function drainOf(tuples: Tuple[]): DrainedTuples {
+  const d = new DrainedTuples();
+  const p = new BpftraceOutputParser(d);
+  const units = (ns: number) => BigInt(Math.round(ns / 2 ** 20));
+  const family = (t: Tuple) => (t.key.split(',').length === 2 ? '4' : '6');
+  for (const f of ['4', '6']) {
+    const mine = tuples.filter((t) => family(t) === f);
+    if (mine.length === 0) continue;
+    p.line(
+      mapLine(
+        `@s${f}_0`,
+        mine.map((t) => [t.key, sum(t.packets, t.bytes)]),
+      ),
+    );
+    p.line(
+      mapLine(
+        `@t${f}_0`,
+        mine.map((t) => [t.key, seenOf(units(t.firstNs), units(t.lastNs) - units(t.firstNs))]),
+      ),
+    );
+  }
+  p.finish();
+  return d;
+}
+
 describe('bpftrace output', () => {
   it('turns a drain between its markers into one batch, and the maps printed at exit into a last one', () => {
-    const p = new BpftraceOutputParser();
+    const d = new DrainedTuples();
+    const p = new BpftraceOutputParser(d);
     const k = '1,8589934595';
     const k6 = `${1n << 32n},2,0,3,0`;
     // First seen at 1431 units of 2^20 ns, last 380 units later.
-    const seen = 1431 * 2 ** 20 + 380;
+    const seen = seenOf(1431n, 380n);
     const lines = [
       '{"type": "attached_probes", "data": {"probes": 4}}',
       '{"type": "printf", "data": "udpwatch ready 4026531833 1000\\n"}',
       '',
       '{"type": "printf", "data": "udpwatch drain 2000000000\\n"}',
       '{"type": "map", "data": {"@refused": 3}}',
-      `{"type": "map", "data": {"@s4_1": {"${k}": ${5 * 2 ** 40 + 50}}}}`,
-      `{"type": "map", "data": {"@t4_1": {"${k}": ${seen}}}}`,
-      `{"type": "map", "data": {"@s6_1": {"${k6}": ${2 ** 40 + 9}}}}`,
-      `{"type": "map", "data": {"@t6_1": {"${k6}": ${seen}}}}`,
-      '{"type": "printf", "data": "udpwatch drained\\n"}',
+      mapLine('@s4_1', [[k, sum(5, 50)]]),
+      mapLine('@t4_1', [[k, seen]]),
+      mapLine('@s6_1', [[k6, sum(1, 9)]]),
+      mapLine('@t6_1', [[k6, seen]]),
     ];
     const events = lines.map((l) => p.line(l)).filter((e) => e !== null);
     expect(events).toEqual([
       { kind: 'attached', probes: 4 },
       { kind: 'ready', netns: 4026531833, monoNs: 1000 },
-      {
-        kind: 'drain',
-        refused: 3,
-        monoNs: 2_000_000_000,
-        tuples: [
-          { key: k, packets: 5, bytes: 50, firstNs: 1431 * 2 ** 20, lastNs: 1811 * 2 ** 20 },
-          { key: k6, packets: 1, bytes: 9, firstNs: 1431 * 2 ** 20, lastNs: 1811 * 2 ** 20 },
-        ],
-      },
+    ]);
+    // Nothing is handed over before the drain's end marker.
+    expect(d.size).toBe(0);
+    expect(p.line('{"type": "printf", "data": "udpwatch drained\\n"}')).toEqual({
+      kind: 'drain',
+      refused: 3,
+      monoNs: 2_000_000_000,
+      tuples: 2,
+    });
+    expect(rowsOf(d)).toEqual([
+      { key: k, packets: 5, bytes: 50, firstNs: 1431 * 2 ** 20, lastNs: 1811 * 2 ** 20 },
+      { key: k6, packets: 1, bytes: 9, firstNs: 1431 * 2 ** 20, lastNs: 1811 * 2 ** 20 },
     ]);
     expect(p.finish()).toBeNull();
-    // At exit both buffers may be printed, unmarked: one tuple in both adds up.
-    p.line(`{"type": "map", "data": {"@s4_0": {"${k}": ${2 * 2 ** 40 + 2}}}}`);
-    p.line(`{"type": "map", "data": {"@s4_1": {"${k}": ${1 * 2 ** 40 + 4}}}}`);
-    p.line(`{"type": "map", "data": {"@t4_0": {"${k}": ${5 * 2 ** 20 + 1}}}}`);
-    p.line(`{"type": "map", "data": {"@t4_1": {"${k}": ${3 * 2 ** 20 + 1}}}}`);
+    // At exit both buffers may be printed, unmarked: one tuple in both adds up,
+    // and adds to what the previous drain left until it is taken.
+    p.line(mapLine('@s4_0', [[k, sum(2, 2)]]));
+    p.line(mapLine('@s4_1', [[k, sum(1, 4)]]));
+    p.line(mapLine('@t4_0', [[k, seenOf(5n, 1n)]]));
+    p.line(mapLine('@t4_1', [[k, seenOf(3n, 1n)]]));
     p.line('{"type": "map", "data": {"@drained": 9}}');
-    expect(p.finish()).toMatchObject({
-      kind: 'drain',
-      tuples: [{ key: k, packets: 3, bytes: 6, firstNs: 3 * 2 ** 20, lastNs: 6 * 2 ** 20 }],
+    expect(p.finish()).toMatchObject({ kind: 'drain', tuples: 1 });
+    expect(rowsOf(d)[0]).toEqual({
+      key: k,
+      packets: 8,
+      bytes: 56,
+      firstNs: 3 * 2 ** 20,
+      lastNs: 1811 * 2 ** 20,
     });
+    d.clear();
+    expect(d.size).toBe(0);
   });
 
-  it('reports lost events and skips lines that are not bpftrace JSON without stopping', () => {
-    const p = new BpftraceOutputParser();
+  it("reports lost events and skips lines and entries that are not the program's without stopping", () => {
+    const d = new DrainedTuples();
+    const p = new BpftraceOutputParser(d);
     expect(p.line('{"type": "lost_events", "data": {"events": 12}}')).toEqual({
       kind: 'lost',
       events: 12,
@@ -133,34 +196,74 @@ describe('bpftrace output', () => {
     expect(p.line('Attaching 4 probes...')).toMatchObject({ kind: 'skipped' });
     expect(p.line('[1,2]')).toMatchObject({ kind: 'skipped' });
     p.line('{"type": "printf", "data": "udpwatch drain 1\\n"}');
-    // Entries that are not two to five unsigned words and an unsigned value are not tuples.
-    p.line('{"type": "map", "data": {"@s6_0": {"k": -4, "1,2,0,3,0": "x", "1,2,0,3,0": 7}}}');
+    // Entries that are not two or five unsigned words and an unsigned value are not tuples.
+    const max = (1n << 64n) - 1n;
+    p.line(
+      mapLine('@s6_0', [
+        ['k', '-4'],
+        ['1,2,0,3,0', '"x"'],
+        ['1,2,3', '5'],
+        ['1,2,0,3,0,4', '5'],
+        [`1,${max + 1n}`, '5'],
+        ['1,2', `${max + 1n}`],
+        ['1,2,', '5'],
+        ['1,2,0,3,0', '7'],
+      ]),
+    );
+    expect(p.badEntries).toBe(7);
     expect(p.line('{"type": "printf", "data": "udpwatch drained\\n"}')).toMatchObject({
-      tuples: [{ key: '1,2,0,3,0', packets: 0, bytes: 7 }],
+      tuples: 1,
     });
+    expect(rowsOf(d)).toEqual([{ key: '1,2,0,3,0', packets: 0, bytes: 7, firstNs: 0, lastNs: 0 }]);
   });
 
-  it('unpacks sums above 2^53 exactly (packets << 40 | bytes)', () => {
-    expect(unpackSum(String(5 * 2 ** 40 + 50))).toEqual({ packets: 5, bytes: 50 });
+  it('unpacks sums up to 2^64 - 1 exactly (packets << 40 | bytes)', () => {
     // 16,000,000 datagrams of 65,000 bytes (1.04e12 bytes): a total near 2^64.
-    const total = (16_000_000n << 40n) | 1_040_000_000_000n;
-    expect(unpackSum(total.toString())).toEqual({ packets: 16_000_000, bytes: 1_040_000_000_000 });
-    expect(unpackSum('0')).toEqual({ packets: 0, bytes: 0 });
+    const tuples: Tuple[] = [
+      { key: '1,1', packets: 5, bytes: 50, firstNs: 0, lastNs: 0 },
+      { key: '1,2', packets: 16_000_000, bytes: 1_040_000_000_000, firstNs: 0, lastNs: 0 },
+      { key: '1,3', packets: 2 ** 24 - 1, bytes: 2 ** 40 - 1, firstNs: 0, lastNs: 0 },
+      { key: '1,4', packets: 0, bytes: 0, firstNs: 0, lastNs: 0 },
+    ];
+    expect(rowsOf(drainOf(tuples)).map((t) => [t.key, t.packets, t.bytes])).toEqual(
+      tuples.map((t) => [t.key, t.packets, t.bytes]),
+    );
   });
 
   it('unpacks seen values (first << 20 | last minus first) exactly, past 2^53 too', () => {
-    expect(unpackSeen(String(7 * 2 ** 20 + 2))).toEqual({
-      firstNs: 7 * 2 ** 20,
-      lastNs: 9 * 2 ** 20,
-    });
+    const d = new DrainedTuples();
+    const p = new BpftraceOutputParser(d);
     // 200 days of uptime in units of 2^20 ns, last 4,000 units later: above 2^53.
     const first = 16_479_000_000n;
-    const packed = (first << 20n) | 4_000n;
-    expect(packed > 1n << 53n).toBe(true);
-    expect(unpackSeen(packed.toString())).toEqual({
-      firstNs: Number(first << 20n),
-      lastNs: Number((first + 4_000n) << 20n),
-    });
+    expect((first << 20n) | 4_000n).toBeGreaterThan(1n << 53n);
+    p.line(
+      mapLine('@t4_0', [
+        ['1,1', seenOf(7n, 2n)],
+        ['1,2', seenOf(first, 4_000n)],
+      ]),
+    );
+    p.finish();
+    expect(rowsOf(d).map((t) => [t.firstNs, t.lastNs])).toEqual([
+      [7 * 2 ** 20, 9 * 2 ** 20],
+      [Number(first << 20n), Number((first + 4_000n) << 20n)],
+    ]);
+  });
+
+  it('keeps every row of a drain larger than its storage, and one row per key across growth', () => {
+    const d = new DrainedTuples();
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 5_000; i++) {
+        const key = i % 3 === 0 ? [1, 0, i, 7, 0, 8, 0, 9, 0, i] : [0, i, 7, i];
+        const r = d.row(key, key.length);
+        d.addSum(r, 1, i);
+      }
+    }
+    expect(d.size).toBe(5_000);
+    expect(rowsOf(d).every((t) => t.packets === 2)).toBe(true);
+    expect(d.bytes(d.row([0, 4_999, 7, 4_999], 4))).toBe(2 * 4_999);
+    d.clear();
+    expect(d.size).toBe(0);
+    expect(d.packets(d.row([0, 1, 7, 1], 4))).toBe(0);
   });
 
   it('maps kernel ns to epoch ms with the smallest offset seen (reading only ever adds delay)', () => {
@@ -271,28 +374,30 @@ it('names more distinct IPv4 peers than it remembers, each rightly, in any order
 
 describe('direction: tuples to flows of local sockets', () => {
   const local = new Set(['192.0.2.1', '2001:db8::1']);
-  const tuple = (k: string, packets: number, bytes: number, lastNs = 2e9): RawTuple => ({
+  const tuple = (k: string, packets: number, bytes: number, lastNs = 2e9): Tuple => ({
     key: k,
     packets,
     bytes,
     firstNs: 1e9,
     lastNs,
   });
-  const toEpochMs = (ns: number) => 1_700_000_000_000 + ns / 1e6;
+  // Times reach the agent in units of 2^20 ns: to the ms here.
+  const toEpochMs = (ns: number) => Math.round(1_700_000_000_000 + ns / 1e6);
 
   it('a datagram to a local socket is its client packet in, one sent from it is out; unowned ports are no clients', () => {
     const index = new SocketIndex([listener('0.0.0.0', 53), listener('::', 53)], local);
     const stats = { unownedPackets: 0, badKeys: 0 };
     const out = tuplesToObservations(
-      [
+      drainOf([
         tuple(key('in', '198.51.100.7', 40000, '192.0.2.1', 53), 3, 90),
         tuple(key('out', '192.0.2.1', 53, '198.51.100.7', 40000), 2, 400, 3e9),
         tuple(key('in', '2001:db8::9', 40001, '2001:db8::1', 53), 1, 10),
         // No socket on 9999; and a forwarded packet to an address that is not ours.
         tuple(key('in', '198.51.100.7', 40000, '192.0.2.1', 9999), 4, 40),
         tuple(key('in', '198.51.100.7', 40000, '203.0.113.5', 53), 6, 60),
-        tuple('garbage', 1, 1),
-      ],
+        // A key the program cannot print (a direction bit past the three it has).
+        tuple(`${1n << 35n},1`, 1, 1),
+      ]),
       index,
       { sampleRate: 1, toEpochMs, stats },
     );
@@ -329,7 +434,7 @@ describe('direction: tuples to flows of local sockets', () => {
       tuple(key('in', ip, p, '192.0.2.1', 53), i + 1, 10 * (i + 1)),
       tuple(key('out', '192.0.2.1', 53, ip, p), 1, 5),
     ]);
-    const out = tuplesToObservations(tuples, index, { sampleRate: 1, toEpochMs });
+    const out = tuplesToObservations(drainOf(tuples), index, { sampleRate: 1, toEpochMs });
     expect(out.map((o) => [o.remoteIp, o.remotePort, o.pktsIn, o.bytesIn, o.pktsOut])).toEqual(
       peers.map(([ip, p], i) => [ip, p, i + 1, 10 * (i + 1), 1]),
     );
@@ -338,14 +443,14 @@ describe('direction: tuples to flows of local sockets', () => {
   it("a loopback datagram, counted once in the kernel, is the sender socket's packet out and the receiver socket's packet in", () => {
     const stats = { unownedPackets: 0, badKeys: 0 };
     const out = tuplesToObservations(
-      [
+      drainOf([
         // A client socket no listener owns (a sender in another process, port 40000) to the server.
         tuple(key('lo', '127.0.0.1', 40000, '127.0.0.1', 53), 3, 90),
         // The server's answers.
         tuple(key('lo', '127.0.0.1', 53, '127.0.0.1', 40000), 2, 40, 3e9),
         // Both ends local sockets: a client bound on port 41000 (listed) to the server over IPv6.
         tuple(key('lo', '::1', 41000, '::1', 53), 1, 7),
-      ],
+      ]),
       new SocketIndex(
         [listener('127.0.0.1', 53), listener('::', 53), listener('::1', 41000)],
         new Set(['::1']),
@@ -383,10 +488,10 @@ describe('direction: tuples to flows of local sockets', () => {
       },
     ]);
     const out = tuplesToObservations(
-      [
+      drainOf([
         tuple(key('in', '198.51.100.2', 43001, '192.0.2.1', 6000), 2, 20),
         tuple(key('in', '198.51.100.2', 43002, '192.0.2.1', 6000), 1, 5),
-      ],
+      ]),
       index,
       { sampleRate: 10, toEpochMs },
     );
