@@ -54,7 +54,7 @@ export type ConntrackPeers = Pick<ConntrackSource, 'poll' | 'status'> &
   Partial<Pick<ConntrackSource, 'baselines' | 'restoreBaselines'>>;
 
 /** What the agent needs of the eBPF source (started by whoever built it); its drains cue cycles. */
-export type EbpfPeers = Pick<EbpfSource, 'poll' | 'status' | 'stop'> &
+export type EbpfPeers = Pick<EbpfSource, 'pollInto' | 'status' | 'stop'> &
   Partial<Pick<EbpfSource, 'onDrain'>>;
 
 /** Everything an agent is built from besides its configuration. */
@@ -507,11 +507,8 @@ export class Agent {
         this.logOnce(`/proc scan failed: ${(err as Error).message}`);
       }
     }
-    if (ebpf) {
-      // After /proc, so the flows go to the sockets of this scan.
-      append(out, ebpf.poll());
-      this.noteEbpfRefused(ebpf.status().refusedPackets);
-    }
+    // eBPF's tuples go straight into the table (ingestEbpf), after /proc's scan of this cycle.
+    if (ebpf) this.noteEbpfRefused(ebpf.status().refusedPackets);
     if (conntrack) {
       try {
         append(out, await this.readConntrack(conntrack));
@@ -539,8 +536,10 @@ export class Agent {
   async tick(now: number = this.deps.clock(), options: { all?: boolean } = {}): Promise<number> {
     const observations = await this.collect();
     if (this.deps.proc) await this.refreshRules(now);
-    // Hook rows first, as ingest() takes packet sources first; their sums feed the blind-spot watch.
+    // Packet sources first, as ingest() takes them: the hook, then eBPF (the
+    // hook's reports this cycle mark the sockets it owns); their sums feed the blind-spot watch.
     this.ingestHook();
+    this.ingestEbpf();
     if (this.deps.proc) {
       const early = [...this.earlyObservations.values()];
       this.earlyObservations.clear();
@@ -650,28 +649,56 @@ export class Agent {
    * blind-spot sample reads of them.
    */
   private ingestHook(): void {
-    const { hook, proc } = this.deps;
+    const { hook } = this.deps;
     if (!hook) return;
-    // Bounded: the next cycle takes them; past the bound only the latest batch is kept.
-    if (this.earlyObservations.size > MAX_EARLY_SUMS) this.earlyObservations.clear();
-    let sum: PeerObservation | undefined;
+    const note = this.earlySums();
     this.flowTable.ingestHookFrom((visit) =>
       hook.drainInto((o) => {
-        if (proc) {
-          // Rows of one report share source, port and pid: only a change needs the key.
-          if (sum?.localPort !== o.localPort || sum.pid !== o.pid || sum.source !== o.source) {
-            const key = `${o.source}|${o.localPort}|${o.pid ?? ''}`;
-            sum = this.earlyObservations.get(key);
-            if (!sum) {
-              sum = { ...o, pktsIn: 0 };
-              this.earlyObservations.set(key, sum);
-            }
-          }
-          sum.pktsIn += o.pktsIn;
-        }
+        note(o);
         visit(o);
       }),
     );
+  }
+
+  /**
+   * Streams the tuples eBPF drained since the last cycle into the flow table
+   * (one refilled object, none per tuple or flow), attributed to the sockets
+   * of this cycle's /proc scan, and sums them into earlyObservations as the
+   * hook's rows are.
+   */
+  private ingestEbpf(): void {
+    const { ebpf } = this.deps;
+    if (!ebpf) return;
+    const note = this.earlySums();
+    this.flowTable.ingestFrom((visit) =>
+      ebpf.pollInto((o) => {
+        note(o);
+        visit(o);
+      }),
+    );
+  }
+
+  /**
+   * A function that adds an observation's pktsIn to earlyObservations, per
+   * source, port and pid (with /proc; without it nothing reads them).
+   * Bounded: past the bound only the latest batch is kept.
+   */
+  private earlySums(): (o: PeerObservation) => void {
+    if (!this.deps.proc) return () => {};
+    if (this.earlyObservations.size > MAX_EARLY_SUMS) this.earlyObservations.clear();
+    let sum: PeerObservation | undefined;
+    return (o) => {
+      // Rows of one report (tuples of one socket) share source, port and pid: only a change needs the key.
+      if (sum?.localPort !== o.localPort || sum.pid !== o.pid || sum.source !== o.source) {
+        const key = `${o.source}|${o.localPort}|${o.pid ?? ''}`;
+        sum = this.earlyObservations.get(key);
+        if (!sum) {
+          sum = { ...o, pktsIn: 0 };
+          this.earlyObservations.set(key, sum);
+        }
+      }
+      sum.pktsIn += o.pktsIn;
+    };
   }
 
   /**

@@ -172,77 +172,75 @@ export interface ClassifyStats {
   badKeys: number;
 }
 
+/** How to turn tuples into observations. */
+export interface AttributionOptions {
+  sampleRate: number;
+  /** Kernel ns to epoch ms. */
+  toEpochMs: (ns: number) => number;
+  stats?: ClassifyStats;
+}
+
 /**
- * Turns a batch's tuples into one observation per flow, counters scaled by
- * `sampleRate`; `toEpochMs` maps kernel ns to epoch ms.
+ * Hands each drained tuple to `visit` as an observation of the flow of its
+ * local socket (a loopback tuple twice, once for each end), counters scaled
+ * by `sampleRate`. The observation is one object refilled for every call:
+ * nothing is kept per tuple or per flow, and the flow table adds up what a
+ * flow's tuples bring (its packets in and out come in separate tuples).
  */
-export function tuplesToObservations(
+export function visitTupleObservations(
   tuples: DrainedTuples,
   sockets: SocketIndex,
-  options: {
-    sampleRate: number;
-    toEpochMs: (ns: number) => number;
-    stats?: ClassifyStats;
-  },
-): PeerObservation[] {
-  // Flows by local socket, then by peer: the peer as one number for IPv4, text for IPv6.
-  const bySocket = new Map<object, Map<number | string, PeerObservation>>();
-  const out: PeerObservation[] = [];
+  options: AttributionOptions,
+  visit: (o: PeerObservation) => void,
+): void {
   const scale = options.sampleRate;
   const from = { ip: '', port: 0 };
-  /** Credits a tuple's counters to the flow of its local end (`inbound`: the receiver's). */
+  const o: PeerObservation = {
+    source: 'ebpf',
+    localIp: '',
+    localPort: 0,
+    remoteIp: '',
+    remotePort: 0,
+    pktsIn: 0,
+    bytesIn: 0,
+    pktsOut: 0,
+    bytesOut: 0,
+    firstSeen: 0,
+    lastSeen: 0,
+    sampleRate: scale > 1 ? scale : undefined,
+    pid: undefined,
+    process: undefined,
+  };
+  /** Credits row r's counters to the flow of its local end (`inbound`: the receiver's). */
   const credit = (r: number, tuple: DecodedTuple, inbound: boolean) => {
-    const localIp = inbound ? tuple.dstIp : tuple.srcIp;
-    const localPort = inbound ? tuple.dstPort : tuple.srcPort;
-    const remoteIp = inbound ? tuple.srcIp : tuple.dstIp;
-    const remotePort = inbound ? tuple.srcPort : tuple.dstPort;
-    from.ip = remoteIp;
-    from.port = remotePort;
-    const socket = sockets.find(localIp, localPort, from);
+    from.ip = inbound ? tuple.srcIp : tuple.dstIp;
+    from.port = inbound ? tuple.srcPort : tuple.dstPort;
+    const socket = sockets.find(
+      inbound ? tuple.dstIp : tuple.srcIp,
+      inbound ? tuple.dstPort : tuple.srcPort,
+      from,
+    );
+    const packets = tuples.packets(r) * scale;
     if (!socket) {
-      if (options.stats) options.stats.unownedPackets += tuples.packets(r) * scale;
+      if (options.stats) options.stats.unownedPackets += packets;
       return;
     }
-    const remoteKey = inbound ? tuple.srcKey : tuple.dstKey;
-    const peer = remoteKey >= 0 ? remoteKey : `${remoteIp}|${remotePort}`;
-    let flows = bySocket.get(socket);
-    if (!flows) {
-      flows = new Map();
-      bySocket.set(socket, flows);
-    }
+    const bytes = tuples.bytes(r) * scale;
     const last = options.toEpochMs(tuples.lastNs(r));
     const firstNs = tuples.firstNs(r);
-    const first = Math.min(firstNs > 0 ? options.toEpochMs(firstNs) : last, last);
-    let obs = flows.get(peer);
-    if (!obs) {
-      obs = {
-        source: 'ebpf',
-        localIp: socket.localIp,
-        localPort: socket.localPort,
-        remoteIp,
-        remotePort,
-        pktsIn: 0,
-        bytesIn: 0,
-        pktsOut: 0,
-        bytesOut: 0,
-        firstSeen: first,
-        lastSeen: last,
-      };
-      if (scale > 1) obs.sampleRate = scale;
-      if (socket.pid !== undefined) obs.pid = socket.pid;
-      if (socket.process !== undefined) obs.process = socket.process;
-      flows.set(peer, obs);
-      out.push(obs);
-    }
-    if (inbound) {
-      obs.pktsIn += tuples.packets(r) * scale;
-      obs.bytesIn += tuples.bytes(r) * scale;
-    } else {
-      obs.pktsOut += tuples.packets(r) * scale;
-      obs.bytesOut += tuples.bytes(r) * scale;
-    }
-    if (first < (obs.firstSeen ?? first)) obs.firstSeen = first;
-    if (last > obs.lastSeen) obs.lastSeen = last;
+    o.localIp = socket.localIp;
+    o.localPort = socket.localPort;
+    o.remoteIp = from.ip;
+    o.remotePort = from.port;
+    o.pktsIn = inbound ? packets : 0;
+    o.bytesIn = inbound ? bytes : 0;
+    o.pktsOut = inbound ? 0 : packets;
+    o.bytesOut = inbound ? 0 : bytes;
+    o.lastSeen = last;
+    o.firstSeen = Math.min(firstNs > 0 ? options.toEpochMs(firstNs) : last, last);
+    o.pid = socket.pid;
+    o.process = socket.process;
+    visit(o);
   };
   const tuple = scratchTuple();
   for (let r = 0; r < tuples.size; r++) {
@@ -254,5 +252,37 @@ export function tuplesToObservations(
     if (tuple.dir !== 'out') credit(r, tuple, true);
     if (tuple.dir !== 'in') credit(r, tuple, false);
   }
-  return out;
+}
+
+/**
+ * The drained tuples as one observation per flow (its tuples' counters
+ * added, first and last seen widened), in the order flows were first met.
+ */
+export function tuplesToObservations(
+  tuples: DrainedTuples,
+  sockets: SocketIndex,
+  options: AttributionOptions,
+): PeerObservation[] {
+  const flows = new Map<string, PeerObservation>();
+  visitTupleObservations(tuples, sockets, options, (o) => {
+    const key = `${o.localIp}|${o.localPort}|${o.remoteIp}|${o.remotePort}|${o.pid ?? ''}`;
+    const flow = flows.get(key);
+    if (!flow) {
+      const copy: PeerObservation = { ...o };
+      // Only what the source knows: no empty optional fields.
+      if (copy.sampleRate === undefined) delete copy.sampleRate;
+      if (copy.pid === undefined) delete copy.pid;
+      if (copy.process === undefined) delete copy.process;
+      flows.set(key, copy);
+      return;
+    }
+    flow.pktsIn += o.pktsIn;
+    flow.bytesIn += o.bytesIn;
+    flow.pktsOut += o.pktsOut;
+    flow.bytesOut += o.bytesOut;
+    if (o.firstSeen !== undefined && o.firstSeen < (flow.firstSeen ?? o.firstSeen))
+      flow.firstSeen = o.firstSeen;
+    if (o.lastSeen > flow.lastSeen) flow.lastSeen = o.lastSeen;
+  });
+  return [...flows.values()];
 }

@@ -16,7 +16,12 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { BpftraceOutputParser, KernelClock } from './bpftrace-output.js';
 import { DrainedTuples } from './drained-tuples.js';
-import { type ClassifyStats, tuplesToObservations } from './ebpf-flows.js';
+import {
+  type AttributionOptions,
+  type ClassifyStats,
+  tuplesToObservations,
+  visitTupleObservations,
+} from './ebpf-flows.js';
 import { ebpfProblem, KERNEL_BTF, readEbpfFacts } from './ebpf-requirements.js';
 import type { ListeningSocket, PeerObservation } from './observation.js';
 import { type ConnectedSocket, interfaceAddresses, SocketIndex } from './socket-index.js';
@@ -90,8 +95,14 @@ export interface EbpfSourceOptions {
 export interface EbpfSource {
   /** Checks the requirements, starts bpftrace and resolves once attached or failed. */
   start(): Promise<EbpfStatus>;
-  /** What was drained since the previous poll, as flows of local sockets. */
+  /** What was drained since the previous poll, as one observation per flow of a local socket. */
   poll(): PeerObservation[];
+  /**
+   * What was drained since the previous poll, handed to `visit` tuple by
+   * tuple as one refilled observation (none kept): the agent's way, which
+   * leaves the adding up per flow to its flow table.
+   */
+  pollInto(visit: (o: PeerObservation) => void): void;
   /** Calls `listener` once each drain is complete (its tuples wait for the next poll). */
   onDrain(listener: () => void): void;
   status(): EbpfStatus;
@@ -289,20 +300,32 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
     return status;
   };
 
-  const poll = (): PeerObservation[] => {
-    if (drained.size === 0) return [];
+  /** Hands what was drained since the previous take to `attribute`, with this scan's sockets, then forgets it. */
+  const take = (attribute: (index: SocketIndex, options: AttributionOptions) => void): void => {
+    if (drained.size === 0) return;
     const sockets = opts.sockets();
     const local = new Set(opts.localAddresses ? opts.localAddresses() : interfaceAddresses());
     const index = new SocketIndex(sockets.listeners, local, sockets.connected);
     const t = now();
-    const out = tuplesToObservations(drained, index, {
+    attribute(index, {
       sampleRate,
       toEpochMs: (ns) => Math.min(clock.toEpochMs(ns, t), t),
       stats,
     });
     drained.clear();
     set({ unownedPackets: stats.unownedPackets });
+  };
+
+  const poll = (): PeerObservation[] => {
+    let out: PeerObservation[] = [];
+    take((index, options) => {
+      out = tuplesToObservations(drained, index, options);
+    });
     return out;
+  };
+
+  const pollInto = (visit: (o: PeerObservation) => void): void => {
+    take((index, options) => visitTupleObservations(drained, index, options, visit));
   };
 
   const stop = async (): Promise<void> => {
@@ -328,6 +351,7 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
   return {
     start,
     poll,
+    pollInto,
     onDrain: (listener) => {
       drainListeners.push(listener);
     },

@@ -356,6 +356,16 @@ export class FlowTable {
   }
 
   /**
+   * Folds in eBPF observations handed over one at a time: `each` calls its
+   * argument with every one, which may be one object refilled each time
+   * (none is kept). Call after the cycle's hook rows and before conntrack's
+   * observations, in ingest()'s order.
+   */
+  ingestFrom(each: (visit: (o: PeerObservation) => void) => void): void {
+    each((o) => this.ingestOne(o));
+  }
+
+  /**
    * Folds in hook observations handed over one at a time (the hook source's
    * drainInto): `each` calls its argument with every one, which may be one
    * object refilled each time (none is kept). Call before the other

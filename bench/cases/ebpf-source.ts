@@ -412,7 +412,7 @@ export const ebpfSource: BenchCase = {
     }
     figures.push(
       plain('bpftrace + source CPU per 10,000 datagrams/s', 'ms CPU/s', cpuPer10k, {
-        note: 'echo traffic, 64 B, 8 flows; bpftrace process (user + system) plus the agent-side parse and attribution (user time of the source’s own process); 10 ms CPU/s = 1% of a core',
+        note: 'echo traffic, 64 B, 8 flows; bpftrace process (user + system) plus the agent-side parse, attribution and flow table (user time of the source’s own process, which folds the flows into a flow table as the agent does); 10 ms CPU/s = 1% of a core',
       }),
     );
     for (const d of drains) {
@@ -433,7 +433,7 @@ export const ebpfSource: BenchCase = {
             note: 'printing and clearing its maps each drain',
           }),
           plain(
-            `  of which the agent's parse and attribution, ${at}`,
+            `  of which the agent's parse, attribution and flow table, ${at}`,
             'ms CPU/s',
             samples.self.get(n)!,
             {

@@ -2,8 +2,9 @@
  * The eBPF source alone, for the ebpf-source benchmark: the agent's real
  * source (its bpftrace program) on one network namespace, polled once a
  * second as the agent polls it, attributing to listeners on 127.0.0.1 at the
- * given ports. A process of its own, so its CPU is the source's parse and
- * attribution and nothing of the benchmark's.
+ * given ports, its flows folded into a flow table as the agent folds them. A
+ * process of its own, so its CPU is the source's parse and attribution and
+ * the flow table's work on them, and nothing of the benchmark's.
  *
  *   node --import tsx ebpf-session.ts <netnsInode> <port>[,<port>...] [drainMs]
  *
@@ -16,7 +17,9 @@
  */
 import { createInterface } from 'node:readline';
 import { createEbpfSource } from '../../agent/ebpf-source.js';
+import { FlowTable } from '../../agent/flow-table.js';
 import type { ListeningSocket } from '../../agent/observation.js';
+import { createServiceNamer } from '../../agent/service-names.js';
 import { childrenNamed } from '../proc-stat.js';
 
 const [inodeArg, portsArg, drainArg] = process.argv.slice(2);
@@ -60,8 +63,17 @@ if (pids.length !== 1) {
 
 let ownedIn = 0;
 let unownedBase = 0;
+const table = new FlowTable({ serviceFor: createServiceNamer([], 300), maxFlows: 200_000 });
+table.setListeners(listeners);
 const poll = () => {
-  for (const o of source.poll()) ownedIn += o.pktsIn;
+  table.ingestFrom((visit) =>
+    source.pollInto((o) => {
+      ownedIn += o.pktsIn;
+      visit(o);
+    }),
+  );
+  // What the agent's sealer would take: the table's deltas, one refilled object each.
+  table.drainInto(Date.now(), () => {});
 };
 const timer = setInterval(poll, 1000);
 console.log(

@@ -183,11 +183,11 @@ describe.skipIf(skipReason !== null)('one owner per flow, following the live soc
         ebpf: {
           status: () => source.status(),
           stop: () => source.stop(),
-          poll: () => {
-            const o = source.poll();
-            seen.ebpf.push(...o);
-            return o;
-          },
+          pollInto: (visit) =>
+            source.pollInto((o) => {
+              seen.ebpf.push({ ...o });
+              visit(o);
+            }),
         },
         shipper: new RecordingShipper(),
         seq: new SeqAllocator(dir),

@@ -217,10 +217,10 @@ describe('agent checkpoint', () => {
     let queued: PeerObservation[] = [];
     const drainListeners: Array<() => void> = [];
     const ebpf = {
-      poll: () => {
+      pollInto: (visit: (o: PeerObservation) => void) => {
         const out = queued;
         queued = [];
-        return out;
+        for (const o of out) visit(o);
       },
       onDrain: (l: () => void) => drainListeners.push(l),
       status: () => ({

@@ -341,7 +341,7 @@ describe('Agent cycle', () => {
   it('logs the eBPF map filling once when it starts and once when it ends, and counts every refused packet', async () => {
     let refused = 0;
     const ebpf = {
-      poll: () => [],
+      pollInto: () => {},
       status: () => ({
         live: true,
         state: 'live' as const,
