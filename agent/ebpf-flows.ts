@@ -14,7 +14,7 @@ import { endianness } from 'node:os';
 import { formatIpWords } from '../contract/ip-address.js';
 import { readU64, u64 } from './bpftrace-output.js';
 import { type DrainedTuples, MAX_KEY_WORDS } from './drained-tuples.js';
-import type { PeerObservation } from './observation.js';
+import { keptObservation, type PeerObservation, refilledObservation } from './observation.js';
 import type { SocketIndex } from './socket-index.js';
 
 /**
@@ -195,22 +195,8 @@ export function visitTupleObservations(
 ): void {
   const scale = options.sampleRate;
   const from = { ip: '', port: 0 };
-  const o: PeerObservation = {
-    source: 'ebpf',
-    localIp: '',
-    localPort: 0,
-    remoteIp: '',
-    remotePort: 0,
-    pktsIn: 0,
-    bytesIn: 0,
-    pktsOut: 0,
-    bytesOut: 0,
-    firstSeen: 0,
-    lastSeen: 0,
-    sampleRate: scale > 1 ? scale : undefined,
-    pid: undefined,
-    process: undefined,
-  };
+  const o = refilledObservation('ebpf');
+  if (scale > 1) o.sampleRate = scale;
   /** Credits row r's counters to the flow of its local end (`inbound`: the receiver's). */
   const credit = (r: number, tuple: DecodedTuple, inbound: boolean) => {
     from.ip = inbound ? tuple.srcIp : tuple.dstIp;
@@ -268,12 +254,7 @@ export function tuplesToObservations(
     const key = `${o.localIp}|${o.localPort}|${o.remoteIp}|${o.remotePort}|${o.pid ?? ''}`;
     const flow = flows.get(key);
     if (!flow) {
-      const copy: PeerObservation = { ...o };
-      // Only what the source knows: no empty optional fields.
-      if (copy.sampleRate === undefined) delete copy.sampleRate;
-      if (copy.pid === undefined) delete copy.pid;
-      if (copy.process === undefined) delete copy.process;
-      flows.set(key, copy);
+      flows.set(key, keptObservation(o));
       return;
     }
     flow.pktsIn += o.pktsIn;

@@ -52,7 +52,7 @@ import {
   socketFileId,
   unlinkIfOwn,
 } from './hook-socket-file.js';
-import type { PeerObservation } from './observation.js';
+import { keptObservation, type PeerObservation, refilledObservation } from './observation.js';
 
 /** Default path of the hook socket; the systemd unit's RuntimeDirectory holds it. */
 export const DEFAULT_HOOK_SOCKET = '/run/udpwatch/hook.sock';
@@ -254,39 +254,10 @@ function visitRows(
   }
 }
 
-/** The object visitRows refills. */
-function scratchObservation(): PeerObservation {
-  return {
-    source: 'hook',
-    localIp: '',
-    localPort: 0,
-    remoteIp: '',
-    remotePort: 0,
-    pktsIn: 0,
-    bytesIn: 0,
-    pktsOut: 0,
-    bytesOut: 0,
-    firstSeen: 0,
-    lastSeen: 0,
-    pid: undefined,
-    process: undefined,
-    clientId: undefined,
-  };
-}
-
-/** A copy of a refilled observation to keep: no pid, process or client id keys when unknown. */
-function keptObservation(o: PeerObservation): PeerObservation {
-  const copy: PeerObservation = { ...o };
-  if (copy.pid === undefined) delete copy.pid;
-  if (copy.process === undefined) delete copy.process;
-  if (copy.clientId === undefined) delete copy.clientId;
-  return copy;
-}
-
 /** A valid message's rows as observations, as a drain hands them over (see rowBatch). */
 export function hookObservations(m: HookMessage, identified = true): PeerObservation[] {
   const out: PeerObservation[] = [];
-  visitRows([rowBatch(m, hookColumns(m.flows), identified)], scratchObservation(), (o) =>
+  visitRows([rowBatch(m, hookColumns(m.flows), identified)], refilledObservation('hook'), (o) =>
     out.push(keptObservation(o)),
   );
   return out;
@@ -690,7 +661,7 @@ export async function startHookReceiver(
     drainedLoss = totals.droppedPackets + counters.shed;
     drained = new Map(taken);
     try {
-      visitRows(batches, scratchObservation(), visit);
+      visitRows(batches, refilledObservation('hook'), visit);
     } finally {
       for (const b of batches) numbersPool.give(b.numbers);
     }

@@ -41,6 +41,41 @@ export interface PeerObservation {
   localNat?: boolean;
 }
 
+/**
+ * An observation for a source to refill and hand on row by row (none kept
+ * per row): every optional field a refilled row sets is there from the
+ * start, so all rows share one shape.
+ */
+export function refilledObservation(source: FlowSource): PeerObservation {
+  return {
+    source,
+    localIp: '',
+    localPort: 0,
+    remoteIp: '',
+    remotePort: 0,
+    pktsIn: 0,
+    bytesIn: 0,
+    pktsOut: 0,
+    bytesOut: 0,
+    firstSeen: 0,
+    lastSeen: 0,
+    pid: undefined,
+    process: undefined,
+    clientId: undefined,
+    sampleRate: undefined,
+  };
+}
+
+/** A copy of a refilled observation to keep: no optional keys for what is unknown. */
+export function keptObservation(o: PeerObservation): PeerObservation {
+  const copy: PeerObservation = { ...o };
+  if (copy.pid === undefined) delete copy.pid;
+  if (copy.process === undefined) delete copy.process;
+  if (copy.clientId === undefined) delete copy.clientId;
+  if (copy.sampleRate === undefined) delete copy.sampleRate;
+  return copy;
+}
+
 /** A local UDP socket that receives from many peers: the daemon side of flows. */
 export interface ListeningSocket {
   localIp: string;
