@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { AGENT_NODE_FLAGS } from '../agent/node-flags.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** The hook a Node daemon preloads with `--import`. */
@@ -84,6 +85,7 @@ export async function startLocalAgent(options: LocalAgentOptions): Promise<Local
   const child = spawn(
     process.execPath,
     [
+      ...AGENT_NODE_FLAGS,
       AGENT_BIN,
       'run',
       '--endpoint',

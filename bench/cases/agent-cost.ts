@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
 import { HookLineScanner } from '../../contract/hook-line-scan.js';
 import { parseHookMessage } from '../../contract/hook-protocol.js';
 import { bytesAllocated } from '../allocation-sampler.js';
@@ -68,7 +69,7 @@ async function runPipeline(
   const socketPath = join(dir, `hook-${Date.now()}-${Math.random().toString(36).slice(2)}.sock`);
   const result = runForJson<PipelineResult>(
     process.execPath,
-    ['--import', 'tsx', PIPELINE, socketPath, String(warm), String(measure)],
+    [...AGENT_NODE_FLAGS, '--import', 'tsx', PIPELINE, socketPath, String(warm), String(measure)],
     { timeoutMs: (warm + measure + 30) * 1000 },
   );
   await waitForFile(socketPath, 15_000);
@@ -141,6 +142,8 @@ async function startWholeAgent(netns: string, socketPath: string, stateDir: stri
       netns,
       process.execPath,
       '--expose-gc',
+      // As the agent runs when installed.
+      ...AGENT_NODE_FLAGS,
       '--import',
       'tsx',
       WHOLE,

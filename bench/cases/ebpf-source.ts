@@ -20,6 +20,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { AgentConfigSchema, ebpfDrainSeconds } from '../../agent/agent-config.js';
+import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
 import { runForJson, spawnReady } from '../child-json.js';
 import { drainFigures, keyDecodeFigures } from '../ebpf-key-decode.js';
 import { type BenchCase, compared, type Figure, plain, spread } from '../harness.js';
@@ -65,6 +66,8 @@ async function startSession(
     process.execPath,
     [
       '--expose-gc',
+      // As the agent runs when installed.
+      ...AGENT_NODE_FLAGS,
       '--import',
       'tsx',
       SESSION,

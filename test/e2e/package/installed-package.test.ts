@@ -5,13 +5,14 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AGENT_SHEBANG } from '../../../agent/node-flags.js';
 import type { Snapshot } from '../../../agent/snapshot.js';
 import { nodeSupportNotice } from '../../../contract/node-support.js';
 
@@ -116,6 +117,13 @@ describe('the installed package', () => {
       expect(packages.has(dev), dev).toBe(false);
     }
     expect([...packages].filter((p) => p.startsWith('@esbuild/'))).toEqual([]);
+  });
+
+  it('starts the agent with its V8 settings, the CLI with none', () => {
+    const firstLine = (f: string) => readFileSync(join(installed, f), 'utf8').split('\n')[0];
+    // A node whose V8 no longer knew one of them would refuse to start the agent (--help below).
+    expect(firstLine('dist/udpwatch-agent.js')).toBe(AGENT_SHEBANG);
+    expect(firstLine('dist/udpwatch.js')).toBe('#!/usr/bin/env node');
   });
 
   it('runs `udpwatch --help` and `udpwatch-agent --help` from the bin directory', async () => {
