@@ -307,13 +307,17 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
     const local = new Set(opts.localAddresses ? opts.localAddresses() : interfaceAddresses());
     const index = new SocketIndex(sockets.listeners, local, sockets.connected);
     const t = now();
-    attribute(index, {
-      sampleRate,
-      toEpochMs: (ns) => Math.min(clock.toEpochMs(ns, t), t),
-      stats,
-    });
-    drained.clear();
-    set({ unownedPackets: stats.unownedPackets });
+    try {
+      attribute(index, {
+        sampleRate,
+        toEpochMs: (ns) => Math.min(clock.toEpochMs(ns, t), t),
+        stats,
+      });
+    } finally {
+      // Taken once whatever happens: a failed take never counts its tuples twice.
+      drained.clear();
+      set({ unownedPackets: stats.unownedPackets });
+    }
   };
 
   const poll = (): PeerObservation[] => {
