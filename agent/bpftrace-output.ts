@@ -41,7 +41,7 @@ const SPAN = 2 ** 20;
 const HIGH_WORD_UNITS = 2 ** 12;
 
 /** The last number readU64() read, as its high and low 32-bit halves. */
-export const u64 = { hi: 0, lo: 0 };
+const u64 = { hi: 0, lo: 0 };
 
 /**
  * Reads the decimal u64 at `at` in `text` into `u64`; returns where its
@@ -49,7 +49,7 @@ export const u64 = { hi: 0, lo: 0 };
  * there. Plain number arithmetic, no BigInt or string: past 15 digits, a
  * digit's carry out of the low half is at most 9, so every step is exact.
  */
-export function readU64(text: string, at: number): number {
+function readU64(text: string, at: number): number {
   // Up to 15 digits (below 10^15 < 2^53) a plain number holds exactly.
   let v = 0;
   let i = at;
@@ -75,6 +75,32 @@ export function readU64(text: string, at: number): number {
   u64.hi = hi;
   u64.lo = lo;
   return i;
+}
+
+/** How many words readKey() read last (4 or 10). */
+export const keyRead = { width: 0 };
+
+/**
+ * Reads the key at `at` in `text`, two or five comma-joined decimal u64s,
+ * into `words` as their 32-bit halves `[hi, lo, hi, lo, …]` (width in
+ * `keyRead`); returns where it ends, or -1 unless two or five are there.
+ */
+export function readKey(text: string, at: number, words: Float64Array): number {
+  let width = 0;
+  let end = at;
+  for (;;) {
+    // A sixth number makes no key.
+    if (width === MAX_KEY_WORDS) return -1;
+    end = readU64(text, end);
+    if (end < 0) return -1;
+    words[width++] = u64.hi;
+    words[width++] = u64.lo;
+    if (text.charCodeAt(end) !== 44 /* , */) break;
+    end++;
+  }
+  if (width !== 4 && width !== MAX_KEY_WORDS) return -1;
+  keyRead.width = width;
+  return end;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -123,19 +149,8 @@ export class BpftraceOutputParser {
     const key = this.key;
     let i = at;
     while (i < text.length && text.charCodeAt(i) === 34 /* " */) {
-      let width = 0;
-      let end = i + 1;
-      for (;;) {
-        // A sixth number makes no key: the entry is skipped whole.
-        end = width === MAX_KEY_WORDS ? -1 : readU64(text, end);
-        if (end < 0) break;
-        key[width++] = u64.hi;
-        key[width++] = u64.lo;
-        if (text.charCodeAt(end) !== 44 /* , */) break;
-        end++;
-      }
-      const keyed =
-        end >= 0 && (width === 4 || width === MAX_KEY_WORDS) && text.startsWith('": ', end);
+      let end = readKey(text, i + 1, key);
+      const keyed = end >= 0 && text.startsWith('": ', end);
       if (keyed) end = readU64(text, end + 3);
       // The value ends with ", " before the next entry or "}" after the last.
       const good =
@@ -147,7 +162,7 @@ export class BpftraceOutputParser {
         i = next + 2;
         continue;
       }
-      const r = this.pending.row(key, width);
+      const r = this.pending.row(key, keyRead.width);
       if (kind === 's') {
         // packets << 40 | payload bytes
         const packets = Math.floor(u64.hi / PACKET_SHIFT);

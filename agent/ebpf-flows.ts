@@ -12,7 +12,7 @@
  */
 import { endianness } from 'node:os';
 import { formatIpWords } from '../contract/ip-address.js';
-import { readU64, u64 } from './bpftrace-output.js';
+import { keyRead, readKey } from './bpftrace-output.js';
 import { type DrainedTuples, MAX_KEY_WORDS } from './drained-tuples.js';
 import { keptObservation, type PeerObservation, refilledObservation } from './observation.js';
 import type { SocketIndex } from './socket-index.js';
@@ -32,21 +32,9 @@ export interface PacketTuple {
 
 const HOST_LE = endianness() === 'LE';
 
-/**
- * A key's decimal u64s as 32-bit halves, `[hi, lo, hi, lo, …]`, into
- * `words`; returns how many (4 or 10), or 0 unless it is two or five of them.
- */
+/** A key's words (see readKey) into `words`; returns how many (4 or 10), or 0 unless that is all of `key`. */
 function keyWords(key: string, words: Float64Array): number {
-  let count = 0;
-  for (let at = 0; ; at++) {
-    at = readU64(key, at);
-    if (at < 0 || count === MAX_KEY_WORDS) return 0;
-    words[count++] = u64.hi;
-    words[count++] = u64.lo;
-    if (at === key.length) break;
-    if (key.charCodeAt(at) !== 44) return 0; // numbers are joined by commas
-  }
-  return count === 4 || count === MAX_KEY_WORDS ? count : 0;
+  return readKey(key, 0, words) === key.length ? keyRead.width : 0;
 }
 
 /** A raw network-order 16-bit word read in host order, as a port number. */
@@ -119,27 +107,19 @@ export function decodeTupleKey(key: string): PacketTuple | null {
     : null;
 }
 
-/** A decoded tuple and, for IPv4 ends, each end as one number (address * 65,536 + port; -1 for IPv6). */
-interface DecodedTuple extends PacketTuple {
-  srcKey: number;
-  dstKey: number;
-}
-
-const scratchTuple = (): DecodedTuple => ({
+const scratchTuple = (): PacketTuple => ({
   dir: 'in',
   srcIp: '',
   srcPort: 0,
   dstIp: '',
   dstPort: 0,
-  srcKey: -1,
-  dstKey: -1,
 });
 
 /** The words of the key being decoded, one array for every key. */
 const keyScratch = new Float64Array(MAX_KEY_WORDS);
 
 /** Decodes a key's `count` words `w` into `out`, no object of its own; false when malformed. */
-function decodeWordsInto(w: Float64Array, count: number, out: DecodedTuple): boolean {
+function decodeWordsInto(w: Float64Array, count: number, out: PacketTuple): boolean {
   const metaHi = w[0]!;
   const metaLo = w[1]!;
   const dir = DIRS[(metaHi >>> 1) & 3];
@@ -153,13 +133,9 @@ function decodeWordsInto(w: Float64Array, count: number, out: DecodedTuple): boo
   if (v6) {
     out.srcIp = ipv6(w, 2);
     out.dstIp = ipv6(w, 6);
-    out.srcKey = -1;
-    out.dstKey = -1;
   } else {
     out.srcIp = ipv4(w[2]!);
     out.dstIp = ipv4(w[3]!);
-    out.srcKey = w[2]! * 65_536 + out.srcPort;
-    out.dstKey = w[3]! * 65_536 + out.dstPort;
   }
   return true;
 }
@@ -198,7 +174,7 @@ export function visitTupleObservations(
   const o = refilledObservation('ebpf');
   if (scale > 1) o.sampleRate = scale;
   /** Credits row r's counters to the flow of its local end (`inbound`: the receiver's). */
-  const credit = (r: number, tuple: DecodedTuple, inbound: boolean) => {
+  const credit = (r: number, tuple: PacketTuple, inbound: boolean) => {
     from.ip = inbound ? tuple.srcIp : tuple.dstIp;
     from.port = inbound ? tuple.srcPort : tuple.dstPort;
     const socket = sockets.find(
