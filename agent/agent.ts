@@ -650,14 +650,7 @@ export class Agent {
    */
   private ingestHook(): void {
     const { hook } = this.deps;
-    if (!hook) return;
-    const note = this.earlySums();
-    this.flowTable.ingestHookFrom((visit) =>
-      hook.drainInto((o) => {
-        note(o);
-        visit(o);
-      }),
-    );
+    if (hook) this.flowTable.ingestHookFrom(this.summedEarly((visit) => hook.drainInto(visit)));
   }
 
   /**
@@ -668,37 +661,35 @@ export class Agent {
    */
   private ingestEbpf(): void {
     const { ebpf } = this.deps;
-    if (!ebpf) return;
-    const note = this.earlySums();
-    this.flowTable.ingestFrom((visit) =>
-      ebpf.pollInto((o) => {
-        note(o);
-        visit(o);
-      }),
-    );
+    if (ebpf) this.flowTable.ingestFrom(this.summedEarly((visit) => ebpf.pollInto(visit)));
   }
 
   /**
-   * A function that adds an observation's pktsIn to earlyObservations, per
-   * source, port and pid (with /proc; without it nothing reads them).
-   * Bounded: past the bound only the latest batch is kept.
+   * `each` (a source handing over its observations one at a time), also
+   * adding each one's pktsIn to earlyObservations per source, port and pid
+   * (with /proc; without it nothing reads them). Bounded: past the bound
+   * only the latest batch is kept.
    */
-  private earlySums(): (o: PeerObservation) => void {
-    if (!this.deps.proc) return () => {};
+  private summedEarly(
+    each: (visit: (o: PeerObservation) => void) => void,
+  ): (visit: (o: PeerObservation) => void) => void {
+    if (!this.deps.proc) return each;
     if (this.earlyObservations.size > MAX_EARLY_SUMS) this.earlyObservations.clear();
     let sum: PeerObservation | undefined;
-    return (o) => {
-      // Rows of one report (tuples of one socket) share source, port and pid: only a change needs the key.
-      if (sum?.localPort !== o.localPort || sum.pid !== o.pid || sum.source !== o.source) {
-        const key = `${o.source}|${o.localPort}|${o.pid ?? ''}`;
-        sum = this.earlyObservations.get(key);
-        if (!sum) {
-          sum = { ...o, pktsIn: 0 };
-          this.earlyObservations.set(key, sum);
+    return (visit) =>
+      each((o) => {
+        // Rows of one report (tuples of one socket) share source, port and pid: only a change needs the key.
+        if (sum?.localPort !== o.localPort || sum.pid !== o.pid || sum.source !== o.source) {
+          const key = `${o.source}|${o.localPort}|${o.pid ?? ''}`;
+          sum = this.earlyObservations.get(key);
+          if (!sum) {
+            sum = { ...o, pktsIn: 0 };
+            this.earlyObservations.set(key, sum);
+          }
         }
-      }
-      sum.pktsIn += o.pktsIn;
-    };
+        sum.pktsIn += o.pktsIn;
+        visit(o);
+      });
   }
 
   /**
