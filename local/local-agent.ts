@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { AGENT_NODE_FLAGS } from '../agent/node-flags.js';
+import { AGENT_NODE_FLAGS, agentEnv } from '../agent/process-settings.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** The hook a Node daemon preloads with `--import`. */
@@ -101,7 +101,7 @@ export async function startLocalAgent(options: LocalAgentOptions): Promise<Local
       '--interval',
       String(options.intervalSeconds ?? 1),
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: agentEnv() },
   );
   const readers = lineReaders(child, options.onLine ?? (() => {}));
   await waitForLine(child, readers, /started:/, 30_000, 'udpwatch-agent');

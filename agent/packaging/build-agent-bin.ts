@@ -4,7 +4,7 @@
  * the agent's V8 settings (agent/node-flags.ts).
  */
 import { build } from 'esbuild';
-import { AGENT_SHEBANG } from '../node-flags.js';
+import { AGENT_SHEBANG } from '../process-settings.js';
 
 await build({
   entryPoints: { 'udpwatch-agent': new URL('../main.ts', import.meta.url).pathname },

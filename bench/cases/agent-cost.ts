@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
+import { AGENT_NODE_FLAGS, agentEnv } from '../../agent/process-settings.js';
 import { HookLineScanner } from '../../contract/hook-line-scan.js';
 import { parseHookMessage } from '../../contract/hook-protocol.js';
 import { bytesAllocated } from '../allocation-sampler.js';
@@ -70,7 +70,7 @@ async function runPipeline(
   const result = runForJson<PipelineResult>(
     process.execPath,
     [...AGENT_NODE_FLAGS, '--import', 'tsx', PIPELINE, socketPath, String(warm), String(measure)],
-    { timeoutMs: (warm + measure + 30) * 1000 },
+    { timeoutMs: (warm + measure + 30) * 1000, env: agentEnv() },
   );
   await waitForFile(socketPath, 15_000);
   await Promise.all([result, drive(socketPath, warm + measure + 0.5)]);
@@ -150,7 +150,7 @@ async function startWholeAgent(netns: string, socketPath: string, stateDir: stri
       socketPath,
       stateDir,
     ],
-    { timeoutMs: 90_000 },
+    { timeoutMs: 90_000, env: agentEnv() },
   );
   const answers: string[] = [];
   let wake: (() => void) | null = null;

@@ -20,7 +20,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { AgentConfigSchema, ebpfDrainSeconds } from '../../agent/agent-config.js';
-import { AGENT_NODE_FLAGS } from '../../agent/node-flags.js';
+import { AGENT_NODE_FLAGS, agentEnv } from '../../agent/process-settings.js';
 import { runForJson, spawnReady } from '../child-json.js';
 import { drainFigures, keyDecodeFigures } from '../ebpf-key-decode.js';
 import { type BenchCase, compared, type Figure, plain, spread } from '../harness.js';
@@ -75,7 +75,7 @@ async function startSession(
       ports.join(','),
       String(drainSeconds * 1000),
     ],
-    { timeoutMs: 60_000 },
+    { timeoutMs: 60_000, env: agentEnv() },
   );
   const answers: string[] = [];
   let wake: (() => void) | null = null;

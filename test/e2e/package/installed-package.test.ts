@@ -5,14 +5,18 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AGENT_SHEBANG } from '../../../agent/node-flags.js';
+import {
+  AGENT_MALLOC_ENV,
+  AGENT_NODE_FLAGS,
+  AGENT_SHEBANG,
+} from '../../../agent/process-settings.js';
 import type { Snapshot } from '../../../agent/snapshot.js';
 import { nodeSupportNotice } from '../../../contract/node-support.js';
 
@@ -124,6 +128,18 @@ describe('the installed package', () => {
     // A node whose V8 no longer knew one of them would refuse to start the agent (--help below).
     expect(firstLine('dist/udpwatch-agent.js')).toBe(AGENT_SHEBANG);
     expect(firstLine('dist/udpwatch.js')).toBe('#!/usr/bin/env node');
+  });
+
+  it("hands the agent's first line's malloc settings and V8 flags to the node it starts", async () => {
+    // The same first line over a script that prints what its process got.
+    const script = join(dir, 'settings-probe.js');
+    writeFileSync(
+      script,
+      `${AGENT_SHEBANG}\nconst e = process.env;\nconsole.log(JSON.stringify({ flags: process.execArgv, env: { MALLOC_MMAP_THRESHOLD_: e.MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_: e.MALLOC_TRIM_THRESHOLD_ } }));\n`,
+    );
+    chmodSync(script, 0o755);
+    const { stdout } = await run(script, [], { env: hostEnv });
+    expect(JSON.parse(stdout)).toEqual({ flags: [...AGENT_NODE_FLAGS], env: AGENT_MALLOC_ENV });
   });
 
   it('runs `udpwatch --help` and `udpwatch-agent --help` from the bin directory', async () => {
