@@ -33,7 +33,9 @@ export interface CoverageFacts {
   hook: boolean;
   proc: boolean;
   /** Undefined when the source was not built (with why). */
-  ebpf: { live: boolean; state: string; reason?: string } | { off: string };
+  ebpf:
+    | { live: boolean; state: string; reason?: string; lostEvents?: number; badEntries?: number }
+    | { off: string };
   conntrack: ConntrackStatus | { off: string };
   /** The namespace's ruleset as conntrack sees it; null when unknown (with why). */
   rules: ConntrackRules | null;
@@ -53,6 +55,22 @@ function notrackText(notrack: Set<number> | 'all'): string {
 const NO_CT_RULES =
   'no firewall rule uses conntrack in this network namespace, so the kernel tracks no flow (add a rule matching ct state, see docs/sources.md#when-a-source-is-blind)';
 
+const EBPF_FOREIGN =
+  'bpftrace printed entries this agent cannot read (its program and the agent are of different versions), and their packets are not counted: reinstall udpwatch';
+const EBPF_LOST =
+  'bpftrace lost output events since the agent started, so some drains were incomplete: give the agent more CPU, or raise BPFTRACE_PERF_RB_PAGES (default 64) in its environment';
+
+/**
+ * What a live eBPF source has missed since it started, worst first; no count
+ * in it, so the reason (and the one log line a change of it makes) stays
+ * the same while the count grows. The counts are in the source's status.
+ */
+function ebpfCaveat(e: { lostEvents?: number; badEntries?: number }): string | undefined {
+  if ((e.badEntries ?? 0) > 0) return EBPF_FOREIGN;
+  if ((e.lostEvents ?? 0) > 0) return EBPF_LOST;
+  return undefined;
+}
+
 /** Each source's state and, unless live without caveat, the reason and fix. */
 export function sourceStates(f: CoverageFacts): SourceState[] {
   const out: SourceState[] = [];
@@ -63,7 +81,7 @@ export function sourceStates(f: CoverageFacts): SourceState[] {
   if (f.hook) add('hook', 'live');
   else add('hook', 'off', 'turned off in the config (sources.hook)');
   if (isOff(f.ebpf)) add('ebpf', 'off', f.ebpf.off);
-  else if (f.ebpf.live) add('ebpf', 'live');
+  else if (f.ebpf.live) add('ebpf', 'live', ebpfCaveat(f.ebpf));
   else if (f.ebpf.state === 'starting')
     add('ebpf', 'blind', 'starting: bpftrace compiles its program for a few seconds');
   else add('ebpf', 'blind', f.ebpf.reason ?? f.ebpf.state);

@@ -59,6 +59,8 @@ export interface EbpfStatus {
   unownedPackets: number;
   /** bpftrace output events the kernel dropped (a drain may be incomplete), cumulative. */
   lostEvents: number;
+  /** Printed entries that were no tuple of the agent's program (a version mismatch), cumulative. */
+  badEntries: number;
   sampleRate: number;
 }
 
@@ -152,10 +154,10 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
     refusedPackets: 0,
     unownedPackets: 0,
     lostEvents: 0,
+    badEntries: 0,
     sampleRate,
   };
   const drainListeners: Array<() => void> = [];
-  let reportedBadEntries = 0;
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
   let stopping = false;
@@ -241,15 +243,12 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
         resolveReady(true);
       } else if (ev.kind === 'drain') {
         if (ev.monoNs !== null) clock.observe(ev.monoNs, now());
-        set({ refusedPackets: ev.refused });
-        if (parser.badEntries > reportedBadEntries) {
-          // Said once: a program and agent that disagree stay so until reinstalled.
-          if (reportedBadEntries === 0)
-            log(
-              `eBPF source: ${parser.badEntries} printed entries were not tuples of the program (bpftrace and agent/ebpf/udp-flows.bt disagree): reinstall udpwatch`,
-            );
-          reportedBadEntries = parser.badEntries;
-        }
+        // Said once: a program and agent that disagree stay so until reinstalled.
+        if (status.badEntries === 0 && parser.badEntries > 0)
+          log(
+            `eBPF source: ${parser.badEntries} printed entries were not tuples of the program (bpftrace and agent/ebpf/udp-flows.bt disagree): reinstall udpwatch`,
+          );
+        set({ refusedPackets: ev.refused, badEntries: parser.badEntries });
         for (const l of drainListeners) {
           try {
             l();

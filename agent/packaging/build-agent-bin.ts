@@ -1,7 +1,7 @@
 /**
  * `tsx agent/packaging/build-agent-bin.ts`: bundles agent/main.ts into
  * dist/udpwatch-agent.js (npm run build), its first line starting node with
- * the agent's V8 settings (agent/node-flags.ts).
+ * the agent's malloc and V8 settings (agent/process-settings.ts).
  */
 import { build } from 'esbuild';
 import { AGENT_SHEBANG } from '../process-settings.js';

@@ -229,6 +229,7 @@ describe('agent checkpoint', () => {
         refusedPackets: 0,
         unownedPackets: 0,
         lostEvents: 0,
+        badEntries: 0,
         sampleRate: 1,
       }),
       stop: async () => {},

@@ -348,6 +348,7 @@ describe('Agent cycle', () => {
         refusedPackets: refused,
         unownedPackets: 0,
         lostEvents: 0,
+        badEntries: 0,
         sampleRate: 1,
       }),
       stop: async () => {},

@@ -263,4 +263,27 @@ describe('sourceStates', () => {
       ['conntrack', 'unavailable: no /proc/net/nf_conntrack; no conntrack command'],
     ]);
   });
+
+  it('says eBPF is live with a caveat once bpftrace lost output or printed what the agent cannot read', () => {
+    const ebpfWith = (counts: { lostEvents: number; badEntries: number }) =>
+      sourceStates({ ...notrackFacts, ebpf: { live: true, state: 'live', ...counts } }).find(
+        (s) => s.source === 'ebpf',
+      );
+    expect(ebpfWith({ lostEvents: 0, badEntries: 0 })).toEqual({ source: 'ebpf', state: 'live' });
+    expect(ebpfWith({ lostEvents: 3, badEntries: 0 })).toEqual({
+      source: 'ebpf',
+      state: 'live',
+      reason: expect.stringMatching(/lost output events.*BPFTRACE_PERF_RB_PAGES/),
+    });
+    // The mismatch is the graver one: its entries are never counted.
+    expect(ebpfWith({ lostEvents: 3, badEntries: 2 })).toEqual({
+      source: 'ebpf',
+      state: 'live',
+      reason: expect.stringMatching(/entries this agent cannot read.*reinstall udpwatch/),
+    });
+    // The reason holds no count, so it reads the same as they grow (the agent logs a change of it once).
+    expect(ebpfWith({ lostEvents: 900, badEntries: 0 })).toEqual(
+      ebpfWith({ lostEvents: 3, badEntries: 0 }),
+    );
+  });
 });
