@@ -243,11 +243,7 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
         resolveReady(true);
       } else if (ev.kind === 'drain') {
         if (ev.monoNs !== null) clock.observe(ev.monoNs, now());
-        // Said once: a program and agent that disagree stay so until reinstalled.
-        if (status.badEntries === 0 && parser.badEntries > 0)
-          log(
-            `eBPF source: ${parser.badEntries} printed entries were not tuples of the program (bpftrace and agent/ebpf/udp-flows.bt disagree): reinstall udpwatch`,
-          );
+        // Counted, not logged: the agent's source state says it once, with the fix.
         set({ refusedPackets: ev.refused, badEntries: parser.badEntries });
         for (const l of drainListeners) {
           try {
@@ -258,7 +254,6 @@ export function createEbpfSource(opts: EbpfSourceOptions): EbpfSource {
         }
       } else if (ev.kind === 'lost') {
         set({ lostEvents: status.lostEvents + ev.events });
-        log(`eBPF source: bpftrace lost ${ev.events} output events; a drain may be incomplete`);
       }
     });
     createInterface({ input: proc.stderr! }).on('line', (line) => {

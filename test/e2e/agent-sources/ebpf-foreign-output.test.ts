@@ -1,8 +1,9 @@
 /**
  * A bpftrace program the agent does not agree with (an installation mixing
  * versions) prints entries that are no tuple of the agent's program: the
- * source keeps running, counts them in its status, logs them once, and the
- * agent's source state says eBPF is live with that caveat and its fix,
+ * source keeps running and counts them in its status (it logs nothing: the
+ * agent logs its source state's change), and that state says eBPF is live
+ * with that caveat and its fix,
  * which reaches the heartbeat, `/v1/agents` and `udpwatch agents` as the
  * source's reason. Real bpftrace, running a program written here.
  */
@@ -32,7 +33,7 @@ interval:ms:200 {
 `;
 
 describe.skipIf(skipReason !== null)('eBPF source fed a program it does not agree with', () => {
-  it('counts the foreign entries, logs them once, and says eBPF is live with a caveat and the fix', async () => {
+  it('counts the foreign entries and says eBPF is live with a caveat and the fix', async () => {
     const program = join(dir, 'foreign.bt');
     writeFileSync(program, PROGRAM);
     const logs: string[] = [];
@@ -54,7 +55,7 @@ describe.skipIf(skipReason !== null)('eBPF source fed a program it does not agre
       expect(status.live).toBe(true);
       expect(status.badEntries).toBeGreaterThanOrEqual(6);
       expect(source.poll()).toEqual([]);
-      expect(logs.filter((m) => m.includes('not tuples of the program'))).toHaveLength(1);
+      expect(logs.filter((m) => !m.includes('attached in'))).toEqual([]);
       const ebpf = sourceStates({
         hook: true,
         proc: true,

@@ -373,4 +373,41 @@ describe('Agent cycle', () => {
     expect(mapLines()).toHaveLength(3);
     expect(agent.counters().dropped).toBe(26);
   });
+  it("logs eBPF's lost output and unreadable entries once each, however often they recur", async () => {
+    let lostEvents = 0;
+    let badEntries = 0;
+    const ebpf = {
+      pollInto: () => {},
+      status: () => ({
+        live: true,
+        state: 'live' as const,
+        refusedPackets: 0,
+        unownedPackets: 0,
+        lostEvents,
+        badEntries,
+        sampleRate: 1,
+      }),
+      stop: async () => {},
+    };
+    const { agent, log } = build({}, { ebpf });
+    const ebpfLines = () => log.filter((l) => l.startsWith('source ebpf:'));
+    await agent.tick();
+    expect(ebpfLines()).toEqual([]);
+    for (const lost of [3, 9, 40]) {
+      lostEvents = lost;
+      await agent.tick();
+    }
+    expect(ebpfLines()).toEqual([
+      expect.stringMatching(
+        /^source ebpf: live \(bpftrace lost output events.*BPFTRACE_PERF_RB_PAGES/,
+      ),
+    ]);
+    for (const bad of [2, 4, 6]) {
+      badEntries = bad;
+      await agent.tick();
+    }
+    expect(ebpfLines()).toHaveLength(2);
+    expect(ebpfLines()[1]).toMatch(/^source ebpf: live \(.*reinstall udpwatch\)$/);
+    await agent.stop();
+  });
 });
