@@ -175,35 +175,31 @@ function checkByteOrder(): void {
 }
 
 /**
- * Memory one encoder reuses from write to write: the column arrays and the
- * body they are copied into. A busy agent checkpoints every second, and a
- * fresh set each time (about 150 bytes an endpoint: some 100 of columns
- * and the body they are concatenated into) is garbage
- * that outlives young collections and fragments malloc's heap. It grows to
- * what a write needs and shrinks when a write needs far less. The body a
- * write returns is a view of it: valid until the next encoding with the
- * same scratch.
+ * Memory one encoder reuses from write to write: the body, whose columns
+ * are written in place. A busy agent checkpoints every second, and a fresh
+ * body each time (some 40 bytes an endpoint) is garbage that outlives young
+ * collections. It grows to what a write needs and shrinks when a write needs
+ * far less. The body a write returns is a view of it: valid until the next
+ * encoding with the same scratch.
  */
 export class CheckpointScratch {
-  private columns = new ArrayBuffer(0);
-  private body = new Uint8Array(0);
+  private memory = new ArrayBuffer(0);
+  /** The last write's head length: where this one's columns start, unless its head is longer. */
+  headBytes = 0;
 
-  /** Zeroed column memory of at least `bytes`. */
-  columnsFor(bytes: number): ArrayBuffer {
-    if (needsNew(this.columns.byteLength, bytes)) this.columns = new ArrayBuffer(roomFor(bytes));
-    else new Uint8Array(this.columns, 0, bytes).fill(0);
-    return this.columns;
-  }
-
-  /** Body memory of exactly `bytes` (a view; its contents are overwritten by the caller). */
-  bodyFor(bytes: number): Uint8Array {
-    if (needsNew(this.body.length, bytes)) this.body = new Uint8Array(roomFor(bytes));
-    return this.body.subarray(0, bytes);
+  /** Memory of at least `bytes`, [zeroFrom, zeroTo) zeroed; `keep` bytes copied over when it is replaced. */
+  memoryFor(bytes: number, zeroFrom: number, zeroTo: number, keep = 0): ArrayBuffer {
+    if (needsNew(this.memory.byteLength, bytes)) {
+      const old = this.memory;
+      this.memory = new ArrayBuffer(roomFor(bytes));
+      if (keep > 0) new Uint8Array(this.memory).set(new Uint8Array(old, 0, keep));
+    } else new Uint8Array(this.memory, zeroFrom, zeroTo - zeroFrom).fill(0);
+    return this.memory;
   }
 
   /** Bytes held between writes. */
   get heldBytes(): number {
-    return this.columns.byteLength + this.body.length;
+    return this.memory.byteLength;
   }
 }
 
@@ -215,24 +211,69 @@ const roomFor = (bytes: number) => bytes + (bytes >>> 3);
 /** Column arrays start at multiples of 8 bytes, so every typed array is aligned. */
 const align8 = (n: number) => (n + 7) & ~7;
 
-/** The counters some endpoint has a value of over 4 bytes in (most have none), in one pass. */
-function wideCounters(state: CheckpointState): Set<(typeof COUNTERS)[number]> {
+/** What the columns need, from one pass: the counters some endpoint has a value of over 4 bytes in (most have none), and the optional fields some endpoint has. */
+function columnNeeds(state: CheckpointState): {
+  wide: Set<(typeof COUNTERS)[number]>;
+  present: Set<ColumnName>;
+} {
   const wide = new Set<(typeof COUNTERS)[number]>();
+  // Booleans in the loop: a Set operation per endpoint costs.
+  let natIp = false;
+  let natPort = false;
+  let pid = false;
+  let proc = false;
+  let client = false;
   for (const g of state.pending) {
     for (const e of g.endpoints) {
       if (e.pktsIn > 0xffff_ffff) wide.add('pktsIn');
       if (e.bytesIn > 0xffff_ffff) wide.add('bytesIn');
       if (e.pktsOut > 0xffff_ffff) wide.add('pktsOut');
       if (e.bytesOut > 0xffff_ffff) wide.add('bytesOut');
+      if (e.natFromIp !== undefined) natIp = true;
+      if (e.natFromPort !== undefined) natPort = true;
+      const o = e.owner;
+      if (o !== undefined) {
+        if (o.pid !== undefined) pid = true;
+        if (o.process !== undefined) proc = true;
+      }
+      if (e.clientId !== undefined) client = true;
     }
   }
-  return wide;
+  const present = new Set<ColumnName>();
+  if (natIp) present.add('natFromIp');
+  if (natPort) present.add('natFromPort');
+  if (pid) present.add('pid');
+  if (proc) present.add('process');
+  if (client) present.add('clientId');
+  return { wide, present };
+}
+
+/**
+ * Moves each column from where the pass wrote it (`from`, 8-byte aligned)
+ * to where the file has it (`to`, packed after the head), in one buffer:
+ * `to - from` only falls from column to column, so the columns moving up go
+ * last first and those moving down first last, and none overwrites one
+ * still to move.
+ */
+function packColumns(
+  bytes: Uint8Array,
+  from: readonly number[],
+  to: readonly number[],
+  sizes: readonly number[],
+): void {
+  let split = 0;
+  while (split < from.length && to[split]! > from[split]!) split++;
+  for (let k = split - 1; k >= 0; k--) bytes.copyWithin(to[k]!, from[k]!, from[k]! + sizes[k]!);
+  for (let k = split; k < from.length; k++)
+    if (to[k] !== from[k]) bytes.copyWithin(to[k]!, from[k]!, from[k]! + sizes[k]!);
 }
 
 /**
  * The body of a checkpoint (what the digest covers); the caller has bounded
- * what it holds. With `scratch` the columns and the body live in its memory
- * and the result is a view of it (see CheckpointScratch).
+ * what it holds. With `scratch` the body lives in its memory and the result
+ * is a view of it (see CheckpointScratch). The columns are written straight
+ * into the body, after room for the head as long as the last write's, and
+ * moved up against the head once it is known: one buffer, no copy of them.
  */
 export function encodeCheckpointBody(
   state: CheckpointState,
@@ -259,30 +300,46 @@ export function encodeCheckpointBody(
     lastIndex = i;
     return i;
   };
-  // Every column's type is known before the pass: the counters' width from a scan of them.
-  const types = {} as Record<ColumnName, ColumnType>;
-  for (const name of Object.keys(COLUMNS) as ColumnName[]) types[name] = COLUMNS[name][0];
-  for (const k of wideCounters(state)) types[k] = 'f64';
-  const offsets = {} as Record<ColumnName, number>;
-  let columnBytes = 0;
+  // Every column's type and presence is known before the pass, from a scan of the endpoints.
+  const needs = columnNeeds(state);
+  const columns: [ColumnName, ColumnType][] = [];
   for (const name of Object.keys(COLUMNS) as ColumnName[]) {
-    offsets[name] = columnBytes;
-    columnBytes = align8(columnBytes + ARRAYS[types[name]].BYTES_PER_ELEMENT * n);
+    if (OPTIONAL.has(name) && !needs.present.has(name)) continue;
+    columns.push([
+      name,
+      needs.wide.has(name as (typeof COUNTERS)[number]) ? 'f64' : COLUMNS[name][0],
+    ]);
   }
-  const memory = scratch.columnsFor(columnBytes);
+  const sizes = columns.map(([, type]) => ARRAYS[type].BYTES_PER_ELEMENT * n);
+  const headRoom = align8(4 + scratch.headBytes + (scratch.headBytes >>> 3));
+  const written: number[] = [];
+  let end = headRoom;
+  for (const size of sizes) {
+    written.push(end);
+    end = align8(end + size);
+  }
+  const ct = state.conntrack;
+  const ctBytes = ct ? ct.length * 32 : 0;
+  let outboxBytes = 0;
+  for (const r of state.outbox) outboxBytes += r.data.length;
+  let memory = scratch.memoryFor(end + ctBytes + outboxBytes, headRoom, end);
+  // Absent optional columns get an empty array: the pass writes nothing to them.
+  const empty = {
+    u8: new Uint8Array(0),
+    u16: new Uint16Array(0),
+    u32: new Uint32Array(0),
+    i32: new Int32Array(0),
+    f64: new Float64Array(0),
+  };
   const all = {} as Record<ColumnName, ColumnArray>;
-  for (const name of Object.keys(COLUMNS) as ColumnName[])
-    all[name] = new ARRAYS[types[name]](memory, offsets[name], n);
+  for (const name of Object.keys(COLUMNS) as ColumnName[]) all[name] = empty[COLUMNS[name][0]];
+  columns.forEach(([name, type], k) => {
+    all[name] = new ARRAYS[type](memory, written[k], n);
+  });
   const { ip, ip4, port, localIp, localIp4, localPort, firstSecond, lastSecond, source } = all;
   const { sampleRate, natFromIp, natFromPort, pid, clientId } = all;
   const proc = all.process;
   const [pi, bi, po, bo] = COUNTERS.map((k) => all[k]);
-  // Optional columns some endpoint has (booleans: a Set per endpoint costs).
-  let hasNatIp = false;
-  let hasNatPort = false;
-  let hasPid = false;
-  let hasProcess = false;
-  let hasClientId = false;
   let i = 0;
   let lastLocalIp = '';
   let lastLocal4 = -1;
@@ -310,60 +367,18 @@ export function encodeCheckpointBody(
       lastSecond[i] = e.lastSecond;
       source[i] = sourceIndex(e.source);
       sampleRate[i] = e.sampleRate;
-      if (e.natFromIp !== undefined) {
-        natFromIp[i] = ref(e.natFromIp) + 1;
-        hasNatIp = true;
-      }
-      if (e.natFromPort !== undefined) {
-        natFromPort[i] = e.natFromPort;
-        hasNatPort = true;
-      } else natFromPort[i] = -1;
+      // Writes past an empty (absent) column's end are dropped.
+      if (e.natFromIp !== undefined) natFromIp[i] = ref(e.natFromIp) + 1;
+      natFromPort[i] = e.natFromPort ?? -1;
       const owner = e.owner;
       if (owner !== undefined) {
-        if (owner.pid !== undefined) {
-          pid[i] = owner.pid;
-          hasPid = true;
-        }
-        if (owner.process !== undefined) {
-          proc[i] = ref(owner.process) + 1;
-          hasProcess = true;
-        }
+        if (owner.pid !== undefined) pid[i] = owner.pid;
+        if (owner.process !== undefined) proc[i] = ref(owner.process) + 1;
       }
-      if (e.clientId !== undefined) {
-        clientId[i] = ref(e.clientId) + 1;
-        hasClientId = true;
-      }
+      if (e.clientId !== undefined) clientId[i] = ref(e.clientId) + 1;
       i++;
     }
   }
-  const present: Record<string, boolean> = {
-    natFromIp: hasNatIp,
-    natFromPort: hasNatPort,
-    pid: hasPid,
-    process: hasProcess,
-    clientId: hasClientId,
-  };
-  const columns: [ColumnName, ColumnType][] = [];
-  const parts: Uint8Array[] = [];
-  for (const name of Object.keys(COLUMNS) as ColumnName[]) {
-    if (OPTIONAL.has(name) && !present[name]) continue;
-    const arr = all[name];
-    columns.push([name, types[name]]);
-    parts.push(new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength));
-  }
-  const ct = state.conntrack;
-  if (ct) {
-    const values = new Float64Array(ct.length * 4);
-    for (let j = 0; j < ct.length; j++) {
-      const b = ct[j]!;
-      values[j * 4] = b[1];
-      values[j * 4 + 1] = b[2];
-      values[j * 4 + 2] = b[3];
-      values[j * 4 + 3] = b[4];
-    }
-    parts.push(new Uint8Array(values.buffer));
-  }
-  for (const r of state.outbox) parts.push(r.data);
   const head = Buffer.from(
     JSON.stringify({
       v: CHECKPOINT_VERSION,
@@ -385,15 +400,35 @@ export function encodeCheckpointBody(
       ...(sequence > 0 ? { sequence } : {}),
     }),
   );
-  let total = 4 + head.length;
-  for (const p of parts) total += p.length;
-  const body = scratch.bodyFor(total);
-  new DataView(body.buffer, body.byteOffset, 4).setUint32(0, head.length, true);
-  body.set(head, 4);
+  scratch.headBytes = head.length;
+  const packed: number[] = [];
   let at = 4 + head.length;
-  for (const p of parts) {
-    body.set(p, at);
-    at += p.length;
+  for (const size of sizes) {
+    packed.push(at);
+    at += size;
+  }
+  const total = at + ctBytes + outboxBytes;
+  // A head longer than the room left needs more memory (the columns come along) before they move.
+  if (total > memory.byteLength) memory = scratch.memoryFor(total, 0, 0, end);
+  // Over all the memory: the columns may have been written past the body's end.
+  packColumns(new Uint8Array(memory), written, packed, sizes);
+  const body = new Uint8Array(memory, 0, total);
+  new DataView(memory).setUint32(0, head.length, true);
+  body.set(head, 4);
+  if (ct) {
+    const view = new DataView(memory, at, ctBytes);
+    for (let j = 0; j < ct.length; j++) {
+      const b = ct[j]!;
+      view.setFloat64(j * 32, b[1], true);
+      view.setFloat64(j * 32 + 8, b[2], true);
+      view.setFloat64(j * 32 + 16, b[3], true);
+      view.setFloat64(j * 32 + 24, b[4], true);
+    }
+    at += ctBytes;
+  }
+  for (const r of state.outbox) {
+    body.set(r.data, at);
+    at += r.data.length;
   }
   return body;
 }
