@@ -35,7 +35,7 @@ import { fnv1a, PARTITION_BUCKETS, partitionKey } from '../contract/partitioning
 import type { PendingGroup } from './checkpoint-codec.js';
 import type { FlowKey } from './flow-keys.js';
 import { type FlowDelta, SOURCE_RANK } from './flow-table.js';
-import { KeyedList } from './keyed-list.js';
+import { type EndpointCounts, PendingEndpoints } from './pending-endpoints.js';
 import type { ShipRecord } from './record-packer.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -103,15 +103,9 @@ interface Pending {
   service: string;
   minute: number;
   /** By the table's flow key (or endpointKey), in arrival order. */
-  endpoints: KeyedList<BlockEndpoint>;
+  endpoints: PendingEndpoints;
   /** Keys of endpoints whose first delta ever is in `endpoints`. */
   fresh: Set<FlowKey>;
-  /**
-   * The list exportPending refills for this group, write after write: a new
-   * one each second (8 bytes an endpoint) outlives young collections while
-   * the checkpoint is written, and waits in the old generation for a full one.
-   */
-  exported: BlockEndpoint[];
   socket?: BlockSocketHealth;
 }
 
@@ -131,14 +125,8 @@ export class BlockSealer {
   private lastGroup: Pending | null = null;
   private readonly bucket: TokenBucket;
   private nextSealAt: number;
-  /**
-   * Endpoint objects of sealed parts, refilled for new pending endpoints:
-   * made anew, a minute's worth would outlive young collections and die in
-   * the old generation. At most what the latest seal round sealed.
-   */
-  private readonly spareEndpoints: BlockEndpoint[] = [];
-  /** Per service, the emptied list of its latest sealed minute, for its next minute. */
-  private spareLists = new Map<string, KeyedList<BlockEndpoint>>();
+  /** Per service, the emptied columns of its latest sealed minute, for its next minute. */
+  private spareLists = new Map<string, PendingEndpoints>();
   private readonly counters = { earlyBlocks: 0, mainBlocks: 0, retimed: 0, capped: 0, rejected: 0 };
 
   constructor(private readonly options: BlockSealerOptions) {
@@ -166,7 +154,7 @@ export class BlockSealer {
 
   stats(): BlockSealerStats {
     let pendingEndpoints = 0;
-    for (const g of this.pending.values()) pendingEndpoints += g.endpoints.size;
+    for (const g of this.pending.values()) pendingEndpoints += g.endpoints.length;
     return { ...this.counters, pendingEndpoints };
   }
 
@@ -179,7 +167,7 @@ export class BlockSealer {
     if (!g) {
       const spare = this.spareLists.get(service);
       if (spare) this.spareLists.delete(service);
-      g = { service, minute, endpoints: spare ?? new KeyedList(), fresh: new Set(), exported: [] };
+      g = { service, minute, endpoints: spare ?? new PendingEndpoints(), fresh: new Set() };
       this.pending.set(key, g);
     }
     this.lastGroup = g;
@@ -188,14 +176,17 @@ export class BlockSealer {
 
   /**
    * The one owner object of (pid, process) pending endpoints share; never
-   * mutated (a change takes another). Bounded: starts over past MAX_OWNERS.
+   * mutated (a change takes another), holding only the fields it has.
+   * Bounded: starts over past MAX_OWNERS.
    */
   private owner(pid: number | undefined, process: string | undefined): BlockOwner {
     const key = `${pid ?? ''}|${process ?? ''}`;
     let o = this.owners.get(key);
     if (o === undefined) {
       if (this.owners.size >= MAX_OWNERS) this.owners.clear();
-      o = { pid, process };
+      o = {};
+      if (pid !== undefined) o.pid = pid;
+      if (process !== undefined) o.process = process;
       this.owners.set(key, o);
     }
     return o;
@@ -208,20 +199,19 @@ export class BlockSealer {
     return MAX_BLOCK_COUNTER;
   }
 
-  /** Adds counters and widens the seconds of endpoint `e` (a delta's fold, a checkpoint's restore). */
+  /** Adds counters and widens the seconds of row `r` of `g` (a delta's fold, a checkpoint's restore). */
   private addCounts(
-    e: BlockEndpoint,
-    c: Pick<BlockEndpoint, 'pktsIn' | 'bytesIn' | 'pktsOut' | 'bytesOut'>,
+    g: Pending,
+    r: number,
+    c: EndpointCounts,
     firstSecond: number,
     lastSecond: number,
   ): void {
-    e.pktsIn = this.add(e.pktsIn, c.pktsIn);
-    e.bytesIn = this.add(e.bytesIn, c.bytesIn);
-    e.pktsOut = this.add(e.pktsOut, c.pktsOut);
-    e.bytesOut = this.add(e.bytesOut, c.bytesOut);
-    e.firstSecond = Math.min(e.firstSecond, firstSecond);
-    e.lastSecond = Math.max(e.lastSecond, lastSecond);
+    g.endpoints.addCounts(r, c, firstSecond, lastSecond, this.capped);
   }
+
+  /** A sum capped at MAX_BLOCK_COUNTER, counted when it is. */
+  private readonly capped = (a: number, b: number): number => this.add(a, b);
 
   /** Adds socket health to a service-minute: the deepest queue, the drops summed. */
   private addHealth(g: Pending, h: BlockSocketHealth): void {
@@ -229,69 +219,6 @@ export class BlockSealer {
     s.rxQueueBytes = Math.max(s.rxQueueBytes, h.rxQueueBytes);
     s.drops = this.add(s.drops, h.drops);
     g.socket = s;
-  }
-
-  /**
-   * A pending endpoint for delta `d`, counters zero: a spare one of a sealed
-   * minute when there is one. Every field is written, in one order, so
-   * endpoints share one shape (and no property store).
-   */
-  private newEndpoint(
-    d: Pick<BlockEndpoint, 'source' | 'sampleRate'> & {
-      remoteIp: string;
-      remotePort: number;
-      localIp: string;
-      localPort: number;
-    },
-    firstSecond: number,
-    lastSecond: number,
-  ): BlockEndpoint {
-    const e = this.spareEndpoints.pop();
-    if (e === undefined) {
-      return {
-        ip: d.remoteIp,
-        port: d.remotePort,
-        localIp: d.localIp,
-        localPort: d.localPort,
-        pktsIn: 0,
-        bytesIn: 0,
-        pktsOut: 0,
-        bytesOut: 0,
-        firstSecond,
-        lastSecond,
-        source: d.source,
-        sampleRate: d.sampleRate,
-        natFromIp: undefined,
-        natFromPort: undefined,
-        owner: undefined,
-        clientId: undefined,
-      };
-    }
-    e.ip = d.remoteIp;
-    e.port = d.remotePort;
-    e.localIp = d.localIp;
-    e.localPort = d.localPort;
-    e.pktsIn = 0;
-    e.bytesIn = 0;
-    e.pktsOut = 0;
-    e.bytesOut = 0;
-    e.firstSecond = firstSecond;
-    e.lastSecond = lastSecond;
-    e.source = d.source;
-    e.sampleRate = d.sampleRate;
-    e.natFromIp = undefined;
-    e.natFromPort = undefined;
-    e.owner = undefined;
-    e.clientId = undefined;
-    return e;
-  }
-
-  /**
-   * Takes back the endpoints of a part just sealed (its blocks hold copies),
-   * for newEndpoint to refill.
-   */
-  private recycle(endpoints: readonly BlockEndpoint[]): void {
-    for (const e of endpoints) this.spareEndpoints.push(e);
   }
 
   private fold(g: Pending, d: FlowDelta, lastSeen: number): FlowKey {
@@ -310,28 +237,22 @@ export class BlockSealer {
         localIp: d.localIp,
         localPort: d.localPort,
       });
-    let e = g.endpoints.get(key);
-    if (!e) {
-      e = this.newEndpoint(d, firstSecond, lastSecond);
-      g.endpoints.set(key, e);
-    }
-    this.addCounts(e, d, firstSecond, lastSecond);
-    if (SOURCE_RANK[d.source] > SOURCE_RANK[e.source]) e.source = d.source;
-    e.sampleRate = Math.max(e.sampleRate, d.sampleRate);
-    if (d.natFromIp !== undefined) {
-      e.natFromIp = d.natFromIp;
-      if (d.natFromPort !== undefined) e.natFromPort = d.natFromPort;
-      else e.natFromPort = undefined;
-    }
-    const had = e.owner;
+    const list = g.endpoints;
+    let r = list.rowOf(key);
+    if (r < 0) r = list.add(key, d, firstSecond, lastSecond);
+    this.addCounts(g, r, d, firstSecond, lastSecond);
+    if (SOURCE_RANK[d.source] > SOURCE_RANK[list.source(r)]) list.setSource(r, d.source);
+    list.raiseSampleRate(r, d.sampleRate);
+    if (d.natFromIp !== undefined) list.setNat(r, d.natFromIp, d.natFromPort);
+    const had = list.owner(r);
     // Owners change rarely and are shared by a daemon's endpoints: one pooled object each.
     if (
       (d.pid !== undefined && d.pid !== had?.pid) ||
       (d.process !== undefined && d.process !== had?.process)
     ) {
-      e.owner = this.owner(d.pid ?? had?.pid, d.process ?? had?.process);
+      list.setOwner(r, this.owner(d.pid ?? had?.pid, d.process ?? had?.process));
     }
-    if (d.clientId !== undefined) e.clientId = d.clientId;
+    if (d.clientId !== undefined) list.setClientId(r, d.clientId);
     return key;
   }
 
@@ -367,17 +288,10 @@ export class BlockSealer {
     const out: SealedPart[] = [];
     for (const g of touched) {
       if (!this.bucket.take(now)) break;
-      const endpoints: BlockEndpoint[] = [];
-      for (const key of g.fresh) {
-        const e = g.endpoints.get(key);
-        if (!e) continue;
-        endpoints.push(e);
-        g.endpoints.delete(key);
-      }
+      const endpoints = g.endpoints.take(g.fresh);
       g.fresh.clear();
       this.counters.earlyBlocks++;
       out.push(...this.seal(g, endpoints, undefined));
-      this.recycle(endpoints);
       this.dropIfEmpty(g);
     }
     // Fresh clients that found no token wait for the main part like any other.
@@ -417,31 +331,25 @@ export class BlockSealer {
       (a, b) => a.minute - b.minute || (a.service < b.service ? -1 : a.service > b.service ? 1 : 0),
     );
     const out: SealedPart[] = [];
-    let sealed = 0;
-    const lists = new Map<string, KeyedList<BlockEndpoint>>();
+    const lists = new Map<string, PendingEndpoints>();
     for (const g of groups) {
       this.forgetGroup(g);
       // Health alone is only news when the kernel dropped datagrams.
       const socket =
-        g.socket && (g.endpoints.size > 0 || g.socket.drops > 0) ? g.socket : undefined;
-      if (g.endpoints.size > 0 || socket) {
+        g.socket && (g.endpoints.length > 0 || g.socket.drops > 0) ? g.socket : undefined;
+      if (g.endpoints.length > 0 || socket) {
         this.counters.mainBlocks++;
-        const endpoints = g.endpoints.toArray();
-        out.push(...this.seal(g, endpoints, socket));
-        this.recycle(endpoints);
-        sealed += endpoints.length;
+        out.push(...this.seal(g, g.endpoints.endpoints(), socket));
       }
       g.endpoints.clear();
       lists.set(g.service, g.endpoints);
     }
     // Spares of this round only: memory a quieter minute no longer needs goes.
-    if (groups.length > 0) {
-      this.spareLists = lists;
-      if (this.spareEndpoints.length > sealed) this.spareEndpoints.length = sealed;
-    }
+    if (groups.length > 0) this.spareLists = lists;
     return out;
   }
 
+  /** Seals `endpoints`, new objects made from the rows (PendingEndpoints.endpoint): the parts keep them, uncopied. */
   private seal(
     g: Pending,
     endpoints: BlockEndpoint[],
@@ -456,7 +364,7 @@ export class BlockSealer {
       ...(socket ? { socket: { ...socket } } : {}),
     };
     try {
-      return sealEncodedParts(head, endpoints, DEFAULT_LIMITS, AGENT_BLOCK_QUALITY);
+      return sealEncodedParts(head, endpoints, DEFAULT_LIMITS, AGENT_BLOCK_QUALITY, true);
     } catch (err) {
       if (!(err instanceof RangeError)) throw err;
     }
@@ -471,14 +379,14 @@ export class BlockSealer {
       );
       return false;
     });
-    return sealEncodedParts(head, good, DEFAULT_LIMITS, AGENT_BLOCK_QUALITY);
+    return sealEncodedParts(head, good, DEFAULT_LIMITS, AGENT_BLOCK_QUALITY, true);
   }
 
   /**
    * What is pending, oldest minute first, for a checkpoint: at most
    * `maxEndpoints` endpoints (the rest is left out and counted in `omitted`).
-   * The endpoint objects and the lists holding them are the sealer's own,
-   * refilled by the next call: encode them before it.
+   * The lists are views of the sealer's own rows: encode them before the
+   * next delta.
    */
   exportPending(maxEndpoints: number): { groups: PendingGroup[]; omitted: number } {
     const groups: PendingGroup[] = [];
@@ -486,14 +394,9 @@ export class BlockSealer {
     let omitted = 0;
     const sorted = [...this.pending.values()].sort((a, b) => a.minute - b.minute);
     for (const g of sorted) {
-      const endpoints = g.exported;
-      let k = 0;
-      g.endpoints.forEach((e) => {
-        if (k < room) endpoints[k++] = e;
-      });
-      endpoints.length = k;
-      omitted += g.endpoints.size - k;
-      room -= k;
+      const endpoints = g.endpoints.first(room);
+      omitted += g.endpoints.length - endpoints.length;
+      room -= endpoints.length;
       const out: PendingGroup = { service: g.service, minute: g.minute, endpoints };
       if (g.socket) out.socket = g.socket;
       if (endpoints.length > 0 || g.socket) groups.push(out);
@@ -509,25 +412,25 @@ export class BlockSealer {
   restorePending(groups: readonly PendingGroup[]): void {
     for (const r of groups) {
       const g = this.group(r.service, r.minute);
-      for (const e of r.endpoints) {
+      const list = g.endpoints;
+      r.endpoints.forEach((e) => {
         const key = endpointKey(e);
-        const had = g.endpoints.get(key);
-        if (!had) {
-          const copy = this.newEndpoint(
+        let row = list.rowOf(key);
+        if (row < 0) {
+          row = list.add(
+            key,
             { ...e, remoteIp: e.ip, remotePort: e.port },
             e.firstSecond,
             e.lastSecond,
           );
-          this.addCounts(copy, e, e.firstSecond, e.lastSecond);
-          copy.natFromIp = e.natFromIp;
-          copy.natFromPort = e.natFromPort;
-          copy.owner = e.owner;
-          copy.clientId = e.clientId;
-          g.endpoints.set(key, copy);
-          continue;
+          list.setNat(row, e.natFromIp, e.natFromPort);
+          const o = e.owner;
+          if (o && (o.pid !== undefined || o.process !== undefined))
+            list.setOwner(row, this.owner(o.pid, o.process));
+          list.setClientId(row, e.clientId);
         }
-        this.addCounts(had, e, e.firstSecond, e.lastSecond);
-      }
+        this.addCounts(g, row, e, e.firstSecond, e.lastSecond);
+      });
       if (r.socket) this.addHealth(g, r.socket);
     }
   }
@@ -538,6 +441,6 @@ export class BlockSealer {
   }
 
   private dropIfEmpty(g: Pending): void {
-    if (g.endpoints.size === 0 && !g.socket) this.forgetGroup(g);
+    if (g.endpoints.length === 0 && !g.socket) this.forgetGroup(g);
   }
 }

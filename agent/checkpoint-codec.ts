@@ -29,6 +29,7 @@ import {
 import { decodeBlock } from '../contract/block-codec.js';
 import { FLOW_SOURCES, type FlowSource } from '../contract/wire.js';
 import type { ConntrackBaseline } from './conntrack-source.js';
+import type { EndpointList } from './pending-endpoints.js';
 import type { ShipRecord } from './record-packer.js';
 
 /** Version of the format; a checkpoint of another version is set aside with a reason. */
@@ -38,16 +39,16 @@ const MAGIC = `UWCK${CHECKPOINT_VERSION}\n`;
 const MAGIC_RE = /^UWCK(\d{1,3})\n/;
 const HEAD_BYTES = MAGIC.length + 65;
 
-/** One service-minute the sealer holds unsealed. */
-export interface PendingGroup {
+/** One service-minute the sealer holds unsealed (as a decoded checkpoint has it: an array). */
+export interface PendingGroup<L extends EndpointList = EndpointList> {
   service: string;
   minute: number;
-  endpoints: BlockEndpoint[];
+  endpoints: L;
   socket?: BlockSocketHealth;
 }
 
 /** What a checkpoint holds. */
-export interface CheckpointState {
+export interface CheckpointState<L extends EndpointList = EndpointList> {
   agentId: string;
   /** Epoch ms of the write. */
   writtenAt: number;
@@ -55,7 +56,7 @@ export interface CheckpointState {
   clean: boolean;
   /** The agent's cumulative loss (the heartbeat's `dropped`) across its runs. */
   dropped: number;
-  pending: PendingGroup[];
+  pending: PendingGroup<L>[];
   /** Sealed block records that may not be in the spool yet (spooled right after this write). */
   outbox: ShipRecord[];
   /** Conntrack entries' counters that the pending and sealed deltas add up to, when conntrack is read. */
@@ -224,7 +225,7 @@ function columnNeeds(state: CheckpointState): {
   let proc = false;
   let client = false;
   for (const g of state.pending) {
-    for (const e of g.endpoints) {
+    g.endpoints.forEach((e) => {
       if (e.pktsIn > 0xffff_ffff) wide.add('pktsIn');
       if (e.bytesIn > 0xffff_ffff) wide.add('bytesIn');
       if (e.pktsOut > 0xffff_ffff) wide.add('pktsOut');
@@ -237,7 +238,7 @@ function columnNeeds(state: CheckpointState): {
         if (o.process !== undefined) proc = true;
       }
       if (e.clientId !== undefined) client = true;
-    }
+    });
   }
   const present = new Set<ColumnName>();
   if (natIp) present.add('natFromIp');
@@ -344,7 +345,7 @@ export function encodeCheckpointBody(
   let lastLocalIp = '';
   let lastLocal4 = -1;
   for (const g of state.pending) {
-    for (const e of g.endpoints) {
+    g.endpoints.forEach((e) => {
       const v4 = ipv4Number(e.ip);
       // Client addresses rarely repeat: no lookup for them.
       if (v4 < 0) ip[i] = strings.push(e.ip);
@@ -377,7 +378,7 @@ export function encodeCheckpointBody(
       }
       if (e.clientId !== undefined) clientId[i] = ref(e.clientId) + 1;
       i++;
-    }
+    });
   }
   const head = Buffer.from(
     JSON.stringify({
@@ -510,7 +511,7 @@ function column(buf: Buffer, at: number, type: ColumnType, count: number): Colum
 
 /** A decoded checkpoint, or why it cannot be used. */
 export type DecodedCheckpoint =
-  | { ok: true; state: CheckpointState }
+  | { ok: true; state: CheckpointState<BlockEndpoint[]> }
   | { ok: false; reason: string };
 
 /** Decodes and checks a checkpoint of agent `agentId`; never throws. */
@@ -617,7 +618,7 @@ function decodeOrRefuse(buf: Buffer, agentId: string, limits: CheckpointLimits):
     cols.get('process'),
     cols.get('clientId'),
   ];
-  const pending: PendingGroup[] = [];
+  const pending: PendingGroup<BlockEndpoint[]>[] = [];
   let i = 0;
   for (const [gi, g] of c.groups.entries()) {
     const endpoints: BlockEndpoint[] = [];
@@ -675,7 +676,7 @@ function decodeOrRefuse(buf: Buffer, agentId: string, limits: CheckpointLimits):
       }
       endpoints.push(e);
     }
-    const group: PendingGroup = { service: g[0], minute: g[1], endpoints };
+    const group: PendingGroup<BlockEndpoint[]> = { service: g[0], minute: g[1], endpoints };
     if (g.length === 5) group.socket = { rxQueueBytes: g[3], drops: g[4] };
     pending.push(group);
   }
@@ -693,7 +694,7 @@ function decodeOrRefuse(buf: Buffer, agentId: string, limits: CheckpointLimits):
     outbox.push({ partitionKey: k, seq: s, lines: l, data });
   }
   if (at !== body.length) return { ok: false, reason: `${body.length - at} bytes after the body` };
-  const state: CheckpointState = {
+  const state: CheckpointState<BlockEndpoint[]> = {
     agentId: c.agentId,
     writtenAt: c.writtenAt,
     clean: c.clean,

@@ -36,6 +36,7 @@ import {
 } from 'node:fs';
 import { type FileHandle, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { BlockEndpoint } from '../contract/block.js';
 import { fsyncDir } from './agent-state.js';
 import {
   type CheckpointLimits,
@@ -79,7 +80,7 @@ export interface SetAside {
 /** What reading the checkpoint found: the newest good one, if any, and the files set aside. */
 export type CheckpointRead =
   | { found: 'none'; setAside: SetAside[] }
-  | { found: 'ok'; state: CheckpointState; path: string; setAside: SetAside[] };
+  | { found: 'ok'; state: CheckpointState<BlockEndpoint[]>; path: string; setAside: SetAside[] };
 
 /** Counters of the checkpoint file, for logs and tests. */
 export interface CheckpointFileStats {
@@ -98,7 +99,7 @@ export interface CheckpointFileStats {
 type Candidate =
   | { kind: 'none' }
   | { kind: 'retired' }
-  | { kind: 'ok'; state: CheckpointState; bytes: number }
+  | { kind: 'ok'; state: CheckpointState<BlockEndpoint[]>; bytes: number }
   | { kind: 'bad'; reason: string };
 
 /** Reads and writes the checkpoint slots in `stateDir`. */

@@ -1112,8 +1112,16 @@ function cleanEndpoint(e: BlockEndpoint, owner?: BlockOwner): BlockEndpoint {
   return out;
 }
 
-/** Endpoints sorted canonically, with the records of one key merged into one. */
-export function mergeEndpoints(endpoints: readonly BlockEndpoint[]): BlockEndpoint[] {
+/**
+ * Endpoints sorted canonically, with the records of one key merged into one.
+ * `owned`: the endpoints are the caller's to give away, each already holding
+ * only the format's fields (no undefined ones, no empty owner), and go into
+ * the result as they are instead of as copies.
+ */
+export function mergeEndpoints(
+  endpoints: readonly BlockEndpoint[],
+  owned = false,
+): BlockEndpoint[] {
   const n = endpoints.length;
   // Sort keys without a string per endpoint: an IPv4 address as its number
   // (ipv4Number; -1 for any other), the text key (ipSortKey) only for others.
@@ -1146,6 +1154,10 @@ export function mergeEndpoints(endpoints: readonly BlockEndpoint[]): BlockEndpoi
     const e = endpoints[i]!;
     if (k > 0 && compare(order[k - 1]!, i) === 0) {
       out[out.length - 1] = mergeEndpoint(out[out.length - 1]!, e);
+      continue;
+    }
+    if (owned) {
+      out.push(e);
       continue;
     }
     const copy = cleanEndpoint(
@@ -1250,14 +1262,16 @@ export function sealParts(
  * with their final numbers straight away; only when one is over the limit
  * are the chunks sized by halving (which compresses to check) and encoded
  * again. Brotli at `quality`. Throws RangeError on invalid input.
+ * `owned` as for mergeEndpoints: the parts hold the caller's objects.
  */
 export function sealEncodedParts(
   head: BlockHead,
   endpoints: readonly BlockEndpoint[],
   limits: PartLimits = DEFAULT_LIMITS,
   quality: BlockQuality = SMALLEST_BLOCK_QUALITY,
+  owned = false,
 ): SealedPart[] {
-  const merged = mergeEndpoints(endpoints);
+  const merged = mergeEndpoints(endpoints, owned);
   const encode = (block: Block): SealedPart => ({ block, data: encodeBlock(block, quality) });
   const byCount = chunkParts(head, merged, limits, false, quality).map(encode);
   if (byCount.every((p) => p.data.length <= limits.maxBytes)) return byCount;

@@ -7,7 +7,13 @@ import {
   sendOffsetMs,
 } from '../../../agent/block-sealer.js';
 import type { FlowDelta } from '../../../agent/flow-table.js';
-import { type Block, MINUTE_MS, SEND_SPREAD_SECONDS } from '../../../contract/block.js';
+import type { EndpointList } from '../../../agent/pending-endpoints.js';
+import {
+  type Block,
+  type BlockEndpoint,
+  MINUTE_MS,
+  SEND_SPREAD_SECONDS,
+} from '../../../contract/block.js';
 import {
   AGENT_BLOCK_QUALITY,
   decodeBlock,
@@ -347,8 +353,17 @@ describe('BlockSealer', () => {
     expect(s.sealAll()).toEqual([]);
   });
 
-  it('exports what is pending for a checkpoint, oldest minute first, within a bound, refilling its own lists', () => {
+  it('exports what is pending for a checkpoint, oldest minute first, within a bound, as views of its rows', () => {
     const s = sealer();
+    // Copies of what a view shows (its object is reused from endpoint to endpoint).
+    const read = (list: EndpointList) => {
+      const out: BlockEndpoint[] = [];
+      list.forEach((e) => {
+        out.push({ ...e });
+      });
+      expect(out).toHaveLength(list.length);
+      return out;
+    };
     s.addDeltas(
       [1, 2, 3].map((p) => delta({ remotePort: p, lastSeen: at(M + 1, 5) })),
       at(M + 1, 5),
@@ -356,24 +371,44 @@ describe('BlockSealer', () => {
     s.addDeltas([delta({ remotePort: 9, lastSeen: at(M, 50) })], at(M + 1, 5));
     const first = s.exportPending(100);
     expect(first.omitted).toBe(0);
-    expect(first.groups.map((g) => [g.minute, g.endpoints.map((e) => e.port)])).toEqual([
+    expect(first.groups.map((g) => [g.minute, read(g.endpoints).map((e) => e.port)])).toEqual([
       [M, [9]],
       [M + 1, [1, 2, 3]],
     ]);
     // Over the bound: the oldest minute first, the rest left out and counted.
     const bounded = s.exportPending(2);
     expect(bounded.omitted).toBe(2);
-    expect(bounded.groups.map((g) => g.endpoints.map((e) => e.port))).toEqual([[9], [1]]);
-    // The same lists again, refilled: nothing new to collect a second later.
-    s.addDeltas([delta({ remotePort: 4, lastSeen: at(M + 1, 6) })], at(M + 1, 6));
-    const again = s.exportPending(100);
-    expect(again.groups[1]!.endpoints).toBe(first.groups[1]!.endpoints);
-    expect(again.groups[1]!.endpoints.map((e) => [e.port, e.pktsIn])).toEqual([
-      [1, 1],
-      [2, 1],
-      [3, 1],
-      [4, 1],
+    expect(bounded.groups.map((g) => read(g.endpoints).map((e) => e.port))).toEqual([[9], [1]]);
+    // Every field a delta set reaches the view; one that has none reads undefined.
+    s.addDeltas(
+      [
+        delta({
+          remotePort: 4,
+          lastSeen: at(M + 1, 6),
+          natFromIp: '203.0.113.4',
+          natFromPort: 4000,
+        }),
+        delta({
+          remotePort: 1,
+          lastSeen: at(M + 1, 7),
+          clientId: 'c-1',
+          pid: 77,
+          process: 'named',
+        }),
+      ],
+      at(M + 1, 7),
+    );
+    const again = read(s.exportPending(100).groups[1]!.endpoints);
+    expect(again.map((e) => [e.port, e.pktsIn, e.lastSecond])).toEqual([
+      [1, 2, 7],
+      [2, 1, 5],
+      [3, 1, 5],
+      [4, 1, 6],
     ]);
+    expect(again[0]).toMatchObject({ clientId: 'c-1', owner: { pid: 77, process: 'named' } });
+    expect(again[0]!.natFromIp).toBeUndefined();
+    expect(again[3]).toMatchObject({ natFromIp: '203.0.113.4', natFromPort: 4000 });
+    expect(again[3]!.clientId).toBeUndefined();
   });
 
   it('moves impossible times to now and leaves out endpoints that break the format', () => {

@@ -1,0 +1,311 @@
+/**
+ * One service-minute's endpoints the block sealer holds unsealed, in typed
+ * columns: a row per endpoint, found by the flow table's key. An endpoint
+ * object (16 fields) costs 152 bytes and a slot in a list, and a busy host
+ * keeps two minutes of them (the one filling and the one awaiting its seal);
+ * a row costs about 60 bytes, with nothing in it to trace but its addresses,
+ * owner and tags. Objects are made only to seal (endpoints()), and a
+ * checkpoint reads the rows through one reused view (forEach). A row taken
+ * out (an early part) is left as a hole until clear(), which keeps the
+ * columns' room for the next minute.
+ */
+
+import type { BlockEndpoint, BlockOwner } from '../contract/block.js';
+import { FLOW_SOURCES, type FlowSource } from '../contract/wire.js';
+import { FlowKeyMap } from './flow-key-map.js';
+import type { FlowKey } from './flow-keys.js';
+
+/** What a checkpoint reads of a service-minute: how many endpoints, and each in turn. */
+export interface EndpointList {
+  readonly length: number;
+  /** Calls `visit` with each endpoint; the object may be reused between calls (copy what you keep). */
+  forEach(visit: (e: BlockEndpoint) => void): void;
+}
+
+/** A row's source when it was taken out. */
+const HOLE = 255;
+/** Counters per row: pktsIn, bytesIn, pktsOut, bytesOut. */
+const PKTS_IN = 0;
+const BYTES_IN = 1;
+const PKTS_OUT = 2;
+const BYTES_OUT = 3;
+
+/** A new endpoint's fields that are not counters. */
+export interface EndpointStart {
+  remoteIp: string;
+  remotePort: number;
+  localIp: string;
+  localPort: number;
+  source: FlowSource;
+  sampleRate: number;
+}
+
+/** The counters a delta (or a restored endpoint) adds to a row. */
+export type EndpointCounts = Pick<BlockEndpoint, 'pktsIn' | 'bytesIn' | 'pktsOut' | 'bytesOut'>;
+
+/** Endpoints in columns, by flow key, in the order they were added. */
+export class PendingEndpoints implements EndpointList {
+  private readonly index = new FlowKeyMap();
+  /** Rows in [0, rows) are in use or holes. */
+  private rows = 0;
+  private holes = 0;
+  private capacity = 0;
+  private ip: string[] = [];
+  private localIp: string[] = [];
+  private ports = new Uint16Array(0);
+  private counts = new Float64Array(0);
+  private seconds = new Uint8Array(0);
+  private sources = new Uint8Array(0);
+  private sampleRates = new Uint32Array(0);
+  private owners: (BlockOwner | undefined)[] = [];
+  /** Rarely set: made on first use. */
+  private natIp: (string | undefined)[] | null = null;
+  private natPort: Int32Array | null = null;
+  private clientIds: (string | undefined)[] | null = null;
+  /** The view forEach fills, one object for every row. */
+  private readonly view: BlockEndpoint = {
+    ip: '',
+    port: 0,
+    localIp: '',
+    localPort: 0,
+    pktsIn: 0,
+    bytesIn: 0,
+    pktsOut: 0,
+    bytesOut: 0,
+    firstSecond: 0,
+    lastSecond: 0,
+    source: 'proc',
+    sampleRate: 1,
+    natFromIp: undefined,
+    natFromPort: undefined,
+    owner: undefined,
+    clientId: undefined,
+  };
+
+  /** Endpoints held. */
+  get length(): number {
+    return this.rows - this.holes;
+  }
+
+  /** The row of `key`, or -1. */
+  rowOf(key: FlowKey): number {
+    return this.index.get(key);
+  }
+
+  /** A new row for `key` (which has none), counters zero. */
+  add(key: FlowKey, start: EndpointStart, firstSecond: number, lastSecond: number): number {
+    if (this.rows === this.capacity) this.grow();
+    const r = this.rows++;
+    this.index.set(key, r);
+    this.ip[r] = start.remoteIp;
+    this.localIp[r] = start.localIp;
+    this.ports[2 * r] = start.remotePort;
+    this.ports[2 * r + 1] = start.localPort;
+    this.counts.fill(0, 4 * r, 4 * r + 4);
+    this.seconds[2 * r] = firstSecond;
+    this.seconds[2 * r + 1] = lastSecond;
+    this.sources[r] = FLOW_SOURCES.indexOf(start.source);
+    this.sampleRates[r] = start.sampleRate;
+    this.owners[r] = undefined;
+    if (this.natIp) this.natIp[r] = undefined;
+    if (this.natPort) this.natPort[r] = -1;
+    if (this.clientIds) this.clientIds[r] = undefined;
+    return r;
+  }
+
+  /** Adds counters to row `r` through `add` (which caps a sum), and widens its seconds. */
+  addCounts(
+    r: number,
+    c: EndpointCounts,
+    firstSecond: number,
+    lastSecond: number,
+    add: (a: number, b: number) => number,
+  ): void {
+    const counts = this.counts;
+    const at = 4 * r;
+    counts[at + PKTS_IN] = add(counts[at + PKTS_IN]!, c.pktsIn);
+    counts[at + BYTES_IN] = add(counts[at + BYTES_IN]!, c.bytesIn);
+    counts[at + PKTS_OUT] = add(counts[at + PKTS_OUT]!, c.pktsOut);
+    counts[at + BYTES_OUT] = add(counts[at + BYTES_OUT]!, c.bytesOut);
+    if (firstSecond < this.seconds[2 * r]!) this.seconds[2 * r] = firstSecond;
+    if (lastSecond > this.seconds[2 * r + 1]!) this.seconds[2 * r + 1] = lastSecond;
+  }
+
+  /** The source of row `r`. */
+  source(r: number): FlowSource {
+    return FLOW_SOURCES[this.sources[r]!]!;
+  }
+
+  setSource(r: number, source: FlowSource): void {
+    this.sources[r] = FLOW_SOURCES.indexOf(source);
+  }
+
+  /** Raises row `r`'s sample rate to `rate` if lower (counters already scaled). */
+  raiseSampleRate(r: number, rate: number): void {
+    if (rate > this.sampleRates[r]!) this.sampleRates[r] = rate;
+  }
+
+  /** Sets row `r`'s pre-NAT address (its port undefined when unknown). */
+  setNat(r: number, ip: string | undefined, port: number | undefined): void {
+    if (ip === undefined && this.natIp === null) return;
+    if (this.natIp === null)
+      this.natIp = new Array<string | undefined>(this.capacity).fill(undefined);
+    if (this.natPort === null) this.natPort = new Int32Array(this.capacity).fill(-1);
+    this.natIp[r] = ip;
+    this.natPort[r] = port ?? -1;
+  }
+
+  owner(r: number): BlockOwner | undefined {
+    return this.owners[r];
+  }
+
+  setOwner(r: number, owner: BlockOwner | undefined): void {
+    this.owners[r] = owner;
+  }
+
+  setClientId(r: number, clientId: string | undefined): void {
+    if (clientId === undefined && this.clientIds === null) return;
+    if (this.clientIds === null)
+      this.clientIds = new Array<string | undefined>(this.capacity).fill(undefined);
+    this.clientIds[r] = clientId;
+  }
+
+  /** The endpoint of row `r` as a new object (only the fields it has, as a block holds them). */
+  endpoint(r: number): BlockEndpoint {
+    const counts = this.counts;
+    const e: BlockEndpoint = {
+      ip: this.ip[r]!,
+      port: this.ports[2 * r]!,
+      localIp: this.localIp[r]!,
+      localPort: this.ports[2 * r + 1]!,
+      pktsIn: counts[4 * r + PKTS_IN]!,
+      bytesIn: counts[4 * r + BYTES_IN]!,
+      pktsOut: counts[4 * r + PKTS_OUT]!,
+      bytesOut: counts[4 * r + BYTES_OUT]!,
+      firstSecond: this.seconds[2 * r]!,
+      lastSecond: this.seconds[2 * r + 1]!,
+      source: this.source(r),
+      sampleRate: this.sampleRates[r]!,
+    };
+    const natIp = this.natIp?.[r];
+    if (natIp !== undefined) e.natFromIp = natIp;
+    const natPort = this.natPort?.[r] ?? -1;
+    if (natPort >= 0) e.natFromPort = natPort;
+    const owner = this.owners[r];
+    if (owner !== undefined) e.owner = owner;
+    const clientId = this.clientIds?.[r];
+    if (clientId !== undefined) e.clientId = clientId;
+    return e;
+  }
+
+  /** Every endpoint held as new objects, oldest first. */
+  endpoints(): BlockEndpoint[] {
+    const out: BlockEndpoint[] = [];
+    for (let r = 0; r < this.rows; r++) if (this.sources[r] !== HOLE) out.push(this.endpoint(r));
+    return out;
+  }
+
+  /** Takes the endpoints of `keys` out, as new objects (keys with none are skipped). */
+  take(keys: Iterable<FlowKey>): BlockEndpoint[] {
+    const out: BlockEndpoint[] = [];
+    for (const key of keys) {
+      const r = this.index.get(key);
+      if (r < 0) continue;
+      out.push(this.endpoint(r));
+      this.index.delete(key);
+      this.sources[r] = HOLE;
+      this.owners[r] = undefined;
+      this.holes++;
+    }
+    return out;
+  }
+
+  /**
+   * Calls `visit` with the first `limit` endpoints, oldest first, each in
+   * the same object (see EndpointList).
+   */
+  forEach(visit: (e: BlockEndpoint) => void, limit = Number.POSITIVE_INFINITY): void {
+    const { view, counts, seconds, ports } = this;
+    let seen = 0;
+    for (let r = 0; r < this.rows && seen < limit; r++) {
+      const s = this.sources[r]!;
+      if (s === HOLE) continue;
+      seen++;
+      view.ip = this.ip[r]!;
+      view.port = ports[2 * r]!;
+      view.localIp = this.localIp[r]!;
+      view.localPort = ports[2 * r + 1]!;
+      view.pktsIn = counts[4 * r + PKTS_IN]!;
+      view.bytesIn = counts[4 * r + BYTES_IN]!;
+      view.pktsOut = counts[4 * r + PKTS_OUT]!;
+      view.bytesOut = counts[4 * r + BYTES_OUT]!;
+      view.firstSecond = seconds[2 * r]!;
+      view.lastSecond = seconds[2 * r + 1]!;
+      view.source = FLOW_SOURCES[s]!;
+      view.sampleRate = this.sampleRates[r]!;
+      view.natFromIp = this.natIp?.[r];
+      const natPort = this.natPort?.[r] ?? -1;
+      view.natFromPort = natPort >= 0 ? natPort : undefined;
+      view.owner = this.owners[r];
+      view.clientId = this.clientIds?.[r];
+      visit(view);
+    }
+  }
+
+  /** The first `limit` endpoints as an EndpointList (a view of these rows, valid until they change). */
+  first(limit: number): EndpointList {
+    const length = Math.min(limit, this.length);
+    return { length, forEach: (visit) => this.forEach(visit, length) };
+  }
+
+  /** Removes every endpoint; the columns' room stays for a list refilled to about as many, unless far more than that. */
+  clear(): void {
+    const used = this.rows;
+    this.index.clear();
+    this.rows = 0;
+    this.holes = 0;
+    // Strings and owners go; the arrays' room stays.
+    this.ip.fill('', 0, used);
+    this.localIp.fill('', 0, used);
+    this.owners.fill(undefined, 0, used);
+    this.natIp?.fill(undefined, 0, used);
+    this.clientIds?.fill(undefined, 0, used);
+    if (this.capacity > 4 * used + 1024) this.resize(Math.max(used, 16));
+  }
+
+  private grow(): void {
+    this.resize(Math.max(16, this.capacity * 2));
+  }
+
+  /** Columns of `capacity` rows, the rows in use copied over. */
+  private resize(capacity: number): void {
+    const rows = this.rows;
+    const grown = <T extends Uint8Array | Uint16Array | Uint32Array | Int32Array | Float64Array>(
+      old: T,
+      make: (n: number) => T,
+      width: number,
+    ): T => {
+      const next = make(capacity * width);
+      next.set(old.subarray(0, rows * width));
+      return next;
+    };
+    this.ports = grown(this.ports, (n) => new Uint16Array(n), 2);
+    this.counts = grown(this.counts, (n) => new Float64Array(n), 4);
+    this.seconds = grown(this.seconds, (n) => new Uint8Array(n), 2);
+    this.sources = grown(this.sources, (n) => new Uint8Array(n), 1);
+    this.sampleRates = grown(this.sampleRates, (n) => new Uint32Array(n), 1);
+    if (this.natPort) this.natPort = grown(this.natPort, (n) => new Int32Array(n).fill(-1), 1);
+    // Plain arrays: filled to their length, so they stay packed.
+    const resized = <T>(old: T[], empty: T): T[] => {
+      const next = old.slice(0, Math.min(rows, capacity));
+      while (next.length < capacity) next.push(empty);
+      return next;
+    };
+    this.ip = resized(this.ip, '');
+    this.localIp = resized(this.localIp, '');
+    this.owners = resized<BlockOwner | undefined>(this.owners, undefined);
+    if (this.natIp) this.natIp = resized<string | undefined>(this.natIp, undefined);
+    if (this.clientIds) this.clientIds = resized<string | undefined>(this.clientIds, undefined);
+    this.capacity = capacity;
+  }
+}
