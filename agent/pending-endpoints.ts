@@ -3,8 +3,9 @@
  * columns: a row per endpoint, found by the flow table's key. An endpoint
  * object (16 fields) costs 152 bytes and a slot in a list, and a busy host
  * keeps two minutes of them (the one filling and the one awaiting its seal);
- * a row costs about 60 bytes, with nothing in it to trace but its addresses,
- * owner and tags. Objects are made only to seal (endpoints()), and a
+ * a row costs about 50 bytes, with nothing in it to trace but its client
+ * address and rare tags (a service-minute's few local addresses and owners
+ * are numbered in small tables of the list). Objects are made only to seal (endpoints()), and a
  * checkpoint reads the rows through one reused view (forEach). A row taken
  * out (an early part) is left as a hole until clear(), which keeps the
  * columns' room for the next minute.
@@ -43,6 +44,33 @@ export interface EndpointStart {
 /** The counters a delta (or a restored endpoint) adds to a row. */
 export type EndpointCounts = Pick<BlockEndpoint, 'pktsIn' | 'bytesIn' | 'pktsOut' | 'bytesOut'>;
 
+/** Distinct values by number, in the order first seen (a list's local addresses, its owners). */
+class ValueTable<T> {
+  private readonly values: T[] = [];
+  private readonly numbers = new Map<T, number>();
+  /** Rows come in runs of one local address and owner: the last answer, without a lookup. */
+  private last: T | undefined;
+  private lastNumber = -1;
+
+  /** The number of `value`, given it when new. */
+  numberOf(value: T): number {
+    if (value === this.last && this.lastNumber >= 0) return this.lastNumber;
+    let n = this.numbers.get(value);
+    if (n === undefined) {
+      n = this.values.length;
+      this.values.push(value);
+      this.numbers.set(value, n);
+    }
+    this.last = value;
+    this.lastNumber = n;
+    return n;
+  }
+
+  value(n: number): T {
+    return this.values[n]!;
+  }
+}
+
 /** Endpoints in columns, by flow key, in the order they were added. */
 export class PendingEndpoints implements EndpointList {
   private readonly index = new FlowKeyMap();
@@ -51,13 +79,16 @@ export class PendingEndpoints implements EndpointList {
   private holes = 0;
   private capacity = 0;
   private ip: string[] = [];
-  private localIp: string[] = [];
+  /** Local addresses and owners by number (owner 0: none), each list's own few. */
+  private localIps = new ValueTable<string>();
+  private localIp = new Uint32Array(0);
+  private ownerTable = new ValueTable<BlockOwner>();
+  private ownerOf = new Uint32Array(0);
   private ports = new Uint16Array(0);
   private counts = new Float64Array(0);
   private seconds = new Uint8Array(0);
   private sources = new Uint8Array(0);
   private sampleRates = new Uint32Array(0);
-  private owners: (BlockOwner | undefined)[] = [];
   /** Rarely set: made on first use. */
   private natIp: (string | undefined)[] | null = null;
   private natPort: Int32Array | null = null;
@@ -98,7 +129,7 @@ export class PendingEndpoints implements EndpointList {
     const r = this.rows++;
     this.index.set(key, r);
     this.ip[r] = start.remoteIp;
-    this.localIp[r] = start.localIp;
+    this.localIp[r] = this.localIps.numberOf(start.localIp);
     this.ports[2 * r] = start.remotePort;
     this.ports[2 * r + 1] = start.localPort;
     this.counts.fill(0, 4 * r, 4 * r + 4);
@@ -106,7 +137,7 @@ export class PendingEndpoints implements EndpointList {
     this.seconds[2 * r + 1] = lastSecond;
     this.sources[r] = FLOW_SOURCES.indexOf(start.source);
     this.sampleRates[r] = start.sampleRate;
-    this.owners[r] = undefined;
+    this.ownerOf[r] = 0;
     if (this.natIp) this.natIp[r] = undefined;
     if (this.natPort) this.natPort[r] = -1;
     if (this.clientIds) this.clientIds[r] = undefined;
@@ -156,11 +187,13 @@ export class PendingEndpoints implements EndpointList {
   }
 
   owner(r: number): BlockOwner | undefined {
-    return this.owners[r];
+    const n = this.ownerOf[r]!;
+    return n === 0 ? undefined : this.ownerTable.value(n - 1);
   }
 
+  /** Sets row `r`'s owner (an object shared by rows of one owner, never changed). */
   setOwner(r: number, owner: BlockOwner | undefined): void {
-    this.owners[r] = owner;
+    this.ownerOf[r] = owner === undefined ? 0 : this.ownerTable.numberOf(owner) + 1;
   }
 
   setClientId(r: number, clientId: string | undefined): void {
@@ -176,7 +209,7 @@ export class PendingEndpoints implements EndpointList {
     const e: BlockEndpoint = {
       ip: this.ip[r]!,
       port: this.ports[2 * r]!,
-      localIp: this.localIp[r]!,
+      localIp: this.localIps.value(this.localIp[r]!),
       localPort: this.ports[2 * r + 1]!,
       pktsIn: counts[4 * r + PKTS_IN]!,
       bytesIn: counts[4 * r + BYTES_IN]!,
@@ -191,7 +224,7 @@ export class PendingEndpoints implements EndpointList {
     if (natIp !== undefined) e.natFromIp = natIp;
     const natPort = this.natPort?.[r] ?? -1;
     if (natPort >= 0) e.natFromPort = natPort;
-    const owner = this.owners[r];
+    const owner = this.owner(r);
     if (owner !== undefined) e.owner = owner;
     const clientId = this.clientIds?.[r];
     if (clientId !== undefined) e.clientId = clientId;
@@ -214,7 +247,6 @@ export class PendingEndpoints implements EndpointList {
       out.push(this.endpoint(r));
       this.index.delete(key);
       this.sources[r] = HOLE;
-      this.owners[r] = undefined;
       this.holes++;
     }
     return out;
@@ -233,7 +265,7 @@ export class PendingEndpoints implements EndpointList {
       seen++;
       view.ip = this.ip[r]!;
       view.port = ports[2 * r]!;
-      view.localIp = this.localIp[r]!;
+      view.localIp = this.localIps.value(this.localIp[r]!);
       view.localPort = ports[2 * r + 1]!;
       view.pktsIn = counts[4 * r + PKTS_IN]!;
       view.bytesIn = counts[4 * r + BYTES_IN]!;
@@ -246,7 +278,7 @@ export class PendingEndpoints implements EndpointList {
       view.natFromIp = this.natIp?.[r];
       const natPort = this.natPort?.[r] ?? -1;
       view.natFromPort = natPort >= 0 ? natPort : undefined;
-      view.owner = this.owners[r];
+      view.owner = this.owner(r);
       view.clientId = this.clientIds?.[r];
       visit(view);
     }
@@ -266,8 +298,8 @@ export class PendingEndpoints implements EndpointList {
     this.holes = 0;
     // Strings and owners go; the arrays' room stays.
     this.ip.fill('', 0, used);
-    this.localIp.fill('', 0, used);
-    this.owners.fill(undefined, 0, used);
+    this.localIps = new ValueTable();
+    this.ownerTable = new ValueTable();
     this.natIp?.fill(undefined, 0, used);
     this.clientIds?.fill(undefined, 0, used);
     if (this.capacity > 4 * used + 1024) this.resize(Math.max(used, 16));
@@ -294,16 +326,16 @@ export class PendingEndpoints implements EndpointList {
     this.seconds = grown(this.seconds, (n) => new Uint8Array(n), 2);
     this.sources = grown(this.sources, (n) => new Uint8Array(n), 1);
     this.sampleRates = grown(this.sampleRates, (n) => new Uint32Array(n), 1);
+    this.localIp = grown(this.localIp, (n) => new Uint32Array(n), 1);
+    this.ownerOf = grown(this.ownerOf, (n) => new Uint32Array(n), 1);
     if (this.natPort) this.natPort = grown(this.natPort, (n) => new Int32Array(n).fill(-1), 1);
-    // Plain arrays: filled to their length, so they stay packed.
+    // Plain arrays of exactly `capacity` (pushed, one would grow half again past it), every element set.
     const resized = <T>(old: T[], empty: T): T[] => {
-      const next = old.slice(0, Math.min(rows, capacity));
-      while (next.length < capacity) next.push(empty);
+      const next = new Array<T>(capacity).fill(empty);
+      for (let i = 0; i < rows; i++) next[i] = old[i]!;
       return next;
     };
     this.ip = resized(this.ip, '');
-    this.localIp = resized(this.localIp, '');
-    this.owners = resized<BlockOwner | undefined>(this.owners, undefined);
     if (this.natIp) this.natIp = resized<string | undefined>(this.natIp, undefined);
     if (this.clientIds) this.clientIds = resized<string | undefined>(this.clientIds, undefined);
     this.capacity = capacity;
