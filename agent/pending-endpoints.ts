@@ -118,6 +118,11 @@ export class PendingEndpoints implements EndpointList {
     return this.rows - this.holes;
   }
 
+  /** Rows the columns have room for. */
+  get room(): number {
+    return this.capacity;
+  }
+
   /** The row of `key`, or -1. */
   rowOf(key: FlowKey): number {
     return this.index.get(key);
@@ -290,9 +295,12 @@ export class PendingEndpoints implements EndpointList {
     return { length, forEach: (visit) => this.forEach(visit, length) };
   }
 
-  /** Removes every endpoint; the columns' room stays for a list refilled to about as many, unless far more than that. */
+  /** Removes every endpoint; the columns' room stays for a list refilled to about as many, unless over twice that. */
   clear(): void {
     const used = this.rows;
+    // What the next minute will likely need: the endpoints held, not the rows taken out early
+    // (a start, when every client is new, leaves as many holes as endpoints).
+    const live = used - this.holes;
     this.index.clear();
     this.rows = 0;
     this.holes = 0;
@@ -302,7 +310,7 @@ export class PendingEndpoints implements EndpointList {
     this.ownerTable = new ValueTable();
     this.natIp?.fill(undefined, 0, used);
     this.clientIds?.fill(undefined, 0, used);
-    if (this.capacity > 4 * used + 1024) this.resize(Math.max(used, 16));
+    if (this.capacity > 2 * live + 1024) this.resize(Math.max(live + (live >>> 2), 16));
   }
 
   private grow(): void {

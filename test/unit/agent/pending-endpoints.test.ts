@@ -107,4 +107,23 @@ describe('PendingEndpoints', () => {
     expect(list.endpoint(r)).toMatchObject({ port: 40_000, pktsIn: 0, firstSecond: 5 });
     expect(list.endpoint(r).owner).toBeUndefined();
   });
+  it('after a minute of early parts keeps room for the endpoints it held, not for the holes', () => {
+    const list = new PendingEndpoints();
+    const fill = (from: number, to: number) => {
+      for (let i = from; i < to; i++) list.add(i, start(i), 1, 1);
+    };
+    // A start: every client new, taken out early, then back as a row of its own.
+    fill(0, 5000);
+    list.take(Array.from({ length: 5000 }, (_, i) => i));
+    fill(0, 5000);
+    expect(list.length).toBe(5000);
+    expect(list.room).toBeGreaterThanOrEqual(10_000);
+    list.clear();
+    expect(list.room).toBeLessThan(2 * 5000 + 1024);
+    // The next minute refills it with every row intact.
+    fill(0, 5000);
+    expect(list.endpoints().map((e) => e.port)).toEqual(
+      Array.from({ length: 5000 }, (_, i) => 40_000 + i),
+    );
+  });
 });
