@@ -112,17 +112,6 @@ export class DrainedTuples {
     return this.values[r * VALUES + LAST_NS]!;
   }
 
-  /** Row `r`'s key as bpftrace prints it (decimal u64s joined by commas), for tests and messages. */
-  keyText(r: number): string {
-    const words = new Float64Array(MAX_KEY_WORDS);
-    const width = this.keyInto(r, words);
-    const parts: string[] = [];
-    for (let i = 0; i < width; i += 2) {
-      parts.push(((BigInt(words[i]!) << 32n) | BigInt(words[i + 1]!)).toString());
-    }
-    return parts.join(',');
-  }
-
   /** Moves every row of `other` into this one (merging keys both hold) and empties `other`. */
   absorb(other: DrainedTuples): void {
     if (this.rows === 0) {

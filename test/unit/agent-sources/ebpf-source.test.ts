@@ -7,7 +7,7 @@ import { endianness } from 'node:os';
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import { BpftraceOutputParser, KernelClock } from '../../../agent/bpftrace-output.js';
-import { DrainedTuples } from '../../../agent/drained-tuples.js';
+import { DrainedTuples, MAX_KEY_WORDS } from '../../../agent/drained-tuples.js';
 import { decodeTupleKey, tuplesToObservations } from '../../../agent/ebpf-flows.js';
 import { CAP, type EbpfFacts, ebpfProblem } from '../../../agent/ebpf-requirements.js';
 import { FlowTable } from '../../../agent/flow-table.js';
@@ -82,10 +82,21 @@ interface Tuple {
   lastNs: number;
 }
 
+/** Row `r`'s key as bpftrace prints it (decimal u64s joined by commas). */
+function keyText(d: DrainedTuples, r: number): string {
+  const words = new Float64Array(MAX_KEY_WORDS);
+  const width = d.keyInto(r, words);
+  const parts: string[] = [];
+  for (let i = 0; i < width; i += 2) {
+    parts.push(((BigInt(words[i]!) << 32n) | BigInt(words[i + 1]!)).toString());
+  }
+  return parts.join(',');
+}
+
 /** The rows a DrainedTuples holds, as plain tuples. */
 const rowsOf = (d: DrainedTuples): Tuple[] =>
   Array.from({ length: d.size }, (_, r) => ({
-    key: d.keyText(r),
+    key: keyText(d, r),
     packets: d.packets(r),
     bytes: d.bytes(r),
     firstNs: d.firstNs(r),
