@@ -37,6 +37,11 @@ export class FlowKeyMap {
   private filled = 0;
   private readonly texts = new Map<string, number>();
 
+  /** A map with room for `entries` keys before it grows. */
+  static forEntries(entries: number): FlowKeyMap {
+    return new FlowKeyMap(Math.ceil((entries + 1) / MAX_FILL));
+  }
+
   /** @param capacity slots to start with (rounded up to a power of two, at least 8) */
   constructor(capacity = 8) {
     let size = 8;
@@ -44,6 +49,11 @@ export class FlowKeyMap {
     this.keys = new Float64Array(size).fill(EMPTY);
     this.values = new Int32Array(size);
     this.mask = size - 1;
+  }
+
+  /** Slots of the number keys' table (its memory: 12 bytes each). */
+  get slots(): number {
+    return this.mask + 1;
   }
 
   /** Entries held. */

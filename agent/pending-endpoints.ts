@@ -73,7 +73,7 @@ class ValueTable<T> {
 
 /** Endpoints in columns, by flow key, in the order they were added. */
 export class PendingEndpoints implements EndpointList {
-  private readonly index = new FlowKeyMap();
+  private index = new FlowKeyMap();
   /** Rows in [0, rows) are in use or holes. */
   private rows = 0;
   private holes = 0;
@@ -310,7 +310,12 @@ export class PendingEndpoints implements EndpointList {
     this.ownerTable = new ValueTable();
     this.natIp?.fill(undefined, 0, used);
     this.clientIds?.fill(undefined, 0, used);
-    if (this.capacity > 2 * live + 1024) this.resize(Math.max(live + (live >>> 2), 16));
+    if (this.capacity > 2 * live + 1024) {
+      const rows = Math.max(live + (live >>> 2), 16);
+      this.resize(rows);
+      // The index too (a FlowKeyMap keeps its room).
+      this.index = FlowKeyMap.forEntries(rows);
+    }
   }
 
   private grow(): void {

@@ -86,4 +86,16 @@ describe('FlowKeyMap', () => {
     expect(() => map.set('x', 2 ** 31)).toThrow(RangeError);
     expect(map.size).toBe(0);
   });
+  it('made for N entries holds N number keys without growing', () => {
+    const m = FlowKeyMap.forEntries(1000);
+    const slots = m.slots;
+    for (let i = 0; i < 1000; i++) m.set(2 ** 40 + i * 65_537, i);
+    expect(m.slots).toBe(slots);
+    expect(slots).toBeLessThanOrEqual(4096);
+    for (let i = 0; i < 1000; i++) expect(m.get(2 ** 40 + i * 65_537)).toBe(i);
+    m.set(1, 1);
+    m.set(2, 2);
+    for (let i = 3; m.slots === slots && i < 5000; i++) m.set(i, i);
+    expect(m.slots).toBeGreaterThan(slots);
+  });
 });
