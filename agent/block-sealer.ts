@@ -192,12 +192,13 @@ export class BlockSealer {
     return o;
   }
 
-  private add(a: number, b: number): number {
+  /** A sum capped at MAX_BLOCK_COUNTER, counted when it is (a property: the rows' addCounts takes it). */
+  private readonly add = (a: number, b: number): number => {
     const sum = a + b;
     if (sum <= MAX_BLOCK_COUNTER) return sum;
     this.counters.capped++;
     return MAX_BLOCK_COUNTER;
-  }
+  };
 
   /** Adds counters and widens the seconds of row `r` of `g` (a delta's fold, a checkpoint's restore). */
   private addCounts(
@@ -207,11 +208,8 @@ export class BlockSealer {
     firstSecond: number,
     lastSecond: number,
   ): void {
-    g.endpoints.addCounts(r, c, firstSecond, lastSecond, this.capped);
+    g.endpoints.addCounts(r, c, firstSecond, lastSecond, this.add);
   }
-
-  /** A sum capped at MAX_BLOCK_COUNTER, counted when it is. */
-  private readonly capped = (a: number, b: number): number => this.add(a, b);
 
   /** Adds socket health to a service-minute: the deepest queue, the drops summed. */
   private addHealth(g: Pending, h: BlockSocketHealth): void {
