@@ -208,23 +208,41 @@ export class PendingEndpoints implements EndpointList {
     this.clientIds[r] = clientId;
   }
 
+  /** Writes row `r`'s fields every endpoint has into `e`. */
+  private fillRequired(r: number, e: BlockEndpoint): void {
+    const { counts, seconds, ports } = this;
+    e.ip = this.ip[r]!;
+    e.port = ports[2 * r]!;
+    e.localIp = this.localIps.value(this.localIp[r]!);
+    e.localPort = ports[2 * r + 1]!;
+    e.pktsIn = counts[4 * r + PKTS_IN]!;
+    e.bytesIn = counts[4 * r + BYTES_IN]!;
+    e.pktsOut = counts[4 * r + PKTS_OUT]!;
+    e.bytesOut = counts[4 * r + BYTES_OUT]!;
+    e.firstSecond = seconds[2 * r]!;
+    e.lastSecond = seconds[2 * r + 1]!;
+    e.source = this.source(r);
+    e.sampleRate = this.sampleRates[r]!;
+  }
+
   /** The endpoint of row `r` as a new object (only the fields it has, as a block holds them). */
   endpoint(r: number): BlockEndpoint {
-    const counts = this.counts;
+    // Every field it always has, in one order, so these objects share one shape.
     const e: BlockEndpoint = {
-      ip: this.ip[r]!,
-      port: this.ports[2 * r]!,
-      localIp: this.localIps.value(this.localIp[r]!),
-      localPort: this.ports[2 * r + 1]!,
-      pktsIn: counts[4 * r + PKTS_IN]!,
-      bytesIn: counts[4 * r + BYTES_IN]!,
-      pktsOut: counts[4 * r + PKTS_OUT]!,
-      bytesOut: counts[4 * r + BYTES_OUT]!,
-      firstSecond: this.seconds[2 * r]!,
-      lastSecond: this.seconds[2 * r + 1]!,
-      source: this.source(r),
-      sampleRate: this.sampleRates[r]!,
+      ip: '',
+      port: 0,
+      localIp: '',
+      localPort: 0,
+      pktsIn: 0,
+      bytesIn: 0,
+      pktsOut: 0,
+      bytesOut: 0,
+      firstSecond: 0,
+      lastSecond: 0,
+      source: 'proc',
+      sampleRate: 1,
     };
+    this.fillRequired(r, e);
     const natIp = this.natIp?.[r];
     if (natIp !== undefined) e.natFromIp = natIp;
     const natPort = this.natPort?.[r] ?? -1;
@@ -262,24 +280,12 @@ export class PendingEndpoints implements EndpointList {
    * the same object (see EndpointList).
    */
   forEach(visit: (e: BlockEndpoint) => void, limit = Number.POSITIVE_INFINITY): void {
-    const { view, counts, seconds, ports } = this;
+    const view = this.view;
     let seen = 0;
     for (let r = 0; r < this.rows && seen < limit; r++) {
-      const s = this.sources[r]!;
-      if (s === HOLE) continue;
+      if (this.sources[r] === HOLE) continue;
       seen++;
-      view.ip = this.ip[r]!;
-      view.port = ports[2 * r]!;
-      view.localIp = this.localIps.value(this.localIp[r]!);
-      view.localPort = ports[2 * r + 1]!;
-      view.pktsIn = counts[4 * r + PKTS_IN]!;
-      view.bytesIn = counts[4 * r + BYTES_IN]!;
-      view.pktsOut = counts[4 * r + PKTS_OUT]!;
-      view.bytesOut = counts[4 * r + BYTES_OUT]!;
-      view.firstSecond = seconds[2 * r]!;
-      view.lastSecond = seconds[2 * r + 1]!;
-      view.source = FLOW_SOURCES[s]!;
-      view.sampleRate = this.sampleRates[r]!;
+      this.fillRequired(r, view);
       view.natFromIp = this.natIp?.[r];
       const natPort = this.natPort?.[r] ?? -1;
       view.natFromPort = natPort >= 0 ? natPort : undefined;
@@ -301,21 +307,23 @@ export class PendingEndpoints implements EndpointList {
     // What the next minute will likely need: the endpoints held, not the rows taken out early
     // (a start, when every client is new, leaves as many holes as endpoints).
     const live = used - this.holes;
-    this.index.clear();
     this.rows = 0;
     this.holes = 0;
-    // Strings and owners go; the arrays' room stays.
-    this.ip.fill('', 0, used);
     this.localIps = new ValueTable();
     this.ownerTable = new ValueTable();
-    this.natIp?.fill(undefined, 0, used);
-    this.clientIds?.fill(undefined, 0, used);
     if (this.capacity > 2 * live + 1024) {
+      // Far more room than the next minute likely needs: new columns (no row copied) and index
+      // (a FlowKeyMap keeps its room).
       const rows = Math.max(live + (live >>> 2), 16);
       this.resize(rows);
-      // The index too (a FlowKeyMap keeps its room).
       this.index = FlowKeyMap.forEntries(rows);
+      return;
     }
+    this.index.clear();
+    // Strings go; the arrays' room stays.
+    this.ip.fill('', 0, used);
+    this.natIp?.fill(undefined, 0, used);
+    this.clientIds?.fill(undefined, 0, used);
   }
 
   private grow(): void {
