@@ -5,7 +5,9 @@
  *  - an echo daemon's throughput with the eBPF source running vs not (64 B
  *    and 1 KiB), rounds alternating which side goes first; bpftrace is
  *    started and stopped every round, which also gives its start-up time and
- *    resident memory;
+ *    resident memory. A third run each round attaches programs that return
+ *    at once to the same tracepoints: what the tracepoints cost by firing,
+ *    apart from what the source's program adds;
  *  - bpftrace's and the source's CPU per 10,000 datagrams/s (that echo
  *    traffic) and per 1,000 active flows (many quiet clients), against an
  *    idle window of the same session, at 1 s drains and at the agent's
@@ -33,6 +35,7 @@ const LOAD = here('../procs/udp-load.mjs');
 const BLAST = here('../procs/udp-blast.mjs');
 const FLOWS = here('../procs/udp-flows.mjs');
 const SESSION = here('../procs/ebpf-session.ts');
+const PROGRAM = here('../../agent/ebpf/udp-flows.bt');
 
 /** Client sockets and datagrams in flight each, as hook-overhead uses. */
 const ECHO_FLOWS = 8;
@@ -107,6 +110,20 @@ async function startSession(
     },
     stop: () => child.stop(),
   };
+}
+
+/**
+ * bpftrace attached to the shipped program's tracepoints with programs that
+ * return at once. The kernel fills a tracepoint's event record (the device
+ * name included) before any program runs, so this is the floor of the
+ * source's cost that no program can lower.
+ */
+async function startAttachFloor() {
+  const points = [...readFileSync(PROGRAM, 'utf8').matchAll(/^tracepoint:\S+/gm)].map((m) => m[0]);
+  if (points.length === 0) throw new Error(`${PROGRAM}: no tracepoint probes found`);
+  const program = `BEGIN { printf("ready\\n"); } ${points.map((p) => `${p} { return; }`).join(' ')}`;
+  // With JSON output, the first line comes once every probe is attached.
+  return spawnReady<unknown>('bpftrace', ['-f', 'json', '-e', program], { timeoutMs: 60_000 });
 }
 
 /** Per-flow samples, each a list per flow count. */
@@ -214,6 +231,9 @@ export const ebpfSource: BenchCase = {
     const off = new Map(sizes.map((s) => [s, [] as number[]]));
     const on = new Map(sizes.map((s) => [s, [] as number[]]));
     const perRound = new Map(sizes.map((s) => [s, [] as number[]]));
+    const floorOn = new Map(sizes.map((s) => [s, [] as number[]]));
+    const floorPerRound = new Map(sizes.map((s) => [s, [] as number[]]));
+    const programPerRound = new Map(sizes.map((s) => [s, [] as number[]]));
     const daemonOff = new Map(sizes.map((s) => [s, [] as number[]]));
     const daemonOn = new Map(sizes.map((s) => [s, [] as number[]]));
     const cpuPer10k: number[] = [];
@@ -304,10 +324,23 @@ export const ebpfSource: BenchCase = {
       for (let r = 0; r < roundCount; r++) {
         const onFirst = r % 2 === 1;
         const offRuns = new Map<number, Awaited<ReturnType<typeof echo>>>();
+        const floorRuns = new Map<number, Awaited<ReturnType<typeof echo>>>();
         const runOff = async () => {
           for (const size of sizes) offRuns.set(size, await echo(size, seconds));
         };
-        if (!onFirst) await runOff();
+        const runFloor = async () => {
+          const floor = await startAttachFloor();
+          try {
+            for (const size of sizes) floorRuns.set(size, await echo(size, seconds));
+          } finally {
+            await floor.stop();
+          }
+        };
+        // The floor always runs between the other two, which alternate.
+        if (!onFirst) {
+          await runOff();
+          await runFloor();
+        }
         const session = await startSession(netnsInode, ports);
         startup.push(session.startupMs);
         rssIdle.push(rssMiB(session.pid));
@@ -356,13 +389,20 @@ export const ebpfSource: BenchCase = {
             await drained.stop();
           }
         }
-        if (onFirst) await runOff();
+        if (onFirst) {
+          await runFloor();
+          await runOff();
+        }
         for (const size of sizes) {
           const u = offRuns.get(size)!;
+          const f = floorRuns.get(size)!;
           const e = onRuns.get(size)!;
           off.get(size)!.push(u.rate);
           on.get(size)!.push(e.rate);
+          floorOn.get(size)!.push(f.rate);
           perRound.get(size)!.push(e.rate / u.rate);
+          floorPerRound.get(size)!.push(f.rate / u.rate);
+          programPerRound.get(size)!.push(e.rate / f.rate);
           daemonOff.get(size)!.push(u.daemonUs);
           daemonOn.get(size)!.push(e.daemonUs);
           if (size === 64) {
@@ -372,7 +412,7 @@ export const ebpfSource: BenchCase = {
             cpuPer10k.push((extraMsPerSec * 10_000) / (e.rate * 2));
           }
           log(
-            `${size} B round ${r + 1}: without ${u.rate.toFixed(0)}/s ${u.daemonUs.toFixed(2)} µs, with eBPF ${e.rate.toFixed(0)}/s ${e.daemonUs.toFixed(2)} µs`,
+            `${size} B round ${r + 1}: without ${u.rate.toFixed(0)}/s ${u.daemonUs.toFixed(2)} µs, empty programs ${f.rate.toFixed(0)}/s ${f.daemonUs.toFixed(2)} µs, with eBPF ${e.rate.toFixed(0)}/s ${e.daemonUs.toFixed(2)} µs`,
           );
         }
       }
@@ -397,6 +437,31 @@ export const ebpfSource: BenchCase = {
           goal: '≥ 0.97',
           note: 'ratio of the two runs of the same round (alternating order)',
         }),
+        compared(
+          `echo throughput, ${size} B, empty programs on the same tracepoints`,
+          'datagrams/s',
+          floorOn.get(size)!,
+          'no eBPF',
+          off.get(size)!,
+          'higher',
+          {
+            note: 'bpftrace attached to the two tracepoints with programs that return at once: the cost of the tracepoints firing, which no program can lower',
+          },
+        ),
+        plain(
+          `  of which the tracepoints firing (empty programs/without per round), ${size} B`,
+          '×',
+          floorPerRound.get(size)!,
+          {
+            note: 'the kernel fills each event record (device name included) before a program runs; raw tracepoints skip it, and bpftrace 0.17 has none',
+          },
+        ),
+        plain(
+          `  of which the source's program (with eBPF/empty programs per round), ${size} B`,
+          '×',
+          programPerRound.get(size)!,
+          { note: 'the same round; the empty-program run always sits between the other two' },
+        ),
         compared(
           `daemon CPU per echoed datagram, ${size} B, eBPF source running`,
           'µs',
