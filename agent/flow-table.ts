@@ -118,11 +118,22 @@ interface LocalSide {
   scale: number;
 }
 
-/** What few flows have: conntrack's pre-NAT address, the hooked application's client tag. */
+/**
+ * What few flows have: conntrack's pre-NAT address, the hooked application's
+ * client tag, and a sample rate above the table's own scale (a source that
+ * sampled packets).
+ */
 interface FlowExtra {
   natFromIp: string | undefined;
   natFromPort: number | undefined;
   clientId: string | undefined;
+  sampleRate: number | undefined;
+}
+
+/** The process a flow's socket belongs to, one object for every flow of it. */
+interface FlowOwner {
+  pid: number | undefined;
+  process: string | undefined;
 }
 
 /**
@@ -133,24 +144,35 @@ interface Flow {
   key: FlowKey;
   slot: number;
   local: LocalSide;
-  source: FlowSource;
   remoteIp: string;
-  remotePort: number;
-  sampleRate: number;
-  /** Observed since the previous drain. */
-  touched: boolean;
-  /** Drained at least once: the client has been reported. */
-  drained: boolean;
-  /** The packet-flow index maps this flow's local port and peer to it (see packetFlows). */
-  indexed: boolean;
-  pid: number | undefined;
-  process: string | undefined;
+  /**
+   * The remote port, the counting source's rank and three marks in one small
+   * integer (the F_ bits below): five fields of 8 bytes each cost 32 bytes a
+   * flow more, 3 MiB at 100,000 flows.
+   */
+  bits: number;
+  /** Set from the first observation that knows it; a field keeps the first pid and name it gets. */
+  owner: FlowOwner | undefined;
   /** Made when the flow first gets NAT info or a client tag. */
   extra: FlowExtra | undefined;
 }
 
+/** A flow's bits: the remote port, */
+const F_PORT = 0xffff;
+/** the SOURCE_RANK of the source that owns its counters (3 bits), */
+const F_RANK_SHIFT = 16;
+const F_RANK = 7 << F_RANK_SHIFT;
+/** observed since the previous drain, */
+const F_TOUCHED = 1 << 19;
+/** drained at least once (the client has been reported), */
+const F_DRAINED = 1 << 20;
+/** and mapped to by the packet-flow index from its local port and peer (see packetFlows). */
+const F_INDEXED = 1 << 21;
+
 /** Local sides remembered for sharing; past this the memory starts over (flows keep theirs). */
 const MAX_LOCAL_SIDES = 65_536;
+/** Owners remembered for sharing, likewise. */
+const MAX_OWNERS = 65_536;
 
 /** Columns of a flow's slot: first and last packet ever, */
 const S_FIRST_SEEN = 0;
@@ -190,12 +212,29 @@ const HOOK_PENDING_MS = 60_000;
 
 /** Which source wins when several saw a flow: the one that counts packets best. */
 export const SOURCE_RANK: Record<FlowSource, number> = { hook: 4, ebpf: 3, conntrack: 2, proc: 1 };
+/** The source of each rank (index 0 unused). */
+const SOURCE_OF_RANK: readonly FlowSource[] = ['proc', 'proc', 'conntrack', 'ebpf', 'hook'];
 const WILDCARDS = new Set(['0.0.0.0', '::']);
+
+/** The source that owns `flow`'s counters. */
+function sourceOf(flow: Flow): FlowSource {
+  return SOURCE_OF_RANK[(flow.bits & F_RANK) >> F_RANK_SHIFT]!;
+}
 
 /** The flow's extra fields, made on first use. */
 function extraOf(flow: Flow): FlowExtra {
-  flow.extra ??= { natFromIp: undefined, natFromPort: undefined, clientId: undefined };
+  flow.extra ??= {
+    natFromIp: undefined,
+    natFromPort: undefined,
+    clientId: undefined,
+    sampleRate: undefined,
+  };
   return flow.extra;
+}
+
+/** The factor `flow`'s counters were scaled by: its own sampling's, else the table's. */
+function sampleRateOf(flow: Flow): number {
+  return flow.extra?.sampleRate ?? flow.local.scale;
 }
 
 /** The table, with its merge, flush and expiry logic. */
@@ -241,6 +280,7 @@ export class FlowTable {
   private readonly strings = new StringPool();
   /** The shared LocalSide of each (service, address, port, timeout, scale). */
   private readonly localSides = new Map<string, LocalSide>();
+  private readonly owners = new Map<string, FlowOwner>();
   /** Inodes of live sockets a hooked process holds: their flows are the hook's. */
   private readonly hookedSockets = new Set<number>();
   /** Hook reports not matched to a listed socket yet: `port|pid` -> {ip, first report}. */
@@ -512,16 +552,10 @@ export class FlowTable {
         key,
         slot,
         local: this.localSide(info.service, o.localIp, o.localPort, info),
-        sampleRate: info.sampleRate,
-        source: o.source,
         // Held as long as the flow: not a view into the report it came in.
         remoteIp: detached(o.remoteIp),
-        remotePort: o.remotePort,
-        touched: false,
-        drained: false,
-        indexed: false,
-        pid: undefined,
-        process: undefined,
+        bits: o.remotePort | (SOURCE_RANK[o.source] << F_RANK_SHIFT),
+        owner: undefined,
         extra: undefined,
       };
       this.flows.set(key, slot);
@@ -534,7 +568,7 @@ export class FlowTable {
       this.unlink(flow.slot);
       this.append(flow.slot);
     }
-    if ((o.source === 'hook' || o.source === 'ebpf') && !flow.indexed) {
+    if ((o.source === 'hook' || o.source === 'ebpf') && (flow.bits & F_INDEXED) === 0) {
       let byPeer = this.packetFlows.get(o.localPort);
       if (!byPeer) {
         byPeer = new FlowKeyMap();
@@ -544,15 +578,16 @@ export class FlowTable {
       // Another service's flow with this port and peer: the latest observed one gets the NAT info.
       const other = byPeer.get(peer);
       const previous = other < 0 ? undefined : this.bySlot[other];
-      if (previous !== undefined) previous.indexed = false;
+      if (previous !== undefined) previous.bits &= ~F_INDEXED;
       byPeer.set(peer, flow.slot);
-      flow.indexed = true;
+      flow.bits |= F_INDEXED;
     }
-    if (SOURCE_RANK[o.source] > SOURCE_RANK[flow.source]) flow.source = o.source;
+    const rank = SOURCE_RANK[o.source] << F_RANK_SHIFT;
+    if (rank > (flow.bits & F_RANK)) flow.bits = (flow.bits & ~F_RANK) | rank;
     // A source that sampled packets scaled its counters already; the rate says so.
     const scale = flow.local.scale;
     const rate = scale * (o.sampleRate ?? 1);
-    if (rate > flow.sampleRate) flow.sampleRate = rate;
+    if (rate > sampleRateOf(flow)) extraOf(flow).sampleRate = rate;
     const slots = this.slots;
     const slot = flow.slot;
     slots.add(slot, S_PKTS_IN, o.pktsIn * scale);
@@ -572,9 +607,14 @@ export class FlowTable {
       slots.get(slot, S_DRAINED_LAST_SEEN),
     );
     if (first < slots.get(slot, S_DELTA_FIRST_SEEN)) slots.set(slot, S_DELTA_FIRST_SEEN, first);
-    flow.touched = true;
-    if (pid !== undefined) flow.pid ??= pid;
-    if (processName !== undefined) flow.process ??= this.strings.get(processName);
+    flow.bits |= F_TOUCHED;
+    const had = flow.owner;
+    if (
+      (pid !== undefined && had?.pid === undefined) ||
+      (processName !== undefined && had?.process === undefined)
+    ) {
+      flow.owner = this.sharedOwner(had?.pid ?? pid, had?.process ?? processName);
+    }
     if (o.natFromIp !== undefined) {
       const extra = extraOf(flow);
       if (o.natFromIp !== extra.natFromIp) extra.natFromIp = detached(o.natFromIp);
@@ -582,6 +622,18 @@ export class FlowTable {
     }
     if (o.clientId !== undefined && o.clientId !== flow.extra?.clientId)
       extraOf(flow).clientId = detached(o.clientId);
+  }
+
+  /** The one FlowOwner of (pid, process). */
+  private sharedOwner(pid: number | undefined, process: string | undefined): FlowOwner {
+    const id = `${pid ?? ''}|${process ?? ''}`;
+    let owner = this.owners.get(id);
+    if (owner === undefined) {
+      if (this.owners.size >= MAX_OWNERS) this.owners.clear();
+      owner = { pid, process: process === undefined ? undefined : this.strings.get(process) };
+      this.owners.set(id, owner);
+    }
+    return owner;
   }
 
   /** The shared local side of (service, address, port) with the service's timeout and scale. */
@@ -648,10 +700,10 @@ export class FlowTable {
     this.unlink(flow.slot);
     this.bySlot[flow.slot] = undefined;
     this.slots.free(flow.slot);
-    if (!flow.indexed) return;
+    if ((flow.bits & F_INDEXED) === 0) return;
     const byPeer = this.packetFlows.get(flow.local.localPort);
     if (!byPeer) return;
-    const peer = peerKey(flow.remoteIp, flow.remotePort);
+    const peer = peerKey(flow.remoteIp, flow.bits & F_PORT);
     if (byPeer.get(peer) === flow.slot) byPeer.delete(peer);
     if (byPeer.size === 0) this.packetFlows.delete(flow.local.localPort);
   }
@@ -668,7 +720,7 @@ export class FlowTable {
     const flow = this.oldest === NONE ? undefined : this.bySlot[this.oldest];
     if (flow === undefined) return;
     // Before forget(): that frees the flow's slot.
-    if (flow.touched) this.evicted.push(this.deltaOf(flow));
+    if ((flow.bits & F_TOUCHED) !== 0) this.evicted.push(this.deltaOf(flow));
     this.forget(flow);
     this.counters.evicted++;
   }
@@ -685,22 +737,22 @@ export class FlowTable {
     const lastSeen = slots.get(slot, S_LAST_SEEN);
     const { local, extra } = flow;
     delta.service = local.service;
-    delta.source = flow.source;
+    delta.source = sourceOf(flow);
     delta.localIp = local.localIp;
     delta.localPort = local.localPort;
     delta.remoteIp = flow.remoteIp;
-    delta.remotePort = flow.remotePort;
+    delta.remotePort = flow.bits & F_PORT;
     delta.firstSeen = Math.min(slots.get(slot, S_DELTA_FIRST_SEEN), lastSeen);
     delta.lastSeen = lastSeen;
-    delta.sampleRate = flow.sampleRate;
+    delta.sampleRate = sampleRateOf(flow);
     delta.pktsIn = slots.get(slot, S_PKTS_IN);
     delta.bytesIn = slots.get(slot, S_BYTES_IN);
     delta.pktsOut = slots.get(slot, S_PKTS_OUT);
     delta.bytesOut = slots.get(slot, S_BYTES_OUT);
-    delta.fresh = !flow.drained;
+    delta.fresh = (flow.bits & F_DRAINED) === 0;
     delta.flowKey = flow.key;
-    delta.pid = flow.pid;
-    delta.process = flow.process;
+    delta.pid = flow.owner?.pid;
+    delta.process = flow.owner?.process;
     delta.natFromIp = extra?.natFromIp;
     delta.natFromPort = extra?.natFromIp === undefined ? undefined : extra.natFromPort;
     delta.clientId = extra?.clientId;
@@ -731,7 +783,7 @@ export class FlowTable {
     const { slots, bySlot, scratch } = this;
     for (let slot = this.oldest; slot !== NONE; slot = slots.get(slot, S_NEXT)) {
       const flow = bySlot[slot]!;
-      if (!flow.touched) continue;
+      if ((flow.bits & F_TOUCHED) === 0) continue;
       visit(this.fill(scratch, flow));
       slots.set(slot, S_PKTS_IN, 0);
       slots.set(slot, S_BYTES_IN, 0);
@@ -739,8 +791,7 @@ export class FlowTable {
       slots.set(slot, S_BYTES_OUT, 0);
       slots.set(slot, S_DELTA_FIRST_SEEN, Number.POSITIVE_INFINITY);
       slots.set(slot, S_DRAINED_LAST_SEEN, slots.get(slot, S_LAST_SEEN));
-      flow.touched = false;
-      flow.drained = true;
+      flow.bits = (flow.bits & ~F_TOUCHED) | F_DRAINED;
     }
     this.expire(now);
   }
@@ -781,16 +832,16 @@ export class FlowTable {
       flows.push(this.bySlot[slot]!);
     return flows.map((f) => ({
       service: f.local.service,
-      source: f.source,
+      source: sourceOf(f),
       localIp: f.local.localIp,
       localPort: f.local.localPort,
       remoteIp: f.remoteIp,
-      remotePort: f.remotePort,
+      remotePort: f.bits & F_PORT,
       firstSeen: this.slots.get(f.slot, S_FIRST_SEEN),
       lastSeen: this.slots.get(f.slot, S_LAST_SEEN),
-      sampleRate: f.sampleRate,
-      pid: f.pid,
-      process: f.process,
+      sampleRate: sampleRateOf(f),
+      pid: f.owner?.pid,
+      process: f.owner?.process,
       natFromIp: f.extra?.natFromIp,
       natFromPort: f.extra?.natFromPort,
       clientId: f.extra?.clientId,

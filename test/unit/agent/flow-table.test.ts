@@ -419,6 +419,45 @@ describe('FlowTable', () => {
     expect(lines.filter((l) => l.remotePort === 2)).toHaveLength(1);
   });
 
+  it('keeps the first pid and the first process name a flow learns, each on its own, its best source and its highest sample rate', () => {
+    const t = table([{ name: 'dns', port: 5000 }]);
+    const seen = (o: Partial<PeerObservation>) => {
+      t.ingest([obs({ remotePort: 65_535, ...o })]);
+      const lines = t.drain(T0);
+      expect(lines).toHaveLength(1);
+      const { source, remotePort, pid, process, sampleRate, fresh } = lines[0]!;
+      return { source, remotePort, pid, process, sampleRate, fresh };
+    };
+    expect(seen({ source: 'conntrack', pid: undefined, process: undefined })).toEqual({
+      source: 'conntrack',
+      remotePort: 65_535,
+      pid: undefined,
+      process: undefined,
+      sampleRate: 1,
+      fresh: true,
+    });
+    expect(seen({ source: 'ebpf', pid: 42, process: undefined, sampleRate: 4 })).toEqual({
+      source: 'ebpf',
+      remotePort: 65_535,
+      pid: 42,
+      process: undefined,
+      sampleRate: 4,
+      fresh: false,
+    });
+    expect(seen({ source: 'hook', pid: 43, process: 'named' })).toEqual({
+      source: 'hook',
+      remotePort: 65_535,
+      pid: 42,
+      process: 'named',
+      sampleRate: 4,
+      fresh: false,
+    });
+    // The table's own view reads the same packed fields.
+    expect(t.list().map((f) => [f.source, f.remotePort, f.pid, f.process])).toEqual([
+      ['hook', 65_535, 42, 'named'],
+    ]);
+  });
+
   it('samples 1 in N flows with scaled counters so totals stay unbiased', () => {
     const rate = 8;
     const t = table([{ name: 'busy', port: 5000, sampleRate: rate }], 100_000, 'fixed-seed');
