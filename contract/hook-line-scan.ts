@@ -167,12 +167,10 @@ const COLUMN_MAX = Float64Array.from(COLUMN_POSITIONS, (p) => ROW_INTEGER_BOUNDS
 
 /**
  * Reads hook lines into columns; one per receiver, as it remembers the
- * canonical addresses it met and keeps its scratch space across lines.
+ * canonical addresses it met and keeps its address scratch across lines.
  */
 export class HookLineScanner {
   readonly ips = new CanonicalIps();
-  /** Rows are read into this until their count is known (grown as needed, kept). */
-  scratch = new Float64Array(64 * HOOK_ROW_NUMBERS);
   /**
    * Rows' addresses, likewise: copied out at the row count (one exact array a
    * column, not one grown row by row). They hold only remembered addresses.
@@ -203,14 +201,12 @@ export class HookLineScanner {
  */
 class Scan {
   private i = 0;
-  private numbers: Float64Array;
   private readonly ips: CanonicalIps;
 
   constructor(
     private readonly b: Buffer,
     private readonly owner: HookLineScanner,
   ) {
-    this.numbers = owner.scratch;
     this.ips = owner.ips;
   }
 
@@ -254,24 +250,24 @@ class Scan {
       this.i++;
       return { rows: 0, numbers: new Float64Array(0), localIps: [], remoteIps: [], clientIds };
     }
+    // Every row opens with a bracket, so the brackets left in the line bound
+    // the rows: the numbers go straight into an array of that size (a pooled
+    // one in the agent), with no scratch to grow and copy out of.
+    const room = Math.min(MAX_HOOK_ROWS, this.countLeft(OPEN_BRACKET));
+    const numbers = this.owner.allocate(room * HOOK_ROW_NUMBERS);
     for (;;) {
-      if (n >= MAX_HOOK_ROWS) throw LEAVE;
-      if ((n + 1) * HOOK_ROW_NUMBERS > this.numbers.length) {
-        const grown = new Float64Array(this.numbers.length * 4);
-        grown.set(this.numbers);
-        this.numbers = grown;
-        this.owner.scratch = grown;
-      }
+      // Past MAX_HOOK_ROWS rows (room is at most that), or a row that did not open.
+      if (n >= room) throw LEAVE;
       const at = n * HOOK_ROW_NUMBERS;
       this.expect(OPEN_BRACKET);
       localScratch[n] = this.address();
       this.expect(COMMA);
-      this.numbers[at] = this.bounded(0);
+      numbers[at] = this.bounded(0);
       this.expect(COMMA);
       remoteScratch[n] = this.address();
       for (let k = 1; k < HOOK_ROW_NUMBERS; k++) {
         this.expect(COMMA);
-        this.numbers[at + k] = this.bounded(k);
+        numbers[at + k] = this.bounded(k);
       }
       if (this.peek() === COMMA) {
         this.i++;
@@ -294,8 +290,6 @@ class Scan {
       // Holes read as undefined already; give the array its full length.
       clientIds.length = n;
     }
-    const numbers = this.owner.allocate(n * HOOK_ROW_NUMBERS);
-    numbers.set(this.numbers.subarray(0, n * HOOK_ROW_NUMBERS));
     return {
       rows: n,
       numbers,
@@ -409,6 +403,14 @@ class Scan {
     const text = this.b.toString(high ? 'utf8' : 'latin1', start, this.i);
     this.i++;
     return text;
+  }
+
+  /** How many bytes `c` the line has from the current position on. */
+  private countLeft(c: number): number {
+    const b = this.b;
+    let count = 0;
+    for (let j = b.indexOf(c, this.i); j >= 0; j = b.indexOf(c, j + 1)) count++;
+    return count;
   }
 
   /** The byte at `i`, or END past the line. */
