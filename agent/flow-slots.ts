@@ -1,6 +1,6 @@
 /**
- * Numeric columns of the agent's per-flow state in one Float64Array, a slot
- * (row) per flow. On Node's 64-bit heap a timestamp or a counter past 2^31 in
+ * Numeric columns of the agent's per-flow state in one Float64Array (and
+ * small integers in an Int32Array beside it), a slot (row) per flow. On Node's 64-bit heap a timestamp or a counter past 2^31 in
  * an object field costs the field plus a 16-byte heap number, and every one
  * is a pointer the collector traces; a slot holds each value in 8 bytes,
  * exactly up to 2^53, with nothing to trace. A freed slot is reused by the
@@ -8,9 +8,14 @@
  * held N flows may again).
  */
 
-/** Rows of `fields` doubles, handed out and taken back by slot number. */
+/**
+ * Rows of `fields` doubles, and of `intFields` 32-bit integers beside them
+ * (slot numbers need no more: half the bytes), handed out and taken back by
+ * slot number.
+ */
 export class FlowSlots {
   private data: Float64Array;
+  private ints: Int32Array;
   private capacity: number;
   /** Slots freed and not yet reused, most recent last. */
   private readonly freed: number[] = [];
@@ -20,11 +25,15 @@ export class FlowSlots {
   constructor(
     private readonly fields: number,
     initialCapacity = 1024,
+    private readonly intFields = 0,
   ) {
     if (!Number.isInteger(fields) || fields < 1)
       throw new RangeError(`fields ${fields} must be a positive integer`);
+    if (!Number.isInteger(intFields) || intFields < 0)
+      throw new RangeError(`intFields ${intFields} must be a non-negative integer`);
     this.capacity = Math.max(1, Math.floor(initialCapacity));
     this.data = new Float64Array(this.capacity * fields);
+    this.ints = new Int32Array(this.capacity * intFields);
   }
 
   /** A slot with every field 0: a freed one when there is one, else the next new one. */
@@ -32,6 +41,7 @@ export class FlowSlots {
     const reused = this.freed.pop();
     if (reused !== undefined) {
       this.data.fill(0, reused * this.fields, (reused + 1) * this.fields);
+      this.ints.fill(0, reused * this.intFields, (reused + 1) * this.intFields);
       return reused;
     }
     if (this.highWater === this.capacity) this.grow();
@@ -51,6 +61,16 @@ export class FlowSlots {
   /** Sets field `field` of `slot`. */
   set(slot: number, field: number, value: number): void {
     this.data[slot * this.fields + field] = value;
+  }
+
+  /** Integer field `field` of `slot`. */
+  getInt(slot: number, field: number): number {
+    return this.ints[slot * this.intFields + field]!;
+  }
+
+  /** Sets integer field `field` of `slot` (a 32-bit signed integer). */
+  setInt(slot: number, field: number, value: number): void {
+    this.ints[slot * this.intFields + field] = value;
   }
 
   /** Adds `value` to field `field` of `slot`. */
@@ -73,6 +93,9 @@ export class FlowSlots {
     const bigger = new Float64Array(this.capacity * 2 * this.fields);
     bigger.set(this.data);
     this.data = bigger;
+    const biggerInts = new Int32Array(this.capacity * 2 * this.intFields);
+    biggerInts.set(this.ints);
+    this.ints = biggerInts;
     this.capacity *= 2;
   }
 }

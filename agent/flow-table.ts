@@ -138,7 +138,7 @@ interface FlowOwner {
 
 /**
  * A flow in the table: its text and small fields; its times and counters
- * live in the table's FlowSlots row `slot` (the S_ columns below).
+ * live in the table's FlowSlots row `slot` (the S_ and I_ columns below).
  */
 interface Flow {
   key: FlowKey;
@@ -190,15 +190,16 @@ const S_TOTAL_PKTS_IN = 8;
 const S_TOTAL_BYTES_IN = 9;
 const S_TOTAL_PKTS_OUT = 10;
 const S_TOTAL_BYTES_OUT = 11;
+const SLOT_FIELDS = 12;
 /**
- * The slots of the flows observed just before and after this one (-1: none):
- * a list from least to most recently observed, so a flow seen again moves to
- * the end without re-inserting its key into the map (which would churn a map
- * of 100,000 entries every cycle).
+ * A slot's integer columns: the slots of the flows observed just before and
+ * after this one (-1: none), a list from least to most recently observed, so
+ * a flow seen again moves to the end without re-inserting its key into the
+ * map (which would churn a map of 100,000 entries every cycle).
  */
-const S_PREV = 12;
-const S_NEXT = 13;
-const SLOT_FIELDS = 14;
+const I_PREV = 0;
+const I_NEXT = 1;
+const SLOT_INT_FIELDS = 2;
 const NONE = -1;
 
 /**
@@ -241,7 +242,7 @@ function sampleRateOf(flow: Flow): number {
 export class FlowTable {
   /** Each flow's slot by its key. */
   private readonly flows = new FlowKeyMap();
-  private readonly slots = new FlowSlots(SLOT_FIELDS);
+  private readonly slots = new FlowSlots(SLOT_FIELDS, 1024, SLOT_INT_FIELDS);
   /** The flow in each slot, for walking the recency list. */
   private readonly bySlot: (Flow | undefined)[] = [];
   /** Least and most recently observed flow's slot (NONE when empty). */
@@ -542,8 +543,8 @@ export class FlowTable {
       }
       if (this.flows.size >= this.options.maxFlows) this.evictOldest();
       const slot = this.slots.alloc();
-      this.slots.set(slot, S_PREV, NONE);
-      this.slots.set(slot, S_NEXT, NONE);
+      this.slots.setInt(slot, I_PREV, NONE);
+      this.slots.setInt(slot, I_NEXT, NONE);
       this.slots.set(slot, S_FIRST_SEEN, o.firstSeen ?? o.lastSeen);
       this.slots.set(slot, S_LAST_SEEN, o.lastSeen);
       this.slots.set(slot, S_DELTA_FIRST_SEEN, Number.POSITIVE_INFINITY);
@@ -677,22 +678,22 @@ export class FlowTable {
   /** Puts `slot` at the most recent end of the recency list. */
   private append(slot: number): void {
     const slots = this.slots;
-    slots.set(slot, S_PREV, this.newest);
-    slots.set(slot, S_NEXT, NONE);
+    slots.setInt(slot, I_PREV, this.newest);
+    slots.setInt(slot, I_NEXT, NONE);
     if (this.newest === NONE) this.oldest = slot;
-    else slots.set(this.newest, S_NEXT, slot);
+    else slots.setInt(this.newest, I_NEXT, slot);
     this.newest = slot;
   }
 
   /** Takes `slot` out of the recency list. */
   private unlink(slot: number): void {
     const slots = this.slots;
-    const prev = slots.get(slot, S_PREV);
-    const next = slots.get(slot, S_NEXT);
+    const prev = slots.getInt(slot, I_PREV);
+    const next = slots.getInt(slot, I_NEXT);
     if (prev === NONE) this.oldest = next;
-    else slots.set(prev, S_NEXT, next);
+    else slots.setInt(prev, I_NEXT, next);
     if (next === NONE) this.newest = prev;
-    else slots.set(next, S_PREV, prev);
+    else slots.setInt(next, I_PREV, prev);
   }
 
   private forget(flow: Flow): void {
@@ -781,7 +782,7 @@ export class FlowTable {
     this.evicted = [];
     for (const d of evicted) visit(d);
     const { slots, bySlot, scratch } = this;
-    for (let slot = this.oldest; slot !== NONE; slot = slots.get(slot, S_NEXT)) {
+    for (let slot = this.oldest; slot !== NONE; slot = slots.getInt(slot, I_NEXT)) {
       const flow = bySlot[slot]!;
       if ((flow.bits & F_TOUCHED) === 0) continue;
       visit(this.fill(scratch, flow));
@@ -804,7 +805,7 @@ export class FlowTable {
       for (let slot = this.oldest; slot !== NONE; ) {
         const flow = bySlot[slot]!;
         // Before forget(), which unlinks the slot.
-        const following = slots.get(slot, S_NEXT);
+        const following = slots.getInt(slot, I_NEXT);
         const expiry = slots.get(slot, S_LAST_SEEN) + flow.local.timeoutMs;
         if (now > expiry) {
           this.forget(flow);
@@ -828,7 +829,7 @@ export class FlowTable {
   /** A copy of the current flows (for snapshot and tests). */
   list(): FlowView[] {
     const flows: Flow[] = [];
-    for (let slot = this.oldest; slot !== NONE; slot = this.slots.get(slot, S_NEXT))
+    for (let slot = this.oldest; slot !== NONE; slot = this.slots.getInt(slot, I_NEXT))
       flows.push(this.bySlot[slot]!);
     return flows.map((f) => ({
       service: f.local.service,

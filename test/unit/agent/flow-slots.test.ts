@@ -40,6 +40,29 @@ describe('FlowSlots', () => {
     expect(s.size).toBe(4);
   });
 
+  it('keeps 32-bit integer fields beside the doubles: zeroed when handed out, kept when it grows', () => {
+    const s = new FlowSlots(1, 1, 2);
+    const rows = Array.from({ length: 5 }, () => s.alloc());
+    for (const r of rows) {
+      expect([s.getInt(r, 0), s.getInt(r, 1)]).toEqual([0, 0]);
+      s.setInt(r, 0, -1);
+      s.setInt(r, 1, 2 ** 31 - 1 - r);
+      s.set(r, 0, 2 ** 40 + r);
+    }
+    expect(s.room).toBe(8);
+    for (const r of rows)
+      expect([s.getInt(r, 0), s.getInt(r, 1), s.get(r, 0)]).toEqual([
+        -1,
+        2 ** 31 - 1 - r,
+        2 ** 40 + r,
+      ]);
+    s.free(rows[2]!);
+    const again = s.alloc();
+    expect(again).toBe(rows[2]);
+    expect([s.getInt(again, 0), s.getInt(again, 1), s.get(again, 0)]).toEqual([0, 0, 0]);
+    expect(s.getInt(rows[3]!, 0)).toBe(-1);
+  });
+
   it('keeps counters exact past 2^32 (up to 2^53)', () => {
     const s = new FlowSlots(1, 1);
     const r = s.alloc();
@@ -54,6 +77,7 @@ describe('FlowSlots', () => {
   it('refuses a row width that is not a positive integer', () => {
     expect(() => new FlowSlots(0)).toThrow(RangeError);
     expect(() => new FlowSlots(1.5)).toThrow(/fields 1.5/);
+    expect(() => new FlowSlots(1, 4, -1)).toThrow(/intFields -1/);
   });
 });
 
