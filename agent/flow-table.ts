@@ -151,7 +151,7 @@ interface Flow {
    * flow more, 3 MiB at 100,000 flows.
    */
   bits: number;
-  /** Set from the first observation that knows it; a field keeps the first pid and name it gets. */
+  /** The first pid and the first process name observations gave it, each kept once known. */
   owner: FlowOwner | undefined;
   /** Made when the flow first gets NAT info or a client tag. */
   extra: FlowExtra | undefined;
@@ -281,6 +281,7 @@ export class FlowTable {
   private readonly strings = new StringPool();
   /** The shared LocalSide of each (service, address, port, timeout, scale). */
   private readonly localSides = new Map<string, LocalSide>();
+  /** The shared FlowOwner of each (pid, process). */
   private readonly owners = new Map<string, FlowOwner>();
   /** Inodes of live sockets a hooked process holds: their flows are the hook's. */
   private readonly hookedSockets = new Set<number>();
