@@ -71,6 +71,27 @@ class ValueTable<T> {
   }
 }
 
+/**
+ * An endpoint with every field it always has, zero, in one order: the
+ * objects made from rows share one shape, and fillRequired sets them all.
+ */
+function requiredBlank(): BlockEndpoint {
+  return {
+    ip: '',
+    port: 0,
+    localIp: '',
+    localPort: 0,
+    pktsIn: 0,
+    bytesIn: 0,
+    pktsOut: 0,
+    bytesOut: 0,
+    firstSecond: 0,
+    lastSecond: 0,
+    source: 'proc',
+    sampleRate: 1,
+  };
+}
+
 /** Endpoints in columns, by flow key, in the order they were added. */
 export class PendingEndpoints implements EndpointList {
   private index = new FlowKeyMap();
@@ -95,18 +116,7 @@ export class PendingEndpoints implements EndpointList {
   private clientIds: (string | undefined)[] | null = null;
   /** The view forEach fills, one object for every row. */
   private readonly view: BlockEndpoint = {
-    ip: '',
-    port: 0,
-    localIp: '',
-    localPort: 0,
-    pktsIn: 0,
-    bytesIn: 0,
-    pktsOut: 0,
-    bytesOut: 0,
-    firstSecond: 0,
-    lastSecond: 0,
-    source: 'proc',
-    sampleRate: 1,
+    ...requiredBlank(),
     natFromIp: undefined,
     natFromPort: undefined,
     owner: undefined,
@@ -227,21 +237,7 @@ export class PendingEndpoints implements EndpointList {
 
   /** The endpoint of row `r` as a new object (only the fields it has, as a block holds them). */
   endpoint(r: number): BlockEndpoint {
-    // Every field it always has, in one order, so these objects share one shape.
-    const e: BlockEndpoint = {
-      ip: '',
-      port: 0,
-      localIp: '',
-      localPort: 0,
-      pktsIn: 0,
-      bytesIn: 0,
-      pktsOut: 0,
-      bytesOut: 0,
-      firstSecond: 0,
-      lastSecond: 0,
-      source: 'proc',
-      sampleRate: 1,
-    };
+    const e = requiredBlank();
     this.fillRequired(r, e);
     const natIp = this.natIp?.[r];
     if (natIp !== undefined) e.natFromIp = natIp;
