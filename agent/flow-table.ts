@@ -25,7 +25,7 @@
 
 import { detached } from '../contract/detached-string.js';
 import { fnv1a } from '../contract/partitioning.js';
-import type { FlowSource } from '../contract/wire.js';
+import { FLOW_SOURCES, type FlowSource } from '../contract/wire.js';
 import { FlowKeyMap } from './flow-key-map.js';
 import { type FlowKey, FlowKeys, peerKey, StringPool } from './flow-keys.js';
 import { FlowSlots } from './flow-slots.js';
@@ -213,8 +213,9 @@ const HOOK_PENDING_MS = 60_000;
 
 /** Which source wins when several saw a flow: the one that counts packets best. */
 export const SOURCE_RANK: Record<FlowSource, number> = { hook: 4, ebpf: 3, conntrack: 2, proc: 1 };
-/** The source of each rank (index 0 unused). */
-const SOURCE_OF_RANK: readonly FlowSource[] = ['proc', 'proc', 'conntrack', 'ebpf', 'hook'];
+/** The source of each rank, from SOURCE_RANK (no flow has rank 0). */
+const SOURCE_OF_RANK: FlowSource[] = [];
+for (const s of FLOW_SOURCES) SOURCE_OF_RANK[SOURCE_RANK[s]] = s;
 const WILDCARDS = new Set(['0.0.0.0', '::']);
 
 /** The source that owns `flow`'s counters. */
