@@ -230,8 +230,8 @@ async function wholeAgentRound(
   const ns = createBenchNamespace('ac');
   const socketPath = join(dir, `whole-hook-${round}.sock`);
   const figures: Reading[] = [];
-  const read = (name: string, unit: string, [value]: number[], extra: Reading['extra'] = {}) =>
-    figures.push({ name, unit, value: value!, extra });
+  const read = (name: string, unit: string, value: number, extra: Reading['extra'] = {}) =>
+    figures.push({ name, unit, value, extra });
   try {
     const agent = await startWholeAgent(ns.name, socketPath, join(dir, `whole-state-${round}`));
     try {
@@ -247,13 +247,13 @@ async function wholeAgentRound(
       log(
         `whole agent idle: ${(idle.cpuMs / measure).toFixed(1)} + bpftrace ${(idle.bpftraceCpuMs / measure).toFixed(1)} ms CPU/s, rss ${(idle.rssBytes / MiB).toFixed(0)} MiB (${spacesMiB(idle)}) + bpftrace ${(idle.bpftraceRssBytes / MiB).toFixed(0)} MiB`,
       );
-      read('whole agent, every source on, idle: CPU (subtracted below)', 'ms CPU/s', [idleCpu], {
+      read('whole agent, every source on, idle: CPU (subtracted below)', 'ms CPU/s', idleCpu, {
         note: 'agent process plus bpftrace; /proc and conntrack scans every second',
       });
-      read('whole agent, idle: RSS (subtracted below)', 'MiB', [idle.rssBytes / MiB], {
+      read('whole agent, idle: RSS (subtracted below)', 'MiB', idle.rssBytes / MiB, {
         note: 'the agent process alone',
       });
-      read('whole agent, idle: bpftrace RSS beside it', 'MiB', [idle.bpftraceRssBytes / MiB]);
+      read('whole agent, idle: bpftrace RSS beside it', 'MiB', idle.bpftraceRssBytes / MiB);
       let previous: { n: number; rss: number; heap: number } | null = null;
       for (const n of sizes) {
         const wait = n === sizes[0] ? firstWarm : warm;
@@ -277,23 +277,23 @@ async function wholeAgentRound(
           `whole agent, ${n} flows: ${cpu.toFixed(1)} ms CPU/s, ${perK.toFixed(2)} per 1,000 flows; rss ${(res.rssBytes / MiB).toFixed(0)} MiB, ${bytesPerFlow.toFixed(0)} B/flow (after a full GC ${settledPerFlow.toFixed(0)} B/flow; heap ${heapPerFlow.toFixed(0)} B/flow; V8 heap committed ${(res.heapTotalBytes / MiB).toFixed(0)} MiB (${spacesMiB(res)}), external ${(res.externalBytes / MiB).toFixed(1)} MiB; bpftrace ${(res.bpftraceRssBytes / MiB).toFixed(0)} MiB)`,
         );
         const label = `at ${n.toLocaleString('en-US')} busy flows`;
-        read(`whole agent CPU per 1,000 active flows, ${label}`, 'ms CPU/s', [perK], {
+        read(`whole agent CPU per 1,000 active flows, ${label}`, 'ms CPU/s', perK, {
           goal: '≤ 5 (0.5 % of a core)',
           note: 'every source on; every flow has new counts every second (worst case)',
         });
-        read(`whole agent memory per active flow (RSS), ${label}`, 'B', [bytesPerFlow], {
+        read(`whole agent memory per active flow (RSS), ${label}`, 'B', bytesPerFlow, {
           goal: '≤ 1,024',
           note: 'RSS growth over the idle stage; includes V8 heap not yet returned',
         });
         read(
           `whole agent memory per active flow (RSS after a full GC), ${label}`,
           'B',
-          [settledPerFlow],
+          settledPerFlow,
           {
             note: 'RSS growth over the idle stage, both read right after a full collection: what the live state keeps resident',
           },
         );
-        read(`whole agent live heap per active flow, ${label}`, 'B', [heapPerFlow], {
+        read(`whole agent live heap per active flow, ${label}`, 'B', heapPerFlow, {
           note: 'heapUsed growth over the idle stage, after a full collection',
         });
         if (previous) {
@@ -304,12 +304,14 @@ async function wholeAgentRound(
           read(
             `whole agent memory per added flow (RSS), ${stages}`,
             'B',
-            [(res.rssBytes - previous.rss) / span],
+            (res.rssBytes - previous.rss) / span,
             { goal: '≤ 1,024' },
           );
-          read(`whole agent live heap per added flow, ${stages}`, 'B', [
+          read(
+            `whole agent live heap per added flow, ${stages}`,
+            'B',
             (res.heapBytes - previous.heap) / span,
-          ]);
+          );
         }
         previous = { n, rss: res.rssBytes, heap: res.heapBytes };
       }
