@@ -14,19 +14,16 @@ export const AGENT_NODE_FLAGS: readonly string[] = [
 ];
 
 /**
- * glibc malloc settings the agent runs with, fixed. Left dynamic, freeing one
- * large buffer (a grown flow-table column, the copy WebCrypto hashes a
- * checkpoint from) raises malloc's mmap threshold to that size, and later
- * buffers below it stay in heaps malloc rarely hands back: about 12 MiB more
- * RSS at 100,000 flows, measured. The mmap threshold is 64 KiB, not glibc's
- * 128: every stream read (hook socket, bpftrace's output) gets a 64 KiB
- * buffer that node shrinks to the bytes read, and in the heap the chunks that
- * live on pin the holes between them (malloc's heap grew 6.7 MiB at 10,000
- * hook-fed flows, 2.2 with reads mapped on their own). Read by glibc at
+ * glibc malloc settings the agent runs with: its own defaults (128 KiB),
+ * fixed. Left dynamic, freeing one large buffer (a grown flow-table column,
+ * the copy WebCrypto hashes a checkpoint from) raises malloc's mmap
+ * threshold to that size, and later buffers below it stay in heaps malloc
+ * rarely hands back: about 12 MiB more RSS at 100,000 flows, measured.
+ * Fixed, a large buffer is mapped and unmapped on its own. Read by glibc at
  * start, so they are environment variables, set where the flags are.
  */
 export const AGENT_MALLOC_ENV: Readonly<Record<string, string>> = {
-  MALLOC_MMAP_THRESHOLD_: '65536',
+  MALLOC_MMAP_THRESHOLD_: '131072',
   MALLOC_TRIM_THRESHOLD_: '131072',
 };
 
