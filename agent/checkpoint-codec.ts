@@ -27,7 +27,7 @@ import {
   MAX_BLOCK_COUNTER,
 } from '../contract/block.js';
 import { decodeBlock } from '../contract/block-codec.js';
-import { FLOW_SOURCES, type FlowSource } from '../contract/wire.js';
+import { FLOW_SOURCES, type FlowSource, flowSourceIndex } from '../contract/wire.js';
 import type { ConntrackBaseline } from './conntrack-source.js';
 import type { EndpointList } from './pending-endpoints.js';
 import type { ShipRecord } from './record-packer.js';
@@ -135,10 +135,10 @@ type ColumnName = keyof typeof COLUMNS;
 const OPTIONAL = new Set<ColumnName>(['natFromIp', 'natFromPort', 'pid', 'process', 'clientId']);
 const COUNTERS = ['pktsIn', 'bytesIn', 'pktsOut', 'bytesOut'] as const;
 
-/** The position of `s` in FLOW_SOURCES (255 for none), without a lookup per endpoint. */
+/** The position of `s` in FLOW_SOURCES, 255 for none (the column's byte for it). */
 function sourceIndex(s: FlowSource): number {
-  for (let k = 0; k < FLOW_SOURCES.length; k++) if (FLOW_SOURCES[k] === s) return k;
-  return 255;
+  const k = flowSourceIndex(s);
+  return k < 0 ? 255 : k;
 }
 
 /** An IPv4 address in canonical text (no leading zeros) as a number, else -1. */

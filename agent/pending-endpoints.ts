@@ -12,7 +12,7 @@
  */
 
 import type { BlockEndpoint, BlockOwner } from '../contract/block.js';
-import { FLOW_SOURCES, type FlowSource } from '../contract/wire.js';
+import { FLOW_SOURCES, type FlowSource, flowSourceIndex } from '../contract/wire.js';
 import { FlowKeyMap } from './flow-key-map.js';
 import type { FlowKey } from './flow-keys.js';
 
@@ -150,7 +150,7 @@ export class PendingEndpoints implements EndpointList {
     this.counts.fill(0, 4 * r, 4 * r + 4);
     this.seconds[2 * r] = firstSecond;
     this.seconds[2 * r + 1] = lastSecond;
-    this.sources[r] = FLOW_SOURCES.indexOf(start.source);
+    this.sources[r] = flowSourceIndex(start.source);
     this.sampleRates[r] = start.sampleRate;
     this.ownerOf[r] = 0;
     if (this.natIp) this.natIp[r] = undefined;
@@ -183,7 +183,7 @@ export class PendingEndpoints implements EndpointList {
   }
 
   setSource(r: number, source: FlowSource): void {
-    this.sources[r] = FLOW_SOURCES.indexOf(source);
+    this.sources[r] = flowSourceIndex(source);
   }
 
   /** Raises row `r`'s sample rate to `rate` if lower (counters already scaled). */

@@ -31,7 +31,7 @@ import {
   MAX_PARTS,
 } from './block.js';
 import { formatIpWords, ipv4Number, parseIpv6 } from './ip-address.js';
-import { FLOW_SOURCES, type FlowSource } from './wire.js';
+import { FLOW_SOURCES, type FlowSource, flowSourceIndex } from './wire.js';
 
 /** The first three bytes of every v2 record: ASCII `UWB`. */
 export const BLOCK_MAGIC = Buffer.from('UWB', 'ascii');
@@ -1042,8 +1042,6 @@ export const DEFAULT_LIMITS: PartLimits = {
 /** Room left when sizing a chunk with placeholder part numbers, for the real ones. */
 const PART_NUMBER_SLACK = 64;
 
-const sourceRank = (s: FlowSource): number => FLOW_SOURCES.indexOf(s);
-
 /** Of two optional values, the present one; of two present ones, the one whose key sorts first. */
 function pick<T>(a: T | undefined, b: T | undefined, key: (v: T) => string): T | undefined {
   if (a === undefined) return b;
@@ -1069,7 +1067,7 @@ function mergeEndpoint(a: BlockEndpoint, b: BlockEndpoint): BlockEndpoint {
     firstSecond: Math.min(a.firstSecond, b.firstSecond),
     lastSecond: Math.max(a.lastSecond, b.lastSecond),
     // The most precise source wins (the order of FLOW_SOURCES); counters already scaled, so the larger rate.
-    source: sourceRank(b.source) < sourceRank(a.source) ? b.source : a.source,
+    source: flowSourceIndex(b.source) < flowSourceIndex(a.source) ? b.source : a.source,
     sampleRate: Math.max(a.sampleRate, b.sampleRate),
   };
   const natFromIp = pick(a.natFromIp, b.natFromIp, ipSortKey);

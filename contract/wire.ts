@@ -19,6 +19,13 @@ export const WIRE_VERSION = 1;
 export const FLOW_SOURCES = ['hook', 'ebpf', 'conntrack', 'proc'] as const;
 export type FlowSource = (typeof FLOW_SOURCES)[number];
 
+/** The position of `s` in FLOW_SOURCES, its rank (lower is more precise); -1 for none. */
+export function flowSourceIndex(s: string): number {
+  // A plain loop: codecs call it per endpoint.
+  for (let k = 0; k < FLOW_SOURCES.length; k++) if (FLOW_SOURCES[k] === s) return k;
+  return -1;
+}
+
 const MAX_COUNTER = Number.MAX_SAFE_INTEGER;
 /** Timestamps are epoch milliseconds between 2000 and 2100: anything else is a unit mistake. */
 const EPOCH_MS = z.number().int().min(946_684_800_000).max(4_102_444_800_000);
