@@ -25,7 +25,7 @@
 
 import { detached } from '../contract/detached-string.js';
 import { fnv1a } from '../contract/partitioning.js';
-import { FLOW_SOURCES, type FlowSource } from '../contract/wire.js';
+import { FLOW_SOURCES, type FlowSource, flowSourceIndex } from '../contract/wire.js';
 import { FlowKeyMap } from './flow-key-map.js';
 import { type FlowKey, FlowKeys, peerKey, StringPool } from './flow-keys.js';
 import { FlowSlots } from './flow-slots.js';
@@ -211,8 +211,13 @@ const HOOK_PORT_MARK_MS = 60_000;
 /** A hook report whose socket /proc has not listed yet waits this long for the scan that shows it. */
 const HOOK_PENDING_MS = 60_000;
 
-/** Which source wins when several saw a flow: the one that counts packets best. */
-export const SOURCE_RANK: Record<FlowSource, number> = { hook: 4, ebpf: 3, conntrack: 2, proc: 1 };
+/**
+ * Which source wins when several saw a flow: the one that counts packets
+ * best, FLOW_SOURCES' order as a rank (hook 4 down to proc 1; 0 is none).
+ */
+export const SOURCE_RANK = Object.fromEntries(
+  FLOW_SOURCES.map((s) => [s, FLOW_SOURCES.length - flowSourceIndex(s)]),
+) as Record<FlowSource, number>;
 /** The source of each rank, from SOURCE_RANK (no flow has rank 0). */
 const SOURCE_OF_RANK: FlowSource[] = [];
 for (const s of FLOW_SOURCES) SOURCE_OF_RANK[SOURCE_RANK[s]] = s;
