@@ -228,16 +228,18 @@ export const ebpfSource: BenchCase = {
       };
     };
 
-    const off = new Map(sizes.map((s) => [s, [] as number[]]));
-    const on = new Map(sizes.map((s) => [s, [] as number[]]));
-    const perRound = new Map(sizes.map((s) => [s, [] as number[]]));
-    const floorOn = new Map(sizes.map((s) => [s, [] as number[]]));
-    const floorPerRound = new Map(sizes.map((s) => [s, [] as number[]]));
-    const programPerRound = new Map(sizes.map((s) => [s, [] as number[]]));
-    const daemonOff = new Map(sizes.map((s) => [s, [] as number[]]));
-    const daemonOn = new Map(sizes.map((s) => [s, [] as number[]]));
+    // One list of samples per payload size, for each figure below.
+    const perSize = () => new Map(sizes.map((s) => [s, [] as number[]]));
+    const off = perSize();
+    const on = perSize();
+    const perRound = perSize();
+    const floorOn = perSize();
+    const floorPerRound = perSize();
+    const programPerRound = perSize();
+    const daemonOff = perSize();
+    const daemonOn = perSize();
     const cpuPer10k: number[] = [];
-    const probeNs = new Map(sizes.map((s) => [s, [] as number[]]));
+    const probeNs = perSize();
     const startup: number[] = [];
     const rssIdle: number[] = [];
     const rssAfter: number[] = [];
